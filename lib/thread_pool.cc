@@ -1,0 +1,124 @@
+#include "qat/thread_pool.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace qat {
+namespace {
+// Set while a thread runs a task, so that a nested ParallelFor runs inline
+// instead of waiting on workers that are busy with the outer loop.
+thread_local bool tls_inside_task = false;
+}  // namespace
+
+struct ThreadPool::State {
+  std::vector<std::thread> workers;
+  std::mutex call_mutex;  // one ParallelFor at a time
+
+  std::mutex mutex;
+  std::condition_variable work_ready;
+  std::condition_variable work_done;
+  bool stop = false;
+  uint64_t generation = 0;  // bumped for each ParallelFor
+  const std::function<void(int64_t)>* fn = nullptr;
+  int64_t num_tasks = 0;
+  std::atomic<int64_t> next_task{0};
+  int busy_workers = 0;
+
+  void RunTasks(const std::function<void(int64_t)>& task, int64_t count) {
+    tls_inside_task = true;
+    for (int64_t i = next_task.fetch_add(1); i < count;
+         i = next_task.fetch_add(1)) {
+      task(i);
+    }
+    tls_inside_task = false;
+  }
+
+  void WorkerLoop() {
+    uint64_t seen = 0;
+    const std::function<void(int64_t)>* task = nullptr;
+    int64_t count = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mutex);
+        work_ready.wait(lock, [&] { return stop || generation != seen; });
+        if (stop) return;
+        seen = generation;
+        // A loop that has already been closed by its caller is skipped: the
+        // caller no longer waits for us and `fn` may be gone.
+        if (fn == nullptr) continue;
+        task = fn;
+        count = num_tasks;
+        ++busy_workers;
+      }
+      RunTasks(*task, count);
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (--busy_workers == 0) work_done.notify_all();
+      }
+    }
+  }
+};
+
+ThreadPool::ThreadPool(int num_threads) : state_(std::make_unique<State>()) {
+  if (num_threads <= 0) num_threads = HardwareConcurrency();
+  state_->workers.reserve(num_threads - 1);
+  for (int i = 1; i < num_threads; ++i) {
+    state_->workers.emplace_back([s = state_.get()] { s->WorkerLoop(); });
+  }
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->stop = true;
+  }
+  state_->work_ready.notify_all();
+  for (auto& t : state_->workers) t.join();
+}
+
+int ThreadPool::num_threads() const {
+  return static_cast<int>(state_->workers.size()) + 1;
+}
+
+int ThreadPool::HardwareConcurrency() {
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+void ThreadPool::ParallelFor(int64_t num_tasks,
+                             const std::function<void(int64_t)>& fn) {
+  if (num_tasks <= 0) return;
+  if (state_->workers.empty() || num_tasks == 1 || tls_inside_task) {
+    for (int64_t i = 0; i < num_tasks; ++i) fn(i);
+    return;
+  }
+  std::lock_guard<std::mutex> call_lock(state_->call_mutex);
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->fn = &fn;
+    state_->num_tasks = num_tasks;
+    state_->next_task.store(0);
+    ++state_->generation;
+  }
+  state_->work_ready.notify_all();
+  state_->RunTasks(fn, num_tasks);
+  // Close the loop so that late-waking workers skip it, then wait for the
+  // workers that joined it.
+  std::unique_lock<std::mutex> lock(state_->mutex);
+  state_->fn = nullptr;
+  state_->work_done.wait(lock, [&] { return state_->busy_workers == 0; });
+}
+
+void ParallelFor(ThreadPool* pool, int64_t num_tasks,
+                 const std::function<void(int64_t)>& fn) {
+  if (pool != nullptr && num_tasks > 1) {
+    pool->ParallelFor(num_tasks, fn);
+    return;
+  }
+  for (int64_t i = 0; i < num_tasks; ++i) fn(i);
+}
+
+}  // namespace qat
