@@ -43,45 +43,51 @@ void BM_Memcpy(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * n * 8);
 }
 
+// Buffers for the per-tensor benchmarks, and a pool when threads > 1.
+struct PerTensorBuffers {
+  PerTensorBuffers(size_t n, int threads)
+      : x(RandomInputs(n)), y(n), dy(RandomInputs(n)), dx(n),
+        mask(new bool[n]), size(n) {
+    if (threads > 1) pool = std::make_unique<ThreadPool>(threads);
+  }
+  absl::Span<bool> mask_span() { return {mask.get(), size}; }
+
+  std::vector<float> x, y, dy, dx;
+  std::unique_ptr<bool[]> mask;
+  size_t size;
+  std::unique_ptr<ThreadPool> pool;
+};
+
 void Forward(benchmark::State& state, const FakeQuantKernels* k,
              int threads) {
-  const size_t n = static_cast<size_t>(state.range(0));
-  std::vector<float> x = RandomInputs(n), y(n);
-  std::unique_ptr<bool[]> mask(new bool[n]);
-  std::unique_ptr<ThreadPool> pool;
-  if (threads > 1) pool = std::make_unique<ThreadPool>(threads);
+  PerTensorBuffers b(static_cast<size_t>(state.range(0)), threads);
   for (auto _ : state) {
-    auto st = internal::FakeQuantPerTensor(*k, x, absl::MakeSpan(y),
-                                           absl::Span<bool>(mask.get(), n),
-                                           kParams, pool.get());
+    auto st = internal::FakeQuantPerTensor(*k, b.x, absl::MakeSpan(b.y),
+                                           b.mask_span(), kParams,
+                                           b.pool.get());
     if (!st.ok()) state.SkipWithError(st.ToString().c_str());
     benchmark::ClobberMemory();
   }
-  state.SetItemsProcessed(state.iterations() * n);
-  state.SetBytesProcessed(state.iterations() * n * 9);
+  state.SetItemsProcessed(state.iterations() * b.size);
+  state.SetBytesProcessed(state.iterations() * b.size * 9);
 }
 
 void ForwardBackward(benchmark::State& state, const FakeQuantKernels* k,
                      int threads) {
-  const size_t n = static_cast<size_t>(state.range(0));
-  std::vector<float> x = RandomInputs(n), y(n), dy = RandomInputs(n), dx(n);
-  std::unique_ptr<bool[]> mask(new bool[n]);
-  std::unique_ptr<ThreadPool> pool;
-  if (threads > 1) pool = std::make_unique<ThreadPool>(threads);
+  PerTensorBuffers b(static_cast<size_t>(state.range(0)), threads);
   for (auto _ : state) {
-    auto st = internal::FakeQuantPerTensor(*k, x, absl::MakeSpan(y),
-                                           absl::Span<bool>(mask.get(), n),
-                                           kParams, pool.get());
+    auto st = internal::FakeQuantPerTensor(*k, b.x, absl::MakeSpan(b.y),
+                                           b.mask_span(), kParams,
+                                           b.pool.get());
     if (st.ok()) {
-      st = internal::FakeQuantGrad(*k, dy,
-                                   absl::Span<const bool>(mask.get(), n),
-                                   absl::MakeSpan(dx), pool.get());
+      st = internal::FakeQuantGrad(*k, b.dy, b.mask_span(),
+                                   absl::MakeSpan(b.dx), b.pool.get());
     }
     if (!st.ok()) state.SkipWithError(st.ToString().c_str());
     benchmark::ClobberMemory();
   }
-  state.SetItemsProcessed(state.iterations() * n);
-  state.SetBytesProcessed(state.iterations() * n * 18);
+  state.SetItemsProcessed(state.iterations() * b.size);
+  state.SetBytesProcessed(state.iterations() * b.size * 18);
 }
 
 void PerChannel(benchmark::State& state, const FakeQuantKernels* k) {
@@ -104,17 +110,16 @@ void PerChannel(benchmark::State& state, const FakeQuantKernels* k) {
 }
 
 void LsqBackward(benchmark::State& state, const FakeQuantKernels* k) {
-  const size_t n = static_cast<size_t>(state.range(0));
-  std::vector<float> x = RandomInputs(n), dy = RandomInputs(n), dx(n);
+  PerTensorBuffers b(static_cast<size_t>(state.range(0)), 1);
   for (auto _ : state) {
-    auto g = internal::FakeQuantLsqGradPerTensor(*k, x, dy, absl::MakeSpan(dx),
-                                                 kParams, 1.0f, nullptr);
+    auto g = internal::FakeQuantLsqGradPerTensor(
+        *k, b.x, b.dy, absl::MakeSpan(b.dx), kParams, 1.0f, nullptr);
     if (!g.ok()) state.SkipWithError(g.status().ToString().c_str());
     benchmark::DoNotOptimize(g);
     benchmark::ClobberMemory();
   }
-  state.SetItemsProcessed(state.iterations() * n);
-  state.SetBytesProcessed(state.iterations() * n * 12);
+  state.SetItemsProcessed(state.iterations() * b.size);
+  state.SetBytesProcessed(state.iterations() * b.size * 12);
 }
 
 void RegisterAll() {

@@ -106,50 +106,56 @@ const Case kCases[] = {{0.05f, 0.0f, QuantRange::Int8()},
                        {0.2f, -2.0f, QuantRange::Int4()},
                        {0.5f, 0.0f, QuantRange::Int8Narrow()}};
 
+// Safe inputs for one case, random upstream gradients, and the kernel's
+// LSQ gradients for them (gradient scale 1).
+struct Sample {
+  std::vector<float> x;
+  std::vector<float> dy;
+  LsqGradients grads;
+};
+
+Sample MakeSample(const Case& c, Where where, uint32_t seed) {
+  Sample s;
+  s.x = SafeInputs(2000, c.scale, c.zero_point, c.range, where, seed);
+  s.dy = RandomGrads(s.x.size(), seed + 1);
+  auto g = FakeQuantLsqGradPerTensor(s.x, s.dy, {},
+                                     {c.scale, c.zero_point, c.range});
+  EXPECT_TRUE(g.ok()) << g.status();
+  if (g.ok()) s.grads = *g;
+  return s;
+}
+
 TEST(LsqGradTest, ScaleOutsideRangeMatchesFiniteDifferences) {
   for (const Case& c : kCases) {
-    const auto x = SafeInputs(2000, c.scale, c.zero_point, c.range,
-                              Where::kOutside, 1);
-    const auto dy = RandomGrads(x.size(), 2);
-    auto g = FakeQuantLsqGradPerTensor(x, dy, {},
-                                       {c.scale, c.zero_point, c.range});
-    ASSERT_TRUE(g.ok()) << g.status();
+    const Sample s = MakeSample(c, Where::kOutside, 1);
     const double fd =
-        FiniteDifferenceScale(x, dy, c.scale, c.zero_point, c.range);
-    EXPECT_NEAR(g->scale, fd, 1e-5 * std::fabs(fd) + 1e-4);
+        FiniteDifferenceScale(s.x, s.dy, c.scale, c.zero_point, c.range);
+    EXPECT_NEAR(s.grads.scale, fd, 1e-5 * std::fabs(fd) + 1e-4);
   }
 }
 
 TEST(LsqGradTest, ScaleInsideRangeIsFiniteDifferencePlusStraightThroughTerm) {
   for (const Case& c : kCases) {
-    const auto x = SafeInputs(2000, c.scale, c.zero_point, c.range,
-                              Where::kInside, 3);
-    const auto dy = RandomGrads(x.size(), 4);
-    auto g = FakeQuantLsqGradPerTensor(x, dy, {},
-                                       {c.scale, c.zero_point, c.range});
-    ASSERT_TRUE(g.ok()) << g.status();
+    const Sample s = MakeSample(c, Where::kInside, 3);
     const double fd =
-        FiniteDifferenceScale(x, dy, c.scale, c.zero_point, c.range);
-    double ste = 0.0;  // sum of dy * d(x/s)/ds * s = -x/s
-    for (size_t i = 0; i < x.size(); ++i) {
-      ste += dy[i] * -(static_cast<double>(x[i]) / c.scale);
+        FiniteDifferenceScale(s.x, s.dy, c.scale, c.zero_point, c.range);
+    // The straight-through term per element: s * d(x/s)/ds = -x/s.
+    double ste = 0.0;
+    for (size_t i = 0; i < s.x.size(); ++i) {
+      ste += s.dy[i] * -(static_cast<double>(s.x[i]) / c.scale);
     }
-    EXPECT_NEAR(g->scale, fd + ste, 1e-4 * (std::fabs(fd) + std::fabs(ste)));
+    EXPECT_NEAR(s.grads.scale, fd + ste,
+                1e-4 * (std::fabs(fd) + std::fabs(ste)));
   }
 }
 
 TEST(LsqGradTest, ZeroPointMatchesFiniteDifferences) {
   for (const Case& c : kCases) {
-    const auto x = SafeInputs(2000, c.scale, c.zero_point, c.range,
-                              Where::kMixed, 5);
-    const auto dy = RandomGrads(x.size(), 6);
-    auto g = FakeQuantLsqGradPerTensor(x, dy, {},
-                                       {c.scale, c.zero_point, c.range});
-    ASSERT_TRUE(g.ok()) << g.status();
+    const Sample s = MakeSample(c, Where::kMixed, 5);
     const double fd =
-        FiniteDifferenceZeroPoint(x, dy, c.scale, c.zero_point, c.range);
-    EXPECT_NEAR(g->zero_point, fd, 1e-5 * std::fabs(fd) + 1e-5);
-    EXPECT_NE(g->zero_point, 0.0f);  // the mixed inputs do saturate
+        FiniteDifferenceZeroPoint(s.x, s.dy, c.scale, c.zero_point, c.range);
+    EXPECT_NEAR(s.grads.zero_point, fd, 1e-5 * std::fabs(fd) + 1e-5);
+    EXPECT_NE(s.grads.zero_point, 0.0f);  // the mixed inputs do saturate
   }
 }
 
