@@ -8,7 +8,7 @@ packages=(
   libonnx-dev libprotobuf-dev protobuf-compiler
   libabsl-dev libeigen3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libonnx-testdata
+  libonnx-testdata zlib1g-dev dataset-fashion-mnist
   "$@"
 )
 

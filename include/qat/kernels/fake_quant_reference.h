@@ -86,15 +86,22 @@ inline float LsqZeroPointGrad(const LsqSums& sums, const FakeQuantGrid& grid,
                             static_cast<double>(grad_scale));
 }
 
-// Forward for one element.  Returns y; *inside receives the mask bit.
-inline float FakeQuantElement(float x, const FakeQuantGrid& g, bool* inside) {
+// ONNX QuantizeLinear for one element: the integer clamp(nearbyint(x / s) +
+// z, qmin, qmax), held in a float.  *inside receives the mask bit.
+inline float QuantizeElement(float x, const FakeQuantGrid& g, bool* inside) {
   const float u = x / g.scale;
   const float v = std::nearbyint(u) + g.zero_point;
   *inside = v >= g.quant_min && v <= g.quant_max;
   float c = v;  // NaN fails both tests below and stays NaN
   if (v < g.quant_min) c = g.quant_min;
   if (v > g.quant_max) c = g.quant_max;
-  return (c - g.zero_point) * g.scale;
+  return c;
+}
+
+// Forward for one element: QuantizeLinear, then DequantizeLinear.  Returns
+// y; *inside receives the mask bit.
+inline float FakeQuantElement(float x, const FakeQuantGrid& g, bool* inside) {
+  return (QuantizeElement(x, g, inside) - g.zero_point) * g.scale;
 }
 
 // LSQ terms for one element; accumulates into lane `lane` and returns dx.

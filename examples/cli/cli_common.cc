@@ -1,0 +1,92 @@
+#include "cli_common.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "qat/npy.h"
+
+namespace qat_cli {
+
+int Fail(const absl::Status& status) {
+  std::fprintf(stderr, "qat: %s\n", status.ToString().c_str());
+  return kExitError;
+}
+
+int Usage(const std::string& message) {
+  std::fprintf(stderr, "qat: %s; run 'qat --help' for usage\n", message.c_str());
+  return kExitUsage;
+}
+
+bool ParseArgs(int argc, char** argv, const std::vector<std::string>& valued,
+               const std::vector<std::string>& switches, Args* args, std::string* error) {
+  for (int i = 0; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "-o") arg = "--out";
+    if (arg.rfind("--", 0) != 0) {
+      args->positional.push_back(arg);
+      continue;
+    }
+    if (std::find(switches.begin(), switches.end(), arg) != switches.end()) {
+      args->switches.insert(arg);
+      continue;
+    }
+    if (std::find(valued.begin(), valued.end(), arg) == valued.end()) {
+      *error = absl::StrCat("unknown option ", arg);
+      return false;
+    }
+    if (i + 1 >= argc) {
+      *error = absl::StrCat(arg, " needs a value");
+      return false;
+    }
+    args->flags[arg] = argv[++i];
+  }
+  return true;
+}
+
+bool IntFlag(const Args& args, const std::string& flag, int64_t min, int64_t* value) {
+  auto it = args.flags.find(flag);
+  if (it == args.flags.end()) return true;
+  int64_t v;
+  if (!absl::SimpleAtoi(it->second, &v) || v < min) return false;
+  *value = v;
+  return true;
+}
+
+bool FloatFlag(const Args& args, const std::string& flag, double min, double* value) {
+  auto it = args.flags.find(flag);
+  if (it == args.flags.end()) return true;
+  double v;
+  if (!absl::SimpleAtod(it->second, &v) || !(v >= min)) return false;
+  *value = v;
+  return true;
+}
+
+std::vector<std::string> SplitList(const std::string& list) {
+  return absl::StrSplit(list, ',', absl::SkipEmpty());
+}
+
+absl::StatusOr<qat::Tensor> ReadTensorFile(const std::string& path) {
+  const bool is_pb = path.size() > 3 && path.compare(path.size() - 3, 3, ".pb") == 0;
+  return is_pb ? qat::ReadTensorProtoFile(path) : qat::ReadNpy(path);
+}
+
+absl::StatusOr<qat::Dataset> LoadData(const std::string& spec, const qat::Model& model,
+                                      const std::string& split, int64_t limit) {
+  const size_t comma = spec.find(',');
+  if (comma != std::string::npos) {
+    return qat::Dataset::FromNpy(spec.substr(0, comma), spec.substr(comma + 1));
+  }
+  qat::IdxOptions options;
+  options.split = split;
+  options.limit = limit;
+  const std::vector<qat::ValueInfo> inputs = model.inputs();
+  if (!inputs.empty() && inputs[0].shape.size() >= 2) {
+    options.example_shape.assign(inputs[0].shape.begin() + 1, inputs[0].shape.end());
+  }
+  return qat::Dataset::FromIdx(spec, options);
+}
+
+}  // namespace qat_cli

@@ -1,0 +1,78 @@
+// Executor: runs an ONNX model on the CPU.
+//
+//   QAT_ASSIGN_OR_RETURN(qat::Model model, qat::Model::Load("mlp.onnx"));
+//   QAT_ASSIGN_OR_RETURN(auto executor, qat::Executor::Create(model));
+//   QAT_ASSIGN_OR_RETURN(auto outputs, executor->Run({{"input", batch}}));
+//
+// Create() compiles the model once into a plan: the nodes in topological
+// order, each bound to its kernel with its attributes already parsed, and one
+// buffer per intermediate value.  Run() may then be called any number of
+// times; buffers are kept from one run to the next and reallocated only when
+// a value grows, so a dynamic batch dimension just works.
+//
+// Errors (absl::Status; nothing throws and bad input never crashes):
+// - Create: Unimplemented for an op that is not supported, naming the op,
+//   its domain, the opset and the node; InvalidArgument for a graph with a
+//   cycle, a node input that nothing produces, or bad attributes.
+// - Run: InvalidArgument for a missing or unknown input, a wrong dtype or a
+//   shape that contradicts the model's declaration, and for shapes that
+//   turn out to be incompatible inside a node (the message names the node).
+//
+// Determinism: kernels cut their work into tasks by size alone, so a run's
+// results do not depend on how tasks land on threads; for a given thread
+// count (and seed, for Dropout in training mode) they are bit-identical.
+//
+// Thread safety: Run() calls on one Executor are serialized.  Use one
+// Executor per thread to run concurrently.
+#ifndef QAT_EXECUTOR_H_
+#define QAT_EXECUTOR_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "qat/export.h"
+#include "qat/model.h"
+#include "qat/tensor.h"
+
+namespace qat {
+
+struct ExecutorOptions {
+  // Threads used by the kernels, counting the caller; 0 means one per core.
+  int num_threads = 0;
+  // Seeds random ops that have no seed attribute (Dropout in training mode).
+  // Each run draws new numbers: run k of an executor always draws the same.
+  uint64_t seed = 0;
+};
+
+class QAT_API Executor {
+ public:
+  static absl::StatusOr<std::unique_ptr<Executor>> Create(
+      const Model& model, const ExecutorOptions& options = {});
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  // The graph inputs Run() expects (initializers excluded) and the outputs
+  // it returns.
+  const std::vector<ValueInfo>& inputs() const;
+  const std::vector<ValueInfo>& outputs() const;
+  int num_threads() const;
+
+  // Runs the model.  `inputs` must hold every graph input, by name; the
+  // result holds every graph output, by name.
+  absl::StatusOr<std::map<std::string, Tensor>> Run(
+      const std::map<std::string, Tensor>& inputs);
+
+ private:
+  struct Plan;
+  explicit Executor(std::unique_ptr<Plan> plan);
+  std::unique_ptr<Plan> plan_;
+};
+
+}  // namespace qat
+
+#endif  // QAT_EXECUTOR_H_

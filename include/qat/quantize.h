@@ -1,0 +1,69 @@
+// Quantize: an fp32 model and a calibration table in, a QDQ model out.
+//
+// Every selected node (MatMul, Gemm and Conv by default) gets
+// QuantizeLinear -> DequantizeLinear pairs:
+//  - on its activation inputs and on its output, with the scale and zero
+//    point of the calibration table's entry for that tensor;
+//  - on its weight (a constant input), with a scale and zero point computed
+//    from the weight's values: symmetric int8 in [-127, 127] by default,
+//    per channel on the axes ONNX Runtime uses (Conv 0, MatMul 1, Gemm 0 when
+//    transB else 1).  The weight stays in float behind the pair (the form QAT
+//    starts from), or, with weights_as_int8, becomes an int8 initializer
+//    behind a DequantizeLinear (the deployment form).
+// Biases stay in float.  This is ONNX Runtime's quantize_static with
+// AddQDQPairToWeight=True and QuantizeBias=False.
+//
+// 4-bit weights are stored in int8 and clipped: QuantizeLinear -> Clip(-8, 7)
+// -> DequantizeLinear, which standard ONNX expresses from opset 13.
+//
+// Constant subexpressions in front of weights (Constant, Transpose,
+// Unsqueeze, Squeeze, Reshape of initializers) are folded first.  A tensor
+// shared by several nodes gets one pair.
+//
+// The table's entry for an activation is used as written when its type is
+// the requested activation type (so hand edits survive); otherwise scale
+// and zero point are recomputed from its rmin/rmax.  A table entry with role
+// "weight" replaces the parameters computed from the weight's values when it
+// has the requested form (per channel or not, bit width).
+//
+// Errors: an activation without a table entry (naming it), an op type or
+// node name that does not exist in the model, an opset below 10 (13 for per
+// channel or 4-bit), a bad table entry.
+#ifndef QAT_QUANTIZE_H_
+#define QAT_QUANTIZE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "qat/calibration_table.h"
+#include "qat/export.h"
+#include "qat/model.h"
+#include "qat/quant_params.h"
+
+namespace qat {
+
+struct QuantizeOptions {
+  std::vector<std::string> op_types = {"MatMul", "Gemm", "Conv"};
+  // Node names to skip; when `include_nodes` is not empty, only those.
+  std::vector<std::string> exclude_nodes;
+  std::vector<std::string> include_nodes;
+  QuantType activation_type = QuantType::kUInt8;  // or kInt8
+  bool symmetric_activations = false;
+  int weight_bits = 8;  // 8 or 4
+  bool per_channel = false;
+  bool reduce_range = false;  // weights in [-64, 64]
+  bool weights_as_int8 = false;
+};
+
+QAT_API absl::StatusOr<Model> QuantizeModel(const Model& model,
+                                            const CalibrationTable& table,
+                                            const QuantizeOptions& options = {});
+
+// The weight's channel axis for a node's input, as ONNX Runtime chooses it:
+// Conv 0, MatMul 1, Gemm 0 when transB else 1.  -1 for other ops.
+QAT_API int64_t WeightChannelAxis(const std::string& op_type, bool trans_b);
+
+}  // namespace qat
+
+#endif  // QAT_QUANTIZE_H_

@@ -1,0 +1,112 @@
+// Trainer: runs training steps on the executor and updates the parameters.
+//
+//   QAT_ASSIGN_OR_RETURN(auto models, BuildTrainingModels(model, {}));
+//   TrainerOptions options;
+//   options.schedule.lr = 1e-3f;
+//   QAT_ASSIGN_OR_RETURN(auto trainer, Trainer::Create(models, options));
+//   QAT_ASSIGN_OR_RETURN(auto data, Dataset::FromIdx(kFashionMnistDir));
+//   QAT_RETURN_IF_ERROR(trainer->TrainEpochs(data, /*epochs=*/3, /*batch=*/64));
+//
+// The trainer owns the parameters (initialized from the training model's
+// initializers, or restored from a checkpoint), an Optimizer and the run's
+// progress.  A step feeds the batch and the parameters to the training
+// model, checks that the loss and the gradients are finite (otherwise it
+// returns InvalidArgument and leaves the parameters untouched), and applies
+// the optimizer at the schedule's learning rate.
+//
+// Determinism: for a given seed and thread count, a run gives bit-identical
+// parameters, and so does a run restored from any of its checkpoints.
+//
+// Thread safety: one Trainer per thread.
+#ifndef QAT_TRAINER_H_
+#define QAT_TRAINER_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "qat/checkpoint.h"
+#include "qat/dataset.h"
+#include "qat/export.h"
+#include "qat/lr_schedule.h"
+#include "qat/optimizer.h"
+#include "qat/tensor.h"
+#include "qat/training_graph.h"
+
+namespace qat {
+
+struct TrainerOptions {
+  OptimizerOptions optimizer;
+  LrSchedule schedule;
+  int num_threads = 0;  // 0: one per core
+  uint64_t seed = 0;    // shuffling (and dropout)
+  bool shuffle = true;
+};
+
+struct EvalMetrics {
+  double loss = 0.0;      // mean over examples
+  double accuracy = -1.0;  // classification only: argmax over axis 1 of the
+                           // first model output; -1 otherwise
+  int64_t examples = 0;
+};
+
+// Called after every training step.
+struct StepReport {
+  int64_t epoch = 0;  // 0-based
+  int64_t step_in_epoch = 0;
+  int64_t steps_per_epoch = 0;
+  int64_t global_step = 0;
+  float loss = 0.0f;
+  float lr = 0.0f;
+};
+using StepCallback = std::function<absl::Status(const StepReport&)>;
+
+class QAT_API Trainer {
+ public:
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(
+      const TrainingModels& models, const TrainerOptions& options);
+  ~Trainer();
+
+  const std::vector<std::string>& param_names() const;
+  const Tensor& param(const std::string& name) const;
+  const TrainingProgress& progress() const;
+  const Optimizer& optimizer() const;
+
+  // One optimizer step.  `batch` holds the model's data inputs and
+  // `labels`.  Returns the loss before the update.
+  absl::StatusOr<float> TrainStep(const std::map<std::string, Tensor>& batch);
+
+  // Runs the eval model: "loss" and the model's outputs.
+  absl::StatusOr<std::map<std::string, Tensor>> EvalStep(
+      const std::map<std::string, Tensor>& batch);
+
+  // Trains until `epochs` epochs are complete (counting those a restored
+  // checkpoint already completed), in batches of `batch_size`; the last
+  // batch of an epoch may be smaller.  `on_step` may stop the run by
+  // returning an error, which TrainEpochs returns.
+  absl::Status TrainEpochs(const Dataset& data, int64_t epochs,
+                           int64_t batch_size, const StepCallback& on_step = {});
+
+  // Mean loss and accuracy over a dataset, with the eval model.
+  absl::StatusOr<EvalMetrics> Evaluate(const Dataset& data, int64_t batch_size);
+
+  // The parameters, optimizer state and progress, and back.
+  Checkpoint MakeCheckpoint() const;
+  // InvalidArgument when the checkpoint's parameters do not match this
+  // model's (names, order, shapes) or its optimizer is of another kind.
+  absl::Status RestoreCheckpoint(const Checkpoint& checkpoint);
+
+ private:
+  struct State;
+  explicit Trainer(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace qat
+
+#endif  // QAT_TRAINER_H_

@@ -1,0 +1,83 @@
+// Training graphs: from an inference model to the models that training runs.
+//
+//   QAT_ASSIGN_OR_RETURN(Model model, Model::Load("mlp.onnx"));
+//   TrainingGraphOptions options;
+//   options.loss.kind = LossKind::kCrossEntropy;
+//   QAT_ASSIGN_OR_RETURN(TrainingModels m, BuildTrainingModels(model, options));
+//
+// The training model takes the model's inputs plus `labels` and returns the
+// loss, then <param>_grad for every trainable parameter, in m.params order.
+// The eval model takes the same inputs and returns the loss, then the
+// model's own outputs; Dropout and BatchNormalization run in inference mode.
+// Both use standard ONNX ops only (plus the FakeQuant ops the model already
+// had), pass onnx::checker and carry inferred shapes.
+//
+// Losses, each with reduction mean (default) or sum:
+//   cross-entropy      SoftmaxCrossEntropyLoss(logits, labels); labels are
+//                      int64 [N] (or [N, d...]); optional ignore_index and
+//                      per-class weights
+//   mse                mean((y - labels)^2); labels float, shaped like y
+//   bce-with-logits    binary cross-entropy on logits, stable form
+//                      max(y,0) - y*labels + log(1 + exp(-|y|))
+//   l1                 mean(|y - labels|)
+//
+// Trainable parameters: by default every float initializer that the loss
+// depends on, except quantization parameters, BatchNormalization running
+// statistics, Dropout ratios, Clip bounds and loss class weights; minus
+// `frozen`.  `trainable`, when not empty, lists them explicitly instead.
+#ifndef QAT_TRAINING_GRAPH_H_
+#define QAT_TRAINING_GRAPH_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "qat/export.h"
+#include "qat/model.h"
+
+namespace qat {
+
+enum class LossKind { kCrossEntropy, kMse, kBceWithLogits, kL1 };
+enum class LossReduction { kMean, kSum };
+
+// "cross-entropy", "mse", "bce-with-logits", "l1".
+QAT_API absl::StatusOr<LossKind> ParseLossKind(absl::string_view name);
+QAT_API const char* LossKindName(LossKind kind);
+
+struct LossOptions {
+  LossKind kind = LossKind::kCrossEntropy;
+  LossReduction reduction = LossReduction::kMean;
+  // The model output the loss reads; empty means the first output.
+  std::string output;
+  // Cross-entropy only.
+  std::optional<int64_t> ignore_index;
+  std::vector<float> class_weights;  // empty: all classes weigh 1
+};
+
+struct TrainingGraphOptions {
+  LossOptions loss;
+  std::vector<std::string> frozen;
+  std::vector<std::string> trainable;  // empty: the default set (see above)
+  // Adds gradient accumulation inputs (see docs/training.md).
+  bool accumulate_gradients = false;
+};
+
+// Input and output names the training graphs use.
+inline constexpr char kLabelsInput[] = "labels";
+inline constexpr char kLossOutput[] = "loss";
+
+struct TrainingModels {
+  Model training;
+  Model eval;
+  std::vector<std::string> params;  // trainable parameters, in output order
+};
+
+QAT_API absl::StatusOr<TrainingModels> BuildTrainingModels(
+    const Model& model, const TrainingGraphOptions& options);
+
+}  // namespace qat
+
+#endif  // QAT_TRAINING_GRAPH_H_

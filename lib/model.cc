@@ -1,0 +1,123 @@
+#include "qat/model.h"
+
+#include <exception>
+#include <unordered_set>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "file_util.h"
+#include "model_internal.h"
+#include "op_schemas.h"
+#include "onnx/checker.h"
+#include "onnx/shape_inference/implementation.h"
+
+namespace qat {
+
+ValueInfo ValueInfoFromProto(const onnx::ValueInfoProto& proto) {
+  ValueInfo info;
+  info.name = proto.name();
+  if (!proto.type().has_tensor_type()) return info;
+  const auto& tensor_type = proto.type().tensor_type();
+  if (IsSupportedDataType(tensor_type.elem_type())) {
+    info.dtype = static_cast<DataType>(tensor_type.elem_type());
+  }
+  if (tensor_type.has_shape()) {
+    info.has_shape = true;
+    for (const auto& dim : tensor_type.shape().dim()) {
+      info.shape.push_back(dim.has_dim_value() ? dim.dim_value() : -1);
+    }
+  }
+  return info;
+}
+
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::Model(const Model& other)
+    : impl_(std::make_unique<Impl>(*other.impl_)) {}
+Model& Model::operator=(const Model& other) {
+  if (this != &other) *impl_ = *other.impl_;
+  return *this;
+}
+Model::Model(Model&& other) noexcept = default;
+Model& Model::operator=(Model&& other) noexcept = default;
+Model::~Model() = default;
+
+absl::StatusOr<Model> Model::Load(const std::string& path,
+                                  const ModelLoadOptions& options) {
+  auto bytes = ReadFileToString(path);
+  if (!bytes.ok()) return bytes.status();
+  return FromBytes(*bytes, path, options);
+}
+
+absl::StatusOr<Model> Model::FromBytes(absl::string_view bytes,
+                                       const std::string& source,
+                                       const ModelLoadOptions& options) {
+  RegisterOpSchemas();  // so that the checker and inference know FakeQuant
+  auto impl = std::make_unique<Impl>();
+  impl->source = source;
+  if (!impl->proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", source, "' is not a valid ONNX model (protobuf parse failed)"));
+  }
+  // ONNX reports problems by throwing; nothing may escape the library.
+  try {
+    if (options.check) onnx::checker::check_model(impl->proto);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", source, "' failed the ONNX checker: ", e.what()));
+  }
+  try {
+    if (options.infer_shapes) {
+      onnx::ShapeInferenceOptions inference_options;
+      inference_options.check_type = false;
+      inference_options.error_mode = 1;  // throw on the first node's error
+      inference_options.enable_data_propagation = true;
+      onnx::shape_inference::InferShapes(
+          impl->proto, onnx::OpSchemaRegistry::Instance(), inference_options);
+    }
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", source, "' failed ONNX shape inference: ", e.what()));
+  }
+  return Model(std::move(impl));
+}
+
+const std::string& Model::source() const { return impl_->source; }
+
+std::vector<ValueInfo> Model::inputs() const {
+  const auto& graph = impl_->proto.graph();
+  std::unordered_set<std::string> initializers;
+  for (const auto& init : graph.initializer()) initializers.insert(init.name());
+  std::vector<ValueInfo> result;
+  for (const auto& input : graph.input()) {
+    if (initializers.count(input.name()) == 0) {
+      result.push_back(ValueInfoFromProto(input));
+    }
+  }
+  return result;
+}
+
+std::vector<ValueInfo> Model::outputs() const {
+  std::vector<ValueInfo> result;
+  for (const auto& output : impl_->proto.graph().output()) {
+    result.push_back(ValueInfoFromProto(output));
+  }
+  return result;
+}
+
+int64_t Model::OpsetVersion(const std::string& domain) const {
+  const std::string wanted = domain == "ai.onnx" ? "" : domain;
+  for (const auto& opset : impl_->proto.opset_import()) {
+    const std::string d = opset.domain() == "ai.onnx" ? "" : opset.domain();
+    if (d == wanted) return opset.version();
+  }
+  return -1;
+}
+
+std::string Model::Serialize() const {
+  std::string bytes;
+  impl_->proto.SerializeToString(&bytes);
+  return bytes;
+}
+
+}  // namespace qat

@@ -1,0 +1,147 @@
+// Conv, for 1, 2 or 3 spatial dimensions, with pads, strides, dilations,
+// groups and auto_pad.
+//
+// im2col + GEMM: for each group, the input patches of the whole batch become
+// a [(channels_per_group * kernel_size) x (images * out_positions)] matrix;
+// the group's weights [out_channels_per_group x same] times it give
+// [out_channels_per_group x (images * out_positions)], which is copied into
+// the NCHW output while the bias is added.  One GEMM covers the whole batch,
+// so its many column tiles keep the thread pool busy even when a layer has
+// few output channels.
+#include <cstring>
+
+#include "ops/gemm.h"
+#include "ops/op_util.h"
+#include "ops/spatial.h"
+#include "qat/status_macros.h"
+
+namespace qat {
+namespace exec {
+namespace {
+
+// Scratch matrices kept from one run to the next.
+struct ConvScratch {
+  Tensor cols;
+  Tensor product;
+};
+
+// Fills cols[(c * K + kk) * (batch * P) + n * P + p] for channels
+// [0, channels) of every image: row (c, kk) holds, for every output
+// position, the input value under kernel position kk.  Image n starts at
+// x + n * image_stride.  The innermost loop runs along the last spatial
+// dimension, where both the input and the row are contiguous.
+template <typename T>
+void Im2Col(ThreadPool* pool, const Window& w, const T* x, int64_t batch,
+            int64_t image_stride, int64_t channels, T* cols) {
+  const int dims = static_cast<int>(w.in.size());
+  const int last = dims - 1;
+  const int64_t P = w.out_size(), K = w.kernel_size(), in_size = w.in_size();
+  const int64_t width = batch * P;
+  const int64_t out_last = w.out[last], in_last = w.in[last];
+  const std::vector<int64_t> in_strides = ContiguousStrides(w.in);
+  const std::vector<int64_t> kernel_offsets = KernelOffsets(w);
+  ParallelFor(pool, channels * K, [&](int64_t row) {
+    const int64_t c = row / K;
+    const int64_t* koff = &kernel_offsets[(row % K) * dims];
+    const int64_t start = koff[last] - w.pad_begin[last];
+    const int64_t stride = w.strides[last];
+    for (int64_t n = 0; n < batch; ++n) {
+      const T* image = x + n * image_stride + c * in_size;
+      for (int64_t q = 0; q < P / out_last; ++q) {
+        T* dst = cols + row * width + n * P + q * out_last;
+        // Position in the outer spatial dimensions of this run of outputs.
+        int64_t rem = q, offset = 0;
+        bool inside = true;
+        for (int d = last - 1; d >= 0; --d) {
+          const int64_t pos = (rem % w.out[d]) * w.strides[d] - w.pad_begin[d] + koff[d];
+          rem /= w.out[d];
+          inside = inside && pos >= 0 && pos < w.in[d];
+          offset += pos * in_strides[d];
+        }
+        if (!inside) {
+          std::fill(dst, dst + out_last, T(0));
+          continue;
+        }
+        const T* src = image + offset;
+        for (int64_t o = 0; o < out_last; ++o) {
+          const int64_t pos = o * stride + start;
+          dst[o] = pos >= 0 && pos < in_last ? src[pos] : T(0);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+absl::StatusOr<Kernel> MakeConv(const NodeView& node) {
+  const WindowAttrs attrs = WindowAttrs::FromNode(node);
+  const int64_t groups = node.GetInt("group", 1);
+  if (groups < 1) return absl::InvalidArgumentError("group must be positive");
+  auto scratch = std::make_shared<ConvScratch>();
+  return Kernel([=](KernelContext& ctx) -> absl::Status {
+    QAT_RETURN_IF_ERROR(RequireInputs(ctx, 2));
+    const Tensor& x = ctx.input(0);
+    const Tensor& weights = ctx.input(1);
+    QAT_RETURN_IF_ERROR(RequireSameType(x, weights));
+    if (x.rank() < 3 || x.rank() > 5 || weights.rank() != x.rank()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "Conv needs X and W of the same rank 3 to 5, got ", ShapeToString(x.shape()),
+          " and ", ShapeToString(weights.shape())));
+    }
+    const int64_t batch = x.dim(0), in_channels = x.dim(1);
+    const int64_t out_channels = weights.dim(0);
+    if (in_channels % groups != 0 || out_channels % groups != 0 ||
+        weights.dim(1) * groups != in_channels) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "X ", ShapeToString(x.shape()), " and W ", ShapeToString(weights.shape()),
+          " do not fit group=", groups));
+    }
+    const std::vector<int64_t> in(x.shape().begin() + 2, x.shape().end());
+    const std::vector<int64_t> kernel(weights.shape().begin() + 2, weights.shape().end());
+    if (!attrs.kernel_shape.empty() && attrs.kernel_shape != kernel) {
+      return absl::InvalidArgumentError("kernel_shape does not match W's shape");
+    }
+    QAT_ASSIGN_OR_RETURN(const Window w, ComputeWindow(attrs, in, kernel));
+    const Tensor* bias = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+    if (bias != nullptr) {
+      QAT_RETURN_IF_ERROR(RequireSameType(x, *bias));
+      if (bias->num_elements() != out_channels) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "B has ", bias->num_elements(), " values for ", out_channels, " output channels"));
+      }
+    }
+    std::vector<int64_t> out_shape = {batch, out_channels};
+    out_shape.insert(out_shape.end(), w.out.begin(), w.out.end());
+    return VisitFloat(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      Tensor& y = ctx.output(0);
+      y.Resize(x.dtype(), out_shape);
+      const int64_t cg = in_channels / groups, mg = out_channels / groups;
+      const int64_t P = w.out_size(), K = w.kernel_size(), in_size = w.in_size();
+      const int64_t width = batch * P;
+      scratch->cols.Resize(x.dtype(), {cg * K, width});
+      scratch->product.Resize(x.dtype(), {mg, width});
+      T* cols = scratch->cols.data<T>();
+      T* product = scratch->product.data<T>();
+      const GemmShape shape{mg, cg * K, width, /*trans_a=*/false, /*trans_b=*/false};
+      for (int64_t g = 0; g < groups; ++g) {
+        Im2Col(ctx.pool, w, x.data<T>() + g * cg * in_size, batch, in_channels * in_size,
+               cg, cols);
+        Gemm(ctx.pool, shape, weights.data<T>() + g * mg * cg * K, cols, product);
+        // product[j, n * P + p] -> y[n, g * mg + j, p], plus the bias.
+        ForEachIndex(ctx.pool, batch * mg, [&](int64_t nj) {
+          const int64_t n = nj / mg, j = nj % mg;
+          const T b = bias != nullptr ? bias->data<T>()[g * mg + j] : T(0);
+          T* out = y.data<T>() + (n * out_channels + g * mg + j) * P;
+          const T* in = product + j * width + n * P;
+          for (int64_t p = 0; p < P; ++p) out[p] = in[p] + b;
+        });
+      }
+      return absl::OkStatus();
+    });
+  });
+}
+
+}  // namespace exec
+}  // namespace qat

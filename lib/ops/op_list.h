@@ -1,0 +1,97 @@
+// The manifest of every op the executor runs: one line per op, in families
+// that match the files in lib/ops/.
+//
+//   QAT_OP(domain, op_type, since_opset, factory)
+//
+// since_opset is the first opset version whose semantics the kernel
+// implements (older versions are reported as unsupported).  A kernel that
+// handles an attribute-to-input change (Clip, Slice, Squeeze, ...) checks
+// NodeView::opset() itself.  The file that includes this list defines QAT_OP.
+
+// lib/ops/elementwise.cc
+QAT_OP("", "Add", 1, MakeAdd)
+QAT_OP("", "Sub", 1, MakeSub)
+QAT_OP("", "Mul", 1, MakeMul)
+QAT_OP("", "Div", 1, MakeDiv)
+QAT_OP("", "Pow", 1, MakePow)
+QAT_OP("", "Neg", 6, MakeNeg)
+QAT_OP("", "Abs", 6, MakeAbs)
+QAT_OP("", "Sqrt", 6, MakeSqrt)
+QAT_OP("", "Exp", 6, MakeExp)
+QAT_OP("", "Log", 6, MakeLog)
+QAT_OP("", "Round", 11, MakeRound)
+QAT_OP("", "Relu", 6, MakeRelu)
+QAT_OP("", "LeakyRelu", 6, MakeLeakyRelu)
+QAT_OP("", "Sigmoid", 6, MakeSigmoid)
+QAT_OP("", "Tanh", 6, MakeTanh)
+QAT_OP("", "Clip", 6, MakeClip)
+
+// lib/ops/logic.cc
+QAT_OP("", "Equal", 7, MakeEqual)
+QAT_OP("", "Less", 7, MakeLess)
+QAT_OP("", "Greater", 7, MakeGreater)
+QAT_OP("", "LessOrEqual", 12, MakeLessOrEqual)
+QAT_OP("", "GreaterOrEqual", 12, MakeGreaterOrEqual)
+QAT_OP("", "And", 7, MakeAnd)
+QAT_OP("", "Not", 1, MakeNot)
+QAT_OP("", "Where", 9, MakeWhere)
+
+// lib/ops/softmax.cc
+QAT_OP("", "Softmax", 1, MakeSoftmax)
+QAT_OP("", "LogSoftmax", 1, MakeLogSoftmax)
+
+// lib/ops/plumbing.cc
+QAT_OP("", "Identity", 1, MakeIdentity)
+QAT_OP("", "Constant", 1, MakeConstant)
+QAT_OP("", "Cast", 6, MakeCast)
+
+// lib/ops/shape_ops.cc
+QAT_OP("", "Shape", 1, MakeShape)
+QAT_OP("", "Reshape", 5, MakeReshape)
+QAT_OP("", "Flatten", 1, MakeFlatten)
+QAT_OP("", "Transpose", 1, MakeTranspose)
+QAT_OP("", "Squeeze", 1, MakeSqueeze)
+QAT_OP("", "Unsqueeze", 1, MakeUnsqueeze)
+QAT_OP("", "Concat", 4, MakeConcat)
+QAT_OP("", "Gather", 1, MakeGather)
+QAT_OP("", "Slice", 1, MakeSlice)
+
+// lib/ops/reduce.cc
+QAT_OP("", "ReduceSum", 1, MakeReduceSum)
+QAT_OP("", "ReduceMean", 1, MakeReduceMean)
+QAT_OP("", "ReduceMax", 1, MakeReduceMax)
+
+// lib/ops/linalg.cc
+QAT_OP("", "MatMul", 1, MakeMatMul)
+QAT_OP("", "Gemm", 1, MakeGemm)
+
+// lib/ops/conv.cc
+QAT_OP("", "Conv", 1, MakeConv)
+
+// lib/ops/pool.cc
+QAT_OP("", "MaxPool", 1, MakeMaxPool)
+QAT_OP("", "AveragePool", 1, MakeAveragePool)
+QAT_OP("", "GlobalAveragePool", 1, MakeGlobalAveragePool)
+
+// lib/ops/normalization.cc
+QAT_OP("", "BatchNormalization", 6, MakeBatchNormalization)
+QAT_OP("", "Dropout", 7, MakeDropout)
+
+// lib/ops/quantize.cc
+QAT_OP("", "QuantizeLinear", 10, MakeQuantizeLinear)
+QAT_OP("", "DequantizeLinear", 10, MakeDequantizeLinear)
+QAT_OP("com.microsoft", "FakeQuant", 1, MakeFakeQuantPerTensor)
+QAT_OP("ai.libqat", "FakeQuant", 1, MakeFakeQuantPerChannel)
+QAT_OP("com.microsoft", "FakeQuantGrad", 1, MakeFakeQuantGrad)
+
+// lib/ops/loss.cc
+QAT_OP("", "SoftmaxCrossEntropyLoss", 12, MakeSoftmaxCrossEntropyLoss)
+QAT_OP("", "NegativeLogLikelihoodLoss", 12, MakeNegativeLogLikelihoodLoss)
+
+// lib/ops/training_ops.cc (ReduceProd's factory is in lib/ops/reduce.cc)
+QAT_OP("", "Sign", 9, MakeSign)
+QAT_OP("", "Expand", 8, MakeExpand)
+QAT_OP("", "Split", 2, MakeSplit)
+QAT_OP("", "ScatterElements", 11, MakeScatterElements)
+QAT_OP("", "ReduceProd", 1, MakeReduceProd)
+QAT_OP("", "ConvTranspose", 1, MakeConvTranspose)

@@ -1,0 +1,148 @@
+// Pooling: MaxPool (with its optional Indices output), AveragePool and
+// GlobalAveragePool, for 1 to 3 spatial dimensions.
+#include <cmath>
+#include <limits>
+
+#include "ops/op_util.h"
+#include "ops/spatial.h"
+#include "qat/status_macros.h"
+
+namespace qat {
+namespace exec {
+namespace {
+
+enum class PoolKind { kMax, kAverage };
+
+// Checks X is [N, C, spatial...] with 1 to 3 spatial dims; returns the spatial part.
+absl::StatusOr<std::vector<int64_t>> SpatialShape(const Tensor& x) {
+  if (x.rank() < 3 || x.rank() > 5) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pooling needs an input of rank 3 to 5, got ", ShapeToString(x.shape())));
+  }
+  return std::vector<int64_t>(x.shape().begin() + 2, x.shape().end());
+}
+
+absl::StatusOr<Kernel> MakePool(const NodeView& node, PoolKind kind) {
+  const WindowAttrs attrs = WindowAttrs::FromNode(node);
+  if (attrs.kernel_shape.empty()) {
+    return absl::InvalidArgumentError("kernel_shape is required");
+  }
+  const bool count_include_pad = node.GetInt("count_include_pad", 0) != 0;
+  const bool column_major = node.GetInt("storage_order", 0) != 0;
+  return Kernel([=](KernelContext& ctx) -> absl::Status {
+    QAT_RETURN_IF_ERROR(RequireInput(ctx, 0));
+    const Tensor& x = ctx.input(0);
+    QAT_ASSIGN_OR_RETURN(const std::vector<int64_t> in, SpatialShape(x));
+    QAT_ASSIGN_OR_RETURN(const Window w, ComputeWindow(attrs, in, attrs.kernel_shape));
+    std::vector<int64_t> out_shape = {x.dim(0), x.dim(1)};
+    out_shape.insert(out_shape.end(), w.out.begin(), w.out.end());
+    const bool want_indices = kind == PoolKind::kMax && ctx.has_output(1);
+    auto body = [&](auto tag) -> absl::Status {
+      using T = decltype(tag);
+      Tensor& y = ctx.output(0);
+      y.Resize(x.dtype(), out_shape);
+      int64_t* indices = nullptr;
+      if (want_indices) {
+        ctx.output(1).Resize(DataType::kInt64, out_shape);
+        indices = ctx.output(1).data<int64_t>();
+      }
+      const size_t dims = in.size();
+      const std::vector<int64_t> offsets = KernelOffsets(w);
+      const std::vector<int64_t> strides = ContiguousStrides(in);
+      // Indices count spatial positions in column-major order if asked.
+      std::vector<int64_t> index_strides = strides;
+      if (column_major) {
+        int64_t s = 1;
+        for (size_t d = 0; d < dims; ++d) {
+          index_strides[d] = s;
+          s *= in[d];
+        }
+      }
+      const int64_t P = w.out_size(), K = w.kernel_size(), in_size = w.in_size();
+      const T* px = x.data<T>();
+      T* py = y.data<T>();
+      ForEachIndex(ctx.pool, x.dim(0) * x.dim(1) * P, [&](int64_t i) {
+        const int64_t plane = i / P;
+        int64_t corner[3];
+        WindowCorner(w, i % P, corner);
+        const T* src = px + plane * in_size;
+        T best = std::numeric_limits<T>::lowest();
+        int64_t best_index = -1;
+        double sum = 0;
+        int64_t count = 0;
+        for (int64_t kk = 0; kk < K; ++kk) {
+          int64_t offset = 0, index = 0;
+          bool inside = true, inside_padded = true;
+          for (size_t d = 0; d < dims; ++d) {
+            const int64_t pos = corner[d] + offsets[kk * dims + d];
+            inside = inside && pos >= 0 && pos < in[d];
+            inside_padded = inside_padded && pos < in[d] + w.pad_end[d];
+            offset += pos * strides[d];
+            index += pos * index_strides[d];
+          }
+          if (kind == PoolKind::kAverage && count_include_pad && inside_padded) ++count;
+          if (!inside) continue;
+          const T v = src[offset];
+          if (kind == PoolKind::kMax) {
+            if (best_index < 0 || v > best) {
+              best = v;
+              best_index = index;
+            }
+          } else {
+            sum += static_cast<double>(v);
+            if (!count_include_pad) ++count;
+          }
+        }
+        if (kind == PoolKind::kMax) {
+          py[i] = best;
+          if (indices != nullptr) indices[i] = plane * in_size + best_index;
+        } else {
+          py[i] = static_cast<T>(count > 0 ? sum / static_cast<double>(count) : 0.0);
+        }
+      });
+      return absl::OkStatus();
+    };
+    return kind == PoolKind::kMax ? VisitNumeric(x.dtype(), body)
+                                  : VisitFloat(x.dtype(), body);
+  });
+}
+
+}  // namespace
+
+absl::StatusOr<Kernel> MakeMaxPool(const NodeView& node) {
+  return MakePool(node, PoolKind::kMax);
+}
+absl::StatusOr<Kernel> MakeAveragePool(const NodeView& node) {
+  return MakePool(node, PoolKind::kAverage);
+}
+
+absl::StatusOr<Kernel> MakeGlobalAveragePool(const NodeView&) {
+  return Kernel([](KernelContext& ctx) -> absl::Status {
+    QAT_RETURN_IF_ERROR(RequireInput(ctx, 0));
+    const Tensor& x = ctx.input(0);
+    if (x.rank() < 3) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "GlobalAveragePool needs rank >= 3, got ", ShapeToString(x.shape())));
+    }
+    std::vector<int64_t> out_shape(x.rank(), 1);
+    out_shape[0] = x.dim(0);
+    out_shape[1] = x.dim(1);
+    const int64_t in_size = Product(x.shape(), 2, x.shape().size());
+    return VisitFloat(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      Tensor& y = ctx.output(0);
+      y.Resize(x.dtype(), out_shape);
+      const T* px = x.data<T>();
+      T* py = y.data<T>();
+      ForEachIndex(ctx.pool, x.dim(0) * x.dim(1), [&](int64_t plane) {
+        T sum = 0;
+        for (int64_t i = 0; i < in_size; ++i) sum += px[plane * in_size + i];
+        py[plane] = sum / static_cast<T>(in_size);
+      });
+      return absl::OkStatus();
+    });
+  });
+}
+
+}  // namespace exec
+}  // namespace qat

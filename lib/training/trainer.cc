@@ -1,0 +1,239 @@
+#include "qat/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "qat/executor.h"
+#include "qat/status_macros.h"
+#include "training/parameters.h"
+
+namespace qat {
+
+struct Trainer::State {
+  TrainerOptions options;
+  std::vector<std::string> names;
+  std::map<std::string, Tensor> params;
+  std::unique_ptr<Executor> train;
+  std::unique_ptr<Executor> eval;
+  std::unique_ptr<Optimizer> optimizer;
+  TrainingProgress progress;
+  std::string data_input;    // the model's (single) data input, if any
+  int64_t num_classes = -1;  // from the first model output, for label checks
+  bool classification = false;
+};
+
+namespace {
+
+// The inputs of a model other than labels and parameters.
+std::vector<std::string> DataInputs(const Model& model,
+                                    const std::map<std::string, Tensor>& params) {
+  std::vector<std::string> names;
+  for (const ValueInfo& v : model.inputs()) {
+    if (v.name != kLabelsInput && params.count(v.name) == 0) names.push_back(v.name);
+  }
+  return names;
+}
+
+absl::Status CheckLabels(const Tensor& labels, int64_t classes) {
+  if (labels.dtype() != DataType::kInt64 || classes <= 0) return absl::OkStatus();
+  const auto v = labels.values<int64_t>();
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i] < 0 || v[i] >= classes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "label ", v[i], " at position ", i, " of the batch is outside [0, ",
+          classes, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+Trainer::Trainer(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Trainer::~Trainer() = default;
+
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
+    const TrainingModels& models, const TrainerOptions& options) {
+  QAT_RETURN_IF_ERROR(options.schedule.Validate());
+  auto state = std::make_unique<State>();
+  state->options = options;
+  state->names = models.params;
+  QAT_ASSIGN_OR_RETURN(training::DetachedParameters train,
+                       training::DetachParameters(models.training, models.params));
+  QAT_ASSIGN_OR_RETURN(training::DetachedParameters eval,
+                       training::DetachParameters(models.eval, models.params));
+  state->params = std::move(train.values);
+  ExecutorOptions exec;
+  exec.num_threads = options.num_threads;
+  exec.seed = options.seed;
+  QAT_ASSIGN_OR_RETURN(state->train, Executor::Create(train.model, exec));
+  QAT_ASSIGN_OR_RETURN(state->eval, Executor::Create(eval.model, exec));
+  QAT_ASSIGN_OR_RETURN(state->optimizer, Optimizer::Create(options.optimizer));
+  state->progress.seed = options.seed;
+  const std::vector<std::string> data = DataInputs(train.model, state->params);
+  if (data.size() == 1) state->data_input = data[0];
+  // Classification: int64 labels and logits [N, C, ...] with a static C.
+  for (const ValueInfo& v : train.model.inputs()) {
+    if (v.name == kLabelsInput) state->classification = v.dtype == DataType::kInt64;
+  }
+  const std::vector<ValueInfo> outs = eval.model.outputs();
+  if (state->classification && outs.size() > 1 && outs[1].shape.size() >= 2) {
+    state->num_classes = outs[1].shape[1];
+  }
+  return std::unique_ptr<Trainer>(new Trainer(std::move(state)));
+}
+
+const std::vector<std::string>& Trainer::param_names() const { return state_->names; }
+const Tensor& Trainer::param(const std::string& name) const {
+  return state_->params.at(name);
+}
+const TrainingProgress& Trainer::progress() const { return state_->progress; }
+const Optimizer& Trainer::optimizer() const { return *state_->optimizer; }
+
+absl::StatusOr<float> Trainer::TrainStep(const std::map<std::string, Tensor>& batch) {
+  State& s = *state_;
+  if (auto it = batch.find(kLabelsInput); it != batch.end()) {
+    QAT_RETURN_IF_ERROR(CheckLabels(it->second, s.num_classes));
+  }
+  std::map<std::string, Tensor> inputs = batch;
+  for (const auto& [name, value] : s.params) inputs[name] = value;
+  QAT_ASSIGN_OR_RETURN(auto outputs, s.train->Run(inputs));
+  const float loss = outputs.at(kLossOutput).values<float>()[0];
+  if (!std::isfinite(loss)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the loss is ", loss, " at step ", s.progress.global_step + 1,
+        "; the parameters were not updated (check the data for NaN or Inf)"));
+  }
+  std::vector<Tensor*> params, grads;
+  for (const std::string& name : s.names) {
+    params.push_back(&s.params.at(name));
+    grads.push_back(&outputs.at(name + "_grad"));
+  }
+  const float lr = s.options.schedule.At(s.progress.global_step);
+  QAT_RETURN_IF_ERROR(s.optimizer->Step(lr, s.names, params, grads).status());
+  ++s.progress.global_step;
+  return loss;
+}
+
+absl::StatusOr<std::map<std::string, Tensor>> Trainer::EvalStep(
+    const std::map<std::string, Tensor>& batch) {
+  std::map<std::string, Tensor> inputs = batch;
+  for (const auto& [name, value] : state_->params) inputs[name] = value;
+  return state_->eval->Run(inputs);
+}
+
+absl::Status Trainer::TrainEpochs(const Dataset& data, int64_t epochs,
+                                  int64_t batch_size, const StepCallback& on_step) {
+  State& s = *state_;
+  if (batch_size <= 0) return absl::InvalidArgumentError("batch size must be > 0");
+  if (s.data_input.empty()) {
+    return absl::FailedPreconditionError(
+        "TrainEpochs needs a model with exactly one data input");
+  }
+  if (data.size() == 0) return absl::InvalidArgumentError("the dataset is empty");
+  const int64_t steps = (data.size() + batch_size - 1) / batch_size;
+  Tensor x, y;
+  while (s.progress.epoch < epochs) {
+    const std::vector<int64_t> order =
+        EpochOrder(data.size(), s.progress.seed, s.progress.epoch, s.options.shuffle);
+    while (s.progress.step_in_epoch < steps) {
+      const int64_t begin = s.progress.step_in_epoch * batch_size;
+      const int64_t end = std::min(data.size(), begin + batch_size);
+      data.Gather(absl::MakeConstSpan(order).subspan(begin, end - begin), &x, &y);
+      const float lr = s.options.schedule.At(s.progress.global_step);
+      QAT_ASSIGN_OR_RETURN(float loss, TrainStep({{s.data_input, x}, {kLabelsInput, y}}));
+      ++s.progress.step_in_epoch;
+      if (on_step) {
+        QAT_RETURN_IF_ERROR(on_step({s.progress.epoch, s.progress.step_in_epoch - 1,
+                                     steps, s.progress.global_step, loss, lr}));
+      }
+    }
+    ++s.progress.epoch;
+    s.progress.step_in_epoch = 0;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<EvalMetrics> Trainer::Evaluate(const Dataset& data, int64_t batch_size) {
+  State& s = *state_;
+  if (batch_size <= 0) return absl::InvalidArgumentError("batch size must be > 0");
+  if (s.data_input.empty()) {
+    return absl::FailedPreconditionError(
+        "Evaluate needs a model with exactly one data input");
+  }
+  EvalMetrics m;
+  double loss_sum = 0.0;
+  int64_t correct = 0;
+  const std::vector<int64_t> order = EpochOrder(data.size(), 0, 0, false);
+  const std::vector<ValueInfo> outs = s.eval->outputs();
+  const std::string logits = outs.size() > 1 ? outs[1].name : "";
+  Tensor x, y;
+  for (int64_t begin = 0; begin < data.size(); begin += batch_size) {
+    const int64_t end = std::min(data.size(), begin + batch_size);
+    data.Gather(absl::MakeConstSpan(order).subspan(begin, end - begin), &x, &y);
+    if (s.classification) QAT_RETURN_IF_ERROR(CheckLabels(y, s.num_classes));
+    QAT_ASSIGN_OR_RETURN(auto out, EvalStep({{s.data_input, x}, {kLabelsInput, y}}));
+    const int64_t n = end - begin;
+    // The eval loss is a mean over the batch (or a sum); weigh by examples.
+    loss_sum += static_cast<double>(out.at(kLossOutput).values<float>()[0]) * n;
+    if (s.classification && !logits.empty()) {
+      const Tensor& z = out.at(logits);
+      const int64_t classes = z.dim(1);
+      for (int64_t i = 0; i < n; ++i) {
+        const float* row = z.data<float>() + i * classes;
+        const int64_t best = std::max_element(row, row + classes) - row;
+        correct += best == y.data<int64_t>()[i];
+      }
+    }
+  }
+  m.examples = data.size();
+  m.loss = data.size() > 0 ? loss_sum / data.size() : 0.0;
+  if (s.classification && !logits.empty() && data.size() > 0) {
+    m.accuracy = static_cast<double>(correct) / data.size();
+  }
+  return m;
+}
+
+Checkpoint Trainer::MakeCheckpoint() const {
+  const State& s = *state_;
+  Checkpoint c;
+  for (const std::string& name : s.names) c.parameters.emplace_back(name, s.params.at(name));
+  c.optimizer = OptimizerKindName(s.optimizer->options().kind);
+  c.optimizer_step = s.optimizer->step_count();
+  c.optimizer_state = s.optimizer->state();
+  c.progress = s.progress;
+  return c;
+}
+
+absl::Status Trainer::RestoreCheckpoint(const Checkpoint& c) {
+  State& s = *state_;
+  if (c.parameters.size() != s.names.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the checkpoint holds ", c.parameters.size(), " parameters, the model has ",
+        s.names.size(), ": it comes from another model"));
+  }
+  for (size_t i = 0; i < s.names.size(); ++i) {
+    const auto& [name, value] = c.parameters[i];
+    const Tensor& mine = s.params.at(s.names[i]);
+    if (name != s.names[i] || value.shape() != mine.shape() ||
+        value.dtype() != mine.dtype()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "checkpoint parameter ", i, " is '", name, "' ", ShapeToString(value.shape()),
+          ", the model expects '", s.names[i], "' ", ShapeToString(mine.shape()),
+          ": it comes from another model"));
+    }
+  }
+  if (!c.optimizer.empty() &&
+      c.optimizer != OptimizerKindName(s.optimizer->options().kind)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the checkpoint was trained with ", c.optimizer, ", this run uses ",
+        OptimizerKindName(s.optimizer->options().kind)));
+  }
+  QAT_RETURN_IF_ERROR(s.optimizer->Restore(c.optimizer_step, c.optimizer_state));
+  for (const auto& [name, value] : c.parameters) s.params[name] = value;
+  s.progress = c.progress;
+  return absl::OkStatus();
+}
+
+}  // namespace qat

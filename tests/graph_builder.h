@@ -1,0 +1,87 @@
+// A small builder of ONNX models for tests.
+#ifndef QAT_TESTS_GRAPH_BUILDER_H_
+#define QAT_TESTS_GRAPH_BUILDER_H_
+
+#include <string>
+#include <vector>
+
+#include "onnx/onnx_pb.h"
+#include "qat/model.h"
+#include "qat/tensor.h"
+
+namespace qat {
+
+// Builds small models: Input/Output declare values, Node adds a node.
+class GraphBuilder {
+ public:
+  GraphBuilder() {
+    model_.set_ir_version(8);
+    model_.mutable_graph()->set_name("test");
+    AddOpset("", 17);
+  }
+  GraphBuilder& AddOpset(const std::string& domain, int64_t version) {
+    auto* opset = model_.add_opset_import();
+    opset->set_domain(domain);
+    opset->set_version(version);
+    return *this;
+  }
+  // dims: a number, or -1 for a symbolic "N".
+  GraphBuilder& Input(const std::string& name, int elem_type, std::vector<int64_t> dims) {
+    Declare(model_.mutable_graph()->add_input(), name, elem_type, dims);
+    return *this;
+  }
+  GraphBuilder& Output(const std::string& name, int elem_type, std::vector<int64_t> dims) {
+    Declare(model_.mutable_graph()->add_output(), name, elem_type, dims);
+    return *this;
+  }
+  onnx::NodeProto& Node(const std::string& op, std::vector<std::string> inputs,
+                        std::vector<std::string> outputs, const std::string& domain = "") {
+    auto* node = model_.mutable_graph()->add_node();
+    node->set_op_type(op);
+    node->set_domain(domain);
+    node->set_name(op + "_" + std::to_string(model_.graph().node_size()));
+    for (const auto& i : inputs) node->add_input(i);
+    for (const auto& o : outputs) node->add_output(o);
+    return *node;
+  }
+  GraphBuilder& Initializer(const std::string& name, const Tensor& t) {
+    auto bytes = SerializeTensorProto(t, name);
+    model_.mutable_graph()->add_initializer()->ParseFromString(*bytes);
+    return *this;
+  }
+  const onnx::ModelProto& proto() const { return model_; }
+  absl::StatusOr<Model> Build(bool check = true) {
+    ModelLoadOptions options;
+    options.check = check;
+    options.infer_shapes = check;
+    return Model::FromBytes(model_.SerializeAsString(), "test.onnx", options);
+  }
+
+ private:
+  static void Declare(onnx::ValueInfoProto* v, const std::string& name, int elem_type,
+                      const std::vector<int64_t>& dims) {
+    v->set_name(name);
+    auto* t = v->mutable_type()->mutable_tensor_type();
+    t->set_elem_type(elem_type);
+    auto* shape = t->mutable_shape();
+    for (int64_t d : dims) {
+      if (d < 0) shape->add_dim()->set_dim_param("N");
+      else shape->add_dim()->set_dim_value(d);
+    }
+  }
+  onnx::ModelProto model_;
+};
+
+inline void SetInt(onnx::NodeProto& node, const std::string& name, int64_t value) {
+  auto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(value);
+}
+
+constexpr int kFloat = onnx::TensorProto::FLOAT;
+constexpr int kBool = onnx::TensorProto::BOOL;
+
+}  // namespace qat
+
+#endif  // QAT_TESTS_GRAPH_BUILDER_H_
