@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/install-deps.sh
+bash .ci/install-ort.sh
 bash .ci/build.sh
 cd "${QAT_BUILD_DIR:-build}"
 ctest --output-on-failure -j "$(nproc)"

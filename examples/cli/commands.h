@@ -14,6 +14,7 @@ int TrainCommand(int argc, char** argv);      // training_commands.cc
 int GradCommand(int argc, char** argv);       // training_commands.cc
 int ExportCommand(int argc, char** argv);     // training_commands.cc
 int PipelineCommand(int argc, char** argv);   // pipeline_command.cc
+int ZooCommand(int argc, char** argv);        // training_commands.cc
 
 }  // namespace qat_cli
 

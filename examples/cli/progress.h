@@ -14,9 +14,10 @@ namespace qat_cli {
 
 class Progress {
  public:
-  // `label` prefixes every line, e.g. "epoch 2/4".
-  Progress(std::string label, int64_t total)
-      : label_(std::move(label)), total_(total),
+  // `label` prefixes every line, e.g. "epoch 2/4"; `unit` names what is
+  // counted.
+  Progress(std::string label, int64_t total, std::string unit = "steps")
+      : label_(std::move(label)), total_(total), unit_(std::move(unit)),
         tty_(::isatty(::fileno(stderr)) != 0), start_(Clock::now()), last_(start_) {}
 
   // `done` of `total` steps; `detail` is appended, e.g. "loss 0.4123".
@@ -31,16 +32,16 @@ class Progress {
       const int filled = total_ > 0 ? static_cast<int>(kWidth * done / total_) : kWidth;
       std::string bar(static_cast<size_t>(filled), '=');
       bar.resize(kWidth, ' ');
-      std::fprintf(stderr, "\r%s [%s] %lld/%lld %.1f steps/s %s ETA %s   ", label_.c_str(),
+      std::fprintf(stderr, "\r%s [%s] %lld/%lld %.1f %s/s %s ETA %s   ", label_.c_str(),
                    bar.c_str(), static_cast<long long>(done), static_cast<long long>(total_),
-                   rate, detail.c_str(), Duration(eta).c_str());
+                   rate, unit_.c_str(), detail.c_str(), Duration(eta).c_str());
       if (done >= total_) std::fprintf(stderr, "\n");
     } else {
       // A line every 10 seconds, and at the end.
       if (Seconds(now - last_) < 10.0 && done < total_) return;
-      std::fprintf(stderr, "%s: %lld/%lld steps, %.1f steps/s, %s, ETA %s\n", label_.c_str(),
-                   static_cast<long long>(done), static_cast<long long>(total_), rate,
-                   detail.c_str(), Duration(eta).c_str());
+      std::fprintf(stderr, "%s: %lld/%lld %s, %.1f %s/s, %s, ETA %s\n", label_.c_str(),
+                   static_cast<long long>(done), static_cast<long long>(total_), unit_.c_str(),
+                   rate, unit_.c_str(), detail.c_str(), Duration(eta).c_str());
     }
     std::fflush(stderr);
     last_ = now;
@@ -57,6 +58,7 @@ class Progress {
 
   std::string label_;
   int64_t total_;
+  std::string unit_;
   bool tty_;
   Clock::time_point start_, last_;
 };

@@ -51,8 +51,8 @@ int CalibrateCommand(int argc, char** argv) {
   if (!data.ok()) return Fail(data.status());
   std::unique_ptr<Progress> bar;
   options.progress = [&](int64_t done, int64_t total) {
-    if (!bar) bar = std::make_unique<Progress>("calibrate", total);
-    bar->Update(done, "samples");
+    if (!bar) bar = std::make_unique<Progress>("calibrate", total, "samples");
+    bar->Update(done, "observing activations");
   };
   auto table = qat::Calibrate(*model, *data, options);
   if (!table.ok()) return Fail(table.status());

@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "progress.h"
 #include "qat/checkpoint.h"
+#include "qat/model_zoo.h"
 #include "qat/qdq_conversion.h"
 #include "qat/trainer.h"
 #include "qat/training_artifacts.h"
@@ -24,6 +25,34 @@ const char* const kRunKeys[] = {"epochs", "batch", "optimizer", "lr", "schedule"
                                 "limit"};
 
 }  // namespace
+
+int ZooCommand(int argc, char** argv) {
+  Args args;
+  std::string error;
+  if (!ParseArgs(argc, argv, {"--out", "--seed", "--opset"}, {}, &args, &error)) {
+    return Usage(error);
+  }
+  if (args.positional.size() != 1) return Usage("zoo needs a model name: mlp or lenet5");
+  if (!args.Has("--out")) return Usage("zoo needs -o OUT.onnx");
+  int64_t seed = 0, opset = 13;
+  if (!IntFlag(args, "--seed", 0, &seed) || !IntFlag(args, "--opset", 1, &opset)) {
+    return Usage("bad --seed or --opset");
+  }
+  absl::StatusOr<qat::Model> model;
+  if (args.positional[0] == "mlp") {
+    qat::MlpSpec spec;
+    spec.seed = static_cast<uint64_t>(seed);
+    spec.opset = opset;
+    model = qat::MakeMlp(spec);
+  } else if (args.positional[0] == "lenet5") {
+    model = qat::MakeLeNet5({static_cast<uint64_t>(seed), opset});
+  } else {
+    return Usage(absl::StrCat("unknown zoo model '", args.positional[0], "'; mlp or lenet5"));
+  }
+  if (!model.ok()) return Fail(model.status());
+  if (absl::Status s = qat::SaveModel(*model, args.Get("--out", "")); !s.ok()) return Fail(s);
+  return 0;
+}
 
 int PrepareCommand(int argc, char** argv) {
   Args args;

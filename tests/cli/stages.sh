@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The qat stages chained as a user would: zoo -> calibrate -> quantize ->
+# prepare -> train -> train --resume -> export -> run, on small .npy data,
+# plus the exit codes and messages of bad calls.  Run by ctest.
+#   stages.sh QAT_BINARY WORK_DIR
+set -euo pipefail
+qat=$1 work=$2
+here=$(cd "$(dirname "$0")" && pwd)
+rm -rf "$work" && mkdir -p "$work" && cd "$work"
+fail() { echo "FAILED: $*"; exit 1; }
+
+# Seeded data: 512 samples of 784 features, labels in [0, 10).
+node "$here/../ort/make_inputs.js" data x=float:512x784:0:1 y=labels:512:10 2> /dev/null ||
+  python3 - <<'PY'
+import os, random, struct
+os.makedirs("data", exist_ok=True)
+def save(path, descr, shape, raw):
+    header = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (descr, ", ".join(map(str, shape)) + ("," if len(shape) == 1 else ""))
+    header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + raw)
+r = random.Random(1)
+save("data/x.npy", "<f4", [512, 784], struct.pack("<%df" % (512 * 784), *[r.random() for _ in range(512 * 784)]))
+save("data/y.npy", "<i8", [512], struct.pack("<512q", *[r.randrange(10) for _ in range(512)]))
+PY
+data=data/x.npy,data/y.npy
+
+"$qat" zoo mlp -o mlp.onnx
+"$qat" calibrate mlp.onnx --data "$data" -o table.json --samples 256 --method entropy 2> /dev/null
+"$qat" quantize mlp.onnx --table table.json -o qdq.onnx --per-channel
+"$qat" prepare qdq.onnx -o qat_dir
+"$qat" train qat_dir --data "$data" --epochs 1 --batch 64 --lr 1e-4 --threads 1 2> /dev/null
+"$qat" export qat_dir -o int8.onnx
+"$qat" run int8.onnx input=data/x.npy --out out > /dev/null
+[ -f out/logits.npy ] || fail "run wrote no logits"
+# The int8 export is about 4x smaller than the fp32 model.
+[ "$(stat -c %s int8.onnx)" -lt "$(( $(stat -c %s mlp.onnx) / 3 ))" ] || fail "export too large"
+
+# Chained training: another epoch from the checkpoint, then an interrupted
+# run resumed with its own settings.
+"$qat" train qat_dir --data "$data" --epochs 1 --batch 64 --lr 1e-4 --threads 1 2> /dev/null
+msg=$("$qat" train qat_dir --data "$data" --epochs 2 --batch 32 --resume 2>&1) && fail "resume with other settings"
+grep -q "differs from the run being resumed" <<< "$msg" || fail "resume message: $msg"
+
+# Bad calls: usage errors exit 2, runtime errors 1, and nothing is written.
+set +e
+"$qat" train 2> /dev/null; [ $? -eq 2 ] || fail "train without a folder should exit 2"
+"$qat" quantize mlp.onnx --table missing.json -o never.onnx 2> err.txt; [ $? -eq 1 ] || fail "missing table should exit 1"
+grep -q "missing.json" err.txt || fail "the error should name the table: $(cat err.txt)"
+[ ! -e never.onnx ] || fail "a failed quantize left never.onnx"
+"$qat" prepare mlp.onnx -o p --loss hinge 2> err.txt; [ $? -eq 2 ] || fail "unknown loss should exit 2"
+grep -q "hinge" err.txt || fail "the error should name the loss"
+"$qat" export qat_dir 2> /dev/null; [ $? -eq 2 ] || fail "export without -o should exit 2"
+printf 'not a checkpoint' > bad_dir_checkpoint
+mkdir -p broken && cp qat_dir/*.onnx broken/ && cp bad_dir_checkpoint broken/checkpoint
+"$qat" export broken -o x.onnx 2> err.txt; [ $? -eq 1 ] || fail "corrupt checkpoint should exit 1"
+grep -q "not a libqat checkpoint" err.txt || fail "corrupt checkpoint message: $(cat err.txt)"
+set -e
+echo "1 passed, 0 failed"

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# ONNX Runtime interop checks, run by ctest.  Exit 77 (skipped) when node or
+# onnxruntime-node is missing; .ci/install-ort.sh installs them.
+#   run_interop.sh QAT_BINARY WORK_DIR MODE
+# MODE:
+#   training-mlp, training-lenet5
+#       ORT runs libqat's training graph and matches `qat grad`'s loss and
+#       gradients to 1e-4 relative
+#   qdq-semantics
+#       ORT (graph optimizations off) runs libqat's QDQ models (per tensor,
+#       per channel, int8 weights, 4-bit) and matches `qat run` exactly or
+#       within one output quantization step
+#   accuracy
+#       a Fashion-MNIST MLP trained by libqat: PTQ int8 per tensor and per
+#       channel within 0.5 points of fp32 under ORT's int8 kernels; the 4-bit
+#       and QAT-exported models run; accuracies are printed
+set -euo pipefail
+qat=$1 work=$2 mode=$3
+here=$(cd "$(dirname "$0")" && pwd)
+if ! command -v node > /dev/null; then
+  echo "SKIPPED: node is not installed; run .ci/install-ort.sh"
+  exit 77
+fi
+rm -rf "$work/$mode"
+mkdir -p "$work/$mode"
+cd "$work/$mode"
+
+compare() {  # MODEL INPUTS EXPECTED [extra args]
+  node "$here/ort_compare.js" "$@"
+}
+
+# The scale of a tensor's table entry, plus a hair for float rounding.
+step_of() {  # TABLE TENSOR
+  python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["tensors"][sys.argv[2]]; s=e["scale"]; s=s[0] if isinstance(s,list) else s; print(float(s)*1.0001)' "$1" "$2"
+}
+
+case "$mode" in
+  training-mlp | training-lenet5)
+    name=${mode#training-}
+    "$qat" zoo "$name" -o model.onnx
+    "$qat" prepare model.onnx -o prepared > /dev/null
+    if [ "$name" = mlp ]; then shape=8x784; else shape=4x1x28x28; fi
+    n=${shape%%x*}
+    node "$here/make_inputs.js" in "input=float:$shape:0:1" "labels=labels:$n:10"
+    "$qat" grad prepared/training.onnx input=in/input.npy labels=in/labels.npy --out ours > /dev/null
+    compare prepared/training.onnx in ours --rtol 1e-4 --atol 1e-6
+    ;;
+  qdq-semantics)
+    "$qat" zoo mlp -o mlp.onnx
+    node "$here/make_inputs.js" data features=float:256x784:-1:2 labels=labels:256:10
+    node "$here/make_inputs.js" in input=float:32x784:-1:2
+    "$qat" calibrate mlp.onnx --data data/features.npy,data/labels.npy -o table.json \
+      --per-channel > /dev/null
+    step=$(step_of table.json logits)
+    failed=0
+    for variant in "" "--per-channel" "--weights-as-int8" "--per-channel --weights-as-int8" \
+                   "--weight-bits 4"; do
+      # shellcheck disable=SC2086
+      "$qat" quantize mlp.onnx --table table.json -o q.onnx $variant > /dev/null
+      "$qat" run q.onnx input=in/input.npy --out ours > /dev/null
+      echo "== quantize $variant (one output step = $step)"
+      compare q.onnx in ours --rtol 0 --atol "$step" || failed=1
+    done
+    exit $failed
+    ;;
+  accuracy)
+    data=/usr/share/datasets/fashion-mnist
+    if [ ! -d "$data" ]; then
+      echo "SKIPPED: $data is missing (Debian package dataset-fashion-mnist)"
+      exit 77
+    fi
+    "$qat" pipeline --data "$data" --out run --epochs 1 --qat-epochs 1 --limit 20000 \
+      > pipeline.log 2>&1 || { cat pipeline.log; exit 1; }
+    "$qat" quantize run/fp32.onnx --table run/calibration.json -o ptq_tensor.onnx \
+      --weights-as-int8 > /dev/null
+    "$qat" quantize run/fp32.onnx --table run/calibration.json -o ptq_4bit.onnx \
+      --weights-as-int8 --per-channel --weight-bits 4 > /dev/null
+    acc() { node "$here/ort_accuracy.js" "$1" "$data" | python3 -c 'import json,sys; print(json.load(sys.stdin)["accuracy"])'; }
+    fp32=$(acc run/fp32.onnx)
+    tensor=$(acc ptq_tensor.onnx)
+    channel=$(acc run/ptq_int8.onnx)
+    four=$(acc ptq_4bit.onnx)
+    qat=$(acc run/qat_int8.onnx)
+    echo "ORT accuracy on 10000 test images: fp32 $fp32, PTQ int8 per tensor $tensor," \
+         "per channel $channel, 4-bit weights $four, QAT int8 $qat"
+    python3 - "$fp32" "$tensor" "$channel" <<'PY'
+import sys
+fp32, tensor, channel = map(float, sys.argv[1:])
+bad = [n for n, a in (("per tensor", tensor), ("per channel", channel)) if fp32 - a > 0.005]
+print("1 passed, 0 failed" if not bad else f"0 passed, 1 failed: {bad} more than 0.5 points below fp32")
+sys.exit(1 if bad else 0)
+PY
+    ;;
+  *)
+    echo "unknown mode $mode"
+    exit 2
+    ;;
+esac
