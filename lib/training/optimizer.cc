@@ -61,6 +61,18 @@ class AdamW : public Optimizer {
   }
 };
 
+// Sum of squares in double, over 8 independent lanes so that the additions
+// do not wait on each other (the order is fixed, so the result is too).
+double SumOfSquares(absl::Span<const float> v) {
+  double lane[8] = {};
+  size_t i = 0;
+  for (; i + 8 <= v.size(); i += 8) {
+    for (int l = 0; l < 8; ++l) lane[l] += static_cast<double>(v[i + l]) * v[i + l];
+  }
+  for (; i < v.size(); ++i) lane[i % 8] += static_cast<double>(v[i]) * v[i];
+  return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+
 absl::Status Check(bool ok, const std::string& what) {
   return ok ? absl::OkStatus() : absl::InvalidArgumentError(what);
 }
@@ -142,7 +154,7 @@ absl::StatusOr<double> Optimizer::Step(float lr,
             ShapeToString(p.shape())));
       }
     }
-    for (float v : g.values<float>()) sum_sq += static_cast<double>(v) * v;
+    sum_sq += SumOfSquares(g.values<float>());
   }
   const double norm = std::sqrt(sum_sq);
   if (!std::isfinite(norm)) {

@@ -1,0 +1,61 @@
+// One training step (forward, backward, AdamW update) of the 784-500-10 MLP
+// at batch 64, and its parts, on a chosen thread count (--threads via the
+// benchmark argument).  benchmarks/training_vs_pytorch.py compares it with
+// PyTorch in the same run.
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+
+#include "benchmark/benchmark.h"
+#include "qat/executor.h"
+#include "qat/model_zoo.h"
+#include "qat/trainer.h"
+
+namespace qat {
+namespace {
+
+std::map<std::string, Tensor> Batch(int64_t n) {
+  Tensor x(DataType::kFloat32, {n, 784});
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  for (float& v : x.values<float>()) v = u(rng);
+  Tensor y(DataType::kInt64, {n});
+  for (int64_t i = 0; i < n; ++i) y.data<int64_t>()[i] = i % 10;
+  return {{"input", x}, {"labels", y}};
+}
+
+void TrainStep(benchmark::State& state) {
+  auto models = BuildTrainingModels(*MakeMlp(), {});
+  TrainerOptions options;
+  options.num_threads = static_cast<int>(state.range(0));
+  auto trainer = Trainer::Create(*models, options);
+  const auto batch = Batch(64);
+  for (auto _ : state) {
+    auto loss = (*trainer)->TrainStep(batch);
+    if (!loss.ok()) state.SkipWithError(loss.status().ToString().c_str());
+  }
+  state.SetItemsProcessed(state.iterations() * 64);
+}
+
+void Forward(benchmark::State& state) {
+  auto mlp = MakeMlp();
+  ExecutorOptions options;
+  options.num_threads = static_cast<int>(state.range(0));
+  auto exec = Executor::Create(*mlp, options);
+  const auto batch = Batch(64);
+  const std::map<std::string, Tensor> in = {{"input", batch.at("input")}};
+  for (auto _ : state) {
+    auto out = (*exec)->Run(in);
+    if (!out.ok()) state.SkipWithError(out.status().ToString().c_str());
+  }
+  state.SetItemsProcessed(state.iterations() * 64);
+}
+
+BENCHMARK(TrainStep)->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond);
+BENCHMARK(Forward)->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace qat
+
+BENCHMARK_MAIN();
