@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -41,8 +42,32 @@ struct CalibrateOptions {
   std::function<void(int64_t, int64_t)> progress;
 };
 
-// InvalidArgument for an empty dataset, a model without exactly one data
-// input, or data that is not finite (naming the tensor).
+// Streaming calibration: batches go in one at a time (from any source), the
+// table comes out at the end.
+class QAT_API Calibrator {
+ public:
+  // InvalidArgument for a model without exactly one data input, or a node
+  // name in the options that the model does not have.
+  static absl::StatusOr<std::unique_ptr<Calibrator>> Create(const Model& model,
+                                                            const CalibrateOptions& options);
+  ~Calibrator();
+
+  // One batch of the model's input.  InvalidArgument, naming the tensor,
+  // when an observed value is NaN or infinite.
+  absl::Status Observe(const Tensor& batch);
+  int64_t samples() const;
+
+  // The table over everything observed.  FailedPrecondition before any batch.
+  absl::StatusOr<CalibrationTable> Finish();
+
+ private:
+  struct State;
+  explicit Calibrator(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+// Calibrates over the first max_samples examples of `data`.  InvalidArgument
+// for an empty dataset, and as Calibrator says.
 QAT_API absl::StatusOr<CalibrationTable> Calibrate(const Model& model,
                                                    const Dataset& data,
                                                    const CalibrateOptions& options = {});

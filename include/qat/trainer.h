@@ -77,6 +77,10 @@ class QAT_API Trainer {
   const TrainingProgress& progress() const;
   const Optimizer& optimizer() const;
 
+  // Replaces the learning-rate schedule (it is a function of the global
+  // step, so a new one takes effect at the next step).
+  absl::Status SetSchedule(const LrSchedule& schedule);
+
   // One optimizer step.  `batch` holds the model's data inputs and
   // `labels`.  Returns the loss before the update.
   absl::StatusOr<float> TrainStep(const std::map<std::string, Tensor>& batch);

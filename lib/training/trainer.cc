@@ -91,6 +91,12 @@ const Tensor& Trainer::param(const std::string& name) const {
 const TrainingProgress& Trainer::progress() const { return state_->progress; }
 const Optimizer& Trainer::optimizer() const { return *state_->optimizer; }
 
+absl::Status Trainer::SetSchedule(const LrSchedule& schedule) {
+  QAT_RETURN_IF_ERROR(schedule.Validate());
+  state_->options.schedule = schedule;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<float> Trainer::TrainStep(const std::map<std::string, Tensor>& batch) {
   State& s = *state_;
   if (auto it = batch.find(kLabelsInput); it != batch.end()) {
