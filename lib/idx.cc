@@ -2,7 +2,10 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <string>
 #include <memory>
 #include <vector>
 
@@ -55,17 +58,33 @@ absl::StatusOr<Tensor> ReadIdx(const std::string& path) {
     }
     shape.push_back((int64_t{b[0]} << 24) | (int64_t{b[1]} << 16) | (int64_t{b[2]} << 8) | b[3]);
   }
-  // Refuse absurd sizes before allocating (IDX data sets are far smaller).
-  if (NumElements(shape) > (int64_t{1} << 34)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "'", path, "' declares an implausible shape ", ShapeToString(shape)));
+  // Refuse absurd sizes (IDX data sets are far smaller), with the product
+  // checked for overflow.
+  constexpr int64_t kMaxElements = int64_t{1} << 31;
+  int64_t elements = 1;
+  for (int64_t d : shape) {
+    if (d != 0 && elements > kMaxElements / d) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", path, "' declares an implausible shape ", ShapeToString(shape)));
+    }
+    elements *= d;
+  }
+  // Read in chunks, so that memory grows with the data actually present
+  // rather than with what a corrupt header claims.
+  std::string data;
+  constexpr size_t kChunk = size_t{16} << 20;
+  while (data.size() < static_cast<size_t>(elements)) {
+    const size_t want = std::min(kChunk, static_cast<size_t>(elements) - data.size());
+    const size_t at = data.size();
+    data.resize(at + want);
+    if (!ReadExactly(file.get(), &data[at], want)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", path, "' is truncated: shape ", ShapeToString(shape), " needs ", elements,
+          " bytes of data"));
+    }
   }
   Tensor tensor(DataType::kUInt8, shape);
-  if (!ReadExactly(file.get(), tensor.raw_data(), tensor.num_bytes())) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "'", path, "' is truncated: shape ", ShapeToString(shape), " needs ",
-        tensor.num_bytes(), " bytes of data"));
-  }
+  if (!data.empty()) std::memcpy(tensor.raw_data(), data.data(), data.size());
   return tensor;
 }
 
