@@ -41,7 +41,7 @@ bool ValueShape::fully_known() const {
 }
 
 GraphEditor::GraphEditor(onnx::ModelProto* model)
-    : model_(model), graph_(model->mutable_graph()) {
+    : graph_(model->mutable_graph()) {
   for (const auto& op : model->opset_import()) {
     if (op.domain().empty() || op.domain() == "ai.onnx") opset_ = op.version();
   }

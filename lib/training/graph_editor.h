@@ -87,7 +87,6 @@ class GraphEditor {
  private:
   void Reserve(const std::string& name);
 
-  onnx::ModelProto* model_;
   onnx::GraphProto* graph_;
   int64_t opset_ = 0;
   std::unordered_set<std::string> used_;
