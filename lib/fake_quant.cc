@@ -394,6 +394,14 @@ absl::Status FakeQuantLsqGradPerChannel(
       zero_point_grads, params, grad_scale, pool);
 }
 
+float RoundZeroPoint(float zero_point, QuantRange range) {
+  const float lo = static_cast<float>(range.quant_min);
+  const float hi = static_cast<float>(range.quant_max);
+  if (!(zero_point >= lo)) return lo;  // also NaN
+  if (zero_point > hi) return hi;
+  return std::nearbyint(zero_point);
+}
+
 const char* FakeQuantKernelVariant() {
   return kernels::SelectedFakeQuantKernels().name;
 }

@@ -60,6 +60,39 @@ OpSchema FakeQuantGradSchema() {
   return s;
 }
 
+// Outputs take the shapes of X, scale and zero point.
+void InferFakeQuantLsqGrad(onnx::InferenceContext& ctx) {
+  for (size_t out = 0; out < 3 && out < ctx.getNumOutputs(); ++out) {
+    const size_t in = out == 0 ? 0 : out + 1;
+    onnx::propagateElemTypeFromInputToOutput(ctx, in, out);
+    if (onnx::hasInputShape(ctx, in)) onnx::propagateShapeFromInputToOutput(ctx, in, out);
+  }
+}
+
+OpSchema FakeQuantLsqGradSchema() {
+  OpSchema s;
+  s.SetName("FakeQuantLsqGrad").SetDomain(kLibqatDomain).SinceVersion(1)
+      .SetDoc("LSQ/LSQ+ backward of FakeQuant with a learnable scale and zero point "
+              "(libqat).  A scalar scale is per tensor, a 1-D scale per channel.")
+      .Input(0, "X", "FakeQuant's input", "T")
+      .Input(1, "dY", "gradient of FakeQuant's output", "T")
+      .Input(2, "scale", "scale", "T")
+      .Input(3, "zero_point", "zero point, as float", "T")
+      .Output(0, "dX", "straight-through gradient of X", "T")
+      .Output(1, "dScale", "gradient of the scale, times grad_scale", "T")
+      .Output(2, "dZeroPoint", "gradient of the zero point, times grad_scale", "T")
+      .Attr("quant_min", "lower end of the integer range", AttributeProto::INT,
+            static_cast<int64_t>(0))
+      .Attr("quant_max", "upper end of the integer range", AttributeProto::INT,
+            static_cast<int64_t>(255))
+      .Attr("axis", "the channel axis, for a 1-D scale", AttributeProto::INT,
+            static_cast<int64_t>(0))
+      .Attr("grad_scale", "LSQ's gradient scale g", AttributeProto::FLOAT, 1.0f)
+      .TypeConstraint("T", {"tensor(float)"}, "float tensors")
+      .TypeAndShapeInferenceFunction(InferFakeQuantLsqGrad);
+  return s;
+}
+
 void AddDomain(const char* domain) {
   auto& ranges = onnx::OpSchemaRegistry::DomainToVersionRange::Instance();
   // ONNX's own registry may already know com.microsoft in some builds.
@@ -83,6 +116,7 @@ void RegisterOpSchemas() {
     RegisterIfAbsent(FakeQuantSchema(kMicrosoftDomain, false));
     RegisterIfAbsent(FakeQuantSchema(kLibqatDomain, true));
     RegisterIfAbsent(FakeQuantGradSchema());
+    RegisterIfAbsent(FakeQuantLsqGradSchema());
   });
 }
 

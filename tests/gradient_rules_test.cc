@@ -14,6 +14,7 @@
 #include "gradient_check.h"
 #include "gtest/gtest.h"
 #include "model_internal.h"
+#include "qat/fake_quant.h"
 #include "training/gradient_builder.h"
 #include "training/graph_editor.h"
 
@@ -112,10 +113,12 @@ absl::StatusOr<Model> TrainingModel(const OpCase& c) {
   onnx::ModelProto proto = ModelAccess::Proto(*reloaded);
   auto changed = training::BuildGradientsPass("loss", c.params).Run(&proto);
   if (!changed.ok()) return changed.status();
-  // The backward graph uses standard ops only.
+  // The backward graph uses standard ops only, but for the LSQ gradient of
+  // learnable quantization parameters, which has its own documented op.
   for (int i = 2 + 1; i < proto.graph().node_size(); ++i) {
     const auto& n = proto.graph().node(i);
-    if (!(n.domain().empty() || n.domain() == "ai.onnx")) {
+    const bool lsq = n.domain() == "ai.libqat" && n.op_type() == "FakeQuantLsqGrad";
+    if (!(n.domain().empty() || n.domain() == "ai.onnx" || lsq)) {
       return absl::InternalError("backward node " + n.op_type() +
                                  " is not a standard ONNX op");
     }
@@ -310,6 +313,33 @@ TEST(GradientRulesTest, FakeQuantUsesTheStraightThroughEstimator) {
   }
   EXPECT_GT(inside, 0);
   EXPECT_LT(inside, 16);
+}
+
+TEST(GradientRulesTest, LearnableFakeQuantMatchesTheLsqKernel) {
+  // With scale and zero point trainable, the rule emits one
+  // FakeQuantLsqGrad node; its outputs must equal the LSQ kernel's for
+  // dY = R and g = 1 / sqrt(N * qmax), N = the elements of the weight x.
+  const Tensor x = RandomTensor({4, 8}, 130, -2.0f, 2.0f);
+  OpCase c{"FakeQuant", "com.microsoft",
+           {{"x", x}, {"s", Tensor::Scalar(0.05f)}, {"z", Tensor::Scalar(3.0f)}},
+           {"s", "z"},
+           {AttrInt("quant_min", -16), AttrInt("quant_max", 15)},
+           2};
+  auto model = TrainingModel(c);
+  ASSERT_TRUE(model.ok()) << model.status();
+  GradientCheck check(*model, c.params, {});
+  auto out = check.Run();
+  ASSERT_TRUE(out.ok()) << out.status();
+  const Tensor r = RandomTensor({4, 8}, 99);
+  auto want = FakeQuantLsqGradPerTensor(
+      x.values<float>(), r.values<float>(), {},
+      FakeQuantParams{0.05f, 3.0f, QuantRange{-16, 15}},
+      static_cast<float>(1.0 / std::sqrt(32.0 * 15)));
+  ASSERT_TRUE(want.ok()) << want.status();
+  EXPECT_FLOAT_EQ(out->at("s_grad").values<float>()[0], want->scale);
+  EXPECT_FLOAT_EQ(out->at("z_grad").values<float>()[0], want->zero_point);
+  EXPECT_NE(want->scale, 0.0f);
+  EXPECT_NE(want->zero_point, 0.0f);
 }
 
 TEST(GradientRulesTest, OpWithoutRuleIsNamed) {

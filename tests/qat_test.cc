@@ -285,3 +285,58 @@ TEST(FuseQdqTest, NonConstantScaleIsAnErrorNamingTheNode) {
 
 }  // namespace
 }  // namespace qat
+
+namespace qat {
+namespace {
+
+// LSQ/LSQ+: scales and zero points train, with their own gradient node.
+TEST(QatTest, LearnedScalesAndZeroPointsTrainAndExport) {
+  const Model mlp = SmallMlp();
+  const Dataset data = Blobs(120, 12, 4);
+  auto table = Calibrate(mlp, data, {});
+  auto fused = FuseQdqToFakeQuant(*QuantizeModel(mlp, *table, {}));
+  ASSERT_TRUE(fused.ok()) << fused.status();
+  TrainingGraphOptions options;
+  options.learn_quant_params = true;
+  auto models = BuildTrainingModels(*fused, options);
+  ASSERT_TRUE(models.ok()) << models.status();
+  EXPECT_EQ(models->params.size(), 4u + 2 * 6);  // weights, biases, 6 scales and zero points
+  EXPECT_EQ(CountOps(models->training, "FakeQuantLsqGrad"), 6);
+
+  // SGD with momentum, as in the LSQ paper: the gradient scale g keeps the
+  // scales' steps small.  (AdamW normalizes steps to about lr, which is
+  // large for a scale of 0.01; see docs/quantization.md.)
+  TrainerOptions to;
+  to.optimizer.kind = OptimizerKind::kSgd;
+  to.optimizer.momentum = 0.9f;
+  to.schedule.lr = 5e-2f;
+  to.num_threads = 1;
+  auto trainer = Trainer::Create(*models, to);
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  std::map<std::string, Tensor> initial;
+  for (const std::string& p : (*trainer)->param_names()) initial[p] = (*trainer)->param(p);
+  ASSERT_TRUE((*trainer)->TrainEpochs(data, 4, 16).ok());
+  auto after = (*trainer)->Evaluate(data, 32);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_GT(after->accuracy, 0.9);
+  int scales_moved = 0;
+  for (const std::string& p : (*trainer)->param_names()) {
+    if (p.find("_fq_scale") == std::string::npos) continue;
+    scales_moved += (*trainer)->param(p).values<float>()[0] != initial.at(p).values<float>()[0];
+    EXPECT_GT((*trainer)->param(p).values<float>()[0], 0.0f) << p;
+  }
+  EXPECT_GT(scales_moved, 0);
+
+  // The export rounds the learned zero points as training fed them, so it
+  // computes exactly what the eval model computed.
+  std::map<std::string, Tensor> params;
+  for (const std::string& p : (*trainer)->param_names()) params[p] = (*trainer)->param(p);
+  auto exported = ExportQuantizedModel(models->eval, params);
+  ASSERT_TRUE(exported.ok()) << exported.status();
+  auto eval = (*trainer)->EvalStep({{"input", data.features()}, {"labels", data.labels()}});
+  ASSERT_TRUE(eval.ok()) << eval.status();
+  ExpectBitIdentical(eval->at("logits"), RunModel(*exported, data.features()));
+}
+
+}  // namespace
+}  // namespace qat

@@ -42,7 +42,7 @@ void PrintHelp(std::FILE* out) {
                "       [--exclude NODE,...]\n"
                "              insert QuantizeLinear/DequantizeLinear pairs\n"
                "  prepare MODEL.onnx -o DIR [--loss cross-entropy|mse|bce-with-logits|l1]\n"
-               "       [--frozen NAME,...] [--quant-params fixed]\n"
+               "       [--frozen NAME,...] [--quant-params fixed|learn]\n"
                "              fuse QDQ into FakeQuant, add the loss, build gradients;\n"
                "              write DIR/training.onnx, DIR/eval.onnx, DIR/checkpoint\n"
                "  train DIR --data DATA [--epochs E] [--batch B] [--optimizer adamw|sgd]\n"

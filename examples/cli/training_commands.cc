@@ -66,12 +66,15 @@ int PrepareCommand(int argc, char** argv) {
   if (args.positional.size() != 1) return Usage("prepare needs one model");
   if (!args.Has("--out")) return Usage("prepare needs -o DIR");
   const std::string quant_params = args.Get("--quant-params", "fixed");
-  if (quant_params != "fixed") {
-    return Fail(absl::UnimplementedError(absl::StrCat(
-        "--quant-params ", quant_params,
-        " is not implemented yet; 'fixed' keeps the calibrated scales")));
+  if (quant_params == "observe") {
+    return Fail(absl::UnimplementedError(
+        "--quant-params observe is not implemented yet; use fixed or learn"));
+  }
+  if (quant_params != "fixed" && quant_params != "learn") {
+    return Usage("--quant-params must be fixed, observe or learn");
   }
   qat::TrainingGraphOptions options;
+  options.learn_quant_params = quant_params == "learn";
   auto loss = qat::ParseLossKind(args.Get("--loss", "cross-entropy"));
   if (!loss.ok()) return Usage(std::string(loss.status().message()));
   options.loss.kind = *loss;

@@ -103,6 +103,11 @@ QAT_API absl::Status FakeQuantLsqGradPerChannel(
     const PerChannelFakeQuantParams& params, float grad_scale = 1.0f,
     ThreadPool* pool = nullptr);
 
+// The zero point a learnable (real-valued) zero point stands for: clamped
+// to the range and rounded half to even, as PyTorch's learnable fake
+// quantization rounds it in the forward pass.  NaN gives quant_min.
+QAT_API float RoundZeroPoint(float zero_point, QuantRange range);
+
 // Name of the kernel variant the functions above use on this CPU ("avx2",
 // "sse2" or "scalar").  The environment variable QAT_KERNEL_VARIANT, read
 // once, selects another supported variant (for benchmarks and debugging).

@@ -22,7 +22,7 @@
 //   l1                 mean(|y - labels|)
 //
 // Trainable parameters: by default every float initializer that the loss
-// depends on, except quantization parameters, BatchNormalization running
+// depends on, except quantization parameters (unless learn_quant_params), BatchNormalization running
 // statistics, Dropout ratios, Clip bounds and loss class weights; minus
 // `frozen`.  `trainable`, when not empty, lists them explicitly instead.
 #ifndef QAT_TRAINING_GRAPH_H_
@@ -63,6 +63,10 @@ struct TrainingGraphOptions {
   std::vector<std::string> trainable;  // empty: the default set (see above)
   // Adds gradient accumulation inputs (see docs/training.md).
   bool accumulate_gradients = false;
+  // LSQ/LSQ+: the scales and zero points of FakeQuant nodes train too (they
+  // are otherwise constants).  The trainer keeps scales positive and feeds
+  // zero points rounded to integers in their range, as PyTorch does.
+  bool learn_quant_params = false;
 };
 
 // Input and output names the training graphs use.

@@ -83,6 +83,7 @@ QAT_OP("", "DequantizeLinear", 10, MakeDequantizeLinear)
 QAT_OP("com.microsoft", "FakeQuant", 1, MakeFakeQuantPerTensor)
 QAT_OP("ai.libqat", "FakeQuant", 1, MakeFakeQuantPerChannel)
 QAT_OP("com.microsoft", "FakeQuantGrad", 1, MakeFakeQuantGrad)
+QAT_OP("ai.libqat", "FakeQuantLsqGrad", 1, MakeFakeQuantLsqGrad)
 
 // lib/ops/loss.cc
 QAT_OP("", "SoftmaxCrossEntropyLoss", 12, MakeSoftmaxCrossEntropyLoss)

@@ -235,5 +235,45 @@ absl::StatusOr<Kernel> MakeFakeQuantGrad(const NodeView&) {
   });
 }
 
+// ai.libqat FakeQuantLsqGrad(X, dY, scale, zero_point) -> (dX, dScale,
+// dZeroPoint): the LSQ/LSQ+ backward of FakeQuant with learnable parameters
+// (docs/quantization.md gives its decomposition into standard ops).  A scalar
+// scale means per tensor; a 1-D scale means per channel along `axis`.
+absl::StatusOr<Kernel> MakeFakeQuantLsqGrad(const NodeView& node) {
+  const QuantRange range = RangeFromNode(node);
+  const int64_t axis = node.GetInt("axis", 0);
+  const float grad_scale = node.GetFloat("grad_scale", 1.0f);
+  return Kernel([range, axis, grad_scale](KernelContext& ctx) -> absl::Status {
+    QAT_RETURN_IF_ERROR(RequireFloatTensors(ctx, 4));
+    const Tensor& x = ctx.input(0);
+    const Tensor& dy = ctx.input(1);
+    const Tensor& scale = ctx.input(2);
+    const Tensor& zp = ctx.input(3);
+    if (dy.shape() != x.shape()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "dY ", ShapeToString(dy.shape()), " does not match X ", ShapeToString(x.shape())));
+    }
+    ctx.output(0).Resize(DataType::kFloat32, x.shape());
+    ctx.output(1).Resize(DataType::kFloat32, scale.shape());
+    ctx.output(2).Resize(DataType::kFloat32, zp.shape());
+    if (scale.num_elements() == 1 && scale.rank() <= 1) {
+      const FakeQuantParams params{scale.values<float>()[0], zp.values<float>()[0], range};
+      QAT_ASSIGN_OR_RETURN(LsqGradients g,
+                           FakeQuantLsqGradPerTensor(x.values<float>(), dy.values<float>(),
+                                                     ctx.output(0).values<float>(), params,
+                                                     grad_scale, ctx.pool));
+      ctx.output(1).values<float>()[0] = g.scale;
+      ctx.output(2).values<float>()[0] = g.zero_point;
+      return absl::OkStatus();
+    }
+    PerChannelFakeQuantParams params{scale.values<float>(), zp.values<float>(), axis, range};
+    return FakeQuantLsqGradPerChannel(x.shape(), x.values<float>(), dy.values<float>(),
+                                      ctx.output(0).values<float>(),
+                                      ctx.output(1).values<float>(),
+                                      ctx.output(2).values<float>(), params, grad_scale,
+                                      ctx.pool);
+  });
+}
+
 }  // namespace exec
 }  // namespace qat

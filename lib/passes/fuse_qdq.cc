@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "op_schemas.h"
 #include "passes/fold_constants.h"
+#include "qat/fake_quant.h"
 #include "qat/kernels/fake_quant_reference.h"
 #include "qat/quant_range.h"
 #include "qat/status_macros.h"
@@ -61,15 +62,6 @@ std::vector<float> AsFloats(const Tensor& t) {
                                              : static_cast<float>(t.data<uint8_t>()[i]));
   }
   return v;
-}
-
-void EnsureDomain(onnx::ModelProto* m, const std::string& domain) {
-  for (const auto& op : m->opset_import()) {
-    if (op.domain() == domain) return;
-  }
-  auto* op = m->add_opset_import();
-  op->set_domain(domain);
-  op->set_version(1);
 }
 
 }  // namespace
@@ -189,8 +181,8 @@ absl::StatusOr<bool> FuseQdqToFakeQuantPass::RunImpl(onnx::ModelProto* model) {
     }
   }
   *graph->mutable_node() = nodes;
-  if (per_tensor_seen) EnsureDomain(model, kMicrosoftDomain);
-  if (per_channel_seen) EnsureDomain(model, kLibqatDomain);
+  if (per_tensor_seen) g.EnsureOpset(kMicrosoftDomain, 1);
+  if (per_channel_seen) g.EnsureOpset(kLibqatDomain, 1);
   PruneUnusedInitializers(graph);
   return true;
 }
@@ -233,7 +225,9 @@ absl::StatusOr<bool> FakeQuantToQdqPass::RunImpl(onnx::ModelProto* model) {
     const int64_t axis = per_channel ? training::GetAttrInt(n, "axis", 0) : -1;
     Tensor zp(is_signed ? DataType::kInt8 : DataType::kUInt8, scale.shape());
     for (int64_t c = 0; c < zp.num_elements(); ++c) {
-      const float z = zpf.values<float>()[c];
+      // A learned zero point is real-valued; it stands for its rounding.
+      const float z = RoundZeroPoint(zpf.values<float>()[c], range);
+      zpf.values<float>()[c] = z;
       if (is_signed) zp.data<int8_t>()[c] = static_cast<int8_t>(z);
       else zp.data<uint8_t>()[c] = static_cast<uint8_t>(z);
     }

@@ -1,5 +1,8 @@
 // Gradient rules for elementwise ops.  Binary ops broadcast numpy-style, so
 // each input's gradient is summed back to that input's shape.
+#include <cmath>
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "qat/status_macros.h"
 #include "training/gradient_rules.h"
@@ -21,6 +24,8 @@ void SetProduct(GradContext& ctx, const std::string& factor) {
   ctx.SetInputGrad(0, ctx.g().Add("Mul", {ctx.output_grad(0), factor},
                                   ctx.Hint("x")));
 }
+
+absl::Status GradFakeQuantLearnable(GradContext& ctx);
 
 std::string Zero(GradContext& ctx) {
   return ctx.g().ConstantFloat(0.0f, ctx.Hint("zero"));
@@ -207,12 +212,8 @@ absl::Status GradCast(GradContext& ctx) {
 }
 
 absl::Status GradFakeQuant(GradContext& ctx) {
-  // Straight-through estimator: dx = mask ? dy : 0.  Scale and zero point
-  // are constants here; learnable ones (LSQ) use their own op.
-  if (ctx.wants(1) || ctx.wants(2)) {
-    return ctx.Unsupported(
-        "FakeQuant scale and zero point are not trainable in this graph");
-  }
+  if (ctx.wants(1) || ctx.wants(2)) return GradFakeQuantLearnable(ctx);
+  // Straight-through estimator: dx = mask ? dy : 0.
   if (ctx.output(1).empty()) {
     return ctx.Unsupported("FakeQuant without its mask output");
   }
@@ -221,6 +222,46 @@ absl::Status GradFakeQuant(GradContext& ctx) {
                                   ctx.Hint("x")));
   return absl::OkStatus();
 }
+
+namespace {
+absl::Status GradFakeQuantLearnable(GradContext& ctx) {
+  // LSQ/LSQ+: one ai.libqat FakeQuantLsqGrad node gives dX, dScale and
+  // dZeroPoint.  LSQ's gradient scale g = 1 / sqrt(N * qmax), N the number of
+  // elements per channel of a weight, or of features per sample of an
+  // activation (1 when unknown).
+  const int64_t qmax = GetAttrInt(ctx.node(), "quant_max", 255);
+  const bool per_channel = ctx.node().domain() == "ai.libqat";
+  const int64_t axis = GetAttrInt(ctx.node(), "axis", 0);
+  float g = 1.0f;
+  if (std::optional<ValueShape> x = ctx.g().ShapeOf(ctx.input(0));
+      x.has_value() && x->rank_known && qmax > 0) {
+    bool weight = false;
+    for (const auto& t : ctx.g().graph().initializer()) weight |= t.name() == ctx.input(0);
+    const int64_t a = axis < 0 ? axis + x->rank() : axis;
+    int64_t n = 1;
+    for (int64_t d = weight ? 0 : 1; d < x->rank(); ++d) {
+      if (per_channel && d == a) continue;
+      n = x->dims[d] < 0 ? -1 : (n < 0 ? -1 : n * x->dims[d]);
+    }
+    if (n > 0) g = static_cast<float>(1.0 / std::sqrt(static_cast<double>(n) * qmax));
+  }
+  std::vector<onnx::AttributeProto> attrs = {
+      AttrInt("quant_min", GetAttrInt(ctx.node(), "quant_min", 0)), AttrInt("quant_max", qmax),
+      AttrFloat("grad_scale", g)};
+  if (per_channel) attrs.push_back(AttrInt("axis", axis));
+  const std::string dx = ctx.g().FreshName(ctx.Hint("x"));
+  const std::string ds = ctx.g().FreshName(ctx.Hint("scale"));
+  const std::string dz = ctx.g().FreshName(ctx.Hint("zero_point"));
+  ctx.g().EnsureOpset("ai.libqat", 1);
+  ctx.g().AddNode("FakeQuantLsqGrad", "ai.libqat",
+                  {ctx.input(0), ctx.output_grad(0), ctx.input(1), ctx.input(2)}, {dx, ds, dz},
+                  attrs);
+  ctx.SetInputGrad(0, dx);
+  ctx.SetInputGrad(1, ds);
+  ctx.SetInputGrad(2, dz);
+  return absl::OkStatus();
+}
+}  // namespace
 
 }  // namespace training
 }  // namespace qat

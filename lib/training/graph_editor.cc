@@ -41,7 +41,7 @@ bool ValueShape::fully_known() const {
 }
 
 GraphEditor::GraphEditor(onnx::ModelProto* model)
-    : graph_(model->mutable_graph()) {
+    : model_(model), graph_(model->mutable_graph()) {
   for (const auto& op : model->opset_import()) {
     if (op.domain().empty() || op.domain() == "ai.onnx") opset_ = op.version();
   }
@@ -58,6 +58,15 @@ GraphEditor::GraphEditor(onnx::ModelProto* model)
 
 void GraphEditor::Reserve(const std::string& name) {
   if (!name.empty()) used_.insert(name);
+}
+
+void GraphEditor::EnsureOpset(const std::string& domain, int64_t version) {
+  for (const auto& op : model_->opset_import()) {
+    if (op.domain() == domain) return;
+  }
+  auto* op = model_->add_opset_import();
+  op->set_domain(domain);
+  op->set_version(version);
 }
 
 std::string GraphEditor::FreshName(const std::string& hint) {

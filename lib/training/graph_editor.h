@@ -41,6 +41,9 @@ class GraphEditor {
   // The imported version of the default ONNX domain.
   int64_t opset() const { return opset_; }
 
+  // Imports `domain` at `version` unless the model imports it already.
+  void EnsureOpset(const std::string& domain, int64_t version);
+
   // A name not used in the graph yet, derived from `hint`.
   std::string FreshName(const std::string& hint);
 
@@ -87,6 +90,7 @@ class GraphEditor {
  private:
   void Reserve(const std::string& name);
 
+  onnx::ModelProto* model_;
   onnx::GraphProto* graph_;
   int64_t opset_ = 0;
   std::unordered_set<std::string> used_;

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "qat/executor.h"
 #include "qat/status_macros.h"
+#include "model_internal.h"
+#include "qat/fake_quant.h"
 #include "training/parameters.h"
 
 namespace qat {
@@ -19,6 +22,10 @@ struct Trainer::State {
   std::unique_ptr<Optimizer> optimizer;
   TrainingProgress progress;
   std::string data_input;    // the model's (single) data input, if any
+  // Learnable quantization parameters (LSQ): scales kept positive, zero
+  // points fed rounded into their range.
+  std::set<std::string> scales;
+  std::map<std::string, QuantRange> zero_points;
   int64_t num_classes = -1;  // from the first model output, for label checks
   bool classification = false;
 };
@@ -48,6 +55,33 @@ absl::Status CheckLabels(const Tensor& labels, int64_t classes) {
   return absl::OkStatus();
 }
 
+// Finds the FakeQuant scales and zero points among the parameters.
+void FindQuantParams(const Model& training, const std::map<std::string, Tensor>& params,
+                     std::set<std::string>* scales,
+                     std::map<std::string, QuantRange>* zero_points) {
+  for (const auto& n : ModelAccess::Proto(training).graph().node()) {
+    if (n.op_type() != "FakeQuant" || n.input_size() < 3) continue;
+    QuantRange range{0, 255};
+    for (const auto& a : n.attribute()) {
+      if (a.name() == "quant_min") range.quant_min = static_cast<int32_t>(a.i());
+      if (a.name() == "quant_max") range.quant_max = static_cast<int32_t>(a.i());
+    }
+    if (params.count(n.input(1)) != 0) scales->insert(n.input(1));
+    if (params.count(n.input(2)) != 0) (*zero_points)[n.input(2)] = range;
+  }
+}
+
+// The parameters as the graphs see them: learned zero points rounded.
+std::map<std::string, Tensor> FedParameters(
+    const std::map<std::string, Tensor>& params,
+    const std::map<std::string, QuantRange>& zero_points) {
+  std::map<std::string, Tensor> fed = params;
+  for (const auto& [name, range] : zero_points) {
+    for (float& z : fed.at(name).values<float>()) z = RoundZeroPoint(z, range);
+  }
+  return fed;
+}
+
 }  // namespace
 
 Trainer::Trainer(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -64,6 +98,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   QAT_ASSIGN_OR_RETURN(training::DetachedParameters eval,
                        training::DetachParameters(models.eval, models.params));
   state->params = std::move(train.values);
+  FindQuantParams(models.training, state->params, &state->scales, &state->zero_points);
   ExecutorOptions exec;
   exec.num_threads = options.num_threads;
   exec.seed = options.seed;
@@ -103,7 +138,9 @@ absl::StatusOr<float> Trainer::TrainStep(const std::map<std::string, Tensor>& ba
     QAT_RETURN_IF_ERROR(CheckLabels(it->second, s.num_classes));
   }
   std::map<std::string, Tensor> inputs = batch;
-  for (const auto& [name, value] : s.params) inputs[name] = value;
+  for (auto& [name, value] : FedParameters(s.params, s.zero_points)) {
+    inputs[name] = std::move(value);
+  }
   QAT_ASSIGN_OR_RETURN(auto outputs, s.train->Run(inputs));
   const float loss = outputs.at(kLossOutput).values<float>()[0];
   if (!std::isfinite(loss)) {
@@ -118,6 +155,10 @@ absl::StatusOr<float> Trainer::TrainStep(const std::map<std::string, Tensor>& ba
   }
   const float lr = s.options.schedule.At(s.progress.global_step);
   QAT_RETURN_IF_ERROR(s.optimizer->Step(lr, s.names, params, grads).status());
+  // LSQ keeps scales positive (PyTorch clamps them to 1e-8 the same way).
+  for (const std::string& name : s.scales) {
+    for (float& v : s.params.at(name).values<float>()) v = std::max(v, 1e-8f);
+  }
   ++s.progress.global_step;
   return loss;
 }
@@ -125,7 +166,9 @@ absl::StatusOr<float> Trainer::TrainStep(const std::map<std::string, Tensor>& ba
 absl::StatusOr<std::map<std::string, Tensor>> Trainer::EvalStep(
     const std::map<std::string, Tensor>& batch) {
   std::map<std::string, Tensor> inputs = batch;
-  for (const auto& [name, value] : state_->params) inputs[name] = value;
+  for (auto& [name, value] : FedParameters(state_->params, state_->zero_points)) {
+    inputs[name] = std::move(value);
+  }
   return state_->eval->Run(inputs);
 }
 

@@ -15,10 +15,10 @@ namespace qat {
 namespace {
 
 // Input slots that hold constants of the model rather than weights.
-bool IsNonTrainableSlot(const onnx::NodeProto& node, int slot) {
+bool IsNonTrainableSlot(const onnx::NodeProto& node, int slot, bool learn_quant_params) {
   const std::string& op = node.op_type();
-  if (op == "FakeQuant" || op == "QuantizeLinear" || op == "DequantizeLinear" ||
-      op == "Clip") {
+  if (op == "FakeQuant") return slot >= 1 && !learn_quant_params;
+  if (op == "QuantizeLinear" || op == "DequantizeLinear" || op == "Clip") {
     return slot >= 1;
   }
   if (op == "BatchNormalization") return slot >= 3;
@@ -79,7 +79,7 @@ absl::StatusOr<std::vector<std::string>> ChooseParams(
   std::set<std::string> weight_slots, constant_slots;
   for (const auto& node : graph.node()) {
     for (int i = 0; i < node.input_size(); ++i) {
-      (IsNonTrainableSlot(node, i) ? constant_slots : weight_slots)
+      (IsNonTrainableSlot(node, i, options.learn_quant_params) ? constant_slots : weight_slots)
           .insert(node.input(i));
     }
   }
