@@ -7,7 +7,10 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
+#include "qat/calibrate.h"
+#include "qat/model_zoo.h"
 #include "qat/observer.h"
+#include "qat/quantize.h"
 
 namespace qat {
 namespace {
@@ -71,6 +74,28 @@ void PerChannelWeight(benchmark::State& state, CalibrationMethod method) {
   }
 }
 
+// Quantizing a 100-layer model (issue target: under 1 s): an MLP with 99
+// hidden layers of 64, calibrated once outside the timing.
+void Quantize100Layers(benchmark::State& state) {
+  MlpSpec spec;
+  spec.inputs = 64;
+  spec.hidden.assign(99, 64);
+  spec.outputs = 10;
+  auto model = MakeMlp(spec);
+  const std::vector<float> x = Normal(32 * 64, 1.0f, 3);
+  auto data = Dataset::Create(Tensor::FromValues<float>({32, 64}, absl::MakeConstSpan(x)),
+                              Tensor(DataType::kInt64, {32}));
+  auto table = Calibrate(*model, *data, {});
+  if (!table.ok()) state.SkipWithError(table.status().ToString().c_str());
+  QuantizeOptions options;
+  options.per_channel = true;
+  for (auto _ : state) {
+    auto q = QuantizeModel(*model, *table, options);
+    if (!q.ok()) state.SkipWithError(q.status().ToString().c_str());
+    benchmark::DoNotOptimize(q);
+  }
+}
+
 void RegisterAll() {
   for (CalibrationMethod m : kMethods) {
     const std::string name = CalibrationMethodName(m);
@@ -84,6 +109,8 @@ void RegisterAll() {
                                  PerChannelWeight, m)
         ->Unit(benchmark::kMillisecond);
   }
+  benchmark::RegisterBenchmark("quantize_100_layers", Quantize100Layers)
+      ->Unit(benchmark::kMillisecond);
 }
 
 }  // namespace
