@@ -216,6 +216,44 @@ TEST(QuantizeTest, FoldsConstantAndTransposeInFrontOfMatMul) {
                           RunFirstOutput(*q, data.features())), 0.05);
 }
 
+// Two Gemm layers sharing one weight, each weight behind an Unsqueeze of a
+// 1-D constant and a Squeeze, as exporters sometimes write small layers.
+TEST(QuantizeTest, SharedWeightsAndSqueezeAroundLinearLayers) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(13);
+  m.mutable_graph()->set_name("shared");
+  training::GraphEditor g(&m);
+  training::ValueShape in;
+  in.elem_type = onnx::TensorProto::FLOAT;
+  in.rank_known = true;
+  in.dims = {-1, 4};
+  g.AddInput("x", in);
+  std::vector<float> w(16);
+  for (int i = 0; i < 16; ++i) w[i] = (i % 7 - 3) * 0.2f;
+  const std::string flat = g.Initializer(training::MakeFloatTensor("w_flat", {16}, w));
+  const std::string w2d = g.Add("Reshape", {flat, g.ConstantInt64s({4, 4}, "shape")}, "w2d");
+  const std::string w3d = g.Unsqueeze(w2d, {0}, "w3d");
+  const std::string weight = g.Add("Squeeze", {w3d, g.ConstantInt64s({0}, "axes")}, "weight");
+  const std::string h = g.Add("Gemm", {"x", weight}, "h", {training::AttrInt("transB", 1)});
+  const std::string r = g.Add("Relu", {h}, "r");
+  g.AddNode("Gemm", "", {r, weight}, {"y"}, {training::AttrInt("transB", 1)});
+  g.AddOutput("y", in);
+  auto model = Model::FromBytes(m.SerializeAsString(), "shared.onnx");
+  ASSERT_TRUE(model.ok()) << model.status();
+  const Dataset data = RandomImages(16, {4}, 5);
+  auto table = Calibrate(*model, data, {});
+  ASSERT_TRUE(table.ok()) << table.status();
+  EXPECT_NE(table->Find("weight"), nullptr);  // folded: seen as a weight
+  auto q = QuantizeModel(*model, *table, {});
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(CountOps(*q, "Squeeze") + CountOps(*q, "Unsqueeze") + CountOps(*q, "Reshape"), 0);
+  // The shared weight is quantized once: x, weight, h, r, y.
+  EXPECT_EQ(CountOps(*q, "QuantizeLinear"), 5);
+  EXPECT_LT(RelativeError(RunFirstOutput(*model, data.features()),
+                          RunFirstOutput(*q, data.features())), 0.05);
+}
+
 TEST(QuantizeTest, Errors) {
   ModelAndData s = Mlp();
   CalibrationTable empty;
