@@ -9,6 +9,7 @@ packages=(
   libabsl-dev libeigen3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-testdata zlib1g-dev dataset-fashion-mnist
+  clang libclang-rt-14-dev
   "$@"
 )
 

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The README's second command: install the dependencies, build, run every test.
+# The README's second command: install the dependencies, build, run every
+# test, then the sanitizer run and the fuzzers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/install-deps.sh
 bash .ci/install-ort.sh
 bash .ci/build.sh
-cd "${QAT_BUILD_DIR:-build}"
-ctest --output-on-failure -j "$(nproc)"
+(cd "${QAT_BUILD_DIR:-build}" && ctest --output-on-failure -j "$(nproc)")
+# The same tests under AddressSanitizer and UndefinedBehaviorSanitizer (a
+# named subset), then each fuzzer for a bounded time.
+bash .ci/sanitize.sh
+bash .ci/fuzz.sh

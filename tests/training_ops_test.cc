@@ -99,7 +99,9 @@ void CompareGemmWithReference(int cases, double tolerance) {
       ASSERT_NEAR(one[i], ref[i], tolerance) << what << ", element " << i;
     }
     // The thread count never changes a bit.
-    ASSERT_EQ(std::memcmp(one.data(), many.data(), out_elements * sizeof(T)), 0) << what;
+    if (out_elements > 0) {  // memcmp on empty vectors would see null pointers
+      ASSERT_EQ(std::memcmp(one.data(), many.data(), out_elements * sizeof(T)), 0) << what;
+    }
     ++checked;
   }
   EXPECT_GT(checked, cases / 2);
