@@ -7,9 +7,9 @@
 #       ORT runs libqat's training graph and matches `qat grad`'s loss and
 #       gradients to 1e-4 relative
 #   qdq-semantics
-#       ORT (graph optimizations off) runs libqat's QDQ models (per tensor,
-#       per channel, int8 weights, 4-bit) and matches `qat run` exactly or
-#       within one output quantization step
+#       ORT (graph optimizations off) runs libqat's QDQ models of the MLP and
+#       LeNet-5 (per tensor, per channel, int8 weights, 4-bit) and matches
+#       `qat run` exactly or within one output quantization step
 #   accuracy
 #       a Fashion-MNIST MLP trained by libqat: PTQ int8 per tensor and per
 #       channel within 0.5 points of fp32 under ORT's int8 kernels; the 4-bit
@@ -46,20 +46,23 @@ case "$mode" in
     compare prepared/training.onnx in ours --rtol 1e-4 --atol 1e-6
     ;;
   qdq-semantics)
-    "$qat" zoo mlp -o mlp.onnx
-    node "$here/make_inputs.js" data features=float:256x784:-1:2 labels=labels:256:10
-    node "$here/make_inputs.js" in input=float:32x784:-1:2
-    "$qat" calibrate mlp.onnx --data data/features.npy,data/labels.npy -o table.json \
-      --per-channel > /dev/null
-    step=$(step_of table.json logits)
     failed=0
-    for variant in "" "--per-channel" "--weights-as-int8" "--per-channel --weights-as-int8" \
-                   "--weight-bits 4"; do
-      # shellcheck disable=SC2086
-      "$qat" quantize mlp.onnx --table table.json -o q.onnx $variant > /dev/null
-      "$qat" run q.onnx input=in/input.npy --out ours > /dev/null
-      echo "== quantize $variant (one output step = $step)"
-      compare q.onnx in ours --rtol 0 --atol "$step" || failed=1
+    for name in mlp lenet5; do
+      "$qat" zoo "$name" -o "$name.onnx"
+      if [ "$name" = mlp ]; then shape=784; else shape=1x28x28; fi
+      node "$here/make_inputs.js" "data_$name" "features=float:256x$shape:-1:2" labels=labels:256:10
+      node "$here/make_inputs.js" "in_$name" "input=float:32x$shape:-1:2"
+      "$qat" calibrate "$name.onnx" --data "data_$name/features.npy,data_$name/labels.npy" \
+        -o "table_$name.json" --per-channel > /dev/null 2>&1
+      step=$(step_of "table_$name.json" logits)
+      for variant in "" "--per-channel" "--weights-as-int8" "--per-channel --weights-as-int8" \
+                     "--weight-bits 4"; do
+        # shellcheck disable=SC2086
+        "$qat" quantize "$name.onnx" --table "table_$name.json" -o q.onnx $variant > /dev/null
+        "$qat" run q.onnx "input=in_$name/input.npy" --out ours > /dev/null
+        echo "== $name, quantize $variant (one output step = $step)"
+        compare q.onnx "in_$name" ours --rtol 0 --atol "$step" || failed=1
+      done
     done
     exit $failed
     ;;
