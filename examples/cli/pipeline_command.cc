@@ -82,7 +82,9 @@ absl::StatusOr<std::map<std::string, qat::Tensor>> Train(
   int64_t total_epochs = 0;
   for (const auto& [epochs, lr] : phases) total_epochs += epochs;
   int64_t done_epochs = 0;
-  for (const auto& [epochs, lr] : phases) {
+  for (const auto& phase : phases) {
+    const int64_t epochs = phase.first;  // plain locals: lambdas capture them
+    const float lr = phase.second;
     qat::TrainerOptions options;
     options.schedule.lr = lr;
     options.num_threads = threads;
