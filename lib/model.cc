@@ -49,6 +49,10 @@ absl::StatusOr<Model> Model::Load(const std::string& path,
   return FromBytes(*bytes, path, options);
 }
 
+namespace {
+constexpr int64_t kOldestOpset = 1;
+}  // namespace
+
 absl::StatusOr<Model> Model::FromBytes(absl::string_view bytes,
                                        const std::string& source,
                                        const ModelLoadOptions& options) {
@@ -58,6 +62,19 @@ absl::StatusOr<Model> Model::FromBytes(absl::string_view bytes,
   if (!impl->proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     return absl::InvalidArgumentError(
         absl::StrCat("'", source, "' is not a valid ONNX model (protobuf parse failed)"));
+  }
+  // The default domain's opset must be one that the installed ONNX defines
+  // (an opset too old for one op's kernel is reported by the executor, per
+  // op).
+  for (const auto& opset : impl->proto.opset_import()) {
+    if (!(opset.domain().empty() || opset.domain() == "ai.onnx")) continue;
+    const auto& ranges = onnx::OpSchemaRegistry::DomainToVersionRange::Instance().Map();
+    const int64_t newest = ranges.count("") ? ranges.at("").second : 17;
+    if (opset.version() < kOldestOpset || opset.version() > newest) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", source, "' imports ONNX opset ", opset.version(), "; libqat supports opsets ",
+          kOldestOpset, " to ", newest));
+    }
   }
   // ONNX reports problems by throwing; nothing may escape the library.
   try {
