@@ -151,6 +151,31 @@ TEST(ExecutorTest, NodesOutOfOrderAreSorted) {
   EXPECT_EQ(out->at("y").data<float>()[1], 1.0f);
 }
 
+// Buffers are shared between values whose lifetimes do not overlap; a value
+// still to be read, or a graph output, must never be overwritten.
+TEST(ExecutorTest, SharedBuffersKeepLiveValues) {
+  GraphBuilder g;
+  g.Input("x", kFloat, {3}).Output("y", kFloat, {3}).Output("a", kFloat, {3});
+  g.Node("Neg", {"x"}, {"a"});      // a = -x      (a graph output)
+  g.Node("Relu", {"a"}, {"b"});     // b = relu(a) (read again at the end)
+  g.Node("Add", {"a", "b"}, {"c"});
+  g.Node("Neg", {"c"}, {"d"});      // c is dead from here: its buffer is free
+  g.Node("Exp", {"d"}, {"e"});
+  g.Node("Mul", {"b", "e"}, {"y"});
+  auto executor = MustCreate(g.Build());
+  ASSERT_NE(executor, nullptr);
+  for (int run = 0; run < 2; ++run) {
+    auto out = executor->Run({{"x", Tensor::FromValues<float>({3}, {1, -2, 3})}});
+    ASSERT_TRUE(out.ok()) << out.status();
+    const float x[3] = {1, -2, 3};
+    for (int i = 0; i < 3; ++i) {
+      const float a = -x[i], b = std::max(a, 0.0f), e = std::exp(-(a + b));
+      EXPECT_FLOAT_EQ(out->at("a").data<float>()[i], a);
+      EXPECT_FLOAT_EQ(out->at("y").data<float>()[i], b * e);
+    }
+  }
+}
+
 TEST(ModelTest, LoadErrorsNameTheFile) {
   auto missing = Model::Load("/nonexistent/model.onnx");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);

@@ -5,10 +5,11 @@
 //   QAT_ASSIGN_OR_RETURN(auto outputs, executor->Run({{"input", batch}}));
 //
 // Create() compiles the model once into a plan: the nodes in topological
-// order, each bound to its kernel with its attributes already parsed, and one
-// buffer per intermediate value.  Run() may then be called any number of
-// times; buffers are kept from one run to the next and reallocated only when
-// a value grows, so a dynamic batch dimension just works.
+// order, each bound to its kernel with its attributes already parsed, and the
+// intermediate values assigned to buffers, shared between values whose
+// lifetimes do not overlap.  Run() may then be called any number of times;
+// buffers are kept from one run to the next and reallocated only when a
+// value grows, so a dynamic batch dimension just works.
 //
 // Errors (absl::Status; nothing throws and bad input never crashes):
 // - Create: Unimplemented for an op that is not supported, naming the op,

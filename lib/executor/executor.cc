@@ -77,11 +77,58 @@ struct Executor::Plan {
   std::vector<int> input_slots;   // slot id of each graph input
   std::vector<int> output_slots;  // slot id of each graph output
   std::vector<Tensor> constants;  // initializers
-  std::vector<Tensor> buffers;    // node outputs, kept across runs
+  std::vector<Tensor> buffers;    // node outputs, kept across runs and shared
+                                  // by values whose lifetimes do not overlap
   std::vector<Step> steps;        // in topological order
   uint64_t run_count = 0;
   std::mutex mutex;
+
+  void AssignBuffers();
 };
+
+// Gives every node output a buffer, sharing buffers between values whose
+// lifetimes do not overlap: a value's buffer is free again once the last
+// step that reads it has run (graph outputs keep theirs).  A step's outputs
+// are placed before its inputs are released, so no kernel ever writes into
+// a buffer it is reading.
+void Executor::Plan::AssignBuffers() {
+  Plan& plan = *this;
+  std::vector<int> last_use(plan.slots.size(), -1);
+  for (size_t s = 0; s < plan.steps.size(); ++s) {
+    for (int id : plan.steps[s].inputs) {
+      if (id >= 0) last_use[id] = static_cast<int>(s);
+    }
+  }
+  std::vector<bool> keep(plan.slots.size(), false);
+  for (int id : plan.output_slots) keep[id] = true;
+  std::vector<int> free_buffers;
+  int num_buffers = 0;
+  auto release = [&](int id) {
+    Slot& slot = plan.slots[id];
+    if (slot.kind != SlotKind::kNodeOutput || keep[id]) return;
+    keep[id] = true;  // release once, even if read twice by the last step
+    free_buffers.push_back(slot.index);
+  };
+  for (size_t s = 0; s < plan.steps.size(); ++s) {
+    const Step& step = plan.steps[s];
+    for (int id : step.outputs) {
+      if (id < 0) continue;
+      if (free_buffers.empty()) {
+        plan.slots[id].index = num_buffers++;
+      } else {
+        plan.slots[id].index = free_buffers.back();
+        free_buffers.pop_back();
+      }
+    }
+    for (int id : step.inputs) {
+      if (id >= 0 && last_use[id] == static_cast<int>(s)) release(id);
+    }
+    for (int id : step.outputs) {
+      if (id >= 0 && last_use[id] < 0) release(id);  // never read
+    }
+  }
+  plan.buffers.resize(static_cast<size_t>(num_buffers));
+}
 
 Executor::Executor(std::unique_ptr<Plan> plan) : plan_(std::move(plan)) {}
 Executor::~Executor() = default;
@@ -216,8 +263,7 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
         step.outputs.push_back(-1);
         continue;
       }
-      add_slot(out, SlotKind::kNodeOutput, static_cast<int>(plan->buffers.size()));
-      plan->buffers.emplace_back();
+      add_slot(out, SlotKind::kNodeOutput, -1);  // buffer assigned below
       step.outputs.push_back(slot_of[out]);
     }
     step.scratch.resize(std::max<size_t>(1, step.outputs.size()));
@@ -234,6 +280,7 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
     }
     plan->output_slots.push_back(it->second);
   }
+  plan->AssignBuffers();
   plan->pool = std::make_unique<ThreadPool>(options.num_threads);
   return std::unique_ptr<Executor>(new Executor(std::move(plan)));
 }

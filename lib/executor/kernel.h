@@ -12,6 +12,7 @@
 #define QAT_LIB_EXECUTOR_KERNEL_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <string>
 #include <vector>
@@ -75,7 +76,17 @@ struct KernelContext {
   bool has_output(int i) const {
     return i < static_cast<int>(outputs.size()) && output_requested[i];
   }
-  Tensor& output(int i) { return *outputs[i]; }
+  // An output past the node's last one (a trailing optional output it
+  // leaves out) is a scratch tensor too, so a kernel may always write it.
+  Tensor& output(int i) {
+    while (i >= static_cast<int>(outputs.size())) {
+      spare_outputs.emplace_back();
+      outputs.push_back(&spare_outputs.back());
+      output_requested.push_back(false);
+    }
+    return *outputs[i];
+  }
+  std::deque<Tensor> spare_outputs;  // deque: growing keeps references valid
 };
 
 // SplitMix64: a cheap, well-mixed 64-bit hash, for deriving seeds and for

@@ -212,6 +212,8 @@ absl::StatusOr<Kernel> MakeClip(const NodeView& node) {
       T lo = std::numeric_limits<T>::lowest();
       T hi = std::numeric_limits<T>::max();
       if (from_attributes) {
+        // Clip took only float types before opset 11.
+        if (!std::is_floating_point_v<T>) return UnsupportedType("Clip before opset 11", x.dtype());
         lo = static_cast<T>(attr_min);
         hi = static_cast<T>(attr_max);
       }

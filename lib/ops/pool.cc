@@ -59,6 +59,15 @@ absl::StatusOr<Kernel> MakePool(const NodeView& node, PoolKind kind) {
         }
       }
       const int64_t P = w.out_size(), K = w.kernel_size(), in_size = w.in_size();
+      // Each kernel position's flat offset from the window's corner, for
+      // windows that lie wholly inside the input (no bounds checks needed).
+      std::vector<int64_t> flat_offsets(K, 0), flat_indices(K, 0);
+      for (int64_t kk = 0; kk < K; ++kk) {
+        for (size_t d = 0; d < dims; ++d) {
+          flat_offsets[kk] += offsets[kk * dims + d] * strides[d];
+          flat_indices[kk] += offsets[kk * dims + d] * index_strides[d];
+        }
+      }
       const T* px = x.data<T>();
       T* py = y.data<T>();
       ForEachIndex(ctx.pool, x.dim(0) * x.dim(1) * P, [&](int64_t i) {
@@ -70,7 +79,31 @@ absl::StatusOr<Kernel> MakePool(const NodeView& node, PoolKind kind) {
         int64_t best_index = -1;
         double sum = 0;
         int64_t count = 0;
-        for (int64_t kk = 0; kk < K; ++kk) {
+        auto take = [&](T v, int64_t index) {
+          if (kind == PoolKind::kMax) {
+            if (best_index < 0 || v > best) {
+              best = v;
+              best_index = index;
+            }
+          } else {
+            sum += static_cast<double>(v);
+          }
+        };
+        bool whole = true;
+        int64_t base = 0, base_index = 0;
+        for (size_t d = 0; d < dims; ++d) {
+          whole = whole && corner[d] >= 0 &&
+                  corner[d] + (w.kernel[d] - 1) * w.dilations[d] < in[d];
+          base += corner[d] * strides[d];
+          base_index += corner[d] * index_strides[d];
+        }
+        if (whole) {
+          for (int64_t kk = 0; kk < K; ++kk) {
+            take(src[base + flat_offsets[kk]], base_index + flat_indices[kk]);
+          }
+          count = K;
+        }
+        for (int64_t kk = 0; kk < K && !whole; ++kk) {
           int64_t offset = 0, index = 0;
           bool inside = true, inside_padded = true;
           for (size_t d = 0; d < dims; ++d) {
@@ -82,16 +115,8 @@ absl::StatusOr<Kernel> MakePool(const NodeView& node, PoolKind kind) {
           }
           if (kind == PoolKind::kAverage && count_include_pad && inside_padded) ++count;
           if (!inside) continue;
-          const T v = src[offset];
-          if (kind == PoolKind::kMax) {
-            if (best_index < 0 || v > best) {
-              best = v;
-              best_index = index;
-            }
-          } else {
-            sum += static_cast<double>(v);
-            if (!count_include_pad) ++count;
-          }
+          take(src[offset], index);
+          if (!count_include_pad) ++count;
         }
         if (kind == PoolKind::kMax) {
           py[i] = best;
