@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""The executor against ONNX Runtime 1.30, in one run, same thread count:
+the forward pass of the 784-500-10 MLP and of LeNet-5 at batch 64.
+
+    executor_vs_ort.py --qat build/examples/qat --bench build/benchmarks/training_benchmark
+
+Prints both times and the ratio (issue target: libqat <= 1.3x ONNX Runtime).
+Says plainly when node or onnxruntime-node (.ci/install-ort.sh) is missing.
+"""
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--qat", required=True)
+    p.add_argument("--bench", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    out = subprocess.run([args.bench, "--benchmark_filter=Forward",
+                          "--benchmark_format=json"], check=True, capture_output=True,
+                         text=True).stdout
+    ours = {}
+    for b in json.loads(out)["benchmarks"]:
+        if b["name"].endswith(f"threads:{args.threads}"):
+            ours["mlp" if b["name"].startswith("Forward/") else "lenet5"] = b["real_time"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, shape in (("mlp", "64x784"), ("lenet5", "64x1x28x28")):
+            path = os.path.join(tmp, f"{name}.onnx")
+            subprocess.run([args.qat, "zoo", name, "-o", path], check=True)
+            proc = subprocess.run(["node", os.path.join(HERE, "ort_forward_time.js"), path, shape,
+                                   "--threads", str(args.threads)], capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(f"{name}: ONNX Runtime SKIPPED ({proc.stdout.strip() or proc.stderr.strip()})")
+                continue
+            ort_ms = json.loads(proc.stdout)["ms"]
+            ratio = ours[name] / ort_ms
+            verdict = "target met" if ratio <= 1.3 else "BELOW TARGET"
+            print(f"{name} forward, batch 64, {args.threads} thread(s): libqat {ours[name]:.3f} ms, "
+                  f"ONNX Runtime {ort_ms:.3f} ms, ratio {ratio:.2f} (target <= 1.3: {verdict})")
+
+
+if __name__ == "__main__":
+    main()
