@@ -13,6 +13,17 @@ absl::StatusOr<std::vector<int64_t>> ReadInts(const Tensor& t, const char* what)
   return ReadIndices(t, what);
 }
 
+absl::Status WrapIndices(int64_t axis, int64_t n, std::vector<int64_t>* indices) {
+  for (int64_t& i : *indices) {
+    if (i < -n || i >= n) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "index ", i, " is out of range for axis ", axis, " of size ", n));
+    }
+    if (i < 0) i += n;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<int64_t>> ReadIndices(const Tensor& t, const char* what) {
   if (t.dtype() == DataType::kInt64) {
     auto v = t.values<int64_t>();

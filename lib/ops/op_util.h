@@ -99,6 +99,10 @@ inline absl::StatusOr<int64_t> NormalizeAxis(int64_t axis, int64_t rank) {
 // Reads an int64/int32 tensor of any rank as flat int64 values.
 absl::StatusOr<std::vector<int64_t>> ReadIndices(const Tensor& t, const char* what);
 
+// Checks that every index lies in [-n, n) for an axis of size n, and wraps
+// negative ones to count from the end (Gather, ScatterElements).
+absl::Status WrapIndices(int64_t axis, int64_t n, std::vector<int64_t>* indices);
+
 // Reads a 1-D (or scalar) int64/int32 tensor as int64 values.
 absl::StatusOr<std::vector<int64_t>> ReadInts(const Tensor& t, const char* what);
 

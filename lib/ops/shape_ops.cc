@@ -270,13 +270,7 @@ absl::StatusOr<Kernel> MakeGather(const NodeView& node) {
     QAT_ASSIGN_OR_RETURN(const int64_t axis, NormalizeAxis(axis_attr, data.rank()));
     QAT_ASSIGN_OR_RETURN(std::vector<int64_t> indices, ReadIndices(indices_t, "indices"));
     const int64_t n = data.dim(axis);
-    for (int64_t& i : indices) {
-      if (i < -n || i >= n) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "index ", i, " is out of range for axis ", axis, " of size ", n));
-      }
-      if (i < 0) i += n;
-    }
+    QAT_RETURN_IF_ERROR(WrapIndices(axis, n, &indices));
     std::vector<int64_t> shape(data.shape().begin(), data.shape().begin() + axis);
     shape.insert(shape.end(), indices_t.shape().begin(), indices_t.shape().end());
     shape.insert(shape.end(), data.shape().begin() + axis + 1, data.shape().end());

@@ -433,13 +433,7 @@ absl::StatusOr<Kernel> MakeScatterElements(const NodeView& node) {
     QAT_RETURN_IF_ERROR(CheckScatterShapes(data, indices_t, updates, axis));
     QAT_ASSIGN_OR_RETURN(std::vector<int64_t> indices, ReadIndices(indices_t, "indices"));
     const int64_t n = data.dim(axis);
-    for (int64_t& i : indices) {
-      if (i < -n || i >= n) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "index ", i, " is out of range for axis ", axis, " of size ", n));
-      }
-      if (i < 0) i += n;
-    }
+    QAT_RETURN_IF_ERROR(WrapIndices(axis, n, &indices));
     // Offsets into data of every index position, but for the axis.
     std::vector<int64_t> strides = ContiguousStrides(data.shape());
     const int64_t axis_stride = strides[axis];
