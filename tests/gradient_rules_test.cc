@@ -38,6 +38,9 @@ struct OpCase {
   int64_t opset = 13;
 };
 
+// The upstream gradient dL/dy = R of every case: fixed random values.
+Tensor Upstream(std::vector<int64_t> shape) { return RandomTensor(std::move(shape), 99); }
+
 onnx::ModelProto BaseModel(const OpCase& c) {
   onnx::ModelProto m;
   m.set_ir_version(8);
@@ -91,7 +94,7 @@ absl::StatusOr<Model> TrainingModel(const OpCase& c) {
   onnx::ModelProto with_loss = ModelAccess::Proto(*forward);
   onnx::GraphProto* g = with_loss.mutable_graph();
   g->add_initializer()->ParseFromString(
-      *SerializeTensorProto(RandomTensor(y.shape, 99), "R"));
+      *SerializeTensorProto(Upstream(y.shape), "R"));
   auto* mul = g->add_node();
   mul->set_op_type("Mul");
   mul->add_input("y");
@@ -124,6 +127,20 @@ absl::StatusOr<Model> TrainingModel(const OpCase& c) {
     }
   }
   return Model::FromBytes(proto.SerializeAsString(), c.op + " (training)");
+}
+
+// Builds the case's training graph and runs it once: loss and gradients.
+// `values` (optional) receives the parameters' values.
+std::map<std::string, Tensor> RunOnce(const OpCase& c,
+                                      std::map<std::string, Tensor>* values = nullptr) {
+  auto model = TrainingModel(c);
+  EXPECT_TRUE(model.ok()) << model.status();
+  if (!model.ok()) return {};
+  GradientCheck check(*model, c.params, {});
+  auto out = check.Run();
+  EXPECT_TRUE(out.ok()) << out.status();
+  if (values != nullptr) *values = check.values();
+  return out.ok() ? *out : std::map<std::string, Tensor>{};
 }
 
 void Check(const OpCase& c, const GradientCheckOptions& options = {}) {
@@ -296,14 +313,12 @@ TEST(GradientRulesTest, FakeQuantUsesTheStraightThroughEstimator) {
            {"x"},
            {AttrInt("quant_min", -16), AttrInt("quant_max", 15)},
            2};
-  auto model = TrainingModel(c);
-  ASSERT_TRUE(model.ok()) << model.status();
-  GradientCheck check(*model, c.params, {});
-  auto out = check.Run();
-  ASSERT_TRUE(out.ok()) << out.status();
-  const Tensor& dx = out->at("x_grad");
-  const Tensor r = RandomTensor({2, 8}, 99);
-  const Tensor& x = check.values().at("x");
+  std::map<std::string, Tensor> values;
+  const auto out = RunOnce(c, &values);
+  ASSERT_EQ(out.count("x_grad"), 1u);
+  const Tensor& dx = out.at("x_grad");
+  const Tensor r = Upstream({2, 8});
+  const Tensor& x = values.at("x");
   int inside = 0;
   for (int i = 0; i < 16; ++i) {
     const float q = std::nearbyint(x.values<float>()[i] / 0.05f);
@@ -325,19 +340,16 @@ TEST(GradientRulesTest, LearnableFakeQuantMatchesTheLsqKernel) {
            {"s", "z"},
            {AttrInt("quant_min", -16), AttrInt("quant_max", 15)},
            2};
-  auto model = TrainingModel(c);
-  ASSERT_TRUE(model.ok()) << model.status();
-  GradientCheck check(*model, c.params, {});
-  auto out = check.Run();
-  ASSERT_TRUE(out.ok()) << out.status();
-  const Tensor r = RandomTensor({4, 8}, 99);
+  const auto out = RunOnce(c);
+  ASSERT_EQ(out.count("s_grad") + out.count("z_grad"), 2u);
+  const Tensor r = Upstream({4, 8});
   auto want = FakeQuantLsqGradPerTensor(
       x.values<float>(), r.values<float>(), {},
       FakeQuantParams{0.05f, 3.0f, QuantRange{-16, 15}},
       static_cast<float>(1.0 / std::sqrt(32.0 * 15)));
   ASSERT_TRUE(want.ok()) << want.status();
-  EXPECT_FLOAT_EQ(out->at("s_grad").values<float>()[0], want->scale);
-  EXPECT_FLOAT_EQ(out->at("z_grad").values<float>()[0], want->zero_point);
+  EXPECT_FLOAT_EQ(out.at("s_grad").values<float>()[0], want->scale);
+  EXPECT_FLOAT_EQ(out.at("z_grad").values<float>()[0], want->zero_point);
   EXPECT_NE(want->scale, 0.0f);
   EXPECT_NE(want->zero_point, 0.0f);
 }
