@@ -15,3 +15,5 @@ target_compile_options(qat_compile_options INTERFACE
 # Flags for the translation units that hold AVX2 kernel variants.  Only those
 # files get them; the dispatcher picks a variant after checking the CPU.
 set(QAT_AVX2_FLAGS -mavx2)
+set(QAT_AVX2_FMA_FLAGS -mavx2 -mfma)
+set(QAT_AVX512_FLAGS -mavx512f -mfma)

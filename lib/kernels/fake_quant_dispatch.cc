@@ -8,26 +8,6 @@ namespace qat {
 namespace kernels {
 namespace {
 
-bool CpuSupports(Isa isa) {
-  switch (isa) {
-    case Isa::kScalar:
-      return true;
-    case Isa::kSse2:
-#if defined(__x86_64__) || defined(__i386__)
-      return __builtin_cpu_supports("sse2");
-#else
-      return false;
-#endif
-    case Isa::kAvx2:
-#if defined(__x86_64__) || defined(__i386__)
-      return __builtin_cpu_supports("avx2");
-#else
-      return false;
-#endif
-  }
-  return false;
-}
-
 const FakeQuantKernels& SelectOnce() {
   const std::vector<const FakeQuantKernels*> supported =
       SupportedFakeQuantVariants();

@@ -7,14 +7,11 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/isa.h"
 #include "qat/kernels/fake_quant_reference.h"
 
 namespace qat {
 namespace kernels {
-
-// The instruction set a variant needs.  The check lives in baseline code
-// (fake_quant_dispatch.cc), never in a file built for a wider instruction set.
-enum class Isa { kScalar, kSse2, kAvx2 };
 
 struct FakeQuantKernels {
   const char* name;

@@ -2,16 +2,22 @@
 //
 //   C[m x n] = op(A) * op(B),  op(X) = X or X^T,  all row-major.
 //
-// Gemm() uses Eigen on tiles of C that run as thread-pool tasks.
-// GemmReference() is the plain triple loop that the tests compare it with.
+// Gemm() cuts C into tiles that run as thread-pool tasks.  A float tile goes
+// to the packed SIMD kernel for this CPU (kernels/sgemm_variants.h: fused
+// multiply-adds, bit-identical to SgemmReference); other types, and floats
+// on CPUs without FMA, go to Eigen.  GemmReference() is the plain triple
+// loop that the tests compare Eigen with.
 #ifndef QAT_LIB_OPS_GEMM_H_
 #define QAT_LIB_OPS_GEMM_H_
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
+#include <vector>
 
 #include <Eigen/Core>
 
+#include "kernels/sgemm_variants.h"
 #include "qat/thread_pool.h"
 
 namespace qat {
@@ -24,11 +30,45 @@ struct GemmShape {
 };
 
 // C is cut into tiles of at most kRowsPerTask x kColsPerTask; each tile is
-// one task and one Eigen product.  Tile sizes depend on nothing but these
-// constants, so the summation order (and so every bit of C) is the same for
-// every thread count.
-inline constexpr int64_t kRowsPerTask = 64;
-inline constexpr int64_t kColsPerTask = 128;
+// one task.  Tile sizes depend on nothing but these constants, so the
+// summation order (and so every bit of C) is the same for every thread count.
+inline constexpr int64_t kRowsPerTask = kernels::kSgemmMaxRows;
+inline constexpr int64_t kColsPerTask = kernels::kSgemmMaxCols;
+
+// The packing buffers of the calling thread, for the SIMD kernels.
+inline kernels::SgemmTile SgemmScratchTile() {
+  thread_local std::vector<float> pack_a(kernels::kSgemmPackAFloats);
+  thread_local std::vector<float> pack_b(kernels::kSgemmPackBFloats);
+  kernels::SgemmTile tile{};
+  tile.pack_a = pack_a.data();
+  tile.pack_b = pack_b.data();
+  return tile;
+}
+
+// Gemm() for floats on a SIMD kernel.
+inline void SgemmTiles(ThreadPool* pool, const kernels::SgemmKernels& kernel,
+                       const GemmShape& s, const float* a, const float* b, float* c) {
+  const int64_t row_tiles = (s.m + kRowsPerTask - 1) / kRowsPerTask;
+  const int64_t col_tiles = (s.n + kColsPerTask - 1) / kColsPerTask;
+  ParallelFor(pool, row_tiles * col_tiles, [&](int64_t task) {
+    const int64_t row = (task / col_tiles) * kRowsPerTask;
+    const int64_t col = (task % col_tiles) * kColsPerTask;
+    kernels::SgemmTile t = SgemmScratchTile();
+    t.rows = std::min(kRowsPerTask, s.m - row);
+    t.cols = std::min(kColsPerTask, s.n - col);
+    t.depth = s.k;
+    // op(A)[i][p] and op(B)[p][j] as strides into the stored matrices.
+    t.a_row = s.trans_a ? 1 : s.k;
+    t.a_col = s.trans_a ? s.m : 1;
+    t.a = a + row * t.a_row;
+    t.b_row = s.trans_b ? 1 : s.n;
+    t.b_col = s.trans_b ? s.k : 1;
+    t.b = b + col * t.b_col;
+    t.c = c + row * s.n + col;
+    t.ldc = s.n;
+    kernel.tile(t);
+  });
+}
 
 template <typename T>
 void Gemm(ThreadPool* pool, const GemmShape& s, const T* a, const T* b, T* c) {
@@ -39,6 +79,12 @@ void Gemm(ThreadPool* pool, const GemmShape& s, const T* a, const T* b, T* c) {
   if (s.k == 0) {
     std::fill(c, c + s.m * s.n, T(0));
     return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (const kernels::SgemmKernels* kernel = kernels::SelectedSgemmKernels()) {
+      SgemmTiles(pool, *kernel, s, a, b, c);
+      return;
+    }
   }
   const int64_t row_tiles = (s.m + kRowsPerTask - 1) / kRowsPerTask;
   const int64_t col_tiles = (s.n + kColsPerTask - 1) / kColsPerTask;

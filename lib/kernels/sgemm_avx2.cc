@@ -1,0 +1,40 @@
+// The AVX2+FMA GEMM variant: 6 x 16 micro-tiles (12 accumulator registers).
+// This file alone is compiled with -mavx2 -mfma; the dispatcher uses it only
+// after checking the CPU.
+#include <immintrin.h>
+
+#include "kernels/sgemm_simd.h"
+
+namespace qat {
+namespace kernels {
+namespace {
+
+struct Avx2Fma {
+  using F = __m256;
+  static constexpr int kWidth = 8;
+  static F Zero() { return _mm256_setzero_ps(); }
+  static F Load(const float* p) { return _mm256_loadu_ps(p); }
+  static void Store(float* p, F v) { _mm256_storeu_ps(p, v); }
+  static F Set1(float v) { return _mm256_set1_ps(v); }
+  using I = __m256i;
+  static I Indices(int first, int64_t stride) {
+    const int s = static_cast<int>(stride);
+    return _mm256_mullo_epi32(_mm256_add_epi32(_mm256_set1_epi32(first),
+                                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
+                              _mm256_set1_epi32(s));
+  }
+  static F Gather(const float* base, I index) {
+    const F all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, index, all, 4);
+  }
+  static F Fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+};
+
+void Tile(const SgemmTile& t) { simd::Sgemm<Avx2Fma, 6, 2>::Tile(t); }
+
+}  // namespace
+
+const SgemmKernels kSgemm_avx2_fma = {"avx2_fma", Isa::kAvx2Fma, Tile};
+
+}  // namespace kernels
+}  // namespace qat

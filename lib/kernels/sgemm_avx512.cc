@@ -1,0 +1,40 @@
+// The AVX-512 GEMM variant: 8 x 32 micro-tiles (16 accumulator registers).
+// This file alone is compiled with -mavx512f -mfma; the dispatcher uses it
+// only after checking the CPU.
+#include <immintrin.h>
+
+#include "kernels/sgemm_simd.h"
+
+namespace qat {
+namespace kernels {
+namespace {
+
+struct Avx512 {
+  using F = __m512;
+  static constexpr int kWidth = 16;
+  static F Zero() { return _mm512_setzero_ps(); }
+  static F Load(const float* p) { return _mm512_loadu_ps(p); }
+  static void Store(float* p, F v) { _mm512_storeu_ps(p, v); }
+  static F Set1(float v) { return _mm512_set1_ps(v); }
+  using I = __m512i;
+  static I Indices(int first, int64_t stride) {
+    const int s = static_cast<int>(stride);
+    return _mm512_mullo_epi32(
+        _mm512_add_epi32(_mm512_set1_epi32(first),
+                         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)),
+        _mm512_set1_epi32(s));
+  }
+  static F Gather(const float* base, I index) {
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xffff, index, base, 4);
+  }
+  static F Fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+};
+
+void Tile(const SgemmTile& t) { simd::Sgemm<Avx512, 8, 2>::Tile(t); }
+
+}  // namespace
+
+const SgemmKernels kSgemm_avx512 = {"avx512", Isa::kAvx512, Tile};
+
+}  // namespace kernels
+}  // namespace qat

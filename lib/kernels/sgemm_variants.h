@@ -1,0 +1,92 @@
+// Single-precision GEMM kernel variants for ops/gemm.h: one function per
+// instruction set that computes one tile of C = op(A) * op(B).  Internal to
+// libqat; the tests and benchmarks include it to run every variant.
+//
+// Every variant computes each element of C as one chain of fused
+// multiply-adds in increasing k, starting from zero:
+//
+//   c = 0;  for p in 0..k-1:  c = fma(op(A)[i][p], op(B)[p][j], c)
+//
+// exactly as SgemmReference() below does, so every variant agrees with the
+// reference, and with every other variant, bit for bit, whatever the tile
+// shape, the blocking or the thread count.
+#ifndef QAT_LIB_KERNELS_SGEMM_VARIANTS_H_
+#define QAT_LIB_KERNELS_SGEMM_VARIANTS_H_
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/isa.h"
+
+namespace qat {
+namespace kernels {
+
+// Depth of one packed block of A and B; tiles are at most kSgemmMaxRows x
+// kSgemmMaxCols, so the packing buffers below hold any tile.
+inline constexpr int64_t kSgemmDepth = 256;
+inline constexpr int64_t kSgemmMaxRows = 64;
+inline constexpr int64_t kSgemmMaxCols = 128;
+// Packed panels are padded to whole micro-tiles (at most 16 rows and 32
+// columns in any variant).
+inline constexpr int64_t kSgemmPackAFloats = (kSgemmMaxRows + 16) * kSgemmDepth;
+inline constexpr int64_t kSgemmPackBFloats = (kSgemmMaxCols + 32) * kSgemmDepth;
+
+// One tile: C[i][j] for i < rows, j < cols, with op(A)[i][p] at
+// a[i * a_row + p * a_col] and op(B)[p][j] at b[p * b_row + j * b_col], so
+// transposed operands are just other strides.  pack_a and pack_b are
+// scratch of kSgemmPackAFloats and kSgemmPackBFloats floats.
+struct SgemmTile {
+  int64_t rows, cols, depth;
+  const float* a;
+  int64_t a_row, a_col;
+  const float* b;
+  int64_t b_row, b_col;
+  float* c;
+  int64_t ldc;
+  float* pack_a;
+  float* pack_b;
+};
+
+struct SgemmKernels {
+  const char* name;
+  Isa isa;
+  void (*tile)(const SgemmTile& tile);
+};
+
+#if defined(QAT_HAVE_AVX2_KERNELS)
+#define QAT_SGEMM_VARIANTS(X) X(avx2_fma) X(avx512)
+#else
+#define QAT_SGEMM_VARIANTS(X)
+#endif
+
+#define QAT_DECLARE_SGEMM_VARIANT_(name) extern const SgemmKernels kSgemm_##name;
+QAT_SGEMM_VARIANTS(QAT_DECLARE_SGEMM_VARIANT_)
+#undef QAT_DECLARE_SGEMM_VARIANT_
+
+// Every variant in the manifest that this CPU supports, slowest first.
+std::vector<const SgemmKernels*> SupportedSgemmVariants();
+
+// The variant ops/gemm.h uses: the last supported one, unless the
+// environment variable QAT_GEMM_VARIANT names another supported one or is
+// "eigen".  Null when none applies; Gemm() then uses Eigen, which rounds
+// differently (no fused multiply-add on such CPUs).
+const SgemmKernels* SelectedSgemmKernels();
+
+// The definition above, one tile at a time.
+inline void SgemmReference(const SgemmTile& t) {
+  for (int64_t i = 0; i < t.rows; ++i) {
+    for (int64_t j = 0; j < t.cols; ++j) {
+      float sum = 0.0f;
+      for (int64_t p = 0; p < t.depth; ++p) {
+        sum = std::fma(t.a[i * t.a_row + p * t.a_col], t.b[p * t.b_row + j * t.b_col], sum);
+      }
+      t.c[i * t.ldc + j] = sum;
+    }
+  }
+}
+
+}  // namespace kernels
+}  // namespace qat
+
+#endif  // QAT_LIB_KERNELS_SGEMM_VARIANTS_H_
