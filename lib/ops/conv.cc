@@ -8,6 +8,7 @@
 // the NCHW output while the bias is added.  One GEMM covers the whole batch,
 // so its many column tiles keep the thread pool busy even when a layer has
 // few output channels.
+#include <algorithm>
 #include <cstring>
 
 #include "ops/gemm.h"
@@ -45,6 +46,11 @@ void Im2Col(ThreadPool* pool, const Window& w, const T* x, int64_t batch,
     const int64_t* koff = &kernel_offsets[(row % K) * dims];
     const int64_t start = koff[last] - w.pad_begin[last];
     const int64_t stride = w.strides[last];
+    // Outputs o in [lo, hi) read inside the row (o * stride + start in
+    // [0, in_last)); the others read padding.
+    const int64_t lo = start >= 0 ? 0 : std::min(out_last, (stride - 1 - start) / stride);
+    const int64_t hi =
+        std::max(lo, std::min(out_last, (in_last - start + stride - 1) / stride));
     for (int64_t n = 0; n < batch; ++n) {
       const T* image = x + n * image_stride + c * in_size;
       for (int64_t q = 0; q < P / out_last; ++q) {
@@ -62,11 +68,14 @@ void Im2Col(ThreadPool* pool, const Window& w, const T* x, int64_t batch,
           std::fill(dst, dst + out_last, T(0));
           continue;
         }
-        const T* src = image + offset;
-        for (int64_t o = 0; o < out_last; ++o) {
-          const int64_t pos = o * stride + start;
-          dst[o] = pos >= 0 && pos < in_last ? src[pos] : T(0);
+        const T* src = image + offset + start;
+        std::fill(dst, dst + lo, T(0));
+        if (stride == 1) {
+          std::copy(src + lo, src + hi, dst + lo);
+        } else {
+          for (int64_t o = lo; o < hi; ++o) dst[o] = src[o * stride];
         }
+        std::fill(dst + hi, dst + out_last, T(0));
       }
     }
   });

@@ -159,15 +159,21 @@ void ForEachBroadcast(ThreadPool* pool, const std::vector<int64_t>& out_shape,
     for (size_t k = 0; k < N; ++k) {
       for (int d = 0; d < rank; ++d) off[k] += idx[d] * strides[k][d];
     }
-    for (int64_t i = begin; i < end; ++i) {
-      fn(i, off);
-      // Advance the multi-index by one, carrying into outer dimensions.
-      for (int d = rank - 1; d >= 0; --d) {
-        ++idx[d];
-        for (size_t k = 0; k < N; ++k) off[k] += strides[k][d];
-        if (idx[d] < out_shape[d]) break;
-        for (size_t k = 0; k < N; ++k) off[k] -= strides[k][d] * out_shape[d];
+    // Runs along the innermost dimension, then a carry into the outer ones.
+    std::array<int64_t, N> step{};
+    for (size_t k = 0; k < N; ++k) step[k] = strides[k][rank - 1];
+    const int64_t inner = out_shape[rank - 1];
+    for (int64_t i = begin; i < end;) {
+      const int64_t run = std::min(end - i, inner - idx[rank - 1]);
+      for (const int64_t stop = i + run; i < stop; ++i) {
+        fn(i, off);
+        for (size_t k = 0; k < N; ++k) off[k] += step[k];
+      }
+      idx[rank - 1] += run;
+      for (int d = rank - 1; d > 0 && idx[d] == out_shape[d]; --d) {
+        for (size_t k = 0; k < N; ++k) off[k] += strides[k][d - 1] - strides[k][d] * out_shape[d];
         idx[d] = 0;
+        ++idx[d - 1];
       }
     }
   });

@@ -1,5 +1,6 @@
 // Pooling: MaxPool (with its optional Indices output), AveragePool and
 // GlobalAveragePool, for 1 to 3 spatial dimensions.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -68,61 +69,85 @@ absl::StatusOr<Kernel> MakePool(const NodeView& node, PoolKind kind) {
           flat_indices[kk] += offsets[kk * dims + d] * index_strides[d];
         }
       }
+      if (P == 0) return absl::OkStatus();
       const T* px = x.data<T>();
       T* py = y.data<T>();
-      ForEachIndex(ctx.pool, x.dim(0) * x.dim(1) * P, [&](int64_t i) {
-        const int64_t plane = i / P;
-        int64_t corner[3];
-        WindowCorner(w, i % P, corner);
-        const T* src = px + plane * in_size;
-        T best = std::numeric_limits<T>::lowest();
-        int64_t best_index = -1;
-        double sum = 0;
-        int64_t count = 0;
-        auto take = [&](T v, int64_t index) {
-          if (kind == PoolKind::kMax) {
-            if (best_index < 0 || v > best) {
-              best = v;
-              best_index = index;
+      // Tasks take whole runs of outputs along the last spatial dimension,
+      // where only the last coordinate of the window's corner moves.
+      const size_t last = dims - 1;
+      const int64_t run = w.out[last], runs_per_plane = P / run;
+      const int64_t runs = x.dim(0) * x.dim(1) * runs_per_plane;
+      const int64_t runs_per_task = std::max<int64_t>(1, kElementsPerTask / (run * K));
+      ParallelFor(ctx.pool, (runs + runs_per_task - 1) / runs_per_task, [&](int64_t task) {
+        const int64_t end = std::min(runs, (task + 1) * runs_per_task);
+        for (int64_t r = task * runs_per_task; r < end; ++r) {
+          const int64_t plane = r / runs_per_plane;
+          int64_t corner[3];
+          WindowCorner(w, (r % runs_per_plane) * run, corner);
+          const T* src = px + plane * in_size;
+          for (int64_t i = r * run; i < (r + 1) * run; ++i, corner[last] += w.strides[last]) {
+            T best = std::numeric_limits<T>::lowest();
+            int64_t best_index = -1;
+            double sum = 0;
+            int64_t count = 0;
+            auto take = [&](T v, int64_t index) {
+              if (kind == PoolKind::kMax) {
+                if (best_index < 0 || v > best) {
+                  best = v;
+                  best_index = index;
+                }
+              } else {
+                sum += static_cast<double>(v);
+              }
+            };
+            bool whole = true;
+            int64_t base = 0, base_index = 0;
+            for (size_t d = 0; d < dims; ++d) {
+              whole = whole && corner[d] >= 0 &&
+                      corner[d] + (w.kernel[d] - 1) * w.dilations[d] < in[d];
+              base += corner[d] * strides[d];
+              base_index += corner[d] * index_strides[d];
             }
-          } else {
-            sum += static_cast<double>(v);
+            if (whole && kind == PoolKind::kMax) {
+              // Selects, not branches: which element wins is data, and a
+              // mispredicted branch per window costs more than the loads.
+              best = src[base + flat_offsets[0]];
+              int64_t best_kk = 0;
+              for (int64_t kk = 1; kk < K; ++kk) {
+                const T v = src[base + flat_offsets[kk]];
+                const bool greater = v > best;
+                best = greater ? v : best;
+                best_kk = greater ? kk : best_kk;
+              }
+              best_index = base_index + flat_indices[best_kk];
+            } else if (whole) {
+              for (int64_t kk = 0; kk < K; ++kk) {
+                sum += static_cast<double>(src[base + flat_offsets[kk]]);
+              }
+              count = K;
+            }
+            for (int64_t kk = 0; kk < K && !whole; ++kk) {
+              int64_t offset = 0, index = 0;
+              bool inside = true, inside_padded = true;
+              for (size_t d = 0; d < dims; ++d) {
+                const int64_t pos = corner[d] + offsets[kk * dims + d];
+                inside = inside && pos >= 0 && pos < in[d];
+                inside_padded = inside_padded && pos < in[d] + w.pad_end[d];
+                offset += pos * strides[d];
+                index += pos * index_strides[d];
+              }
+              if (kind == PoolKind::kAverage && count_include_pad && inside_padded) ++count;
+              if (!inside) continue;
+              take(src[offset], index);
+              if (!count_include_pad) ++count;
+            }
+            if (kind == PoolKind::kMax) {
+              py[i] = best;
+              if (indices != nullptr) indices[i] = plane * in_size + best_index;
+            } else {
+              py[i] = static_cast<T>(count > 0 ? sum / static_cast<double>(count) : 0.0);
+            }
           }
-        };
-        bool whole = true;
-        int64_t base = 0, base_index = 0;
-        for (size_t d = 0; d < dims; ++d) {
-          whole = whole && corner[d] >= 0 &&
-                  corner[d] + (w.kernel[d] - 1) * w.dilations[d] < in[d];
-          base += corner[d] * strides[d];
-          base_index += corner[d] * index_strides[d];
-        }
-        if (whole) {
-          for (int64_t kk = 0; kk < K; ++kk) {
-            take(src[base + flat_offsets[kk]], base_index + flat_indices[kk]);
-          }
-          count = K;
-        }
-        for (int64_t kk = 0; kk < K && !whole; ++kk) {
-          int64_t offset = 0, index = 0;
-          bool inside = true, inside_padded = true;
-          for (size_t d = 0; d < dims; ++d) {
-            const int64_t pos = corner[d] + offsets[kk * dims + d];
-            inside = inside && pos >= 0 && pos < in[d];
-            inside_padded = inside_padded && pos < in[d] + w.pad_end[d];
-            offset += pos * strides[d];
-            index += pos * index_strides[d];
-          }
-          if (kind == PoolKind::kAverage && count_include_pad && inside_padded) ++count;
-          if (!inside) continue;
-          take(src[offset], index);
-          if (!count_include_pad) ++count;
-        }
-        if (kind == PoolKind::kMax) {
-          py[i] = best;
-          if (indices != nullptr) indices[i] = plane * in_size + best_index;
-        } else {
-          py[i] = static_cast<T>(count > 0 ? sum / static_cast<double>(count) : 0.0);
         }
       });
       return absl::OkStatus();
