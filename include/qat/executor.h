@@ -68,6 +68,13 @@ class QAT_API Executor {
   absl::StatusOr<std::map<std::string, Tensor>> Run(
       const std::map<std::string, Tensor>& inputs);
 
+  // The same without copies, for loops such as a trainer's: the inputs are
+  // read in place, and each output is swapped into (*outputs)[name], whose
+  // previous tensor becomes the executor's buffer for the next run.  Passing
+  // the same map every time, a loop allocates nothing after its first run.
+  absl::Status Run(const std::map<std::string, const Tensor*>& inputs,
+                   std::map<std::string, Tensor>* outputs);
+
  private:
   struct Plan;
   explicit Executor(std::unique_ptr<Plan> plan);

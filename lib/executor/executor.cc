@@ -287,6 +287,15 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
 
 absl::StatusOr<std::map<std::string, Tensor>> Executor::Run(
     const std::map<std::string, Tensor>& inputs) {
+  std::map<std::string, const Tensor*> given;
+  for (const auto& [name, tensor] : inputs) given[name] = &tensor;
+  std::map<std::string, Tensor> result;
+  QAT_RETURN_IF_ERROR(Run(given, &result));
+  return result;
+}
+
+absl::Status Executor::Run(const std::map<std::string, const Tensor*>& inputs,
+                           std::map<std::string, Tensor>* outputs) {
   Plan& plan = *plan_;
   std::lock_guard<std::mutex> lock(plan.mutex);
 
@@ -298,8 +307,11 @@ absl::StatusOr<std::map<std::string, Tensor>> Executor::Run(
       return absl::InvalidArgumentError(
           absl::StrCat("the model has no input named '", name, "'"));
     }
-    QAT_RETURN_IF_ERROR(CheckInput(plan.inputs[i], tensor));
-    given[i] = &tensor;
+    if (tensor == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("input '", name, "' is null"));
+    }
+    QAT_RETURN_IF_ERROR(CheckInput(plan.inputs[i], *tensor));
+    given[i] = tensor;
   }
   for (size_t i = 0; i < given.size(); ++i) {
     if (given[i] == nullptr) {
@@ -347,11 +359,23 @@ absl::StatusOr<std::map<std::string, Tensor>> Executor::Run(
     return absl::ResourceExhaustedError(absl::StrCat("running the model: ", e.what()));
   }
 
-  std::map<std::string, Tensor> result;
+  // Graph outputs that are node outputs own their buffers (AssignBuffers
+  // never shares them), so they can be swapped out; inputs, initializers and
+  // a value named by two outputs are copied.
+  std::vector<const Tensor*> swapped_into(plan.slots.size(), nullptr);
   for (size_t i = 0; i < plan.outputs.size(); ++i) {
-    result[plan.outputs[i].name] = *read(plan.output_slots[i]);
+    const int id = plan.output_slots[i];
+    Tensor& out = (*outputs)[plan.outputs[i].name];
+    if (swapped_into[id] != nullptr) {
+      out = *swapped_into[id];
+    } else if (plan.slots[id].kind == SlotKind::kNodeOutput) {
+      std::swap(out, plan.buffers[plan.slots[id].index]);
+      swapped_into[id] = &out;
+    } else {
+      out = *read(id);
+    }
   }
-  return result;
+  return absl::OkStatus();
 }
 
 }  // namespace qat

@@ -20,6 +20,9 @@ struct Trainer::State {
   std::unique_ptr<Executor> train;
   std::unique_ptr<Executor> eval;
   std::unique_ptr<Optimizer> optimizer;
+  // The last training step's outputs; their tensors are the next step's
+  // buffers (Executor::Run swaps them), so a step allocates nothing.
+  std::map<std::string, Tensor> outputs;
   TrainingProgress progress;
   std::string data_input;    // the model's (single) data input, if any
   // Learnable quantization parameters (LSQ): scales kept positive, zero
@@ -71,15 +74,20 @@ void FindQuantParams(const Model& training, const std::map<std::string, Tensor>&
   }
 }
 
-// The parameters as the graphs see them: learned zero points rounded.
-std::map<std::string, Tensor> FedParameters(
-    const std::map<std::string, Tensor>& params,
-    const std::map<std::string, QuantRange>& zero_points) {
-  std::map<std::string, Tensor> fed = params;
+// The inputs of a step: the batch and the parameters, read in place, except
+// learned zero points, which the graphs see rounded (copies kept in *rounded).
+std::map<std::string, const Tensor*> StepInputs(
+    const std::map<std::string, Tensor>& batch, const std::map<std::string, Tensor>& params,
+    const std::map<std::string, QuantRange>& zero_points, std::map<std::string, Tensor>* rounded) {
+  std::map<std::string, const Tensor*> inputs;
+  for (const auto& [name, value] : batch) inputs[name] = &value;
+  for (const auto& [name, value] : params) inputs[name] = &value;
   for (const auto& [name, range] : zero_points) {
-    for (float& z : fed.at(name).values<float>()) z = RoundZeroPoint(z, range);
+    Tensor& z = (*rounded)[name] = params.at(name);
+    for (float& v : z.values<float>()) v = RoundZeroPoint(v, range);
+    inputs[name] = &z;
   }
-  return fed;
+  return inputs;
 }
 
 }  // namespace
@@ -137,11 +145,10 @@ absl::StatusOr<float> Trainer::TrainStep(const std::map<std::string, Tensor>& ba
   if (auto it = batch.find(kLabelsInput); it != batch.end()) {
     QAT_RETURN_IF_ERROR(CheckLabels(it->second, s.num_classes));
   }
-  std::map<std::string, Tensor> inputs = batch;
-  for (auto& [name, value] : FedParameters(s.params, s.zero_points)) {
-    inputs[name] = std::move(value);
-  }
-  QAT_ASSIGN_OR_RETURN(auto outputs, s.train->Run(inputs));
+  std::map<std::string, Tensor> rounded;
+  QAT_RETURN_IF_ERROR(s.train->Run(StepInputs(batch, s.params, s.zero_points, &rounded),
+                                   &s.outputs));
+  std::map<std::string, Tensor>& outputs = s.outputs;
   const float loss = outputs.at(kLossOutput).values<float>()[0];
   if (!std::isfinite(loss)) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -165,11 +172,10 @@ absl::StatusOr<float> Trainer::TrainStep(const std::map<std::string, Tensor>& ba
 
 absl::StatusOr<std::map<std::string, Tensor>> Trainer::EvalStep(
     const std::map<std::string, Tensor>& batch) {
-  std::map<std::string, Tensor> inputs = batch;
-  for (auto& [name, value] : FedParameters(state_->params, state_->zero_points)) {
-    inputs[name] = std::move(value);
-  }
-  return state_->eval->Run(inputs);
+  std::map<std::string, Tensor> rounded, outputs;
+  QAT_RETURN_IF_ERROR(state_->eval->Run(
+      StepInputs(batch, state_->params, state_->zero_points, &rounded), &outputs));
+  return outputs;
 }
 
 absl::Status Trainer::TrainEpochs(const Dataset& data, int64_t epochs,
