@@ -1,6 +1,7 @@
 // The SIMD GEMM variants against SgemmReference: bit for bit, for every
 // transpose, for sizes around the micro-tile, tile and depth-block edges, and
 // through Gemm() with every thread count.
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -57,6 +58,14 @@ TEST(SgemmTest, EveryVariantMatchesTheReferenceBitForBit) {
               ASSERT_EQ(std::memcmp(c.data(), ref.data(), c.size() * sizeof(float)), 0)
                   << kernel->name << " m=" << m << " n=" << n << " k=" << k << " ta=" << ta
                   << " tb=" << tb;
+              // The same with B packed ahead, as for constant weights.
+              exec::PackedGemmB packed;
+              exec::PackGemmB(nullptr, *kernel, s, b.data(), &packed);
+              std::fill(c.begin(), c.end(), -7.0f);
+              exec::SgemmTiles(nullptr, *kernel, s, a.data(), b.data(), c.data(), &packed);
+              ASSERT_EQ(std::memcmp(c.data(), ref.data(), c.size() * sizeof(float)), 0)
+                  << kernel->name << " packed B, m=" << m << " n=" << n << " k=" << k
+                  << " ta=" << ta << " tb=" << tb;
             }
           }
         }
@@ -73,7 +82,8 @@ TEST(SgemmTest, GemmIsTheSameForEveryThreadCount) {
   for (int threads : {1, 2, 3}) {
     ThreadPool pool(threads);
     std::vector<float> c(s.m * s.n);
-    exec::Gemm(&pool, s, a.data(), b.data(), c.data());
+    exec::PackedGemmB cache;
+    exec::Gemm(&pool, s, a.data(), b.data(), c.data(), threads == 3 ? &cache : nullptr);
     if (kernels::SelectedSgemmKernels() != nullptr) {
       EXPECT_EQ(std::memcmp(c.data(), ref.data(), c.size() * sizeof(float)), 0)
           << threads << " threads";

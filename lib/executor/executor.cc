@@ -337,9 +337,14 @@ absl::Status Executor::Run(const std::map<std::string, const Tensor*>& inputs,
     for (size_t s = 0; s < plan.steps.size(); ++s) {
       Step& step = plan.steps[s];
       ctx.inputs.clear();
+      ctx.input_constant.clear();
       ctx.outputs.clear();
       ctx.output_requested.clear();
-      for (int id : step.inputs) ctx.inputs.push_back(id < 0 ? nullptr : read(id));
+      for (int id : step.inputs) {
+        ctx.inputs.push_back(id < 0 ? nullptr : read(id));
+        ctx.input_constant.push_back(id >= 0 &&
+                                     plan.slots[id].kind == SlotKind::kInitializer);
+      }
       for (size_t o = 0; o < step.scratch.size(); ++o) {
         const int id = o < step.outputs.size() ? step.outputs[o] : -1;
         // Node outputs always live in the plan's buffers.

@@ -63,6 +63,9 @@ class NodeView {
 // What a kernel sees when it runs.
 struct KernelContext {
   std::vector<const Tensor*> inputs;  // nullptr for an absent optional input
+  // input_constant[i]: input i is an initializer, the same tensor at the same
+  // address on every run of this executor (kernels may cache work on it).
+  std::vector<bool> input_constant;
   // Never nullptr, and at least one: an output the node does not name gets
   // a scratch tensor, and has_output() says whether it was asked for.
   std::vector<Tensor*> outputs;
@@ -73,6 +76,9 @@ struct KernelContext {
   int num_inputs() const { return static_cast<int>(inputs.size()); }
   bool has_input(int i) const { return i < num_inputs() && inputs[i] != nullptr; }
   const Tensor& input(int i) const { return *inputs[i]; }
+  bool is_constant(int i) const {
+    return i < static_cast<int>(input_constant.size()) && input_constant[i];
+  }
   bool has_output(int i) const {
     return i < static_cast<int>(outputs.size()) && output_requested[i];
   }

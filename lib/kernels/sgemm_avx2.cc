@@ -30,11 +30,13 @@ struct Avx2Fma {
   static F Fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
 };
 
-void Tile(const SgemmTile& t) { simd::Sgemm<Avx2Fma, 6, 2>::Tile(t); }
+using Kernel = simd::Sgemm<Avx2Fma, 6, 2>;
+int64_t PackedFloats(int64_t cols, int64_t depth) { return Kernel::PaddedCols(cols) * depth; }
 
 }  // namespace
 
-const SgemmKernels kSgemm_avx2_fma = {"avx2_fma", Isa::kAvx2Fma, Tile};
+const SgemmKernels kSgemm_avx2_fma = {"avx2_fma", Isa::kAvx2Fma, Kernel::Tile,
+                                      Kernel::PackWholeB, PackedFloats};
 
 }  // namespace kernels
 }  // namespace qat

@@ -30,11 +30,13 @@ struct Avx512 {
   static F Fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
 };
 
-void Tile(const SgemmTile& t) { simd::Sgemm<Avx512, 8, 2>::Tile(t); }
+using Kernel = simd::Sgemm<Avx512, 8, 2>;
+int64_t PackedFloats(int64_t cols, int64_t depth) { return Kernel::PaddedCols(cols) * depth; }
 
 }  // namespace
 
-const SgemmKernels kSgemm_avx512 = {"avx512", Isa::kAvx512, Tile};
+const SgemmKernels kSgemm_avx512 = {"avx512", Isa::kAvx512, Kernel::Tile, Kernel::PackWholeB,
+                                    PackedFloats};
 
 }  // namespace kernels
 }  // namespace qat

@@ -2,10 +2,11 @@
 // class V and instantiated by sgemm_avx2.cc and sgemm_avx512.cc.
 //
 // The classic packed scheme: for each block of kSgemmDepth values of k, the
-// tile's columns of op(B) are copied into panels of kCols columns and its
-// rows of op(A) into panels of kRows rows, both laid out in the order the
-// micro-kernel reads them; the micro-kernel then keeps a kRows x kCols block
-// of C in registers.  A block after the first starts from the partial sums in
+// tile's columns of op(B) are copied into panels of kCols columns (unless
+// the caller packed them ahead, as for constant weights) and, for a
+// transposed A, its rows of op(A) into panels of kRows rows, both laid out in
+// the order the micro-kernel reads them; a row-major A is read in place.  The
+// micro-kernel keeps a kRows x kCols block of C in registers.  A block after the first starts from the partial sums in
 // C, so every element is still one chain of fused multiply-adds in
 // increasing k (see sgemm_variants.h).
 //
@@ -70,10 +71,12 @@ struct Sgemm {
     }
   }
 
+  // Columns of a tile rounded up to whole panels.
+  static int64_t PaddedCols(int64_t cols) { return (cols + kCols - 1) / kCols * kCols; }
+
   // pack[panel][p][j] = op(B)[p0 + p][j0 + j], zero past the tile's columns.
   // The loop runs along whichever of p and j is contiguous in memory.
-  static void PackB(const SgemmTile& t, int64_t p0, int64_t depth) {
-    float* out = t.pack_b;
+  static void PackB(const SgemmTile& t, int64_t p0, int64_t depth, float* out) {
     for (int64_t j0 = 0; j0 < t.cols; j0 += kCols) {
       const int64_t cols = Min(kCols, t.cols - j0);
       const float* src = t.b + p0 * t.b_row + j0 * t.b_col;
@@ -103,11 +106,15 @@ struct Sgemm {
     }
   }
 
-  // c[i * ldc + j] (+)= sum over p of a[p * kRows + i] * b[p * kCols + j]
-  // for i < kUsed (a tile's last rows may fill only part of a panel).
-  template <int kUsed>
-  static void MicroKernel(int64_t depth, const float* a, const float* b, float* c,
-                          int64_t ldc, bool accumulate) {
+  // c[i * ldc + j] (+)= sum over p of a[i * a_row + p * a_col] * b[p * kCols + j]
+  // for i < kUsed (a tile's last rows may fill only part of a panel).  A is
+  // either packed (a_row 1, a_col kRows: kPacked, strides known here) or read
+  // in place from a row-major op(A) (a_col 1).
+  template <int kUsed, bool kPacked>
+  static void MicroKernel(int64_t depth, const float* a, int64_t a_row, const float* b,
+                          float* c, int64_t ldc, bool accumulate) {
+    if (kPacked) a_row = 1;
+    const int64_t a_col = kPacked ? kRows : 1;
     F acc[kUsed][kVectors];
 #pragma GCC unroll 16
     for (int i = 0; i < kUsed; ++i) {
@@ -122,7 +129,7 @@ struct Sgemm {
       for (int v = 0; v < kVectors; ++v) bv[v] = V::Load(b + p * kCols + v * V::kWidth);
 #pragma GCC unroll 16
       for (int i = 0; i < kUsed; ++i) {
-        const F av = V::Set1(a[p * kRows + i]);
+        const F av = V::Set1(a[i * a_row + p * a_col]);
 #pragma GCC unroll 4
         for (int v = 0; v < kVectors; ++v) acc[i][v] = V::Fma(av, bv[v], acc[i][v]);
       }
@@ -134,35 +141,48 @@ struct Sgemm {
     }
   }
 
-  using MicroKernelFn = void (*)(int64_t, const float*, const float*, float*, int64_t, bool);
+  using MicroKernelFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t,
+                                 bool);
 
-  // kMicroKernels[r - 1] handles r rows.
-  template <int... kUsed>
-  static constexpr MicroKernelFn Table(int r) {
-    constexpr MicroKernelFn table[] = {&MicroKernel<kUsed + 1>...};
-    return table[r - 1];
-  }
-  template <int... kIndex>
+  // The micro-kernel for `rows` rows (1 to kRows).
+  template <bool kPacked, int... kIndex>
   static MicroKernelFn ForRows(int rows, Sequence<kIndex...>) {
-    return Table<kIndex...>(rows);
+    static constexpr MicroKernelFn table[] = {&MicroKernel<kIndex + 1, kPacked>...};
+    return table[rows - 1];
+  }
+  static MicroKernelFn ForRows(int rows, bool packed) {
+    return packed ? ForRows<true>(rows, MakeSequence<kRows>())
+                  : ForRows<false>(rows, MakeSequence<kRows>());
+  }
+
+  // t's whole op(B), every depth block, as Tile() reads it: block p0 starts
+  // at out + p0 * PaddedCols(t.cols).
+  static void PackWholeB(const SgemmTile& t, float* out) {
+    for (int64_t p0 = 0; p0 < t.depth; p0 += kSgemmDepth) {
+      PackB(t, p0, Min(kSgemmDepth, t.depth - p0), out + p0 * PaddedCols(t.cols));
+    }
   }
 
   static void Tile(const SgemmTile& t) {
+    const bool pack_a = t.a_col != 1;  // a transposed A; a row-major one is read in place
     for (int64_t p0 = 0; p0 < t.depth; p0 += kSgemmDepth) {
       const int64_t depth = Min(kSgemmDepth, t.depth - p0);
       const bool accumulate = p0 > 0;
-      PackA(t, p0, depth);
-      PackB(t, p0, depth);
+      if (pack_a) PackA(t, p0, depth);
+      const float* packed_b = t.packed_b != nullptr ? t.packed_b + p0 * PaddedCols(t.cols)
+                                                    : t.pack_b;
+      if (t.packed_b == nullptr) PackB(t, p0, depth, t.pack_b);
       for (int64_t j0 = 0; j0 < t.cols; j0 += kCols) {
         const int64_t cols = Min(kCols, t.cols - j0);
-        const float* b = t.pack_b + (j0 / kCols) * depth * kCols;
+        const float* b = packed_b + (j0 / kCols) * depth * kCols;
         for (int64_t i0 = 0; i0 < t.rows; i0 += kRows) {
           const int64_t rows = Min(kRows, t.rows - i0);
-          const float* a = t.pack_a + (i0 / kRows) * depth * kRows;
+          const float* a = pack_a ? t.pack_a + (i0 / kRows) * depth * kRows
+                                  : t.a + i0 * t.a_row + p0;
           float* c = t.c + i0 * t.ldc + j0;
-          const MicroKernelFn kernel = ForRows(static_cast<int>(rows), MakeSequence<kRows>());
+          const MicroKernelFn kernel = ForRows(static_cast<int>(rows), pack_a);
           if (cols == kCols) {
-            kernel(depth, a, b, c, t.ldc, accumulate);
+            kernel(depth, a, t.a_row, b, c, t.ldc, accumulate);
             continue;
           }
           // The last columns go through a full-width copy.
@@ -172,7 +192,7 @@ struct Sgemm {
               for (int64_t j = 0; j < cols; ++j) block[i * kCols + j] = c[i * t.ldc + j];
             }
           }
-          kernel(depth, a, b, block, kCols, accumulate);
+          kernel(depth, a, t.a_row, b, block, kCols, accumulate);
           for (int64_t i = 0; i < rows; ++i) {
             for (int64_t j = 0; j < cols; ++j) c[i * t.ldc + j] = block[i * kCols + j];
           }

@@ -35,7 +35,9 @@ inline constexpr int64_t kSgemmPackBFloats = (kSgemmMaxCols + 32) * kSgemmDepth;
 // One tile: C[i][j] for i < rows, j < cols, with op(A)[i][p] at
 // a[i * a_row + p * a_col] and op(B)[p][j] at b[p * b_row + j * b_col], so
 // transposed operands are just other strides.  pack_a and pack_b are
-// scratch of kSgemmPackAFloats and kSgemmPackBFloats floats.
+// scratch of kSgemmPackAFloats and kSgemmPackBFloats floats.  packed_b, when
+// not null, is op(B) for this tile as the variant's pack_b wrote it; the
+// tile then reads it instead of packing.
 struct SgemmTile {
   int64_t rows, cols, depth;
   const float* a;
@@ -46,12 +48,16 @@ struct SgemmTile {
   int64_t ldc;
   float* pack_a;
   float* pack_b;
+  const float* packed_b;
 };
 
 struct SgemmKernels {
   const char* name;
   Isa isa;
   void (*tile)(const SgemmTile& tile);
+  // Packs the tile's whole op(B) into out, packed_floats(cols, depth) long.
+  void (*pack_b)(const SgemmTile& tile, float* out);
+  int64_t (*packed_floats)(int64_t cols, int64_t depth);
 };
 
 #if defined(QAT_HAVE_AVX2_KERNELS)

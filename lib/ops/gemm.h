@@ -35,43 +35,86 @@ struct GemmShape {
 inline constexpr int64_t kRowsPerTask = kernels::kSgemmMaxRows;
 inline constexpr int64_t kColsPerTask = kernels::kSgemmMaxCols;
 
-// The packing buffers of the calling thread, for the SIMD kernels.
-inline kernels::SgemmTile SgemmScratchTile() {
+// The tile of C at (row, col) as a SIMD kernel sees it; the packing buffers
+// are the calling thread's.
+inline kernels::SgemmTile MakeSgemmTile(const GemmShape& s, int64_t row, int64_t col,
+                                        const float* a, const float* b, float* c) {
   thread_local std::vector<float> pack_a(kernels::kSgemmPackAFloats);
   thread_local std::vector<float> pack_b(kernels::kSgemmPackBFloats);
-  kernels::SgemmTile tile{};
-  tile.pack_a = pack_a.data();
-  tile.pack_b = pack_b.data();
-  return tile;
+  kernels::SgemmTile t{};
+  t.rows = std::min(kRowsPerTask, s.m - row);
+  t.cols = std::min(kColsPerTask, s.n - col);
+  t.depth = s.k;
+  // op(A)[i][p] and op(B)[p][j] as strides into the stored matrices.
+  t.a_row = s.trans_a ? 1 : s.k;
+  t.a_col = s.trans_a ? s.m : 1;
+  t.a = a + row * t.a_row;
+  t.b_row = s.trans_b ? 1 : s.n;
+  t.b_col = s.trans_b ? s.k : 1;
+  t.b = b + col * t.b_col;
+  t.c = c + row * s.n + col;
+  t.ldc = s.n;
+  t.pack_a = pack_a.data();
+  t.pack_b = pack_b.data();
+  return t;
 }
 
-// Gemm() for floats on a SIMD kernel.
+inline int64_t NumColTiles(const GemmShape& s) { return (s.n + kColsPerTask - 1) / kColsPerTask; }
+
+// op(B) packed ahead for one SIMD kernel and one shape, for a B that stays
+// the same across runs (constant weights): Gemm() then skips packing it.
+struct PackedGemmB {
+  const kernels::SgemmKernels* kernel = nullptr;
+  const float* source = nullptr;
+  GemmShape shape;
+  std::vector<float> data;
+  std::vector<int64_t> offsets;  // where each column tile's panels start
+
+  bool Matches(const kernels::SgemmKernels* k, const float* b, const GemmShape& s) const {
+    return kernel == k && source == b && shape.m == s.m && shape.k == s.k &&
+           shape.n == s.n && shape.trans_a == s.trans_a && shape.trans_b == s.trans_b;
+  }
+};
+
+inline void PackGemmB(ThreadPool* pool, const kernels::SgemmKernels& kernel,
+                      const GemmShape& s, const float* b, PackedGemmB* out) {
+  out->kernel = &kernel;
+  out->source = b;
+  out->shape = s;
+  out->offsets.assign(NumColTiles(s) + 1, 0);
+  for (int64_t tile = 0; tile < NumColTiles(s); ++tile) {
+    const int64_t cols = std::min(kColsPerTask, s.n - tile * kColsPerTask);
+    out->offsets[tile + 1] = out->offsets[tile] + kernel.packed_floats(cols, s.k);
+  }
+  out->data.resize(out->offsets.back());
+  ParallelFor(pool, NumColTiles(s), [&](int64_t tile) {
+    const kernels::SgemmTile t = MakeSgemmTile(s, 0, tile * kColsPerTask, nullptr, b, nullptr);
+    kernel.pack_b(t, out->data.data() + out->offsets[tile]);
+  });
+}
+
+// Gemm() for floats on a SIMD kernel; `packed` (may be null) holds B packed
+// ahead by PackGemmB for the same kernel and shape.
 inline void SgemmTiles(ThreadPool* pool, const kernels::SgemmKernels& kernel,
-                       const GemmShape& s, const float* a, const float* b, float* c) {
+                       const GemmShape& s, const float* a, const float* b, float* c,
+                       const PackedGemmB* packed = nullptr) {
   const int64_t row_tiles = (s.m + kRowsPerTask - 1) / kRowsPerTask;
-  const int64_t col_tiles = (s.n + kColsPerTask - 1) / kColsPerTask;
+  const int64_t col_tiles = NumColTiles(s);
   ParallelFor(pool, row_tiles * col_tiles, [&](int64_t task) {
-    const int64_t row = (task / col_tiles) * kRowsPerTask;
-    const int64_t col = (task % col_tiles) * kColsPerTask;
-    kernels::SgemmTile t = SgemmScratchTile();
-    t.rows = std::min(kRowsPerTask, s.m - row);
-    t.cols = std::min(kColsPerTask, s.n - col);
-    t.depth = s.k;
-    // op(A)[i][p] and op(B)[p][j] as strides into the stored matrices.
-    t.a_row = s.trans_a ? 1 : s.k;
-    t.a_col = s.trans_a ? s.m : 1;
-    t.a = a + row * t.a_row;
-    t.b_row = s.trans_b ? 1 : s.n;
-    t.b_col = s.trans_b ? s.k : 1;
-    t.b = b + col * t.b_col;
-    t.c = c + row * s.n + col;
-    t.ldc = s.n;
+    const int64_t col_tile = task % col_tiles;
+    kernels::SgemmTile t =
+        MakeSgemmTile(s, (task / col_tiles) * kRowsPerTask, col_tile * kColsPerTask, a, b, c);
+    if (packed != nullptr) t.packed_b = packed->data.data() + packed->offsets[col_tile];
     kernel.tile(t);
   });
 }
 
+// C = op(A) * op(B).  `b_cache`, when not null, is where a B that stays the
+// same across calls (constant weights) is kept packed; it is refreshed when
+// the kernel, the shape or b's address changes.
 template <typename T>
-void Gemm(ThreadPool* pool, const GemmShape& s, const T* a, const T* b, T* c) {
+void Gemm(ThreadPool* pool, const GemmShape& s, const T* a, const T* b, T* c,
+          PackedGemmB* b_cache = nullptr) {
   using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using Strided = Eigen::OuterStride<>;
   using ConstMap = Eigen::Map<const Matrix, 0, Strided>;
@@ -82,7 +125,10 @@ void Gemm(ThreadPool* pool, const GemmShape& s, const T* a, const T* b, T* c) {
   }
   if constexpr (std::is_same_v<T, float>) {
     if (const kernels::SgemmKernels* kernel = kernels::SelectedSgemmKernels()) {
-      SgemmTiles(pool, *kernel, s, a, b, c);
+      if (b_cache != nullptr && !b_cache->Matches(kernel, b, s)) {
+        PackGemmB(pool, *kernel, s, b, b_cache);
+      }
+      SgemmTiles(pool, *kernel, s, a, b, c, b_cache);
       return;
     }
   }

@@ -1,5 +1,7 @@
 // Linear algebra: MatMul (numpy semantics, batched with broadcasting) and
 // Gemm.  Both go through Gemm() in ops/gemm.h.
+#include <memory>
+
 #include "ops/gemm.h"
 #include "ops/op_util.h"
 #include "qat/status_macros.h"
@@ -22,7 +24,8 @@ absl::Status VisitMatMulTypes(DataType type, F&& f) {
 }  // namespace
 
 absl::StatusOr<Kernel> MakeMatMul(const NodeView&) {
-  return Kernel([](KernelContext& ctx) -> absl::Status {
+  auto b_cache = std::make_shared<PackedGemmB>();  // for a constant, unbatched B
+  return Kernel([b_cache](KernelContext& ctx) -> absl::Status {
     QAT_RETURN_IF_ERROR(RequireInputs(ctx, 2));
     const Tensor& a = ctx.input(0);
     const Tensor& b = ctx.input(1);
@@ -56,11 +59,12 @@ absl::StatusOr<Kernel> MakeMatMul(const NodeView&) {
       const T* pb = b.data<T>();
       T* pc = out.data<T>();
       const GemmShape shape{m, k, n, false, false};
+      PackedGemmB* cache = ctx.is_constant(1) && batch_b.empty() ? b_cache.get() : nullptr;
       // The batch loop is sequential; each product spreads over the pool.
       ForEachBroadcast<2>(nullptr, batch, {stride_a, stride_b},
                           [&](int64_t i, const std::array<int64_t, 2>& o) {
                             Gemm(ctx.pool, shape, pa + o[0] * m * k, pb + o[1] * k * n,
-                                 pc + i * m * n);
+                                 pc + i * m * n, cache);
                           });
       return absl::OkStatus();
     });
@@ -72,6 +76,7 @@ absl::StatusOr<Kernel> MakeGemm(const NodeView& node) {
   const float beta = node.GetFloat("beta", 1.0f);
   const bool trans_a = node.GetInt("transA", 0) != 0;
   const bool trans_b = node.GetInt("transB", 0) != 0;
+  auto b_cache = std::make_shared<PackedGemmB>();  // for a constant B
   return Kernel([=](KernelContext& ctx) -> absl::Status {
     QAT_RETURN_IF_ERROR(RequireInputs(ctx, 2));
     const Tensor& a = ctx.input(0);
@@ -107,7 +112,8 @@ absl::StatusOr<Kernel> MakeGemm(const NodeView& node) {
       Tensor& out = ctx.output(0);
       out.Resize(a.dtype(), out_shape);
       T* py = out.data<T>();
-      Gemm(ctx.pool, shape, a.data<T>(), b.data<T>(), py);
+      Gemm(ctx.pool, shape, a.data<T>(), b.data<T>(), py,
+           ctx.is_constant(1) ? b_cache.get() : nullptr);
       const T t_alpha = static_cast<T>(alpha);
       const T t_beta = static_cast<T>(beta);
       if (c == nullptr) {
