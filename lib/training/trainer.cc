@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -10,6 +11,7 @@
 #include "model_internal.h"
 #include "qat/fake_quant.h"
 #include "training/parameters.h"
+#include "training/quant_param_observer.h"
 
 namespace qat {
 
@@ -28,16 +30,26 @@ struct Trainer::State {
   std::map<std::string, QuantRange> zero_points;
   int64_t num_classes = -1;  // from the first model output, for label checks
   bool classification = false;
+  // Observe mode: the observed scales and zero points (fed to both models),
+  // in graph order, and the steps observed so far.
+  std::optional<training::QuantParamObserver> observer;
+  std::vector<std::string> quant_names;
+  std::map<std::string, Tensor> quant;
+  int64_t observed_steps = 0;
 };
 
 namespace {
 
-// The inputs of a model other than labels and parameters.
+// The inputs of a model other than labels, parameters and observed
+// quantization parameters.
 std::vector<std::string> DataInputs(const Model& model,
-                                    const std::map<std::string, Tensor>& params) {
+                                    const std::map<std::string, Tensor>& params,
+                                    const std::map<std::string, Tensor>& observed) {
   std::vector<std::string> names;
   for (const ValueInfo& v : model.inputs()) {
-    if (v.name != kLabelsInput && params.count(v.name) == 0) names.push_back(v.name);
+    if (v.name != kLabelsInput && params.count(v.name) == 0 && observed.count(v.name) == 0) {
+      names.push_back(v.name);
+    }
   }
   return names;
 }
@@ -71,15 +83,45 @@ void FindQuantParams(const Model& training, const std::map<std::string, Tensor>&
   }
 }
 
-// The parameters as the graphs see them: learned zero points rounded.
+// The parameters as the graphs see them: learned zero points rounded, and
+// the observed scales and zero points.
 std::map<std::string, Tensor> FedParameters(
     const std::map<std::string, Tensor>& params,
-    const std::map<std::string, QuantRange>& zero_points) {
+    const std::map<std::string, QuantRange>& zero_points,
+    const std::map<std::string, Tensor>& observed) {
   std::map<std::string, Tensor> fed = params;
   for (const auto& [name, range] : zero_points) {
     for (float& z : fed.at(name).values<float>()) z = RoundZeroPoint(z, range);
   }
+  fed.insert(observed.begin(), observed.end());
   return fed;
+}
+
+// `model` with these values as extra float outputs (those it does not
+// output already), so that a run returns them.
+absl::StatusOr<Model> WithOutputs(const Model& model, const std::vector<std::string>& names) {
+  onnx::ModelProto proto = ModelAccess::Proto(model);
+  onnx::GraphProto* g = proto.mutable_graph();
+  std::set<std::string> listed;
+  for (const auto& o : g->output()) listed.insert(o.name());
+  std::map<std::string, const onnx::ValueInfoProto*> inferred;
+  for (const auto& v : g->value_info()) inferred[v.name()] = &v;
+  for (const std::string& name : names) {
+    if (!listed.insert(name).second) continue;
+    onnx::ValueInfoProto* o = g->add_output();
+    if (auto it = inferred.find(name); it != inferred.end()) *o = *it->second;
+    o->set_name(name);
+    o->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+  }
+  std::string bytes;
+  if (!proto.SerializeToString(&bytes)) {
+    return absl::InternalError(absl::StrCat("cannot serialize ", model.source()));
+  }
+  // The model passed the checker already; an output whose shape inference
+  // could not tell (after a custom op) is fine for the executor.
+  ModelLoadOptions options;
+  options.check = false;
+  return Model::FromBytes(bytes, model.source(), options);
 }
 
 }  // namespace
@@ -93,11 +135,35 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   auto state = std::make_unique<State>();
   state->options = options;
   state->names = models.params;
+  // Observe mode detaches the observed scales and zero points too, and
+  // makes the training model return the activations they observe.
+  std::vector<std::string> detached = models.params;
+  if (models.observe_quant_params) {
+    QAT_ASSIGN_OR_RETURN(state->observer,
+                         training::QuantParamObserver::Create(
+                             models.training, models.params,
+                             options.observe.averaging_constant));
+    state->quant_names = state->observer->quant_param_names();
+    detached.insert(detached.end(), state->quant_names.begin(), state->quant_names.end());
+  }
   QAT_ASSIGN_OR_RETURN(training::DetachedParameters train,
-                       training::DetachParameters(models.training, models.params));
+                       training::DetachParameters(models.training, detached));
   QAT_ASSIGN_OR_RETURN(training::DetachedParameters eval,
-                       training::DetachParameters(models.eval, models.params));
+                       training::DetachParameters(models.eval, detached));
+  for (const std::string& name : state->quant_names) {
+    state->quant[name] = std::move(train.values.at(name));
+    train.values.erase(name);
+  }
   state->params = std::move(train.values);
+  if (state->observer) {
+    std::vector<std::string> seen;
+    for (const std::string& x : state->observer->activation_names()) {
+      bool input = false;
+      for (const ValueInfo& v : train.model.inputs()) input |= v.name == x;
+      if (!input) seen.push_back(x);
+    }
+    QAT_ASSIGN_OR_RETURN(train.model, WithOutputs(train.model, seen));
+  }
   FindQuantParams(models.training, state->params, &state->scales, &state->zero_points);
   ExecutorOptions exec;
   exec.num_threads = options.num_threads;
@@ -106,7 +172,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   QAT_ASSIGN_OR_RETURN(state->eval, Executor::Create(eval.model, exec));
   QAT_ASSIGN_OR_RETURN(state->optimizer, Optimizer::Create(options.optimizer));
   state->progress.seed = options.seed;
-  const std::vector<std::string> data = DataInputs(train.model, state->params);
+  const std::vector<std::string> data = DataInputs(train.model, state->params, state->quant);
   if (data.size() == 1) state->data_input = data[0];
   // Classification: int64 labels and logits [N, C, ...] with a static C.
   for (const ValueInfo& v : train.model.inputs()) {
@@ -138,7 +204,7 @@ absl::StatusOr<float> Trainer::TrainStep(const std::map<std::string, Tensor>& ba
     QAT_RETURN_IF_ERROR(CheckLabels(it->second, s.num_classes));
   }
   std::map<std::string, Tensor> inputs = batch;
-  for (auto& [name, value] : FedParameters(s.params, s.zero_points)) {
+  for (auto& [name, value] : FedParameters(s.params, s.zero_points, s.quant)) {
     inputs[name] = std::move(value);
   }
   QAT_ASSIGN_OR_RETURN(auto outputs, s.train->Run(inputs));
@@ -160,13 +226,33 @@ absl::StatusOr<float> Trainer::TrainStep(const std::map<std::string, Tensor>& ba
     for (float& v : s.params.at(name).values<float>()) v = std::max(v, 1e-8f);
   }
   ++s.progress.global_step;
+  // Observe mode: the activations this step saw, the weights it produced.
+  const int64_t freeze = s.options.observe.freeze_after_steps;
+  if (s.observer && (freeze < 0 || s.observed_steps < freeze)) {
+    auto value_of = [&](const std::string& name) -> const Tensor* {
+      using Values = const std::map<std::string, Tensor>*;
+      for (Values m : {Values{&s.params}, Values{&outputs}, Values{&batch}}) {
+        if (auto it = m->find(name); it != m->end()) return &it->second;
+      }
+      return nullptr;
+    };
+    absl::Status observed = s.observer->Update(value_of, &s.quant);
+    if (!observed.ok()) {
+      return absl::Status(observed.code(),
+                          absl::StrCat("step ", s.progress.global_step,
+                                       " (the parameters were updated, the quantization "
+                                       "parameters were not): ", observed.message()));
+    }
+    ++s.observed_steps;
+  }
   return loss;
 }
 
 absl::StatusOr<std::map<std::string, Tensor>> Trainer::EvalStep(
     const std::map<std::string, Tensor>& batch) {
   std::map<std::string, Tensor> inputs = batch;
-  for (auto& [name, value] : FedParameters(state_->params, state_->zero_points)) {
+  for (auto& [name, value] :
+       FedParameters(state_->params, state_->zero_points, state_->quant)) {
     inputs[name] = std::move(value);
   }
   return state_->eval->Run(inputs);
@@ -252,6 +338,11 @@ Checkpoint Trainer::MakeCheckpoint() const {
   c.optimizer_step = s.optimizer->step_count();
   c.optimizer_state = s.optimizer->state();
   c.progress = s.progress;
+  if (s.observer) {
+    for (const std::string& name : s.quant_names) c.quant_params.emplace_back(name, s.quant.at(name));
+    c.observer_state = s.observer->state();
+    c.observed_steps = s.observed_steps;
+  }
   return c;
 }
 
@@ -279,8 +370,37 @@ absl::Status Trainer::RestoreCheckpoint(const Checkpoint& c) {
         "the checkpoint was trained with ", c.optimizer, ", this run uses ",
         OptimizerKindName(s.optimizer->options().kind)));
   }
+  if (!s.observer && (!c.quant_params.empty() || !c.observer_state.empty())) {
+    return absl::InvalidArgumentError(
+        "the checkpoint holds observed quantization parameters, but this model does not "
+        "observe them (prepare it with observe_quant_params / --quant-params observe)");
+  }
+  if (!c.quant_params.empty()) {
+    if (c.quant_params.size() != s.quant_names.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the checkpoint holds ", c.quant_params.size(),
+          " observed scales and zero points, the model has ", s.quant_names.size(),
+          ": it comes from another model"));
+    }
+    for (size_t i = 0; i < s.quant_names.size(); ++i) {
+      const auto& [name, value] = c.quant_params[i];
+      const Tensor& mine = s.quant.at(s.quant_names[i]);
+      if (name != s.quant_names[i] || value.shape() != mine.shape() ||
+          value.dtype() != mine.dtype()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "checkpoint quantization parameter ", i, " is '", name, "' ",
+            ShapeToString(value.shape()), ", the model expects '", s.quant_names[i], "' ",
+            ShapeToString(mine.shape()), ": it comes from another model"));
+      }
+    }
+  }
+  std::optional<training::QuantParamObserver> observer = s.observer;
+  if (observer) QAT_RETURN_IF_ERROR(observer->RestoreState(c.observer_state));
   QAT_RETURN_IF_ERROR(s.optimizer->Restore(c.optimizer_step, c.optimizer_state));
+  s.observer = std::move(observer);
   for (const auto& [name, value] : c.parameters) s.params[name] = value;
+  for (const auto& [name, value] : c.quant_params) s.quant[name] = value;
+  s.observed_steps = c.observed_steps;
   s.progress = c.progress;
   return absl::OkStatus();
 }
