@@ -124,6 +124,31 @@ absl::StatusOr<Model> WithOutputs(const Model& model, const std::vector<std::str
   return Model::FromBytes(bytes, model.source(), options);
 }
 
+// InvalidArgument unless `stored` holds `names`, in that order, with the
+// shapes and types of `mine`.
+absl::Status CheckStoredTensors(const std::string& what,
+                                const std::vector<std::pair<std::string, Tensor>>& stored,
+                                const std::vector<std::string>& names,
+                                const std::map<std::string, Tensor>& mine) {
+  if (stored.size() != names.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the checkpoint holds ", stored.size(), " ", what, "s, the model has ", names.size(),
+        ": it comes from another model"));
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    const auto& [name, value] = stored[i];
+    const Tensor& expected = mine.at(names[i]);
+    if (name != names[i] || value.shape() != expected.shape() ||
+        value.dtype() != expected.dtype()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "checkpoint ", what, " ", i, " is '", name, "' ", ShapeToString(value.shape()),
+          ", the model expects '", names[i], "' ", ShapeToString(expected.shape()),
+          ": it comes from another model"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 Trainer::Trainer(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -348,22 +373,7 @@ Checkpoint Trainer::MakeCheckpoint() const {
 
 absl::Status Trainer::RestoreCheckpoint(const Checkpoint& c) {
   State& s = *state_;
-  if (c.parameters.size() != s.names.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the checkpoint holds ", c.parameters.size(), " parameters, the model has ",
-        s.names.size(), ": it comes from another model"));
-  }
-  for (size_t i = 0; i < s.names.size(); ++i) {
-    const auto& [name, value] = c.parameters[i];
-    const Tensor& mine = s.params.at(s.names[i]);
-    if (name != s.names[i] || value.shape() != mine.shape() ||
-        value.dtype() != mine.dtype()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "checkpoint parameter ", i, " is '", name, "' ", ShapeToString(value.shape()),
-          ", the model expects '", s.names[i], "' ", ShapeToString(mine.shape()),
-          ": it comes from another model"));
-    }
-  }
+  QAT_RETURN_IF_ERROR(CheckStoredTensors("parameter", c.parameters, s.names, s.params));
   if (!c.optimizer.empty() &&
       c.optimizer != OptimizerKindName(s.optimizer->options().kind)) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -376,23 +386,8 @@ absl::Status Trainer::RestoreCheckpoint(const Checkpoint& c) {
         "observe them (prepare it with observe_quant_params / --quant-params observe)");
   }
   if (!c.quant_params.empty()) {
-    if (c.quant_params.size() != s.quant_names.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the checkpoint holds ", c.quant_params.size(),
-          " observed scales and zero points, the model has ", s.quant_names.size(),
-          ": it comes from another model"));
-    }
-    for (size_t i = 0; i < s.quant_names.size(); ++i) {
-      const auto& [name, value] = c.quant_params[i];
-      const Tensor& mine = s.quant.at(s.quant_names[i]);
-      if (name != s.quant_names[i] || value.shape() != mine.shape() ||
-          value.dtype() != mine.dtype()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "checkpoint quantization parameter ", i, " is '", name, "' ",
-            ShapeToString(value.shape()), ", the model expects '", s.quant_names[i], "' ",
-            ShapeToString(mine.shape()), ": it comes from another model"));
-      }
-    }
+    QAT_RETURN_IF_ERROR(CheckStoredTensors("quantization parameter", c.quant_params,
+                                           s.quant_names, s.quant));
   }
   std::optional<training::QuantParamObserver> observer = s.observer;
   if (observer) QAT_RETURN_IF_ERROR(observer->RestoreState(c.observer_state));
