@@ -282,6 +282,45 @@ TEST(GradientRulesTest, Pooling) {
   Check({"GlobalAveragePool", "", {{"x", R({2, 3, 4, 5}, 90)}}, {"x"}});
 }
 
+TEST(GradientRulesTest, Gather) {
+  // Repeated and negative indices add up: ScatterElements' "add" (opset 16).
+  OpCase rows{"Gather", "", {{"x", R({5, 3}, 160)}, {"i", Int64s({2, 2}, {4, 0, -1, 2})}},
+              {"x"}};
+  rows.opset = 16;
+  Check(rows);
+  OpCase middle{"Gather", "", {{"x", R({2, 4, 3}, 161)}, {"i", Int64s({3}, {1, 3, 1})}},
+                {"x"}, {AttrInt("axis", 1)}};
+  middle.opset = 16;
+  Check(middle);
+  // Constant indices without repeats need no reduction (opset 13).
+  Check({"Gather", "", {{"x", R({4, 3}, 162)}, {"i", Int64s({2}, {3, 1})}}, {"x"}});
+  Check({"Gather", "", {{"x", R({4, 3}, 163)}, {"i", Int64s({}, {2})}}, {"x"},
+         {AttrInt("axis", 1)}});
+  // Repeats before opset 16 are refused, naming the node and the opset.
+  auto old = TrainingModel({"Gather", "", {{"x", R({4, 3}, 164)}, {"i", Int64s({2}, {1, 1})}},
+                            {"x"}});
+  ASSERT_FALSE(old.ok());
+  EXPECT_EQ(old.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_NE(old.status().message().find("opset 16"), std::string::npos) << old.status();
+}
+
+TEST(GradientRulesTest, Slice) {
+  // Two axes, a negative start, an end past the size.
+  Check({"Slice", "",
+         {{"x", R({3, 5, 4}, 170)}, {"s", Int64s({2}, {1, -4})}, {"e", Int64s({2}, {100, 4})},
+          {"a", Int64s({2}, {0, 1})}},
+         {"x"}});
+  // Step 2 forward and -1 backward (a reversal), axes counted from the end.
+  Check({"Slice", "",
+         {{"x", R({6, 5}, 171)}, {"s", Int64s({2}, {0, 4})}, {"e", Int64s({2}, {6, -100})},
+          {"a", Int64s({2}, {-2, -1})}, {"st", Int64s({2}, {2, -1})}},
+         {"x"}});
+  // Default axes; the second slice keeps the whole axis.
+  Check({"Slice", "",
+         {{"x", R({4, 3}, 172)}, {"s", Int64s({2}, {1, 0})}, {"e", Int64s({2}, {3, 3})}},
+         {"x"}});
+}
+
 TEST(GradientRulesTest, Losses) {
   const Tensor labels = Int64s({4}, {2, 0, 1, 2});
   for (const char* reduction : {"mean", "sum"}) {
