@@ -593,6 +593,23 @@ TEST(ObserveTest, TheModeSurvivesTheArtifactsAndBadCombinationsAreErrors) {
   TrainerOptions o = ObservingTrainerOptions();
   o.observe.averaging_constant = 0.0f;
   EXPECT_EQ(Trainer::Create(models, o).status().code(), absl::StatusCode::kInvalidArgument);
+
+  // Two FakeQuant nodes that share a scale cannot both be observed.
+  onnx::ModelProto shared = ModelAccess::Proto(models.training);
+  std::vector<onnx::NodeProto*> fake_quants;
+  for (auto& n : *shared.mutable_graph()->mutable_node()) {
+    if (n.op_type() == "FakeQuant") fake_quants.push_back(&n);
+  }
+  ASSERT_GE(fake_quants.size(), 2u);
+  fake_quants[1]->set_input(1, fake_quants[0]->input(1));
+  TrainingModels sharing = models;
+  auto reloaded = Model::FromBytes(shared.SerializeAsString(), "shared");
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  sharing.training = *reloaded;
+  const absl::Status refused = Trainer::Create(sharing, ObservingTrainerOptions()).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.message()), HasSubstr(fake_quants[0]->input(1)));
+  EXPECT_THAT(std::string(refused.message()), HasSubstr(fake_quants[1]->name()));
 }
 
 }  // namespace
