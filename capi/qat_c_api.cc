@@ -534,10 +534,8 @@ QatStatus* qat_trainer_export(QatModel** out, const QatTrainer* trainer,
   QAT_CHECK_PTR(out, "out");
   *out = nullptr;
   QAT_CHECK_HANDLE(trainer, "trainer");
-  std::map<std::string, qat::Tensor> params;
-  for (const std::string& p : trainer->trainer->param_names()) {
-    params[p] = trainer->trainer->param(p);
-  }
+  const std::map<std::string, qat::Tensor> params =
+      qat::ExportedParameters(trainer->trainer->MakeCheckpoint());
   qat::ExportOptions options;
   options.keep_float_weights = keep_float_weights;
   return WrapModel(out, qat::ExportQuantizedModel(trainer->models.eval, params, options));

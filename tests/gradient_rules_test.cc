@@ -282,6 +282,97 @@ TEST(GradientRulesTest, Pooling) {
   Check({"GlobalAveragePool", "", {{"x", R({2, 3, 4, 5}, 90)}}, {"x"}});
 }
 
+TEST(GradientRulesTest, GroupedConv) {
+  // Two groups of 2 input channels, 3 outputs each, with a bias.
+  Check({"Conv", "", {{"x", R({2, 4, 6, 5}, 140)}, {"w", R({6, 2, 3, 3}, 141)}, {"b", R({6}, 142)}},
+         {"x", "w", "b"}, {AttrInt("group", 2)}});
+  // Depthwise, padded and strided.
+  Check({"Conv", "", {{"x", R({1, 3, 7, 7}, 143)}, {"w", R({3, 1, 3, 3}, 144)}},
+         {"x", "w"},
+         {AttrInt("group", 3), AttrInts("pads", {1, 1, 1, 1}), AttrInts("strides", {2, 2})}});
+  // 1-D, dilated, two outputs per input channel.
+  Check({"Conv", "", {{"x", R({2, 2, 9}, 145)}, {"w", R({4, 1, 3}, 146)}},
+         {"x", "w"}, {AttrInt("group", 2), AttrInts("dilations", {2})}});
+}
+
+TEST(GradientRulesTest, AveragePool) {
+  Check({"AveragePool", "", {{"x", R({2, 2, 6, 6}, 150)}}, {"x"},
+         {AttrInts("kernel_shape", {2, 2}), AttrInts("strides", {2, 2})}});
+  // Overlapping windows over padding, which counts or not.
+  for (int include : {0, 1}) {
+    SCOPED_TRACE(::testing::Message() << "count_include_pad " << include);
+    Check({"AveragePool", "", {{"x", R({1, 2, 5, 6}, 151)}}, {"x"},
+           {AttrInts("kernel_shape", {3, 3}), AttrInts("strides", {1, 2}),
+            AttrInts("pads", {1, 1, 1, 0}), AttrInt("count_include_pad", include)}});
+  }
+  // 1-D with SAME_UPPER padding.
+  Check({"AveragePool", "", {{"x", R({2, 3, 7}, 152)}}, {"x"},
+         {AttrInts("kernel_shape", {3}), AttrInts("strides", {2}),
+          AttrString("auto_pad", "SAME_UPPER")}});
+  // ceil_mode with a last window that stays inside the padding.
+  Check({"AveragePool", "", {{"x", R({1, 1, 6, 6}, 153)}}, {"x"},
+         {AttrInts("kernel_shape", {3, 3}), AttrInts("strides", {2, 2}),
+          AttrInts("pads", {0, 0, 1, 1}), AttrInt("ceil_mode", 1)}});
+}
+
+TEST(GradientRulesTest, Gather) {
+  // Repeated and negative indices add up: ScatterElements' "add" (opset 16).
+  OpCase rows{"Gather", "", {{"x", R({5, 3}, 160)}, {"i", Int64s({2, 2}, {4, 0, -1, 2})}},
+              {"x"}};
+  rows.opset = 16;
+  Check(rows);
+  OpCase middle{"Gather", "", {{"x", R({2, 4, 3}, 161)}, {"i", Int64s({3}, {1, 3, 1})}},
+                {"x"}, {AttrInt("axis", 1)}};
+  middle.opset = 16;
+  Check(middle);
+  // Constant indices without repeats need no reduction (opset 13).
+  Check({"Gather", "", {{"x", R({4, 3}, 162)}, {"i", Int64s({2}, {3, 1})}}, {"x"}});
+  Check({"Gather", "", {{"x", R({4, 3}, 163)}, {"i", Int64s({}, {2})}}, {"x"},
+         {AttrInt("axis", 1)}});
+  // Repeats before opset 16 are refused, naming the node and the opset.
+  auto old = TrainingModel({"Gather", "", {{"x", R({4, 3}, 164)}, {"i", Int64s({2}, {1, 1})}},
+                            {"x"}});
+  ASSERT_FALSE(old.ok());
+  EXPECT_EQ(old.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_NE(old.status().message().find("opset 16"), std::string::npos) << old.status();
+}
+
+TEST(GradientRulesTest, Slice) {
+  // Two axes, a negative start, an end past the size.
+  Check({"Slice", "",
+         {{"x", R({3, 5, 4}, 170)}, {"s", Int64s({2}, {1, -4})}, {"e", Int64s({2}, {100, 4})},
+          {"a", Int64s({2}, {0, 1})}},
+         {"x"}});
+  // Step 2 forward and -1 backward (a reversal), axes counted from the end.
+  Check({"Slice", "",
+         {{"x", R({6, 5}, 171)}, {"s", Int64s({2}, {0, 4})}, {"e", Int64s({2}, {6, -100})},
+          {"a", Int64s({2}, {-2, -1})}, {"st", Int64s({2}, {2, -1})}},
+         {"x"}});
+  // Default axes; the second slice keeps the whole axis.
+  Check({"Slice", "",
+         {{"x", R({4, 3}, 172)}, {"s", Int64s({2}, {1, 0})}, {"e", Int64s({2}, {3, 3})}},
+         {"x"}});
+}
+
+TEST(GradientRulesTest, BatchNormalization) {
+  // Inference mode: the running statistics are constants.
+  Check({"BatchNormalization", "",
+         {{"x", R({2, 3, 4, 2}, 180)}, {"scale", R({3}, 181)}, {"b", R({3}, 182)},
+          {"mean", R({3}, 183)}, {"var", Positive({3}, 184)}},
+         {"x", "scale", "b"}, {AttrFloat("epsilon", 1e-3f)}});
+  // Training mode: the batch's statistics, differentiated too.
+  OpCase training{"BatchNormalization", "",
+                  {{"x", R({3, 2, 5}, 185)}, {"scale", R({2}, 186)}, {"b", R({2}, 187)},
+                   {"mean", R({2}, 188)}, {"var", Positive({2}, 189)}},
+                  {"x", "scale", "b"}, {AttrInt("training_mode", 1)}};
+  training.num_outputs = 3;  // training mode outputs the running statistics
+  training.opset = 15;
+  Check(training);
+  OpCase rank2 = training;
+  rank2.inputs[0] = {"x", R({6, 2}, 190)};
+  Check(rank2);
+}
+
 TEST(GradientRulesTest, Losses) {
   const Tensor labels = Int64s({4}, {2, 0, 1, 2});
   for (const char* reduction : {"mean", "sum"}) {

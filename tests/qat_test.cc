@@ -3,6 +3,9 @@
 #include <cstring>
 #include <map>
 #include <random>
+#include <set>
+#include <cmath>
+#include <algorithm>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -12,6 +15,7 @@
 #include "qat/executor.h"
 #include "qat/model_zoo.h"
 #include "qat/qdq_conversion.h"
+#include "qat/quant_params.h"
 #include "qat/quantize.h"
 #include "qat/trainer.h"
 #include "qat/training_artifacts.h"
@@ -336,6 +340,276 @@ TEST(QatTest, LearnedScalesAndZeroPointsTrainAndExport) {
   auto eval = (*trainer)->EvalStep({{"input", data.features()}, {"labels", data.labels()}});
   ASSERT_TRUE(eval.ok()) << eval.status();
   ExpectBitIdentical(eval->at("logits"), RunModel(*exported, data.features()));
+}
+
+}  // namespace
+}  // namespace qat
+
+namespace qat {
+namespace {
+
+// Observe mode: activation ranges follow a moving average of min/max, weight
+// ranges follow the weights, both freeze after a number of steps.
+struct FakeQuantSite {
+  std::string x, scale, zero_point;
+  QuantRange range;
+  int64_t axis = -1;  // per tensor
+};
+
+std::vector<FakeQuantSite> FakeQuantSites(const Model& m) {
+  std::vector<FakeQuantSite> sites;
+  for (const auto& n : ModelAccess::Proto(m).graph().node()) {
+    if (n.op_type() != "FakeQuant") continue;
+    FakeQuantSite s{n.input(0), n.input(1), n.input(2),
+                    {static_cast<int32_t>(training::GetAttrInt(n, "quant_min", 0)),
+                     static_cast<int32_t>(training::GetAttrInt(n, "quant_max", 255))}};
+    if (n.domain() == "ai.libqat") s.axis = training::GetAttrInt(n, "axis", 1);
+    sites.push_back(s);
+  }
+  return sites;
+}
+
+TrainingModels ObservedModels(bool per_channel) {
+  const Model mlp = SmallMlp();
+  CalibrateOptions co;
+  co.per_channel_weights = per_channel;
+  auto table = Calibrate(mlp, Blobs(120, 12, 4), co);
+  EXPECT_TRUE(table.ok()) << table.status();
+  QuantizeOptions qo;
+  qo.per_channel = per_channel;
+  auto fused = FuseQdqToFakeQuant(*QuantizeModel(mlp, *table, qo));
+  EXPECT_TRUE(fused.ok()) << fused.status();
+  TrainingGraphOptions options;
+  options.observe_quant_params = true;
+  auto models = BuildTrainingModels(*fused, options);
+  EXPECT_TRUE(models.ok()) << models.status();
+  return *std::move(models);
+}
+
+TrainerOptions ObservingTrainerOptions(int64_t freeze_after_steps = -1) {
+  TrainerOptions o;
+  o.optimizer.kind = OptimizerKind::kSgd;
+  o.schedule.lr = 5e-2f;
+  o.num_threads = 1;
+  o.observe.freeze_after_steps = freeze_after_steps;
+  return o;
+}
+
+std::map<std::string, Tensor> ObservedParams(const Trainer& t) {
+  const Checkpoint c = t.MakeCheckpoint();
+  return {c.quant_params.begin(), c.quant_params.end()};
+}
+
+// Per-channel (or whole-tensor) min and max, computed plainly.
+void ChannelMinMax(const Tensor& t, int64_t axis, int64_t channels, std::vector<float>* lo,
+                   std::vector<float>* hi) {
+  int64_t inner = 1;
+  for (int64_t d = axis + 1; axis >= 0 && d < static_cast<int64_t>(t.shape().size()); ++d) {
+    inner *= t.dim(d);
+  }
+  lo->assign(channels, INFINITY);
+  hi->assign(channels, -INFINITY);
+  for (int64_t i = 0; i < t.num_elements(); ++i) {
+    const int64_t c = axis < 0 ? 0 : (i / inner) % channels;
+    (*lo)[c] = std::min((*lo)[c], t.data<float>()[i]);
+    (*hi)[c] = std::max((*hi)[c], t.data<float>()[i]);
+  }
+}
+
+// Batch `step`: blobs whose spread grows with the step.
+std::map<std::string, Tensor> GrowingBatch(int step) {
+  const Dataset d = Blobs(16, 12, 10 + step);
+  Tensor x = d.features();
+  for (float& v : x.values<float>()) v *= 1.0f + 0.5f * step;
+  return {{"input", x}, {"labels", d.labels()}};
+}
+
+TEST(ObserveTest, ScalesFollowAReferenceMovingAverageAndTheWeights) {
+  for (bool per_channel : {false, true}) {
+    SCOPED_TRACE(::testing::Message() << "per_channel " << per_channel);
+    const TrainingModels models = ObservedModels(per_channel);
+    ASSERT_TRUE(models.observe_quant_params);
+    auto trainer = Trainer::Create(models, ObservingTrainerOptions());
+    ASSERT_TRUE(trainer.ok()) << trainer.status();
+    const std::vector<FakeQuantSite> sites = FakeQuantSites(models.training);
+    ASSERT_EQ(sites.size(), 6u);
+    const std::set<std::string> params(models.params.begin(), models.params.end());
+    float ref_min = 0.0f, ref_max = 0.0f, previous_scale = 0.0f;
+    for (int step = 0; step < 5; ++step) {
+      const auto batch = GrowingBatch(step);
+      ASSERT_TRUE((*trainer)->TrainStep(batch).ok());
+      const Checkpoint c = (*trainer)->MakeCheckpoint();
+      EXPECT_EQ(c.observed_steps, step + 1);
+      const std::map<std::string, Tensor> q(c.quant_params.begin(), c.quant_params.end());
+      for (const FakeQuantSite& s : sites) {
+        SCOPED_TRACE(s.x);
+        const Tensor& scale = q.at(s.scale);
+        const Tensor& zp = q.at(s.zero_point);
+        std::vector<float> lo, hi;
+        bool symmetric = false;
+        if (s.x == "input") {
+          // The plain reference EMA (PyTorch: the first batch sets it).
+          ChannelMinMax(batch.at("input"), -1, 1, &lo, &hi);
+          ref_min = step == 0 ? lo[0] : ref_min + 0.01f * (lo[0] - ref_min);
+          ref_max = step == 0 ? hi[0] : ref_max + 0.01f * (hi[0] - ref_max);
+          lo = {ref_min};
+          hi = {ref_max};
+          // The input's range widens every step, and so does its scale.
+          EXPECT_GT(scale.values<float>()[0], previous_scale);
+          previous_scale = scale.values<float>()[0];
+        } else if (params.count(s.x) != 0) {
+          // Weights: the current weights' range, symmetric int8.
+          ChannelMinMax((*trainer)->param(s.x), s.axis, scale.num_elements(), &lo, &hi);
+          symmetric = true;
+        } else {
+          // Hidden activations: the moving average the checkpoint keeps.
+          lo.assign(c.observer_state.at(s.scale + ".min_val").values<float>().begin(),
+                    c.observer_state.at(s.scale + ".min_val").values<float>().end());
+          hi.assign(c.observer_state.at(s.scale + ".max_val").values<float>().begin(),
+                    c.observer_state.at(s.scale + ".max_val").values<float>().end());
+        }
+        ASSERT_EQ(static_cast<int64_t>(lo.size()), scale.num_elements());
+        for (size_t ch = 0; ch < lo.size(); ++ch) {
+          auto expected = ComputeQuantParams(lo[ch], hi[ch], s.range, symmetric);
+          ASSERT_TRUE(expected.ok()) << expected.status();
+          EXPECT_EQ(scale.values<float>()[ch], expected->scale) << "channel " << ch;
+          EXPECT_EQ(zp.values<float>()[ch], expected->zero_point) << "channel " << ch;
+        }
+      }
+    }
+  }
+}
+
+TEST(ObserveTest, ParametersFreezeAfterTheChosenNumberOfSteps) {
+  const TrainingModels models = ObservedModels(true);
+  auto trainer = Trainer::Create(models, ObservingTrainerOptions(/*freeze_after_steps=*/2));
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  const std::map<std::string, Tensor> calibrated = ObservedParams(**trainer);
+  std::map<std::string, Tensor> frozen;
+  for (int step = 0; step < 5; ++step) {
+    ASSERT_TRUE((*trainer)->TrainStep(GrowingBatch(step)).ok());
+    if (step == 1) frozen = ObservedParams(**trainer);
+  }
+  EXPECT_EQ((*trainer)->MakeCheckpoint().observed_steps, 2);
+  int changed = 0;
+  for (const auto& [name, value] : ObservedParams(**trainer)) {
+    SCOPED_TRACE(name);
+    ExpectBitIdentical(value, frozen.at(name));
+    changed += std::memcmp(value.raw_data(), calibrated.at(name).raw_data(),
+                           value.num_bytes()) != 0;
+  }
+  EXPECT_GT(changed, 0);  // the two observed steps did move them
+}
+
+TEST(ObserveTest, ResumingFromACheckpointFileIsBitIdentical) {
+  const TrainingModels models = ObservedModels(true);
+  const Dataset data = Blobs(90, 12, 4);
+  const TrainerOptions options = ObservingTrainerOptions(/*freeze_after_steps=*/12);
+  auto straight = Trainer::Create(models, options);
+  ASSERT_TRUE((*straight)->TrainEpochs(data, 3, 16).ok());
+
+  auto first = Trainer::Create(models, options);
+  const absl::Status stopped = (*first)->TrainEpochs(data, 3, 16, [](const StepReport& r) {
+    return r.global_step == 9 ? absl::CancelledError("stop") : absl::OkStatus();
+  });
+  ASSERT_EQ(stopped.code(), absl::StatusCode::kCancelled);
+  const std::string path = ::testing::TempDir() + "/observe_resume.ckpt";
+  ASSERT_TRUE(SaveCheckpoint(path, (*first)->MakeCheckpoint()).ok());
+  auto loaded = LoadCheckpoint(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->observed_steps, 9);
+  EXPECT_EQ(loaded->quant_params.size(), 12u);
+  EXPECT_EQ(loaded->observer_state.size(), 8u);  // min and max of 4 activations
+
+  auto resumed = Trainer::Create(models, options);
+  ASSERT_TRUE((*resumed)->RestoreCheckpoint(*loaded).ok());
+  ASSERT_TRUE((*resumed)->TrainEpochs(data, 3, 16).ok());
+  const Checkpoint a = (*straight)->MakeCheckpoint(), b = (*resumed)->MakeCheckpoint();
+  EXPECT_EQ(a.observed_steps, 12);
+  EXPECT_EQ(b.observed_steps, 12);
+  ASSERT_EQ(a.parameters.size(), b.parameters.size());
+  for (size_t i = 0; i < a.parameters.size(); ++i) {
+    SCOPED_TRACE(a.parameters[i].first);
+    ExpectBitIdentical(a.parameters[i].second, b.parameters[i].second);
+  }
+  ASSERT_EQ(a.quant_params.size(), b.quant_params.size());
+  for (size_t i = 0; i < a.quant_params.size(); ++i) {
+    SCOPED_TRACE(a.quant_params[i].first);
+    EXPECT_EQ(a.quant_params[i].first, b.quant_params[i].first);
+    ExpectBitIdentical(a.quant_params[i].second, b.quant_params[i].second);
+  }
+  for (const auto& [name, value] : a.observer_state) {
+    SCOPED_TRACE(name);
+    ExpectBitIdentical(value, b.observer_state.at(name));
+  }
+}
+
+TEST(ObserveTest, TheExportUsesTheObservedParameters) {
+  const TrainingModels models = ObservedModels(false);
+  const Dataset data = Blobs(120, 12, 4);
+  auto trainer = Trainer::Create(models, ObservingTrainerOptions());
+  ASSERT_TRUE((*trainer)->TrainEpochs(data, 2, 16).ok());
+  const Checkpoint c = (*trainer)->MakeCheckpoint();
+  auto eval = (*trainer)->EvalStep({{"input", data.features()}, {"labels", data.labels()}});
+  ASSERT_TRUE(eval.ok()) << eval.status();
+  auto exported = ExportQuantizedModel(models.eval, ExportedParameters(c));
+  ASSERT_TRUE(exported.ok()) << exported.status();
+  ExpectBitIdentical(eval->at("logits"), RunModel(*exported, data.features()));
+
+  // Without the observed parameters the export would compute something else.
+  std::map<std::string, Tensor> weights_only(c.parameters.begin(), c.parameters.end());
+  auto stale = ExportQuantizedModel(models.eval, weights_only);
+  ASSERT_TRUE(stale.ok()) << stale.status();
+  const Tensor a = eval->at("logits"), b = RunModel(*stale, data.features());
+  EXPECT_NE(std::memcmp(a.raw_data(), b.raw_data(), a.num_bytes()), 0);
+}
+
+TEST(ObserveTest, TheModeSurvivesTheArtifactsAndBadCombinationsAreErrors) {
+  const TrainingModels models = ObservedModels(false);
+  const std::string dir = ::testing::TempDir() + "/observe_artifacts";
+  ASSERT_TRUE(SaveTrainingArtifacts(dir, models).ok());
+  auto loaded = LoadTrainingModels(dir);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_TRUE(loaded->observe_quant_params);
+
+  TrainingGraphOptions both;
+  both.learn_quant_params = true;
+  both.observe_quant_params = true;
+  auto bad = BuildTrainingModels(SmallMlp(), both);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+
+  // An observed checkpoint does not restore into a model that does not observe.
+  auto observing = Trainer::Create(models, ObservingTrainerOptions());
+  ASSERT_TRUE((*observing)->TrainStep(GrowingBatch(0)).ok());
+  TrainingModels fixed = models;
+  fixed.observe_quant_params = false;
+  auto plain = Trainer::Create(fixed, ObservingTrainerOptions());
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  const absl::Status restored = (*plain)->RestoreCheckpoint((*observing)->MakeCheckpoint());
+  EXPECT_EQ(restored.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(restored.message()), HasSubstr("observe"));
+
+  TrainerOptions o = ObservingTrainerOptions();
+  o.observe.averaging_constant = 0.0f;
+  EXPECT_EQ(Trainer::Create(models, o).status().code(), absl::StatusCode::kInvalidArgument);
+
+  // Two FakeQuant nodes that share a scale cannot both be observed.
+  onnx::ModelProto shared = ModelAccess::Proto(models.training);
+  std::vector<onnx::NodeProto*> fake_quants;
+  for (auto& n : *shared.mutable_graph()->mutable_node()) {
+    if (n.op_type() == "FakeQuant") fake_quants.push_back(&n);
+  }
+  ASSERT_GE(fake_quants.size(), 2u);
+  fake_quants[1]->set_input(1, fake_quants[0]->input(1));
+  TrainingModels sharing = models;
+  auto reloaded = Model::FromBytes(shared.SerializeAsString(), "shared");
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  sharing.training = *reloaded;
+  const absl::Status refused = Trainer::Create(sharing, ObservingTrainerOptions()).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.message()), HasSubstr(fake_quants[0]->input(1)));
+  EXPECT_THAT(std::string(refused.message()), HasSubstr(fake_quants[1]->name()));
 }
 
 }  // namespace

@@ -22,7 +22,7 @@ namespace {
 // with exactly the settings of the interrupted run.
 const char* const kRunKeys[] = {"epochs", "batch", "optimizer", "lr", "schedule", "warmup",
                                 "momentum", "weight-decay", "max-grad-norm", "seed", "data",
-                                "limit"};
+                                "limit", "observe-steps"};
 
 }  // namespace
 
@@ -66,15 +66,12 @@ int PrepareCommand(int argc, char** argv) {
   if (args.positional.size() != 1) return Usage("prepare needs one model");
   if (!args.Has("--out")) return Usage("prepare needs -o DIR");
   const std::string quant_params = args.Get("--quant-params", "fixed");
-  if (quant_params == "observe") {
-    return Fail(absl::UnimplementedError(
-        "--quant-params observe is not implemented yet; use fixed or learn"));
-  }
-  if (quant_params != "fixed" && quant_params != "learn") {
+  if (quant_params != "fixed" && quant_params != "learn" && quant_params != "observe") {
     return Usage("--quant-params must be fixed, observe or learn");
   }
   qat::TrainingGraphOptions options;
   options.learn_quant_params = quant_params == "learn";
+  options.observe_quant_params = quant_params == "observe";
   auto loss = qat::ParseLossKind(args.Get("--loss", "cross-entropy"));
   if (!loss.ok()) return Usage(std::string(loss.status().message()));
   options.loss.kind = *loss;
@@ -114,7 +111,7 @@ int TrainCommand(int argc, char** argv) {
   if (!ParseArgs(argc, argv,
                  {"--data", "--epochs", "--batch", "--optimizer", "--lr", "--schedule",
                   "--warmup", "--momentum", "--weight-decay", "--max-grad-norm", "--seed",
-                  "--threads", "--limit", "--save-every"},
+                  "--threads", "--limit", "--save-every", "--observe-steps"},
                  {"--resume", "--nesterov"}, &args, &error)) {
     return Usage(error);
   }
@@ -147,7 +144,7 @@ int TrainCommand(int argc, char** argv) {
   if (!args.Has("--data")) return Usage("train needs --data DIR (IDX) or FEATURES.npy,LABELS.npy");
 
   int64_t epochs = 1, batch = 64, warmup = 0, threads = 0, limit = 0, save_every = 100;
-  int64_t seed = 0;
+  int64_t seed = 0, observe_steps = -1;
   double lr = 1e-3, momentum = 0.0, weight_decay = -1.0, max_grad_norm = 0.0;
   if (!IntFlag(args, "--epochs", 1, &epochs) || !IntFlag(args, "--batch", 1, &batch) ||
       !IntFlag(args, "--warmup", 0, &warmup) || !IntFlag(args, "--threads", 0, &threads) ||
@@ -155,8 +152,12 @@ int TrainCommand(int argc, char** argv) {
       !IntFlag(args, "--seed", 0, &seed) || !FloatFlag(args, "--lr", 0.0, &lr) ||
       !FloatFlag(args, "--momentum", 0.0, &momentum) ||
       !FloatFlag(args, "--weight-decay", 0.0, &weight_decay) ||
-      !FloatFlag(args, "--max-grad-norm", 0.0, &max_grad_norm)) {
+      !FloatFlag(args, "--max-grad-norm", 0.0, &max_grad_norm) ||
+      !IntFlag(args, "--observe-steps", 0, &observe_steps)) {
     return Usage("a numeric option is out of range or does not parse");
+  }
+  if (args.Has("--observe-steps") && !models->observe_quant_params) {
+    return Usage("--observe-steps needs a folder prepared with --quant-params observe");
   }
   qat::TrainerOptions options;
   auto kind = qat::ParseOptimizerKind(args.Get("--optimizer", "adamw"));
@@ -170,6 +171,7 @@ int TrainCommand(int argc, char** argv) {
   if (!schedule.ok()) return Usage(std::string(schedule.status().message()));
   options.num_threads = static_cast<int>(threads);
   options.seed = static_cast<uint64_t>(seed);
+  options.observe.freeze_after_steps = observe_steps;
 
   auto data = LoadData(args.Get("--data", ""), models->training, "train", limit);
   if (!data.ok()) return Fail(data.status());
@@ -182,7 +184,12 @@ int TrainCommand(int argc, char** argv) {
   } else {
     // A new run starting from the checkpoint's parameters.
     qat::Checkpoint start;
+    // The observed quantization parameters belong to the model too; the
+    // observed-step count carries over, so freezing holds across runs.
     start.parameters = checkpoint->parameters;
+    start.quant_params = checkpoint->quant_params;
+    start.observer_state = checkpoint->observer_state;
+    start.observed_steps = checkpoint->observed_steps;
     start.progress.seed = options.seed;
     if (absl::Status s = (*trainer)->RestoreCheckpoint(start); !s.ok()) return Fail(s);
   }
@@ -268,8 +275,7 @@ int ExportCommand(int argc, char** argv) {
   if (!models.ok()) return Fail(models.status());
   auto checkpoint = qat::LoadCheckpoint(dir + "/" + qat::kCheckpointFile);
   if (!checkpoint.ok()) return Fail(checkpoint.status());
-  std::map<std::string, qat::Tensor> params(checkpoint->parameters.begin(),
-                                            checkpoint->parameters.end());
+  const std::map<std::string, qat::Tensor> params = qat::ExportedParameters(*checkpoint);
   qat::ExportOptions options;
   options.keep_float_weights = args.On("--keep-float-weights");
   // A model without FakeQuant exports as a plain float inference model.

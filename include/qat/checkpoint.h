@@ -2,7 +2,10 @@
 //
 // A checkpoint holds the trainable parameters (in training order), the
 // optimizer's kind, step count and state, the position in the run (epoch,
-// step within the epoch, global step, seed) and free-form metadata.  It is
+// step within the epoch, global step, seed) and free-form metadata.  With
+// observed quantization parameters (TrainingModels::observe_quant_params) it
+// also holds the FakeQuant scales and zero points as observed so far, the
+// moving averages behind them and the number of steps observed.  It is
 // written atomically (a temporary file, then a rename), so a reader sees the
 // previous checkpoint or the new one, never a torn file; and it ends with a
 // checksum, so a truncated or corrupted file is an error, not garbage.
@@ -37,6 +40,14 @@ struct Checkpoint {
   std::map<std::string, Tensor> optimizer_state;
   TrainingProgress progress;
   std::map<std::string, std::string> metadata;
+  // Observe mode only (empty otherwise).  `quant_params`: the FakeQuant
+  // scale and zero-point initializers, by name, as observed; the export
+  // writes them over the model's.  `observer_state`: the moving averages,
+  // "<scale>.min_val" and "<scale>.max_val" for each activation FakeQuant.
+  // `observed_steps`: how many steps updated them (freezing counts these).
+  std::vector<std::pair<std::string, Tensor>> quant_params;
+  std::map<std::string, Tensor> observer_state;
+  int64_t observed_steps = 0;
 };
 
 QAT_API absl::Status SaveCheckpoint(const std::string& path,

@@ -119,6 +119,13 @@ class QAT_API Observer {
   std::vector<uint64_t> seen_;  // values seen, per channel
 };
 
+// One step of the moving-average method (PyTorch's
+// MovingAverageMinMaxObserver): average += constant * (batch - average).
+// The first batch sets the average instead; the caller tracks that.
+inline float MovingAverageStep(float average, float batch, float constant) {
+  return average + constant * (batch - average);
+}
+
 // InvalidArgument, naming the option, for options out of range.
 QAT_API absl::StatusOr<std::unique_ptr<Observer>> MakeObserver(
     const ObserverOptions& options);

@@ -40,8 +40,23 @@
 
 namespace qat {
 
+// Observe mode (TrainingModels::observe_quant_params): after every step the
+// trainer sets each activation FakeQuant's scale and zero point from a
+// moving average of the min and max it saw, and each weight FakeQuant's from
+// the weight's current min and max (lib/training/quant_param_observer.h).
+// The step itself ran with the parameters observed before it; the first
+// step runs with the calibrated ones.
+struct ObserveOptions {
+  // PyTorch's MovingAverageMinMaxObserver default.
+  float averaging_constant = 0.01f;
+  // The parameters stay fixed once this many steps were observed, counted
+  // over chained runs (the checkpoint keeps the count); -1: never freeze.
+  int64_t freeze_after_steps = -1;
+};
+
 struct TrainerOptions {
   OptimizerOptions optimizer;
+  ObserveOptions observe;
   LrSchedule schedule;
   int num_threads = 0;  // 0: one per core
   uint64_t seed = 0;    // shuffling (and dropout)
@@ -99,10 +114,14 @@ class QAT_API Trainer {
   // Mean loss and accuracy over a dataset, with the eval model.
   absl::StatusOr<EvalMetrics> Evaluate(const Dataset& data, int64_t batch_size);
 
-  // The parameters, optimizer state and progress, and back.
+  // The parameters, optimizer state and progress, and back; in observe mode
+  // also the observed scales and zero points and the observers' state.
   Checkpoint MakeCheckpoint() const;
   // InvalidArgument when the checkpoint's parameters do not match this
-  // model's (names, order, shapes) or its optimizer is of another kind.
+  // model's (names, order, shapes), its optimizer is of another kind, or its
+  // observed quantization parameters are not this model's.  A checkpoint
+  // without observed parameters (the one `prepare` writes) keeps the
+  // calibrated ones.
   absl::Status RestoreCheckpoint(const Checkpoint& checkpoint);
 
  private:

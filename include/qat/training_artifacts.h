@@ -42,6 +42,11 @@ QAT_API absl::StatusOr<TrainingModels> LoadTrainingModels(const std::string& dir
 QAT_API absl::StatusOr<Model> ExportInferenceModel(
     const Model& eval, const std::map<std::string, Tensor>& params = {});
 
+// What an export writes over the eval model's initializers: the
+// checkpoint's parameters and, in observe mode, its observed scales and
+// zero points.
+QAT_API std::map<std::string, Tensor> ExportedParameters(const Checkpoint& checkpoint);
+
 // Writes a model atomically.
 QAT_API absl::Status SaveModel(const Model& model, const std::string& path);
 

@@ -67,7 +67,17 @@ struct TrainingGraphOptions {
   // are otherwise constants).  The trainer keeps scales positive and feeds
   // zero points rounded to integers in their range, as PyTorch does.
   bool learn_quant_params = false;
+  // Observe mode: the scales and zero points of FakeQuant nodes stay
+  // constants of the graphs, and the Trainer updates them from the values
+  // it sees (moving-average min/max for activations, the current min/max
+  // for weights; TrainerOptions::observe).  The training model records the
+  // mode in its metadata_props (kQuantParamsMetadataKey = "observe"), so
+  // that LoadTrainingModels gives it back.  Exclusive with
+  // learn_quant_params.
+  bool observe_quant_params = false;
 };
+
+inline constexpr char kQuantParamsMetadataKey[] = "libqat.quant_params";
 
 // Input and output names the training graphs use.
 inline constexpr char kLabelsInput[] = "labels";
@@ -77,6 +87,9 @@ struct TrainingModels {
   Model training;
   Model eval;
   std::vector<std::string> params;  // trainable parameters, in output order
+  // The Trainer observes the FakeQuant scales and zero points (see
+  // TrainingGraphOptions::observe_quant_params).
+  bool observe_quant_params = false;
 };
 
 QAT_API absl::StatusOr<TrainingModels> BuildTrainingModels(

@@ -61,8 +61,8 @@ class MovingAverageState final : public ChannelState {
       max_ = batch_max;
       initialized_ = true;
     } else {
-      min_ += constant_ * (batch_min - min_);
-      max_ += constant_ * (batch_max - max_);
+      min_ = MovingAverageStep(min_, batch_min, constant_);
+      max_ = MovingAverageStep(max_, batch_max, constant_);
     }
     return absl::OkStatus();
   }

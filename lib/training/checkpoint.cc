@@ -14,7 +14,10 @@ namespace {
 // File layout: magic (8 bytes) | payload length (u64 LE) | payload |
 // FNV-1a 64 of the payload (u64 LE).
 constexpr char kMagic[8] = {'Q', 'A', 'T', 'C', 'K', 'P', 'T', '1'};
-constexpr int32_t kFormatVersion = 1;
+// Version 2 added the observed quantization parameters; a checkpoint
+// without them is still written as version 1, so older readers keep
+// reading what they understand.
+constexpr int32_t kFormatVersion = 2;
 constexpr size_t kHeaderSize = sizeof(kMagic) + sizeof(uint64_t);
 
 uint64_t Fnv1a64(absl::string_view bytes) {
@@ -70,7 +73,9 @@ absl::StatusOr<Tensor> Restore(const checkpoint_proto::StoredTensor& s,
 
 absl::Status SaveCheckpoint(const std::string& path, const Checkpoint& c) {
   checkpoint_proto::Checkpoint p;
-  p.set_format_version(kFormatVersion);
+  const bool observed = !c.quant_params.empty() || !c.observer_state.empty() ||
+                        c.observed_steps != 0;
+  p.set_format_version(observed ? 2 : 1);
   p.set_producer(absl::StrCat("libqat ", QAT_VERSION_STRING));
   for (const auto& [name, t] : c.parameters) Store(name, t, p.add_parameters());
   p.set_optimizer(c.optimizer);
@@ -83,6 +88,9 @@ absl::Status SaveCheckpoint(const std::string& path, const Checkpoint& c) {
   p.set_global_step(c.progress.global_step);
   p.set_seed(c.progress.seed);
   for (const auto& [k, v] : c.metadata) (*p.mutable_metadata())[k] = v;
+  for (const auto& [name, t] : c.quant_params) Store(name, t, p.add_quant_params());
+  for (const auto& [name, t] : c.observer_state) Store(name, t, p.add_observer_state());
+  p.set_observed_steps(c.observed_steps);
   std::string payload;
   if (!p.SerializeToString(&payload)) {
     return absl::InternalError(absl::StrCat("cannot serialize checkpoint '", path, "'"));
@@ -133,6 +141,16 @@ absl::StatusOr<Checkpoint> LoadCheckpoint(const std::string& path) {
   }
   c.progress = {p.epoch(), p.step_in_epoch(), p.global_step(), p.seed()};
   c.metadata.insert(p.metadata().begin(), p.metadata().end());
+  for (const auto& s : p.quant_params()) {
+    QAT_ASSIGN_OR_RETURN(Tensor t, Restore(s, path));
+    c.quant_params.emplace_back(s.name(), std::move(t));
+  }
+  for (const auto& s : p.observer_state()) {
+    QAT_ASSIGN_OR_RETURN(Tensor t, Restore(s, path));
+    c.observer_state.emplace(s.name(), std::move(t));
+  }
+  if (p.observed_steps() < 0) return bad("has a negative count of observed steps");
+  c.observed_steps = p.observed_steps();
   return c;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -10,6 +11,7 @@
 #include "model_internal.h"
 #include "qat/fake_quant.h"
 #include "training/parameters.h"
+#include "training/quant_param_observer.h"
 
 namespace qat {
 
@@ -31,16 +33,26 @@ struct Trainer::State {
   std::map<std::string, QuantRange> zero_points;
   int64_t num_classes = -1;  // from the first model output, for label checks
   bool classification = false;
+  // Observe mode: the observed scales and zero points (fed to both models),
+  // in graph order, and the steps observed so far.
+  std::optional<training::QuantParamObserver> observer;
+  std::vector<std::string> quant_names;
+  std::map<std::string, Tensor> quant;
+  int64_t observed_steps = 0;
 };
 
 namespace {
 
-// The inputs of a model other than labels and parameters.
+// The inputs of a model other than labels, parameters and observed
+// quantization parameters.
 std::vector<std::string> DataInputs(const Model& model,
-                                    const std::map<std::string, Tensor>& params) {
+                                    const std::map<std::string, Tensor>& params,
+                                    const std::map<std::string, Tensor>& observed) {
   std::vector<std::string> names;
   for (const ValueInfo& v : model.inputs()) {
-    if (v.name != kLabelsInput && params.count(v.name) == 0) names.push_back(v.name);
+    if (v.name != kLabelsInput && params.count(v.name) == 0 && observed.count(v.name) == 0) {
+      names.push_back(v.name);
+    }
   }
   return names;
 }
@@ -75,10 +87,12 @@ void FindQuantParams(const Model& training, const std::map<std::string, Tensor>&
 }
 
 // The inputs of a step: the batch and the parameters, read in place, except
-// learned zero points, which the graphs see rounded (copies kept in *rounded).
+// learned zero points, which the graphs see rounded (copies kept in
+// *rounded), and the observed scales and zero points (observe mode).
 std::map<std::string, const Tensor*> StepInputs(
     const std::map<std::string, Tensor>& batch, const std::map<std::string, Tensor>& params,
-    const std::map<std::string, QuantRange>& zero_points, std::map<std::string, Tensor>* rounded) {
+    const std::map<std::string, QuantRange>& zero_points,
+    const std::map<std::string, Tensor>& observed, std::map<std::string, Tensor>* rounded) {
   std::map<std::string, const Tensor*> inputs;
   for (const auto& [name, value] : batch) inputs[name] = &value;
   for (const auto& [name, value] : params) inputs[name] = &value;
@@ -87,7 +101,60 @@ std::map<std::string, const Tensor*> StepInputs(
     for (float& v : z.values<float>()) v = RoundZeroPoint(v, range);
     inputs[name] = &z;
   }
+  for (const auto& [name, value] : observed) inputs.emplace(name, &value);
   return inputs;
+}
+
+// `model` with these values as extra float outputs (those it does not
+// output already), so that a run returns them.
+absl::StatusOr<Model> WithOutputs(const Model& model, const std::vector<std::string>& names) {
+  onnx::ModelProto proto = ModelAccess::Proto(model);
+  onnx::GraphProto* g = proto.mutable_graph();
+  std::set<std::string> listed;
+  for (const auto& o : g->output()) listed.insert(o.name());
+  std::map<std::string, const onnx::ValueInfoProto*> inferred;
+  for (const auto& v : g->value_info()) inferred[v.name()] = &v;
+  for (const std::string& name : names) {
+    if (!listed.insert(name).second) continue;
+    onnx::ValueInfoProto* o = g->add_output();
+    if (auto it = inferred.find(name); it != inferred.end()) *o = *it->second;
+    o->set_name(name);
+    o->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+  }
+  std::string bytes;
+  if (!proto.SerializeToString(&bytes)) {
+    return absl::InternalError(absl::StrCat("cannot serialize ", model.source()));
+  }
+  // The model passed the checker already; an output whose shape inference
+  // could not tell (after a custom op) is fine for the executor.
+  ModelLoadOptions options;
+  options.check = false;
+  return Model::FromBytes(bytes, model.source(), options);
+}
+
+// InvalidArgument unless `stored` holds `names`, in that order, with the
+// shapes and types of `mine`.
+absl::Status CheckStoredTensors(const std::string& what,
+                                const std::vector<std::pair<std::string, Tensor>>& stored,
+                                const std::vector<std::string>& names,
+                                const std::map<std::string, Tensor>& mine) {
+  if (stored.size() != names.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the checkpoint holds ", stored.size(), " ", what, "s, the model has ", names.size(),
+        ": it comes from another model"));
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    const auto& [name, value] = stored[i];
+    const Tensor& expected = mine.at(names[i]);
+    if (name != names[i] || value.shape() != expected.shape() ||
+        value.dtype() != expected.dtype()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "checkpoint ", what, " ", i, " is '", name, "' ", ShapeToString(value.shape()),
+          ", the model expects '", names[i], "' ", ShapeToString(expected.shape()),
+          ": it comes from another model"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -101,11 +168,35 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   auto state = std::make_unique<State>();
   state->options = options;
   state->names = models.params;
+  // Observe mode detaches the observed scales and zero points too, and
+  // makes the training model return the activations they observe.
+  std::vector<std::string> detached = models.params;
+  if (models.observe_quant_params) {
+    QAT_ASSIGN_OR_RETURN(state->observer,
+                         training::QuantParamObserver::Create(
+                             models.training, models.params,
+                             options.observe.averaging_constant));
+    state->quant_names = state->observer->quant_param_names();
+    detached.insert(detached.end(), state->quant_names.begin(), state->quant_names.end());
+  }
   QAT_ASSIGN_OR_RETURN(training::DetachedParameters train,
-                       training::DetachParameters(models.training, models.params));
+                       training::DetachParameters(models.training, detached));
   QAT_ASSIGN_OR_RETURN(training::DetachedParameters eval,
-                       training::DetachParameters(models.eval, models.params));
+                       training::DetachParameters(models.eval, detached));
+  for (const std::string& name : state->quant_names) {
+    state->quant[name] = std::move(train.values.at(name));
+    train.values.erase(name);
+  }
   state->params = std::move(train.values);
+  if (state->observer) {
+    std::vector<std::string> seen;
+    for (const std::string& x : state->observer->activation_names()) {
+      bool input = false;
+      for (const ValueInfo& v : train.model.inputs()) input |= v.name == x;
+      if (!input) seen.push_back(x);
+    }
+    QAT_ASSIGN_OR_RETURN(train.model, WithOutputs(train.model, seen));
+  }
   FindQuantParams(models.training, state->params, &state->scales, &state->zero_points);
   ExecutorOptions exec;
   exec.num_threads = options.num_threads;
@@ -114,7 +205,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   QAT_ASSIGN_OR_RETURN(state->eval, Executor::Create(eval.model, exec));
   QAT_ASSIGN_OR_RETURN(state->optimizer, Optimizer::Create(options.optimizer));
   state->progress.seed = options.seed;
-  const std::vector<std::string> data = DataInputs(train.model, state->params);
+  const std::vector<std::string> data = DataInputs(train.model, state->params, state->quant);
   if (data.size() == 1) state->data_input = data[0];
   // Classification: int64 labels and logits [N, C, ...] with a static C.
   for (const ValueInfo& v : train.model.inputs()) {
@@ -146,8 +237,8 @@ absl::StatusOr<float> Trainer::TrainStep(const std::map<std::string, Tensor>& ba
     QAT_RETURN_IF_ERROR(CheckLabels(it->second, s.num_classes));
   }
   std::map<std::string, Tensor> rounded;
-  QAT_RETURN_IF_ERROR(s.train->Run(StepInputs(batch, s.params, s.zero_points, &rounded),
-                                   &s.outputs));
+  QAT_RETURN_IF_ERROR(s.train->Run(
+      StepInputs(batch, s.params, s.zero_points, s.quant, &rounded), &s.outputs));
   std::map<std::string, Tensor>& outputs = s.outputs;
   const float loss = outputs.at(kLossOutput).values<float>()[0];
   if (!std::isfinite(loss)) {
@@ -167,6 +258,25 @@ absl::StatusOr<float> Trainer::TrainStep(const std::map<std::string, Tensor>& ba
     for (float& v : s.params.at(name).values<float>()) v = std::max(v, 1e-8f);
   }
   ++s.progress.global_step;
+  // Observe mode: the activations this step saw, the weights it produced.
+  const int64_t freeze = s.options.observe.freeze_after_steps;
+  if (s.observer && (freeze < 0 || s.observed_steps < freeze)) {
+    auto value_of = [&](const std::string& name) -> const Tensor* {
+      using Values = const std::map<std::string, Tensor>*;
+      for (Values m : {Values{&s.params}, Values{&outputs}, Values{&batch}}) {
+        if (auto it = m->find(name); it != m->end()) return &it->second;
+      }
+      return nullptr;
+    };
+    absl::Status observed = s.observer->Update(value_of, &s.quant);
+    if (!observed.ok()) {
+      return absl::Status(observed.code(),
+                          absl::StrCat("step ", s.progress.global_step,
+                                       " (the parameters were updated, the quantization "
+                                       "parameters were not): ", observed.message()));
+    }
+    ++s.observed_steps;
+  }
   return loss;
 }
 
@@ -174,7 +284,8 @@ absl::StatusOr<std::map<std::string, Tensor>> Trainer::EvalStep(
     const std::map<std::string, Tensor>& batch) {
   std::map<std::string, Tensor> rounded, outputs;
   QAT_RETURN_IF_ERROR(state_->eval->Run(
-      StepInputs(batch, state_->params, state_->zero_points, &rounded), &outputs));
+      StepInputs(batch, state_->params, state_->zero_points, state_->quant, &rounded),
+      &outputs));
   return outputs;
 }
 
@@ -258,35 +369,39 @@ Checkpoint Trainer::MakeCheckpoint() const {
   c.optimizer_step = s.optimizer->step_count();
   c.optimizer_state = s.optimizer->state();
   c.progress = s.progress;
+  if (s.observer) {
+    for (const std::string& name : s.quant_names) c.quant_params.emplace_back(name, s.quant.at(name));
+    c.observer_state = s.observer->state();
+    c.observed_steps = s.observed_steps;
+  }
   return c;
 }
 
 absl::Status Trainer::RestoreCheckpoint(const Checkpoint& c) {
   State& s = *state_;
-  if (c.parameters.size() != s.names.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the checkpoint holds ", c.parameters.size(), " parameters, the model has ",
-        s.names.size(), ": it comes from another model"));
-  }
-  for (size_t i = 0; i < s.names.size(); ++i) {
-    const auto& [name, value] = c.parameters[i];
-    const Tensor& mine = s.params.at(s.names[i]);
-    if (name != s.names[i] || value.shape() != mine.shape() ||
-        value.dtype() != mine.dtype()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "checkpoint parameter ", i, " is '", name, "' ", ShapeToString(value.shape()),
-          ", the model expects '", s.names[i], "' ", ShapeToString(mine.shape()),
-          ": it comes from another model"));
-    }
-  }
+  QAT_RETURN_IF_ERROR(CheckStoredTensors("parameter", c.parameters, s.names, s.params));
   if (!c.optimizer.empty() &&
       c.optimizer != OptimizerKindName(s.optimizer->options().kind)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "the checkpoint was trained with ", c.optimizer, ", this run uses ",
         OptimizerKindName(s.optimizer->options().kind)));
   }
+  if (!s.observer && (!c.quant_params.empty() || !c.observer_state.empty())) {
+    return absl::InvalidArgumentError(
+        "the checkpoint holds observed quantization parameters, but this model does not "
+        "observe them (prepare it with observe_quant_params / --quant-params observe)");
+  }
+  if (!c.quant_params.empty()) {
+    QAT_RETURN_IF_ERROR(CheckStoredTensors("quantization parameter", c.quant_params,
+                                           s.quant_names, s.quant));
+  }
+  std::optional<training::QuantParamObserver> observer = s.observer;
+  if (observer) QAT_RETURN_IF_ERROR(observer->RestoreState(c.observer_state));
   QAT_RETURN_IF_ERROR(s.optimizer->Restore(c.optimizer_step, c.optimizer_state));
+  s.observer = std::move(observer);
   for (const auto& [name, value] : c.parameters) s.params[name] = value;
+  for (const auto& [name, value] : c.quant_params) s.quant[name] = value;
+  s.observed_steps = c.observed_steps;
   s.progress = c.progress;
   return absl::OkStatus();
 }

@@ -62,7 +62,18 @@ absl::StatusOr<TrainingModels> LoadTrainingModels(const std::string& dir) {
     }
     params.push_back(outputs[i].name.substr(0, outputs[i].name.size() - 5));
   }
-  return TrainingModels{std::move(training), std::move(eval), std::move(params)};
+  bool observe = false;
+  for (const auto& entry : ModelAccess::Proto(training).metadata_props()) {
+    if (entry.key() == kQuantParamsMetadataKey) observe = entry.value() == "observe";
+  }
+  return TrainingModels{std::move(training), std::move(eval), std::move(params), observe};
+}
+
+std::map<std::string, Tensor> ExportedParameters(const Checkpoint& checkpoint) {
+  std::map<std::string, Tensor> params(checkpoint.parameters.begin(),
+                                       checkpoint.parameters.end());
+  params.insert(checkpoint.quant_params.begin(), checkpoint.quant_params.end());
+  return params;
 }
 
 absl::StatusOr<Model> ExportInferenceModel(

@@ -129,6 +129,10 @@ const char* LossKindName(LossKind kind) {
 
 absl::StatusOr<TrainingModels> BuildTrainingModels(
     const Model& model, const TrainingGraphOptions& options) {
+  if (options.learn_quant_params && options.observe_quant_params) {
+    return absl::InvalidArgumentError(
+        "quantization parameters can be learned or observed, not both");
+  }
   onnx::ModelProto eval = ModelAccess::Proto(model);
   QAT_RETURN_IF_ERROR(training::AddLossPass(options.loss).Run(&eval).status());
   QAT_ASSIGN_OR_RETURN(std::vector<std::string> params,
@@ -141,10 +145,15 @@ absl::StatusOr<TrainingModels> BuildTrainingModels(
                                                    options.accumulate_gradients)
                           .Run(&training)
                           .status());
+  if (options.observe_quant_params) {
+    onnx::StringStringEntryProto* entry = training.add_metadata_props();
+    entry->set_key(kQuantParamsMetadataKey);
+    entry->set_value("observe");
+  }
   QAT_ASSIGN_OR_RETURN(Model training_model,
                        Reload(training, model.source() + " (training)"));
   return TrainingModels{std::move(training_model), std::move(eval_model),
-                        std::move(params)};
+                        std::move(params), options.observe_quant_params};
 }
 
 }  // namespace qat

@@ -42,8 +42,19 @@ data=data/x.npy,data/y.npy
 msg=$("$qat" train qat_dir --data "$data" --epochs 2 --batch 32 --resume 2>&1) && fail "resume with other settings"
 grep -q "differs from the run being resumed" <<< "$msg" || fail "resume message: $msg"
 
+# Observed quantization parameters: moving-average activation ranges that
+# freeze after 3 steps, carried by the checkpoint into the export.
+"$qat" prepare qdq.onnx -o obs_dir --quant-params observe > /dev/null
+"$qat" train obs_dir --data "$data" --epochs 1 --batch 64 --lr 1e-4 --threads 1 --observe-steps 3 2> /dev/null
+"$qat" export obs_dir -o obs_int8.onnx > /dev/null
+"$qat" run obs_int8.onnx input=data/x.npy --out obs_out > /dev/null
+[ -f obs_out/logits.npy ] || fail "run wrote no logits for the observed export"
+cmp -s int8.onnx obs_int8.onnx && fail "the observed export equals the fixed one"
+
 # Bad calls: usage errors exit 2, runtime errors 1, and nothing is written.
 set +e
+"$qat" train qat_dir --data "$data" --observe-steps 3 2> err.txt; [ $? -eq 2 ] || fail "--observe-steps without observe should exit 2"
+grep -q "quant-params observe" err.txt || fail "--observe-steps message: $(cat err.txt)"
 "$qat" train 2> /dev/null; [ $? -eq 2 ] || fail "train without a folder should exit 2"
 "$qat" quantize mlp.onnx --table missing.json -o never.onnx 2> err.txt; [ $? -eq 1 ] || fail "missing table should exit 1"
 grep -q "missing.json" err.txt || fail "the error should name the table: $(cat err.txt)"
