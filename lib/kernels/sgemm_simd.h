@@ -80,7 +80,13 @@ struct Sgemm {
     for (int64_t j0 = 0; j0 < t.cols; j0 += kCols) {
       const int64_t cols = Min(kCols, t.cols - j0);
       const float* src = t.b + p0 * t.b_row + j0 * t.b_col;
-      if (t.b_col == 1) {
+      if (t.b_col == 1 && cols == kCols) {
+        for (int64_t p = 0; p < depth; ++p) {
+          for (int v = 0; v < kVectors; ++v) {
+            V::Store(out + p * kCols + v * V::kWidth, V::Load(src + p * t.b_row + v * V::kWidth));
+          }
+        }
+      } else if (t.b_col == 1) {
         for (int64_t p = 0; p < depth; ++p) {
           for (int64_t j = 0; j < cols; ++j) out[p * kCols + j] = src[p * t.b_row + j];
           for (int64_t j = cols; j < kCols; ++j) out[p * kCols + j] = 0.0f;

@@ -10,6 +10,7 @@
 // few output channels.
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "ops/gemm.h"
 #include "ops/op_util.h"
@@ -25,6 +26,20 @@ struct ConvScratch {
   Tensor cols;
   Tensor product;
 };
+
+// dst[0, n) = src[0, n), or zeros when src is null.  Im2Col's runs are a
+// few dozen values, too short for a call to memmove or memset to pay off,
+// so this copies in fixed-size pieces that compile to plain moves.
+template <typename T>
+inline void CopyRun(const T* src, int64_t n, T* dst) {
+  constexpr int64_t kPiece = 32 / sizeof(T);
+  T zeros[kPiece] = {};
+  const T* from = src != nullptr ? src : zeros;
+  const int64_t step = src != nullptr ? kPiece : 0;
+  int64_t o = 0;
+  for (; o + kPiece <= n; o += kPiece, from += step) std::memcpy(dst + o, from, sizeof(zeros));
+  for (; o < n; ++o, from += step != 0) dst[o] = *from;
+}
 
 // Fills cols[(c * K + kk) * (batch * P) + n * P + p] for channels
 // [0, channels) of every image: row (c, kk) holds, for every output
@@ -51,31 +66,38 @@ void Im2Col(ThreadPool* pool, const Window& w, const T* x, int64_t batch,
     const int64_t lo = start >= 0 ? 0 : std::min(out_last, (stride - 1 - start) / stride);
     const int64_t hi =
         std::max(lo, std::min(out_last, (in_last - start + stride - 1) / stride));
+    // Each run of outputs along the last dimension (q counts them): where
+    // its input row starts, or -1 when the row lies in the padding.
+    const int64_t runs = P / out_last;  // a local: the stores below could alias P
+    std::vector<int64_t> run_offsets(runs);
+    for (int64_t q = 0; q < runs; ++q) {
+      int64_t rem = q, offset = 0;
+      bool inside = true;
+      for (int d = last - 1; d >= 0; --d) {
+        const int64_t pos = (rem % w.out[d]) * w.strides[d] - w.pad_begin[d] + koff[d];
+        rem /= w.out[d];
+        inside = inside && pos >= 0 && pos < w.in[d];
+        offset += pos * in_strides[d];
+      }
+      run_offsets[q] = inside ? offset : -1;
+    }
     for (int64_t n = 0; n < batch; ++n) {
       const T* image = x + n * image_stride + c * in_size;
-      for (int64_t q = 0; q < P / out_last; ++q) {
+      for (int64_t q = 0; q < runs; ++q) {
         T* dst = cols + row * width + n * P + q * out_last;
-        // Position in the outer spatial dimensions of this run of outputs.
-        int64_t rem = q, offset = 0;
-        bool inside = true;
-        for (int d = last - 1; d >= 0; --d) {
-          const int64_t pos = (rem % w.out[d]) * w.strides[d] - w.pad_begin[d] + koff[d];
-          rem /= w.out[d];
-          inside = inside && pos >= 0 && pos < w.in[d];
-          offset += pos * in_strides[d];
-        }
-        if (!inside) {
-          std::fill(dst, dst + out_last, T(0));
+        const int64_t offset = run_offsets[q];
+        if (offset < 0) {
+          CopyRun<T>(nullptr, out_last, dst);
           continue;
         }
         const T* src = image + offset + start;
-        std::fill(dst, dst + lo, T(0));
+        CopyRun<T>(nullptr, lo, dst);
         if (stride == 1) {
-          std::copy(src + lo, src + hi, dst + lo);
+          CopyRun(src + lo, hi - lo, dst + lo);
         } else {
           for (int64_t o = lo; o < hi; ++o) dst[o] = src[o * stride];
         }
-        std::fill(dst + hi, dst + out_last, T(0));
+        CopyRun<T>(nullptr, out_last - hi, dst + hi);
       }
     }
   });

@@ -72,81 +72,122 @@ absl::StatusOr<Kernel> MakePool(const NodeView& node, PoolKind kind) {
       if (P == 0) return absl::OkStatus();
       const T* px = x.data<T>();
       T* py = y.data<T>();
+      // One output, i, whose window starts at `corner` and reaches into the
+      // padding: every position is checked.
+      auto pool_one = [&](const T* src, int64_t plane, int64_t i, const int64_t* corner) {
+        T best = std::numeric_limits<T>::lowest();
+        int64_t best_index = -1;
+        double sum = 0;
+        int64_t count = 0;
+        auto take = [&](T v, int64_t index) {
+          if (kind == PoolKind::kMax) {
+            if (best_index < 0 || v > best) {
+              best = v;
+              best_index = index;
+            }
+          } else {
+            sum += static_cast<double>(v);
+          }
+        };
+        for (int64_t kk = 0; kk < K; ++kk) {
+          int64_t offset = 0, index = 0;
+          bool inside = true, inside_padded = true;
+          for (size_t d = 0; d < dims; ++d) {
+            const int64_t pos = corner[d] + offsets[kk * dims + d];
+            inside = inside && pos >= 0 && pos < in[d];
+            inside_padded = inside_padded && pos < in[d] + w.pad_end[d];
+            offset += pos * strides[d];
+            index += pos * index_strides[d];
+          }
+          if (kind == PoolKind::kAverage && count_include_pad && inside_padded) ++count;
+          if (!inside) continue;
+          take(src[offset], index);
+          if (!count_include_pad) ++count;
+        }
+        if (kind == PoolKind::kMax) {
+          py[i] = best;
+          if (indices != nullptr) indices[i] = plane * in_size + best_index;
+        } else {
+          py[i] = static_cast<T>(count > 0 ? sum / static_cast<double>(count) : 0.0);
+        }
+      };
       // Tasks take whole runs of outputs along the last spatial dimension,
       // where only the last coordinate of the window's corner moves.
       const size_t last = dims - 1;
       const int64_t run = w.out[last], runs_per_plane = P / run;
       const int64_t runs = x.dim(0) * x.dim(1) * runs_per_plane;
       const int64_t runs_per_task = std::max<int64_t>(1, kElementsPerTask / (run * K));
+      // Outputs [lo, hi) of a run have their windows inside the input along
+      // the last dimension.
+      const int64_t stride = w.strides[last];
+      const int64_t reach = (w.kernel[last] - 1) * w.dilations[last];
+      const int64_t lo = std::min(run, (w.pad_begin[last] + stride - 1) / stride);
+      const int64_t hi = std::max(
+          lo, std::min(run, (in[last] - reach + w.pad_begin[last] + stride - 1) / stride));
       ParallelFor(ctx.pool, (runs + runs_per_task - 1) / runs_per_task, [&](int64_t task) {
+        std::vector<double> sums;
         const int64_t end = std::min(runs, (task + 1) * runs_per_task);
         for (int64_t r = task * runs_per_task; r < end; ++r) {
           const int64_t plane = r / runs_per_plane;
-          int64_t corner[3];
+          int64_t corner[3] = {0, 0, 0};
           WindowCorner(w, (r % runs_per_plane) * run, corner);
           const T* src = px + plane * in_size;
-          for (int64_t i = r * run; i < (r + 1) * run; ++i, corner[last] += w.strides[last]) {
-            T best = std::numeric_limits<T>::lowest();
-            int64_t best_index = -1;
-            double sum = 0;
-            int64_t count = 0;
-            auto take = [&](T v, int64_t index) {
-              if (kind == PoolKind::kMax) {
-                if (best_index < 0 || v > best) {
-                  best = v;
-                  best_index = index;
-                }
-              } else {
-                sum += static_cast<double>(v);
+          bool outer_inside = true;
+          for (size_t d = 0; d < last; ++d) {
+            outer_inside = outer_inside && corner[d] >= 0 &&
+                           corner[d] + (w.kernel[d] - 1) * w.dilations[d] < in[d];
+          }
+          const int64_t first = r * run;
+          const int64_t fast_lo = outer_inside ? lo : run, fast_hi = outer_inside ? hi : run;
+          for (int64_t o = 0; o < run; ++o) {
+            if (o == fast_lo) o = fast_hi;  // those are done below
+            if (o == run) break;
+            int64_t c[3] = {corner[0], corner[1], corner[2]};
+            c[last] += o * stride;
+            pool_one(src, plane, first + o, c);
+          }
+          if (fast_lo >= fast_hi) continue;
+          // Whole windows: one pass over the row per kernel position, so
+          // consecutive outputs do not wait on each other.
+          int64_t base = (corner[last] + fast_lo * stride) * strides[last];
+          int64_t base_index = (corner[last] + fast_lo * stride) * index_strides[last];
+          for (size_t d = 0; d < last; ++d) {
+            base += corner[d] * strides[d];
+            base_index += corner[d] * index_strides[d];
+          }
+          const int64_t n = fast_hi - fast_lo;
+          T* out = py + first + fast_lo;
+          const T* row = src + base;
+          if (kind == PoolKind::kMax) {
+            for (int64_t o = 0; o < n; ++o) out[o] = row[o * stride + flat_offsets[0]];
+            int64_t* at = indices != nullptr ? indices + first + fast_lo : nullptr;
+            if (at != nullptr) std::fill(at, at + n, int64_t{0});
+            // Values are loaded before the select so that it stays a select
+            // (a conditional store would be a branch on data).
+            for (int64_t kk = 1; kk < K; ++kk) {
+              const T* in_kk = row + flat_offsets[kk];
+              for (int64_t o = 0; o < n && at == nullptr; ++o) {
+                const T v = in_kk[o * stride], current = out[o];
+                out[o] = v > current ? v : current;
               }
-            };
-            bool whole = true;
-            int64_t base = 0, base_index = 0;
-            for (size_t d = 0; d < dims; ++d) {
-              whole = whole && corner[d] >= 0 &&
-                      corner[d] + (w.kernel[d] - 1) * w.dilations[d] < in[d];
-              base += corner[d] * strides[d];
-              base_index += corner[d] * index_strides[d];
-            }
-            if (whole && kind == PoolKind::kMax) {
-              // Selects, not branches: which element wins is data, and a
-              // mispredicted branch per window costs more than the loads.
-              best = src[base + flat_offsets[0]];
-              int64_t best_kk = 0;
-              for (int64_t kk = 1; kk < K; ++kk) {
-                const T v = src[base + flat_offsets[kk]];
-                const bool greater = v > best;
-                best = greater ? v : best;
-                best_kk = greater ? kk : best_kk;
+              for (int64_t o = 0; o < n && at != nullptr; ++o) {
+                const T v = in_kk[o * stride], current = out[o];
+                const int64_t current_at = at[o];
+                out[o] = v > current ? v : current;
+                at[o] = v > current ? kk : current_at;
               }
-              best_index = base_index + flat_indices[best_kk];
-            } else if (whole) {
-              for (int64_t kk = 0; kk < K; ++kk) {
-                sum += static_cast<double>(src[base + flat_offsets[kk]]);
-              }
-              count = K;
             }
-            for (int64_t kk = 0; kk < K && !whole; ++kk) {
-              int64_t offset = 0, index = 0;
-              bool inside = true, inside_padded = true;
-              for (size_t d = 0; d < dims; ++d) {
-                const int64_t pos = corner[d] + offsets[kk * dims + d];
-                inside = inside && pos >= 0 && pos < in[d];
-                inside_padded = inside_padded && pos < in[d] + w.pad_end[d];
-                offset += pos * strides[d];
-                index += pos * index_strides[d];
-              }
-              if (kind == PoolKind::kAverage && count_include_pad && inside_padded) ++count;
-              if (!inside) continue;
-              take(src[offset], index);
-              if (!count_include_pad) ++count;
+            for (int64_t o = 0; at != nullptr && o < n; ++o) {
+              at[o] = plane * in_size + base_index + o * stride * index_strides[last] +
+                      flat_indices[at[o]];
             }
-            if (kind == PoolKind::kMax) {
-              py[i] = best;
-              if (indices != nullptr) indices[i] = plane * in_size + best_index;
-            } else {
-              py[i] = static_cast<T>(count > 0 ? sum / static_cast<double>(count) : 0.0);
+          } else {
+            sums.assign(n, 0.0);
+            for (int64_t kk = 0; kk < K; ++kk) {
+              const T* in_kk = row + flat_offsets[kk];
+              for (int64_t o = 0; o < n; ++o) sums[o] += static_cast<double>(in_kk[o * stride]);
             }
+            for (int64_t o = 0; o < n; ++o) out[o] = static_cast<T>(sums[o] / K);
           }
         }
       });
