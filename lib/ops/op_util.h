@@ -136,16 +136,26 @@ void ForEachBroadcast(ThreadPool* pool, const std::vector<int64_t>& out_shape,
   if (total == 0) return;
   const int rank = static_cast<int>(out_shape.size());
   const std::vector<int64_t> contiguous = ContiguousStrides(out_shape);
-  bool all_contiguous = true;
-  for (const auto& s : strides) all_contiguous = all_contiguous && s == contiguous;
+  // Common cases without the index walk: every input either has the output's
+  // shape (offset i) or is a single value (offset 0), as in Where(mask, dY,
+  // 0) or x * scale.
+  bool full_or_scalar = true;
+  std::array<int64_t, N> mask{};  // ~0 keeps i, 0 gives offset 0
+  for (size_t k = 0; k < N; ++k) {
+    const bool full = strides[k] == contiguous;
+    const bool scalar = std::all_of(strides[k].begin(), strides[k].end(),
+                                    [](int64_t s) { return s == 0; });
+    full_or_scalar = full_or_scalar && (full || scalar);
+    mask[k] = full ? ~int64_t{0} : 0;
+  }
   const int64_t num_tasks = (total + kElementsPerTask - 1) / kElementsPerTask;
   ParallelFor(pool, num_tasks, [&](int64_t task) {
     const int64_t begin = task * kElementsPerTask;
     const int64_t end = std::min(total, begin + kElementsPerTask);
     std::array<int64_t, N> off{};
-    if (all_contiguous) {
+    if (full_or_scalar) {
       for (int64_t i = begin; i < end; ++i) {
-        off.fill(i);
+        for (size_t k = 0; k < N; ++k) off[k] = i & mask[k];
         fn(i, off);
       }
       return;
