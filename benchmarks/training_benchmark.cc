@@ -1,15 +1,22 @@
 // One training step (forward, backward, AdamW update) of the 784-500-10 MLP
-// at batch 64, and its parts, on a chosen thread count (--threads via the
-// benchmark argument).  benchmarks/training_vs_pytorch.py compares it with
-// PyTorch in the same run.
+// at batch 64, in fp32 and with quantization (QatTrainStep: FakeQuant on
+// every weight, per channel, and on every activation a layer reads), and
+// forward passes, on a chosen thread count (the benchmark argument).
+// benchmarks/training_vs_pytorch.py compares them with PyTorch in the same
+// run; benchmarks/executor_vs_ort.py compares the forward passes with ONNX
+// Runtime.
 #include <map>
 #include <memory>
 #include <random>
 #include <string>
 
 #include "benchmark/benchmark.h"
+#include "qat/calibrate.h"
+#include "qat/dataset.h"
 #include "qat/executor.h"
 #include "qat/model_zoo.h"
+#include "qat/qdq_conversion.h"
+#include "qat/quantize.h"
 #include "qat/trainer.h"
 
 namespace qat {
@@ -31,6 +38,54 @@ void TrainStep(benchmark::State& state) {
   options.num_threads = static_cast<int>(state.range(0));
   auto trainer = Trainer::Create(*models, options);
   const auto batch = Batch(64);
+  for (auto _ : state) {
+    auto loss = (*trainer)->TrainStep(batch);
+    if (!loss.ok()) state.SkipWithError(loss.status().ToString().c_str());
+  }
+  state.SetItemsProcessed(state.iterations() * 64);
+}
+
+// How a QAT training graph treats its scales and zero points.
+enum QuantParamMode : int64_t { kFixed = 0, kObserve = 1, kLearn = 2 };
+
+// The MLP calibrated on `batch`, quantized (int8 per-channel weights, uint8
+// activations), fused into FakeQuant and turned into training graphs.
+absl::StatusOr<TrainingModels> QatMlp(const std::map<std::string, Tensor>& batch,
+                                      QuantParamMode mode) {
+  auto mlp = MakeMlp();
+  if (!mlp.ok()) return mlp.status();
+  auto data = Dataset::Create(batch.at("input"), batch.at("labels"));
+  if (!data.ok()) return data.status();
+  CalibrateOptions calibrate;
+  calibrate.per_channel_weights = true;
+  auto table = Calibrate(*mlp, *data, calibrate);
+  if (!table.ok()) return table.status();
+  QuantizeOptions quantize;
+  quantize.per_channel = true;
+  auto qdq = QuantizeModel(*mlp, *table, quantize);
+  if (!qdq.ok()) return qdq.status();
+  auto fused = FuseQdqToFakeQuant(*qdq);
+  if (!fused.ok()) return fused.status();
+  TrainingGraphOptions options;
+  options.learn_quant_params = mode == kLearn;
+  options.observe_quant_params = mode == kObserve;
+  return BuildTrainingModels(*fused, options);
+}
+
+void QatTrainStep(benchmark::State& state) {
+  const auto batch = Batch(64);
+  auto models = QatMlp(batch, static_cast<QuantParamMode>(state.range(0)));
+  if (!models.ok()) {
+    state.SkipWithError(models.status().ToString().c_str());
+    return;
+  }
+  TrainerOptions options;
+  options.num_threads = static_cast<int>(state.range(1));
+  auto trainer = Trainer::Create(*models, options);
+  if (!trainer.ok()) {
+    state.SkipWithError(trainer.status().ToString().c_str());
+    return;
+  }
   for (auto _ : state) {
     auto loss = (*trainer)->TrainStep(batch);
     if (!loss.ok()) state.SkipWithError(loss.status().ToString().c_str());
@@ -71,6 +126,10 @@ void ForwardLeNet(benchmark::State& state) {
 }
 
 BENCHMARK(TrainStep)->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond);
+BENCHMARK(QatTrainStep)
+    ->ArgsProduct({{kFixed, kObserve, kLearn}, {1, 2}})
+    ->ArgNames({"mode", "threads"})
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(Forward)->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond);
 BENCHMARK(ForwardLeNet)->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond);
 
