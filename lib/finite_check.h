@@ -8,12 +8,16 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
+#include "kernels/min_max.h"
 
 namespace qat {
 
 // InvalidArgument naming the index and value of the first NaN or infinity.
 // The caller adds what the data is (a tensor's name, a batch).
 inline absl::Status CheckFinite(absl::Span<const float> values) {
+  if (kernels::AllFinite(values.data(), static_cast<int64_t>(values.size()))) {
+    return absl::OkStatus();
+  }
   for (size_t i = 0; i < values.size(); ++i) {
     if (!std::isfinite(values[i])) {
       return absl::InvalidArgumentError(absl::StrCat(

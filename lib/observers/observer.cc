@@ -254,10 +254,10 @@ absl::Status Observer::Observe(absl::Span<const int64_t> shape,
                              whole.run_length, whole.stride};
     float lo = slice.base[0], hi = slice.base[0];
     for (int64_t r = 0; r < slice.runs; ++r) {
-      for (float v : slice.run(r)) {
-        lo = std::min(lo, v);
-        hi = std::max(hi, v);
-      }
+      float run_lo, run_hi;
+      kernels::MinMax(slice.run(r).data(), slice.run_length, &run_lo, &run_hi);
+      lo = std::min(lo, run_lo);
+      hi = std::max(hi, run_hi);
     }
     QAT_RETURN_IF_ERROR(channels_[c]->Update(slice, lo, hi));
     data_min_[c] = seen_[c] == 0 ? lo : std::min(data_min_[c], lo);

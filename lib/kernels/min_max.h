@@ -1,0 +1,23 @@
+// Minimum and maximum of float data, and a finiteness test: the loops that
+// observers and calibration run over every activation, vectorized.
+#ifndef QAT_LIB_KERNELS_MIN_MAX_H_
+#define QAT_LIB_KERNELS_MIN_MAX_H_
+
+#include <cstdint>
+
+namespace qat {
+namespace kernels {
+
+// The smallest and largest of p[0, n), n >= 1, for data without NaN.  The
+// values are exact; when the extreme is zero, its sign is whichever zero
+// the fixed lane order meets first (deterministic, but not necessarily the
+// first in memory).
+void MinMax(const float* p, int64_t n, float* min, float* max);
+
+// True when no value in p[0, n) is NaN or infinite.
+bool AllFinite(const float* p, int64_t n);
+
+}  // namespace kernels
+}  // namespace qat
+
+#endif  // QAT_LIB_KERNELS_MIN_MAX_H_
