@@ -10,6 +10,11 @@
 #       ORT (graph optimizations off) runs libqat's QDQ models of the MLP and
 #       LeNet-5 (per tensor, per channel, int8 weights, 4-bit) and matches
 #       `qat run` exactly or within one output quantization step
+#   qat-export
+#       the MLP and LeNet-5 go through QAT (calibrate, quantize, prepare with
+#       fixed, observed and learned quantization parameters, and with 4-bit
+#       weights, train, export); ORT (graph optimizations off) runs every
+#       exported int8 model and matches `qat run` within one output step
 #   accuracy
 #       a Fashion-MNIST MLP trained by libqat: PTQ int8 per tensor and per
 #       channel within 0.5 points of fp32 under ORT's int8 kernels; the 4-bit
@@ -62,6 +67,35 @@ case "$mode" in
         "$qat" run q.onnx "input=in_$name/input.npy" --out ours > /dev/null
         echo "== $name, quantize $variant (one output step = $step)"
         compare q.onnx "in_$name" ours --rtol 0 --atol "$step" || failed=1
+      done
+    done
+    exit $failed
+    ;;
+  qat-export)
+    failed=0
+    for name in mlp lenet5; do
+      "$qat" zoo "$name" -o "$name.onnx"
+      if [ "$name" = mlp ]; then shape=784; else shape=1x28x28; fi
+      node "$here/make_inputs.js" "data_$name" "features=float:256x$shape:-1:2" labels=labels:256:10
+      node "$here/make_inputs.js" "in_$name" "input=float:32x$shape:-1:2"
+      "$qat" calibrate "$name.onnx" --data "data_$name/features.npy,data_$name/labels.npy" \
+        -o "table_$name.json" --per-channel > /dev/null 2>&1
+      step=$(step_of "table_$name.json" logits)
+      for variant in "fixed" "observe" "learn" "fixed --weight-bits 4"; do
+        mode_flag=${variant%% *}
+        bits=""
+        if [ "$variant" != "$mode_flag" ]; then bits=${variant#* }; fi
+        rm -rf prep
+        # shellcheck disable=SC2086
+        "$qat" quantize "$name.onnx" --table "table_$name.json" -o qdq.onnx --per-channel \
+          $bits > /dev/null
+        "$qat" prepare qdq.onnx -o prep --quant-params "$mode_flag" > /dev/null
+        "$qat" train prep --data "data_$name/features.npy,data_$name/labels.npy" --epochs 1 \
+          --batch 32 --lr 1e-3 > /dev/null 2>&1
+        "$qat" export prep -o exported.onnx > /dev/null
+        "$qat" run exported.onnx "input=in_$name/input.npy" --out ours > /dev/null
+        echo "== $name, QAT $variant, exported (one output step = $step)"
+        compare exported.onnx "in_$name" ours --rtol 0 --atol "$step" || failed=1
       done
     done
     exit $failed
