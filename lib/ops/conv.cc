@@ -150,24 +150,33 @@ absl::StatusOr<Kernel> MakeConv(const NodeView& node) {
       y.Resize(x.dtype(), out_shape);
       const int64_t cg = in_channels / groups, mg = out_channels / groups;
       const int64_t P = w.out_size(), K = w.kernel_size(), in_size = w.in_size();
-      const int64_t width = batch * P;
+      // Images go through im2col and the GEMM a few at a time, so that the
+      // column matrix (K * cg rows of P values per image) stays in L2.
+      constexpr int64_t kColumnBytes = int64_t{512} << 10;
+      const int64_t chunk = std::clamp<int64_t>(
+          kColumnBytes / std::max<int64_t>(1, cg * K * P * int64_t{sizeof(T)}), 1,
+          std::max<int64_t>(batch, 1));
+      const int64_t width = chunk * P;
       scratch->cols.Resize(x.dtype(), {cg * K, width});
       scratch->product.Resize(x.dtype(), {mg, width});
       T* cols = scratch->cols.data<T>();
       T* product = scratch->product.data<T>();
-      const GemmShape shape{mg, cg * K, width, /*trans_a=*/false, /*trans_b=*/false};
-      for (int64_t g = 0; g < groups; ++g) {
-        Im2Col(ctx.pool, w, x.data<T>() + g * cg * in_size, batch, in_channels * in_size,
-               cg, cols);
-        Gemm(ctx.pool, shape, weights.data<T>() + g * mg * cg * K, cols, product);
-        // product[j, n * P + p] -> y[n, g * mg + j, p], plus the bias.
-        ForEachIndex(ctx.pool, batch * mg, [&](int64_t nj) {
-          const int64_t n = nj / mg, j = nj % mg;
-          const T b = bias != nullptr ? bias->data<T>()[g * mg + j] : T(0);
-          T* out = y.data<T>() + (n * out_channels + g * mg + j) * P;
-          const T* in = product + j * width + n * P;
-          for (int64_t p = 0; p < P; ++p) out[p] = in[p] + b;
-        });
+      for (int64_t first = 0; first < batch; first += chunk) {
+        const int64_t images = std::min(chunk, batch - first);
+        const GemmShape shape{mg, cg * K, images * P, /*trans_a=*/false, /*trans_b=*/false};
+        for (int64_t g = 0; g < groups; ++g) {
+          Im2Col(ctx.pool, w, x.data<T>() + (first * in_channels + g * cg) * in_size, images,
+                 in_channels * in_size, cg, cols);
+          Gemm(ctx.pool, shape, weights.data<T>() + g * mg * cg * K, cols, product);
+          // product[j, n * P + p] -> y[first + n, g * mg + j, p], plus the bias.
+          ForEachIndex(ctx.pool, images * mg, [&](int64_t nj) {
+            const int64_t n = nj / mg, j = nj % mg;
+            const T b = bias != nullptr ? bias->data<T>()[g * mg + j] : T(0);
+            T* out = y.data<T>() + ((first + n) * out_channels + g * mg + j) * P;
+            const T* in = product + j * (images * P) + n * P;
+            for (int64_t p = 0; p < P; ++p) out[p] = in[p] + b;
+          });
+        }
       }
       return absl::OkStatus();
     });
