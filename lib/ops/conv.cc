@@ -27,18 +27,34 @@ struct ConvScratch {
   Tensor product;
 };
 
+// kBytes bytes of src, or zeros when src is null, to dst: a fixed size, so
+// the compiler emits plain vector moves.
+template <int kBytes>
+inline void CopyPiece(const void* src, void* dst) {
+  if (src != nullptr) {
+    std::memcpy(dst, src, kBytes);
+  } else {
+    std::memset(dst, 0, kBytes);
+  }
+}
+
 // dst[0, n) = src[0, n), or zeros when src is null.  Im2Col's runs are a
-// few dozen values, too short for a call to memmove or memset to pay off,
-// so this copies in fixed-size pieces that compile to plain moves.
+// few dozen values, too short for a call to memmove or memset to pay off:
+// this moves 32-byte pieces and ends with one that overlaps the previous
+// one rather than with a scalar tail.
 template <typename T>
 inline void CopyRun(const T* src, int64_t n, T* dst) {
-  constexpr int64_t kPiece = 32 / sizeof(T);
-  T zeros[kPiece] = {};
-  const T* from = src != nullptr ? src : zeros;
-  const int64_t step = src != nullptr ? kPiece : 0;
-  int64_t o = 0;
-  for (; o + kPiece <= n; o += kPiece, from += step) std::memcpy(dst + o, from, sizeof(zeros));
-  for (; o < n; ++o, from += step != 0) dst[o] = *from;
+  constexpr int64_t kPiece = 32 / sizeof(T), kHalf = kPiece / 2;
+  auto at = [src](int64_t o) { return src != nullptr ? src + o : nullptr; };
+  if (n >= kPiece) {
+    for (int64_t o = 0; o + kPiece <= n; o += kPiece) CopyPiece<32>(at(o), dst + o);
+    if (n % kPiece != 0) CopyPiece<32>(at(n - kPiece), dst + n - kPiece);
+  } else if (n >= kHalf) {
+    CopyPiece<16>(at(0), dst);
+    CopyPiece<16>(at(n - kHalf), dst + n - kHalf);
+  } else {
+    for (int64_t o = 0; o < n; ++o) dst[o] = src != nullptr ? src[o] : T(0);
+  }
 }
 
 // Fills cols[(c * K + kk) * (batch * P) + n * P + p] for channels

@@ -124,13 +124,19 @@ absl::StatusOr<Kernel> MakePool(const NodeView& node, PoolKind kind) {
       const int64_t lo = std::min(run, (w.pad_begin[last] + stride - 1) / stride);
       const int64_t hi = std::max(
           lo, std::min(run, (in[last] - reach + w.pad_begin[last] + stride - 1) / stride));
+      // The window corner of each run of a plane, computed once (it takes
+      // divisions).
+      std::vector<int64_t> run_corners(runs_per_plane * 3, 0);
+      for (int64_t q = 0; q < runs_per_plane; ++q) {
+        WindowCorner(w, q * run, &run_corners[q * 3]);
+      }
       ParallelFor(ctx.pool, (runs + runs_per_task - 1) / runs_per_task, [&](int64_t task) {
         std::vector<double> sums;
         const int64_t end = std::min(runs, (task + 1) * runs_per_task);
         for (int64_t r = task * runs_per_task; r < end; ++r) {
           const int64_t plane = r / runs_per_plane;
-          int64_t corner[3] = {0, 0, 0};
-          WindowCorner(w, (r % runs_per_plane) * run, corner);
+          int64_t corner[3];
+          std::copy_n(&run_corners[(r % runs_per_plane) * 3], 3, corner);
           const T* src = px + plane * in_size;
           bool outer_inside = true;
           for (size_t d = 0; d < last; ++d) {
