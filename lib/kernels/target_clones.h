@@ -13,4 +13,12 @@
 #define QAT_TARGET_CLONES
 #endif
 
+// For helpers of a cloned function: inlined into each clone, so that they
+// are compiled for its instruction set (an out-of-line copy is baseline).
+#if defined(__GNUC__) || defined(__clang__)
+#define QAT_ALWAYS_INLINE __attribute__((always_inline)) inline
+#else
+#define QAT_ALWAYS_INLINE inline
+#endif
+
 #endif  // QAT_LIB_KERNELS_TARGET_CLONES_H_

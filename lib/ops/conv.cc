@@ -10,8 +10,10 @@
 // few output channels.
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
+#include "kernels/target_clones.h"
 #include "ops/gemm.h"
 #include "ops/op_util.h"
 #include "ops/spatial.h"
@@ -30,7 +32,7 @@ struct ConvScratch {
 // kBytes bytes of src, or zeros when src is null, to dst: a fixed size, so
 // the compiler emits plain vector moves.
 template <int kBytes>
-inline void CopyPiece(const void* src, void* dst) {
+QAT_ALWAYS_INLINE void CopyPiece(const void* src, void* dst) {
   if (src != nullptr) {
     std::memcpy(dst, src, kBytes);
   } else {
@@ -40,52 +42,85 @@ inline void CopyPiece(const void* src, void* dst) {
 
 // dst[0, n) = src[0, n), or zeros when src is null.  Im2Col's runs are a
 // few dozen values, too short for a call to memmove or memset to pay off:
-// this moves 32-byte pieces and ends with one that overlaps the previous
-// one rather than with a scalar tail.
+// this moves 64-byte pieces (or two overlapping smaller ones) and ends with
+// a piece that overlaps the previous one rather than with a scalar tail.
 template <typename T>
-inline void CopyRun(const T* src, int64_t n, T* dst) {
-  constexpr int64_t kPiece = 32 / sizeof(T), kHalf = kPiece / 2;
+QAT_ALWAYS_INLINE void CopyRun(const T* src, int64_t n, T* dst) {
+  constexpr int64_t k64 = 64 / sizeof(T), k32 = k64 / 2, k16 = k64 / 4;
   auto at = [src](int64_t o) { return src != nullptr ? src + o : nullptr; };
-  if (n >= kPiece) {
-    for (int64_t o = 0; o + kPiece <= n; o += kPiece) CopyPiece<32>(at(o), dst + o);
-    if (n % kPiece != 0) CopyPiece<32>(at(n - kPiece), dst + n - kPiece);
-  } else if (n >= kHalf) {
+  if (n >= k64) {
+    for (int64_t o = 0; o + k64 <= n; o += k64) CopyPiece<64>(at(o), dst + o);
+    if (n % k64 != 0) CopyPiece<64>(at(n - k64), dst + n - k64);
+  } else if (n >= k32) {
+    CopyPiece<32>(at(0), dst);
+    CopyPiece<32>(at(n - k32), dst + n - k32);
+  } else if (n >= k16) {
     CopyPiece<16>(at(0), dst);
-    CopyPiece<16>(at(n - kHalf), dst + n - kHalf);
+    CopyPiece<16>(at(n - k16), dst + n - k16);
   } else {
     for (int64_t o = 0; o < n; ++o) dst[o] = src != nullptr ? src[o] : T(0);
   }
 }
 
+// One row (c, kk) of Im2Col for every image: image n's output runs go to
+// dst + n * P, run q (along the last spatial dimension) reading the input
+// row at run_offsets[q] (-1: all padding); output o of a run reads
+// start + o * stride when o is in [lo, hi), padding otherwise.
+template <typename T>
+struct Im2ColRow {
+  const T* plane;  // channel c of image 0
+  int64_t image_stride, batch, P, runs, out_last, start, stride, lo, hi;
+  const int64_t* run_offsets;
+  T* dst;
+};
+
+template <typename T>
+QAT_ALWAYS_INLINE void FillIm2ColRow(const Im2ColRow<T>& r) {
+  for (int64_t n = 0; n < r.batch; ++n) {
+    for (int64_t q = 0; q < r.runs; ++q) {
+      T* dst = r.dst + n * r.P + q * r.out_last;
+      const int64_t offset = r.run_offsets[q];
+      if (offset < 0) {
+        CopyRun<T>(nullptr, r.out_last, dst);
+        continue;
+      }
+      const T* src = r.plane + n * r.image_stride + offset + r.start;
+      CopyRun<T>(nullptr, r.lo, dst);
+      if (r.stride == 1) {
+        CopyRun(src + r.lo, r.hi - r.lo, dst + r.lo);
+      } else {
+        for (int64_t o = r.lo; o < r.hi; ++o) dst[o] = src[o * r.stride];
+      }
+      CopyRun<T>(nullptr, r.out_last - r.hi, dst + r.hi);
+    }
+  }
+}
+
+// The float rows, cloned per instruction set: these copies are most of
+// im2col's time, and wider moves shorten them.  A copy is a copy: every
+// clone writes the same bits.
+QAT_TARGET_CLONES void FillIm2ColRowFloat(const Im2ColRow<float>& r) { FillIm2ColRow(r); }
+
 // Fills cols[(c * K + kk) * (batch * P) + n * P + p] for channels
 // [0, channels) of every image: row (c, kk) holds, for every output
 // position, the input value under kernel position kk.  Image n starts at
-// x + n * image_stride.  The innermost loop runs along the last spatial
-// dimension, where both the input and the row are contiguous.
+// x + n * image_stride.
 template <typename T>
 void Im2Col(ThreadPool* pool, const Window& w, const T* x, int64_t batch,
             int64_t image_stride, int64_t channels, T* cols) {
   const int dims = static_cast<int>(w.in.size());
   const int last = dims - 1;
   const int64_t P = w.out_size(), K = w.kernel_size(), in_size = w.in_size();
-  const int64_t width = batch * P;
   const int64_t out_last = w.out[last], in_last = w.in[last];
   const std::vector<int64_t> in_strides = ContiguousStrides(w.in);
   const std::vector<int64_t> kernel_offsets = KernelOffsets(w);
-  ParallelFor(pool, channels * K, [&](int64_t row) {
-    const int64_t c = row / K;
-    const int64_t* koff = &kernel_offsets[(row % K) * dims];
-    const int64_t start = koff[last] - w.pad_begin[last];
-    const int64_t stride = w.strides[last];
-    // Outputs o in [lo, hi) read inside the row (o * stride + start in
-    // [0, in_last)); the others read padding.
-    const int64_t lo = start >= 0 ? 0 : std::min(out_last, (stride - 1 - start) / stride);
-    const int64_t hi =
-        std::max(lo, std::min(out_last, (in_last - start + stride - 1) / stride));
-    // Each run of outputs along the last dimension (q counts them): where
-    // its input row starts, or -1 when the row lies in the padding.
-    const int64_t runs = P / out_last;  // a local: the stores below could alias P
-    std::vector<int64_t> run_offsets(runs);
+  // For each kernel position kk and run q of outputs along the last spatial
+  // dimension: where the run's input row starts, or -1 when it lies in the
+  // padding.  The same for every channel and image.
+  const int64_t runs = P / out_last;
+  std::vector<int64_t> run_offsets(K * runs);
+  for (int64_t kk = 0; kk < K; ++kk) {
+    const int64_t* koff = &kernel_offsets[kk * dims];
     for (int64_t q = 0; q < runs; ++q) {
       int64_t rem = q, offset = 0;
       bool inside = true;
@@ -95,26 +130,28 @@ void Im2Col(ThreadPool* pool, const Window& w, const T* x, int64_t batch,
         inside = inside && pos >= 0 && pos < w.in[d];
         offset += pos * in_strides[d];
       }
-      run_offsets[q] = inside ? offset : -1;
+      run_offsets[kk * runs + q] = inside ? offset : -1;
     }
-    for (int64_t n = 0; n < batch; ++n) {
-      const T* image = x + n * image_stride + c * in_size;
-      for (int64_t q = 0; q < runs; ++q) {
-        T* dst = cols + row * width + n * P + q * out_last;
-        const int64_t offset = run_offsets[q];
-        if (offset < 0) {
-          CopyRun<T>(nullptr, out_last, dst);
-          continue;
-        }
-        const T* src = image + offset + start;
-        CopyRun<T>(nullptr, lo, dst);
-        if (stride == 1) {
-          CopyRun(src + lo, hi - lo, dst + lo);
-        } else {
-          for (int64_t o = lo; o < hi; ++o) dst[o] = src[o * stride];
-        }
-        CopyRun<T>(nullptr, out_last - hi, dst + hi);
-      }
+  }
+  ParallelFor(pool, channels * K, [&](int64_t row) {
+    const int64_t c = row / K, kk = row % K;
+    Im2ColRow<T> r;
+    r.plane = x + c * in_size;
+    r.image_stride = image_stride;
+    r.batch = batch;
+    r.P = P;
+    r.runs = runs;
+    r.out_last = out_last;
+    r.start = kernel_offsets[kk * dims + last] - w.pad_begin[last];
+    r.stride = w.strides[last];
+    r.lo = r.start >= 0 ? 0 : std::min(out_last, (r.stride - 1 - r.start) / r.stride);
+    r.hi = std::max(r.lo, std::min(out_last, (in_last - r.start + r.stride - 1) / r.stride));
+    r.run_offsets = &run_offsets[kk * runs];
+    r.dst = cols + row * batch * P;
+    if constexpr (std::is_same_v<T, float>) {
+      FillIm2ColRowFloat(r);
+    } else {
+      FillIm2ColRow(r);
     }
   });
 }
