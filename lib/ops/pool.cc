@@ -14,6 +14,18 @@ namespace {
 
 enum class PoolKind { kMax, kAverage };
 
+// out[o] = max(out[o], in[o * stride]) for o < n, as a select (a NaN already
+// in out stays).  kStride > 0 fixes the stride at compile time, so that the
+// common strides 1 and 2 vectorize.
+template <typename T, int64_t kStride>
+void MaxPass(const T* __restrict in, int64_t n, int64_t stride, T* __restrict out) {
+  const int64_t s = kStride > 0 ? kStride : stride;
+  for (int64_t o = 0; o < n; ++o) {
+    const T v = in[o * s], current = out[o];
+    out[o] = v > current ? v : current;
+  }
+}
+
 // Checks X is [N, C, spatial...] with 1 to 3 spatial dims; returns the spatial part.
 absl::StatusOr<std::vector<int64_t>> SpatialShape(const Tensor& x) {
   if (x.rank() < 3 || x.rank() > 5) {
@@ -172,9 +184,14 @@ absl::StatusOr<Kernel> MakePool(const NodeView& node, PoolKind kind) {
             // (a conditional store would be a branch on data).
             for (int64_t kk = 1; kk < K; ++kk) {
               const T* in_kk = row + flat_offsets[kk];
-              for (int64_t o = 0; o < n && at == nullptr; ++o) {
-                const T v = in_kk[o * stride], current = out[o];
-                out[o] = v > current ? v : current;
+              if (at == nullptr) {
+                if (stride == 1) {
+                  MaxPass<T, 1>(in_kk, n, stride, out);
+                } else if (stride == 2) {
+                  MaxPass<T, 2>(in_kk, n, stride, out);
+                } else {
+                  MaxPass<T, 0>(in_kk, n, stride, out);
+                }
               }
               for (int64_t o = 0; o < n && at != nullptr; ++o) {
                 const T v = in_kk[o * stride], current = out[o];
