@@ -203,6 +203,7 @@ absl::Status WriteCurves(const std::string& out, PipelineReport* report) {
   loss.y_from_zero = true;
   for (const StageCurve& c : report->curves) {
     PlotSeries acc{c.name}, train{c.name + " train"}, test{c.name + " test"};
+    test.dashed = true;
     for (const EpochPoint& p : c.points) {
       acc.x.push_back(p.epoch);
       acc.y.push_back(100 * p.test_accuracy);

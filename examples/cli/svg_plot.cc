@@ -12,8 +12,9 @@
 namespace qat_cli {
 namespace {
 
-constexpr double kWidth = 720, kHeight = 440;
-constexpr double kLeft = 80, kRight = 700, kTop = 50, kBottom = 380;
+// The plot area; the legend sits to its right.
+constexpr double kWidth = 800, kHeight = 440;
+constexpr double kLeft = 80, kRight = 600, kTop = 50, kBottom = 380;
 constexpr const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd",
                                    "#ff7f0e", "#8c564b", "#e377c2", "#17becf"};
 
@@ -128,16 +129,17 @@ std::string RenderSvgPlot(const PlotSpec& spec) {
                               px(s.x[i]), py(ty(s.y[i])), color);
       }
       absl::StrAppend(&svg, "<polyline fill='none' stroke-width='2' stroke='", color,
-                      "' points='", absl::StrJoin(points, " "), "'/>\n");
+                      s.dashed ? "' stroke-dasharray='6,3" : "", "' points='",
+                      absl::StrJoin(points, " "), "'/>\n");
     }
     const double ly = kTop + 16 + 18 * legend_row++;
     absl::StrAppendFormat(&svg,
                           "<rect x='%g' y='%g' width='14' height='10' fill='%s'/>"
                           "<text x='%g' y='%g'>%s</text>\n",
-                          kRight - 170, ly - 9, color, kRight - 150, ly, Escape(s.name));
+                          kRight + 12, ly - 9, color, kRight + 32, ly, Escape(s.name));
   }
-  // Marker captions sit inside the plot below the legend, one row each, on
-  // the side of the line that has room.
+  // Marker captions sit inside the plot, one row each, on the side of the
+  // line that has room.
   for (size_t i = 0; i < spec.markers.size(); ++i) {
     const PlotMarker& m = spec.markers[i];
     const bool right_half = px(m.x) > (kLeft + kRight) / 2;
@@ -146,7 +148,7 @@ std::string RenderSvgPlot(const PlotSpec& spec) {
                           "stroke-dasharray='6,4'/>"
                           "<text x='%.1f' y='%g' text-anchor='%s'>%s</text>\n",
                           px(m.x), kTop, px(m.x), kBottom, px(m.x) + (right_half ? -4 : 4),
-                          kTop + 20 + 18 * legend_row + 16 * static_cast<double>(i),
+                          kTop + 16 + 16 * static_cast<double>(i),
                           right_half ? "end" : "start", Escape(m.label));
   }
   return svg + "</svg>\n";

@@ -27,6 +27,7 @@ struct PlotSeries {
   std::string name;
   std::vector<double> x, y;
   bool bars = false;       // a histogram: bars of width bar_width from x
+  bool dashed = false;     // a dashed line (e.g. test loss beside train loss)
   double bar_width = 0.0;
 };
 
