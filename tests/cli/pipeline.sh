@@ -43,6 +43,14 @@ for zoo in mlp lenet5; do
     fail "$zoo: qat_int8.onnx is not smaller than fp32.onnx"
 done
 
+# A trained model as it is (--epochs 0), with QAT skipped: same fp32 accuracy.
+"$qat" pipeline --model "$work/mlp/fp32.onnx" --epochs 0 --qat-epochs 0 --data "$data" \
+  --out "$work/given" --test-limit 500 --calibration-samples 128 --latency-seconds 0.05 \
+  --no-ort > "$work/given.log" 2>&1 || { cat "$work/given.log"; fail "pipeline --model"; }
+acc() { grep -o "{\"model\": \"fp32\".*" "$1" | grep -o '"accuracy": [0-9.]*' | head -1; }
+[ "$(acc "$work/given/report.json")" = "$(acc "$work/mlp/report.json")" ] ||
+  fail "--epochs 0 changed the given model: $(acc "$work/given/report.json")"
+
 # Usage errors exit 2.
 set +e
 "$qat" pipeline --zoo resnet 2> /dev/null; [ $? -eq 2 ] || fail "--zoo resnet should exit 2"
