@@ -356,7 +356,9 @@ absl::StatusOr<ModelRow> RunQat(const QatStage& stage, const qat::Model& fp32,
       qat::CalibrationMethodName(o.qat_method), stage.weight_bits,
       static_cast<long long>(o.qat_epochs), o.qat_lr, qat::LrScheduleKindName(o.qat_schedule),
       o.learn_quant_params ? "learned (LSQ)" : "fixed",
-      stage.weight_bits == 4 ? " with Clip(-8, 7) at opset 13" : "");
+      stage.weight_bits == 4 ? " (4-bit values in int8 initializers; before training, Q -> "
+                               "Clip(-8, 7) -> DQ at opset 13)"
+                             : "");
   if (!curve.points.empty()) {
     row.start_accuracy = curve.points.front().test_accuracy;
     report->curves.push_back(curve);
