@@ -1,5 +1,7 @@
 // Finds onnxruntime-node: $QAT_ORT_NODE_DIR, else the copy .ci/install-ort.sh
-// puts in <repo>/.deps/ort.  Exits with 77 (skip) and says why when absent.
+// puts in <repo>/.deps/ort, else one node resolves itself (NODE_PATH, a
+// global install: how an installed `qat pipeline` finds it).  Exits with 77
+// (skip) and says why when absent.
 'use strict';
 const path = require('path');
 
@@ -7,6 +9,7 @@ function loadOrt() {
   const candidates = [
     process.env.QAT_ORT_NODE_DIR,
     path.join(__dirname, '..', '..', '.deps', 'ort', 'node_modules', 'onnxruntime-node'),
+    'onnxruntime-node',
   ].filter(Boolean);
   for (const dir of candidates) {
     try {
