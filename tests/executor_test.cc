@@ -4,6 +4,7 @@
 #include "qat/executor.h"
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -342,6 +343,111 @@ TEST(GemmTest, EigenMatchesTheReference) {
     }
     }
   }
+}
+
+}  // namespace
+}  // namespace qat
+
+namespace qat {
+namespace {
+
+// x -> QuantizeLinear -> DequantizeLinear with one scale and zero point,
+// given either per tensor (the vectorized path) or per axis with the same
+// value repeated (the general path).
+absl::StatusOr<Model> QdqModel(bool per_axis, int64_t channels, int zp_type, float scale,
+                               int zero_point) {
+  GraphBuilder g;
+  g.Input("x", kFloat, {-1, channels}).Output("q", zp_type, {-1, channels});
+  g.Output("y", kFloat, {-1, channels});
+  const int64_t n = per_axis ? channels : 1;
+  const std::vector<int64_t> dims = per_axis ? std::vector<int64_t>{n} : std::vector<int64_t>{};
+  g.Initializer("s", Tensor::FromValues<float>(dims, std::vector<float>(n, scale)));
+  if (zp_type == kUint8) {
+    g.Initializer("z", Tensor::FromValues<uint8_t>(
+                           dims, std::vector<uint8_t>(n, static_cast<uint8_t>(zero_point))));
+  } else {
+    g.Initializer("z", Tensor::FromValues<int8_t>(
+                           dims, std::vector<int8_t>(n, static_cast<int8_t>(zero_point))));
+  }
+  g.Node("QuantizeLinear", {"x", "s", "z"}, {"q"});
+  g.Node("DequantizeLinear", {"q", "s", "z"}, {"y"});
+  return g.Build();
+}
+
+TEST(QuantizeLinearTest, PerTensorFastPathMatchesThePerAxisPathBitForBit) {
+  constexpr int64_t kChannels = 37;
+  std::vector<float> x;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-40.0f, 40.0f);
+  for (int i = 0; i < 200 * kChannels; ++i) x.push_back(u(rng));
+  // Ties at the scale 0.5 (round half to even), saturation, NaN and +-Inf.
+  const float specials[] = {0.25f, 0.75f, -0.25f, -1.25f, 1e9f, -1e9f, std::nanf(""),
+                            INFINITY, -INFINITY, -0.0f};
+  for (float v : specials) x.push_back(v);
+  while (x.size() % kChannels != 0) x.push_back(0.5f);
+  const int64_t rows = static_cast<int64_t>(x.size()) / kChannels;
+  const Tensor input = Tensor::FromValues<float>({rows, kChannels}, x);
+  for (int type : {kUint8, kInt8}) {
+    const int zero_point = type == kUint8 ? 128 : -3;
+    auto fast = MustCreate(QdqModel(false, kChannels, type, 0.5f, zero_point));
+    auto general = MustCreate(QdqModel(true, kChannels, type, 0.5f, zero_point));
+    ASSERT_NE(fast, nullptr);
+    ASSERT_NE(general, nullptr);
+    auto a = fast->Run({{"x", input}});
+    auto b = general->Run({{"x", input}});
+    ASSERT_TRUE(a.ok() && b.ok());
+    for (const char* name : {"q", "y"}) {
+      const Tensor& ta = a->at(name);
+      const Tensor& tb = b->at(name);
+      ASSERT_EQ(ta.num_bytes(), tb.num_bytes());
+      EXPECT_EQ(std::memcmp(ta.raw_data(), tb.raw_data(), ta.num_bytes()), 0) << name;
+    }
+    // NaN quantizes to 0, whatever the CPU.
+    const size_t nan_at = 200 * kChannels + 6;
+    const Tensor& q = a->at("q");
+    const int32_t nan_q = type == kUint8 ? q.data<uint8_t>()[nan_at] : q.data<int8_t>()[nan_at];
+    EXPECT_EQ(nan_q, 0);
+  }
+}
+
+// DequantizeLinear of constant int8 weights is folded into a constant when
+// the executor is created; every run gives what computing it would.
+TEST(ExecutorTest, ConstantStepsGiveTheSameResultOnEveryRun) {
+  GraphBuilder g;
+  g.Input("x", kFloat, {-1, 3}).Output("y", kFloat, {-1, 2});
+  g.Initializer("wq", Tensor::FromValues<int8_t>({3, 2}, {1, -2, 3, -4, 5, -6}));
+  g.Initializer("ws", Tensor::FromValues<float>({}, {0.5f}));
+  g.Initializer("wz", Tensor::FromValues<int8_t>({}, {1}));
+  g.Node("DequantizeLinear", {"wq", "ws", "wz"}, {"w"});
+  g.Node("MatMul", {"x", "w"}, {"y"});
+  auto executor = MustCreate(g.Build());
+  ASSERT_NE(executor, nullptr);
+  for (int run = 0; run < 2; ++run) {
+    auto out = executor->Run({{"x", Tensor::FromValues<float>({1, 3}, {1, 1, 1})}});
+    ASSERT_TRUE(out.ok()) << out.status();
+    // w = (([1,-2],[3,-4],[5,-6]) - 1) * 0.5: its columns sum to 3 and -7.5.
+    EXPECT_EQ(out->at("y").data<float>()[0], 3.0f);
+    EXPECT_EQ(out->at("y").data<float>()[1], -7.5f);
+  }
+}
+
+// A constant step that fails is not folded: its error still comes from
+// Run(), naming the node.
+TEST(ExecutorTest, AFailingConstantStepFailsAtRun) {
+  GraphBuilder g;
+  g.Input("x", kFloat, {-1, 2}).Output("y", kFloat, {-1, 2});
+  g.Initializer("wq", Tensor::FromValues<int8_t>({2, 2}, {1, 2, 3, 4}));
+  g.Initializer("ws", Tensor::FromValues<float>({3}, {1, 1, 1}));  // 3 scales, no axis of 3
+  g.Node("DequantizeLinear", {"wq", "ws"}, {"w"}).set_name("dq_weights");
+  g.Node("MatMul", {"x", "w"}, {"y"});
+  auto model = g.Build();
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto executor = Executor::Create(*model);
+  ASSERT_TRUE(executor.ok()) << executor.status();  // the shape check waits for Run
+  auto out = (*executor)->Run({{"x", Tensor::FromValues<float>({1, 2}, {1, 1})}});
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.status().message().find("dq_weights"), absl::string_view::npos)
+      << out.status();
 }
 
 }  // namespace

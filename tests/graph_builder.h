@@ -81,6 +81,8 @@ inline void SetInt(onnx::NodeProto& node, const std::string& name, int64_t value
 
 constexpr int kFloat = onnx::TensorProto::FLOAT;
 constexpr int kBool = onnx::TensorProto::BOOL;
+constexpr int kUint8 = onnx::TensorProto::UINT8;
+constexpr int kInt8 = onnx::TensorProto::INT8;
 
 }  // namespace qat
 

@@ -36,7 +36,15 @@ struct Step {
   std::vector<int> outputs;  // slot ids, -1 for absent optional outputs
   // Stand-ins for outputs the node does not name (at least one output).
   std::vector<Tensor> scratch;
+  bool random = false;  // draws random numbers (Dropout in training mode...)
 };
+
+// Ops whose result depends on the run's seed: never folded into constants.
+bool IsRandomOp(const std::string& op_type) {
+  return op_type == "Dropout" || op_type == "RandomNormal" || op_type == "RandomUniform" ||
+         op_type == "RandomNormalLike" || op_type == "RandomUniformLike" ||
+         op_type == "Bernoulli" || op_type == "Multinomial";
+}
 
 std::string Describe(const onnx::NodeProto& node, int index) {
   const std::string name =
@@ -83,8 +91,55 @@ struct Executor::Plan {
   uint64_t run_count = 0;
   std::mutex mutex;
 
+  void FoldConstantSteps();
   void AssignBuffers();
 };
+
+// Runs, once, every step whose inputs are all constants and that draws no
+// random numbers, and makes its outputs constants: DequantizeLinear of int8
+// weights, a Constant node, or a Transpose of weights then costs nothing
+// per run (and the GEMM sees the result as constant, so it keeps it
+// packed).  A step that fails here is kept, so that its error surfaces from
+// Run() as it would without folding.
+void Executor::Plan::FoldConstantSteps() {
+  std::vector<Step> kept;
+  for (Step& step : steps) {
+    bool foldable = !step.random;
+    for (int id : step.inputs) {
+      foldable = foldable && (id < 0 || slots[id].kind == SlotKind::kInitializer);
+    }
+    std::vector<Tensor> values(step.outputs.size());
+    if (foldable) {
+      exec::KernelContext ctx;
+      ctx.pool = pool.get();
+      for (int id : step.inputs) {
+        ctx.inputs.push_back(id < 0 ? nullptr : &constants[slots[id].index]);
+        ctx.input_constant.push_back(id >= 0);
+      }
+      for (size_t o = 0; o < step.scratch.size(); ++o) {
+        const bool named = o < step.outputs.size() && step.outputs[o] >= 0;
+        ctx.outputs.push_back(named ? &values[o] : &step.scratch[o]);
+        ctx.output_requested.push_back(named);
+      }
+      try {
+        foldable = step.kernel(ctx).ok();
+      } catch (const std::exception&) {
+        foldable = false;  // out of memory: leave it to Run(), which reports it
+      }
+    }
+    if (!foldable) {
+      kept.push_back(std::move(step));
+      continue;
+    }
+    for (size_t o = 0; o < step.outputs.size(); ++o) {
+      if (step.outputs[o] < 0) continue;
+      slots[step.outputs[o]].kind = SlotKind::kInitializer;
+      slots[step.outputs[o]].index = static_cast<int>(constants.size());
+      constants.push_back(std::move(values[o]));
+    }
+  }
+  steps = std::move(kept);
+}
 
 // Gives every node output a buffer, sharing buffers between values whose
 // lifetimes do not overlap: a value's buffer is free again once the last
@@ -267,6 +322,7 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
       step.outputs.push_back(slot_of[out]);
     }
     step.scratch.resize(std::max<size_t>(1, step.outputs.size()));
+    step.random = IsRandomOp(node.op_type());
     plan->steps.push_back(std::move(step));
   }
 
@@ -280,8 +336,9 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
     }
     plan->output_slots.push_back(it->second);
   }
-  plan->AssignBuffers();
   plan->pool = std::make_unique<ThreadPool>(options.num_threads);
+  plan->FoldConstantSteps();
+  plan->AssignBuffers();
   return std::unique_ptr<Executor>(new Executor(std::move(plan)));
 }
 

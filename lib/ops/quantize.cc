@@ -6,6 +6,7 @@
 //   com.microsoft FakeQuantGrad  dX = dY * mask
 #include <cmath>
 
+#include "kernels/target_clones.h"
 #include "ops/op_util.h"
 #include "qat/fake_quant.h"
 #include "qat/status_macros.h"
@@ -73,6 +74,59 @@ absl::Status ReadZeroPoint(const KernelContext& ctx, int input, int64_t count,
   });
 }
 
+// QuantizeLinear of one value: divide (not multiply by the reciprocal),
+// round half to even, add the zero point, saturate.  NaN becomes 0 (it has
+// no integer; an explicit rule keeps every clone and CPU alike).
+template <typename Q>
+QAT_ALWAYS_INLINE Q QuantizeValue(float x, float scale, float zero_point) {
+  constexpr float lo = std::numeric_limits<Q>::min(), hi = std::numeric_limits<Q>::max();
+  float v = std::nearbyint(x / scale) + zero_point;
+  v = v == v ? v : 0.0f;
+  return static_cast<Q>(v < lo ? lo : (v > hi ? hi : v));
+}
+
+// Per-tensor QuantizeLinear and DequantizeLinear of floats, cloned per
+// instruction set (the rounding vectorizes from SSE4.1 on).  Division,
+// rounding in the default mode and the integer conversions are exact or
+// correctly rounded, so every clone gives the same bits.
+template <typename Q>
+QAT_ALWAYS_INLINE void QuantizeRun(int64_t n, const float* __restrict x, float scale,
+                                   float zero_point, Q* __restrict y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = QuantizeValue<Q>(x[i], scale, zero_point);
+}
+QAT_TARGET_CLONES void QuantizeToUInt8(int64_t n, const float* x, float scale, float zp,
+                                       uint8_t* y) {
+  QuantizeRun(n, x, scale, zp, y);
+}
+QAT_TARGET_CLONES void QuantizeToInt8(int64_t n, const float* x, float scale, float zp,
+                                      int8_t* y) {
+  QuantizeRun(n, x, scale, zp, y);
+}
+template <typename Q>
+QAT_ALWAYS_INLINE void DequantizeRun(int64_t n, const Q* __restrict x, int32_t zero_point,
+                                     float scale, float* __restrict y) {
+  for (int64_t i = 0; i < n; ++i) {
+    y[i] = static_cast<float>(static_cast<int32_t>(x[i]) - zero_point) * scale;
+  }
+}
+QAT_TARGET_CLONES void DequantizeUInt8(int64_t n, const uint8_t* x, int32_t zp, float scale,
+                                       float* y) {
+  DequantizeRun(n, x, zp, scale, y);
+}
+QAT_TARGET_CLONES void DequantizeInt8(int64_t n, const int8_t* x, int32_t zp, float scale,
+                                      float* y) {
+  DequantizeRun(n, x, zp, scale, y);
+}
+
+// Runs fn(begin, count) over [0, n) in the pool's fixed-size tasks.
+template <typename F>
+void ForEachChunk(ThreadPool* pool, int64_t n, F&& fn) {
+  ParallelFor(pool, (n + kElementsPerTask - 1) / kElementsPerTask, [&](int64_t task) {
+    const int64_t begin = task * kElementsPerTask;
+    fn(begin, std::min(kElementsPerTask, n - begin));
+  });
+}
+
 // What QuantizeLinear and DequantizeLinear share: x, the scale (float32) and
 // the zero point, resolved per tensor or per axis.
 struct QuantArgs {
@@ -117,13 +171,23 @@ absl::StatusOr<Kernel> MakeQuantizeLinear(const NodeView& node) {
         y.Resize(out_type, x.shape());
         const X* px = x.data<X>();
         Q* py = y.data<Q>();
+        if constexpr (std::is_same_v<X, float> && sizeof(Q) == 1) {
+          if (args.zero_points.size() == 1) {
+            const float scale = args.scales[0], zp = static_cast<float>(args.zero_points[0]);
+            ForEachChunk(ctx.pool, x.num_elements(), [&](int64_t begin, int64_t count) {
+              if constexpr (std::is_same_v<Q, uint8_t>) {
+                QuantizeToUInt8(count, px + begin, scale, zp, py + begin);
+              } else {
+                QuantizeToInt8(count, px + begin, scale, zp, py + begin);
+              }
+            });
+            return absl::OkStatus();
+          }
+        }
         ForEachIndex(ctx.pool, x.num_elements(), [&](int64_t i) {
           const int64_t c = args.axis.Channel(i);
-          // Divide (not multiply by the reciprocal) and round half to even.
-          const float v = std::nearbyint(static_cast<float>(px[i]) / args.scales[c]) +
-                          static_cast<float>(args.zero_points[c]);
-          const float lo = std::numeric_limits<Q>::min(), hi = std::numeric_limits<Q>::max();
-          py[i] = static_cast<Q>(v < lo ? lo : (v > hi ? hi : v));
+          py[i] = QuantizeValue<Q>(static_cast<float>(px[i]), args.scales[c],
+                                   static_cast<float>(args.zero_points[c]));
         });
         return absl::OkStatus();
       });
@@ -145,6 +209,18 @@ absl::StatusOr<Kernel> MakeDequantizeLinear(const NodeView& node) {
       y.Resize(DataType::kFloat32, x.shape());
       const Q* px = x.data<Q>();
       float* py = y.data<float>();
+      if constexpr (sizeof(Q) == 1) {
+        if (args.zero_points.size() == 1) {
+          ForEachChunk(ctx.pool, x.num_elements(), [&](int64_t begin, int64_t count) {
+            if constexpr (std::is_same_v<Q, uint8_t>) {
+              DequantizeUInt8(count, px + begin, args.zero_points[0], args.scales[0], py + begin);
+            } else {
+              DequantizeInt8(count, px + begin, args.zero_points[0], args.scales[0], py + begin);
+            }
+          });
+          return absl::OkStatus();
+        }
+      }
       ForEachIndex(ctx.pool, x.num_elements(), [&](int64_t i) {
         const int64_t c = args.axis.Channel(i);
         py[i] = static_cast<float>(static_cast<int32_t>(px[i]) - args.zero_points[c]) *
