@@ -48,11 +48,12 @@ inline kernels::SgemmTile MakeSgemmTile(const GemmShape& s, int64_t row, int64_t
   // op(A)[i][p] and op(B)[p][j] as strides into the stored matrices.
   t.a_row = s.trans_a ? 1 : s.k;
   t.a_col = s.trans_a ? s.m : 1;
-  t.a = a + row * t.a_row;
   t.b_row = s.trans_b ? 1 : s.n;
   t.b_col = s.trans_b ? s.k : 1;
+  // A caller that only packs B passes null for A and C.
+  t.a = a != nullptr ? a + row * t.a_row : nullptr;
   t.b = b + col * t.b_col;
-  t.c = c + row * s.n + col;
+  t.c = c != nullptr ? c + row * s.n + col : nullptr;
   t.ldc = s.n;
   t.pack_a = pack_a.data();
   t.pack_b = pack_b.data();
