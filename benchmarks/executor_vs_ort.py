@@ -13,6 +13,8 @@ import os
 import subprocess
 import tempfile
 
+from gbench import best_times_ms
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -22,18 +24,10 @@ def main():
     p.add_argument("--bench", required=True)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
-    # The best of several repetitions, as ort_forward_time.js takes the best
-    # of several rounds: on a shared machine the minimum is the stable figure.
-    out = subprocess.run([args.bench, "--benchmark_filter=Forward",
-                          "--benchmark_repetitions=5", "--benchmark_format=json"],
-                         check=True, capture_output=True, text=True).stdout
     ours = {}
-    for b in json.loads(out)["benchmarks"]:
-        if b.get("run_type", "iteration") != "iteration":
-            continue
-        if b["name"].endswith(f"threads:{args.threads}"):
-            key = "mlp" if b["name"].startswith("Forward/") else "lenet5"
-            ours[key] = min(ours.get(key, float("inf")), b["real_time"])
+    for name, ms in best_times_ms(args.bench, "Forward").items():
+        if name.endswith(f"threads:{args.threads}"):
+            ours["mlp" if name.startswith("Forward/") else "lenet5"] = ms
     with tempfile.TemporaryDirectory() as tmp:
         for name, shape in (("mlp", "64x784"), ("lenet5", "64x1x28x28")):
             path = os.path.join(tmp, f"{name}.onnx")

@@ -24,6 +24,8 @@ import os
 import subprocess
 import sys
 
+from gbench import best_times_ms
+
 TORCH_STEP = r'''
 import json, sys, time, warnings, torch
 warnings.filterwarnings("ignore")
@@ -85,23 +87,12 @@ def torch_times():
 
 
 def libqat_times(bench):
-    # The best of several repetitions, as the PyTorch side takes the best of
-    # several rounds: on a shared machine the minimum is the stable figure.
-    out = subprocess.run([bench, "--benchmark_filter=TrainStep.*threads:1$",
-                          "--benchmark_repetitions=5", "--benchmark_format=json"],
-                         check=True, capture_output=True, text=True).stdout
     times = {}
-    for b in json.loads(out)["benchmarks"]:
-        if b.get("run_type", "iteration") != "iteration":
-            continue
-        ms = b["real_time"] if b["time_unit"] == "ms" else b["real_time"] / 1e6
-        if b["name"].startswith("TrainStep/"):
-            key = "fp32"
-        elif b["name"].startswith("QatTrainStep/mode:"):
-            key = MODES[b["name"].split("mode:")[1].split("/")[0]]
-        else:
-            continue
-        times[key] = min(times.get(key, float("inf")), ms)
+    for name, ms in best_times_ms(bench, "TrainStep.*threads:1$").items():
+        if name.startswith("TrainStep/"):
+            times["fp32"] = ms
+        elif name.startswith("QatTrainStep/mode:"):
+            times[MODES[name.split("mode:")[1].split("/")[0]]] = ms
     return times
 
 

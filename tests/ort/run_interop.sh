@@ -39,6 +39,20 @@ step_of() {  # TABLE TENSOR
   python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["tensors"][sys.argv[2]]; s=e["scale"]; s=s[0] if isinstance(s,list) else s; print(float(s)*1.0001)' "$1" "$2"
 }
 
+# The zoo model NAME with 256 calibration samples (data_NAME), 32 inputs
+# (in_NAME), its per-channel calibration table (table_NAME.json), and the
+# logits' quantization step in $step.
+zoo_model_with_table() {  # NAME
+  "$qat" zoo "$1" -o "$1.onnx"
+  local shape=784
+  if [ "$1" = lenet5 ]; then shape=1x28x28; fi
+  node "$here/make_inputs.js" "data_$1" "features=float:256x$shape:-1:2" labels=labels:256:10
+  node "$here/make_inputs.js" "in_$1" "input=float:32x$shape:-1:2"
+  "$qat" calibrate "$1.onnx" --data "data_$1/features.npy,data_$1/labels.npy" \
+    -o "table_$1.json" --per-channel > /dev/null 2>&1
+  step=$(step_of "table_$1.json" logits)
+}
+
 case "$mode" in
   training-mlp | training-lenet5)
     name=${mode#training-}
@@ -53,13 +67,7 @@ case "$mode" in
   qdq-semantics)
     failed=0
     for name in mlp lenet5; do
-      "$qat" zoo "$name" -o "$name.onnx"
-      if [ "$name" = mlp ]; then shape=784; else shape=1x28x28; fi
-      node "$here/make_inputs.js" "data_$name" "features=float:256x$shape:-1:2" labels=labels:256:10
-      node "$here/make_inputs.js" "in_$name" "input=float:32x$shape:-1:2"
-      "$qat" calibrate "$name.onnx" --data "data_$name/features.npy,data_$name/labels.npy" \
-        -o "table_$name.json" --per-channel > /dev/null 2>&1
-      step=$(step_of "table_$name.json" logits)
+      zoo_model_with_table "$name"
       for variant in "" "--per-channel" "--weights-as-int8" "--per-channel --weights-as-int8" \
                      "--weight-bits 4"; do
         # shellcheck disable=SC2086
@@ -74,13 +82,7 @@ case "$mode" in
   qat-export)
     failed=0
     for name in mlp lenet5; do
-      "$qat" zoo "$name" -o "$name.onnx"
-      if [ "$name" = mlp ]; then shape=784; else shape=1x28x28; fi
-      node "$here/make_inputs.js" "data_$name" "features=float:256x$shape:-1:2" labels=labels:256:10
-      node "$here/make_inputs.js" "in_$name" "input=float:32x$shape:-1:2"
-      "$qat" calibrate "$name.onnx" --data "data_$name/features.npy,data_$name/labels.npy" \
-        -o "table_$name.json" --per-channel > /dev/null 2>&1
-      step=$(step_of "table_$name.json" logits)
+      zoo_model_with_table "$name"
       for variant in "fixed" "observe" "learn" "fixed --weight-bits 4"; do
         mode_flag=${variant%% *}
         bits=""
@@ -112,7 +114,7 @@ case "$mode" in
       --weights-as-int8 > /dev/null
     "$qat" quantize run/fp32.onnx --table run/calibration.json -o ptq_4bit.onnx \
       --weights-as-int8 --per-channel --weight-bits 4 > /dev/null
-    acc() { node "$here/ort_accuracy.js" "$1" "$data" | python3 -c 'import json,sys; print(json.load(sys.stdin)["accuracy"])'; }
+    acc() { node "$here/ort_eval.js" "$1" "$data" --seconds 0 | python3 -c 'import json,sys; print(json.load(sys.stdin)["accuracy"])'; }
     fp32=$(acc run/fp32.onnx)
     tensor=$(acc ptq_tensor.onnx)
     channel=$(acc run/ptq_int8.onnx)

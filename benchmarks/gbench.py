@@ -1,0 +1,24 @@
+"""Runs a Google Benchmark binary and returns the best time of each
+benchmark over several repetitions, in milliseconds.
+
+The peers' scripts (ONNX Runtime, PyTorch) take the best of several rounds;
+on a shared machine the minimum is the stable figure, so libqat's side is
+measured the same way.
+"""
+import json
+import subprocess
+
+
+def best_times_ms(bench, benchmark_filter, repetitions=5):
+    out = subprocess.run([bench, f"--benchmark_filter={benchmark_filter}",
+                          f"--benchmark_repetitions={repetitions}",
+                          "--benchmark_format=json"],
+                         check=True, capture_output=True, text=True).stdout
+    scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
+    best = {}
+    for b in json.loads(out)["benchmarks"]:
+        if b.get("run_type", "iteration") != "iteration":
+            continue
+        ms = b["real_time"] * scale[b["time_unit"]]
+        best[b["name"]] = min(best.get(b["name"], float("inf")), ms)
+    return best
