@@ -296,20 +296,24 @@ void ConvTransposeGemm(ThreadPool* pool, const ConvTransposeShape& s, const T* x
   scratch.Resize(DataTypeOf<T>(), {s.batch * in_size, row});
   T* cols = scratch.data<T>();
   const GemmShape shape{in_size, cg, row, /*trans_a=*/true, /*trans_b=*/false};
+  std::vector<int64_t> corners(in_size * dims);  // WindowCorner of every input position
+  for (int64_t p = 0; p < in_size; ++p) WindowCorner(win, p, &corners[p * dims]);
   for (int64_t g = 0; g < s.groups; ++g) {
     // cols[n * in_size + p, j * K + kk] = sum_c x[n, g * cg + c, p] * w[g * cg + c, j, kk]
-    for (int64_t n = 0; n < s.batch; ++n) {
-      Gemm(pool, shape, x + (n * s.in_channels + g * cg) * in_size, w + g * cg * row,
-           cols + n * in_size * row);
-    }
+    // One task per image: these products are small, and one parallel loop
+    // costs less than one per image (each product's bits do not depend on
+    // the threads).
+    ParallelFor(pool, s.batch, [&](int64_t n) {
+      Gemm<T>(nullptr, shape, x + (n * s.in_channels + g * cg) * in_size, w + g * cg * row,
+              cols + n * in_size * row);
+    });
     // col2im: one task per output plane, so every sum has a fixed order.
     ParallelFor(pool, s.batch * mg, [&](int64_t nj) {
       const int64_t n = nj / mg, j = nj % mg;
       T* plane = y + (n * s.out_channels + g * mg + j) * out_size;
       std::fill(plane, plane + out_size, bias != nullptr ? bias[g * mg + j] : T(0));
-      std::vector<int64_t> corner(dims);
       for (int64_t p = 0; p < in_size; ++p) {
-        WindowCorner(win, p, corner.data());  // where x[p]'s kernel starts in y
+        const int64_t* corner = &corners[p * dims];  // where x[p]'s kernel starts in y
         const T* col = cols + (n * in_size + p) * row + j * K;
         for (int64_t kk = 0; kk < K; ++kk) {
           int64_t offset = 0;
