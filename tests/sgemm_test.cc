@@ -3,6 +3,8 @@
 // through Gemm() with every thread count.
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <string>
 #include <random>
 #include <vector>
 
@@ -90,6 +92,71 @@ TEST(SgemmTest, GemmIsTheSameForEveryThreadCount) {
     } else {
       for (size_t i = 0; i < c.size(); ++i) ASSERT_NEAR(c[i], ref[i], 1e-3f) << i;
     }
+  }
+}
+
+}  // namespace
+}  // namespace qat
+
+namespace qat {
+namespace {
+
+// Every variant's direct convolution against DirectConvReference, bit for
+// bit: padding on each side, vertical strides, rows of one and two
+// vectors, and output-channel counts around the register blocks.
+TEST(DirectConvTest, EveryVariantMatchesTheReferenceBitForBit) {
+  const auto variants = kernels::SupportedSgemmVariants();
+  if (variants.empty()) GTEST_SKIP() << "no SIMD kernel variant runs on this CPU";
+  struct Case {
+    int64_t channels, in_h, in_w, out_channels, kh, kw, stride_h, pad_top, pad_left;
+  };
+  const Case cases[] = {
+      {1, 28, 28, 6, 5, 5, 1, 2, 2},   // LeNet-5's first layer
+      {6, 14, 14, 16, 5, 5, 1, 0, 0},  // and its second
+      {3, 9, 7, 17, 3, 3, 2, 1, 1},    {2, 5, 33, 1, 1, 3, 1, 0, 1},
+      {4, 6, 5, 9, 3, 1, 1, 2, 0},     {2, 8, 16, 8, 3, 4, 3, 1, 3},
+  };
+  std::map<std::string, int> checked;  // cases each variant took
+  for (const Case& c : cases) {
+    kernels::DirectConv d{};
+    d.channels = c.channels;
+    d.in_h = c.in_h;
+    d.in_w = c.in_w;
+    d.out_channels = c.out_channels;
+    d.kernel_h = c.kh;
+    d.kernel_w = c.kw;
+    d.stride_h = c.stride_h;
+    d.pad_top = c.pad_top;
+    d.pad_left = c.pad_left;
+    // Symmetric padding: out = (in + 2 pad - kernel) / stride + 1.
+    d.out_h = (c.in_h + 2 * c.pad_top - c.kh) / c.stride_h + 1;
+    d.out_w = c.in_w + 2 * c.pad_left - c.kw + 1;
+    const std::vector<float> x = Random(c.channels * c.in_h * c.in_w, 11);
+    const int64_t depth = c.channels * c.kh * c.kw;
+    const std::vector<float> w = Random(c.out_channels * depth, 12);
+    std::vector<float> transposed(w.size());
+    for (int64_t o = 0; o < c.out_channels; ++o) {
+      for (int64_t k = 0; k < depth; ++k) transposed[k * c.out_channels + o] = w[o * depth + k];
+    }
+    d.x = x.data();
+    d.w = w.data();
+    d.w_transposed = transposed.data();
+    std::vector<float> ref(c.out_channels * d.out_h * d.out_w);
+    d.y = ref.data();
+    kernels::DirectConvReference(d);
+    for (const kernels::SgemmKernels* kernel : variants) {
+      if (!kernel->direct_conv_fits(d)) continue;
+      ++checked[kernel->name];
+      std::vector<float> y(ref.size(), -7.0f);
+      d.y = y.data();
+      kernel->direct_conv(d);
+      ASSERT_EQ(std::memcmp(y.data(), ref.data(), y.size() * sizeof(float)), 0)
+          << kernel->name << " channels=" << c.channels << " out_w=" << d.out_w
+          << " out_channels=" << c.out_channels;
+    }
+  }
+  for (const kernels::SgemmKernels* kernel : variants) {
+    EXPECT_GE(checked[kernel->name], 3) << kernel->name;
   }
 }
 

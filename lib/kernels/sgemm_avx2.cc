@@ -3,6 +3,7 @@
 // after checking the CPU.
 #include <immintrin.h>
 
+#include "kernels/direct_conv_simd.h"
 #include "kernels/sgemm_simd.h"
 
 namespace qat {
@@ -27,16 +28,34 @@ struct Avx2Fma {
     const F all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
     return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, index, all, 4);
   }
+  using M = __m256i;
+  static M Range(int lo, int hi) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_and_si256(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32(lo - 1)),
+                            _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), lane));
+  }
+  static F MaskLoad(const float* p, M m) { return _mm256_maskload_ps(p, m); }
+  static void MaskStore(float* p, M m, F v) { _mm256_maskstore_ps(p, m, v); }
   static F Fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
 };
 
 using Kernel = simd::Sgemm<Avx2Fma, 6, 2>;
+// Rows of one vector take more output channels at a time than rows of two.
+using ConvOneVector = simd::DirectConvSimd<Avx2Fma, 1, 12>;
+using ConvTwoVectors = simd::DirectConvSimd<Avx2Fma, 2, 6>;
+void RunDirectConv(const DirectConv& a) {
+  if (ConvOneVector::Fits(a)) {
+    ConvOneVector::Run(a);
+  } else {
+    ConvTwoVectors::Run(a);
+  }
+}
 int64_t PackedFloats(int64_t cols, int64_t depth) { return Kernel::PaddedCols(cols) * depth; }
 
 }  // namespace
 
 const SgemmKernels kSgemm_avx2_fma = {"avx2_fma", Isa::kAvx2Fma, Kernel::Tile,
-                                      Kernel::PackWholeB, PackedFloats};
+                                      Kernel::PackWholeB, PackedFloats, RunDirectConv, ConvTwoVectors::Fits};
 
 }  // namespace kernels
 }  // namespace qat

@@ -3,6 +3,7 @@
 // only after checking the CPU.
 #include <immintrin.h>
 
+#include "kernels/direct_conv_simd.h"
 #include "kernels/sgemm_simd.h"
 
 namespace qat {
@@ -27,16 +28,32 @@ struct Avx512 {
   static F Gather(const float* base, I index) {
     return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xffff, index, base, 4);
   }
+  using M = __mmask16;
+  static M Range(int lo, int hi) {
+    return static_cast<M>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+  }
+  static F MaskLoad(const float* p, M m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void MaskStore(float* p, M m, F v) { _mm512_mask_storeu_ps(p, m, v); }
   static F Fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
 };
 
 using Kernel = simd::Sgemm<Avx512, 8, 2>;
+// Rows of one vector take more output channels at a time than rows of two.
+using ConvOneVector = simd::DirectConvSimd<Avx512, 1, 16>;
+using ConvTwoVectors = simd::DirectConvSimd<Avx512, 2, 8>;
+void RunDirectConv(const DirectConv& a) {
+  if (ConvOneVector::Fits(a)) {
+    ConvOneVector::Run(a);
+  } else {
+    ConvTwoVectors::Run(a);
+  }
+}
 int64_t PackedFloats(int64_t cols, int64_t depth) { return Kernel::PaddedCols(cols) * depth; }
 
 }  // namespace
 
 const SgemmKernels kSgemm_avx512 = {"avx512", Isa::kAvx512, Kernel::Tile, Kernel::PackWholeB,
-                                    PackedFloats};
+                                    PackedFloats, RunDirectConv, ConvTwoVectors::Fits};
 
 }  // namespace kernels
 }  // namespace qat

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/direct_conv.h"
 #include "kernels/isa.h"
 
 namespace qat {
@@ -58,6 +59,10 @@ struct SgemmKernels {
   // Packs the tile's whole op(B) into out, packed_floats(cols, depth) long.
   void (*pack_b)(const SgemmTile& tile, float* out);
   int64_t (*packed_floats)(int64_t cols, int64_t depth);
+  // The direct convolution (kernels/direct_conv.h), for the shapes that
+  // direct_conv_fits accepts.
+  void (*direct_conv)(const DirectConv& conv);
+  bool (*direct_conv_fits)(const DirectConv& conv);
 };
 
 #if defined(QAT_HAVE_AVX2_KERNELS)

@@ -156,6 +156,67 @@ void Im2Col(ThreadPool* pool, const Window& w, const T* x, int64_t batch,
   });
 }
 
+// The direct convolution's description of one image and group.
+kernels::DirectConv DirectConvOf(const Window& w, int64_t channels, int64_t out_channels) {
+  kernels::DirectConv d{};
+  d.channels = channels;
+  d.in_h = w.in[0];
+  d.in_w = w.in[1];
+  d.out_channels = out_channels;
+  d.out_h = w.out[0];
+  d.out_w = w.out[1];
+  d.kernel_h = w.kernel[0];
+  d.kernel_w = w.kernel[1];
+  d.stride_h = w.strides[0];
+  d.pad_top = w.pad_begin[0];
+  d.pad_left = w.pad_begin[1];
+  return d;
+}
+
+// Whether the SIMD kernel's direct convolution takes this layer: 2-D,
+// horizontal stride 1, no dilation, rows short enough for its registers.
+// It gives the same bits as im2col + GEMM (kernels/direct_conv.h) and does
+// not copy the input once per kernel position.
+bool DirectConvFits(const Window& w, int64_t channels, int64_t out_channels) {
+  const kernels::SgemmKernels* kernel = kernels::SelectedSgemmKernels();
+  if (kernel == nullptr || w.in.size() != 2 || w.strides[1] != 1 || w.dilations[0] != 1 ||
+      w.dilations[1] != 1) {
+    return false;
+  }
+  return kernel->direct_conv_fits(DirectConvOf(w, channels, out_channels));
+}
+
+// Conv by the direct kernel, one task per image and group, then the bias
+// (added after the sum, as the GEMM path adds it).
+void DirectConvAll(ThreadPool* pool, const Window& w, const float* x, const float* weights,
+                   const float* bias, int64_t batch, int64_t groups, int64_t cg, int64_t mg,
+                   float* y) {
+  const kernels::SgemmKernels& kernel = *kernels::SelectedSgemmKernels();
+  const int64_t in_size = w.in_size(), P = w.out_size(), depth = cg * w.kernel_size();
+  // Each group's weights as depth x mg (see DirectConv::w_transposed).
+  std::vector<float> transposed(groups * depth * mg);
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t j = 0; j < mg; ++j) {
+      for (int64_t k = 0; k < depth; ++k) {
+        transposed[(g * depth + k) * mg + j] = weights[(g * mg + j) * depth + k];
+      }
+    }
+  }
+  ParallelFor(pool, batch * groups, [&](int64_t task) {
+    const int64_t n = task / groups, g = task % groups;
+    kernels::DirectConv d = DirectConvOf(w, cg, mg);
+    d.x = x + (n * groups + g) * cg * in_size;
+    d.w = weights + g * mg * depth;
+    d.w_transposed = transposed.data() + g * depth * mg;
+    d.y = y + (n * groups + g) * mg * P;
+    kernel.direct_conv(d);
+    for (int64_t j = 0; bias != nullptr && j < mg; ++j) {
+      const float b = bias[g * mg + j];
+      for (int64_t p = 0; p < P; ++p) d.y[j * P + p] += b;
+    }
+  });
+}
+
 }  // namespace
 
 absl::StatusOr<Kernel> MakeConv(const NodeView& node) {
@@ -203,6 +264,14 @@ absl::StatusOr<Kernel> MakeConv(const NodeView& node) {
       y.Resize(x.dtype(), out_shape);
       const int64_t cg = in_channels / groups, mg = out_channels / groups;
       const int64_t P = w.out_size(), K = w.kernel_size(), in_size = w.in_size();
+      if constexpr (std::is_same_v<T, float>) {
+        if (DirectConvFits(w, cg, mg)) {
+          DirectConvAll(ctx.pool, w, x.data<float>(), weights.data<float>(),
+                        bias != nullptr ? bias->data<float>() : nullptr, batch, groups, cg, mg,
+                        y.data<float>());
+          return absl::OkStatus();
+        }
+      }
       // Images go through im2col and the GEMM a few at a time, so that the
       // column matrix (K * cg rows of P values per image) stays in L2.
       constexpr int64_t kColumnBytes = int64_t{512} << 10;
