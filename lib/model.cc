@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "qat/status_macros.h"
 #include "file_util.h"
 #include "model_internal.h"
 #include "op_schemas.h"
@@ -51,6 +52,35 @@ absl::StatusOr<Model> Model::Load(const std::string& path,
 
 namespace {
 constexpr int64_t kOldestOpset = 1;
+
+// Window attributes that must be positive wherever they appear.  ONNX's
+// shape inference divides by them without checking (a stride of 0 is a
+// SIGFPE inside libonnx, found by fuzz_model_pipeline), so they are checked
+// first, in subgraphs too.
+absl::Status CheckWindowAttributes(const onnx::GraphProto& graph, const std::string& source) {
+  for (const onnx::NodeProto& node : graph.node()) {
+    for (const onnx::AttributeProto& a : node.attribute()) {
+      const bool list = a.name() == "strides" || a.name() == "dilations" ||
+                        a.name() == "kernel_shape";
+      auto bad = [&](int64_t v) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "node '", node.name(), "' (", node.op_type(), ") in '", source, "' has ",
+            a.name(), " ", v, "; it must be positive"));
+      };
+      if (list) {
+        for (int64_t v : a.ints()) {
+          if (v <= 0) return bad(v);
+        }
+      }
+      if (a.name() == "group" && a.has_i() && a.i() <= 0) return bad(a.i());
+      if (a.has_g()) QAT_RETURN_IF_ERROR(CheckWindowAttributes(a.g(), source));
+      for (const onnx::GraphProto& g : a.graphs()) {
+        QAT_RETURN_IF_ERROR(CheckWindowAttributes(g, source));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
 }  // namespace
 
 absl::StatusOr<Model> Model::FromBytes(absl::string_view bytes,
@@ -76,6 +106,7 @@ absl::StatusOr<Model> Model::FromBytes(absl::string_view bytes,
           kOldestOpset, " to ", newest));
     }
   }
+  QAT_RETURN_IF_ERROR(CheckWindowAttributes(impl->proto.graph(), source));
   // ONNX reports problems by throwing; nothing may escape the library.
   try {
     if (options.check) onnx::checker::check_model(impl->proto);

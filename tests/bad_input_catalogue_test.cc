@@ -88,6 +88,35 @@ TEST(BadInputCatalogue, DuplicateNodeOutputNames) {
   ExpectError(g.Build().status(), absl::StatusCode::kInvalidArgument, "'y'");
 }
 
+// A zero stride made ONNX's own shape inference divide by zero (SIGFPE in
+// libonnx; fuzz_model_pipeline found it in LeNet-5 with one bit flipped).
+// It is refused before, naming the node and the attribute.
+TEST(BadInputCatalogue, ZeroStrideOrKernelSize) {
+  for (const char* attribute : {"strides", "kernel_shape", "dilations"}) {
+    onnx::ModelProto proto;
+    ASSERT_TRUE(proto.ParseFromString(MakeLeNet5()->Serialize()));
+    for (auto& node : *proto.mutable_graph()->mutable_node()) {
+      if (node.op_type() != "MaxPool") continue;
+      onnx::AttributeProto* a = nullptr;
+      for (auto& existing : *node.mutable_attribute()) {
+        if (existing.name() == attribute) a = &existing;
+      }
+      if (a == nullptr) {
+        a = node.add_attribute();
+        a->set_name(attribute);
+        a->set_type(onnx::AttributeProto::INTS);
+      }
+      a->clear_ints();
+      a->add_ints(2);
+      a->add_ints(0);
+      node.set_name("pool_with_zero");
+      break;
+    }
+    ExpectError(Model::FromBytes(proto.SerializeAsString(), "zero.onnx").status(),
+                absl::StatusCode::kInvalidArgument, "pool_with_zero");
+  }
+}
+
 // Too new: an opset the installed ONNX does not define is refused at load.
 // Too old: opset 1's Relu predates the semantics the kernel implements (6),
 // which the executor reports for that op.
