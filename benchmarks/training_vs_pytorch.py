@@ -103,15 +103,25 @@ def verdict(ok):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bench", required=True)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    ours = libqat_times(args.bench)
+    # Rounds alternate between the two sides, and each keeps its best, so
+    # that a slow spell of a shared machine hits both alike.
+    ours, t = {}, None
+    for _ in range(args.rounds):
+        for key, ms in libqat_times(args.bench).items():
+            ours[key] = min(ours.get(key, float("inf")), ms)
+        round_t = torch_times()
+        if round_t is not None:
+            t = round_t if t is None else {
+                "torch": t["torch"], "fp32_ms": min(t["fp32_ms"], round_t["fp32_ms"]),
+                "qat_ms": min(t["qat_ms"], round_t["qat_ms"])}
     print("MLP 784-500-10, batch 64, AdamW, 1 thread (ms per step)")
     print(f"libqat fp32: {ours['fp32']:.3f}")
     for mode in ("fixed", "observe", "learn"):
         overhead = ours[mode] / ours["fp32"]
         print(f"libqat QAT ({mode}): {ours[mode]:.3f}, {overhead:.2f}x libqat fp32"
               f" (target <= 1.25: {verdict(overhead <= 1.25)})")
-    t = torch_times()
     if t is None:
         print("PyTorch: SKIPPED, not installed (Debian package python3-torch)")
         return
