@@ -1,10 +1,10 @@
-// The AVX2+FMA GEMM variant: 6 x 16 micro-tiles (12 accumulator registers).
+// The AVX2+FMA float kernels: 6 x 16 GEMM micro-tiles (12 accumulator
+// registers) and the direct convolution.
 // This file alone is compiled with -mavx2 -mfma; the dispatcher uses it only
 // after checking the CPU.
 #include <immintrin.h>
 
-#include "kernels/direct_conv_simd.h"
-#include "kernels/sgemm_simd.h"
+#include "kernels/float_kernels_simd.h"
 
 namespace qat {
 namespace kernels {
@@ -39,23 +39,10 @@ struct Avx2Fma {
   static F Fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
 };
 
-using Kernel = simd::Sgemm<Avx2Fma, 6, 2>;
-// Rows of one vector take more output channels at a time than rows of two.
-using ConvOneVector = simd::DirectConvSimd<Avx2Fma, 1, 12>;
-using ConvTwoVectors = simd::DirectConvSimd<Avx2Fma, 2, 6>;
-void RunDirectConv(const DirectConv& a) {
-  if (ConvOneVector::Fits(a)) {
-    ConvOneVector::Run(a);
-  } else {
-    ConvTwoVectors::Run(a);
-  }
-}
-int64_t PackedFloats(int64_t cols, int64_t depth) { return Kernel::PaddedCols(cols) * depth; }
-
 }  // namespace
 
-const SgemmKernels kSgemm_avx2_fma = {"avx2_fma", Isa::kAvx2Fma, Kernel::Tile,
-                                      Kernel::PackWholeB, PackedFloats, RunDirectConv, ConvTwoVectors::Fits};
+constexpr SgemmKernels kSgemm_avx2_fma =
+    simd::FloatKernels<Avx2Fma, 6, 2, 12, 6>::Table("avx2_fma", Isa::kAvx2Fma);
 
 }  // namespace kernels
 }  // namespace qat

@@ -1,10 +1,10 @@
-// The AVX-512 GEMM variant: 8 x 32 micro-tiles (16 accumulator registers).
+// The AVX-512 float kernels: 8 x 32 GEMM micro-tiles (16 accumulator
+// registers) and the direct convolution.
 // This file alone is compiled with -mavx512f -mfma; the dispatcher uses it
 // only after checking the CPU.
 #include <immintrin.h>
 
-#include "kernels/direct_conv_simd.h"
-#include "kernels/sgemm_simd.h"
+#include "kernels/float_kernels_simd.h"
 
 namespace qat {
 namespace kernels {
@@ -37,23 +37,10 @@ struct Avx512 {
   static F Fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
 };
 
-using Kernel = simd::Sgemm<Avx512, 8, 2>;
-// Rows of one vector take more output channels at a time than rows of two.
-using ConvOneVector = simd::DirectConvSimd<Avx512, 1, 16>;
-using ConvTwoVectors = simd::DirectConvSimd<Avx512, 2, 8>;
-void RunDirectConv(const DirectConv& a) {
-  if (ConvOneVector::Fits(a)) {
-    ConvOneVector::Run(a);
-  } else {
-    ConvTwoVectors::Run(a);
-  }
-}
-int64_t PackedFloats(int64_t cols, int64_t depth) { return Kernel::PaddedCols(cols) * depth; }
-
 }  // namespace
 
-const SgemmKernels kSgemm_avx512 = {"avx512", Isa::kAvx512, Kernel::Tile, Kernel::PackWholeB,
-                                    PackedFloats, RunDirectConv, ConvTwoVectors::Fits};
+constexpr SgemmKernels kSgemm_avx512 =
+    simd::FloatKernels<Avx512, 8, 2, 16, 8>::Table("avx512", Isa::kAvx512);
 
 }  // namespace kernels
 }  // namespace qat
