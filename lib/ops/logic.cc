@@ -122,13 +122,11 @@ absl::StatusOr<Kernel> MakeWhere(const NodeView&) {
         (y.num_elements() == n || y.num_elements() == 1)) {
       Tensor& out = ctx.output(0);
       out.Resize(x.dtype(), *shape);
-      ParallelFor(ctx.pool, (n + kElementsPerTask - 1) / kElementsPerTask, [&](int64_t task) {
-        const int64_t begin = task * kElementsPerTask;
-        const int64_t x_step = x.num_elements() == n ? 1 : 0;
-        const int64_t y_step = y.num_elements() == n ? 1 : 0;
-        SelectFloats(std::min(kElementsPerTask, n - begin), cond.data<bool>() + begin,
-                     x.data<float>() + begin * x_step, x_step, y.data<float>() + begin * y_step,
-                     y_step, out.data<float>() + begin);
+      const int64_t x_step = x.num_elements() == n ? 1 : 0;
+      const int64_t y_step = y.num_elements() == n ? 1 : 0;
+      ForEachChunk(ctx.pool, n, [&](int64_t begin, int64_t count) {
+        SelectFloats(count, cond.data<bool>() + begin, x.data<float>() + begin * x_step, x_step,
+                     y.data<float>() + begin * y_step, y_step, out.data<float>() + begin);
       });
       return absl::OkStatus();
     }

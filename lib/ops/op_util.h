@@ -189,13 +189,22 @@ void ForEachBroadcast(ThreadPool* pool, const std::vector<int64_t>& out_shape,
   });
 }
 
+// Runs fn(begin, count) for the fixed-size chunks of [0, n), one task each,
+// over the pool (for loops that want a whole chunk, such as a vectorized
+// kernel).
+template <typename F>
+void ForEachChunk(ThreadPool* pool, int64_t n, F&& fn) {
+  ParallelFor(pool, (n + kElementsPerTask - 1) / kElementsPerTask, [&](int64_t task) {
+    const int64_t begin = task * kElementsPerTask;
+    fn(begin, std::min(kElementsPerTask, n - begin));
+  });
+}
+
 // Runs fn(i) for i in [0, n) in fixed-size tasks over the pool.
 template <typename F>
 void ForEachIndex(ThreadPool* pool, int64_t n, F&& fn) {
-  const int64_t num_tasks = (n + kElementsPerTask - 1) / kElementsPerTask;
-  ParallelFor(pool, num_tasks, [&](int64_t task) {
-    const int64_t end = std::min(n, (task + 1) * kElementsPerTask);
-    for (int64_t i = task * kElementsPerTask; i < end; ++i) fn(i);
+  ForEachChunk(pool, n, [&](int64_t begin, int64_t count) {
+    for (int64_t i = begin; i < begin + count; ++i) fn(i);
   });
 }
 

@@ -118,15 +118,6 @@ QAT_TARGET_CLONES void DequantizeInt8(int64_t n, const int8_t* x, int32_t zp, fl
   DequantizeRun(n, x, zp, scale, y);
 }
 
-// Runs fn(begin, count) over [0, n) in the pool's fixed-size tasks.
-template <typename F>
-void ForEachChunk(ThreadPool* pool, int64_t n, F&& fn) {
-  ParallelFor(pool, (n + kElementsPerTask - 1) / kElementsPerTask, [&](int64_t task) {
-    const int64_t begin = task * kElementsPerTask;
-    fn(begin, std::min(kElementsPerTask, n - begin));
-  });
-}
-
 // What QuantizeLinear and DequantizeLinear share: x, the scale (float32) and
 // the zero point, resolved per tensor or per axis.
 struct QuantArgs {
