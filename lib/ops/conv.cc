@@ -1,13 +1,15 @@
 // Conv, for 1, 2 or 3 spatial dimensions, with pads, strides, dilations,
-// groups and auto_pad.
+// groups and auto_pad.  Two paths that give the same bits:
 //
-// im2col + GEMM: for each group, the input patches of the whole batch become
-// a [(channels_per_group * kernel_size) x (images * out_positions)] matrix;
-// the group's weights [out_channels_per_group x same] times it give
-// [out_channels_per_group x (images * out_positions)], which is copied into
-// the NCHW output while the bias is added.  One GEMM covers the whole batch,
-// so its many column tiles keep the thread pool busy even when a layer has
-// few output channels.
+// - direct (float32 on a SIMD kernel; 2-D, horizontal stride 1, no
+//   dilation, short rows): kernels/direct_conv.h, one task per image and
+//   group, no copy of the input;
+// - im2col + GEMM otherwise: for each group, the input patches of a few
+//   images become a [(channels_per_group * kernel_size) x (images *
+//   out_positions)] matrix, small enough to stay in L2; the group's weights
+//   [out_channels_per_group x same] times it give [out_channels_per_group x
+//   (images * out_positions)], which is copied into the NCHW output while
+//   the bias is added.
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
@@ -144,8 +146,9 @@ void Im2Col(ThreadPool* pool, const Window& w, const T* x, int64_t batch,
     r.out_last = out_last;
     r.start = kernel_offsets[kk * dims + last] - w.pad_begin[last];
     r.stride = w.strides[last];
-    r.lo = r.start >= 0 ? 0 : std::min(out_last, (r.stride - 1 - r.start) / r.stride);
-    r.hi = std::max(r.lo, std::min(out_last, (in_last - r.start + r.stride - 1) / r.stride));
+    const OutputRange inside = InsideOutputs(r.start, r.stride, in_last, out_last);
+    r.lo = inside.lo;
+    r.hi = inside.hi;
     r.run_offsets = &run_offsets[kk * runs];
     r.dst = cols + row * batch * P;
     if constexpr (std::is_same_v<T, float>) {

@@ -133,9 +133,8 @@ absl::StatusOr<Kernel> MakePool(const NodeView& node, PoolKind kind) {
       // the last dimension.
       const int64_t stride = w.strides[last];
       const int64_t reach = (w.kernel[last] - 1) * w.dilations[last];
-      const int64_t lo = std::min(run, (w.pad_begin[last] + stride - 1) / stride);
-      const int64_t hi = std::max(
-          lo, std::min(run, (in[last] - reach + w.pad_begin[last] + stride - 1) / stride));
+      const OutputRange inside = InsideOutputs(-w.pad_begin[last], stride, in[last] - reach, run);
+      const int64_t lo = inside.lo, hi = inside.hi;  // plain names: the lambda captures them
       // The window corner of each run of a plane, computed once (it takes
       // divisions).
       std::vector<int64_t> run_corners(runs_per_plane * 3, 0);

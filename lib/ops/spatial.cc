@@ -45,6 +45,12 @@ void WindowCorner(const Window& w, int64_t p, int64_t* corner) {
   }
 }
 
+OutputRange InsideOutputs(int64_t start, int64_t stride, int64_t limit, int64_t count) {
+  const int64_t lo = start >= 0 ? 0 : std::min(count, (stride - 1 - start) / stride);
+  const int64_t hi = std::max(lo, std::min(count, (limit - start + stride - 1) / stride));
+  return {lo, hi};
+}
+
 absl::StatusOr<Window> ComputeWindow(const WindowAttrs& attrs,
                                      const std::vector<int64_t>& in,
                                      const std::vector<int64_t>& kernel) {

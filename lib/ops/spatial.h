@@ -44,6 +44,14 @@ std::vector<int64_t> KernelOffsets(const Window& w);
 // of output position p (row-major over `out`), one value per dimension.
 void WindowCorner(const Window& w, int64_t p, int64_t* corner);
 
+// Along one dimension, the outputs o in [lo, hi) of a run of `count` whose
+// positions start + o * stride (stride >= 1) lie in [0, limit): those whose
+// window, or kernel tap, stays out of the padding.
+struct OutputRange {
+  int64_t lo, hi;
+};
+OutputRange InsideOutputs(int64_t start, int64_t stride, int64_t limit, int64_t count);
+
 absl::StatusOr<Window> ComputeWindow(const WindowAttrs& attrs,
                                      const std::vector<int64_t>& in,
                                      const std::vector<int64_t>& kernel);
