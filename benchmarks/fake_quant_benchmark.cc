@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
-#include "fake_quant_internal.h"
+#include "kernels/fake_quant_internal.h"
 #include "kernels/fake_quant_variants.h"
 
 namespace qat {

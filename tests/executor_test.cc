@@ -11,7 +11,7 @@
 
 #include "gtest/gtest.h"
 #include "graph_builder.h"
-#include "ops/gemm.h"
+#include "exec/ops/gemm.h"
 #include "qat/model.h"
 
 namespace qat {

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "fake_quant_internal.h"
+#include "kernels/fake_quant_internal.h"
 #include "gtest/gtest.h"
 #include "qat/kernels/fake_quant_reference.h"
 

@@ -27,7 +27,7 @@
 #include "gtest/gtest.h"
 #include "qat/executor.h"
 #include "qat/tensor.h"
-#include "training/parameters.h"
+#include "train/parameters.h"
 
 namespace qat {
 namespace testing {

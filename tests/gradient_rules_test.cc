@@ -13,10 +13,10 @@
 
 #include "gradient_check.h"
 #include "gtest/gtest.h"
-#include "model_internal.h"
+#include "core/model_internal.h"
 #include "qat/fake_quant.h"
-#include "training/gradient_builder.h"
-#include "training/graph_editor.h"
+#include "passes/gradient_builder.h"
+#include "graph/graph_editor.h"
 
 namespace qat {
 namespace testing {

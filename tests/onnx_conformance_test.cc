@@ -23,10 +23,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "file_util.h"
+#include "core/file_util.h"
 #include "gtest/gtest.h"
-#include "model_internal.h"
-#include "ops/registry.h"
+#include "core/model_internal.h"
+#include "exec/ops/registry.h"
 #include "qat/executor.h"
 #include "qat/model.h"
 #include "qat/tensor.h"

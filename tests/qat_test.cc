@@ -10,7 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "model_internal.h"
+#include "core/model_internal.h"
 #include "qat/calibrate.h"
 #include "qat/executor.h"
 #include "qat/model_zoo.h"
@@ -20,7 +20,7 @@
 #include "qat/trainer.h"
 #include "qat/training_artifacts.h"
 #include "passes/fuse_qdq.h"
-#include "training/graph_editor.h"
+#include "graph/graph_editor.h"
 
 namespace qat {
 namespace {

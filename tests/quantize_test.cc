@@ -8,12 +8,12 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "model_internal.h"
+#include "core/model_internal.h"
 #include "qat/calibrate.h"
 #include "qat/executor.h"
 #include "qat/model_zoo.h"
 #include "qat/quantize.h"
-#include "training/graph_editor.h"
+#include "graph/graph_editor.h"
 
 namespace qat {
 namespace {

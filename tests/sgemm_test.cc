@@ -11,7 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "kernels/sgemm_variants.h"
-#include "ops/gemm.h"
+#include "exec/ops/gemm.h"
 
 namespace qat {
 namespace {

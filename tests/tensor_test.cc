@@ -7,7 +7,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
-#include "onnx_tensor.h"
+#include "core/onnx_tensor.h"
 #include "qat/npy.h"
 
 namespace qat {

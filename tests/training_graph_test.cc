@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "qat/model_zoo.h"
 #include "qat/training_graph.h"
-#include "training/gradient_builder.h"
+#include "passes/gradient_builder.h"
 
 namespace qat {
 namespace testing {

@@ -1,7 +1,7 @@
 // The ops of lib/ops/training_ops.cc beyond ONNX's node tests: ConvTranspose's
 // GEMM version against its reference on random shapes, and the errors that
 // bad input gets (never a crash).
-#include "ops/training_ops.h"
+#include "exec/ops/training_ops.h"
 
 #include <cstring>
 #include <map>

@@ -36,26 +36,10 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "qat/export.h"
+#include "qat/loss.h"
 #include "qat/model.h"
 
 namespace qat {
-
-enum class LossKind { kCrossEntropy, kMse, kBceWithLogits, kL1 };
-enum class LossReduction { kMean, kSum };
-
-// "cross-entropy", "mse", "bce-with-logits", "l1".
-QAT_API absl::StatusOr<LossKind> ParseLossKind(absl::string_view name);
-QAT_API const char* LossKindName(LossKind kind);
-
-struct LossOptions {
-  LossKind kind = LossKind::kCrossEntropy;
-  LossReduction reduction = LossReduction::kMean;
-  // The model output the loss reads; empty means the first output.
-  std::string output;
-  // Cross-entropy only.
-  std::optional<int64_t> ignore_index;
-  std::vector<float> class_weights;  // empty: all classes weigh 1
-};
 
 struct TrainingGraphOptions {
   LossOptions loss;
@@ -78,10 +62,6 @@ struct TrainingGraphOptions {
 };
 
 inline constexpr char kQuantParamsMetadataKey[] = "libqat.quant_params";
-
-// Input and output names the training graphs use.
-inline constexpr char kLabelsInput[] = "labels";
-inline constexpr char kLossOutput[] = "loss";
 
 struct TrainingModels {
   Model training;

@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "qat/status_macros.h"
 #include "qat/tensor.h"
-#include "training/graph_editor.h"
+#include "graph/graph_editor.h"
 
 namespace qat {
 namespace passes {

@@ -15,7 +15,7 @@
 #ifndef QAT_LIB_PASSES_FOLD_CONSTANTS_H_
 #define QAT_LIB_PASSES_FOLD_CONSTANTS_H_
 
-#include "passes/graph_pass.h"
+#include "graph/graph_pass.h"
 
 namespace qat {
 namespace passes {

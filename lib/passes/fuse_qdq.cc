@@ -4,14 +4,14 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "op_schemas.h"
+#include "core/op_schemas.h"
 #include "passes/fold_constants.h"
 #include "qat/fake_quant.h"
 #include "qat/kernels/fake_quant_reference.h"
 #include "qat/quant_range.h"
 #include "qat/status_macros.h"
 #include "qat/tensor.h"
-#include "training/graph_editor.h"
+#include "graph/graph_editor.h"
 
 namespace qat {
 namespace passes {

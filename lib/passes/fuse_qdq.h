@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "passes/graph_pass.h"
+#include "graph/graph_pass.h"
 
 namespace qat {
 namespace passes {

@@ -9,8 +9,8 @@
 #include "qat/kernels/fake_quant_reference.h"
 #include "qat/status_macros.h"
 #include "qat/tensor.h"
-#include "quantization/node_selection.h"
-#include "training/graph_editor.h"
+#include "passes/node_selection.h"
+#include "graph/graph_editor.h"
 
 namespace qat {
 namespace passes {
@@ -293,13 +293,13 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
   return changed;
 }
 
-}  // namespace passes
-
 int64_t WeightChannelAxis(const std::string& op_type, bool trans_b) {
   if (op_type == "Conv") return 0;
   if (op_type == "MatMul") return 1;
   if (op_type == "Gemm") return trans_b ? 0 : 1;
   return -1;
 }
+
+}  // namespace passes
 
 }  // namespace qat

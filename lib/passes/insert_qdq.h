@@ -18,23 +18,46 @@
 #ifndef QAT_LIB_PASSES_INSERT_QDQ_H_
 #define QAT_LIB_PASSES_INSERT_QDQ_H_
 
-#include "passes/graph_pass.h"
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "graph/graph_pass.h"
 #include "qat/calibration_table.h"
-#include "qat/quantize.h"
+#include "qat/quant_params.h"
 
 namespace qat {
 namespace passes {
 
+// What to quantize and how (qat::QuantizeOptions fills it for the quantize
+// stage).
+struct InsertQdqConfig {
+  std::vector<std::string> op_types = {"MatMul", "Gemm", "Conv"};
+  // Node names to skip; when `include_nodes` is not empty, only those.
+  std::vector<std::string> exclude_nodes;
+  std::vector<std::string> include_nodes;
+  QuantType activation_type = QuantType::kUInt8;  // or kInt8
+  bool symmetric_activations = false;
+  int weight_bits = 8;  // 8 or 4
+  bool per_channel = false;
+  bool reduce_range = false;  // weights in [-64, 64]
+  bool weights_as_int8 = false;
+};
+
+// The weight's channel axis for a node's input, as ONNX Runtime chooses it:
+// Conv 0, MatMul 1, Gemm 0 when transB else 1.  -1 for other ops.
+int64_t WeightChannelAxis(const std::string& op_type, bool trans_b);
+
 class InsertQdqPass : public GraphPass {
  public:
-  InsertQdqPass(const CalibrationTable& table, const QuantizeOptions& options)
-      : table_(table), options_(options) {}
+  InsertQdqPass(const CalibrationTable& table, InsertQdqConfig config)
+      : table_(table), options_(std::move(config)) {}
   absl::string_view name() const override { return "insert_qdq"; }
 
  private:
   absl::StatusOr<bool> RunImpl(onnx::ModelProto* model) override;
   const CalibrationTable& table_;
-  QuantizeOptions options_;
+  InsertQdqConfig options_;
 };
 
 }  // namespace passes

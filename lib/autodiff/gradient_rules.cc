@@ -1,0 +1,123 @@
+#include "autodiff/gradient_rules.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace qat {
+namespace training {
+
+GradContext::GradContext(GraphEditor& editor, const onnx::NodeProto& node,
+                         std::vector<std::string> output_grads,
+                         std::vector<bool> wants_input_grad)
+    : editor_(editor),
+      node_(node),
+      output_grads_(std::move(output_grads)),
+      wants_(std::move(wants_input_grad)),
+      input_grads_(node.input_size()) {}
+
+const std::string& GradContext::input(int i) const {
+  static const std::string kNone;
+  return i < node_.input_size() ? node_.input(i) : kNone;
+}
+
+const std::string& GradContext::output(int i) const {
+  static const std::string kNone;
+  return i < node_.output_size() ? node_.output(i) : kNone;
+}
+
+const std::string& GradContext::output_grad(int i) const {
+  static const std::string kNone;
+  return i < static_cast<int>(output_grads_.size()) ? output_grads_[i] : kNone;
+}
+
+bool GradContext::wants(int i) const {
+  return i < static_cast<int>(wants_.size()) && wants_[i];
+}
+
+void GradContext::SetInputGrad(int i, std::string grad) {
+  if (wants(i)) input_grads_[i] = std::move(grad);
+}
+
+std::string GradContext::Hint(const std::string& what) const {
+  return absl::StrCat(node_.output_size() > 0 ? node_.output(0) : node_.name(),
+                      "_grad_", what);
+}
+
+absl::StatusOr<ValueShape> GradContext::Shape(const std::string& name,
+                                              bool need_dims) const {
+  std::optional<ValueShape> s = editor_.ShapeOf(name);
+  if (!s.has_value() || !s->rank_known) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the gradient of ", DescribeNode(node_),
+        " needs the shape of '", name,
+        "', which shape inference did not determine"));
+  }
+  if (need_dims && !s->fully_known()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the gradient of ", DescribeNode(node_), " needs static dimensions of '",
+        name, "', but its shape is [", absl::StrJoin(s->dims, ","), "]"));
+  }
+  return *s;
+}
+
+absl::StatusOr<std::string> GradContext::Unbroadcast(const std::string& grad,
+                                                     int in, int out) {
+  absl::StatusOr<ValueShape> xs = Shape(input(in));
+  if (!xs.ok()) return xs.status();
+  absl::StatusOr<ValueShape> ys = Shape(output(out));
+  if (!ys.ok()) return ys.status();
+  const int64_t lead = ys->rank() - xs->rank();
+  if (lead < 0) {
+    return absl::InternalError(absl::StrCat(
+        DescribeNode(node_), ": input '", input(in),
+        "' has a higher rank than the output"));
+  }
+  std::string g = grad;
+  if (lead > 0) {
+    std::vector<int64_t> axes(static_cast<size_t>(lead));
+    for (int64_t a = 0; a < lead; ++a) axes[a] = a;
+    g = editor_.ReduceSum(g, axes, /*keepdims=*/false, Hint("unbroadcast"));
+  }
+  // Axes where the input had size 1 and the output did not.  An unknown
+  // input dimension is taken as not broadcast.
+  std::vector<int64_t> ones;
+  for (int64_t a = 0; a < xs->rank(); ++a) {
+    const int64_t xd = xs->dims[a], yd = ys->dims[a + lead];
+    if (xd == 1 && yd != 1) ones.push_back(a);
+  }
+  if (!ones.empty()) {
+    g = editor_.ReduceSum(g, ones, /*keepdims=*/true, Hint("unbroadcast"));
+  }
+  return g;
+}
+
+absl::Status GradContext::Unsupported(const std::string& what) const {
+  return absl::UnimplementedError(absl::StrCat(
+      "no gradient for ", DescribeNode(node_), ": ", what));
+}
+
+GradRule FindGradRule(const std::string& domain, const std::string& op_type) {
+  const std::string d = domain == "ai.onnx" ? "" : domain;
+#define QAT_GRAD_RULE(rule_domain, rule_op, fn) \
+  if (d == rule_domain && op_type == rule_op) return fn;
+#include "autodiff/gradient_rule_list.h"
+#undef QAT_GRAD_RULE
+  return nullptr;
+}
+
+bool IsNonDifferentiable(const std::string& domain,
+                         const std::string& op_type) {
+  static const char* const kOps[] = {
+      "Shape",   "Size",      "Equal",    "Less",       "Greater",
+      "LessOrEqual", "GreaterOrEqual", "And", "Or",     "Not",
+      "Round",   "Floor",     "Ceil",     "Sign",       "ArgMax",
+      "ArgMin",  "ConstantOfShape", "Constant", "OneHot", "Range"};
+  if (!(domain.empty() || domain == "ai.onnx")) return false;
+  return std::any_of(std::begin(kOps), std::end(kOps),
+                     [&](const char* op) { return op_type == op; });
+}
+
+}  // namespace training
+}  // namespace qat

@@ -1,0 +1,171 @@
+#include "qat/model.h"
+
+#include <exception>
+#include <unordered_set>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "qat/status_macros.h"
+#include "core/file_util.h"
+#include "core/model_internal.h"
+#include "core/op_schemas.h"
+#include "onnx/checker.h"
+#include "onnx/shape_inference/implementation.h"
+
+namespace qat {
+
+ValueInfo ValueInfoFromProto(const onnx::ValueInfoProto& proto) {
+  ValueInfo info;
+  info.name = proto.name();
+  if (!proto.type().has_tensor_type()) return info;
+  const auto& tensor_type = proto.type().tensor_type();
+  if (IsSupportedDataType(tensor_type.elem_type())) {
+    info.dtype = static_cast<DataType>(tensor_type.elem_type());
+  }
+  if (tensor_type.has_shape()) {
+    info.has_shape = true;
+    for (const auto& dim : tensor_type.shape().dim()) {
+      info.shape.push_back(dim.has_dim_value() ? dim.dim_value() : -1);
+    }
+  }
+  return info;
+}
+
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::Model(const Model& other)
+    : impl_(std::make_unique<Impl>(*other.impl_)) {}
+Model& Model::operator=(const Model& other) {
+  if (this != &other) *impl_ = *other.impl_;
+  return *this;
+}
+Model::Model(Model&& other) noexcept = default;
+Model& Model::operator=(Model&& other) noexcept = default;
+Model::~Model() = default;
+
+absl::StatusOr<Model> Model::Load(const std::string& path,
+                                  const ModelLoadOptions& options) {
+  auto bytes = ReadFileToString(path);
+  if (!bytes.ok()) return bytes.status();
+  return FromBytes(*bytes, path, options);
+}
+
+namespace {
+constexpr int64_t kOldestOpset = 1;
+
+// Window attributes that must be positive wherever they appear.  ONNX's
+// shape inference divides by them without checking (a stride of 0 is a
+// SIGFPE inside libonnx, found by fuzz_model_pipeline), so they are checked
+// first, in subgraphs too.
+absl::Status CheckWindowAttributes(const onnx::GraphProto& graph, const std::string& source) {
+  for (const onnx::NodeProto& node : graph.node()) {
+    for (const onnx::AttributeProto& a : node.attribute()) {
+      const bool list = a.name() == "strides" || a.name() == "dilations" ||
+                        a.name() == "kernel_shape";
+      auto bad = [&](int64_t v) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "node '", node.name(), "' (", node.op_type(), ") in '", source, "' has ",
+            a.name(), " ", v, "; it must be positive"));
+      };
+      if (list) {
+        for (int64_t v : a.ints()) {
+          if (v <= 0) return bad(v);
+        }
+      }
+      if (a.name() == "group" && a.has_i() && a.i() <= 0) return bad(a.i());
+      if (a.has_g()) QAT_RETURN_IF_ERROR(CheckWindowAttributes(a.g(), source));
+      for (const onnx::GraphProto& g : a.graphs()) {
+        QAT_RETURN_IF_ERROR(CheckWindowAttributes(g, source));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+}  // namespace
+
+absl::StatusOr<Model> Model::FromBytes(absl::string_view bytes,
+                                       const std::string& source,
+                                       const ModelLoadOptions& options) {
+  RegisterOpSchemas();  // so that the checker and inference know FakeQuant
+  auto impl = std::make_unique<Impl>();
+  impl->source = source;
+  if (!impl->proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", source, "' is not a valid ONNX model (protobuf parse failed)"));
+  }
+  // The default domain's opset must be one that the installed ONNX defines
+  // (an opset too old for one op's kernel is reported by the executor, per
+  // op).
+  for (const auto& opset : impl->proto.opset_import()) {
+    if (!(opset.domain().empty() || opset.domain() == "ai.onnx")) continue;
+    const auto& ranges = onnx::OpSchemaRegistry::DomainToVersionRange::Instance().Map();
+    const int64_t newest = ranges.count("") ? ranges.at("").second : 17;
+    if (opset.version() < kOldestOpset || opset.version() > newest) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", source, "' imports ONNX opset ", opset.version(), "; libqat supports opsets ",
+          kOldestOpset, " to ", newest));
+    }
+  }
+  QAT_RETURN_IF_ERROR(CheckWindowAttributes(impl->proto.graph(), source));
+  // ONNX reports problems by throwing; nothing may escape the library.
+  try {
+    if (options.check) onnx::checker::check_model(impl->proto);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", source, "' failed the ONNX checker: ", e.what()));
+  }
+  try {
+    if (options.infer_shapes) {
+      onnx::ShapeInferenceOptions inference_options;
+      inference_options.check_type = false;
+      inference_options.error_mode = 1;  // throw on the first node's error
+      inference_options.enable_data_propagation = true;
+      onnx::shape_inference::InferShapes(
+          impl->proto, onnx::OpSchemaRegistry::Instance(), inference_options);
+    }
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", source, "' failed ONNX shape inference: ", e.what()));
+  }
+  return Model(std::move(impl));
+}
+
+const std::string& Model::source() const { return impl_->source; }
+
+std::vector<ValueInfo> Model::inputs() const {
+  const auto& graph = impl_->proto.graph();
+  std::unordered_set<std::string> initializers;
+  for (const auto& init : graph.initializer()) initializers.insert(init.name());
+  std::vector<ValueInfo> result;
+  for (const auto& input : graph.input()) {
+    if (initializers.count(input.name()) == 0) {
+      result.push_back(ValueInfoFromProto(input));
+    }
+  }
+  return result;
+}
+
+std::vector<ValueInfo> Model::outputs() const {
+  std::vector<ValueInfo> result;
+  for (const auto& output : impl_->proto.graph().output()) {
+    result.push_back(ValueInfoFromProto(output));
+  }
+  return result;
+}
+
+int64_t Model::OpsetVersion(const std::string& domain) const {
+  const std::string wanted = domain == "ai.onnx" ? "" : domain;
+  for (const auto& opset : impl_->proto.opset_import()) {
+    const std::string d = opset.domain() == "ai.onnx" ? "" : opset.domain();
+    if (d == wanted) return opset.version();
+  }
+  return -1;
+}
+
+std::string Model::Serialize() const {
+  std::string bytes;
+  impl_->proto.SerializeToString(&bytes);
+  return bytes;
+}
+
+}  // namespace qat

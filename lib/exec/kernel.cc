@@ -1,0 +1,42 @@
+#include "exec/kernel.h"
+
+namespace qat {
+namespace exec {
+
+const onnx::AttributeProto* NodeView::Find(const std::string& name) const {
+  for (const auto& attr : proto_.attribute()) {
+    if (attr.name() == name) return &attr;
+  }
+  return nullptr;
+}
+
+int64_t NodeView::GetInt(const std::string& name, int64_t fallback) const {
+  const auto* attr = Find(name);
+  return attr != nullptr ? attr->i() : fallback;
+}
+
+float NodeView::GetFloat(const std::string& name, float fallback) const {
+  const auto* attr = Find(name);
+  return attr != nullptr ? attr->f() : fallback;
+}
+
+std::string NodeView::GetString(const std::string& name,
+                                const std::string& fallback) const {
+  const auto* attr = Find(name);
+  return attr != nullptr ? attr->s() : fallback;
+}
+
+std::vector<int64_t> NodeView::GetInts(const std::string& name) const {
+  const auto* attr = Find(name);
+  if (attr == nullptr) return {};
+  return std::vector<int64_t>(attr->ints().begin(), attr->ints().end());
+}
+
+std::vector<float> NodeView::GetFloats(const std::string& name) const {
+  const auto* attr = Find(name);
+  if (attr == nullptr) return {};
+  return std::vector<float>(attr->floats().begin(), attr->floats().end());
+}
+
+}  // namespace exec
+}  // namespace qat

@@ -1,0 +1,312 @@
+// Conv, for 1, 2 or 3 spatial dimensions, with pads, strides, dilations,
+// groups and auto_pad.  Two paths that give the same bits:
+//
+// - direct (float32 on a SIMD kernel; 2-D, horizontal stride 1, no
+//   dilation, short rows): kernels/direct_conv.h, one task per image and
+//   group, no copy of the input;
+// - im2col + GEMM otherwise: for each group, the input patches of a few
+//   images become a [(channels_per_group * kernel_size) x (images *
+//   out_positions)] matrix, small enough to stay in L2; the group's weights
+//   [out_channels_per_group x same] times it give [out_channels_per_group x
+//   (images * out_positions)], which is copied into the NCHW output while
+//   the bias is added.
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/target_clones.h"
+#include "exec/ops/gemm.h"
+#include "exec/ops/op_util.h"
+#include "exec/ops/spatial.h"
+#include "qat/status_macros.h"
+
+namespace qat {
+namespace exec {
+namespace {
+
+// Scratch matrices kept from one run to the next.
+struct ConvScratch {
+  Tensor cols;
+  Tensor product;
+};
+
+// kBytes bytes of src, or zeros when src is null, to dst: a fixed size, so
+// the compiler emits plain vector moves.
+template <int kBytes>
+QAT_ALWAYS_INLINE void CopyPiece(const void* src, void* dst) {
+  if (src != nullptr) {
+    std::memcpy(dst, src, kBytes);
+  } else {
+    std::memset(dst, 0, kBytes);
+  }
+}
+
+// dst[0, n) = src[0, n), or zeros when src is null.  Im2Col's runs are a
+// few dozen values, too short for a call to memmove or memset to pay off:
+// this moves 64-byte pieces (or two overlapping smaller ones) and ends with
+// a piece that overlaps the previous one rather than with a scalar tail.
+template <typename T>
+QAT_ALWAYS_INLINE void CopyRun(const T* src, int64_t n, T* dst) {
+  constexpr int64_t k64 = 64 / sizeof(T), k32 = k64 / 2, k16 = k64 / 4;
+  auto at = [src](int64_t o) { return src != nullptr ? src + o : nullptr; };
+  if (n >= k64) {
+    for (int64_t o = 0; o + k64 <= n; o += k64) CopyPiece<64>(at(o), dst + o);
+    if (n % k64 != 0) CopyPiece<64>(at(n - k64), dst + n - k64);
+  } else if (n >= k32) {
+    CopyPiece<32>(at(0), dst);
+    CopyPiece<32>(at(n - k32), dst + n - k32);
+  } else if (n >= k16) {
+    CopyPiece<16>(at(0), dst);
+    CopyPiece<16>(at(n - k16), dst + n - k16);
+  } else {
+    for (int64_t o = 0; o < n; ++o) dst[o] = src != nullptr ? src[o] : T(0);
+  }
+}
+
+// One row (c, kk) of Im2Col for every image: image n's output runs go to
+// dst + n * P, run q (along the last spatial dimension) reading the input
+// row at run_offsets[q] (-1: all padding); output o of a run reads
+// start + o * stride when o is in [lo, hi), padding otherwise.
+template <typename T>
+struct Im2ColRow {
+  const T* plane;  // channel c of image 0
+  int64_t image_stride, batch, P, runs, out_last, start, stride, lo, hi;
+  const int64_t* run_offsets;
+  T* dst;
+};
+
+template <typename T>
+QAT_ALWAYS_INLINE void FillIm2ColRow(const Im2ColRow<T>& r) {
+  for (int64_t n = 0; n < r.batch; ++n) {
+    for (int64_t q = 0; q < r.runs; ++q) {
+      T* dst = r.dst + n * r.P + q * r.out_last;
+      const int64_t offset = r.run_offsets[q];
+      if (offset < 0) {
+        CopyRun<T>(nullptr, r.out_last, dst);
+        continue;
+      }
+      const T* src = r.plane + n * r.image_stride + offset + r.start;
+      CopyRun<T>(nullptr, r.lo, dst);
+      if (r.stride == 1) {
+        CopyRun(src + r.lo, r.hi - r.lo, dst + r.lo);
+      } else {
+        for (int64_t o = r.lo; o < r.hi; ++o) dst[o] = src[o * r.stride];
+      }
+      CopyRun<T>(nullptr, r.out_last - r.hi, dst + r.hi);
+    }
+  }
+}
+
+// The float rows, cloned per instruction set: these copies are most of
+// im2col's time, and wider moves shorten them.  A copy is a copy: every
+// clone writes the same bits.
+QAT_TARGET_CLONES void FillIm2ColRowFloat(const Im2ColRow<float>& r) { FillIm2ColRow(r); }
+
+// Fills cols[(c * K + kk) * (batch * P) + n * P + p] for channels
+// [0, channels) of every image: row (c, kk) holds, for every output
+// position, the input value under kernel position kk.  Image n starts at
+// x + n * image_stride.
+template <typename T>
+void Im2Col(ThreadPool* pool, const Window& w, const T* x, int64_t batch,
+            int64_t image_stride, int64_t channels, T* cols) {
+  const int dims = static_cast<int>(w.in.size());
+  const int last = dims - 1;
+  const int64_t P = w.out_size(), K = w.kernel_size(), in_size = w.in_size();
+  const int64_t out_last = w.out[last], in_last = w.in[last];
+  const std::vector<int64_t> in_strides = ContiguousStrides(w.in);
+  const std::vector<int64_t> kernel_offsets = KernelOffsets(w);
+  // For each kernel position kk and run q of outputs along the last spatial
+  // dimension: where the run's input row starts, or -1 when it lies in the
+  // padding.  The same for every channel and image.
+  const int64_t runs = P / out_last;
+  std::vector<int64_t> run_offsets(K * runs);
+  for (int64_t kk = 0; kk < K; ++kk) {
+    const int64_t* koff = &kernel_offsets[kk * dims];
+    for (int64_t q = 0; q < runs; ++q) {
+      int64_t rem = q, offset = 0;
+      bool inside = true;
+      for (int d = last - 1; d >= 0; --d) {
+        const int64_t pos = (rem % w.out[d]) * w.strides[d] - w.pad_begin[d] + koff[d];
+        rem /= w.out[d];
+        inside = inside && pos >= 0 && pos < w.in[d];
+        offset += pos * in_strides[d];
+      }
+      run_offsets[kk * runs + q] = inside ? offset : -1;
+    }
+  }
+  ParallelFor(pool, channels * K, [&](int64_t row) {
+    const int64_t c = row / K, kk = row % K;
+    Im2ColRow<T> r;
+    r.plane = x + c * in_size;
+    r.image_stride = image_stride;
+    r.batch = batch;
+    r.P = P;
+    r.runs = runs;
+    r.out_last = out_last;
+    r.start = kernel_offsets[kk * dims + last] - w.pad_begin[last];
+    r.stride = w.strides[last];
+    const OutputRange inside = InsideOutputs(r.start, r.stride, in_last, out_last);
+    r.lo = inside.lo;
+    r.hi = inside.hi;
+    r.run_offsets = &run_offsets[kk * runs];
+    r.dst = cols + row * batch * P;
+    if constexpr (std::is_same_v<T, float>) {
+      FillIm2ColRowFloat(r);
+    } else {
+      FillIm2ColRow(r);
+    }
+  });
+}
+
+// The direct convolution's description of one image and group.
+kernels::DirectConv DirectConvOf(const Window& w, int64_t channels, int64_t out_channels) {
+  kernels::DirectConv d{};
+  d.channels = channels;
+  d.in_h = w.in[0];
+  d.in_w = w.in[1];
+  d.out_channels = out_channels;
+  d.out_h = w.out[0];
+  d.out_w = w.out[1];
+  d.kernel_h = w.kernel[0];
+  d.kernel_w = w.kernel[1];
+  d.stride_h = w.strides[0];
+  d.pad_top = w.pad_begin[0];
+  d.pad_left = w.pad_begin[1];
+  return d;
+}
+
+// Whether the SIMD kernel's direct convolution takes this layer: 2-D,
+// horizontal stride 1, no dilation, rows short enough for its registers.
+// It gives the same bits as im2col + GEMM (kernels/direct_conv.h) and does
+// not copy the input once per kernel position.
+bool DirectConvFits(const Window& w, int64_t channels, int64_t out_channels) {
+  const kernels::SgemmKernels* kernel = kernels::SelectedSgemmKernels();
+  if (kernel == nullptr || w.in.size() != 2 || w.strides[1] != 1 || w.dilations[0] != 1 ||
+      w.dilations[1] != 1) {
+    return false;
+  }
+  return kernel->direct_conv_fits(DirectConvOf(w, channels, out_channels));
+}
+
+// Conv by the direct kernel, one task per image and group, then the bias
+// (added after the sum, as the GEMM path adds it).
+void DirectConvAll(ThreadPool* pool, const Window& w, const float* x, const float* weights,
+                   const float* bias, int64_t batch, int64_t groups, int64_t cg, int64_t mg,
+                   float* y) {
+  const kernels::SgemmKernels& kernel = *kernels::SelectedSgemmKernels();
+  const int64_t in_size = w.in_size(), P = w.out_size(), depth = cg * w.kernel_size();
+  // Each group's weights as depth x mg (see DirectConv::w_transposed).
+  std::vector<float> transposed(groups * depth * mg);
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t j = 0; j < mg; ++j) {
+      for (int64_t k = 0; k < depth; ++k) {
+        transposed[(g * depth + k) * mg + j] = weights[(g * mg + j) * depth + k];
+      }
+    }
+  }
+  ParallelFor(pool, batch * groups, [&](int64_t task) {
+    const int64_t n = task / groups, g = task % groups;
+    kernels::DirectConv d = DirectConvOf(w, cg, mg);
+    d.x = x + (n * groups + g) * cg * in_size;
+    d.w = weights + g * mg * depth;
+    d.w_transposed = transposed.data() + g * depth * mg;
+    d.y = y + (n * groups + g) * mg * P;
+    kernel.direct_conv(d);
+    for (int64_t j = 0; bias != nullptr && j < mg; ++j) {
+      const float b = bias[g * mg + j];
+      for (int64_t p = 0; p < P; ++p) d.y[j * P + p] += b;
+    }
+  });
+}
+
+}  // namespace
+
+absl::StatusOr<Kernel> MakeConv(const NodeView& node) {
+  const WindowAttrs attrs = WindowAttrs::FromNode(node);
+  const int64_t groups = node.GetInt("group", 1);
+  if (groups < 1) return absl::InvalidArgumentError("group must be positive");
+  auto scratch = std::make_shared<ConvScratch>();
+  return Kernel([=](KernelContext& ctx) -> absl::Status {
+    QAT_RETURN_IF_ERROR(RequireInputs(ctx, 2));
+    const Tensor& x = ctx.input(0);
+    const Tensor& weights = ctx.input(1);
+    QAT_RETURN_IF_ERROR(RequireSameType(x, weights));
+    if (x.rank() < 3 || x.rank() > 5 || weights.rank() != x.rank()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "Conv needs X and W of the same rank 3 to 5, got ", ShapeToString(x.shape()),
+          " and ", ShapeToString(weights.shape())));
+    }
+    const int64_t batch = x.dim(0), in_channels = x.dim(1);
+    const int64_t out_channels = weights.dim(0);
+    if (in_channels % groups != 0 || out_channels % groups != 0 ||
+        weights.dim(1) * groups != in_channels) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "X ", ShapeToString(x.shape()), " and W ", ShapeToString(weights.shape()),
+          " do not fit group=", groups));
+    }
+    const std::vector<int64_t> in(x.shape().begin() + 2, x.shape().end());
+    const std::vector<int64_t> kernel(weights.shape().begin() + 2, weights.shape().end());
+    if (!attrs.kernel_shape.empty() && attrs.kernel_shape != kernel) {
+      return absl::InvalidArgumentError("kernel_shape does not match W's shape");
+    }
+    QAT_ASSIGN_OR_RETURN(const Window w, ComputeWindow(attrs, in, kernel));
+    const Tensor* bias = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+    if (bias != nullptr) {
+      QAT_RETURN_IF_ERROR(RequireSameType(x, *bias));
+      if (bias->num_elements() != out_channels) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "B has ", bias->num_elements(), " values for ", out_channels, " output channels"));
+      }
+    }
+    std::vector<int64_t> out_shape = {batch, out_channels};
+    out_shape.insert(out_shape.end(), w.out.begin(), w.out.end());
+    return VisitFloat(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      Tensor& y = ctx.output(0);
+      y.Resize(x.dtype(), out_shape);
+      const int64_t cg = in_channels / groups, mg = out_channels / groups;
+      const int64_t P = w.out_size(), K = w.kernel_size(), in_size = w.in_size();
+      if constexpr (std::is_same_v<T, float>) {
+        if (DirectConvFits(w, cg, mg)) {
+          DirectConvAll(ctx.pool, w, x.data<float>(), weights.data<float>(),
+                        bias != nullptr ? bias->data<float>() : nullptr, batch, groups, cg, mg,
+                        y.data<float>());
+          return absl::OkStatus();
+        }
+      }
+      // Images go through im2col and the GEMM a few at a time, so that the
+      // column matrix (K * cg rows of P values per image) stays in L2.
+      constexpr int64_t kColumnBytes = int64_t{512} << 10;
+      const int64_t chunk = std::clamp<int64_t>(
+          kColumnBytes / std::max<int64_t>(1, cg * K * P * int64_t{sizeof(T)}), 1,
+          std::max<int64_t>(batch, 1));
+      const int64_t width = chunk * P;
+      scratch->cols.Resize(x.dtype(), {cg * K, width});
+      scratch->product.Resize(x.dtype(), {mg, width});
+      T* cols = scratch->cols.data<T>();
+      T* product = scratch->product.data<T>();
+      for (int64_t first = 0; first < batch; first += chunk) {
+        const int64_t images = std::min(chunk, batch - first);
+        const GemmShape shape{mg, cg * K, images * P, /*trans_a=*/false, /*trans_b=*/false};
+        for (int64_t g = 0; g < groups; ++g) {
+          Im2Col(ctx.pool, w, x.data<T>() + (first * in_channels + g * cg) * in_size, images,
+                 in_channels * in_size, cg, cols);
+          Gemm(ctx.pool, shape, weights.data<T>() + g * mg * cg * K, cols, product);
+          // product[j, n * P + p] -> y[first + n, g * mg + j, p], plus the bias.
+          ForEachIndex(ctx.pool, images * mg, [&](int64_t nj) {
+            const int64_t n = nj / mg, j = nj % mg;
+            const T b = bias != nullptr ? bias->data<T>()[g * mg + j] : T(0);
+            T* out = y.data<T>() + ((first + n) * out_channels + g * mg + j) * P;
+            const T* in = product + j * (images * P) + n * P;
+            for (int64_t p = 0; p < P; ++p) out[p] = in[p] + b;
+          });
+        }
+      }
+      return absl::OkStatus();
+    });
+  });
+}
+
+}  // namespace exec
+}  // namespace qat

@@ -1,0 +1,178 @@
+// Matrix multiplication for MatMul, Gemm and Conv (im2col):
+//
+//   C[m x n] = op(A) * op(B),  op(X) = X or X^T,  all row-major.
+//
+// Gemm() cuts C into tiles that run as thread-pool tasks.  A float tile goes
+// to the packed SIMD kernel for this CPU (kernels/sgemm_variants.h: fused
+// multiply-adds, bit-identical to SgemmReference); other types, and floats
+// on CPUs without FMA, go to Eigen.  GemmReference() is the plain triple
+// loop that the tests compare Eigen with.
+#ifndef QAT_LIB_EXEC_OPS_GEMM_H_
+#define QAT_LIB_EXEC_OPS_GEMM_H_
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "kernels/sgemm_variants.h"
+#include "qat/thread_pool.h"
+
+namespace qat {
+namespace exec {
+
+struct GemmShape {
+  int64_t m = 0, k = 0, n = 0;
+  bool trans_a = false;  // A is stored k x m
+  bool trans_b = false;  // B is stored n x k
+};
+
+// C is cut into tiles of at most kRowsPerTask x kColsPerTask; each tile is
+// one task.  Tile sizes depend on nothing but these constants, so the
+// summation order (and so every bit of C) is the same for every thread count.
+inline constexpr int64_t kRowsPerTask = kernels::kSgemmMaxRows;
+inline constexpr int64_t kColsPerTask = kernels::kSgemmMaxCols;
+
+// The tile of C at (row, col) as a SIMD kernel sees it; the packing buffers
+// are the calling thread's.
+inline kernels::SgemmTile MakeSgemmTile(const GemmShape& s, int64_t row, int64_t col,
+                                        const float* a, const float* b, float* c) {
+  thread_local std::vector<float> pack_a(kernels::kSgemmPackAFloats);
+  thread_local std::vector<float> pack_b(kernels::kSgemmPackBFloats);
+  kernels::SgemmTile t{};
+  t.rows = std::min(kRowsPerTask, s.m - row);
+  t.cols = std::min(kColsPerTask, s.n - col);
+  t.depth = s.k;
+  // op(A)[i][p] and op(B)[p][j] as strides into the stored matrices.
+  t.a_row = s.trans_a ? 1 : s.k;
+  t.a_col = s.trans_a ? s.m : 1;
+  t.b_row = s.trans_b ? 1 : s.n;
+  t.b_col = s.trans_b ? s.k : 1;
+  // A caller that only packs B passes null for A and C.
+  t.a = a != nullptr ? a + row * t.a_row : nullptr;
+  t.b = b + col * t.b_col;
+  t.c = c != nullptr ? c + row * s.n + col : nullptr;
+  t.ldc = s.n;
+  t.pack_a = pack_a.data();
+  t.pack_b = pack_b.data();
+  return t;
+}
+
+inline int64_t NumColTiles(const GemmShape& s) { return (s.n + kColsPerTask - 1) / kColsPerTask; }
+
+// op(B) packed ahead for one SIMD kernel and one shape, for a B that stays
+// the same across runs (constant weights): Gemm() then skips packing it.
+struct PackedGemmB {
+  const kernels::SgemmKernels* kernel = nullptr;
+  const float* source = nullptr;
+  GemmShape shape;
+  std::vector<float> data;
+  std::vector<int64_t> offsets;  // where each column tile's panels start
+
+  bool Matches(const kernels::SgemmKernels* k, const float* b, const GemmShape& s) const {
+    return kernel == k && source == b && shape.m == s.m && shape.k == s.k &&
+           shape.n == s.n && shape.trans_a == s.trans_a && shape.trans_b == s.trans_b;
+  }
+};
+
+inline void PackGemmB(ThreadPool* pool, const kernels::SgemmKernels& kernel,
+                      const GemmShape& s, const float* b, PackedGemmB* out) {
+  out->kernel = &kernel;
+  out->source = b;
+  out->shape = s;
+  out->offsets.assign(NumColTiles(s) + 1, 0);
+  for (int64_t tile = 0; tile < NumColTiles(s); ++tile) {
+    const int64_t cols = std::min(kColsPerTask, s.n - tile * kColsPerTask);
+    out->offsets[tile + 1] = out->offsets[tile] + kernel.packed_floats(cols, s.k);
+  }
+  out->data.resize(out->offsets.back());
+  ParallelFor(pool, NumColTiles(s), [&](int64_t tile) {
+    const kernels::SgemmTile t = MakeSgemmTile(s, 0, tile * kColsPerTask, nullptr, b, nullptr);
+    kernel.pack_b(t, out->data.data() + out->offsets[tile]);
+  });
+}
+
+// Gemm() for floats on a SIMD kernel; `packed` (may be null) holds B packed
+// ahead by PackGemmB for the same kernel and shape.
+inline void SgemmTiles(ThreadPool* pool, const kernels::SgemmKernels& kernel,
+                       const GemmShape& s, const float* a, const float* b, float* c,
+                       const PackedGemmB* packed = nullptr) {
+  const int64_t row_tiles = (s.m + kRowsPerTask - 1) / kRowsPerTask;
+  const int64_t col_tiles = NumColTiles(s);
+  ParallelFor(pool, row_tiles * col_tiles, [&](int64_t task) {
+    const int64_t col_tile = task % col_tiles;
+    kernels::SgemmTile t =
+        MakeSgemmTile(s, (task / col_tiles) * kRowsPerTask, col_tile * kColsPerTask, a, b, c);
+    if (packed != nullptr) t.packed_b = packed->data.data() + packed->offsets[col_tile];
+    kernel.tile(t);
+  });
+}
+
+// C = op(A) * op(B).  `b_cache`, when not null, is where a B that stays the
+// same across calls (constant weights) is kept packed; it is refreshed when
+// the kernel, the shape or b's address changes.
+template <typename T>
+void Gemm(ThreadPool* pool, const GemmShape& s, const T* a, const T* b, T* c,
+          PackedGemmB* b_cache = nullptr) {
+  using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using Strided = Eigen::OuterStride<>;
+  using ConstMap = Eigen::Map<const Matrix, 0, Strided>;
+  if (s.m == 0 || s.n == 0) return;
+  if (s.k == 0) {
+    std::fill(c, c + s.m * s.n, T(0));
+    return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (const kernels::SgemmKernels* kernel = kernels::SelectedSgemmKernels()) {
+      if (b_cache != nullptr && !b_cache->Matches(kernel, b, s)) {
+        PackGemmB(pool, *kernel, s, b, b_cache);
+      }
+      SgemmTiles(pool, *kernel, s, a, b, c, b_cache);
+      return;
+    }
+  }
+  const int64_t row_tiles = (s.m + kRowsPerTask - 1) / kRowsPerTask;
+  const int64_t col_tiles = (s.n + kColsPerTask - 1) / kColsPerTask;
+  ParallelFor(pool, row_tiles * col_tiles, [&](int64_t task) {
+    const int64_t row = (task / col_tiles) * kRowsPerTask;
+    const int64_t col = (task % col_tiles) * kColsPerTask;
+    const int64_t rows = std::min(kRowsPerTask, s.m - row);
+    const int64_t cols = std::min(kColsPerTask, s.n - col);
+    Eigen::Map<Matrix, 0, Strided> c_tile(c + row * s.n + col, rows, cols, Strided(s.n));
+    // op(A) rows [row, row + rows) and op(B) columns [col, col + cols), as
+    // strided views of the stored matrices.
+    const ConstMap a_stored = s.trans_a ? ConstMap(a + row, s.k, rows, Strided(s.m))
+                                        : ConstMap(a + row * s.k, rows, s.k, Strided(s.k));
+    const ConstMap b_stored = s.trans_b ? ConstMap(b + col * s.k, cols, s.k, Strided(s.k))
+                                        : ConstMap(b + col, s.k, cols, Strided(s.n));
+    if (s.trans_a) {
+      if (s.trans_b) c_tile.noalias() = a_stored.transpose() * b_stored.transpose();
+      else c_tile.noalias() = a_stored.transpose() * b_stored;
+    } else {
+      if (s.trans_b) c_tile.noalias() = a_stored * b_stored.transpose();
+      else c_tile.noalias() = a_stored * b_stored;
+    }
+  });
+}
+
+template <typename T>
+void GemmReference(const GemmShape& s, const T* a, const T* b, T* c) {
+  for (int64_t i = 0; i < s.m; ++i) {
+    for (int64_t j = 0; j < s.n; ++j) {
+      T sum = 0;
+      for (int64_t p = 0; p < s.k; ++p) {
+        const T av = s.trans_a ? a[p * s.m + i] : a[i * s.k + p];
+        const T bv = s.trans_b ? b[j * s.k + p] : b[p * s.n + j];
+        sum += av * bv;
+      }
+      c[i * s.n + j] = sum;
+    }
+  }
+}
+
+}  // namespace exec
+}  // namespace qat
+
+#endif  // QAT_LIB_EXEC_OPS_GEMM_H_

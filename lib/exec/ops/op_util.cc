@@ -1,0 +1,105 @@
+#include "exec/ops/op_util.h"
+
+#include "absl/strings/str_join.h"
+
+namespace qat {
+namespace exec {
+
+absl::StatusOr<std::vector<int64_t>> ReadInts(const Tensor& t, const char* what) {
+  if (t.rank() > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " must be 1-D, got shape ", ShapeToString(t.shape())));
+  }
+  return ReadIndices(t, what);
+}
+
+absl::Status WrapIndices(int64_t axis, int64_t n, std::vector<int64_t>* indices) {
+  for (int64_t& i : *indices) {
+    if (i < -n || i >= n) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "index ", i, " is out of range for axis ", axis, " of size ", n));
+    }
+    if (i < 0) i += n;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<int64_t>> ReadIndices(const Tensor& t, const char* what) {
+  if (t.dtype() == DataType::kInt64) {
+    auto v = t.values<int64_t>();
+    return std::vector<int64_t>(v.begin(), v.end());
+  }
+  if (t.dtype() == DataType::kInt32) {
+    auto v = t.values<int32_t>();
+    return std::vector<int64_t>(v.begin(), v.end());
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      what, " must be int64 or int32, got ", DataTypeName(t.dtype())));
+}
+
+absl::StatusOr<double> ReadScalar(const Tensor& t, const char* what) {
+  if (t.num_elements() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " must hold one value, got shape ", ShapeToString(t.shape())));
+  }
+  double value = 0;
+  absl::Status status = VisitAll(t.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    value = static_cast<double>(t.data<T>()[0]);
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return value;
+}
+
+int64_t Product(absl::Span<const int64_t> shape, size_t begin, size_t end) {
+  int64_t p = 1;
+  for (size_t i = begin; i < end && i < shape.size(); ++i) p *= shape[i];
+  return p;
+}
+
+std::vector<int64_t> ContiguousStrides(absl::Span<const int64_t> shape) {
+  std::vector<int64_t> strides(shape.size(), 1);
+  for (int d = static_cast<int>(shape.size()) - 2; d >= 0; --d) {
+    strides[d] = strides[d + 1] * shape[d + 1];
+  }
+  return strides;
+}
+
+absl::StatusOr<std::vector<int64_t>> BroadcastShapes(
+    std::initializer_list<const std::vector<int64_t>*> shapes) {
+  size_t rank = 0;
+  for (const auto* s : shapes) rank = std::max(rank, s->size());
+  std::vector<int64_t> out(rank, 1);
+  for (const auto* s : shapes) {
+    const size_t shift = rank - s->size();
+    for (size_t i = 0; i < s->size(); ++i) {
+      const int64_t d = (*s)[i];
+      int64_t& o = out[shift + i];
+      if (d == o || d == 1) continue;
+      if (o == 1) {
+        o = d;
+        continue;
+      }
+      std::vector<std::string> names;
+      for (const auto* t : shapes) names.push_back(ShapeToString(*t));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shapes ", absl::StrJoin(names, " and "), " cannot be broadcast"));
+    }
+  }
+  return out;
+}
+
+std::vector<int64_t> BroadcastStrides(const std::vector<int64_t>& shape,
+                                      const std::vector<int64_t>& out_shape) {
+  const std::vector<int64_t> own = ContiguousStrides(shape);
+  std::vector<int64_t> strides(out_shape.size(), 0);
+  const size_t shift = out_shape.size() - shape.size();
+  for (size_t i = 0; i < shape.size(); ++i) {
+    strides[shift + i] = shape[i] == 1 ? 0 : own[i];
+  }
+  return strides;
+}
+
+}  // namespace exec
+}  // namespace qat

@@ -1,0 +1,73 @@
+// Graph plumbing: Identity, Constant, Cast.
+#include <vector>
+
+#include "core/onnx_tensor.h"
+#include "exec/ops/op_util.h"
+#include "qat/status_macros.h"
+
+namespace qat {
+namespace exec {
+
+absl::StatusOr<Kernel> MakeIdentity(const NodeView&) {
+  return Kernel([](KernelContext& ctx) -> absl::Status {
+    QAT_RETURN_IF_ERROR(RequireInput(ctx, 0));
+    ctx.output(0) = ctx.input(0);
+    return absl::OkStatus();
+  });
+}
+
+// The value is parsed once, here; each run copies it into the output buffer.
+absl::StatusOr<Kernel> MakeConstant(const NodeView& node) {
+  Tensor value;
+  if (const auto* attr = node.Find("value")) {
+    QAT_ASSIGN_OR_RETURN(value, TensorFromProto(attr->t()));
+  } else if (const auto* attr = node.Find("value_float")) {
+    value = Tensor::Scalar<float>(attr->f());
+  } else if (const auto* attr = node.Find("value_int")) {
+    value = Tensor::Scalar<int64_t>(attr->i());
+  } else if (node.HasAttr("value_floats")) {
+    const std::vector<float> v = node.GetFloats("value_floats");
+    value = Tensor::FromValues<float>({static_cast<int64_t>(v.size())}, v);
+  } else if (node.HasAttr("value_ints")) {
+    const std::vector<int64_t> v = node.GetInts("value_ints");
+    value = Tensor::FromValues<int64_t>({static_cast<int64_t>(v.size())}, v);
+  } else {
+    return absl::UnimplementedError(
+        "Constant supports the attributes value, value_float, value_floats, "
+        "value_int and value_ints (not sparse or string values)");
+  }
+  return Kernel([value = std::move(value)](KernelContext& ctx) -> absl::Status {
+    ctx.output(0) = value;
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<Kernel> MakeCast(const NodeView& node) {
+  const int64_t to = node.GetInt("to", 0);
+  if (!IsSupportedDataType(static_cast<int32_t>(to))) {
+    return absl::UnimplementedError(
+        absl::StrCat("Cast to ONNX data type ", to, " is not supported"));
+  }
+  const DataType out_type = static_cast<DataType>(to);
+  return Kernel([out_type](KernelContext& ctx) -> absl::Status {
+    QAT_RETURN_IF_ERROR(RequireInput(ctx, 0));
+    const Tensor& x = ctx.input(0);
+    return VisitAll(x.dtype(), [&](auto in_tag) {
+      using In = decltype(in_tag);
+      return VisitAll(out_type, [&](auto out_tag) {
+        using Out = decltype(out_tag);
+        MapUnary<In, Out>(ctx.pool, x, ctx.output(0), [](In v) {
+          if constexpr (std::is_same_v<Out, bool>) {
+            return v != In(0);
+          } else {
+            return static_cast<Out>(v);
+          }
+        });
+        return absl::OkStatus();
+      });
+    });
+  });
+}
+
+}  // namespace exec
+}  // namespace qat

@@ -1,0 +1,357 @@
+#include "graph/graph_editor.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace qat {
+namespace training {
+namespace {
+
+ValueShape ShapeFromType(const onnx::TypeProto& type) {
+  ValueShape s;
+  if (!type.has_tensor_type()) return s;
+  const auto& t = type.tensor_type();
+  s.elem_type = t.elem_type();
+  if (!t.has_shape()) return s;
+  s.rank_known = true;
+  for (const auto& d : t.shape().dim()) {
+    s.dims.push_back(d.has_dim_value() ? d.dim_value() : -1);
+  }
+  return s;
+}
+
+void FillType(const ValueShape& shape, onnx::ValueInfoProto* info) {
+  auto* t = info->mutable_type()->mutable_tensor_type();
+  t->set_elem_type(shape.elem_type);
+  if (!shape.rank_known) return;
+  auto* s = t->mutable_shape();
+  for (int64_t d : shape.dims) {
+    auto* dim = s->add_dim();
+    if (d >= 0) dim->set_dim_value(d);
+  }
+}
+
+}  // namespace
+
+bool ValueShape::fully_known() const {
+  if (!rank_known) return false;
+  for (int64_t d : dims) {
+    if (d < 0) return false;
+  }
+  return true;
+}
+
+GraphEditor::GraphEditor(onnx::ModelProto* model)
+    : model_(model), graph_(model->mutable_graph()) {
+  for (const auto& op : model->opset_import()) {
+    if (op.domain().empty() || op.domain() == "ai.onnx") opset_ = op.version();
+  }
+  for (const auto& v : graph_->input()) Reserve(v.name());
+  for (const auto& v : graph_->output()) Reserve(v.name());
+  for (const auto& v : graph_->value_info()) Reserve(v.name());
+  for (const auto& t : graph_->initializer()) Reserve(t.name());
+  for (const auto& n : graph_->node()) {
+    Reserve(n.name());
+    for (const auto& o : n.output()) Reserve(o);
+    for (const auto& i : n.input()) Reserve(i);
+  }
+}
+
+void GraphEditor::Reserve(const std::string& name) {
+  if (!name.empty()) used_.insert(name);
+}
+
+void GraphEditor::EnsureOpset(const std::string& domain, int64_t version) {
+  for (const auto& op : model_->opset_import()) {
+    if (op.domain() == domain) return;
+  }
+  auto* op = model_->add_opset_import();
+  op->set_domain(domain);
+  op->set_version(version);
+}
+
+std::string GraphEditor::FreshName(const std::string& hint) {
+  std::string name = hint;
+  for (int k = 1; used_.count(name) != 0; ++k) name = absl::StrCat(hint, "_", k);
+  used_.insert(name);
+  return name;
+}
+
+onnx::NodeProto& GraphEditor::AddNode(const std::string& op,
+                                      const std::string& domain,
+                                      std::vector<std::string> inputs,
+                                      std::vector<std::string> outputs,
+                                      std::vector<onnx::AttributeProto> attrs) {
+  onnx::NodeProto* node = graph_->add_node();
+  node->set_op_type(op);
+  if (!domain.empty()) node->set_domain(domain);
+  node->set_name(FreshName(outputs.empty() ? op : outputs[0] + "_node"));
+  for (auto& i : inputs) node->add_input(std::move(i));
+  for (auto& o : outputs) {
+    Reserve(o);
+    node->add_output(std::move(o));
+  }
+  for (auto& a : attrs) *node->add_attribute() = std::move(a);
+  return *node;
+}
+
+std::string GraphEditor::Add(const std::string& op,
+                             std::vector<std::string> inputs,
+                             const std::string& hint,
+                             std::vector<onnx::AttributeProto> attrs) {
+  std::string out = FreshName(hint);
+  AddNode(op, "", std::move(inputs), {out}, std::move(attrs));
+  return out;
+}
+
+std::string GraphEditor::Initializer(const onnx::TensorProto& tensor) {
+  onnx::TensorProto* t = graph_->add_initializer();
+  *t = tensor;
+  t->set_name(FreshName(tensor.name().empty() ? "const" : tensor.name()));
+  ValueShape shape;
+  shape.elem_type = tensor.data_type();
+  shape.rank_known = true;
+  shape.dims.assign(tensor.dims().begin(), tensor.dims().end());
+  shapes_[t->name()] = shape;
+  return t->name();
+}
+
+std::string GraphEditor::ConstantFloat(float value, const std::string& hint) {
+  return Initializer(MakeFloatTensor(hint, {}, {value}));
+}
+
+std::string GraphEditor::ConstantInt64s(const std::vector<int64_t>& values,
+                                        const std::string& hint) {
+  onnx::TensorProto t;
+  t.set_name(hint);
+  t.set_data_type(onnx::TensorProto::INT64);
+  t.add_dims(static_cast<int64_t>(values.size()));
+  for (int64_t v : values) t.add_int64_data(v);
+  return Initializer(t);
+}
+
+std::string GraphEditor::ReduceSum(const std::string& x,
+                                   const std::vector<int64_t>& axes,
+                                   bool keepdims, const std::string& hint) {
+  // ReduceSum takes its axes as an input from opset 13 on.
+  if (opset_ >= 13) {
+    std::vector<std::string> inputs = {x};
+    if (!axes.empty()) inputs.push_back(ConstantInt64s(axes, hint + "_axes"));
+    return Add("ReduceSum", inputs, hint, {AttrInt("keepdims", keepdims)});
+  }
+  std::vector<onnx::AttributeProto> attrs = {AttrInt("keepdims", keepdims)};
+  if (!axes.empty()) attrs.push_back(AttrInts("axes", axes));
+  return Add("ReduceSum", {x}, hint, attrs);
+}
+
+std::string GraphEditor::ReduceMean(const std::string& x,
+                                    const std::vector<int64_t>& axes,
+                                    bool keepdims, const std::string& hint) {
+  // ReduceMean keeps `axes` as an attribute up to opset 17.
+  std::vector<onnx::AttributeProto> attrs = {AttrInt("keepdims", keepdims)};
+  if (!axes.empty()) attrs.push_back(AttrInts("axes", axes));
+  return Add("ReduceMean", {x}, hint, attrs);
+}
+
+std::string GraphEditor::Unsqueeze(const std::string& x,
+                                   const std::vector<int64_t>& axes,
+                                   const std::string& hint) {
+  if (opset_ >= 13) {
+    return Add("Unsqueeze", {x, ConstantInt64s(axes, hint + "_axes")}, hint);
+  }
+  return Add("Unsqueeze", {x}, hint, {AttrInts("axes", axes)});
+}
+
+std::string GraphEditor::Reshape(const std::string& x, const std::string& shape,
+                                 const std::string& hint) {
+  return Add("Reshape", {x, shape}, hint);
+}
+
+std::string GraphEditor::Transpose(const std::string& x,
+                                   const std::vector<int64_t>& perm,
+                                   const std::string& hint) {
+  return Add("Transpose", {x}, hint, {AttrInts("perm", perm)});
+}
+
+std::optional<ValueShape> GraphEditor::ShapeOf(const std::string& name) const {
+  if (auto it = shapes_.find(name); it != shapes_.end()) return it->second;
+  for (const auto* list : {&graph_->input(), &graph_->output(),
+                           &graph_->value_info()}) {
+    for (const auto& v : *list) {
+      if (v.name() == name) return ShapeFromType(v.type());
+    }
+  }
+  for (const auto& t : graph_->initializer()) {
+    if (t.name() == name) {
+      ValueShape s;
+      s.elem_type = t.data_type();
+      s.rank_known = true;
+      s.dims.assign(t.dims().begin(), t.dims().end());
+      return s;
+    }
+  }
+  return std::nullopt;
+}
+
+void GraphEditor::SetShape(const std::string& name, const ValueShape& shape) {
+  shapes_[name] = shape;
+}
+
+void GraphEditor::AddOutput(const std::string& name, const ValueShape& shape) {
+  onnx::ValueInfoProto* out = graph_->add_output();
+  out->set_name(name);
+  FillType(shape, out);
+}
+
+void GraphEditor::AddInput(const std::string& name, const ValueShape& shape) {
+  Reserve(name);
+  onnx::ValueInfoProto* in = graph_->add_input();
+  in->set_name(name);
+  FillType(shape, in);
+  shapes_[name] = shape;
+}
+
+onnx::AttributeProto AttrInt(const std::string& name, int64_t value) {
+  onnx::AttributeProto a;
+  a.set_name(name);
+  a.set_type(onnx::AttributeProto::INT);
+  a.set_i(value);
+  return a;
+}
+
+onnx::AttributeProto AttrFloat(const std::string& name, float value) {
+  onnx::AttributeProto a;
+  a.set_name(name);
+  a.set_type(onnx::AttributeProto::FLOAT);
+  a.set_f(value);
+  return a;
+}
+
+onnx::AttributeProto AttrInts(const std::string& name,
+                              const std::vector<int64_t>& values) {
+  onnx::AttributeProto a;
+  a.set_name(name);
+  a.set_type(onnx::AttributeProto::INTS);
+  for (int64_t v : values) a.add_ints(v);
+  return a;
+}
+
+onnx::AttributeProto AttrString(const std::string& name,
+                                const std::string& value) {
+  onnx::AttributeProto a;
+  a.set_name(name);
+  a.set_type(onnx::AttributeProto::STRING);
+  a.set_s(value);
+  return a;
+}
+
+onnx::AttributeProto AttrTensor(const std::string& name,
+                                const onnx::TensorProto& value) {
+  onnx::AttributeProto a;
+  a.set_name(name);
+  a.set_type(onnx::AttributeProto::TENSOR);
+  *a.mutable_t() = value;
+  return a;
+}
+
+namespace {
+const onnx::AttributeProto* FindAttr(const onnx::NodeProto& node,
+                                     const std::string& name) {
+  for (const auto& a : node.attribute()) {
+    if (a.name() == name) return &a;
+  }
+  return nullptr;
+}
+}  // namespace
+
+int64_t GetAttrInt(const onnx::NodeProto& node, const std::string& name,
+                   int64_t fallback) {
+  const auto* a = FindAttr(node, name);
+  return a == nullptr ? fallback : a->i();
+}
+
+float GetAttrFloat(const onnx::NodeProto& node, const std::string& name,
+                   float fallback) {
+  const auto* a = FindAttr(node, name);
+  return a == nullptr ? fallback : a->f();
+}
+
+std::vector<int64_t> GetAttrInts(const onnx::NodeProto& node,
+                                 const std::string& name,
+                                 std::vector<int64_t> fallback) {
+  const auto* a = FindAttr(node, name);
+  if (a == nullptr) return fallback;
+  return {a->ints().begin(), a->ints().end()};
+}
+
+std::string GetAttrString(const onnx::NodeProto& node, const std::string& name,
+                          std::string fallback) {
+  const auto* a = FindAttr(node, name);
+  return a == nullptr ? fallback : a->s();
+}
+
+onnx::TensorProto MakeFloatTensor(const std::string& name,
+                                  const std::vector<int64_t>& dims,
+                                  const std::vector<float>& values) {
+  onnx::TensorProto t;
+  t.set_name(name);
+  t.set_data_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : dims) t.add_dims(d);
+  t.set_raw_data(std::string(reinterpret_cast<const char*>(values.data()),
+                             values.size() * sizeof(float)));
+  return t;
+}
+
+absl::Status TopologicalSort(onnx::GraphProto* graph) {
+  const int n = graph->node_size();
+  std::unordered_map<std::string, int> producer;
+  for (int k = 0; k < n; ++k) {
+    for (const auto& o : graph->node(k).output()) {
+      if (!o.empty()) producer[o] = k;
+    }
+  }
+  // Repeatedly emit the first node (in the current order) whose producers
+  // are all emitted: stable, and linear enough for graphs of our size.
+  std::vector<bool> done(n, false);
+  std::vector<int> order;
+  order.reserve(n);
+  std::vector<int> pending(n);
+  for (int k = 0; k < n; ++k) pending[k] = k;
+  while (!pending.empty()) {
+    std::vector<int> next;
+    const size_t before = order.size();
+    for (int k : pending) {
+      bool ready = true;
+      for (const auto& in : graph->node(k).input()) {
+        auto it = producer.find(in);
+        if (it != producer.end() && it->second != k && !done[it->second]) {
+          ready = false;
+          break;
+        }
+      }
+      if (ready) {
+        done[k] = true;
+        order.push_back(k);
+      } else {
+        next.push_back(k);
+      }
+    }
+    if (order.size() == before) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the graph has a cycle through ", DescribeNode(graph->node(next[0]))));
+    }
+    pending.swap(next);
+  }
+  google::protobuf::RepeatedPtrField<onnx::NodeProto> sorted;
+  for (int k : order) *sorted.Add() = graph->node(k);
+  *graph->mutable_node() = sorted;
+  return absl::OkStatus();
+}
+
+std::string DescribeNode(const onnx::NodeProto& node) {
+  return absl::StrCat("node '", node.name(), "' (",
+                      node.domain().empty() ? "" : node.domain() + ".",
+                      node.op_type(), ")");
+}
+
+}  // namespace training
+}  // namespace qat

@@ -1,0 +1,137 @@
+// GraphEditor: appends nodes, constants and outputs to an ONNX graph, with
+// fresh names and the opset-dependent spellings of standard ops.
+//
+// The graph passes (loss insertion, the gradient builder, the model zoo)
+// write ONNX through this one class, so that naming, the opset rules and the
+// shape lookup live in one place.
+#ifndef QAT_LIB_GRAPH_GRAPH_EDITOR_H_
+#define QAT_LIB_GRAPH_GRAPH_EDITOR_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "onnx/onnx_pb.h"
+
+namespace qat {
+namespace training {
+
+// A value's element type and shape as shape inference left them.  Unknown
+// dimensions are -1; `rank_known` is false when nothing is known.
+struct ValueShape {
+  int32_t elem_type = 0;
+  bool rank_known = false;
+  std::vector<int64_t> dims;
+  int64_t rank() const { return static_cast<int64_t>(dims.size()); }
+  bool fully_known() const;
+};
+
+class GraphEditor {
+ public:
+  // `model` must outlive the editor.  Names already used in the graph are
+  // never handed out again.
+  explicit GraphEditor(onnx::ModelProto* model);
+
+  onnx::GraphProto& graph() { return *graph_; }
+  // The imported version of the default ONNX domain.
+  int64_t opset() const { return opset_; }
+
+  // Imports `domain` at `version` unless the model imports it already.
+  void EnsureOpset(const std::string& domain, int64_t version);
+
+  // A name not used in the graph yet, derived from `hint`.
+  std::string FreshName(const std::string& hint);
+
+  // Appends a node of the default domain with one output, named from
+  // `hint`; returns the output name.
+  std::string Add(const std::string& op, std::vector<std::string> inputs,
+                  const std::string& hint,
+                  std::vector<onnx::AttributeProto> attrs = {});
+  // Appends a node with the given outputs (already chosen names).
+  onnx::NodeProto& AddNode(const std::string& op, const std::string& domain,
+                           std::vector<std::string> inputs,
+                           std::vector<std::string> outputs,
+                           std::vector<onnx::AttributeProto> attrs = {});
+
+  // Float and int64 constants, stored as initializers.
+  std::string ConstantFloat(float value, const std::string& hint);
+  std::string ConstantInt64s(const std::vector<int64_t>& values,
+                             const std::string& hint);
+  std::string Initializer(const onnx::TensorProto& tensor);
+
+  // Ops whose spelling changed across opsets.
+  std::string ReduceSum(const std::string& x, const std::vector<int64_t>& axes,
+                        bool keepdims, const std::string& hint);
+  std::string ReduceMean(const std::string& x,
+                         const std::vector<int64_t>& axes, bool keepdims,
+                         const std::string& hint);
+  std::string Unsqueeze(const std::string& x, const std::vector<int64_t>& axes,
+                        const std::string& hint);
+  std::string Reshape(const std::string& x, const std::string& shape,
+                      const std::string& hint);
+  std::string Transpose(const std::string& x, const std::vector<int64_t>& perm,
+                        const std::string& hint);
+
+  // The shape of a value, from the graph's inputs, outputs, value_info and
+  // initializers; nullopt when the graph does not declare it.
+  std::optional<ValueShape> ShapeOf(const std::string& name) const;
+  // Records the shape of a value the editor created, for later lookups.
+  void SetShape(const std::string& name, const ValueShape& shape);
+
+  // Adds a graph output with the given element type and shape.
+  void AddOutput(const std::string& name, const ValueShape& shape);
+  void AddInput(const std::string& name, const ValueShape& shape);
+
+ private:
+  void Reserve(const std::string& name);
+
+  onnx::ModelProto* model_;
+  onnx::GraphProto* graph_;
+  int64_t opset_ = 0;
+  std::unordered_set<std::string> used_;
+  std::unordered_map<std::string, ValueShape> shapes_;
+};
+
+// Attribute helpers.
+onnx::AttributeProto AttrInt(const std::string& name, int64_t value);
+onnx::AttributeProto AttrFloat(const std::string& name, float value);
+onnx::AttributeProto AttrInts(const std::string& name,
+                              const std::vector<int64_t>& values);
+onnx::AttributeProto AttrString(const std::string& name,
+                                const std::string& value);
+onnx::AttributeProto AttrTensor(const std::string& name,
+                                const onnx::TensorProto& value);
+
+// Reads an attribute of a node, with a default.
+int64_t GetAttrInt(const onnx::NodeProto& node, const std::string& name,
+                   int64_t fallback);
+float GetAttrFloat(const onnx::NodeProto& node, const std::string& name,
+                   float fallback);
+std::vector<int64_t> GetAttrInts(const onnx::NodeProto& node,
+                                 const std::string& name,
+                                 std::vector<int64_t> fallback = {});
+std::string GetAttrString(const onnx::NodeProto& node, const std::string& name,
+                          std::string fallback);
+
+// A float tensor proto with the given shape and values.
+onnx::TensorProto MakeFloatTensor(const std::string& name,
+                                  const std::vector<int64_t>& dims,
+                                  const std::vector<float>& values);
+
+// Reorders the graph's nodes topologically, keeping the existing order
+// wherever it is already valid (passes append nodes at the end).
+// InvalidArgument, naming a node, when the graph has a cycle.
+absl::Status TopologicalSort(onnx::GraphProto* graph);
+
+// "node 'name' (OpType)" for error messages.
+std::string DescribeNode(const onnx::NodeProto& node);
+
+}  // namespace training
+}  // namespace qat
+
+#endif  // QAT_LIB_GRAPH_GRAPH_EDITOR_H_

@@ -1,0 +1,59 @@
+// BuildGradientsPass: reverse-mode differentiation of an ONNX graph.
+//
+// Before:  params ─> forward nodes ─> loss            outputs: loss, ...
+// After:   params ─> forward nodes ─> loss
+//                        └─ backward nodes ─> <param>_grad ...
+//                                             outputs: loss, <param>_grad...
+//
+// Applies when:
+//  1. `loss` names a float scalar value of the graph;
+//  2. every node on a path from a parameter to the loss has a gradient rule
+//     (gradient_rule_list.h) or is non-differentiable;
+//  3. shape inference has run, so that rules can read shapes.
+//
+// The backward graph uses standard ONNX ops only.  Gradients of a value used
+// by several nodes are added.  The forward graph is adjusted for training:
+// MaxPool gains its Indices output, Dropout runs in training mode with its
+// mask, SoftmaxCrossEntropyLoss exposes log_prob.
+//
+// With `accumulate`, each <param>_grad output becomes
+// Where(lazy_reset_grad, grad, <param>_grad.accumulation_buffer + grad),
+// with the buffers and the bool scalar lazy_reset_grad as new graph inputs:
+// the caller feeds the previous step's outputs back to accumulate.
+#ifndef QAT_LIB_PASSES_GRADIENT_BUILDER_H_
+#define QAT_LIB_PASSES_GRADIENT_BUILDER_H_
+
+#include <string>
+#include <vector>
+
+#include "graph/graph_pass.h"
+
+namespace qat {
+namespace training {
+
+// Names of the inputs that gradient accumulation adds.
+inline constexpr char kLazyResetGrad[] = "lazy_reset_grad";
+inline constexpr char kAccumulationBufferSuffix[] = "_grad.accumulation_buffer";
+
+class BuildGradientsPass : public passes::GraphPass {
+ public:
+  // Differentiates `loss` with respect to `params` (float initializers).
+  BuildGradientsPass(std::string loss, std::vector<std::string> params,
+                     bool accumulate = false)
+      : loss_(std::move(loss)), params_(std::move(params)),
+        accumulate_(accumulate) {}
+
+  absl::string_view name() const override { return "build_gradients"; }
+
+ private:
+  absl::StatusOr<bool> RunImpl(onnx::ModelProto* model) override;
+
+  std::string loss_;
+  std::vector<std::string> params_;
+  bool accumulate_;
+};
+
+}  // namespace training
+}  // namespace qat
+
+#endif  // QAT_LIB_PASSES_GRADIENT_BUILDER_H_

@@ -1,0 +1,61 @@
+#include "passes/node_selection.h"
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+
+namespace qat {
+namespace quantization {
+namespace {
+
+bool Contains(const std::vector<std::string>& list, const std::string& v) {
+  return std::find(list.begin(), list.end(), v) != list.end();
+}
+
+}  // namespace
+
+absl::StatusOr<NodeSelection> NodeSelection::Create(
+    const onnx::GraphProto& graph, std::vector<std::string> op_types,
+    std::vector<std::string> include_nodes, std::vector<std::string> exclude_nodes) {
+  std::set<std::string> names;
+  for (const auto& n : graph.node()) names.insert(n.name());
+  for (const auto* list : {&include_nodes, &exclude_nodes}) {
+    for (const std::string& name : *list) {
+      if (names.count(name) == 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("node '", name, "' named in the options is not in the model"));
+      }
+    }
+  }
+  NodeSelection s;
+  s.op_types_ = std::move(op_types);
+  s.include_ = std::move(include_nodes);
+  s.exclude_ = std::move(exclude_nodes);
+  return s;
+}
+
+bool NodeSelection::Selects(const onnx::NodeProto& n) const {
+  const bool default_domain = n.domain().empty() || n.domain() == "ai.onnx";
+  return default_domain && Contains(op_types_, n.op_type()) &&
+         !Contains(exclude_, n.name()) && (include_.empty() || Contains(include_, n.name()));
+}
+
+NodeSelection::Tensors NodeSelection::Collect(const onnx::GraphProto& graph) const {
+  std::set<std::string> initializers, seen;
+  for (const auto& t : graph.initializer()) initializers.insert(t.name());
+  Tensors out;
+  auto add = [&](const std::string& name) {
+    if (name.empty() || !seen.insert(name).second) return;
+    (initializers.count(name) != 0 ? out.weights : out.activations).push_back(name);
+  };
+  for (const auto& n : graph.node()) {
+    if (!Selects(n)) continue;
+    for (int i = 0; i < std::min(kDataInputs, n.input_size()); ++i) add(n.input(i));
+    if (n.output_size() > 0) add(n.output(0));
+  }
+  return out;
+}
+
+}  // namespace quantization
+}  // namespace qat

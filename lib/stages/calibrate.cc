@@ -1,0 +1,183 @@
+#include "qat/calibrate.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "core/model_internal.h"
+#include "qat/executor.h"
+#include "qat/quantize.h"
+#include "qat/status_macros.h"
+#include "passes/node_selection.h"
+
+namespace qat {
+namespace {
+
+// The model with the observed activations added as graph outputs.
+absl::StatusOr<Model> ExposeTensors(const Model& model,
+                                    const std::vector<std::string>& names) {
+  onnx::ModelProto proto = ModelAccess::Proto(model);
+  onnx::GraphProto* g = proto.mutable_graph();
+  std::map<std::string, const onnx::ValueInfoProto*> infos;
+  for (const auto* list : {&g->input(), &g->output(), &g->value_info()}) {
+    for (const auto& v : *list) infos[v.name()] = &v;
+  }
+  std::set<std::string> outputs;
+  for (const auto& o : g->output()) outputs.insert(o.name());
+  for (const std::string& name : names) {
+    if (outputs.count(name) != 0) continue;
+    auto it = infos.find(name);
+    onnx::ValueInfoProto* out = g->add_output();
+    if (it != infos.end()) {
+      *out = *it->second;
+    } else {
+      out->set_name(name);
+      out->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+    }
+  }
+  ModelLoadOptions load;
+  load.check = false;  // the model was checked when loaded
+  return Model::FromBytes(proto.SerializeAsString(), model.source(), load);
+}
+
+}  // namespace
+
+struct Calibrator::State {
+  CalibrateOptions options;
+  onnx::GraphProto graph;  // the original model's graph (for the weights)
+  std::vector<std::string> activations, weights;
+  std::map<std::string, int64_t> weight_axes;
+  std::string input;
+  std::unique_ptr<Executor> executor;
+  std::map<std::string, std::unique_ptr<Observer>> observers;
+  int64_t samples = 0;
+};
+
+Calibrator::Calibrator(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Calibrator::~Calibrator() = default;
+int64_t Calibrator::samples() const { return state_->samples; }
+
+absl::StatusOr<std::unique_ptr<Calibrator>> Calibrator::Create(
+    const Model& model, const CalibrateOptions& options) {
+  auto s = std::make_unique<State>();
+  s->options = options;
+  s->graph = ModelAccess::Proto(model).graph();
+  QAT_ASSIGN_OR_RETURN(quantization::NodeSelection selection,
+                       quantization::NodeSelection::Create(s->graph, options.op_types,
+                                                           options.include_nodes,
+                                                           options.exclude_nodes));
+  quantization::NodeSelection::Tensors tensors = selection.Collect(s->graph);
+  s->activations = std::move(tensors.activations);
+  s->weights = std::move(tensors.weights);
+  for (const auto& n : s->graph.node()) {
+    if (!selection.Selects(n) || n.input_size() < 2) continue;
+    bool trans_b = false;
+    for (const auto& a : n.attribute()) trans_b |= a.name() == "transB" && a.i() != 0;
+    s->weight_axes.emplace(n.input(1), WeightChannelAxis(n.op_type(), trans_b));
+  }
+  const std::vector<ValueInfo> inputs = model.inputs();
+  if (inputs.size() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "calibration feeds one data input, but '", model.source(), "' has ", inputs.size()));
+  }
+  s->input = inputs[0].name;
+  QAT_ASSIGN_OR_RETURN(Model exposed, ExposeTensors(model, s->activations));
+  ExecutorOptions exec;
+  exec.num_threads = options.num_threads;
+  QAT_ASSIGN_OR_RETURN(s->executor, Executor::Create(exposed, exec));
+  ObserverOptions act = options.observer;
+  act.method = options.method;
+  act.axis.reset();
+  act.symmetric = options.symmetric_activations;
+  for (const std::string& t : s->activations) {
+    QAT_ASSIGN_OR_RETURN(s->observers[t], MakeObserver(act));
+  }
+  return std::unique_ptr<Calibrator>(new Calibrator(std::move(s)));
+}
+
+absl::Status Calibrator::Observe(const Tensor& batch) {
+  State& s = *state_;
+  QAT_ASSIGN_OR_RETURN(auto out, s.executor->Run({{s.input, batch}}));
+  const int64_t first = s.samples, last = s.samples + (batch.rank() > 0 ? batch.dim(0) : 1);
+  for (const std::string& t : s.activations) {
+    const Tensor& v = out.at(t);
+    if (v.dtype() != DataType::kFloat32) continue;
+    absl::Status status = s.observers.at(t)->Observe(v.values<float>());
+    if (!status.ok()) {
+      return absl::Status(status.code(), absl::StrCat("tensor '", t, "' in samples [", first,
+                                                      ", ", last, "): ", status.message()));
+    }
+  }
+  s.samples = last;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CalibrationTable> Calibrator::Finish() {
+  State& s = *state_;
+  const CalibrateOptions& options = s.options;
+  if (s.samples == 0) {
+    return absl::FailedPreconditionError(
+        "calibration needs at least one sample; no batch was observed");
+  }
+  CalibrationTable table;
+  for (const std::string& t : s.activations) {
+    if (!s.observers.at(t)->Ranges().ok()) continue;  // e.g. a non-float tensor
+    QAT_ASSIGN_OR_RETURN(auto ranges, s.observers.at(t)->Ranges());
+    QAT_ASSIGN_OR_RETURN(CalibrationEntry e,
+                         MakeCalibrationEntry(TensorRole::kActivation, options.activation_type,
+                                              options.method, options.symmetric_activations,
+                                              false, std::nullopt, ranges));
+    QAT_RETURN_IF_ERROR(table.Set(t, std::move(e)));
+  }
+  // Weights: observed once from their values with the same method.
+  for (const std::string& w : s.weights) {
+    const onnx::TensorProto* proto = nullptr;
+    for (const auto& t : s.graph.initializer()) {
+      if (t.name() == w) proto = &t;
+    }
+    QAT_ASSIGN_OR_RETURN(Tensor value, ParseTensorProto(proto->SerializeAsString()));
+    if (value.dtype() != DataType::kFloat32) continue;
+    ObserverOptions wo = options.observer;
+    wo.method = options.method;
+    wo.symmetric = true;
+    std::optional<int64_t> axis;
+    auto it = s.weight_axes.find(w);
+    if (options.per_channel_weights && it != s.weight_axes.end() && it->second >= 0 &&
+        it->second < value.rank()) {
+      axis = it->second;
+    }
+    wo.axis = axis;
+    QAT_ASSIGN_OR_RETURN(auto observer, MakeObserver(wo));
+    QAT_RETURN_IF_ERROR(observer->Observe(value.shape(), value.values<float>()));
+    QAT_ASSIGN_OR_RETURN(auto ranges, observer->Ranges());
+    QAT_ASSIGN_OR_RETURN(CalibrationEntry e,
+                         MakeCalibrationEntry(TensorRole::kWeight, QuantType::kInt8,
+                                              options.method, true, false, axis, ranges));
+    QAT_RETURN_IF_ERROR(table.Set(w, std::move(e)));
+  }
+  return table;
+}
+
+absl::StatusOr<CalibrationTable> Calibrate(const Model& model, const Dataset& data,
+                                           const CalibrateOptions& options) {
+  if (options.batch_size <= 0) return absl::InvalidArgumentError("batch size must be > 0");
+  const int64_t samples = options.max_samples > 0
+                              ? std::min(options.max_samples, data.size())
+                              : data.size();
+  if (samples == 0) {
+    return absl::InvalidArgumentError("calibration needs at least one sample; the dataset is empty");
+  }
+  QAT_ASSIGN_OR_RETURN(auto calibrator, Calibrator::Create(model, options));
+  const std::vector<int64_t> order = EpochOrder(data.size(), 0, 0, false);
+  Tensor x, y;
+  for (int64_t begin = 0; begin < samples; begin += options.batch_size) {
+    const int64_t end = std::min(samples, begin + options.batch_size);
+    data.Gather(absl::MakeConstSpan(order).subspan(begin, end - begin), &x, &y);
+    QAT_RETURN_IF_ERROR(calibrator->Observe(x));
+    if (options.progress) options.progress(end, samples);
+  }
+  return calibrator->Finish();
+}
+
+}  // namespace qat

@@ -1,0 +1,165 @@
+#include "qat/model_zoo.h"
+
+#include <cmath>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "core/model_internal.h"
+#include "qat/status_macros.h"
+#include "graph/graph_editor.h"
+
+namespace qat {
+namespace {
+
+using training::AttrInt;
+using training::AttrInts;
+using training::GraphEditor;
+using training::MakeFloatTensor;
+
+// Uniform floats in [-bound, bound) from a 64-bit Mersenne Twister, with the
+// conversion written out so that every standard library gives the same
+// numbers (std::uniform_real_distribution does not promise that).
+class UniformInit {
+ public:
+  explicit UniformInit(uint64_t seed) : rng_(seed) {}
+  std::vector<float> Draw(int64_t n, double bound) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& x : v) {
+      const double unit = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+      x = static_cast<float>((2.0 * unit - 1.0) * bound);
+    }
+    return v;
+  }
+
+ private:
+  std::mt19937_64 rng_;
+};
+
+onnx::ModelProto NewModel(int64_t opset, const std::string& name) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.set_producer_name("libqat");
+  m.mutable_graph()->set_name(name);
+  auto* op = m.add_opset_import();
+  op->set_domain("");
+  op->set_version(opset);
+  return m;
+}
+
+
+// y = x W^T + b, as torch.nn.Linear exports it.
+std::string Linear(GraphEditor& g, UniformInit& init, const std::string& x,
+                   int64_t in, int64_t out, const std::string& name) {
+  const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+  const std::string w = g.Initializer(
+      MakeFloatTensor(name + ".weight", {out, in}, init.Draw(out * in, bound)));
+  const std::string b = g.Initializer(
+      MakeFloatTensor(name + ".bias", {out}, init.Draw(out, bound)));
+  return g.Add("Gemm", {x, w, b}, name + "_out",
+               {training::AttrFloat("alpha", 1.0f),
+                training::AttrFloat("beta", 1.0f), AttrInt("transB", 1)});
+}
+
+std::string Conv(GraphEditor& g, UniformInit& init, const std::string& x,
+                 int64_t in, int64_t out, int64_t k, int64_t pad,
+                 const std::string& name) {
+  const double bound = 1.0 / std::sqrt(static_cast<double>(in * k * k));
+  const std::string w = g.Initializer(MakeFloatTensor(
+      name + ".weight", {out, in, k, k}, init.Draw(out * in * k * k, bound)));
+  const std::string b = g.Initializer(
+      MakeFloatTensor(name + ".bias", {out}, init.Draw(out, bound)));
+  return g.Add("Conv", {x, w, b}, name + "_out",
+               {AttrInts("kernel_shape", {k, k}),
+                AttrInts("pads", {pad, pad, pad, pad}),
+                AttrInts("strides", {1, 1}), AttrInts("dilations", {1, 1}),
+                AttrInt("group", 1)});
+}
+
+std::string MaxPool2(GraphEditor& g, const std::string& x,
+                     const std::string& name) {
+  return g.Add("MaxPool", {x}, name + "_out",
+               {AttrInts("kernel_shape", {2, 2}), AttrInts("strides", {2, 2})});
+}
+
+absl::StatusOr<Model> Finish(onnx::ModelProto& m, const std::string& logits,
+                             int64_t outputs, const std::string& name) {
+  auto* out = m.mutable_graph()->add_output();
+  out->set_name("logits");
+  auto* t = out->mutable_type()->mutable_tensor_type();
+  t->set_elem_type(onnx::TensorProto::FLOAT);
+  t->mutable_shape()->add_dim()->set_dim_param("N");
+  t->mutable_shape()->add_dim()->set_dim_value(outputs);
+  // Rename the last node's output to the graph output's name.
+  for (auto& node : *m.mutable_graph()->mutable_node()) {
+    for (auto& o : *node.mutable_output()) {
+      if (o == logits) o = "logits";
+    }
+  }
+  std::string bytes;
+  if (!m.SerializeToString(&bytes)) {
+    return absl::InternalError(absl::StrCat("cannot serialize ", name));
+  }
+  return Model::FromBytes(bytes, name);
+}
+
+absl::Status CheckOpset(int64_t opset) {
+  if (opset < 13 || opset > 17) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the model zoo writes opset 13 to 17, not ", opset));
+  }
+  return absl::OkStatus();
+}
+
+void AddBatchInput(onnx::ModelProto& m, std::vector<int64_t> dims) {
+  auto* in = m.mutable_graph()->add_input();
+  in->set_name("input");
+  auto* t = in->mutable_type()->mutable_tensor_type();
+  t->set_elem_type(onnx::TensorProto::FLOAT);
+  t->mutable_shape()->add_dim()->set_dim_param("N");
+  for (int64_t d : dims) t->mutable_shape()->add_dim()->set_dim_value(d);
+}
+
+}  // namespace
+
+absl::StatusOr<Model> MakeMlp(const MlpSpec& spec) {
+  QAT_RETURN_IF_ERROR(CheckOpset(spec.opset));
+  if (spec.inputs <= 0 || spec.outputs <= 0) {
+    return absl::InvalidArgumentError("MLP sizes must be positive");
+  }
+  for (int64_t h : spec.hidden) {
+    if (h <= 0) return absl::InvalidArgumentError("MLP sizes must be positive");
+  }
+  onnx::ModelProto m = NewModel(spec.opset, "mlp");
+  AddBatchInput(m, {spec.inputs});
+  GraphEditor g(&m);
+  UniformInit init(spec.seed);
+  std::string x = "input";
+  int64_t width = spec.inputs;
+  for (size_t i = 0; i < spec.hidden.size(); ++i) {
+    x = Linear(g, init, x, width, spec.hidden[i], absl::StrCat("fc", i + 1));
+    x = g.Add("Relu", {x}, absl::StrCat("relu", i + 1));
+    width = spec.hidden[i];
+  }
+  x = Linear(g, init, x, width, spec.outputs,
+             absl::StrCat("fc", spec.hidden.size() + 1));
+  return Finish(m, x, spec.outputs, "mlp");
+}
+
+absl::StatusOr<Model> MakeLeNet5(const LeNet5Spec& spec) {
+  QAT_RETURN_IF_ERROR(CheckOpset(spec.opset));
+  onnx::ModelProto m = NewModel(spec.opset, "lenet5");
+  AddBatchInput(m, {1, 28, 28});
+  GraphEditor g(&m);
+  UniformInit init(spec.seed);
+  std::string x = Conv(g, init, "input", 1, 6, 5, 2, "conv1");
+  x = MaxPool2(g, g.Add("Relu", {x}, "relu1"), "pool1");
+  x = Conv(g, init, x, 6, 16, 5, 0, "conv2");
+  x = MaxPool2(g, g.Add("Relu", {x}, "relu2"), "pool2");
+  x = g.Add("Flatten", {x}, "flatten", {AttrInt("axis", 1)});
+  x = g.Add("Relu", {Linear(g, init, x, 16 * 5 * 5, 120, "fc1")}, "relu3");
+  x = g.Add("Relu", {Linear(g, init, x, 120, 84, "fc2")}, "relu4");
+  x = Linear(g, init, x, 84, 10, "fc3");
+  return Finish(m, x, 10, "lenet5");
+}
+
+}  // namespace qat

@@ -1,0 +1,62 @@
+#include "qat/quantize.h"
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "core/model_internal.h"
+#include "passes/fold_constants.h"
+#include "passes/insert_qdq.h"
+#include "qat/status_macros.h"
+
+namespace qat {
+namespace {
+
+passes::InsertQdqConfig InsertQdqConfigFor(const QuantizeOptions& o) {
+  passes::InsertQdqConfig c;
+  c.op_types = o.op_types;
+  c.exclude_nodes = o.exclude_nodes;
+  c.include_nodes = o.include_nodes;
+  c.activation_type = o.activation_type;
+  c.symmetric_activations = o.symmetric_activations;
+  c.weight_bits = o.weight_bits;
+  c.per_channel = o.per_channel;
+  c.reduce_range = o.reduce_range;
+  c.weights_as_int8 = o.weights_as_int8;
+  return c;
+}
+
+}  // namespace
+
+int64_t WeightChannelAxis(const std::string& op_type, bool trans_b) {
+  return passes::WeightChannelAxis(op_type, trans_b);
+}
+
+absl::StatusOr<Model> QuantizeModel(const Model& model, const CalibrationTable& table,
+                                    const QuantizeOptions& options) {
+  onnx::ModelProto proto = ModelAccess::Proto(model);
+  // A table entry for a tensor the model does not have is most likely a
+  // typo in a hand-edited table: say so rather than ignore it.
+  std::set<std::string> names;
+  for (const auto& v : proto.graph().input()) names.insert(v.name());
+  for (const auto& t : proto.graph().initializer()) names.insert(t.name());
+  for (const auto& n : proto.graph().node()) names.insert(n.output().begin(), n.output().end());
+  for (const auto& [name, entry] : table.entries()) {
+    if (names.count(name) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the calibration table names tensor '", name, "', which '", model.source(),
+          "' does not have"));
+    }
+  }
+  // Fold first so that weights behind Constant/Transpose/... are visible.
+  QAT_RETURN_IF_ERROR(passes::FoldConstantsPass().Run(&proto).status());
+  QAT_RETURN_IF_ERROR(passes::InsertQdqPass(table, InsertQdqConfigFor(options)).Run(&proto).status());
+  passes::PruneUnusedInitializers(proto.mutable_graph());
+  proto.mutable_graph()->clear_value_info();  // re-inferred on load
+  std::string bytes;
+  if (!proto.SerializeToString(&bytes)) {
+    return absl::InternalError("cannot serialize the quantized model");
+  }
+  return Model::FromBytes(bytes, model.source() + " (quantized)");
+}
+
+}  // namespace qat

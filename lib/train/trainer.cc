@@ -1,0 +1,409 @@
+#include "qat/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "qat/executor.h"
+#include "qat/status_macros.h"
+#include "core/model_internal.h"
+#include "qat/fake_quant.h"
+#include "train/parameters.h"
+#include "train/quant_param_observer.h"
+
+namespace qat {
+
+struct Trainer::State {
+  TrainerOptions options;
+  std::vector<std::string> names;
+  std::map<std::string, Tensor> params;
+  std::unique_ptr<Executor> train;
+  std::unique_ptr<Executor> eval;
+  std::unique_ptr<Optimizer> optimizer;
+  // The last training step's outputs; their tensors are the next step's
+  // buffers (Executor::Run swaps them), so a step allocates nothing.
+  std::map<std::string, Tensor> outputs;
+  TrainingProgress progress;
+  std::string data_input;    // the model's (single) data input, if any
+  // Learnable quantization parameters (LSQ): scales kept positive, zero
+  // points fed rounded into their range.
+  std::set<std::string> scales;
+  std::map<std::string, QuantRange> zero_points;
+  int64_t num_classes = -1;  // from the first model output, for label checks
+  bool classification = false;
+  // Observe mode: the observed scales and zero points (fed to both models),
+  // in graph order, and the steps observed so far.
+  std::optional<training::QuantParamObserver> observer;
+  std::vector<std::string> quant_names;
+  std::map<std::string, Tensor> quant;
+  int64_t observed_steps = 0;
+};
+
+namespace {
+
+// The inputs of a model other than labels, parameters and observed
+// quantization parameters.
+std::vector<std::string> DataInputs(const Model& model,
+                                    const std::map<std::string, Tensor>& params,
+                                    const std::map<std::string, Tensor>& observed) {
+  std::vector<std::string> names;
+  for (const ValueInfo& v : model.inputs()) {
+    if (v.name != kLabelsInput && params.count(v.name) == 0 && observed.count(v.name) == 0) {
+      names.push_back(v.name);
+    }
+  }
+  return names;
+}
+
+absl::Status CheckLabels(const Tensor& labels, int64_t classes) {
+  if (labels.dtype() != DataType::kInt64 || classes <= 0) return absl::OkStatus();
+  const auto v = labels.values<int64_t>();
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i] < 0 || v[i] >= classes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "label ", v[i], " at position ", i, " of the batch is outside [0, ",
+          classes, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Finds the FakeQuant scales and zero points among the parameters.
+void FindQuantParams(const Model& training, const std::map<std::string, Tensor>& params,
+                     std::set<std::string>* scales,
+                     std::map<std::string, QuantRange>* zero_points) {
+  for (const auto& n : ModelAccess::Proto(training).graph().node()) {
+    if (n.op_type() != "FakeQuant" || n.input_size() < 3) continue;
+    QuantRange range{0, 255};
+    for (const auto& a : n.attribute()) {
+      if (a.name() == "quant_min") range.quant_min = static_cast<int32_t>(a.i());
+      if (a.name() == "quant_max") range.quant_max = static_cast<int32_t>(a.i());
+    }
+    if (params.count(n.input(1)) != 0) scales->insert(n.input(1));
+    if (params.count(n.input(2)) != 0) (*zero_points)[n.input(2)] = range;
+  }
+}
+
+// The inputs of a step: the batch and the parameters, read in place, except
+// learned zero points, which the graphs see rounded (copies kept in
+// *rounded), and the observed scales and zero points (observe mode).
+std::map<std::string, const Tensor*> StepInputs(
+    const std::map<std::string, Tensor>& batch, const std::map<std::string, Tensor>& params,
+    const std::map<std::string, QuantRange>& zero_points,
+    const std::map<std::string, Tensor>& observed, std::map<std::string, Tensor>* rounded) {
+  std::map<std::string, const Tensor*> inputs;
+  for (const auto& [name, value] : batch) inputs[name] = &value;
+  for (const auto& [name, value] : params) inputs[name] = &value;
+  for (const auto& [name, range] : zero_points) {
+    Tensor& z = (*rounded)[name] = params.at(name);
+    for (float& v : z.values<float>()) v = RoundZeroPoint(v, range);
+    inputs[name] = &z;
+  }
+  for (const auto& [name, value] : observed) inputs.emplace(name, &value);
+  return inputs;
+}
+
+// `model` with these values as extra float outputs (those it does not
+// output already), so that a run returns them.
+absl::StatusOr<Model> WithOutputs(const Model& model, const std::vector<std::string>& names) {
+  onnx::ModelProto proto = ModelAccess::Proto(model);
+  onnx::GraphProto* g = proto.mutable_graph();
+  std::set<std::string> listed;
+  for (const auto& o : g->output()) listed.insert(o.name());
+  std::map<std::string, const onnx::ValueInfoProto*> inferred;
+  for (const auto& v : g->value_info()) inferred[v.name()] = &v;
+  for (const std::string& name : names) {
+    if (!listed.insert(name).second) continue;
+    onnx::ValueInfoProto* o = g->add_output();
+    if (auto it = inferred.find(name); it != inferred.end()) *o = *it->second;
+    o->set_name(name);
+    o->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+  }
+  std::string bytes;
+  if (!proto.SerializeToString(&bytes)) {
+    return absl::InternalError(absl::StrCat("cannot serialize ", model.source()));
+  }
+  // The model passed the checker already; an output whose shape inference
+  // could not tell (after a custom op) is fine for the executor.
+  ModelLoadOptions options;
+  options.check = false;
+  return Model::FromBytes(bytes, model.source(), options);
+}
+
+// InvalidArgument unless `stored` holds `names`, in that order, with the
+// shapes and types of `mine`.
+absl::Status CheckStoredTensors(const std::string& what,
+                                const std::vector<std::pair<std::string, Tensor>>& stored,
+                                const std::vector<std::string>& names,
+                                const std::map<std::string, Tensor>& mine) {
+  if (stored.size() != names.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the checkpoint holds ", stored.size(), " ", what, "s, the model has ", names.size(),
+        ": it comes from another model"));
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    const auto& [name, value] = stored[i];
+    const Tensor& expected = mine.at(names[i]);
+    if (name != names[i] || value.shape() != expected.shape() ||
+        value.dtype() != expected.dtype()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "checkpoint ", what, " ", i, " is '", name, "' ", ShapeToString(value.shape()),
+          ", the model expects '", names[i], "' ", ShapeToString(expected.shape()),
+          ": it comes from another model"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+Trainer::Trainer(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Trainer::~Trainer() = default;
+
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
+    const TrainingModels& models, const TrainerOptions& options) {
+  QAT_RETURN_IF_ERROR(options.schedule.Validate());
+  auto state = std::make_unique<State>();
+  state->options = options;
+  state->names = models.params;
+  // Observe mode detaches the observed scales and zero points too, and
+  // makes the training model return the activations they observe.
+  std::vector<std::string> detached = models.params;
+  if (models.observe_quant_params) {
+    QAT_ASSIGN_OR_RETURN(state->observer,
+                         training::QuantParamObserver::Create(
+                             models.training, models.params,
+                             options.observe.averaging_constant));
+    state->quant_names = state->observer->quant_param_names();
+    detached.insert(detached.end(), state->quant_names.begin(), state->quant_names.end());
+  }
+  QAT_ASSIGN_OR_RETURN(training::DetachedParameters train,
+                       training::DetachParameters(models.training, detached));
+  QAT_ASSIGN_OR_RETURN(training::DetachedParameters eval,
+                       training::DetachParameters(models.eval, detached));
+  for (const std::string& name : state->quant_names) {
+    state->quant[name] = std::move(train.values.at(name));
+    train.values.erase(name);
+  }
+  state->params = std::move(train.values);
+  if (state->observer) {
+    std::vector<std::string> seen;
+    for (const std::string& x : state->observer->activation_names()) {
+      bool input = false;
+      for (const ValueInfo& v : train.model.inputs()) input |= v.name == x;
+      if (!input) seen.push_back(x);
+    }
+    QAT_ASSIGN_OR_RETURN(train.model, WithOutputs(train.model, seen));
+  }
+  FindQuantParams(models.training, state->params, &state->scales, &state->zero_points);
+  ExecutorOptions exec;
+  exec.num_threads = options.num_threads;
+  exec.seed = options.seed;
+  QAT_ASSIGN_OR_RETURN(state->train, Executor::Create(train.model, exec));
+  QAT_ASSIGN_OR_RETURN(state->eval, Executor::Create(eval.model, exec));
+  QAT_ASSIGN_OR_RETURN(state->optimizer, Optimizer::Create(options.optimizer));
+  state->progress.seed = options.seed;
+  const std::vector<std::string> data = DataInputs(train.model, state->params, state->quant);
+  if (data.size() == 1) state->data_input = data[0];
+  // Classification: int64 labels and logits [N, C, ...] with a static C.
+  for (const ValueInfo& v : train.model.inputs()) {
+    if (v.name == kLabelsInput) state->classification = v.dtype == DataType::kInt64;
+  }
+  const std::vector<ValueInfo> outs = eval.model.outputs();
+  if (state->classification && outs.size() > 1 && outs[1].shape.size() >= 2) {
+    state->num_classes = outs[1].shape[1];
+  }
+  return std::unique_ptr<Trainer>(new Trainer(std::move(state)));
+}
+
+const std::vector<std::string>& Trainer::param_names() const { return state_->names; }
+const Tensor& Trainer::param(const std::string& name) const {
+  return state_->params.at(name);
+}
+const TrainingProgress& Trainer::progress() const { return state_->progress; }
+const Optimizer& Trainer::optimizer() const { return *state_->optimizer; }
+
+absl::Status Trainer::SetSchedule(const LrSchedule& schedule) {
+  QAT_RETURN_IF_ERROR(schedule.Validate());
+  state_->options.schedule = schedule;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<float> Trainer::TrainStep(const std::map<std::string, Tensor>& batch) {
+  State& s = *state_;
+  if (auto it = batch.find(kLabelsInput); it != batch.end()) {
+    QAT_RETURN_IF_ERROR(CheckLabels(it->second, s.num_classes));
+  }
+  std::map<std::string, Tensor> rounded;
+  QAT_RETURN_IF_ERROR(s.train->Run(
+      StepInputs(batch, s.params, s.zero_points, s.quant, &rounded), &s.outputs));
+  std::map<std::string, Tensor>& outputs = s.outputs;
+  const float loss = outputs.at(kLossOutput).values<float>()[0];
+  if (!std::isfinite(loss)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the loss is ", loss, " at step ", s.progress.global_step + 1,
+        "; the parameters were not updated (check the data for NaN or Inf)"));
+  }
+  std::vector<Tensor*> params, grads;
+  for (const std::string& name : s.names) {
+    params.push_back(&s.params.at(name));
+    grads.push_back(&outputs.at(name + "_grad"));
+  }
+  const float lr = s.options.schedule.At(s.progress.global_step);
+  QAT_RETURN_IF_ERROR(s.optimizer->Step(lr, s.names, params, grads).status());
+  // LSQ keeps scales positive (PyTorch clamps them to 1e-8 the same way).
+  for (const std::string& name : s.scales) {
+    for (float& v : s.params.at(name).values<float>()) v = std::max(v, 1e-8f);
+  }
+  ++s.progress.global_step;
+  // Observe mode: the activations this step saw, the weights it produced.
+  const int64_t freeze = s.options.observe.freeze_after_steps;
+  if (s.observer && (freeze < 0 || s.observed_steps < freeze)) {
+    auto value_of = [&](const std::string& name) -> const Tensor* {
+      using Values = const std::map<std::string, Tensor>*;
+      for (Values m : {Values{&s.params}, Values{&outputs}, Values{&batch}}) {
+        if (auto it = m->find(name); it != m->end()) return &it->second;
+      }
+      return nullptr;
+    };
+    absl::Status observed = s.observer->Update(value_of, &s.quant);
+    if (!observed.ok()) {
+      return absl::Status(observed.code(),
+                          absl::StrCat("step ", s.progress.global_step,
+                                       " (the parameters were updated, the quantization "
+                                       "parameters were not): ", observed.message()));
+    }
+    ++s.observed_steps;
+  }
+  return loss;
+}
+
+absl::StatusOr<std::map<std::string, Tensor>> Trainer::EvalStep(
+    const std::map<std::string, Tensor>& batch) {
+  std::map<std::string, Tensor> rounded, outputs;
+  QAT_RETURN_IF_ERROR(state_->eval->Run(
+      StepInputs(batch, state_->params, state_->zero_points, state_->quant, &rounded),
+      &outputs));
+  return outputs;
+}
+
+absl::Status Trainer::TrainEpochs(const Dataset& data, int64_t epochs,
+                                  int64_t batch_size, const StepCallback& on_step) {
+  State& s = *state_;
+  if (batch_size <= 0) return absl::InvalidArgumentError("batch size must be > 0");
+  if (s.data_input.empty()) {
+    return absl::FailedPreconditionError(
+        "TrainEpochs needs a model with exactly one data input");
+  }
+  if (data.size() == 0) return absl::InvalidArgumentError("the dataset is empty");
+  const int64_t steps = (data.size() + batch_size - 1) / batch_size;
+  Tensor x, y;
+  while (s.progress.epoch < epochs) {
+    const std::vector<int64_t> order =
+        EpochOrder(data.size(), s.progress.seed, s.progress.epoch, s.options.shuffle);
+    while (s.progress.step_in_epoch < steps) {
+      const int64_t begin = s.progress.step_in_epoch * batch_size;
+      const int64_t end = std::min(data.size(), begin + batch_size);
+      data.Gather(absl::MakeConstSpan(order).subspan(begin, end - begin), &x, &y);
+      const float lr = s.options.schedule.At(s.progress.global_step);
+      QAT_ASSIGN_OR_RETURN(float loss, TrainStep({{s.data_input, x}, {kLabelsInput, y}}));
+      ++s.progress.step_in_epoch;
+      if (on_step) {
+        QAT_RETURN_IF_ERROR(on_step({s.progress.epoch, s.progress.step_in_epoch - 1,
+                                     steps, s.progress.global_step, loss, lr}));
+      }
+    }
+    ++s.progress.epoch;
+    s.progress.step_in_epoch = 0;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<EvalMetrics> Trainer::Evaluate(const Dataset& data, int64_t batch_size) {
+  State& s = *state_;
+  if (batch_size <= 0) return absl::InvalidArgumentError("batch size must be > 0");
+  if (s.data_input.empty()) {
+    return absl::FailedPreconditionError(
+        "Evaluate needs a model with exactly one data input");
+  }
+  EvalMetrics m;
+  double loss_sum = 0.0;
+  int64_t correct = 0;
+  const std::vector<int64_t> order = EpochOrder(data.size(), 0, 0, false);
+  const std::vector<ValueInfo> outs = s.eval->outputs();
+  const std::string logits = outs.size() > 1 ? outs[1].name : "";
+  Tensor x, y;
+  for (int64_t begin = 0; begin < data.size(); begin += batch_size) {
+    const int64_t end = std::min(data.size(), begin + batch_size);
+    data.Gather(absl::MakeConstSpan(order).subspan(begin, end - begin), &x, &y);
+    if (s.classification) QAT_RETURN_IF_ERROR(CheckLabels(y, s.num_classes));
+    QAT_ASSIGN_OR_RETURN(auto out, EvalStep({{s.data_input, x}, {kLabelsInput, y}}));
+    const int64_t n = end - begin;
+    // The eval loss is a mean over the batch (or a sum); weigh by examples.
+    loss_sum += static_cast<double>(out.at(kLossOutput).values<float>()[0]) * n;
+    if (s.classification && !logits.empty()) {
+      const Tensor& z = out.at(logits);
+      const int64_t classes = z.dim(1);
+      for (int64_t i = 0; i < n; ++i) {
+        const float* row = z.data<float>() + i * classes;
+        const int64_t best = std::max_element(row, row + classes) - row;
+        correct += best == y.data<int64_t>()[i];
+      }
+    }
+  }
+  m.examples = data.size();
+  m.loss = data.size() > 0 ? loss_sum / data.size() : 0.0;
+  if (s.classification && !logits.empty() && data.size() > 0) {
+    m.accuracy = static_cast<double>(correct) / data.size();
+  }
+  return m;
+}
+
+Checkpoint Trainer::MakeCheckpoint() const {
+  const State& s = *state_;
+  Checkpoint c;
+  for (const std::string& name : s.names) c.parameters.emplace_back(name, s.params.at(name));
+  c.optimizer = OptimizerKindName(s.optimizer->options().kind);
+  c.optimizer_step = s.optimizer->step_count();
+  c.optimizer_state = s.optimizer->state();
+  c.progress = s.progress;
+  if (s.observer) {
+    for (const std::string& name : s.quant_names) c.quant_params.emplace_back(name, s.quant.at(name));
+    c.observer_state = s.observer->state();
+    c.observed_steps = s.observed_steps;
+  }
+  return c;
+}
+
+absl::Status Trainer::RestoreCheckpoint(const Checkpoint& c) {
+  State& s = *state_;
+  QAT_RETURN_IF_ERROR(CheckStoredTensors("parameter", c.parameters, s.names, s.params));
+  if (!c.optimizer.empty() &&
+      c.optimizer != OptimizerKindName(s.optimizer->options().kind)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the checkpoint was trained with ", c.optimizer, ", this run uses ",
+        OptimizerKindName(s.optimizer->options().kind)));
+  }
+  if (!s.observer && (!c.quant_params.empty() || !c.observer_state.empty())) {
+    return absl::InvalidArgumentError(
+        "the checkpoint holds observed quantization parameters, but this model does not "
+        "observe them (prepare it with observe_quant_params / --quant-params observe)");
+  }
+  if (!c.quant_params.empty()) {
+    QAT_RETURN_IF_ERROR(CheckStoredTensors("quantization parameter", c.quant_params,
+                                           s.quant_names, s.quant));
+  }
+  std::optional<training::QuantParamObserver> observer = s.observer;
+  if (observer) QAT_RETURN_IF_ERROR(observer->RestoreState(c.observer_state));
+  QAT_RETURN_IF_ERROR(s.optimizer->Restore(c.optimizer_step, c.optimizer_state));
+  s.observer = std::move(observer);
+  for (const auto& [name, value] : c.parameters) s.params[name] = value;
+  for (const auto& [name, value] : c.quant_params) s.quant[name] = value;
+  s.observed_steps = c.observed_steps;
+  s.progress = c.progress;
+  return absl::OkStatus();
+}
+
+}  // namespace qat
