@@ -19,7 +19,7 @@
 #include "absl/status/statusor.h"
 #include "qat/calibration_table.h"
 #include "qat/dataset.h"
-#include "qat/export.h"
+#include "qat/api.h"
 #include "qat/model.h"
 #include "qat/observer.h"
 

@@ -38,7 +38,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "qat/export.h"
+#include "qat/api.h"
 #include "qat/observer.h"
 #include "qat/quant_params.h"
 

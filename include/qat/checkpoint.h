@@ -21,7 +21,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "qat/export.h"
+#include "qat/api.h"
 #include "qat/tensor.h"
 
 namespace qat {

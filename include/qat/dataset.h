@@ -13,7 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "qat/export.h"
+#include "qat/api.h"
 #include "qat/tensor.h"
 
 namespace qat {

@@ -35,7 +35,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "qat/export.h"
+#include "qat/api.h"
 #include "qat/model.h"
 #include "qat/tensor.h"
 

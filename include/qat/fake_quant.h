@@ -25,7 +25,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "qat/export.h"
+#include "qat/api.h"
 #include "qat/quant_range.h"
 #include "qat/thread_pool.h"
 

@@ -27,7 +27,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "qat/export.h"
+#include "qat/api.h"
 
 namespace qat {
 

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "qat/export.h"
+#include "qat/api.h"
 #include "qat/tensor.h"
 
 namespace qat {

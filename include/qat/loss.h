@@ -10,7 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "qat/export.h"
+#include "qat/api.h"
 
 namespace qat {
 

@@ -18,7 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "qat/export.h"
+#include "qat/api.h"
 #include "qat/tensor.h"
 
 namespace qat {

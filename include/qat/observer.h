@@ -40,7 +40,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "qat/export.h"
+#include "qat/api.h"
 #include "qat/quant_range.h"
 
 namespace qat {

@@ -24,7 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "qat/export.h"
+#include "qat/api.h"
 
 namespace qat {
 

@@ -14,7 +14,7 @@
 #include <functional>
 #include <memory>
 
-#include "qat/export.h"
+#include "qat/api.h"
 
 namespace qat {
 

@@ -32,7 +32,7 @@
 #include "absl/status/statusor.h"
 #include "qat/checkpoint.h"
 #include "qat/dataset.h"
-#include "qat/export.h"
+#include "qat/api.h"
 #include "qat/lr_schedule.h"
 #include "qat/optimizer.h"
 #include "qat/tensor.h"

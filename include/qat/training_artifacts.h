@@ -16,7 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "qat/checkpoint.h"
-#include "qat/export.h"
+#include "qat/api.h"
 #include "qat/model.h"
 #include "qat/tensor.h"
 #include "qat/training_graph.h"

@@ -1,7 +1,7 @@
 // QAT_API marks the symbols that libqat's shared library exports.  Everything
 // else is hidden (the library builds with -fvisibility=hidden).
-#ifndef QAT_EXPORT_H_
-#define QAT_EXPORT_H_
+#ifndef QAT_API_H_
+#define QAT_API_H_
 
 #if defined(QAT_STATIC_DEFINE)
 #define QAT_API
@@ -15,4 +15,4 @@
 #define QAT_API __attribute__((visibility("default")))
 #endif
 
-#endif  // QAT_EXPORT_H_
+#endif  // QAT_API_H_
