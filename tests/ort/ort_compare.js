@@ -68,9 +68,10 @@ async function main() {
       const same = g === w || (Number.isNaN(g) && Number.isNaN(w));
       const err = same ? 0 : Math.abs(g - w);
       const tol = atol + rtol * Math.abs(w);
-      if (!(err <= tol)) bad++;
-      if (err - tol > worst || worstAt < 0 || Number.isNaN(err)) {
-        worst = Number.isNaN(err) ? Infinity : err - tol;
+      const over = same ? -Infinity : (err <= tol ? err - tol : Infinity);
+      if (over > 0) bad++;
+      if (over > worst || worstAt < 0) {
+        worst = over;
         worstAt = i;
       }
       maxAbs = Number.isNaN(err) || err > maxAbs ? err : maxAbs;
