@@ -15,6 +15,7 @@ int GradCommand(int argc, char** argv);       // training_commands.cc
 int ExportCommand(int argc, char** argv);     // training_commands.cc
 int PipelineCommand(int argc, char** argv);   // pipeline_command.cc
 int ZooCommand(int argc, char** argv);        // training_commands.cc
+int DecomposeCommand(int argc, char** argv);  // decompose_command.cc
 
 }  // namespace qat_cli
 

@@ -53,6 +53,9 @@ void PrintHelp(std::FILE* out) {
                "              run a training model once; write loss and gradients\n"
                "  export DIR -o OUT.onnx [--keep-float-weights]\n"
                "              write the trained inference model (int8 QDQ if quantized)\n"
+               "  decompose MODEL.onnx -o OUT.onnx [--float-sums]\n"
+               "              rewrite the custom ops (FakeQuant, FakeQuantGrad, LSQ\n"
+               "              gradient) into standard ONNX ops, for any ONNX runtime\n"
                "  pipeline [--zoo mlp|lenet5 | --model M.onnx] [--data DIR] [--out DIR]\n"
                "       [--epochs E] [--qat-epochs Q] [--qat-lr X] [--qat-schedule S]\n"
                "       [--qat-quant-params fixed|learn] [--qat-method M] [--method M]\n"
@@ -96,6 +99,7 @@ int main(int argc, char** argv) {
   if (command == "export") return qat_cli::ExportCommand(argc - 2, argv + 2);
   if (command == "pipeline") return qat_cli::PipelineCommand(argc - 2, argv + 2);
   if (command == "zoo") return qat_cli::ZooCommand(argc - 2, argv + 2);
+  if (command == "decompose") return qat_cli::DecomposeCommand(argc - 2, argv + 2);
   std::fprintf(stderr,
                "qat: unknown command '%s'; run 'qat --help' for the list\n",
                command.c_str());

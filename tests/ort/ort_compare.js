@@ -4,9 +4,12 @@
 // folder (what libqat computed).
 //
 //   node ort_compare.js MODEL.onnx INPUT_DIR EXPECTED_DIR [--rtol R] [--atol A]
-//        [--optimizations disabled|all]
+//        [--optimizations disabled|all] [--rel-l2 R]
 //
-// An element passes when |ort - expected| <= atol + rtol * |expected|.
+// An element passes when |ort - expected| <= atol + rtol * |expected| (or
+// both are NaN, or both the same infinity).  With --rel-l2, an output passes
+// instead when ||ort - expected||_2 <= R * ||expected||_2.  Each output's line
+// gives its max abs error and relative L2 error.
 // Exit codes: 0 all close, 1 a mismatch or an error, 77 ONNX Runtime is not
 // installed (ctest reports the test as skipped).
 'use strict';
@@ -25,6 +28,7 @@ async function main() {
     !(i > 0 && args[i - 1].startsWith('--')));
   const rtol = Number(opt('--rtol', '1e-4'));
   const atol = Number(opt('--atol', '0'));
+  const relL2Tol = args.includes('--rel-l2') ? Number(opt('--rel-l2', '0')) : null;
   const ort = loadOrt();
   const session = await ort.InferenceSession.create(model, {
     graphOptimizationLevel: opt('--optimizations', 'disabled'),
@@ -55,19 +59,32 @@ async function main() {
     let worst = 0;
     let worstAt = -1;
     let bad = 0;
+    let maxAbs = 0;
+    let diff2 = 0;
+    let norm2 = 0;
     for (let i = 0; i < want.data.length; i++) {
       const w = Number(want.data[i]);
       const g = Number(got.data[i]);
-      const err = Math.abs(g - w);
+      const same = g === w || (Number.isNaN(g) && Number.isNaN(w));
+      const err = same ? 0 : Math.abs(g - w);
       const tol = atol + rtol * Math.abs(w);
-      if (!(err <= tol)) bad++;
-      if (err - tol > worst || worstAt < 0) {
-        worst = err - tol;
+      const over = same ? -Infinity : (err <= tol ? err - tol : Infinity);
+      if (over > 0) bad++;
+      if (over > worst || worstAt < 0) {
+        worst = over;
         worstAt = i;
       }
+      maxAbs = Number.isNaN(err) || err > maxAbs ? err : maxAbs;
+      if (!same) diff2 += err * err;
+      if (Number.isFinite(w)) norm2 += w * w;
     }
+    const relL2 = diff2 === 0 ? 0 : Math.sqrt(diff2) / Math.sqrt(norm2);
+    if (relL2Tol !== null) bad = relL2 <= relL2Tol ? 0 : 1;
     compared++;
-    console.log(`${name}: ${want.data.length} elements, ${bad} outside tolerance` +
+    const stats = `max abs error ${maxAbs.toPrecision(3)}, relative L2 error ${relL2.toPrecision(3)}`;
+    const outside = relL2Tol !== null ? (bad ? `relative L2 above ${relL2Tol}` : 'within relative L2')
+      : `${bad} outside tolerance`;
+    console.log(`${name}: ${want.data.length} elements, ${outside}; ${stats}` +
       (bad ? ` (worst at ${worstAt}: ort ${got.data[worstAt]} vs libqat ${want.data[worstAt]})` : ''));
     if (bad) failures++;
   }

@@ -15,6 +15,19 @@
 #       fixed, observed and learned quantization parameters, and with 4-bit
 #       weights, train, export); ORT (graph optimizations off) runs every
 #       exported int8 model and matches `qat run` within one output step
+#   decompose-mlp, decompose-lenet5
+#       the model quantized (per-channel weights, per-tensor activations) and
+#       prepared with fixed and with learned (LSQ) quantization parameters;
+#       ORT cannot load these training graphs (FakeQuant is not one of its
+#       ops), but runs them after `qat decompose` and matches `qat grad` on
+#       the original graph within 1e-7 + 1e-5 relative per element (each
+#       output's max abs and relative L2 errors are printed); `qat grad` on
+#       the decomposed graph gives the original's outputs bit for bit
+#   decompose-edges
+#       every custom op (FakeQuant per tensor and per channel, FakeQuantGrad,
+#       FakeQuantLsqGrad per tensor and per channel) on NaN, +-Inf, exact
+#       halves and out-of-range inputs (make_edge_model.js): ORT on the
+#       decomposed model equals `qat run` on the original bit for bit
 #   accuracy
 #       a Fashion-MNIST MLP trained by libqat: PTQ int8 per tensor and per
 #       channel within 0.5 points of fp32 under ORT's int8 kernels; the 4-bit
@@ -101,6 +114,43 @@ case "$mode" in
       done
     done
     exit $failed
+    ;;
+  decompose-mlp | decompose-lenet5)
+    name=${mode#decompose-}
+    zoo_model_with_table "$name"
+    "$qat" quantize "$name.onnx" --table "table_$name.json" -o qdq.onnx --per-channel > /dev/null
+    if [ "$name" = mlp ]; then shape=8x784; else shape=4x1x28x28; fi
+    n=${shape%%x*}
+    # Wider than the calibration data (-1 to 2), so that some inputs fall
+    # outside the input's range: masks with false entries and non-zero
+    # zero-point gradients.
+    node "$here/make_inputs.js" in "input=float:$shape:-1.5:2.5" "labels=labels:$n:10"
+    failed=0
+    for params in fixed learn; do
+      rm -rf prep ours standard_ours
+      "$qat" prepare qdq.onnx -o prep --quant-params "$params" > /dev/null
+      "$qat" decompose prep/training.onnx -o standard.onnx > /dev/null
+      "$qat" grad prep/training.onnx input=in/input.npy labels=in/labels.npy --out ours > /dev/null
+      "$qat" grad standard.onnx input=in/input.npy labels=in/labels.npy --out standard_ours \
+        > /dev/null
+      for f in ours/*.npy; do
+        cmp -s "$f" "standard_ours/${f#ours/}" ||
+          { echo "libqat: decomposed ${f#ours/} differs from the original's"; failed=1; }
+      done
+      echo "== $name, $params quantization parameters: ORT on the decomposed graph vs qat grad"
+      rc=0
+      compare standard.onnx in ours --rtol 1e-5 --atol 1e-7 || rc=$?
+      if [ $rc = 77 ]; then exit 77; fi  # no ONNX Runtime: skipped
+      if [ $rc != 0 ]; then failed=1; fi
+    done
+    exit $failed
+    ;;
+  decompose-edges)
+    node "$here/make_edge_model.js" edge.onnx in
+    "$qat" decompose edge.onnx -o standard.onnx > /dev/null
+    "$qat" run edge.onnx x=in/x.npy dy=in/dy.npy x2=in/x2.npy dy2=in/dy2.npy --out ours \
+      > /dev/null
+    compare standard.onnx in ours --rtol 0 --atol 0
     ;;
   accuracy)
     data=/usr/share/datasets/fashion-mnist

@@ -304,7 +304,7 @@ absl::StatusOr<Kernel> MakeFakeQuantGrad(const NodeView&) {
 
 // ai.libqat FakeQuantLsqGrad(X, dY, scale, zero_point) -> (dX, dScale,
 // dZeroPoint): the LSQ/LSQ+ backward of FakeQuant with learnable parameters
-// (docs/quantization.md gives its decomposition into standard ops).  A scalar
+// (docs/formats.md gives its decomposition into standard ops).  A scalar
 // scale means per tensor; a 1-D scale means per channel along `axis`.
 absl::StatusOr<Kernel> MakeFakeQuantLsqGrad(const NodeView& node) {
   const QuantRange range = RangeFromNode(node);
