@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "qat/executor.h"
 #include "qat/status_macros.h"
+#include "train/classification.h"
 
 namespace qat {
 namespace {
@@ -101,11 +102,9 @@ absl::StatusOr<EvalReport> Evaluate(const Model& model, const Dataset& data,
           DataTypeName(scores.dtype()), " ", ShapeToString(scores.shape())));
     }
     const int64_t classes = scores.dim(1);
+    report.correct += CountCorrect(scores.data<float>(), n, classes, labels + start);
     for (int64_t i = 0; i < n; ++i) {
-      const float* row = scores.data<float>() + i * classes;
-      const int64_t label = labels[start + i];
-      report.correct += (std::max_element(row, row + classes) - row) == label;
-      loss_sum += CrossEntropy(row, classes, label);
+      loss_sum += CrossEntropy(scores.data<float>() + i * classes, classes, labels[start + i]);
     }
     report.examples += n;
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <limits>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -154,6 +155,9 @@ absl::Status Recipe::Train(const std::string& folder,
     options.schedule = schedule;  // decaying schedules reach 0 at the phase's end
     options.seed = seed + k;
     options.threads = o_.threads;
+    // The folder's checkpoint at epoch ends only: the recipe runs to the end
+    // (a stopped pipeline starts again), and saving costs time.
+    options.save_every = std::numeric_limits<int64_t>::max();
     TrainFolderHooks hooks;
     hooks.eval_data = test_.get();
     hooks.eval_batch = kEvalBatch;

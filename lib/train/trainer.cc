@@ -10,6 +10,7 @@
 #include "qat/status_macros.h"
 #include "core/model_internal.h"
 #include "qat/fake_quant.h"
+#include "train/classification.h"
 #include "train/parameters.h"
 #include "train/quant_param_observer.h"
 
@@ -329,12 +330,7 @@ absl::StatusOr<EvalMetrics> Trainer::Evaluate(const Dataset& data, int64_t batch
     loss_sum += static_cast<double>(out.at(kLossOutput).values<float>()[0]) * n;
     if (s.classification && !logits.empty()) {
       const Tensor& z = out.at(logits);
-      const int64_t classes = z.dim(1);
-      for (int64_t i = 0; i < n; ++i) {
-        const float* row = z.data<float>() + i * classes;
-        const int64_t best = std::max_element(row, row + classes) - row;
-        correct += best == y.data<int64_t>()[i];
-      }
+      correct += CountCorrect(z.data<float>(), n, z.dim(1), y.data<int64_t>());
     }
   }
   m.examples = data.size();
