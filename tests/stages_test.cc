@@ -429,6 +429,13 @@ TEST_F(StagesTest, BadInputsGiveErrorsNamingTheFile) {
   EXPECT_TRUE(IsSettingError(unnamed.status()));
   EXPECT_THAT(unnamed.status().message(), HasSubstr("--data"));
 
+  TrainFolderOptions infinite = Settings(1);
+  infinite.lr = std::numeric_limits<double>::infinity();
+  auto bad_lr = TrainFolder(folder, data, infinite);
+  ASSERT_FALSE(bad_lr.ok());
+  EXPECT_TRUE(IsSettingError(bad_lr.status()));
+  EXPECT_THAT(bad_lr.status().message(), HasSubstr("--lr"));
+
   // Examples of the wrong width for the model's input.
   Tensor x(DataType::kFloat32, {16, 5});
   Tensor y(DataType::kInt64, {16});

@@ -197,7 +197,8 @@ absl::StatusOr<Run> Open(const std::string& folder, const TrainFolderOptions& gi
   QAT_RETURN_IF_ERROR(CheckAtLeast("limit", t.limit, 0));
   QAT_RETURN_IF_ERROR(CheckAtLeast("save-every", t.save_every, 1));
   QAT_RETURN_IF_ERROR(CheckAtLeast("observe-steps", t.observe_steps, -1));
-  if (!(t.lr >= 0) || !std::isfinite(t.lr)) QAT_RETURN_IF_ERROR(CheckAtLeast("lr", t.lr, 0));
+  QAT_RETURN_IF_ERROR(CheckAtLeast("lr", t.lr, 0));
+  if (!std::isfinite(t.lr)) return SettingError(absl::StrCat("--lr must be finite, got ", t.lr));
   QAT_RETURN_IF_ERROR(CheckAtLeast("momentum", t.momentum, 0));
   QAT_RETURN_IF_ERROR(CheckAtLeast("max-grad-norm", t.max_grad_norm, 0));
   if (o.observe_steps && !run.models.observe_quant_params) {
