@@ -94,7 +94,8 @@ StoredSetting Stored(const char* key, std::optional<T> TrainFolderOptions::*memb
           }};
 }
 
-// The metadata order of the keys is the order `qat train` always used.
+// In the order a resume checks them (it reports the first that differs), as
+// `qat train` always did.
 const std::vector<StoredSetting>& StoredSettings() {
   static const auto* settings = new std::vector<StoredSetting>{
       Stored("epochs", &TrainFolderOptions::epochs),
