@@ -8,27 +8,12 @@
 #include "gtest/gtest.h"
 #include "qat/model_zoo.h"
 #include "qat/trainer.h"
+#include "synthetic_data.h"
 
 namespace qat {
 namespace {
 
 using ::testing::HasSubstr;
-
-// Three Gaussian blobs in 8 dimensions.
-Dataset Blobs(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> noise(0.0f, 0.5f);
-  Tensor x(DataType::kFloat32, {n, 8});
-  Tensor y(DataType::kInt64, {n});
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t c = i % 3;
-    y.data<int64_t>()[i] = c;
-    for (int64_t j = 0; j < 8; ++j) {
-      x.data<float>()[i * 8 + j] = (j % 3 == c ? 1.5f : -0.5f) + noise(rng);
-    }
-  }
-  return *Dataset::Create(std::move(x), std::move(y));
-}
 
 TrainingModels SmallModels() {
   MlpSpec spec;
