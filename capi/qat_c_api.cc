@@ -1,13 +1,16 @@
 // The C ABI over the C++ API.  Every entry point converts absl::Status into a
 // QatStatus and catches whatever else escapes (QAT_C_API_BEGIN/END), so no
 // exception crosses into C.
-#include "qat_c_api.h"
+#include "qat/c_api.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <new>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,33 +29,66 @@
 static_assert(QAT_C_API_VERSION_MAJOR == QAT_VERSION_MAJOR &&
                   QAT_C_API_VERSION_MINOR == QAT_VERSION_MINOR &&
                   QAT_C_API_VERSION_PATCH == QAT_VERSION_PATCH,
-              "qat_c_api.h and the project version disagree");
+              "qat/c_api.h and the project version disagree");
 
-struct QatStatus {
+namespace {
+
+// Every handle starts with a magic number, one per kind, that its
+// destructor overwrites: a call given a freed handle, or a handle of another
+// kind, is usually caught (not guaranteed: the memory may be reused).  The
+// magic is read as raw bytes, so reading it through the wrong handle type
+// is only a 4-byte read at the handle's address.
+constexpr uint32_t kDead = 0xdeadbeef;
+
+template <uint32_t kMagic>
+struct Handle {
+  uint32_t magic = kMagic;
+  bool live() const {
+    uint32_t m;
+    std::memcpy(&m, static_cast<const void*>(this), sizeof m);
+    return m == kMagic;
+  }
+  ~Handle() { magic = kDead; }
+};
+
+// Marks a handle busy for the length of one call.  A second thread that
+// enters while the flag is set fails instead of racing (the C header's
+// concurrency contract); one atomic exchange, no lock, no waiting.
+class Exclusive {
+ public:
+  explicit Exclusive(std::atomic<bool>& busy)
+      : busy_(busy), owned_(!busy.exchange(true, std::memory_order_acquire)) {}
+  ~Exclusive() {
+    if (owned_) busy_.store(false, std::memory_order_release);
+  }
+  Exclusive(const Exclusive&) = delete;
+  Exclusive& operator=(const Exclusive&) = delete;
+  bool owned() const { return owned_; }
+
+ private:
+  std::atomic<bool>& busy_;
+  const bool owned_;
+};
+
+}  // namespace
+
+struct QatStatus : Handle<0x51415400> {
+  QatStatus(QatStatusCode c, std::string m) : code(c), message(std::move(m)) {}
   QatStatusCode code;
   std::string message;
 };
 
 namespace {
 
-// Handles carry a magic number that free() overwrites, so that a call on a
-// freed handle is usually caught (not guaranteed: the memory may be reused).
-constexpr uint32_t kDead = 0xdeadbeef;
-
-template <uint32_t kMagic>
-struct Handle {
-  uint32_t magic = kMagic;
-  bool live() const { return magic == kMagic; }
-  ~Handle() { magic = kDead; }
-};
+// Returned when even a status cannot be allocated; qat_status_free knows it
+// by its address.
+QatStatus out_of_memory_status(QAT_RESOURCE_EXHAUSTED, "out of memory");
 
 QatStatus* MakeStatus(QatStatusCode code, std::string message) {
   try {
-    return new QatStatus{code, std::move(message)};
+    return new QatStatus(code, std::move(message));
   } catch (...) {
-    // Out of memory while reporting an error: a static status.
-    static QatStatus out_of_memory{QAT_RESOURCE_EXHAUSTED, "out of memory"};
-    return &out_of_memory;
+    return &out_of_memory_status;
   }
 }
 
@@ -83,6 +119,12 @@ struct QatTrainer : Handle<0x51415404> {
   qat::TrainingModels models;
   std::unique_ptr<qat::Trainer> trainer;
   std::string data_input;
+  mutable std::atomic<bool> busy{false};
+};
+struct QatExecutor : Handle<0x51415405> {
+  explicit QatExecutor(std::unique_ptr<qat::Executor> e) : executor(std::move(e)) {}
+  std::unique_ptr<qat::Executor> executor;
+  std::atomic<bool> busy{false};
 };
 
 #define QAT_C_API_BEGIN try {
@@ -101,7 +143,15 @@ struct QatTrainer : Handle<0x51415404> {
 // Checks a handle argument: non-NULL and live.
 #define QAT_CHECK_HANDLE(h, what)                                                       \
   if ((h) == nullptr) return Invalid(std::string(what) + " is NULL");                   \
-  if (!(h)->live()) return Invalid(std::string(what) + " is not a live handle (freed?)")
+  if (!(h)->live())                                                                     \
+  return Invalid(std::string(what) + " is not a live handle of its kind (freed, or another kind?)")
+// Claims a trainer or an executor for the rest of the call.
+#define QAT_ENTER(h, what)                                                              \
+  Exclusive exclusive_call((h)->busy);                                                  \
+  if (!exclusive_call.owned())                                                          \
+  return MakeStatus(QAT_FAILED_PRECONDITION,                                            \
+                    std::string(what) + " is in use by another thread: an executor or " \
+                    "a trainer runs one call at a time")
 #define QAT_CHECK_PTR(p, what) \
   if ((p) == nullptr) return Invalid(std::string(what) + " is NULL")
 // Checks an options struct's version.
@@ -123,15 +173,18 @@ const char* qat_kernel_variant(void) {
 }
 
 QatStatusCode qat_status_code(const QatStatus* status) {
-  return status == nullptr ? QAT_OK : status->code;
+  if (status == nullptr) return QAT_OK;
+  return status->live() ? status->code : QAT_INVALID_ARGUMENT;
 }
 
 const char* qat_status_message(const QatStatus* status) {
-  return status == nullptr ? "" : status->message.c_str();
+  if (status == nullptr) return "";
+  return status->live() ? status->message.c_str()
+                        : "not a live status handle (freed, or another kind of handle?)";
 }
 
 void qat_status_free(QatStatus* status) {
-  if (status != nullptr && status->message != "out of memory") delete status;
+  if (status != nullptr && status != &out_of_memory_status && status->live()) delete status;
 }
 
 void qat_free(void* data) { std::free(data); }
@@ -215,7 +268,7 @@ QatStatus* qat_model_save(const QatModel* model, const char* path) {
   QAT_C_API_END
 }
 
-QatStatus* qat_model_serialize(const QatModel* model, void** out_data, size_t* out_size) {
+QatStatus* qat_model_serialize(void** out_data, size_t* out_size, const QatModel* model) {
   QAT_C_API_BEGIN
   QAT_CHECK_PTR(out_data, "out_data");
   *out_data = nullptr;
@@ -228,28 +281,6 @@ QatStatus* qat_model_serialize(const QatModel* model, void** out_data, size_t* o
   std::memcpy(copy, bytes.data(), bytes.size());
   *out_data = copy;
   *out_size = bytes.size();
-  return nullptr;
-  QAT_C_API_END
-}
-
-QatStatus* qat_model_run(QatTensor** out, const QatModel* model, const QatTensor* input,
-                         int num_threads) {
-  QAT_C_API_BEGIN
-  QAT_CHECK_PTR(out, "out");
-  *out = nullptr;
-  QAT_CHECK_HANDLE(model, "model");
-  QAT_CHECK_HANDLE(input, "input");
-  const std::vector<qat::ValueInfo> inputs = model->model.inputs();
-  if (inputs.size() != 1) return Invalid("qat_model_run needs a model with one input");
-  qat::ExecutorOptions options;
-  options.num_threads = num_threads;
-  auto exec = qat::Executor::Create(model->model, options);
-  if (!exec.ok()) return ToStatus(exec.status());
-  auto outputs = (*exec)->Run({{inputs[0].name, input->tensor}});
-  if (!outputs.ok()) return ToStatus(outputs.status());
-  auto t = std::make_unique<QatTensor>();
-  t->tensor = outputs->at(model->model.outputs()[0].name);
-  *out = t.release();
   return nullptr;
   QAT_C_API_END
 }
@@ -270,6 +301,126 @@ QatStatus* qat_model_zoo(QatModel** out, const char* name, uint64_t seed) {
   }
   if (std::strcmp(name, "lenet5") == 0) return WrapModel(out, qat::MakeLeNet5({seed, 13}));
   return Invalid(absl::StrCat("unknown zoo model '", name, "'; expected mlp or lenet5"));
+  QAT_C_API_END
+}
+
+// ---- Executor -----------------------------------------------------------------
+
+QatStatus* qat_executor_create(QatExecutor** out, const QatModel* model,
+                               const QatExecutorOptions* options) {
+  QAT_C_API_BEGIN
+  QAT_CHECK_PTR(out, "out");
+  *out = nullptr;
+  QAT_CHECK_HANDLE(model, "model");
+  QAT_CHECK_OPTIONS(options, QAT_EXECUTOR_OPTIONS_VERSION, "QatExecutorOptions");
+  qat::ExecutorOptions e;
+  if (options != nullptr) {
+    e.num_threads = options->num_threads;
+    e.seed = options->seed;
+  }
+  auto exec = qat::Executor::Create(model->model, e);
+  if (!exec.ok()) return ToStatus(exec.status());
+  *out = new QatExecutor(*std::move(exec));
+  return nullptr;
+  QAT_C_API_END
+}
+
+size_t qat_executor_num_inputs(const QatExecutor* e) {
+  return e != nullptr && e->live() ? e->executor->inputs().size() : 0;
+}
+const char* qat_executor_input_name(const QatExecutor* e, size_t index) {
+  if (e == nullptr || !e->live() || index >= e->executor->inputs().size()) return nullptr;
+  return e->executor->inputs()[index].name.c_str();
+}
+size_t qat_executor_num_outputs(const QatExecutor* e) {
+  return e != nullptr && e->live() ? e->executor->outputs().size() : 0;
+}
+const char* qat_executor_output_name(const QatExecutor* e, size_t index) {
+  if (e == nullptr || !e->live() || index >= e->executor->outputs().size()) return nullptr;
+  return e->executor->outputs()[index].name.c_str();
+}
+
+QatStatus* qat_executor_run(QatTensor** outputs, QatExecutor* executor,
+                            const char* const* input_names, const QatTensor* const* inputs,
+                            size_t num_inputs, const char* const* output_names,
+                            size_t num_outputs) {
+  QAT_C_API_BEGIN
+  if (num_outputs > 0) QAT_CHECK_PTR(outputs, "outputs");
+  for (size_t i = 0; i < num_outputs; ++i) outputs[i] = nullptr;
+  QAT_CHECK_HANDLE(executor, "executor");
+  if (num_inputs > 0) {
+    QAT_CHECK_PTR(input_names, "input_names");
+    QAT_CHECK_PTR(inputs, "inputs");
+  }
+  QAT_ENTER(executor, "the executor");
+  std::map<std::string, const qat::Tensor*> feeds;
+  for (size_t i = 0; i < num_inputs; ++i) {
+    if (input_names[i] == nullptr) return Invalid(absl::StrCat("input_names[", i, "] is NULL"));
+    const QatTensor* t = inputs[i];
+    if (t == nullptr || !t->live()) {
+      return Invalid(absl::StrCat("inputs[", i, "] (for '", input_names[i],
+                                  "') is not a live tensor"));
+    }
+    if (!feeds.emplace(input_names[i], &t->tensor).second) {
+      return Invalid(absl::StrCat("input '", input_names[i], "' is given twice"));
+    }
+  }
+  // The names asked for, checked before the run so that a typo costs nothing.
+  const std::vector<qat::ValueInfo>& model_outputs = executor->executor->outputs();
+  std::vector<std::string> wanted;
+  if (output_names == nullptr) {
+    if (num_outputs != model_outputs.size()) {
+      return Invalid(absl::StrCat("output_names is NULL (all outputs), so num_outputs must be ",
+                                  model_outputs.size(), ", not ", num_outputs));
+    }
+    for (const qat::ValueInfo& v : model_outputs) wanted.push_back(v.name);
+  } else {
+    std::set<std::string> known;
+    for (const qat::ValueInfo& v : model_outputs) known.insert(v.name);
+    for (size_t i = 0; i < num_outputs; ++i) {
+      if (output_names[i] == nullptr) {
+        return Invalid(absl::StrCat("output_names[", i, "] is NULL"));
+      }
+      if (known.count(output_names[i]) == 0) {
+        return Invalid(absl::StrCat("the model has no output '", output_names[i], "'"));
+      }
+      wanted.emplace_back(output_names[i]);
+    }
+  }
+  std::map<std::string, qat::Tensor> results;
+  if (absl::Status s = executor->executor->Run(feeds, &results); !s.ok()) return ToStatus(s);
+  std::vector<std::unique_ptr<QatTensor>> made(wanted.size());
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    made[i] = std::make_unique<QatTensor>();
+    // An output asked for twice is copied; otherwise it is moved out.
+    auto later = std::find(wanted.begin() + i + 1, wanted.end(), wanted[i]);
+    if (later != wanted.end()) {
+      made[i]->tensor = results.at(wanted[i]);
+    } else {
+      made[i]->tensor = std::move(results.at(wanted[i]));
+    }
+  }
+  for (size_t i = 0; i < wanted.size(); ++i) outputs[i] = made[i].release();
+  return nullptr;
+  QAT_C_API_END
+}
+
+void qat_executor_free(QatExecutor* executor) {
+  if (executor != nullptr && executor->live()) delete executor;
+}
+
+QatStatus* qat_model_run(QatTensor** outputs, const QatModel* model,
+                         const char* const* input_names, const QatTensor* const* inputs,
+                         size_t num_inputs, const char* const* output_names, size_t num_outputs,
+                         const QatExecutorOptions* options) {
+  QAT_C_API_BEGIN
+  if (num_outputs > 0) QAT_CHECK_PTR(outputs, "outputs");
+  for (size_t i = 0; i < num_outputs; ++i) outputs[i] = nullptr;
+  QatExecutor* executor = nullptr;
+  if (QatStatus* s = qat_executor_create(&executor, model, options)) return s;
+  std::unique_ptr<QatExecutor> owned(executor);
+  return qat_executor_run(outputs, executor, input_names, inputs, num_inputs, output_names,
+                          num_outputs);
   QAT_C_API_END
 }
 
@@ -460,12 +611,13 @@ QatStatus* qat_trainer_create(QatTrainer** out, const QatModel* model,
   QAT_C_API_END
 }
 
-QatStatus* qat_trainer_train_step(QatTrainer* trainer, const QatTensor* inputs,
-                                  const QatTensor* labels, float* loss) {
+QatStatus* qat_trainer_train_step(float* loss, QatTrainer* trainer, const QatTensor* inputs,
+                                  const QatTensor* labels) {
   QAT_C_API_BEGIN
   QAT_CHECK_HANDLE(trainer, "trainer");
   QAT_CHECK_HANDLE(inputs, "inputs");
   QAT_CHECK_HANDLE(labels, "labels");
+  QAT_ENTER(trainer, "the trainer");
   auto l = trainer->trainer->TrainStep(
       {{trainer->data_input, inputs->tensor}, {qat::kLabelsInput, labels->tensor}});
   if (!l.ok()) return ToStatus(l.status());
@@ -474,13 +626,14 @@ QatStatus* qat_trainer_train_step(QatTrainer* trainer, const QatTensor* inputs,
   QAT_C_API_END
 }
 
-QatStatus* qat_trainer_eval_step(QatTrainer* trainer, const QatTensor* inputs,
-                                 const QatTensor* labels, float* loss, QatTensor** out_logits) {
+QatStatus* qat_trainer_eval_step(float* loss, QatTensor** out_logits, QatTrainer* trainer,
+                                 const QatTensor* inputs, const QatTensor* labels) {
   QAT_C_API_BEGIN
   if (out_logits != nullptr) *out_logits = nullptr;
   QAT_CHECK_HANDLE(trainer, "trainer");
   QAT_CHECK_HANDLE(inputs, "inputs");
   QAT_CHECK_HANDLE(labels, "labels");
+  QAT_ENTER(trainer, "the trainer");
   auto out = trainer->trainer->EvalStep(
       {{trainer->data_input, inputs->tensor}, {qat::kLabelsInput, labels->tensor}});
   if (!out.ok()) return ToStatus(out.status());
@@ -500,6 +653,7 @@ QatStatus* qat_trainer_eval_step(QatTrainer* trainer, const QatTensor* inputs,
 QatStatus* qat_trainer_set_learning_rate(QatTrainer* trainer, float learning_rate) {
   QAT_C_API_BEGIN
   QAT_CHECK_HANDLE(trainer, "trainer");
+  QAT_ENTER(trainer, "the trainer");
   qat::LrSchedule s;
   s.lr = learning_rate;
   return ToStatus(trainer->trainer->SetSchedule(s));
@@ -507,13 +661,16 @@ QatStatus* qat_trainer_set_learning_rate(QatTrainer* trainer, float learning_rat
 }
 
 int64_t qat_trainer_step_count(const QatTrainer* trainer) {
-  return trainer != nullptr && trainer->live() ? trainer->trainer->progress().global_step : -1;
+  if (trainer == nullptr || !trainer->live()) return -1;
+  Exclusive exclusive_call(trainer->busy);
+  return exclusive_call.owned() ? trainer->trainer->progress().global_step : -1;
 }
 
 QatStatus* qat_trainer_save_checkpoint(const QatTrainer* trainer, const char* path) {
   QAT_C_API_BEGIN
   QAT_CHECK_HANDLE(trainer, "trainer");
   QAT_CHECK_PTR(path, "path");
+  QAT_ENTER(trainer, "the trainer");
   return ToStatus(qat::SaveCheckpoint(path, trainer->trainer->MakeCheckpoint()));
   QAT_C_API_END
 }
@@ -522,6 +679,7 @@ QatStatus* qat_trainer_load_checkpoint(QatTrainer* trainer, const char* path) {
   QAT_C_API_BEGIN
   QAT_CHECK_HANDLE(trainer, "trainer");
   QAT_CHECK_PTR(path, "path");
+  QAT_ENTER(trainer, "the trainer");
   auto c = qat::LoadCheckpoint(path);
   if (!c.ok()) return ToStatus(c.status());
   return ToStatus(trainer->trainer->RestoreCheckpoint(*c));
@@ -534,6 +692,7 @@ QatStatus* qat_trainer_export(QatModel** out, const QatTrainer* trainer,
   QAT_CHECK_PTR(out, "out");
   *out = nullptr;
   QAT_CHECK_HANDLE(trainer, "trainer");
+  QAT_ENTER(trainer, "the trainer");
   const std::map<std::string, qat::Tensor> params =
       qat::ExportedParameters(trainer->trainer->MakeCheckpoint());
   qat::ExportOptions options;
@@ -558,7 +717,7 @@ static absl::StatusOr<qat::FakeQuantParams> ToParams(const QatFakeQuantParams* p
   return qat::FakeQuantParams{p->scale, p->zero_point, {p->quant_min, p->quant_max}};
 }
 
-QatStatus* qat_fake_quant(const float* x, size_t n, float* y, bool* mask,
+QatStatus* qat_fake_quant(float* y, bool* mask, const float* x, size_t n,
                           const QatFakeQuantParams* params) {
   QAT_C_API_BEGIN
   if (n > 0) {
@@ -573,10 +732,10 @@ QatStatus* qat_fake_quant(const float* x, size_t n, float* y, bool* mask,
   QAT_C_API_END
 }
 
-QatStatus* qat_fake_quant_per_channel(const float* x, const int64_t* shape, size_t rank,
-                                      int64_t axis, const float* scales,
+QatStatus* qat_fake_quant_per_channel(float* y, bool* mask, const float* x, const int64_t* shape,
+                                      size_t rank, int64_t axis, const float* scales,
                                       const float* zero_points, int32_t quant_min,
-                                      int32_t quant_max, float* y, bool* mask) {
+                                      int32_t quant_max) {
   QAT_C_API_BEGIN
   QAT_CHECK_PTR(x, "x");
   QAT_CHECK_PTR(y, "y");
@@ -603,7 +762,7 @@ QatStatus* qat_fake_quant_per_channel(const float* x, const int64_t* shape, size
   QAT_C_API_END
 }
 
-QatStatus* qat_fake_quant_grad(const float* dy, const bool* mask, size_t n, float* dx) {
+QatStatus* qat_fake_quant_grad(float* dx, const float* dy, const bool* mask, size_t n) {
   QAT_C_API_BEGIN
   if (n > 0) {
     QAT_CHECK_PTR(dy, "dy");
@@ -615,9 +774,9 @@ QatStatus* qat_fake_quant_grad(const float* dy, const bool* mask, size_t n, floa
   QAT_C_API_END
 }
 
-QatStatus* qat_fake_quant_lsq_grad(const float* x, const float* dy, size_t n, float* dx,
-                                   const QatFakeQuantParams* params, float grad_scale,
-                                   float* scale_grad, float* zero_point_grad) {
+QatStatus* qat_fake_quant_lsq_grad(float* scale_grad, float* zero_point_grad, float* dx,
+                                   const float* x, const float* dy, size_t n,
+                                   const QatFakeQuantParams* params, float grad_scale) {
   QAT_C_API_BEGIN
   if (n > 0) {
     QAT_CHECK_PTR(x, "x");

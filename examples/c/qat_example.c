@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "qat_c_api.h"
+#include <qat/c_api.h>
 
 /* Prints a failed status and exits. */
 static void check(QatStatus* status, const char* what) {
@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
     check(qat_tensor_create(&inputs, QAT_FLOAT32, x_shape, 2, x + first * kFeatures), "batch");
     check(qat_tensor_create(&labels, QAT_INT64, y_shape, 1, y + first), "labels");
     float loss = 0.0f;
-    check(qat_trainer_train_step(trainer, inputs, labels, &loss), "a training step");
+    check(qat_trainer_train_step(&loss, trainer, inputs, labels), "a training step");
     printf("step %d: loss %.4f\n", step + 1, loss);
     qat_tensor_free(inputs);
     qat_tensor_free(labels);
@@ -96,12 +96,20 @@ int main(int argc, char** argv) {
   check(qat_model_save(exported, path), "saving the export");
   void* bytes = NULL;
   size_t size = 0;
-  check(qat_model_serialize(exported, &bytes, &size), "serializing the export");
+  check(qat_model_serialize(&bytes, &size, exported), "serializing the export");
   printf("exported int8 model: %s, %zu bytes\n", path, size);
   qat_free(bytes);
 
   QatTensor* logits = NULL;
-  check(qat_model_run(&logits, exported, features, 1), "running the export");
+  QatExecutorOptions run = QAT_EXECUTOR_OPTIONS_INIT;
+  run.num_threads = 1;
+  QatExecutor* executor = NULL;
+  check(qat_executor_create(&executor, exported, &run), "compiling the export");
+  const char* input_name = qat_executor_input_name(executor, 0);
+  const QatTensor* inputs[1];
+  inputs[0] = features;
+  check(qat_executor_run(&logits, executor, &input_name, inputs, 1, NULL, 1), "running the export");
+  qat_executor_free(executor);
   const int64_t* shape = qat_tensor_shape(logits);
   printf("logits [%lld, %lld]\n", (long long)shape[0], (long long)shape[1]);
 

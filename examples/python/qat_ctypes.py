@@ -34,10 +34,10 @@ class Api:
             "qat_calibration_table_free": (None, [P]),
             "qat_quantize": (P, [C.POINTER(P), P, P, P]),
             "qat_trainer_create": (P, [C.POINTER(P), P, P]),
-            "qat_trainer_train_step": (P, [P, P, P, C.POINTER(C.c_float)]),
+            "qat_trainer_train_step": (P, [C.POINTER(C.c_float), P, P, P]),
             "qat_trainer_export": (P, [C.POINTER(P), P, C.c_bool]),
             "qat_trainer_free": (None, [P]),
-            "qat_fake_quant": (P, [P, C.c_size_t, P, P, P]),
+            "qat_fake_quant": (P, [P, P, P, C.c_size_t, P]),
         }
         for name, (res, args) in sigs.items():
             fn = getattr(lib, name)
@@ -91,7 +91,7 @@ def main():
         xb = tensor(api, QAT_FLOAT32, [batch, features], C.c_float, x[lo * features:(lo + batch) * features])
         yb = tensor(api, QAT_INT64, [batch], C.c_int64, y[lo:lo + batch])
         loss = C.c_float()
-        api.check(api.qat_trainer_train_step(trainer, xb, yb, C.byref(loss)), "train step")
+        api.check(api.qat_trainer_train_step(C.byref(loss), trainer, xb, yb), "train step")
         print(f"step {step + 1}: loss {loss.value:.4f}")
         api.qat_tensor_free(xb)
         api.qat_tensor_free(yb)
@@ -107,14 +107,14 @@ def main():
         import numpy as np
         xs = np.array(values, dtype=np.float32)
         ys = np.empty_like(xs)
-        api.check(api.qat_fake_quant(xs.ctypes.data, xs.size, ys.ctypes.data, None,
+        api.check(api.qat_fake_quant(ys.ctypes.data, None, xs.ctypes.data, xs.size,
                                      C.byref(params)), "fake_quant")
         result = ys.tolist()
         print("FakeQuant on a numpy buffer:", result)
     except ImportError:
         xs = (C.c_float * len(values))(*values)
         ys = (C.c_float * len(values))()
-        api.check(api.qat_fake_quant(xs, len(values), ys, None, C.byref(params)), "fake_quant")
+        api.check(api.qat_fake_quant(ys, None, xs, len(values), C.byref(params)), "fake_quant")
         result = list(ys)
         print("FakeQuant on a ctypes buffer (numpy not installed):", result)
     expected = [0.0, 1.0, -1.0, 63.5, -64.0]
@@ -123,8 +123,8 @@ def main():
 
     # A bad call returns an error status, never an exception or a crash.
     bad = FakeQuantParams(1, 0.0, 0.0, -128, 127)
-    status = api.qat_fake_quant(xs if not hasattr(xs, "ctypes") else xs.ctypes.data, 1,
-                                ys if not hasattr(ys, "ctypes") else ys.ctypes.data, None,
+    status = api.qat_fake_quant(ys if not hasattr(ys, "ctypes") else ys.ctypes.data, None,
+                                xs if not hasattr(xs, "ctypes") else xs.ctypes.data, 1,
                                 C.byref(bad))
     code = api.qat_status_code(status)
     message = api.qat_status_message(status).decode()

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "qat_c_api.h"
+#include <qat/c_api.h>
 
 int main(void) {
   char expected[32];
