@@ -5,7 +5,9 @@
 // error).  Any failure comes back as an absl::Status naming the file (or the
 // name given for bytes) and, where ONNX says which, the node; nothing throws.
 //
-// A Model is a value: it may be copied, and it never changes after loading.
+// A Model is a value: it may be copied, and it never changes after loading
+// (WithOutputs returns a new one).  Its const methods may be called from
+// several threads at once.
 // Its ONNX protobuf stays inside the library so that this header does not
 // depend on ONNX's generated types; the executor reads it from there.
 #ifndef QAT_MODEL_H_
@@ -16,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "qat/api.h"
@@ -62,6 +65,22 @@ class QAT_API Model {
   int64_t OpsetVersion(const std::string& domain) const;
   // The model, with inferred shapes, as a serialized ModelProto.
   std::string Serialize() const;
+
+  // Writes Serialize() to `path` atomically (a temporary file, then a
+  // rename), so a reader sees the old file or the new one, never a torn
+  // one.  PermissionDenied, naming the file, when it cannot be written.
+  absl::Status Save(const std::string& path) const;
+
+  // The same model with each of `names` also declared as a graph output
+  // (after the existing outputs, in the order given; a name that is an
+  // output already is skipped), so that an executor run returns these
+  // intermediate values too: calibration observes activations, observe-mode
+  // training reads them, a probe collects them.  An added output keeps the
+  // type and shape that shape inference found, else it is declared float.
+  // NotFound, naming the tensor and the model, for a name that no node
+  // produces and that is not a graph input or initializer.  The result is
+  // not re-checked (this model passed the checker when it was loaded).
+  absl::StatusOr<Model> WithOutputs(const std::vector<std::string>& names) const;
 
  private:
   friend struct ModelAccess;  // the library's view of the protobuf

@@ -8,13 +8,8 @@
 // by several pairs, an absent zero point (uint8), opsets 10 to 21, and
 // narrow ranges expressed with a Clip ([-127, 127], 4-bit).
 //
-// ExportQuantizedModel is the way back: from a trained eval model (loss,
-// labels and gradients are dropped) to an int8 QDQ inference model that ONNX
-// Runtime runs as it is.  Each FakeQuant becomes QuantizeLinear ->
-// DequantizeLinear with its scale and zero point; weights become int8
-// initializers behind a DequantizeLinear (about 4x smaller than fp32) unless
-// keep_float_weights.  Dequantized weights are bit-identical to what
-// FakeQuant computed during training.
+// The way back, ExportQuantizedModel, is the export stage's (qat/export.h,
+// included here so that code written against this header still builds).
 #ifndef QAT_QDQ_CONVERSION_H_
 #define QAT_QDQ_CONVERSION_H_
 
@@ -24,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "qat/api.h"
+#include "qat/export.h"
 #include "qat/model.h"
 #include "qat/tensor.h"
 
@@ -32,15 +28,6 @@ namespace qat {
 // `warnings` (optional) receives one line per pair left alone.
 QAT_API absl::StatusOr<Model> FuseQdqToFakeQuant(const Model& model,
                                                  std::vector<std::string>* warnings = nullptr);
-
-struct ExportOptions {
-  bool keep_float_weights = false;
-};
-
-// `params` (optional) overrides initializers by name: the trained values.
-QAT_API absl::StatusOr<Model> ExportQuantizedModel(
-    const Model& eval, const std::map<std::string, Tensor>& params = {},
-    const ExportOptions& options = {});
 
 }  // namespace qat
 

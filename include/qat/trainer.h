@@ -81,6 +81,12 @@ struct StepReport {
 };
 using StepCallback = std::function<absl::Status(const StepReport&)>;
 
+// The batches in an epoch of `examples` examples: ceil(examples /
+// batch_size), computed without overflow (any batch_size >= 1 works, and a
+// batch larger than the data set is one batch).  InvalidArgument for
+// batch_size < 1 or examples < 0.
+QAT_API absl::StatusOr<int64_t> StepsPerEpoch(int64_t examples, int64_t batch_size);
+
 class QAT_API Trainer {
  public:
   static absl::StatusOr<std::unique_ptr<Trainer>> Create(

@@ -6,7 +6,10 @@
 //   DIR/checkpoint      parameters and training state (qat/checkpoint.h)
 //
 // Every file is written atomically.  The parameter order is the order of
-// the training model's gradient outputs.
+// the training model's gradient outputs.  Prepare (qat/prepare.h) writes
+// the folder, TrainFolder (qat/train_folder.h) trains it, ExportFolder
+// (qat/export.h, which also holds ExportInferenceModel and
+// ExportedParameters, included here for code written before it) exports it.
 #ifndef QAT_TRAINING_ARTIFACTS_H_
 #define QAT_TRAINING_ARTIFACTS_H_
 
@@ -17,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "qat/checkpoint.h"
 #include "qat/api.h"
+#include "qat/export.h"
 #include "qat/model.h"
 #include "qat/tensor.h"
 #include "qat/training_graph.h"
@@ -36,19 +40,10 @@ QAT_API absl::Status SaveTrainingArtifacts(const std::string& dir,
 // model's outputs).
 QAT_API absl::StatusOr<TrainingModels> LoadTrainingModels(const std::string& dir);
 
-// The eval model as a plain inference model: without the loss and the
-// labels, with `params` (when given) written over the initializers of the
-// same name.
-QAT_API absl::StatusOr<Model> ExportInferenceModel(
-    const Model& eval, const std::map<std::string, Tensor>& params = {});
-
-// What an export writes over the eval model's initializers: the
-// checkpoint's parameters and, in observe mode, its observed scales and
-// zero points.
-QAT_API std::map<std::string, Tensor> ExportedParameters(const Checkpoint& checkpoint);
-
-// Writes a model atomically.
-QAT_API absl::Status SaveModel(const Model& model, const std::string& path);
+// Writes a model atomically: Model::Save, kept for code written before it.
+inline absl::Status SaveModel(const Model& model, const std::string& path) {
+  return model.Save(path);
+}
 
 }  // namespace qat
 

@@ -1,6 +1,8 @@
 #include "qat/model.h"
 
 #include <exception>
+#include <map>
+#include <set>
 #include <unordered_set>
 #include <utility>
 
@@ -166,6 +168,48 @@ std::string Model::Serialize() const {
   std::string bytes;
   impl_->proto.SerializeToString(&bytes);
   return bytes;
+}
+
+absl::Status Model::Save(const std::string& path) const {
+  return WriteFileAtomically(path, Serialize());
+}
+
+absl::StatusOr<Model> Model::WithOutputs(const std::vector<std::string>& names) const {
+  auto impl = std::make_unique<Impl>(*impl_);
+  onnx::GraphProto* g = impl->proto.mutable_graph();
+  // What shape inference (or the declaration) says about each value.
+  std::map<std::string, const onnx::ValueInfoProto*> infos;
+  for (const auto* list : {&g->input(), &g->output(), &g->value_info()}) {
+    for (const auto& v : *list) infos.emplace(v.name(), &v);
+  }
+  std::set<std::string> known;
+  for (const auto& v : g->input()) known.insert(v.name());
+  for (const auto& t : g->initializer()) known.insert(t.name());
+  for (const auto& n : g->node()) known.insert(n.output().begin(), n.output().end());
+  std::set<std::string> listed;
+  for (const auto& o : g->output()) listed.insert(o.name());
+  // The additions are collected first: adding to the outputs may move the
+  // ValueInfoProtos that `infos` points at.
+  std::vector<onnx::ValueInfoProto> added;
+  for (const std::string& name : names) {
+    if (known.count(name) == 0) {
+      return absl::NotFoundError(absl::StrCat("'", impl_->source, "' has no tensor '", name,
+                                              "' to declare as an output"));
+    }
+    if (!listed.insert(name).second) continue;
+    onnx::ValueInfoProto out;
+    if (auto it = infos.find(name); it != infos.end()) {
+      out = *it->second;
+    } else {
+      out.set_name(name);
+    }
+    if (out.type().tensor_type().elem_type() == onnx::TensorProto::UNDEFINED) {
+      out.mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+    }
+    added.push_back(std::move(out));
+  }
+  for (onnx::ValueInfoProto& out : added) *g->add_output() = std::move(out);
+  return Model(std::move(impl));
 }
 
 }  // namespace qat

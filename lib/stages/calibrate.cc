@@ -12,36 +12,6 @@
 #include "passes/node_selection.h"
 
 namespace qat {
-namespace {
-
-// The model with the observed activations added as graph outputs.
-absl::StatusOr<Model> ExposeTensors(const Model& model,
-                                    const std::vector<std::string>& names) {
-  onnx::ModelProto proto = ModelAccess::Proto(model);
-  onnx::GraphProto* g = proto.mutable_graph();
-  std::map<std::string, const onnx::ValueInfoProto*> infos;
-  for (const auto* list : {&g->input(), &g->output(), &g->value_info()}) {
-    for (const auto& v : *list) infos[v.name()] = &v;
-  }
-  std::set<std::string> outputs;
-  for (const auto& o : g->output()) outputs.insert(o.name());
-  for (const std::string& name : names) {
-    if (outputs.count(name) != 0) continue;
-    auto it = infos.find(name);
-    onnx::ValueInfoProto* out = g->add_output();
-    if (it != infos.end()) {
-      *out = *it->second;
-    } else {
-      out->set_name(name);
-      out->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
-    }
-  }
-  ModelLoadOptions load;
-  load.check = false;  // the model was checked when loaded
-  return Model::FromBytes(proto.SerializeAsString(), model.source(), load);
-}
-
-}  // namespace
 
 struct Calibrator::State {
   CalibrateOptions options;
@@ -82,7 +52,8 @@ absl::StatusOr<std::unique_ptr<Calibrator>> Calibrator::Create(
         "calibration feeds one data input, but '", model.source(), "' has ", inputs.size()));
   }
   s->input = inputs[0].name;
-  QAT_ASSIGN_OR_RETURN(Model exposed, ExposeTensors(model, s->activations));
+  // The observed activations as graph outputs, so that a run returns them.
+  QAT_ASSIGN_OR_RETURN(Model exposed, model.WithOutputs(s->activations));
   ExecutorOptions exec;
   exec.num_threads = options.num_threads;
   QAT_ASSIGN_OR_RETURN(s->executor, Executor::Create(exposed, exec));

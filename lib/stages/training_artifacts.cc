@@ -26,10 +26,6 @@ absl::Status MakeDir(const std::string& dir) {
 
 }  // namespace
 
-absl::Status SaveModel(const Model& model, const std::string& path) {
-  return WriteFileAtomically(path, model.Serialize());
-}
-
 absl::Status SaveTrainingArtifacts(const std::string& dir,
                                    const TrainingModels& models) {
   QAT_RETURN_IF_ERROR(MakeDir(dir));

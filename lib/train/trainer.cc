@@ -105,33 +105,6 @@ std::map<std::string, const Tensor*> StepInputs(
   return inputs;
 }
 
-// `model` with these values as extra float outputs (those it does not
-// output already), so that a run returns them.
-absl::StatusOr<Model> WithOutputs(const Model& model, const std::vector<std::string>& names) {
-  onnx::ModelProto proto = ModelAccess::Proto(model);
-  onnx::GraphProto* g = proto.mutable_graph();
-  std::set<std::string> listed;
-  for (const auto& o : g->output()) listed.insert(o.name());
-  std::map<std::string, const onnx::ValueInfoProto*> inferred;
-  for (const auto& v : g->value_info()) inferred[v.name()] = &v;
-  for (const std::string& name : names) {
-    if (!listed.insert(name).second) continue;
-    onnx::ValueInfoProto* o = g->add_output();
-    if (auto it = inferred.find(name); it != inferred.end()) *o = *it->second;
-    o->set_name(name);
-    o->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
-  }
-  std::string bytes;
-  if (!proto.SerializeToString(&bytes)) {
-    return absl::InternalError(absl::StrCat("cannot serialize ", model.source()));
-  }
-  // The model passed the checker already; an output whose shape inference
-  // could not tell (after a custom op) is fine for the executor.
-  ModelLoadOptions options;
-  options.check = false;
-  return Model::FromBytes(bytes, model.source(), options);
-}
-
 // InvalidArgument unless `stored` holds `names`, in that order, with the
 // shapes and types of `mine`.
 absl::Status CheckStoredTensors(const std::string& what,
@@ -158,6 +131,17 @@ absl::Status CheckStoredTensors(const std::string& what,
 }
 
 }  // namespace
+
+absl::StatusOr<int64_t> StepsPerEpoch(int64_t examples, int64_t batch_size) {
+  if (batch_size < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("batch size must be >= 1, got ", batch_size));
+  }
+  if (examples < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("example count must be >= 0, got ", examples));
+  }
+  // Not (examples + batch_size - 1) / batch_size, which overflows.
+  return examples / batch_size + (examples % batch_size != 0 ? 1 : 0);
+}
 
 Trainer::Trainer(std::unique_ptr<State> state) : state_(std::move(state)) {}
 Trainer::~Trainer() = default;
@@ -195,7 +179,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
       for (const ValueInfo& v : train.model.inputs()) input |= v.name == x;
       if (!input) seen.push_back(x);
     }
-    QAT_ASSIGN_OR_RETURN(train.model, WithOutputs(train.model, seen));
+    QAT_ASSIGN_OR_RETURN(train.model, train.model.WithOutputs(seen));
   }
   FindQuantParams(models.training, state->params, &state->scales, &state->zero_points);
   ExecutorOptions exec;
@@ -298,7 +282,7 @@ absl::Status Trainer::TrainEpochs(const Dataset& data, int64_t epochs,
         "TrainEpochs needs a model with exactly one data input");
   }
   if (data.size() == 0) return absl::InvalidArgumentError("the dataset is empty");
-  const int64_t steps = (data.size() + batch_size - 1) / batch_size;
+  QAT_ASSIGN_OR_RETURN(const int64_t steps, StepsPerEpoch(data.size(), batch_size));
   Tensor x, y;
   while (s.progress.epoch < epochs) {
     const std::vector<int64_t> order =

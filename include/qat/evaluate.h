@@ -1,0 +1,66 @@
+// Evaluate: how well a classifier does on a labelled dataset, on the
+// executor.  The one implementation of accuracy for `qat eval`, `qat
+// pipeline` and the C ABI.
+//
+//   QAT_ASSIGN_OR_RETURN(Model model, Model::Load("int8.onnx"));
+//   QAT_ASSIGN_OR_RETURN(Dataset test, LoadDataSpec(kFashionMnistDir, model, {"test"}));
+//   QAT_ASSIGN_OR_RETURN(EvalReport report, Evaluate(model, test));
+//   std::printf("%s\n", report.ToJson().c_str());
+//
+// The model's output (the first unless `output` names another) is read as
+// float32 logits [N, classes]; an example is correct when the index of its
+// largest logit (the first one on ties) equals its int64 label.  The mean
+// loss is the softmax cross-entropy of the logits against the labels,
+// computed in double (a label outside [0, classes) counts as wrong and makes
+// it infinite).  Examples go in the dataset's order, in batches of
+// `batch_size`; a model whose input has a fixed batch dimension gets
+// batches of that size, and the examples left over at the end are then not
+// evaluated (EvalReport::examples says how many were).
+//
+// Errors: InvalidArgument for a model without exactly one input (unless
+// `input` names one), an output that is not float32 [N, classes], labels
+// that are not int64, or no example evaluated;
+// the executor's errors otherwise (Unimplemented naming an unsupported op).
+// Determinism: for a given thread count and batch size the report (but for
+// `seconds`) is bit-identical from run to run.
+// Thread safety: each call compiles its own executor; calls may run
+// concurrently.
+#ifndef QAT_EVALUATE_H_
+#define QAT_EVALUATE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "qat/api.h"
+#include "qat/dataset.h"
+#include "qat/model.h"
+
+namespace qat {
+
+struct EvaluateOptions {
+  int64_t batch_size = 64;
+  int num_threads = 0;  // 0: one per core
+  std::string input;    // "": the model's only input
+  std::string output;   // "": the model's first output
+};
+
+struct EvalReport {
+  int64_t examples = 0;  // examples evaluated
+  int64_t correct = 0;
+  double accuracy = 0.0;   // correct / examples
+  double mean_loss = 0.0;  // mean softmax cross-entropy
+  double seconds = 0.0;    // time spent in the executor only
+
+  // One JSON line as `qat eval` prints it:
+  //   {"accuracy": 0.9500, "images_per_s": 1234.5}
+  // images_per_s counts the executor's time only (0 when it took none).
+  QAT_API std::string ToJson() const;
+};
+
+QAT_API absl::StatusOr<EvalReport> Evaluate(const Model& model, const Dataset& data,
+                                            const EvaluateOptions& options = {});
+
+}  // namespace qat
+
+#endif  // QAT_EVALUATE_H_

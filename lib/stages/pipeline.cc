@@ -1,0 +1,369 @@
+#include "qat/pipeline.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/model_internal.h"
+#include "qat/calibrate.h"
+#include "qat/data_spec.h"
+#include "qat/evaluate.h"
+#include "qat/executor.h"
+#include "qat/export.h"
+#include "qat/model_zoo.h"
+#include "qat/prepare.h"
+#include "qat/quantize.h"
+#include "qat/status_macros.h"
+#include "qat/training_artifacts.h"
+
+namespace qat {
+namespace {
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The evaluations of the table: in batches of 256, on the test set's order.
+constexpr int64_t kEvalBatch = 256;
+
+// Median wall time of one Run on a batch of `batch` test examples, with one
+// kernel thread (ONNX Runtime gets one too).
+absl::StatusOr<double> LatencyMs(const Model& model, const Dataset& test, int64_t batch,
+                                 double seconds) {
+  ExecutorOptions options;
+  options.num_threads = 1;
+  QAT_ASSIGN_OR_RETURN(auto exec, Executor::Create(model, options));
+  std::vector<int64_t> indices(static_cast<size_t>(std::min(batch, test.size())));
+  for (size_t i = 0; i < indices.size(); ++i) indices[i] = static_cast<int64_t>(i);
+  Tensor x, y;
+  test.Gather(indices, &x, &y);
+  const std::map<std::string, Tensor> feeds = {{model.inputs()[0].name, x}};
+  for (int i = 0; i < 5; ++i) QAT_RETURN_IF_ERROR(exec->Run(feeds).status());
+  std::vector<double> times;
+  const double begin = Now();
+  while (times.size() < 10 || Now() - begin < seconds) {
+    const double t0 = Now();
+    QAT_RETURN_IF_ERROR(exec->Run(feeds).status());
+    times.push_back(1e3 * (Now() - t0));
+  }
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  return times[times.size() / 2];
+}
+
+absl::StatusOr<double> Accuracy(const Model& model, const Dataset& test, int threads) {
+  EvaluateOptions options;
+  options.batch_size = kEvalBatch;
+  options.num_threads = threads;
+  QAT_ASSIGN_OR_RETURN(EvalReport report, Evaluate(model, test, options));
+  return report.accuracy;
+}
+
+// The activation input of the second node whose op type is in `op_types`
+// (for the MLP: the ReLU output that the second Gemm reads, i.e. the first
+// hidden activation).  NotFound when the model has fewer such nodes.
+absl::StatusOr<std::string> SecondNodeInput(const Model& model,
+                                            const std::vector<std::string>& op_types) {
+  int seen = 0;
+  for (const onnx::NodeProto& node : ModelAccess::Proto(model).graph().node()) {
+    if (std::find(op_types.begin(), op_types.end(), node.op_type()) == op_types.end()) continue;
+    if (++seen == 2 && node.input_size() > 0) return node.input(0);
+  }
+  return absl::NotFoundError(
+      absl::StrCat("'", model.source(), "' has fewer than two quantizable nodes"));
+}
+
+// Every value `tensor` takes on the first `samples` examples of `data`.
+absl::StatusOr<std::vector<float>> CollectActivation(const Model& model,
+                                                     const std::string& tensor,
+                                                     const Dataset& data, int64_t samples,
+                                                     int threads) {
+  QAT_ASSIGN_OR_RETURN(Model probe, model.WithOutputs({tensor}));
+  ExecutorOptions options;
+  options.num_threads = threads;
+  QAT_ASSIGN_OR_RETURN(auto exec, Executor::Create(probe, options));
+  const std::string input = probe.inputs()[0].name;
+  const int64_t n = std::min(samples, data.size());
+  const std::vector<int64_t> order = EpochOrder(data.size(), 0, 0, false);
+  std::vector<float> values;
+  Tensor x, y;
+  for (int64_t begin = 0; begin < n; begin += kEvalBatch) {
+    const int64_t end = std::min(n, begin + kEvalBatch);
+    data.Gather(absl::MakeConstSpan(order).subspan(begin, end - begin), &x, &y);
+    QAT_ASSIGN_OR_RETURN(auto out, exec->Run({{input, x}}));
+    const Tensor& t = out.at(tensor);
+    const float* p = t.data<float>();
+    values.insert(values.end(), p, p + t.num_elements());
+  }
+  return values;
+}
+
+class Recipe {
+ public:
+  Recipe(const PipelineOptions& o, const PipelineHooks& hooks) : o_(o), hooks_(hooks) {}
+  absl::StatusOr<PipelineResult> Run();
+
+ private:
+  std::string Path(const std::string& file) const { return absl::StrCat(o_.out, "/", file); }
+  absl::Status SaveArtifact(const Model& model, const std::string& file) {
+    QAT_RETURN_IF_ERROR(model.Save(Path(file)));
+    result_.artifacts.push_back(file);
+    return absl::OkStatus();
+  }
+  absl::Status ShowGraph(const std::string& name, const std::string& title,
+                         const Model& model) {
+    if (!hooks_.on_graph) return absl::OkStatus();
+    QAT_ASSIGN_OR_RETURN(std::vector<std::string> files,
+                         hooks_.on_graph(PipelineGraph{name, title, &model}));
+    result_.artifacts.insert(result_.artifacts.end(), files.begin(), files.end());
+    return absl::OkStatus();
+  }
+  // Trains `folder` through the (epochs, lr) phases, each a chained
+  // TrainFolder call (a fresh AdamW, as chained `qat train` calls have),
+  // evaluating on the test set after every epoch; with `evaluate_start`,
+  // once before training too.  Phase k shuffles with seed + k.  Points are
+  // numbered from `first_epoch`.
+  absl::Status Train(const std::string& folder,
+                     const std::vector<std::pair<int64_t, float>>& phases, uint64_t seed,
+                     double first_epoch, bool evaluate_start, LrScheduleKind schedule,
+                     StageCurve* curve);
+  absl::StatusOr<PipelineRow> RunQat(const std::string& name, const std::string& stem,
+                                     int weight_bits, double first_epoch, Model* exported);
+
+  const PipelineOptions& o_;
+  const PipelineHooks& hooks_;
+  PipelineResult result_;
+  std::unique_ptr<Dataset> train_, test_;
+};
+
+absl::Status Recipe::Train(const std::string& folder,
+                           const std::vector<std::pair<int64_t, float>>& phases, uint64_t seed,
+                           double first_epoch, bool evaluate_start, LrScheduleKind schedule,
+                           StageCurve* curve) {
+  int64_t total_epochs = 0, done = 0;
+  for (const auto& phase : phases) total_epochs += phase.first;
+  for (size_t k = 0; k < phases.size(); ++k) {
+    const float lr = phases[k].second;
+    TrainFolderOptions options;
+    options.epochs = phases[k].first;
+    options.batch = o_.batch;
+    options.lr = lr;
+    options.schedule = schedule;  // decaying schedules reach 0 at the phase's end
+    options.seed = seed + k;
+    options.threads = o_.threads;
+    TrainFolderHooks hooks;
+    hooks.eval_data = test_.get();
+    hooks.eval_batch = kEvalBatch;
+    hooks.eval_before_training = k == 0 && evaluate_start;
+    hooks.on_step = [&](const TrainFolderStep& s) {
+      if (hooks_.on_step) hooks_.on_step({curve->name, done + 1, total_epochs, lr, s});
+      return absl::OkStatus();
+    };
+    hooks.on_epoch = [&](const TrainFolderEpoch& e) {
+      ++done;
+      const EpochPoint point{first_epoch + static_cast<double>(done), e.mean_train_loss,
+                             e.eval->loss, e.eval->accuracy};
+      curve->points.push_back(point);
+      if (hooks_.on_epoch) hooks_.on_epoch({curve->name, done, point});
+      return absl::OkStatus();
+    };
+    QAT_ASSIGN_OR_RETURN(TrainFolderResult r, TrainFolder(folder, *train_, options, hooks));
+    if (r.eval_before) {  // the first phase's: before every epoch point
+      curve->points.insert(curve->points.begin(), {first_epoch, -1.0, r.eval_before->loss,
+                                                   r.eval_before->accuracy});
+    }
+  }
+  return absl::OkStatus();
+}
+
+// One QAT run: quantize fp32 with the QAT table (float weights behind QDQ),
+// prepare (QDQ -> FakeQuant), train, export.
+absl::StatusOr<PipelineRow> Recipe::RunQat(const std::string& name, const std::string& stem,
+                                           int weight_bits, double first_epoch,
+                                           Model* exported_out) {
+  const double t0 = Now();
+  const Model fp32 = result_.models[0];
+  QuantizeOptions qo;
+  qo.per_channel = true;
+  qo.weight_bits = weight_bits;
+  QAT_ASSIGN_OR_RETURN(Model qdq, QuantizeModel(fp32, result_.qat_table, qo));
+  QAT_RETURN_IF_ERROR(SaveArtifact(qdq, absl::StrCat("qdq_", stem.substr(4), ".onnx")));
+  PrepareOptions po;
+  po.graph.learn_quant_params = o_.learn_quant_params;
+  const std::string folder = Path(stem);
+  QAT_RETURN_IF_ERROR(Prepare(qdq, folder, po).status());
+  result_.artifacts.push_back(stem + "/");
+  if (weight_bits == 8 && hooks_.on_graph) {
+    QAT_RETURN_IF_ERROR(ShowGraph("graph_qdq", "QDQ model (int8, float weights)", qdq));
+    QAT_ASSIGN_OR_RETURN(Model training,
+                         Model::Load(absl::StrCat(folder, "/", kTrainingModelFile)));
+    QAT_RETURN_IF_ERROR(ShowGraph("graph_fakequant_training",
+                                  "FakeQuant training graph (loss and gradients)", training));
+  }
+  StageCurve curve{name};
+  if (o_.qat_epochs > 0) {
+    QAT_RETURN_IF_ERROR(Train(folder, {{o_.qat_epochs, static_cast<float>(o_.qat_lr)}},
+                              o_.seed + 100 + static_cast<uint64_t>(weight_bits), first_epoch,
+                              true, o_.qat_schedule, &curve));
+  }
+  QAT_ASSIGN_OR_RETURN(Model exported, ExportFolder(folder));
+  const std::string file = stem + ".onnx";
+  QAT_RETURN_IF_ERROR(SaveArtifact(exported, file));
+  PipelineRow row(name, file);
+  row.recipe = absl::StrFormat(
+      "%s calibration, %d-bit per-channel weights, uint8 activations; QAT %lld epoch(s) AdamW "
+      "lr %g (%s), quantization parameters %s; exported as QDQ%s",
+      CalibrationMethodName(o_.qat_method), weight_bits, static_cast<long long>(o_.qat_epochs),
+      o_.qat_lr, LrScheduleKindName(o_.qat_schedule),
+      o_.learn_quant_params ? "learned (LSQ)" : "fixed",
+      weight_bits == 4 ? " (4-bit values in int8 initializers; before training, Q -> "
+                         "Clip(-8, 7) -> DQ at opset 13)"
+                       : "");
+  if (!curve.points.empty()) {
+    row.start_accuracy = curve.points.front().test_accuracy;
+    result_.curves.push_back(curve);
+  }
+  QAT_ASSIGN_OR_RETURN(row.accuracy, Accuracy(exported, *test_, o_.threads));
+  row.seconds = Now() - t0;
+  *exported_out = exported;
+  return row;
+}
+
+absl::StatusOr<PipelineResult> Recipe::Run() {
+  std::error_code ec;
+  std::filesystem::create_directories(o_.out, ec);
+  if (!std::filesystem::is_directory(o_.out)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "cannot create the folder '", o_.out, "'", ec ? ": " + ec.message() : ""));
+  }
+
+  // 1. The fp32 model: the user's, or a zoo model trained here.
+  std::optional<Model> loaded;
+  if (!o_.model_path.empty()) {
+    QAT_ASSIGN_OR_RETURN(loaded, Model::Load(o_.model_path));
+  } else if (o_.zoo == "mlp") {
+    QAT_ASSIGN_OR_RETURN(loaded, MakeMlp());
+  } else if (o_.zoo == "lenet5") {
+    QAT_ASSIGN_OR_RETURN(loaded, MakeLeNet5());
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown zoo model '", o_.zoo, "'; mlp or lenet5"));
+  }
+  const Model& model = *loaded;
+  DataSpecOptions train_spec, test_spec;
+  train_spec.limit = o_.limit;
+  test_spec.split = "test";
+  test_spec.limit = o_.test_limit;
+  QAT_ASSIGN_OR_RETURN(Dataset train, LoadDataSpec(o_.data, model, train_spec));
+  QAT_ASSIGN_OR_RETURN(Dataset test, LoadDataSpec(o_.data, model, test_spec));
+  train_ = std::make_unique<Dataset>(std::move(train));
+  test_ = std::make_unique<Dataset>(std::move(test));
+  result_.example_shape = test_->features().shape();
+  result_.example_shape.erase(result_.example_shape.begin());
+  QAT_RETURN_IF_ERROR(SaveArtifact(model, "untrained.onnx"));
+
+  // 2. fp32 training: AdamW 1e-3 for `epochs`, then one epoch at 1e-4.
+  double t0 = Now();
+  result_.models.push_back(model);
+  if (o_.epochs > 0) {
+    QAT_RETURN_IF_ERROR(Prepare(model, Path("fp32")).status());
+    result_.artifacts.push_back("fp32/");
+    StageCurve curve{"fp32"};
+    QAT_RETURN_IF_ERROR(Train(Path("fp32"), {{o_.epochs, 1e-3f}, {1, 1e-4f}}, o_.seed, 0.0,
+                              false, LrScheduleKind::kConstant, &curve));
+    QAT_ASSIGN_OR_RETURN(result_.models[0], ExportFolder(Path("fp32")));
+    result_.curves.push_back(curve);
+  }
+  const Model fp32 = result_.models[0];  // result_.models grows below
+  const double fp32_epochs = result_.curves.empty() ? 0.0 : result_.curves[0].points.back().epoch;
+  QAT_RETURN_IF_ERROR(SaveArtifact(fp32, "fp32.onnx"));
+  QAT_RETURN_IF_ERROR(ShowGraph("graph_fp32", "fp32 model", fp32));
+  PipelineRow fp32_row("fp32", "fp32.onnx");
+  fp32_row.recipe = o_.epochs > 0
+                        ? absl::StrFormat("AdamW lr 1e-3 for %lld epoch(s), then 1 epoch at 1e-4, "
+                                          "batch %lld",
+                                          static_cast<long long>(o_.epochs),
+                                          static_cast<long long>(o_.batch))
+                        : "as given (--epochs 0)";
+  QAT_ASSIGN_OR_RETURN(fp32_row.accuracy, Accuracy(fp32, *test_, o_.threads));
+  fp32_row.seconds = Now() - t0;
+  result_.rows.push_back(fp32_row);
+
+  // 3. Calibration and post-training quantization (int8 weights stored).
+  t0 = Now();
+  CalibrateOptions co;
+  co.method = o_.ptq_method;
+  co.max_samples = o_.calibration_samples;
+  co.per_channel_weights = true;
+  co.num_threads = o_.threads;
+  QAT_ASSIGN_OR_RETURN(result_.ptq_table, Calibrate(fp32, *train_, co));
+  QAT_RETURN_IF_ERROR(result_.ptq_table.Save(Path("calibration.json")));
+  result_.artifacts.push_back("calibration.json");
+  QuantizeOptions qo;
+  qo.per_channel = true;
+  qo.weights_as_int8 = true;
+  QAT_ASSIGN_OR_RETURN(Model ptq, QuantizeModel(fp32, result_.ptq_table, qo));
+  QAT_RETURN_IF_ERROR(SaveArtifact(ptq, "ptq_int8.onnx"));
+  PipelineRow ptq_row("ptq int8", "ptq_int8.onnx");
+  ptq_row.recipe = absl::StrFormat(
+      "%s calibration on %lld training samples, int8 per-channel weights, uint8 activations",
+      CalibrationMethodName(o_.ptq_method), static_cast<long long>(o_.calibration_samples));
+  QAT_ASSIGN_OR_RETURN(ptq_row.accuracy, Accuracy(ptq, *test_, o_.threads));
+  ptq_row.seconds = Now() - t0;
+  result_.rows.push_back(ptq_row);
+  result_.models.push_back(ptq);
+
+  // 4. QAT int8 and W4A8, from the QAT calibration table.
+  result_.qat_table = result_.ptq_table;
+  if (o_.qat_method != o_.ptq_method) {
+    co.method = o_.qat_method;
+    QAT_ASSIGN_OR_RETURN(result_.qat_table, Calibrate(fp32, *train_, co));
+    QAT_RETURN_IF_ERROR(result_.qat_table.Save(Path("calibration_qat.json")));
+    result_.artifacts.push_back("calibration_qat.json");
+  }
+  struct QatStage {
+    const char* name;
+    const char* stem;
+    int weight_bits;
+  };
+  for (const QatStage& stage : {QatStage{"qat int8", "qat_int8", 8},
+                                QatStage{"qat w4a8", "qat_w4a8", 4}}) {
+    Model exported = fp32;
+    QAT_ASSIGN_OR_RETURN(PipelineRow row, RunQat(stage.name, stage.stem, stage.weight_bits,
+                                                 fp32_epochs, &exported));
+    QAT_RETURN_IF_ERROR(ShowGraph(absl::StrCat("graph_", stage.stem, "_exported"),
+                                  absl::StrCat("exported ", stage.name, " QDQ model"), exported));
+    result_.rows.push_back(row);
+    result_.models.push_back(exported);
+  }
+
+  // 5. The activation that a histogram shows, on the calibration samples.
+  QAT_ASSIGN_OR_RETURN(result_.activation.tensor,
+                       SecondNodeInput(result_.models[0], {"MatMul", "Gemm", "Conv"}));
+  QAT_ASSIGN_OR_RETURN(result_.activation.values,
+                       CollectActivation(result_.models[0], result_.activation.tensor, *train_,
+                                         o_.calibration_samples, o_.threads));
+
+  // 6. File sizes and latencies.
+  for (size_t i = 0; i < result_.rows.size(); ++i) {
+    PipelineRow& row = result_.rows[i];
+    const auto bytes = std::filesystem::file_size(Path(row.file), ec);
+    row.bytes = ec ? 0 : static_cast<size_t>(bytes);
+    QAT_ASSIGN_OR_RETURN(row.latency_ms,
+                         LatencyMs(result_.models[i], *test_, o_.batch, o_.latency_seconds));
+  }
+  return std::move(result_);
+}
+
+}  // namespace
+
+absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& options,
+                                           const PipelineHooks& hooks) {
+  Recipe recipe(options, hooks);
+  return recipe.Run();
+}
+
+}  // namespace qat

@@ -1,0 +1,32 @@
+#include "qat/prepare.h"
+
+#include "core/model_internal.h"
+#include "qat/qdq_conversion.h"
+#include "qat/status_macros.h"
+#include "qat/training_artifacts.h"
+
+namespace qat {
+
+absl::StatusOr<PrepareSummary> Prepare(const Model& model, const std::string& folder,
+                                       const PrepareOptions& options) {
+  PrepareSummary summary;
+  // A QDQ model trains through FakeQuant; a float model trains as it is.
+  QAT_ASSIGN_OR_RETURN(Model fused, FuseQdqToFakeQuant(model, &summary.warnings));
+  QAT_ASSIGN_OR_RETURN(TrainingModels models, BuildTrainingModels(fused, options.graph));
+  QAT_RETURN_IF_ERROR(SaveTrainingArtifacts(folder, models));
+  summary.params = models.params;
+  for (const std::string& name : models.params) {
+    int64_t elements = 0;
+    for (const auto& t : ModelAccess::Proto(models.training).graph().initializer()) {
+      if (t.name() != name) continue;
+      elements = 1;
+      for (int64_t d : t.dims()) elements *= d;
+    }
+    summary.param_elements.push_back(elements);
+  }
+  summary.loss = options.graph.loss.kind;
+  summary.observe_quant_params = models.observe_quant_params;
+  return summary;
+}
+
+}  // namespace qat
