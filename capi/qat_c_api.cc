@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <new>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -17,11 +18,16 @@
 #include "absl/strings/str_cat.h"
 #include "qat/calibrate.h"
 #include "qat/checkpoint.h"
-#include "qat/fake_quant.h"
+#include "qat/data_spec.h"
+#include "qat/evaluate.h"
 #include "qat/executor.h"
+#include "qat/export.h"
+#include "qat/fake_quant.h"
 #include "qat/model_zoo.h"
+#include "qat/prepare.h"
 #include "qat/qdq_conversion.h"
 #include "qat/quantize.h"
+#include "qat/train_folder.h"
 #include "qat/trainer.h"
 #include "qat/training_artifacts.h"
 #include "qat/version.h"
@@ -121,6 +127,10 @@ struct QatTrainer : Handle<0x51415404> {
   std::string data_input;
   mutable std::atomic<bool> busy{false};
 };
+struct QatDataset : Handle<0x51415406> {
+  explicit QatDataset(qat::Dataset d) : data(std::move(d)) {}
+  qat::Dataset data;
+};
 struct QatExecutor : Handle<0x51415405> {
   explicit QatExecutor(std::unique_ptr<qat::Executor> e) : executor(std::move(e)) {}
   std::unique_ptr<qat::Executor> executor;
@@ -140,11 +150,16 @@ struct QatExecutor : Handle<0x51415405> {
     return MakeStatus(QAT_INTERNAL, "unexpected exception");                  \
   }
 
-// Checks a handle argument: non-NULL and live.
-#define QAT_CHECK_HANDLE(h, what)                                                       \
-  if ((h) == nullptr) return Invalid(std::string(what) + " is NULL");                   \
-  if (!(h)->live())                                                                     \
-  return Invalid(std::string(what) + " is not a live handle of its kind (freed, or another kind?)")
+// Checks a handle argument: non-NULL and live.  (One statement, so that it
+// can follow an `if`.)
+#define QAT_CHECK_HANDLE(h, what)                                                 \
+  do {                                                                            \
+    if ((h) == nullptr) return Invalid(std::string(what) + " is NULL");           \
+    if (!(h)->live()) {                                                           \
+      return Invalid(std::string(what) +                                          \
+                     " is not a live handle of its kind (freed, or another kind?)"); \
+    }                                                                             \
+  } while (0)
 // Claims a trainer or an executor for the rest of the call.
 #define QAT_ENTER(h, what)                                                              \
   Exclusive exclusive_call((h)->busy);                                                  \
@@ -152,13 +167,18 @@ struct QatExecutor : Handle<0x51415405> {
   return MakeStatus(QAT_FAILED_PRECONDITION,                                            \
                     std::string(what) + " is in use by another thread: an executor or " \
                     "a trainer runs one call at a time")
-#define QAT_CHECK_PTR(p, what) \
-  if ((p) == nullptr) return Invalid(std::string(what) + " is NULL")
+#define QAT_CHECK_PTR(p, what)                                    \
+  do {                                                            \
+    if ((p) == nullptr) return Invalid(std::string(what) + " is NULL"); \
+  } while (0)
 // Checks an options struct's version.
-#define QAT_CHECK_OPTIONS(o, expected, what)                                          \
-  if ((o) != nullptr && ((o)->version == 0 || (o)->version > (expected)))             \
-  return Invalid(absl::StrCat(what, " has version ", (o)->version, "; this libqat knows " \
-                              "1 to ", expected, " (initialize it with its _INIT macro)"))
+#define QAT_CHECK_OPTIONS(o, expected, what)                                              \
+  do {                                                                                    \
+    if ((o) != nullptr && ((o)->version == 0 || (o)->version > (expected))) {             \
+      return Invalid(absl::StrCat(what, " has version ", (o)->version, "; this libqat knows " \
+                                  "1 to ", expected, " (initialize it with its _INIT macro)")); \
+    }                                                                                     \
+  } while (0)
 
 extern "C" {
 
@@ -424,6 +444,57 @@ QatStatus* qat_model_run(QatTensor** outputs, const QatModel* model,
   QAT_C_API_END
 }
 
+// ---- Data sets --------------------------------------------------------------
+
+static QatStatus* WrapDataset(QatDataset** out, absl::StatusOr<qat::Dataset> d) {
+  if (!d.ok()) return ToStatus(d.status());
+  *out = new QatDataset(*std::move(d));
+  return nullptr;
+}
+
+QatStatus* qat_dataset_load(QatDataset** out, const char* spec, const QatModel* model,
+                            const QatDatasetOptions* options) {
+  QAT_C_API_BEGIN
+  QAT_CHECK_PTR(out, "out");
+  *out = nullptr;
+  QAT_CHECK_PTR(spec, "spec");
+  QAT_CHECK_HANDLE(model, "model");
+  QAT_CHECK_OPTIONS(options, QAT_DATASET_OPTIONS_VERSION, "QatDatasetOptions");
+  qat::DataSpecOptions d;
+  if (options != nullptr) {
+    if (options->split != nullptr) d.split = options->split;
+    d.limit = options->limit;
+    d.mean = options->mean;
+    d.std = options->std;
+  }
+  return WrapDataset(out, qat::LoadDataSpec(spec, model->model, d));
+  QAT_C_API_END
+}
+
+QatStatus* qat_dataset_create(QatDataset** out, const QatTensor* features,
+                              const QatTensor* labels) {
+  QAT_C_API_BEGIN
+  QAT_CHECK_PTR(out, "out");
+  *out = nullptr;
+  QAT_CHECK_HANDLE(features, "features");
+  if (labels != nullptr) {
+    QAT_CHECK_HANDLE(labels, "labels");
+    return WrapDataset(out, qat::Dataset::Create(features->tensor, labels->tensor));
+  }
+  const qat::Tensor& x = features->tensor;
+  return WrapDataset(out, qat::Dataset::Create(
+                              x, qat::Tensor(qat::DataType::kInt64, {x.rank() > 0 ? x.dim(0) : 0})));
+  QAT_C_API_END
+}
+
+int64_t qat_dataset_size(const QatDataset* data) {
+  return data != nullptr && data->live() ? data->data.size() : -1;
+}
+
+void qat_dataset_free(QatDataset* data) {
+  if (data != nullptr && data->live()) delete data;
+}
+
 // ---- Calibration ------------------------------------------------------------
 
 static absl::StatusOr<qat::CalibrateOptions> ToCalibrateOptions(const QatCalibrateOptions* o) {
@@ -444,7 +515,37 @@ static absl::StatusOr<qat::CalibrateOptions> ToCalibrateOptions(const QatCalibra
   if (o->symmetric_activations) c.activation_type = qat::QuantType::kInt8;
   c.batch_size = o->batch_size;
   c.num_threads = o->num_threads;
+  if (o->version >= 2) {  // max_samples came with version 2
+    if (o->max_samples < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("max_samples must be >= 0, not ", o->max_samples));
+    }
+    c.max_samples = o->max_samples;
+  }
   return c;
+}
+
+static QatStatus* WrapTable(QatCalibrationTable** out,
+                            absl::StatusOr<qat::CalibrationTable> table) {
+  if (!table.ok()) return ToStatus(table.status());
+  auto t = std::make_unique<QatCalibrationTable>();
+  t->table = *std::move(table);
+  *out = t.release();
+  return nullptr;
+}
+
+QatStatus* qat_calibrate(QatCalibrationTable** out, const QatModel* model,
+                         const QatDataset* data, const QatCalibrateOptions* options) {
+  QAT_C_API_BEGIN
+  QAT_CHECK_PTR(out, "out");
+  *out = nullptr;
+  QAT_CHECK_HANDLE(model, "model");
+  QAT_CHECK_HANDLE(data, "data");
+  QAT_CHECK_OPTIONS(options, QAT_CALIBRATE_OPTIONS_VERSION, "QatCalibrateOptions");
+  auto c = ToCalibrateOptions(options);
+  if (!c.ok()) return ToStatus(c.status());
+  return WrapTable(out, qat::Calibrate(model->model, data->data, *c));
+  QAT_C_API_END
 }
 
 QatStatus* qat_calibrate_arrays(QatCalibrationTable** out, const QatModel* model,
@@ -452,21 +553,10 @@ QatStatus* qat_calibrate_arrays(QatCalibrationTable** out, const QatModel* model
   QAT_C_API_BEGIN
   QAT_CHECK_PTR(out, "out");
   *out = nullptr;
-  QAT_CHECK_HANDLE(model, "model");
-  QAT_CHECK_HANDLE(features, "features");
-  QAT_CHECK_OPTIONS(options, QAT_CALIBRATE_OPTIONS_VERSION, "QatCalibrateOptions");
-  auto c = ToCalibrateOptions(options);
-  if (!c.ok()) return ToStatus(c.status());
-  const qat::Tensor& x = features->tensor;
-  auto data = qat::Dataset::Create(x, qat::Tensor(qat::DataType::kInt64,
-                                                  {x.rank() > 0 ? x.dim(0) : 0}));
-  if (!data.ok()) return ToStatus(data.status());
-  auto table = qat::Calibrate(model->model, *data, *c);
-  if (!table.ok()) return ToStatus(table.status());
-  auto t = std::make_unique<QatCalibrationTable>();
-  t->table = *std::move(table);
-  *out = t.release();
-  return nullptr;
+  QatDataset* data = nullptr;
+  if (QatStatus* s = qat_dataset_create(&data, features, nullptr)) return s;
+  std::unique_ptr<QatDataset> owned(data);
+  return qat_calibrate(out, model, data, options);
   QAT_C_API_END
 }
 
@@ -493,12 +583,7 @@ QatStatus* qat_calibrate_callback(QatCalibrationTable** out, const QatModel* mod
     }
     if (absl::Status s = (*calibrator)->Observe(batch->tensor); !s.ok()) return ToStatus(s);
   }
-  auto table = (*calibrator)->Finish();
-  if (!table.ok()) return ToStatus(table.status());
-  auto t = std::make_unique<QatCalibrationTable>();
-  t->table = *std::move(table);
-  *out = t.release();
-  return nullptr;
+  return WrapTable(out, (*calibrator)->Finish());
   QAT_C_API_END
 }
 
@@ -507,12 +592,7 @@ QatStatus* qat_calibration_table_load(QatCalibrationTable** out, const char* pat
   QAT_CHECK_PTR(out, "out");
   *out = nullptr;
   QAT_CHECK_PTR(path, "path");
-  auto table = qat::CalibrationTable::Load(path);
-  if (!table.ok()) return ToStatus(table.status());
-  auto t = std::make_unique<QatCalibrationTable>();
-  t->table = *std::move(table);
-  *out = t.release();
-  return nullptr;
+  return WrapTable(out, qat::CalibrationTable::Load(path));
   QAT_C_API_END
 }
 
@@ -567,7 +647,199 @@ QatStatus* qat_quantize(QatModel** out, const QatModel* model, const QatCalibrat
   QAT_C_API_END
 }
 
-// ---- Training -------------------------------------------------------------------
+// ---- The folder stages: prepare, train, export, evaluate ------------------------
+
+static absl::StatusOr<qat::LossKind> ToLoss(QatLoss loss) {
+  const qat::LossKind losses[] = {qat::LossKind::kCrossEntropy, qat::LossKind::kMse,
+                                  qat::LossKind::kBceWithLogits, qat::LossKind::kL1};
+  if (loss < QAT_LOSS_CROSS_ENTROPY || loss > QAT_LOSS_L1) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown loss ", static_cast<int>(loss)));
+  }
+  return losses[loss];
+}
+
+QatStatus* qat_prepare(const QatModel* model, const char* folder,
+                       const QatPrepareOptions* options) {
+  QAT_C_API_BEGIN
+  QAT_CHECK_HANDLE(model, "model");
+  QAT_CHECK_PTR(folder, "folder");
+  QAT_CHECK_OPTIONS(options, QAT_PREPARE_OPTIONS_VERSION, "QatPrepareOptions");
+  QatPrepareOptions d = QAT_PREPARE_OPTIONS_INIT;
+  if (options == nullptr) options = &d;
+  auto loss = ToLoss(options->loss);
+  if (!loss.ok()) return ToStatus(loss.status());
+  if (options->quant_params < QAT_QUANT_PARAMS_FIXED ||
+      options->quant_params > QAT_QUANT_PARAMS_OBSERVE) {
+    return Invalid(absl::StrCat("unknown quant_params mode ",
+                                static_cast<int>(options->quant_params)));
+  }
+  qat::PrepareOptions p;
+  p.graph.loss.kind = *loss;
+  p.graph.learn_quant_params = options->quant_params == QAT_QUANT_PARAMS_LEARN;
+  p.graph.observe_quant_params = options->quant_params == QAT_QUANT_PARAMS_OBSERVE;
+  p.graph.frozen = Names(options->frozen, options->num_frozen);
+  auto summary = qat::Prepare(model->model, folder, p);
+  return summary.ok() ? nullptr : ToStatus(summary.status());
+  QAT_C_API_END
+}
+
+// The C options' run settings as the stage's optionals: QAT_UNSET stays
+// unset; enums and flags are range-checked here, numbers by the stage.
+static absl::StatusOr<qat::TrainFolderOptions> ToTrainFolderOptions(
+    const QatTrainFolderOptions& o) {
+  constexpr int64_t kUnset = QAT_UNSET;
+  qat::TrainFolderOptions t;
+  auto set_int = [&](int64_t v, std::optional<int64_t>* field) {
+    if (v != kUnset) *field = v;
+  };
+  auto set_double = [&](double v, std::optional<double>* field) {
+    if (v != static_cast<double>(kUnset)) *field = v;
+  };
+  set_int(o.epochs, &t.epochs);
+  set_int(o.batch, &t.batch);
+  set_int(o.warmup, &t.warmup);
+  set_int(o.limit, &t.limit);
+  set_int(o.observe_steps, &t.observe_steps);
+  set_double(o.lr, &t.lr);
+  set_double(o.momentum, &t.momentum);
+  set_double(o.weight_decay, &t.weight_decay);
+  set_double(o.max_grad_norm, &t.max_grad_norm);
+  if (o.optimizer != kUnset) {
+    if (o.optimizer != QAT_OPTIMIZER_ADAMW && o.optimizer != QAT_OPTIMIZER_SGD) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown optimizer ", o.optimizer));
+    }
+    t.optimizer = o.optimizer == QAT_OPTIMIZER_SGD ? qat::OptimizerKind::kSgd
+                                                   : qat::OptimizerKind::kAdamW;
+  }
+  if (o.schedule != kUnset) {
+    const qat::LrScheduleKind kinds[] = {qat::LrScheduleKind::kConstant,
+                                         qat::LrScheduleKind::kLinear,
+                                         qat::LrScheduleKind::kCosine};
+    if (o.schedule < QAT_SCHEDULE_CONSTANT || o.schedule > QAT_SCHEDULE_COSINE) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown schedule ", o.schedule));
+    }
+    t.schedule = kinds[o.schedule];
+  }
+  if (o.nesterov != kUnset) {
+    if (o.nesterov != 0 && o.nesterov != 1) {
+      return absl::InvalidArgumentError(absl::StrCat("nesterov must be 0 or 1, not ", o.nesterov));
+    }
+    t.nesterov = o.nesterov == 1;
+  }
+  if (o.seed != kUnset) {
+    if (o.seed < 0) return absl::InvalidArgumentError(absl::StrCat("seed must be >= 0, not ", o.seed));
+    t.seed = static_cast<uint64_t>(o.seed);
+  }
+  if (o.data != nullptr) t.data = std::string(o.data);
+  t.threads = o.num_threads;
+  if (o.save_every != 0) t.save_every = o.save_every;
+  t.resume = o.resume;
+  return t;
+}
+
+QatStatus* qat_train_folder(QatTrainResult* result, const char* folder, const QatDataset* data,
+                            const QatTrainFolderOptions* options) {
+  QAT_C_API_BEGIN
+  if (result != nullptr) {
+    QAT_CHECK_OPTIONS(result, QAT_TRAIN_RESULT_VERSION, "QatTrainResult");
+  }
+  QAT_CHECK_PTR(folder, "folder");
+  if (data != nullptr) QAT_CHECK_HANDLE(data, "data");
+  QAT_CHECK_OPTIONS(options, QAT_TRAIN_FOLDER_OPTIONS_VERSION, "QatTrainFolderOptions");
+  QatTrainFolderOptions d = QAT_TRAIN_FOLDER_OPTIONS_INIT;
+  if (options == nullptr) options = &d;
+  auto t = ToTrainFolderOptions(*options);
+  if (!t.ok()) return ToStatus(t.status());
+  qat::TrainFolderHooks hooks;
+  if (options->progress != nullptr) {
+    const QatTrainCallback progress = options->progress;
+    void* const user_data = options->user_data;
+    hooks.on_step = [progress, user_data](const qat::TrainFolderStep& s) -> absl::Status {
+      QatTrainProgress p;
+      p.epoch = s.step.epoch;
+      p.epochs = s.epochs;
+      p.step_in_epoch = s.step.step_in_epoch + 1;
+      p.steps_per_epoch = s.step.steps_per_epoch;
+      p.global_step = s.step.global_step;
+      p.loss = s.step.loss;
+      p.lr = s.step.lr;
+      p.epoch_mean_loss = s.epoch_mean_loss;
+      if (progress(user_data, &p) == 0) return absl::OkStatus();
+      return absl::CancelledError(absl::StrCat(
+          "the progress callback stopped training after step ", p.global_step,
+          " (the checkpoint holds it: resume to go on)"));
+    };
+  }
+  auto r = data != nullptr ? qat::TrainFolder(folder, data->data, *t, hooks)
+                           : qat::TrainFolder(folder, *t, hooks);
+  if (!r.ok()) return ToStatus(r.status());
+  if (result != nullptr) {
+    result->epochs = r->epochs;
+    result->steps = r->steps;
+  }
+  return nullptr;
+  QAT_C_API_END
+}
+
+static qat::ExportOptions ToExportOptions(const QatExportOptions* options) {
+  qat::ExportOptions e;
+  if (options != nullptr) e.keep_float_weights = options->keep_float_weights;
+  return e;
+}
+
+QatStatus* qat_export_folder(QatModel** out, const char* folder,
+                             const QatExportOptions* options) {
+  QAT_C_API_BEGIN
+  QAT_CHECK_PTR(out, "out");
+  *out = nullptr;
+  QAT_CHECK_PTR(folder, "folder");
+  QAT_CHECK_OPTIONS(options, QAT_EXPORT_OPTIONS_VERSION, "QatExportOptions");
+  return WrapModel(out, qat::ExportFolder(folder, ToExportOptions(options)));
+  QAT_C_API_END
+}
+
+QatStatus* qat_export_folder_to_file(const char* folder, const char* path,
+                                     const QatExportOptions* options) {
+  QAT_C_API_BEGIN
+  QAT_CHECK_PTR(folder, "folder");
+  QAT_CHECK_PTR(path, "path");
+  QAT_CHECK_OPTIONS(options, QAT_EXPORT_OPTIONS_VERSION, "QatExportOptions");
+  auto model = qat::ExportFolder(folder, ToExportOptions(options));
+  if (!model.ok()) return ToStatus(model.status());
+  return ToStatus(model->Save(path));
+  QAT_C_API_END
+}
+
+QatStatus* qat_evaluate(QatEvalReport* report, const QatModel* model, const QatDataset* data,
+                        const QatEvaluateOptions* options) {
+  QAT_C_API_BEGIN
+  QAT_CHECK_PTR(report, "report");
+  QAT_CHECK_OPTIONS(report, QAT_EVAL_REPORT_VERSION, "QatEvalReport");
+  QAT_CHECK_HANDLE(model, "model");
+  QAT_CHECK_HANDLE(data, "data");
+  QAT_CHECK_OPTIONS(options, QAT_EVALUATE_OPTIONS_VERSION, "QatEvaluateOptions");
+  qat::EvaluateOptions e;
+  if (options != nullptr) {
+    if (options->batch_size < 0) {
+      return Invalid(absl::StrCat("batch_size must be >= 0, not ", options->batch_size));
+    }
+    if (options->batch_size > 0) e.batch_size = options->batch_size;
+    e.num_threads = options->num_threads;
+    if (options->input != nullptr) e.input = options->input;
+    if (options->output != nullptr) e.output = options->output;
+  }
+  auto r = qat::Evaluate(model->model, data->data, e);
+  if (!r.ok()) return ToStatus(r.status());
+  report->examples = r->examples;
+  report->correct = r->correct;
+  report->accuracy = r->accuracy;
+  report->mean_loss = r->mean_loss;
+  report->seconds = r->seconds;
+  return nullptr;
+  QAT_C_API_END
+}
+
+// ---- Trainer ----------------------------------------------------------------------
 
 QatStatus* qat_trainer_create(QatTrainer** out, const QatModel* model,
                               const QatTrainerOptions* options) {
@@ -578,18 +850,15 @@ QatStatus* qat_trainer_create(QatTrainer** out, const QatModel* model,
   QAT_CHECK_OPTIONS(options, QAT_TRAINER_OPTIONS_VERSION, "QatTrainerOptions");
   QatTrainerOptions d = QAT_TRAINER_OPTIONS_INIT;
   if (options == nullptr) options = &d;
-  if (options->loss < QAT_LOSS_CROSS_ENTROPY || options->loss > QAT_LOSS_L1) {
-    return Invalid(absl::StrCat("unknown loss ", static_cast<int>(options->loss)));
-  }
+  auto loss = ToLoss(options->loss);
+  if (!loss.ok()) return ToStatus(loss.status());
   if (options->optimizer != QAT_OPTIMIZER_ADAMW && options->optimizer != QAT_OPTIMIZER_SGD) {
     return Invalid(absl::StrCat("unknown optimizer ", static_cast<int>(options->optimizer)));
   }
   auto fused = qat::FuseQdqToFakeQuant(model->model);
   if (!fused.ok()) return ToStatus(fused.status());
   qat::TrainingGraphOptions graph;
-  const qat::LossKind losses[] = {qat::LossKind::kCrossEntropy, qat::LossKind::kMse,
-                                  qat::LossKind::kBceWithLogits, qat::LossKind::kL1};
-  graph.loss.kind = losses[options->loss];
+  graph.loss.kind = *loss;
   graph.frozen = Names(options->frozen, options->num_frozen);
   auto models = qat::BuildTrainingModels(*fused, graph);
   if (!models.ok()) return ToStatus(models.status());

@@ -167,6 +167,38 @@ QAT_API QatStatus* qat_model_run(QatTensor** outputs, const QatModel* model,
                                  const char* const* output_names, size_t num_outputs,
                                  const QatExecutorOptions* options);
 
+/* ---- Data sets --------------------------------------------------------------
+ * Labelled examples for calibrate, train and evaluate.  Read-only once
+ * created: one data set may be shared by calls on several threads. */
+
+typedef struct QatDataset QatDataset;
+
+typedef struct QatDatasetOptions {
+  uint32_t version;
+  const char* split; /* "train" (also for NULL) or "test" (IDX: the t10k files) */
+  int64_t limit;     /* keep the first `limit` examples; 0: all */
+  float mean;        /* IDX only: x -> (x / 255 - mean) / std, */
+  float std;         /* Fashion-MNIST's statistics by default */
+} QatDatasetOptions;
+#define QAT_DATASET_OPTIONS_VERSION 1
+#define QAT_DATASET_OPTIONS_INIT { QAT_DATASET_OPTIONS_VERSION, NULL, 0, 0.2860f, 0.3530f }
+
+/* A data set named by a spec string, as `qat ... --data` takes it: an IDX
+ * folder in MNIST's layout (the images shaped for `model`'s first input,
+ * [N, 784] or [N, 1, 28, 28]), or "FEATURES.npy,LABELS.npy".  Errors:
+ * QAT_NOT_FOUND naming the missing file, QAT_INVALID_ARGUMENT naming the
+ * file that does not parse or whose shapes do not match. */
+QAT_API QatStatus* qat_dataset_load(QatDataset** out, const char* spec, const QatModel* model,
+                                    const QatDatasetOptions* options);
+/* A data set holding copies of `features` (float32 [N, ...]) and `labels`
+ * (int64, int32 or float32 [N, ...]; NULL: int64 zeros [N], enough to
+ * calibrate). */
+QAT_API QatStatus* qat_dataset_create(QatDataset** out, const QatTensor* features,
+                                      const QatTensor* labels);
+/* The number of examples (-1 for a bad handle). */
+QAT_API int64_t qat_dataset_size(const QatDataset* data);
+QAT_API void qat_dataset_free(QatDataset* data);
+
 /* ---- Calibration ---------------------------------------------------------- */
 
 typedef enum QatCalibrationMethod {
@@ -182,28 +214,35 @@ typedef struct QatCalibrateOptions {
   QatCalibrationMethod method;
   bool per_channel_weights;
   bool symmetric_activations; /* int8 activations when set, else uint8 */
-  int64_t batch_size;         /* for qat_calibrate_arrays */
-  int num_threads;            /* 0: all cores */
+  int64_t batch_size;
+  int num_threads;     /* 0: all cores */
+  int64_t max_samples; /* version 2: the first examples only; 0: all */
 } QatCalibrateOptions;
-#define QAT_CALIBRATE_OPTIONS_VERSION 1
+#define QAT_CALIBRATE_OPTIONS_VERSION 2
 #define QAT_CALIBRATE_OPTIONS_INIT \
-  { QAT_CALIBRATE_OPTIONS_VERSION, QAT_CALIBRATION_MINMAX, false, false, 64, 0 }
+  { QAT_CALIBRATE_OPTIONS_VERSION, QAT_CALIBRATION_MINMAX, false, false, 64, 0, 0 }
 
 typedef struct QatCalibrationTable QatCalibrationTable;
-/* `features` holds all samples along its first axis. */
+/* The calibrate stage over a data set (from a spec string or from arrays;
+ * its labels are not used).  Errors: an empty data set, a NaN or infinite
+ * value (naming the tensor), a bad method. */
+QAT_API QatStatus* qat_calibrate(QatCalibrationTable** out, const QatModel* model,
+                                 const QatDataset* data, const QatCalibrateOptions* options);
+/* The same over `features`, which holds all samples along its first axis. */
 QAT_API QatStatus* qat_calibrate_arrays(QatCalibrationTable** out, const QatModel* model,
-                                          const QatTensor* features,
-                                          const QatCalibrateOptions* options);
+                                        const QatTensor* features,
+                                        const QatCalibrateOptions* options);
 /* Batches from a callback: it sets *batch to a tensor it keeps owning and
  * returns 1, or returns 0 when done, or a negative number to abort (the
- * call then fails with QAT_CANCELLED). */
+ * call then fails with QAT_CANCELLED).  batch_size and max_samples do not
+ * apply: the callback decides. */
 typedef int (*QatBatchCallback)(void* user_data, const QatTensor** batch);
 QAT_API QatStatus* qat_calibrate_callback(QatCalibrationTable** out, const QatModel* model,
-                                            QatBatchCallback next_batch, void* user_data,
-                                            const QatCalibrateOptions* options);
+                                          QatBatchCallback next_batch, void* user_data,
+                                          const QatCalibrateOptions* options);
 QAT_API QatStatus* qat_calibration_table_load(QatCalibrationTable** out, const char* path);
 QAT_API QatStatus* qat_calibration_table_save(const QatCalibrationTable* table,
-                                                const char* path);
+                                              const char* path);
 QAT_API size_t qat_calibration_table_size(const QatCalibrationTable* table);
 QAT_API void qat_calibration_table_free(QatCalibrationTable* table);
 
@@ -227,7 +266,13 @@ QAT_API QatStatus* qat_quantize(QatModel** out, const QatModel* model,
                                   const QatCalibrationTable* table,
                                   const QatQuantizeOptions* options);
 
-/* ---- Training ------------------------------------------------------------- */
+/* ---- Prepare, train, export, evaluate: the folder stages -----------------
+ * prepare writes a training folder (FOLDER/training.onnx, FOLDER/eval.onnx,
+ * FOLDER/checkpoint); train trains it in place, in as many chained calls as
+ * wanted, and a killed run resumes exactly; export turns it into the
+ * inference model (int8 QDQ when quantized).  `qat prepare`, `qat train` and
+ * `qat export` are the same functions.  Calls on different folders may run
+ * concurrently; one folder takes one call at a time. */
 
 typedef enum QatLoss {
   QAT_LOSS_CROSS_ENTROPY = 0,
@@ -236,7 +281,166 @@ typedef enum QatLoss {
   QAT_LOSS_L1 = 3
 } QatLoss;
 
+/* What happens to the FakeQuant scales and zero points while training. */
+typedef enum QatQuantParams {
+  QAT_QUANT_PARAMS_FIXED = 0,  /* the calibrated ones stay */
+  QAT_QUANT_PARAMS_LEARN = 1,  /* trained (LSQ / LSQ+) */
+  QAT_QUANT_PARAMS_OBSERVE = 2 /* moving-average min/max of what training sees */
+} QatQuantParams;
+
+typedef struct QatPrepareOptions {
+  uint32_t version;
+  QatLoss loss;
+  QatQuantParams quant_params;
+  const char* const* frozen; /* parameter names kept constant, may be NULL */
+  size_t num_frozen;
+} QatPrepareOptions;
+#define QAT_PREPARE_OPTIONS_VERSION 1
+#define QAT_PREPARE_OPTIONS_INIT \
+  { QAT_PREPARE_OPTIONS_VERSION, QAT_LOSS_CROSS_ENTROPY, QAT_QUANT_PARAMS_FIXED, NULL, 0 }
+
+/* The prepare stage: fuses QDQ pairs into FakeQuant (a float model trains
+ * as it is), adds the loss and the gradients, and writes `folder` (created
+ * if needed; each file atomically).  Errors: an op without a gradient rule
+ * (QAT_UNIMPLEMENTED, naming it), a frozen name that is not a parameter,
+ * QAT_PERMISSION_DENIED naming what cannot be written. */
+QAT_API QatStatus* qat_prepare(const QatModel* model, const char* folder,
+                               const QatPrepareOptions* options);
+
 typedef enum QatOptimizer { QAT_OPTIMIZER_ADAMW = 0, QAT_OPTIMIZER_SGD = 1 } QatOptimizer;
+typedef enum QatSchedule {
+  QAT_SCHEDULE_CONSTANT = 0,
+  QAT_SCHEDULE_LINEAR = 1, /* warmup, then linear decay over the run */
+  QAT_SCHEDULE_COSINE = 2  /* warmup, then cosine decay over the run */
+} QatSchedule;
+
+/* An unset run setting (an int64_t or a double field of
+ * QatTrainFolderOptions). */
+#define QAT_UNSET INT64_MIN
+
+/* What the progress callback sees after every optimizer step. */
+typedef struct QatTrainProgress {
+  int64_t epoch;           /* 0-based */
+  int64_t epochs;          /* of the whole run */
+  int64_t step_in_epoch;   /* 1-based */
+  int64_t steps_per_epoch;
+  int64_t global_step;     /* optimizer steps in the run so far */
+  float loss;              /* of this step, before the update */
+  float lr;
+  double epoch_mean_loss;  /* of this epoch's steps in this call so far */
+} QatTrainProgress;
+/* Returns 0 to go on; anything else stops the run: the checkpoint is saved
+ * (a resume continues with the next step) and the call returns
+ * QAT_CANCELLED. */
+typedef int (*QatTrainCallback)(void* user_data, const QatTrainProgress* progress);
+
+typedef struct QatTrainFolderOptions {
+  uint32_t version;
+  /* Run settings, kept in the folder's checkpoint.  QAT_UNSET gives the
+   * default (in brackets) to a new run and the stored value to a resumed
+   * one; on resume a value that is set must equal the stored one. */
+  int64_t epochs;        /* [1] epochs of the run, >= 1 */
+  int64_t batch;         /* [64] */
+  int64_t optimizer;     /* a QatOptimizer [ADAMW] */
+  double lr;             /* [1e-3] */
+  int64_t schedule;      /* a QatSchedule [CONSTANT] */
+  int64_t warmup;        /* [0] steps */
+  double momentum;       /* [0] SGD */
+  int64_t nesterov;      /* 0 or 1 [0] SGD */
+  double weight_decay;   /* [negative: the optimizer's default] */
+  double max_grad_norm;  /* [0: no clipping] */
+  int64_t seed;          /* [0] >= 0: shuffling, dropout */
+  const char* data;      /* a data spec as qat_dataset_load takes it [NULL] */
+  int64_t limit;         /* [0: every training example] */
+  int64_t observe_steps; /* QAT_QUANT_PARAMS_OBSERVE: freeze after [-1: never] */
+  /* Per call, not stored. */
+  int num_threads;       /* 0: all cores; results depend on it */
+  int64_t save_every;    /* steps between checkpoints; 0: 100 */
+  bool resume;           /* finish the interrupted run in the folder */
+  QatTrainCallback progress; /* may be NULL */
+  void* user_data;           /* for progress */
+} QatTrainFolderOptions;
+#define QAT_TRAIN_FOLDER_OPTIONS_VERSION 1
+#define QAT_TRAIN_FOLDER_OPTIONS_INIT                                                     \
+  { QAT_TRAIN_FOLDER_OPTIONS_VERSION, QAT_UNSET, QAT_UNSET, QAT_UNSET, QAT_UNSET,         \
+    QAT_UNSET, QAT_UNSET, QAT_UNSET, QAT_UNSET, QAT_UNSET, QAT_UNSET, QAT_UNSET, NULL,    \
+    QAT_UNSET, QAT_UNSET, 0, 0, false, NULL, NULL }
+
+typedef struct QatTrainResult {
+  uint32_t version;
+  int64_t epochs; /* epochs completed in the run */
+  int64_t steps;  /* optimizer steps in the run */
+} QatTrainResult;
+#define QAT_TRAIN_RESULT_VERSION 1
+#define QAT_TRAIN_RESULT_INIT { QAT_TRAIN_RESULT_VERSION, 0, 0 }
+
+/* The train stage on a prepared folder, on `data` (NULL: the data set that
+ * options->data names, its train split with options->limit).  Without
+ * `resume` a call starts a new run from the folder's parameters, so calls
+ * chain (3 epochs at one rate, then 1 at another, are two calls).  With
+ * `resume` it finishes the run a kill or a stop interrupted, bit for bit as
+ * if it had not stopped (same seed, same num_threads).  The checkpoint is
+ * saved every save_every steps, after every epoch and at the end.  *result
+ * (may be NULL; initialize it with QAT_TRAIN_RESULT_INIT) receives the
+ * run's progress.  Errors: QAT_INVALID_ARGUMENT naming the setting (as
+ * `qat train`'s flag, e.g. "--lr") that is out of range or differs from
+ * the run being resumed; QAT_FAILED_PRECONDITION for resume on a folder
+ * that holds no run; QAT_CANCELLED when the callback stopped the run; the
+ * folder's and the data's errors, naming the file. */
+QAT_API QatStatus* qat_train_folder(QatTrainResult* result, const char* folder,
+                                    const QatDataset* data,
+                                    const QatTrainFolderOptions* options);
+
+typedef struct QatExportOptions {
+  uint32_t version;
+  bool keep_float_weights; /* weights stay float behind their QDQ pair */
+} QatExportOptions;
+#define QAT_EXPORT_OPTIONS_VERSION 1
+#define QAT_EXPORT_OPTIONS_INIT { QAT_EXPORT_OPTIONS_VERSION, false }
+
+/* The export stage: the folder's eval model with its checkpoint's
+ * parameters, as the inference model (int8 QDQ when it was quantized).
+ * Errors: QAT_NOT_FOUND naming the missing file, QAT_DATA_LOSS for a
+ * corrupt checkpoint. */
+QAT_API QatStatus* qat_export_folder(QatModel** out, const char* folder,
+                                     const QatExportOptions* options);
+/* The same, written to `path` atomically. */
+QAT_API QatStatus* qat_export_folder_to_file(const char* folder, const char* path,
+                                             const QatExportOptions* options);
+
+typedef struct QatEvaluateOptions {
+  uint32_t version;
+  int64_t batch_size; /* 0: 64 */
+  int num_threads;    /* 0: all cores */
+  const char* input;  /* NULL: the model's only input */
+  const char* output; /* NULL: the model's first output (logits [N, classes]) */
+} QatEvaluateOptions;
+#define QAT_EVALUATE_OPTIONS_VERSION 1
+#define QAT_EVALUATE_OPTIONS_INIT { QAT_EVALUATE_OPTIONS_VERSION, 0, 0, NULL, NULL }
+
+typedef struct QatEvalReport {
+  uint32_t version;
+  int64_t examples;  /* evaluated */
+  int64_t correct;   /* argmax of the logits equals the label */
+  double accuracy;   /* correct / examples */
+  double mean_loss;  /* softmax cross-entropy, mean over the examples */
+  double seconds;    /* in the executor */
+} QatEvalReport;
+#define QAT_EVAL_REPORT_VERSION 1
+#define QAT_EVAL_REPORT_INIT { QAT_EVAL_REPORT_VERSION, 0, 0, 0.0, 0.0, 0.0 }
+
+/* The evaluate stage: a classifier's accuracy and loss on a labelled data
+ * set (int64 labels).  *report must be initialized with
+ * QAT_EVAL_REPORT_INIT.  Deterministic for a given thread count and batch
+ * size.  Errors: a model without exactly one input (unless options->input
+ * names one), an output that is not float32 [N, classes], labels that are
+ * not int64. */
+QAT_API QatStatus* qat_evaluate(QatEvalReport* report, const QatModel* model,
+                                const QatDataset* data, const QatEvaluateOptions* options);
+
+/* ---- Trainer: training step by step, in memory ----------------------------
+ * For callers that feed their own batches; the folder stages above are the
+ * pipeline's way. */
 
 typedef struct QatTrainerOptions {
   uint32_t version;
