@@ -553,6 +553,7 @@ QatStatus* qat_calibrate_arrays(QatCalibrationTable** out, const QatModel* model
   QAT_C_API_BEGIN
   QAT_CHECK_PTR(out, "out");
   *out = nullptr;
+  QAT_CHECK_HANDLE(model, "model");
   QatDataset* data = nullptr;
   if (QatStatus* s = qat_dataset_create(&data, features, nullptr)) return s;
   std::unique_ptr<QatDataset> owned(data);

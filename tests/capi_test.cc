@@ -3,8 +3,15 @@
 // statuses, never as crashes or exceptions), the executor handle, and the
 // concurrency contract of executors and trainers.  (The whole pipeline runs
 // in examples/c and examples/python.)
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <new>
 #include <string>
 #include <thread>
@@ -14,6 +21,12 @@
 #include "graph_builder.h"
 #include "gtest/gtest.h"
 #include "qat/c_api.h"
+#include "qat/data_spec.h"
+#include "qat/evaluate.h"
+#include "qat/export.h"
+#include "qat/model_zoo.h"
+#include "qat/prepare.h"
+#include "qat/train_folder.h"
 
 namespace {
 
@@ -430,6 +443,339 @@ TEST(CApiConcurrencyTest, ExecutorRefusesASecondThread) {
   qat_tensor_free(expected);
   qat_tensor_free(x);
   qat_executor_free(executor);
+  qat_model_free(model);
+}
+
+// ---- The stage calls ---------------------------------------------------------
+
+std::string TempFolder(const std::string& name) {
+  return ::testing::TempDir() + "/capi_" + name + "_" + std::to_string(::getpid());
+}
+
+// 96 seeded examples of the MLP's 784 features, labels in [0, 10).
+struct Examples {
+  std::vector<float> x;
+  std::vector<int64_t> y;
+  explicit Examples(int n, unsigned seed = 7) : x(static_cast<size_t>(n) * 784), y(n) {
+    for (int i = 0; i < n; ++i) {
+      y[i] = i % 10;
+      for (int j = 0; j < 784; ++j) {
+        seed = seed * 1103515245u + 12345u;
+        x[i * 784 + j] = (static_cast<float>(y[i]) - 4.5f) / 4.5f +
+                         static_cast<float>((seed >> 8) & 0xffff) / 65536.0f - 0.5f;
+      }
+    }
+  }
+  int n() const { return static_cast<int>(y.size()); }
+};
+
+QatDataset* MakeDataset(const Examples& e) {
+  QatTensor* x = Floats({e.n(), 784}, e.x);
+  const int64_t shape[1] = {e.n()};
+  QatTensor* y = nullptr;
+  EXPECT_EQ(qat_tensor_create(&y, QAT_INT64, shape, 1, e.y.data()), nullptr);
+  QatDataset* data = nullptr;
+  QatStatus* s = qat_dataset_create(&data, x, y);
+  EXPECT_EQ(s, nullptr) << qat_status_message(s);
+  qat_status_free(s);
+  qat_tensor_free(x);
+  qat_tensor_free(y);
+  return data;
+}
+
+std::string Bytes(const QatModel* model) {
+  void* data = nullptr;
+  size_t size = 0;
+  EXPECT_EQ(qat_model_serialize(&data, &size, model), nullptr);
+  std::string bytes(static_cast<const char*>(data), size);
+  qat_free(data);
+  return bytes;
+}
+
+// The options' defaults are the library's.
+TEST(CApiStagesTest, DefaultsAreTheLibrarys) {
+  const QatDatasetOptions data = QAT_DATASET_OPTIONS_INIT;
+  EXPECT_EQ(data.mean, qat::DataSpecOptions().mean);
+  EXPECT_EQ(data.std, qat::DataSpecOptions().std);
+  EXPECT_EQ(data.limit, qat::DataSpecOptions().limit);
+  const QatTrainFolderOptions train = QAT_TRAIN_FOLDER_OPTIONS_INIT;
+  EXPECT_EQ(train.epochs, QAT_UNSET);
+  EXPECT_EQ(train.lr, static_cast<double>(QAT_UNSET));
+  EXPECT_EQ(train.data, nullptr);
+  EXPECT_EQ(train.observe_steps, QAT_UNSET);
+  EXPECT_EQ(train.save_every, 0);
+  EXPECT_FALSE(train.resume);
+  EXPECT_EQ(train.progress, nullptr);
+}
+
+// prepare -> train -> train (chained) -> export through the C ABI gives the
+// bytes that the stages API gives: the calls are the stages, not copies.
+TEST(CApiStagesTest, CallsAreTheStages) {
+  const Examples examples(96);
+  QatModel* model = nullptr;
+  ASSERT_EQ(qat_model_zoo(&model, "mlp", 0), nullptr);
+  QatDataset* data = MakeDataset(examples);
+  ASSERT_NE(data, nullptr);
+  EXPECT_EQ(qat_dataset_size(data), 96);
+
+  const std::string c_folder = TempFolder("c_stages");
+  ASSERT_EQ(qat_prepare(model, c_folder.c_str(), nullptr), nullptr);
+  for (int call = 0; call < 2; ++call) {
+    QatTrainFolderOptions options = QAT_TRAIN_FOLDER_OPTIONS_INIT;
+    options.epochs = 1;
+    options.batch = 32;
+    options.lr = call == 0 ? 1e-3 : 5e-4;
+    options.num_threads = 1;
+    QatTrainResult result = QAT_TRAIN_RESULT_INIT;
+    QatStatus* s = qat_train_folder(&result, c_folder.c_str(), data, &options);
+    ASSERT_EQ(s, nullptr) << qat_status_message(s);
+    EXPECT_EQ(result.epochs, 1);
+    EXPECT_EQ(result.steps, 3);
+  }
+  QatModel* c_export = nullptr;
+  ASSERT_EQ(qat_export_folder(&c_export, c_folder.c_str(), nullptr), nullptr);
+
+  // The same through the C++ stages.
+  auto mlp = qat::MakeMlp({});
+  ASSERT_TRUE(mlp.ok());
+  const std::string cc_folder = TempFolder("cc_stages");
+  ASSERT_TRUE(qat::Prepare(*mlp, cc_folder).ok());
+  auto dataset =
+      qat::Dataset::Create(qat::Tensor::FromValues<float>({96, 784}, examples.x),
+                           qat::Tensor::FromValues<int64_t>({96}, examples.y));
+  ASSERT_TRUE(dataset.ok());
+  for (double lr : {1e-3, 5e-4}) {
+    qat::TrainFolderOptions options;
+    options.epochs = 1;
+    options.batch = 32;
+    options.lr = lr;
+    options.threads = 1;
+    ASSERT_TRUE(qat::TrainFolder(cc_folder, *dataset, options).ok());
+  }
+  auto cc_export = qat::ExportFolder(cc_folder);
+  ASSERT_TRUE(cc_export.ok());
+  EXPECT_EQ(Bytes(c_export), cc_export->Serialize());
+
+  // Evaluate: the C report is the stage's report.
+  QatEvalReport report = QAT_EVAL_REPORT_INIT;
+  QatEvaluateOptions evaluate = QAT_EVALUATE_OPTIONS_INIT;
+  evaluate.num_threads = 1;
+  ASSERT_EQ(qat_evaluate(&report, c_export, data, &evaluate), nullptr);
+  qat::EvaluateOptions e;
+  e.num_threads = 1;
+  auto expected = qat::Evaluate(*cc_export, *dataset, e);
+  ASSERT_TRUE(expected.ok());
+  EXPECT_EQ(report.examples, 96);
+  EXPECT_EQ(report.correct, expected->correct);
+  EXPECT_EQ(report.accuracy, expected->accuracy);
+  EXPECT_EQ(report.mean_loss, expected->mean_loss);
+
+  // To a file: the same bytes.
+  const std::string path = c_folder + "/exported.onnx";
+  ASSERT_EQ(qat_export_folder_to_file(c_folder.c_str(), path.c_str(), nullptr), nullptr);
+  QatModel* loaded = nullptr;
+  ASSERT_EQ(qat_model_load(&loaded, path.c_str()), nullptr);
+  EXPECT_EQ(Bytes(loaded), Bytes(c_export));
+
+  qat_model_free(loaded);
+  qat_model_free(c_export);
+  qat_dataset_free(data);
+  qat_model_free(model);
+}
+
+struct StopAt {
+  int64_t step;
+  int64_t calls = 0;
+};
+int StopAtStep(void* user_data, const QatTrainProgress* p) {
+  auto* stop = static_cast<StopAt*>(user_data);
+  ++stop->calls;
+  return p->global_step == stop->step ? 1 : 0;
+}
+
+// A callback that stops the run: QAT_CANCELLED, the checkpoint keeps the
+// step, and a resume (settings left unset: the stored ones) ends where an
+// uninterrupted run ends, bit for bit.
+TEST(CApiStagesTest, StoppedRunResumesExactly) {
+  const Examples examples(160);
+  QatModel* model = nullptr;
+  ASSERT_EQ(qat_model_zoo(&model, "mlp", 0), nullptr);
+  QatDataset* data = MakeDataset(examples);
+  auto train = [&](const std::string& folder, int64_t stop_at, bool resume, StopAt* stop) {
+    QatTrainFolderOptions options = QAT_TRAIN_FOLDER_OPTIONS_INIT;
+    if (!resume) {
+      options.epochs = 2;
+      options.batch = 32;
+      options.seed = 5;
+      options.schedule = QAT_SCHEDULE_COSINE;
+      options.save_every = 3;
+    }
+    options.num_threads = 1;
+    options.resume = resume;
+    if (stop_at > 0) {
+      stop->step = stop_at;
+      options.progress = StopAtStep;
+      options.user_data = stop;
+    }
+    return qat_train_folder(nullptr, folder.c_str(), data, &options);
+  };
+  const std::string whole = TempFolder("whole"), stopped = TempFolder("stopped");
+  ASSERT_EQ(qat_prepare(model, whole.c_str(), nullptr), nullptr);
+  ASSERT_EQ(qat_prepare(model, stopped.c_str(), nullptr), nullptr);
+  ASSERT_EQ(train(whole, 0, false, nullptr), nullptr);
+
+  StopAt stop{0};
+  const std::string s = Take(train(stopped, 7, false, &stop));
+  EXPECT_THAT(s, HasSubstr(std::to_string(QAT_CANCELLED) + ": "));
+  EXPECT_THAT(s, HasSubstr("stopped training after step 7"));
+  EXPECT_EQ(stop.calls, 7);
+  ASSERT_EQ(train(stopped, 0, true, nullptr), nullptr);
+
+  QatModel* a = nullptr;
+  QatModel* b = nullptr;
+  QatExportOptions keep = QAT_EXPORT_OPTIONS_INIT;
+  keep.keep_float_weights = true;  // every trained bit
+  ASSERT_EQ(qat_export_folder(&a, whole.c_str(), &keep), nullptr);
+  ASSERT_EQ(qat_export_folder(&b, stopped.c_str(), &keep), nullptr);
+  EXPECT_EQ(Bytes(a), Bytes(b));
+  qat_model_free(a);
+  qat_model_free(b);
+  qat_dataset_free(data);
+  qat_model_free(model);
+}
+
+TEST(CApiStagesTest, SettingErrorsNameTheSetting) {
+  QatModel* model = nullptr;
+  ASSERT_EQ(qat_model_zoo(&model, "mlp", 0), nullptr);
+  const Examples examples(32);
+  QatDataset* data = MakeDataset(examples);
+  const std::string folder = TempFolder("settings");
+  ASSERT_EQ(qat_prepare(model, folder.c_str(), nullptr), nullptr);
+  QatTrainFolderOptions options = QAT_TRAIN_FOLDER_OPTIONS_INIT;
+  options.num_threads = 1;
+
+  options.resume = true;  // nothing to resume yet
+  const std::string nothing = Take(qat_train_folder(nullptr, folder.c_str(), data, &options));
+  EXPECT_THAT(nothing, HasSubstr(std::to_string(QAT_FAILED_PRECONDITION) + ": "));
+  EXPECT_THAT(nothing, HasSubstr("no interrupted run to resume"));
+  options.resume = false;
+
+  options.batch = 0;
+  EXPECT_THAT(Take(qat_train_folder(nullptr, folder.c_str(), data, &options)),
+              HasSubstr("--batch"));
+  options.batch = QAT_UNSET;
+  options.optimizer = 7;
+  EXPECT_THAT(Take(qat_train_folder(nullptr, folder.c_str(), data, &options)),
+              HasSubstr("unknown optimizer 7"));
+  options.optimizer = QAT_UNSET;
+  options.nesterov = 2;
+  EXPECT_THAT(Take(qat_train_folder(nullptr, folder.c_str(), data, &options)),
+              HasSubstr("nesterov must be 0 or 1"));
+  options.nesterov = QAT_UNSET;
+  options.seed = -3;
+  EXPECT_THAT(Take(qat_train_folder(nullptr, folder.c_str(), data, &options)),
+              HasSubstr("seed must be >= 0"));
+  options.seed = QAT_UNSET;
+  // No data set and no data spec.
+  EXPECT_THAT(Take(qat_train_folder(nullptr, folder.c_str(), nullptr, &options)),
+              HasSubstr("--data"));
+
+  // A stopped run, then a resume that asks for another rate.
+  options.lr = 1e-3;
+  options.batch = 8;
+  StopAt stop{2};
+  options.progress = StopAtStep;
+  options.user_data = &stop;
+  EXPECT_THAT(Take(qat_train_folder(nullptr, folder.c_str(), data, &options)),
+              HasSubstr("stopped training after step 2"));
+  options.progress = nullptr;
+  options.resume = true;
+  options.lr = 1e-2;
+  EXPECT_THAT(Take(qat_train_folder(nullptr, folder.c_str(), data, &options)),
+              HasSubstr("--lr"));
+  options.lr = 1e-3;  // the stored value: accepted
+  QatTrainResult result = QAT_TRAIN_RESULT_INIT;
+  ASSERT_EQ(qat_train_folder(&result, folder.c_str(), data, &options), nullptr);
+  EXPECT_EQ(result.steps, 4);
+
+  // Folders and files that are not there, and results without a version.
+  EXPECT_THAT(Take(qat_train_folder(nullptr, "/no/such/folder", data, &options)),
+              HasSubstr("/no/such/folder"));
+  QatModel* exported = nullptr;
+  EXPECT_THAT(Take(qat_export_folder(&exported, "/no/such/folder", nullptr)),
+              HasSubstr("/no/such/folder"));
+  EXPECT_EQ(exported, nullptr);
+  QatTrainResult unversioned;
+  std::memset(&unversioned, 0, sizeof unversioned);
+  EXPECT_THAT(Take(qat_train_folder(&unversioned, folder.c_str(), data, &options)),
+              HasSubstr("QatTrainResult has version 0"));
+  QatEvalReport report;
+  std::memset(&report, 0, sizeof report);
+  EXPECT_THAT(Take(qat_evaluate(&report, model, data, nullptr)),
+              HasSubstr("QatEvalReport has version 0"));
+  QatDataset* missing = nullptr;
+  const std::string not_found = Take(qat_dataset_load(&missing, "/no/such/data", model, nullptr));
+  EXPECT_THAT(not_found, HasSubstr("/no/such/data"));
+  EXPECT_EQ(missing, nullptr);
+  qat_dataset_free(data);
+  qat_model_free(model);
+}
+
+int NextBatch(void* user_data, const QatTensor** batch) {
+  auto* batches = static_cast<std::vector<QatTensor*>*>(user_data);
+  if (batches->empty()) return 0;
+  *batch = batches->back();
+  batches->pop_back();
+  return 1;
+}
+
+// The three ways to calibrate give one table for the same samples.
+TEST(CApiStagesTest, CalibrateFromADatasetArraysOrACallback) {
+  QatModel* model = nullptr;
+  ASSERT_EQ(qat_model_zoo(&model, "mlp", 0), nullptr);
+  const Examples examples(64);
+  QatDataset* data = MakeDataset(examples);
+  QatTensor* features = Floats({64, 784}, examples.x);
+  QatCalibrateOptions options = QAT_CALIBRATE_OPTIONS_INIT;
+  options.batch_size = 64;  // one batch, as the callback gives it
+  options.num_threads = 1;
+
+  QatCalibrationTable* from_data = nullptr;
+  QatCalibrationTable* from_arrays = nullptr;
+  QatCalibrationTable* from_callback = nullptr;
+  ASSERT_EQ(qat_calibrate(&from_data, model, data, &options), nullptr);
+  ASSERT_EQ(qat_calibrate_arrays(&from_arrays, model, features, &options), nullptr);
+  std::vector<QatTensor*> batches = {features};
+  ASSERT_EQ(qat_calibrate_callback(&from_callback, model, NextBatch, &batches, &options),
+            nullptr);
+  const std::string dir = TempFolder("tables");
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST, true);
+  auto saved = [&](const QatCalibrationTable* t, const std::string& name) {
+    const std::string path = dir + "/" + name;
+    EXPECT_EQ(qat_calibration_table_save(t, path.c_str()), nullptr);
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  EXPECT_EQ(qat_calibration_table_size(from_data), 6u);
+  const std::string table = saved(from_data, "data.json");
+  EXPECT_EQ(saved(from_arrays, "arrays.json"), table);
+  EXPECT_EQ(saved(from_callback, "callback.json"), table);
+
+  // max_samples keeps the first examples only: another table.
+  options.max_samples = 10;
+  QatCalibrationTable* first10 = nullptr;
+  ASSERT_EQ(qat_calibrate(&first10, model, data, &options), nullptr);
+  EXPECT_NE(saved(first10, "first10.json"), table);
+  options.max_samples = -1;
+  QatCalibrationTable* bad = nullptr;
+  EXPECT_THAT(Take(qat_calibrate(&bad, model, data, &options)), HasSubstr("max_samples"));
+
+  qat_calibration_table_free(first10);
+  qat_calibration_table_free(from_data);
+  qat_calibration_table_free(from_arrays);
+  qat_calibration_table_free(from_callback);
+  qat_tensor_free(features);
+  qat_dataset_free(data);
   qat_model_free(model);
 }
 

@@ -51,7 +51,8 @@ static const char* data_spec(void) {
   return env != NULL && env[0] != '\0' ? env : kDefaultData;
 }
 
-/* Synthetic examples: class c has its pixels around c / 10, seeded. */
+/* Synthetic examples, seeded: the pixels of class c are noise around
+ * (c - 4.5) / 4.5. */
 static QatDataset* synthetic(int64_t n, unsigned seed) {
   float* x = malloc(sizeof(float) * (size_t)n * kFeatures);
   int64_t* y = malloc(sizeof(int64_t) * (size_t)n);
@@ -68,7 +69,8 @@ static QatDataset* synthetic(int64_t n, unsigned seed) {
     y[i] = i % kClasses;
     for (j = 0; j < kFeatures; ++j) {
       state = state * 1103515245u + 12345u;
-      x[i * kFeatures + j] = (float)y[i] / kClasses + (float)((state >> 8) & 0xffff) / 65536.0f;
+      x[i * kFeatures + j] = ((float)y[i] - 4.5f) / 4.5f +
+                             (float)((state >> 8) & 0xffff) / 65536.0f - 0.5f;
     }
   }
   check(qat_tensor_create(&features, QAT_FLOAT32, x_shape, 2, x), "creating the features");
