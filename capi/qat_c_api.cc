@@ -482,8 +482,8 @@ QatStatus* qat_dataset_create(QatDataset** out, const QatTensor* features,
     return WrapDataset(out, qat::Dataset::Create(features->tensor, labels->tensor));
   }
   const qat::Tensor& x = features->tensor;
-  return WrapDataset(out, qat::Dataset::Create(
-                              x, qat::Tensor(qat::DataType::kInt64, {x.rank() > 0 ? x.dim(0) : 0})));
+  qat::Tensor zeros(qat::DataType::kInt64, {x.rank() > 0 ? x.dim(0) : 0});
+  return WrapDataset(out, qat::Dataset::Create(x, std::move(zeros)));
   QAT_C_API_END
 }
 
@@ -728,7 +728,9 @@ static absl::StatusOr<qat::TrainFolderOptions> ToTrainFolderOptions(
     t.nesterov = o.nesterov == 1;
   }
   if (o.seed != kUnset) {
-    if (o.seed < 0) return absl::InvalidArgumentError(absl::StrCat("seed must be >= 0, not ", o.seed));
+    if (o.seed < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("seed must be >= 0, not ", o.seed));
+    }
     t.seed = static_cast<uint64_t>(o.seed);
   }
   if (o.data != nullptr) t.data = std::string(o.data);

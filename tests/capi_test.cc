@@ -330,6 +330,21 @@ TEST(CApiStatusTest, OutOfMemoryBecomesAStatus) {
   qat_model_free(model);
 }
 
+// Starts `body` on 4 threads at once and waits for them.
+template <typename Body>
+void OnFourThreads(Body body) {
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      while (!go.load()) std::this_thread::yield();
+      body();
+    });
+  }
+  go = true;
+  for (std::thread& t : threads) t.join();
+}
+
 // One trainer driven from 4 threads: only one call runs at a time, the others
 // get QAT_FAILED_PRECONDITION, and the trainer's state is exactly that of
 // the successful steps taken in sequence.
@@ -350,9 +365,7 @@ TEST(CApiConcurrencyTest, TrainerRefusesASecondThread) {
   ASSERT_EQ(qat_tensor_create(&y, QAT_INT64, y_shape, 1, ys.data()), nullptr);
 
   std::atomic<int> ok{0}, refused{0}, other{0};
-  std::atomic<bool> go{false};
-  auto drive = [&] {
-    while (!go.load()) std::this_thread::yield();
+  OnFourThreads([&] {
     for (int i = 0; i < 40; ++i) {
       QatStatus* s = qat_trainer_train_step(nullptr, shared, x, y);
       if (s == nullptr) {
@@ -366,11 +379,7 @@ TEST(CApiConcurrencyTest, TrainerRefusesASecondThread) {
       }
       qat_status_free(s);
     }
-  };
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) threads.emplace_back(drive);
-  go = true;
-  for (std::thread& t : threads) t.join();
+  });
   EXPECT_EQ(other.load(), 0);
   EXPECT_GT(refused.load(), 0) << "4 threads x 40 steps never overlapped";
   EXPECT_EQ(ok.load() + refused.load(), 160);
@@ -414,9 +423,7 @@ TEST(CApiConcurrencyTest, ExecutorRefusesASecondThread) {
   const std::vector<float> want = Values(expected);
 
   std::atomic<int> ok{0}, refused{0}, wrong{0};
-  std::atomic<bool> go{false};
-  auto drive = [&] {
-    while (!go.load()) std::this_thread::yield();
+  OnFourThreads([&] {
     for (int i = 0; i < 40; ++i) {
       QatTensor* out = nullptr;
       QatStatus* s = qat_executor_run(&out, executor, &name, inputs, 1, nullptr, 1);
@@ -432,11 +439,7 @@ TEST(CApiConcurrencyTest, ExecutorRefusesASecondThread) {
       qat_tensor_free(out);
       qat_status_free(s);
     }
-  };
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) threads.emplace_back(drive);
-  go = true;
-  for (std::thread& t : threads) t.join();
+  });
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_GT(refused.load(), 0) << "4 threads x 40 runs never overlapped";
   EXPECT_GT(ok.load(), 0);

@@ -97,7 +97,7 @@ typedef enum QatDataType {
 typedef struct QatTensor QatTensor;
 /* A tensor holding a copy of `data` (row-major; NULL for zeros). */
 QAT_API QatStatus* qat_tensor_create(QatTensor** out, QatDataType type, const int64_t* shape,
-                                       size_t rank, const void* data);
+                                     size_t rank, const void* data);
 QAT_API QatDataType qat_tensor_type(const QatTensor* tensor);
 QAT_API size_t qat_tensor_rank(const QatTensor* tensor);
 QAT_API const int64_t* qat_tensor_shape(const QatTensor* tensor);
@@ -263,8 +263,8 @@ typedef struct QatQuantizeOptions {
   { QAT_QUANTIZE_OPTIONS_VERSION, 8, QAT_UINT8, false, false, false, NULL, 0 }
 
 QAT_API QatStatus* qat_quantize(QatModel** out, const QatModel* model,
-                                  const QatCalibrationTable* table,
-                                  const QatQuantizeOptions* options);
+                                const QatCalibrationTable* table,
+                                const QatQuantizeOptions* options);
 
 /* ---- Prepare, train, export, evaluate: the folder stages -----------------
  * prepare writes a training folder (FOLDER/training.onnx, FOLDER/eval.onnx,
@@ -465,7 +465,7 @@ typedef struct QatTrainer QatTrainer;
 /* Prepares a model for training: QDQ pairs become FakeQuant, the loss and the
  * gradient graph are added.  `model` may be fp32 or QDQ. */
 QAT_API QatStatus* qat_trainer_create(QatTrainer** out, const QatModel* model,
-                                        const QatTrainerOptions* options);
+                                      const QatTrainerOptions* options);
 /* One optimizer step; `labels` are int64 [N] for cross-entropy.  *loss
  * (when loss is not NULL) receives the loss before the update. */
 QAT_API QatStatus* qat_trainer_train_step(float* loss, QatTrainer* trainer,
@@ -481,7 +481,7 @@ QAT_API QatStatus* qat_trainer_save_checkpoint(const QatTrainer* trainer, const 
 QAT_API QatStatus* qat_trainer_load_checkpoint(QatTrainer* trainer, const char* path);
 /* The trained inference model: int8 QDQ when the model was quantized. */
 QAT_API QatStatus* qat_trainer_export(QatModel** out, const QatTrainer* trainer,
-                                        bool keep_float_weights);
+                                      bool keep_float_weights);
 QAT_API void qat_trainer_free(QatTrainer* trainer);
 
 /* ---- FakeQuant kernels on raw buffers ---------------------------------------
