@@ -73,20 +73,4 @@ absl::StatusOr<qat::Tensor> ReadTensorFile(const std::string& path) {
   return is_pb ? qat::ReadTensorProtoFile(path) : qat::ReadNpy(path);
 }
 
-absl::StatusOr<qat::Dataset> LoadData(const std::string& spec, const qat::Model& model,
-                                      const std::string& split, int64_t limit) {
-  const size_t comma = spec.find(',');
-  if (comma != std::string::npos) {
-    return qat::Dataset::FromNpy(spec.substr(0, comma), spec.substr(comma + 1));
-  }
-  qat::IdxOptions options;
-  options.split = split;
-  options.limit = limit;
-  const std::vector<qat::ValueInfo> inputs = model.inputs();
-  if (!inputs.empty() && inputs[0].shape.size() >= 2) {
-    options.example_shape.assign(inputs[0].shape.begin() + 1, inputs[0].shape.end());
-  }
-  return qat::Dataset::FromIdx(spec, options);
-}
-
 }  // namespace qat_cli

@@ -1,5 +1,5 @@
 // Shared plumbing of the qat subcommands: argument parsing, error exits,
-// reading tensors and datasets.
+// reading tensors.
 #ifndef QAT_EXAMPLES_CLI_CLI_COMMON_H_
 #define QAT_EXAMPLES_CLI_CLI_COMMON_H_
 
@@ -11,8 +11,6 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "qat/dataset.h"
-#include "qat/model.h"
 #include "qat/tensor.h"
 
 namespace qat_cli {
@@ -55,12 +53,6 @@ std::vector<std::string> SplitList(const std::string& list);
 
 // A tensor from an .npy file, or from a serialized TensorProto (.pb).
 absl::StatusOr<qat::Tensor> ReadTensorFile(const std::string& path);
-
-// Data for a model: an IDX folder (MNIST layout; the examples are shaped
-// for the model's first input: [N, 784] or [N, 1, 28, 28]), or
-// "FEATURES.npy,LABELS.npy".
-absl::StatusOr<qat::Dataset> LoadData(const std::string& spec, const qat::Model& model,
-                                      const std::string& split, int64_t limit);
 
 }  // namespace qat_cli
 

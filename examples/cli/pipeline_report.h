@@ -1,4 +1,5 @@
-// The pipeline's results: one row per model, printed as a table and written
+// The pipeline's report: the recipe's results (qat/pipeline.h) with ONNX
+// Runtime's columns, one row per model, printed as a table and written
 // as report.json and report.md, with the accuracy targets checked.
 #ifndef QAT_EXAMPLES_CLI_PIPELINE_REPORT_H_
 #define QAT_EXAMPLES_CLI_PIPELINE_REPORT_H_
@@ -9,38 +10,19 @@
 
 #include "absl/status/status.h"
 #include "ort_runner.h"
+#include "qat/pipeline.h"
 
 namespace qat_cli {
 
-struct ModelRow {
+// A row of the recipe (qat/pipeline.h) with ONNX Runtime's measurement.
+struct ModelRow : qat::PipelineRow {
   ModelRow() = default;
-  ModelRow(std::string row_name, std::string row_file)
-      : name(std::move(row_name)), file(std::move(row_file)) {}
-  std::string name;    // "fp32", "ptq int8", "qat int8", "qat w4a8"
-  std::string file;    // relative to the output folder
-  std::string recipe;  // how it was made, in a few words
-  double accuracy = 0.0;        // our executor, test set
-  double start_accuracy = -1;   // QAT rows: before QAT (the fake-quantized start)
-  size_t bytes = 0;
-  double latency_ms = 0.0;      // our executor, one thread, one batch
+  explicit ModelRow(const qat::PipelineRow& row) : qat::PipelineRow(row) {}
   OrtMeasurement ort;
-  double seconds = 0.0;         // time the stage took
 };
 
-// One curve point per epoch (x may be fractional for the start of a stage).
-struct EpochPoint {
-  double epoch = 0.0;
-  double train_loss = -1.0;  // -1: none (the point before training)
-  double test_loss = 0.0;
-  double test_accuracy = 0.0;
-};
-
-struct StageCurve {
-  StageCurve() = default;
-  explicit StageCurve(std::string curve_name) : name(std::move(curve_name)) {}
-  std::string name;
-  std::vector<EpochPoint> points;
-};
+using EpochPoint = qat::EpochPoint;
+using StageCurve = qat::StageCurve;
 
 struct PipelineReport {
   std::string model;  // "zoo:mlp", "zoo:lenet5" or the file

@@ -8,8 +8,8 @@
 #include "commands.h"
 #include "progress.h"
 #include "qat/calibrate.h"
+#include "qat/data_spec.h"
 #include "qat/quantize.h"
-#include "qat/training_artifacts.h"
 
 namespace qat_cli {
 
@@ -47,7 +47,9 @@ int CalibrateCommand(int argc, char** argv) {
 
   auto model = qat::Model::Load(args.positional[0]);
   if (!model.ok()) return Fail(model.status());
-  auto data = LoadData(args.Get("--data", ""), *model, "train", samples);
+  qat::DataSpecOptions spec;
+  spec.limit = samples;
+  auto data = qat::LoadDataSpec(args.Get("--data", ""), *model, spec);
   if (!data.ok()) return Fail(data.status());
   std::unique_ptr<Progress> bar;
   options.progress = [&](int64_t done, int64_t total) {
@@ -101,7 +103,7 @@ int QuantizeCommand(int argc, char** argv) {
   auto quantized = qat::QuantizeModel(*model, *table, options);
   if (!quantized.ok()) return Fail(quantized.status());
   const std::string out = args.Get("--out", "");
-  if (absl::Status s = qat::SaveModel(*quantized, out); !s.ok()) return Fail(s);
+  if (absl::Status s = quantized->Save(out); !s.ok()) return Fail(s);
   std::printf("wrote %s (%zu bytes)\n", out.c_str(), quantized->Serialize().size());
   return 0;
 }
