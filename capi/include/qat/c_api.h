@@ -20,16 +20,18 @@
  *    is still undefined behaviour, so do not rely on it.
  *
  * Threading: calls on different handles may run on different threads at the
- * same time.  Models, calibration tables and tensors may be shared for
- * reading once created.  An executor or a trainer runs one call at a time: a
- * second thread calling into one while a call runs gets
+ * same time.  Models, calibration tables, data sets and tensors may be
+ * shared for reading once created.  An executor or a trainer runs one call
+ * at a time: a second thread calling into one while a call runs gets
  * QAT_FAILED_PRECONDITION (an atomic flag, not a lock: it does not wait).
  * The kernel functions, qat_version() and qat_kernel_variant() are
  * thread-safe.
  *
  * Compile-time version: QAT_C_API_VERSION_{MAJOR,MINOR,PATCH};
  * run-time: qat_version().  Only this C ABI is ABI-stable (within a major
- * version once 1.0 is out; at 0.x a minor version may break it).
+ * version once 1.0 is out; at 0.x a minor version may break it); the C++
+ * API exposes abseil types and is source-stable only.  docs/c_api.md is the
+ * reference.
  */
 #ifndef QAT_C_API_H_
 #define QAT_C_API_H_
