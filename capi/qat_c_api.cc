@@ -1,24 +1,33 @@
 // The C ABI over the C++ API.  Every entry point converts absl::Status into a
 // QatStatus and catches whatever else escapes (QAT_C_API_BEGIN/END), so no
 // exception crosses into C.
-#include "qat_c_api.h"
+#include "qat/c_api.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <new>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "qat/calibrate.h"
 #include "qat/checkpoint.h"
-#include "qat/fake_quant.h"
+#include "qat/data_spec.h"
+#include "qat/evaluate.h"
 #include "qat/executor.h"
+#include "qat/export.h"
+#include "qat/fake_quant.h"
 #include "qat/model_zoo.h"
+#include "qat/prepare.h"
 #include "qat/qdq_conversion.h"
 #include "qat/quantize.h"
+#include "qat/train_folder.h"
 #include "qat/trainer.h"
 #include "qat/training_artifacts.h"
 #include "qat/version.h"
@@ -26,33 +35,66 @@
 static_assert(QAT_C_API_VERSION_MAJOR == QAT_VERSION_MAJOR &&
                   QAT_C_API_VERSION_MINOR == QAT_VERSION_MINOR &&
                   QAT_C_API_VERSION_PATCH == QAT_VERSION_PATCH,
-              "qat_c_api.h and the project version disagree");
+              "qat/c_api.h and the project version disagree");
 
-struct QatStatus {
+namespace {
+
+// Every handle starts with a magic number, one per kind, that its
+// destructor overwrites: a call given a freed handle, or a handle of another
+// kind, is usually caught (not guaranteed: the memory may be reused).  The
+// magic is read as raw bytes, so reading it through the wrong handle type
+// is only a 4-byte read at the handle's address.
+constexpr uint32_t kDead = 0xdeadbeef;
+
+template <uint32_t kMagic>
+struct Handle {
+  uint32_t magic = kMagic;
+  bool live() const {
+    uint32_t m;
+    std::memcpy(&m, static_cast<const void*>(this), sizeof m);
+    return m == kMagic;
+  }
+  ~Handle() { magic = kDead; }
+};
+
+// Marks a handle busy for the length of one call.  A second thread that
+// enters while the flag is set fails instead of racing (the C header's
+// concurrency contract); one atomic exchange, no lock, no waiting.
+class Exclusive {
+ public:
+  explicit Exclusive(std::atomic<bool>& busy)
+      : busy_(busy), owned_(!busy.exchange(true, std::memory_order_acquire)) {}
+  ~Exclusive() {
+    if (owned_) busy_.store(false, std::memory_order_release);
+  }
+  Exclusive(const Exclusive&) = delete;
+  Exclusive& operator=(const Exclusive&) = delete;
+  bool owned() const { return owned_; }
+
+ private:
+  std::atomic<bool>& busy_;
+  const bool owned_;
+};
+
+}  // namespace
+
+struct QatStatus : Handle<0x51415400> {
+  QatStatus(QatStatusCode c, std::string m) : code(c), message(std::move(m)) {}
   QatStatusCode code;
   std::string message;
 };
 
 namespace {
 
-// Handles carry a magic number that free() overwrites, so that a call on a
-// freed handle is usually caught (not guaranteed: the memory may be reused).
-constexpr uint32_t kDead = 0xdeadbeef;
-
-template <uint32_t kMagic>
-struct Handle {
-  uint32_t magic = kMagic;
-  bool live() const { return magic == kMagic; }
-  ~Handle() { magic = kDead; }
-};
+// Returned when even a status cannot be allocated; qat_status_free knows it
+// by its address.
+QatStatus out_of_memory_status(QAT_RESOURCE_EXHAUSTED, "out of memory");
 
 QatStatus* MakeStatus(QatStatusCode code, std::string message) {
   try {
-    return new QatStatus{code, std::move(message)};
+    return new QatStatus(code, std::move(message));
   } catch (...) {
-    // Out of memory while reporting an error: a static status.
-    static QatStatus out_of_memory{QAT_RESOURCE_EXHAUSTED, "out of memory"};
-    return &out_of_memory;
+    return &out_of_memory_status;
   }
 }
 
@@ -83,6 +125,16 @@ struct QatTrainer : Handle<0x51415404> {
   qat::TrainingModels models;
   std::unique_ptr<qat::Trainer> trainer;
   std::string data_input;
+  mutable std::atomic<bool> busy{false};
+};
+struct QatDataset : Handle<0x51415406> {
+  explicit QatDataset(qat::Dataset d) : data(std::move(d)) {}
+  qat::Dataset data;
+};
+struct QatExecutor : Handle<0x51415405> {
+  explicit QatExecutor(std::unique_ptr<qat::Executor> e) : executor(std::move(e)) {}
+  std::unique_ptr<qat::Executor> executor;
+  std::atomic<bool> busy{false};
 };
 
 #define QAT_C_API_BEGIN try {
@@ -98,17 +150,35 @@ struct QatTrainer : Handle<0x51415404> {
     return MakeStatus(QAT_INTERNAL, "unexpected exception");                  \
   }
 
-// Checks a handle argument: non-NULL and live.
-#define QAT_CHECK_HANDLE(h, what)                                                       \
-  if ((h) == nullptr) return Invalid(std::string(what) + " is NULL");                   \
-  if (!(h)->live()) return Invalid(std::string(what) + " is not a live handle (freed?)")
-#define QAT_CHECK_PTR(p, what) \
-  if ((p) == nullptr) return Invalid(std::string(what) + " is NULL")
+// Checks a handle argument: non-NULL and live.  (One statement, so that it
+// can follow an `if`.)
+#define QAT_CHECK_HANDLE(h, what)                                                 \
+  do {                                                                            \
+    if ((h) == nullptr) return Invalid(std::string(what) + " is NULL");           \
+    if (!(h)->live()) {                                                           \
+      return Invalid(std::string(what) +                                          \
+                     " is not a live handle of its kind (freed, or another kind?)"); \
+    }                                                                             \
+  } while (0)
+// Claims a trainer or an executor for the rest of the call.
+#define QAT_ENTER(h, what)                                                              \
+  Exclusive exclusive_call((h)->busy);                                                  \
+  if (!exclusive_call.owned())                                                          \
+  return MakeStatus(QAT_FAILED_PRECONDITION,                                            \
+                    std::string(what) + " is in use by another thread: an executor or " \
+                    "a trainer runs one call at a time")
+#define QAT_CHECK_PTR(p, what)                                    \
+  do {                                                            \
+    if ((p) == nullptr) return Invalid(std::string(what) + " is NULL"); \
+  } while (0)
 // Checks an options struct's version.
-#define QAT_CHECK_OPTIONS(o, expected, what)                                          \
-  if ((o) != nullptr && ((o)->version == 0 || (o)->version > (expected)))             \
-  return Invalid(absl::StrCat(what, " has version ", (o)->version, "; this libqat knows " \
-                              "1 to ", expected, " (initialize it with its _INIT macro)"))
+#define QAT_CHECK_OPTIONS(o, expected, what)                                              \
+  do {                                                                                    \
+    if ((o) != nullptr && ((o)->version == 0 || (o)->version > (expected))) {             \
+      return Invalid(absl::StrCat(what, " has version ", (o)->version, "; this libqat knows " \
+                                  "1 to ", expected, " (initialize it with its _INIT macro)")); \
+    }                                                                                     \
+  } while (0)
 
 extern "C" {
 
@@ -123,15 +193,18 @@ const char* qat_kernel_variant(void) {
 }
 
 QatStatusCode qat_status_code(const QatStatus* status) {
-  return status == nullptr ? QAT_OK : status->code;
+  if (status == nullptr) return QAT_OK;
+  return status->live() ? status->code : QAT_INVALID_ARGUMENT;
 }
 
 const char* qat_status_message(const QatStatus* status) {
-  return status == nullptr ? "" : status->message.c_str();
+  if (status == nullptr) return "";
+  return status->live() ? status->message.c_str()
+                        : "not a live status handle (freed, or another kind of handle?)";
 }
 
 void qat_status_free(QatStatus* status) {
-  if (status != nullptr && status->message != "out of memory") delete status;
+  if (status != nullptr && status != &out_of_memory_status && status->live()) delete status;
 }
 
 void qat_free(void* data) { std::free(data); }
@@ -215,7 +288,7 @@ QatStatus* qat_model_save(const QatModel* model, const char* path) {
   QAT_C_API_END
 }
 
-QatStatus* qat_model_serialize(const QatModel* model, void** out_data, size_t* out_size) {
+QatStatus* qat_model_serialize(void** out_data, size_t* out_size, const QatModel* model) {
   QAT_C_API_BEGIN
   QAT_CHECK_PTR(out_data, "out_data");
   *out_data = nullptr;
@@ -228,28 +301,6 @@ QatStatus* qat_model_serialize(const QatModel* model, void** out_data, size_t* o
   std::memcpy(copy, bytes.data(), bytes.size());
   *out_data = copy;
   *out_size = bytes.size();
-  return nullptr;
-  QAT_C_API_END
-}
-
-QatStatus* qat_model_run(QatTensor** out, const QatModel* model, const QatTensor* input,
-                         int num_threads) {
-  QAT_C_API_BEGIN
-  QAT_CHECK_PTR(out, "out");
-  *out = nullptr;
-  QAT_CHECK_HANDLE(model, "model");
-  QAT_CHECK_HANDLE(input, "input");
-  const std::vector<qat::ValueInfo> inputs = model->model.inputs();
-  if (inputs.size() != 1) return Invalid("qat_model_run needs a model with one input");
-  qat::ExecutorOptions options;
-  options.num_threads = num_threads;
-  auto exec = qat::Executor::Create(model->model, options);
-  if (!exec.ok()) return ToStatus(exec.status());
-  auto outputs = (*exec)->Run({{inputs[0].name, input->tensor}});
-  if (!outputs.ok()) return ToStatus(outputs.status());
-  auto t = std::make_unique<QatTensor>();
-  t->tensor = outputs->at(model->model.outputs()[0].name);
-  *out = t.release();
   return nullptr;
   QAT_C_API_END
 }
@@ -273,6 +324,177 @@ QatStatus* qat_model_zoo(QatModel** out, const char* name, uint64_t seed) {
   QAT_C_API_END
 }
 
+// ---- Executor -----------------------------------------------------------------
+
+QatStatus* qat_executor_create(QatExecutor** out, const QatModel* model,
+                               const QatExecutorOptions* options) {
+  QAT_C_API_BEGIN
+  QAT_CHECK_PTR(out, "out");
+  *out = nullptr;
+  QAT_CHECK_HANDLE(model, "model");
+  QAT_CHECK_OPTIONS(options, QAT_EXECUTOR_OPTIONS_VERSION, "QatExecutorOptions");
+  qat::ExecutorOptions e;
+  if (options != nullptr) {
+    e.num_threads = options->num_threads;
+    e.seed = options->seed;
+  }
+  auto exec = qat::Executor::Create(model->model, e);
+  if (!exec.ok()) return ToStatus(exec.status());
+  *out = new QatExecutor(*std::move(exec));
+  return nullptr;
+  QAT_C_API_END
+}
+
+size_t qat_executor_num_inputs(const QatExecutor* e) {
+  return e != nullptr && e->live() ? e->executor->inputs().size() : 0;
+}
+const char* qat_executor_input_name(const QatExecutor* e, size_t index) {
+  if (e == nullptr || !e->live() || index >= e->executor->inputs().size()) return nullptr;
+  return e->executor->inputs()[index].name.c_str();
+}
+size_t qat_executor_num_outputs(const QatExecutor* e) {
+  return e != nullptr && e->live() ? e->executor->outputs().size() : 0;
+}
+const char* qat_executor_output_name(const QatExecutor* e, size_t index) {
+  if (e == nullptr || !e->live() || index >= e->executor->outputs().size()) return nullptr;
+  return e->executor->outputs()[index].name.c_str();
+}
+
+QatStatus* qat_executor_run(QatTensor** outputs, QatExecutor* executor,
+                            const char* const* input_names, const QatTensor* const* inputs,
+                            size_t num_inputs, const char* const* output_names,
+                            size_t num_outputs) {
+  QAT_C_API_BEGIN
+  if (num_outputs > 0) QAT_CHECK_PTR(outputs, "outputs");
+  for (size_t i = 0; i < num_outputs; ++i) outputs[i] = nullptr;
+  QAT_CHECK_HANDLE(executor, "executor");
+  if (num_inputs > 0) {
+    QAT_CHECK_PTR(input_names, "input_names");
+    QAT_CHECK_PTR(inputs, "inputs");
+  }
+  QAT_ENTER(executor, "the executor");
+  std::map<std::string, const qat::Tensor*> feeds;
+  for (size_t i = 0; i < num_inputs; ++i) {
+    if (input_names[i] == nullptr) return Invalid(absl::StrCat("input_names[", i, "] is NULL"));
+    const QatTensor* t = inputs[i];
+    if (t == nullptr || !t->live()) {
+      return Invalid(absl::StrCat("inputs[", i, "] (for '", input_names[i],
+                                  "') is not a live tensor"));
+    }
+    if (!feeds.emplace(input_names[i], &t->tensor).second) {
+      return Invalid(absl::StrCat("input '", input_names[i], "' is given twice"));
+    }
+  }
+  // The names asked for, checked before the run so that a typo costs nothing.
+  const std::vector<qat::ValueInfo>& model_outputs = executor->executor->outputs();
+  std::vector<std::string> wanted;
+  if (output_names == nullptr) {
+    if (num_outputs != model_outputs.size()) {
+      return Invalid(absl::StrCat("output_names is NULL (all outputs), so num_outputs must be ",
+                                  model_outputs.size(), ", not ", num_outputs));
+    }
+    for (const qat::ValueInfo& v : model_outputs) wanted.push_back(v.name);
+  } else {
+    std::set<std::string> known;
+    for (const qat::ValueInfo& v : model_outputs) known.insert(v.name);
+    for (size_t i = 0; i < num_outputs; ++i) {
+      if (output_names[i] == nullptr) {
+        return Invalid(absl::StrCat("output_names[", i, "] is NULL"));
+      }
+      if (known.count(output_names[i]) == 0) {
+        return Invalid(absl::StrCat("the model has no output '", output_names[i], "'"));
+      }
+      wanted.emplace_back(output_names[i]);
+    }
+  }
+  std::map<std::string, qat::Tensor> results;
+  if (absl::Status s = executor->executor->Run(feeds, &results); !s.ok()) return ToStatus(s);
+  std::vector<std::unique_ptr<QatTensor>> made(wanted.size());
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    made[i] = std::make_unique<QatTensor>();
+    // An output asked for twice is copied; otherwise it is moved out.
+    auto later = std::find(wanted.begin() + i + 1, wanted.end(), wanted[i]);
+    if (later != wanted.end()) {
+      made[i]->tensor = results.at(wanted[i]);
+    } else {
+      made[i]->tensor = std::move(results.at(wanted[i]));
+    }
+  }
+  for (size_t i = 0; i < wanted.size(); ++i) outputs[i] = made[i].release();
+  return nullptr;
+  QAT_C_API_END
+}
+
+void qat_executor_free(QatExecutor* executor) {
+  if (executor != nullptr && executor->live()) delete executor;
+}
+
+QatStatus* qat_model_run(QatTensor** outputs, const QatModel* model,
+                         const char* const* input_names, const QatTensor* const* inputs,
+                         size_t num_inputs, const char* const* output_names, size_t num_outputs,
+                         const QatExecutorOptions* options) {
+  QAT_C_API_BEGIN
+  if (num_outputs > 0) QAT_CHECK_PTR(outputs, "outputs");
+  for (size_t i = 0; i < num_outputs; ++i) outputs[i] = nullptr;
+  QatExecutor* executor = nullptr;
+  if (QatStatus* s = qat_executor_create(&executor, model, options)) return s;
+  std::unique_ptr<QatExecutor> owned(executor);
+  return qat_executor_run(outputs, executor, input_names, inputs, num_inputs, output_names,
+                          num_outputs);
+  QAT_C_API_END
+}
+
+// ---- Data sets --------------------------------------------------------------
+
+static QatStatus* WrapDataset(QatDataset** out, absl::StatusOr<qat::Dataset> d) {
+  if (!d.ok()) return ToStatus(d.status());
+  *out = new QatDataset(*std::move(d));
+  return nullptr;
+}
+
+QatStatus* qat_dataset_load(QatDataset** out, const char* spec, const QatModel* model,
+                            const QatDatasetOptions* options) {
+  QAT_C_API_BEGIN
+  QAT_CHECK_PTR(out, "out");
+  *out = nullptr;
+  QAT_CHECK_PTR(spec, "spec");
+  QAT_CHECK_HANDLE(model, "model");
+  QAT_CHECK_OPTIONS(options, QAT_DATASET_OPTIONS_VERSION, "QatDatasetOptions");
+  qat::DataSpecOptions d;
+  if (options != nullptr) {
+    if (options->split != nullptr) d.split = options->split;
+    d.limit = options->limit;
+    d.mean = options->mean;
+    d.std = options->std;
+  }
+  return WrapDataset(out, qat::LoadDataSpec(spec, model->model, d));
+  QAT_C_API_END
+}
+
+QatStatus* qat_dataset_create(QatDataset** out, const QatTensor* features,
+                              const QatTensor* labels) {
+  QAT_C_API_BEGIN
+  QAT_CHECK_PTR(out, "out");
+  *out = nullptr;
+  QAT_CHECK_HANDLE(features, "features");
+  if (labels != nullptr) {
+    QAT_CHECK_HANDLE(labels, "labels");
+    return WrapDataset(out, qat::Dataset::Create(features->tensor, labels->tensor));
+  }
+  const qat::Tensor& x = features->tensor;
+  qat::Tensor zeros(qat::DataType::kInt64, {x.rank() > 0 ? x.dim(0) : 0});
+  return WrapDataset(out, qat::Dataset::Create(x, std::move(zeros)));
+  QAT_C_API_END
+}
+
+int64_t qat_dataset_size(const QatDataset* data) {
+  return data != nullptr && data->live() ? data->data.size() : -1;
+}
+
+void qat_dataset_free(QatDataset* data) {
+  if (data != nullptr && data->live()) delete data;
+}
+
 // ---- Calibration ------------------------------------------------------------
 
 static absl::StatusOr<qat::CalibrateOptions> ToCalibrateOptions(const QatCalibrateOptions* o) {
@@ -293,7 +515,37 @@ static absl::StatusOr<qat::CalibrateOptions> ToCalibrateOptions(const QatCalibra
   if (o->symmetric_activations) c.activation_type = qat::QuantType::kInt8;
   c.batch_size = o->batch_size;
   c.num_threads = o->num_threads;
+  if (o->version >= 2) {  // max_samples came with version 2
+    if (o->max_samples < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("max_samples must be >= 0, not ", o->max_samples));
+    }
+    c.max_samples = o->max_samples;
+  }
   return c;
+}
+
+static QatStatus* WrapTable(QatCalibrationTable** out,
+                            absl::StatusOr<qat::CalibrationTable> table) {
+  if (!table.ok()) return ToStatus(table.status());
+  auto t = std::make_unique<QatCalibrationTable>();
+  t->table = *std::move(table);
+  *out = t.release();
+  return nullptr;
+}
+
+QatStatus* qat_calibrate(QatCalibrationTable** out, const QatModel* model,
+                         const QatDataset* data, const QatCalibrateOptions* options) {
+  QAT_C_API_BEGIN
+  QAT_CHECK_PTR(out, "out");
+  *out = nullptr;
+  QAT_CHECK_HANDLE(model, "model");
+  QAT_CHECK_HANDLE(data, "data");
+  QAT_CHECK_OPTIONS(options, QAT_CALIBRATE_OPTIONS_VERSION, "QatCalibrateOptions");
+  auto c = ToCalibrateOptions(options);
+  if (!c.ok()) return ToStatus(c.status());
+  return WrapTable(out, qat::Calibrate(model->model, data->data, *c));
+  QAT_C_API_END
 }
 
 QatStatus* qat_calibrate_arrays(QatCalibrationTable** out, const QatModel* model,
@@ -302,20 +554,10 @@ QatStatus* qat_calibrate_arrays(QatCalibrationTable** out, const QatModel* model
   QAT_CHECK_PTR(out, "out");
   *out = nullptr;
   QAT_CHECK_HANDLE(model, "model");
-  QAT_CHECK_HANDLE(features, "features");
-  QAT_CHECK_OPTIONS(options, QAT_CALIBRATE_OPTIONS_VERSION, "QatCalibrateOptions");
-  auto c = ToCalibrateOptions(options);
-  if (!c.ok()) return ToStatus(c.status());
-  const qat::Tensor& x = features->tensor;
-  auto data = qat::Dataset::Create(x, qat::Tensor(qat::DataType::kInt64,
-                                                  {x.rank() > 0 ? x.dim(0) : 0}));
-  if (!data.ok()) return ToStatus(data.status());
-  auto table = qat::Calibrate(model->model, *data, *c);
-  if (!table.ok()) return ToStatus(table.status());
-  auto t = std::make_unique<QatCalibrationTable>();
-  t->table = *std::move(table);
-  *out = t.release();
-  return nullptr;
+  QatDataset* data = nullptr;
+  if (QatStatus* s = qat_dataset_create(&data, features, nullptr)) return s;
+  std::unique_ptr<QatDataset> owned(data);
+  return qat_calibrate(out, model, data, options);
   QAT_C_API_END
 }
 
@@ -342,12 +584,7 @@ QatStatus* qat_calibrate_callback(QatCalibrationTable** out, const QatModel* mod
     }
     if (absl::Status s = (*calibrator)->Observe(batch->tensor); !s.ok()) return ToStatus(s);
   }
-  auto table = (*calibrator)->Finish();
-  if (!table.ok()) return ToStatus(table.status());
-  auto t = std::make_unique<QatCalibrationTable>();
-  t->table = *std::move(table);
-  *out = t.release();
-  return nullptr;
+  return WrapTable(out, (*calibrator)->Finish());
   QAT_C_API_END
 }
 
@@ -356,12 +593,7 @@ QatStatus* qat_calibration_table_load(QatCalibrationTable** out, const char* pat
   QAT_CHECK_PTR(out, "out");
   *out = nullptr;
   QAT_CHECK_PTR(path, "path");
-  auto table = qat::CalibrationTable::Load(path);
-  if (!table.ok()) return ToStatus(table.status());
-  auto t = std::make_unique<QatCalibrationTable>();
-  t->table = *std::move(table);
-  *out = t.release();
-  return nullptr;
+  return WrapTable(out, qat::CalibrationTable::Load(path));
   QAT_C_API_END
 }
 
@@ -416,7 +648,201 @@ QatStatus* qat_quantize(QatModel** out, const QatModel* model, const QatCalibrat
   QAT_C_API_END
 }
 
-// ---- Training -------------------------------------------------------------------
+// ---- The folder stages: prepare, train, export, evaluate ------------------------
+
+static absl::StatusOr<qat::LossKind> ToLoss(QatLoss loss) {
+  const qat::LossKind losses[] = {qat::LossKind::kCrossEntropy, qat::LossKind::kMse,
+                                  qat::LossKind::kBceWithLogits, qat::LossKind::kL1};
+  if (loss < QAT_LOSS_CROSS_ENTROPY || loss > QAT_LOSS_L1) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown loss ", static_cast<int>(loss)));
+  }
+  return losses[loss];
+}
+
+QatStatus* qat_prepare(const QatModel* model, const char* folder,
+                       const QatPrepareOptions* options) {
+  QAT_C_API_BEGIN
+  QAT_CHECK_HANDLE(model, "model");
+  QAT_CHECK_PTR(folder, "folder");
+  QAT_CHECK_OPTIONS(options, QAT_PREPARE_OPTIONS_VERSION, "QatPrepareOptions");
+  QatPrepareOptions d = QAT_PREPARE_OPTIONS_INIT;
+  if (options == nullptr) options = &d;
+  auto loss = ToLoss(options->loss);
+  if (!loss.ok()) return ToStatus(loss.status());
+  if (options->quant_params < QAT_QUANT_PARAMS_FIXED ||
+      options->quant_params > QAT_QUANT_PARAMS_OBSERVE) {
+    return Invalid(absl::StrCat("unknown quant_params mode ",
+                                static_cast<int>(options->quant_params)));
+  }
+  qat::PrepareOptions p;
+  p.graph.loss.kind = *loss;
+  p.graph.learn_quant_params = options->quant_params == QAT_QUANT_PARAMS_LEARN;
+  p.graph.observe_quant_params = options->quant_params == QAT_QUANT_PARAMS_OBSERVE;
+  p.graph.frozen = Names(options->frozen, options->num_frozen);
+  auto summary = qat::Prepare(model->model, folder, p);
+  return summary.ok() ? nullptr : ToStatus(summary.status());
+  QAT_C_API_END
+}
+
+// The C options' run settings as the stage's optionals: QAT_UNSET stays
+// unset; enums and flags are range-checked here, numbers by the stage.
+static absl::StatusOr<qat::TrainFolderOptions> ToTrainFolderOptions(
+    const QatTrainFolderOptions& o) {
+  constexpr int64_t kUnset = QAT_UNSET;
+  qat::TrainFolderOptions t;
+  auto set_int = [&](int64_t v, std::optional<int64_t>* field) {
+    if (v != kUnset) *field = v;
+  };
+  auto set_double = [&](double v, std::optional<double>* field) {
+    if (v != static_cast<double>(kUnset)) *field = v;
+  };
+  set_int(o.epochs, &t.epochs);
+  set_int(o.batch, &t.batch);
+  set_int(o.warmup, &t.warmup);
+  set_int(o.limit, &t.limit);
+  set_int(o.observe_steps, &t.observe_steps);
+  set_double(o.lr, &t.lr);
+  set_double(o.momentum, &t.momentum);
+  set_double(o.weight_decay, &t.weight_decay);
+  set_double(o.max_grad_norm, &t.max_grad_norm);
+  if (o.optimizer != kUnset) {
+    if (o.optimizer != QAT_OPTIMIZER_ADAMW && o.optimizer != QAT_OPTIMIZER_SGD) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown optimizer ", o.optimizer));
+    }
+    t.optimizer = o.optimizer == QAT_OPTIMIZER_SGD ? qat::OptimizerKind::kSgd
+                                                   : qat::OptimizerKind::kAdamW;
+  }
+  if (o.schedule != kUnset) {
+    const qat::LrScheduleKind kinds[] = {qat::LrScheduleKind::kConstant,
+                                         qat::LrScheduleKind::kLinear,
+                                         qat::LrScheduleKind::kCosine};
+    if (o.schedule < QAT_SCHEDULE_CONSTANT || o.schedule > QAT_SCHEDULE_COSINE) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown schedule ", o.schedule));
+    }
+    t.schedule = kinds[o.schedule];
+  }
+  if (o.nesterov != kUnset) {
+    if (o.nesterov != 0 && o.nesterov != 1) {
+      return absl::InvalidArgumentError(absl::StrCat("nesterov must be 0 or 1, not ", o.nesterov));
+    }
+    t.nesterov = o.nesterov == 1;
+  }
+  if (o.seed != kUnset) {
+    if (o.seed < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("seed must be >= 0, not ", o.seed));
+    }
+    t.seed = static_cast<uint64_t>(o.seed);
+  }
+  if (o.data != nullptr) t.data = std::string(o.data);
+  t.threads = o.num_threads;
+  if (o.save_every != 0) t.save_every = o.save_every;
+  t.resume = o.resume;
+  return t;
+}
+
+QatStatus* qat_train_folder(QatTrainResult* result, const char* folder, const QatDataset* data,
+                            const QatTrainFolderOptions* options) {
+  QAT_C_API_BEGIN
+  if (result != nullptr) {
+    QAT_CHECK_OPTIONS(result, QAT_TRAIN_RESULT_VERSION, "QatTrainResult");
+  }
+  QAT_CHECK_PTR(folder, "folder");
+  if (data != nullptr) QAT_CHECK_HANDLE(data, "data");
+  QAT_CHECK_OPTIONS(options, QAT_TRAIN_FOLDER_OPTIONS_VERSION, "QatTrainFolderOptions");
+  QatTrainFolderOptions d = QAT_TRAIN_FOLDER_OPTIONS_INIT;
+  if (options == nullptr) options = &d;
+  auto t = ToTrainFolderOptions(*options);
+  if (!t.ok()) return ToStatus(t.status());
+  qat::TrainFolderHooks hooks;
+  if (options->progress != nullptr) {
+    const QatTrainCallback progress = options->progress;
+    void* const user_data = options->user_data;
+    hooks.on_step = [progress, user_data](const qat::TrainFolderStep& s) -> absl::Status {
+      QatTrainProgress p;
+      p.epoch = s.step.epoch;
+      p.epochs = s.epochs;
+      p.step_in_epoch = s.step.step_in_epoch + 1;
+      p.steps_per_epoch = s.step.steps_per_epoch;
+      p.global_step = s.step.global_step;
+      p.loss = s.step.loss;
+      p.lr = s.step.lr;
+      p.epoch_mean_loss = s.epoch_mean_loss;
+      if (progress(user_data, &p) == 0) return absl::OkStatus();
+      return absl::CancelledError(absl::StrCat(
+          "the progress callback stopped training after step ", p.global_step,
+          " (the checkpoint holds it: resume to go on)"));
+    };
+  }
+  auto r = data != nullptr ? qat::TrainFolder(folder, data->data, *t, hooks)
+                           : qat::TrainFolder(folder, *t, hooks);
+  if (!r.ok()) return ToStatus(r.status());
+  if (result != nullptr) {
+    result->epochs = r->epochs;
+    result->steps = r->steps;
+  }
+  return nullptr;
+  QAT_C_API_END
+}
+
+static qat::ExportOptions ToExportOptions(const QatExportOptions* options) {
+  qat::ExportOptions e;
+  if (options != nullptr) e.keep_float_weights = options->keep_float_weights;
+  return e;
+}
+
+QatStatus* qat_export_folder(QatModel** out, const char* folder,
+                             const QatExportOptions* options) {
+  QAT_C_API_BEGIN
+  QAT_CHECK_PTR(out, "out");
+  *out = nullptr;
+  QAT_CHECK_PTR(folder, "folder");
+  QAT_CHECK_OPTIONS(options, QAT_EXPORT_OPTIONS_VERSION, "QatExportOptions");
+  return WrapModel(out, qat::ExportFolder(folder, ToExportOptions(options)));
+  QAT_C_API_END
+}
+
+QatStatus* qat_export_folder_to_file(const char* folder, const char* path,
+                                     const QatExportOptions* options) {
+  QAT_C_API_BEGIN
+  QAT_CHECK_PTR(folder, "folder");
+  QAT_CHECK_PTR(path, "path");
+  QAT_CHECK_OPTIONS(options, QAT_EXPORT_OPTIONS_VERSION, "QatExportOptions");
+  auto model = qat::ExportFolder(folder, ToExportOptions(options));
+  if (!model.ok()) return ToStatus(model.status());
+  return ToStatus(model->Save(path));
+  QAT_C_API_END
+}
+
+QatStatus* qat_evaluate(QatEvalReport* report, const QatModel* model, const QatDataset* data,
+                        const QatEvaluateOptions* options) {
+  QAT_C_API_BEGIN
+  QAT_CHECK_PTR(report, "report");
+  QAT_CHECK_OPTIONS(report, QAT_EVAL_REPORT_VERSION, "QatEvalReport");
+  QAT_CHECK_HANDLE(model, "model");
+  QAT_CHECK_HANDLE(data, "data");
+  QAT_CHECK_OPTIONS(options, QAT_EVALUATE_OPTIONS_VERSION, "QatEvaluateOptions");
+  qat::EvaluateOptions e;
+  if (options != nullptr) {
+    if (options->batch_size < 0) {
+      return Invalid(absl::StrCat("batch_size must be >= 0, not ", options->batch_size));
+    }
+    if (options->batch_size > 0) e.batch_size = options->batch_size;
+    e.num_threads = options->num_threads;
+    if (options->input != nullptr) e.input = options->input;
+    if (options->output != nullptr) e.output = options->output;
+  }
+  auto r = qat::Evaluate(model->model, data->data, e);
+  if (!r.ok()) return ToStatus(r.status());
+  report->examples = r->examples;
+  report->correct = r->correct;
+  report->accuracy = r->accuracy;
+  report->mean_loss = r->mean_loss;
+  report->seconds = r->seconds;
+  return nullptr;
+  QAT_C_API_END
+}
+
+// ---- Trainer ----------------------------------------------------------------------
 
 QatStatus* qat_trainer_create(QatTrainer** out, const QatModel* model,
                               const QatTrainerOptions* options) {
@@ -427,18 +853,15 @@ QatStatus* qat_trainer_create(QatTrainer** out, const QatModel* model,
   QAT_CHECK_OPTIONS(options, QAT_TRAINER_OPTIONS_VERSION, "QatTrainerOptions");
   QatTrainerOptions d = QAT_TRAINER_OPTIONS_INIT;
   if (options == nullptr) options = &d;
-  if (options->loss < QAT_LOSS_CROSS_ENTROPY || options->loss > QAT_LOSS_L1) {
-    return Invalid(absl::StrCat("unknown loss ", static_cast<int>(options->loss)));
-  }
+  auto loss = ToLoss(options->loss);
+  if (!loss.ok()) return ToStatus(loss.status());
   if (options->optimizer != QAT_OPTIMIZER_ADAMW && options->optimizer != QAT_OPTIMIZER_SGD) {
     return Invalid(absl::StrCat("unknown optimizer ", static_cast<int>(options->optimizer)));
   }
   auto fused = qat::FuseQdqToFakeQuant(model->model);
   if (!fused.ok()) return ToStatus(fused.status());
   qat::TrainingGraphOptions graph;
-  const qat::LossKind losses[] = {qat::LossKind::kCrossEntropy, qat::LossKind::kMse,
-                                  qat::LossKind::kBceWithLogits, qat::LossKind::kL1};
-  graph.loss.kind = losses[options->loss];
+  graph.loss.kind = *loss;
   graph.frozen = Names(options->frozen, options->num_frozen);
   auto models = qat::BuildTrainingModels(*fused, graph);
   if (!models.ok()) return ToStatus(models.status());
@@ -460,12 +883,13 @@ QatStatus* qat_trainer_create(QatTrainer** out, const QatModel* model,
   QAT_C_API_END
 }
 
-QatStatus* qat_trainer_train_step(QatTrainer* trainer, const QatTensor* inputs,
-                                  const QatTensor* labels, float* loss) {
+QatStatus* qat_trainer_train_step(float* loss, QatTrainer* trainer, const QatTensor* inputs,
+                                  const QatTensor* labels) {
   QAT_C_API_BEGIN
   QAT_CHECK_HANDLE(trainer, "trainer");
   QAT_CHECK_HANDLE(inputs, "inputs");
   QAT_CHECK_HANDLE(labels, "labels");
+  QAT_ENTER(trainer, "the trainer");
   auto l = trainer->trainer->TrainStep(
       {{trainer->data_input, inputs->tensor}, {qat::kLabelsInput, labels->tensor}});
   if (!l.ok()) return ToStatus(l.status());
@@ -474,13 +898,14 @@ QatStatus* qat_trainer_train_step(QatTrainer* trainer, const QatTensor* inputs,
   QAT_C_API_END
 }
 
-QatStatus* qat_trainer_eval_step(QatTrainer* trainer, const QatTensor* inputs,
-                                 const QatTensor* labels, float* loss, QatTensor** out_logits) {
+QatStatus* qat_trainer_eval_step(float* loss, QatTensor** out_logits, QatTrainer* trainer,
+                                 const QatTensor* inputs, const QatTensor* labels) {
   QAT_C_API_BEGIN
   if (out_logits != nullptr) *out_logits = nullptr;
   QAT_CHECK_HANDLE(trainer, "trainer");
   QAT_CHECK_HANDLE(inputs, "inputs");
   QAT_CHECK_HANDLE(labels, "labels");
+  QAT_ENTER(trainer, "the trainer");
   auto out = trainer->trainer->EvalStep(
       {{trainer->data_input, inputs->tensor}, {qat::kLabelsInput, labels->tensor}});
   if (!out.ok()) return ToStatus(out.status());
@@ -500,6 +925,7 @@ QatStatus* qat_trainer_eval_step(QatTrainer* trainer, const QatTensor* inputs,
 QatStatus* qat_trainer_set_learning_rate(QatTrainer* trainer, float learning_rate) {
   QAT_C_API_BEGIN
   QAT_CHECK_HANDLE(trainer, "trainer");
+  QAT_ENTER(trainer, "the trainer");
   qat::LrSchedule s;
   s.lr = learning_rate;
   return ToStatus(trainer->trainer->SetSchedule(s));
@@ -507,13 +933,16 @@ QatStatus* qat_trainer_set_learning_rate(QatTrainer* trainer, float learning_rat
 }
 
 int64_t qat_trainer_step_count(const QatTrainer* trainer) {
-  return trainer != nullptr && trainer->live() ? trainer->trainer->progress().global_step : -1;
+  if (trainer == nullptr || !trainer->live()) return -1;
+  Exclusive exclusive_call(trainer->busy);
+  return exclusive_call.owned() ? trainer->trainer->progress().global_step : -1;
 }
 
 QatStatus* qat_trainer_save_checkpoint(const QatTrainer* trainer, const char* path) {
   QAT_C_API_BEGIN
   QAT_CHECK_HANDLE(trainer, "trainer");
   QAT_CHECK_PTR(path, "path");
+  QAT_ENTER(trainer, "the trainer");
   return ToStatus(qat::SaveCheckpoint(path, trainer->trainer->MakeCheckpoint()));
   QAT_C_API_END
 }
@@ -522,6 +951,7 @@ QatStatus* qat_trainer_load_checkpoint(QatTrainer* trainer, const char* path) {
   QAT_C_API_BEGIN
   QAT_CHECK_HANDLE(trainer, "trainer");
   QAT_CHECK_PTR(path, "path");
+  QAT_ENTER(trainer, "the trainer");
   auto c = qat::LoadCheckpoint(path);
   if (!c.ok()) return ToStatus(c.status());
   return ToStatus(trainer->trainer->RestoreCheckpoint(*c));
@@ -534,6 +964,7 @@ QatStatus* qat_trainer_export(QatModel** out, const QatTrainer* trainer,
   QAT_CHECK_PTR(out, "out");
   *out = nullptr;
   QAT_CHECK_HANDLE(trainer, "trainer");
+  QAT_ENTER(trainer, "the trainer");
   const std::map<std::string, qat::Tensor> params =
       qat::ExportedParameters(trainer->trainer->MakeCheckpoint());
   qat::ExportOptions options;
@@ -558,7 +989,7 @@ static absl::StatusOr<qat::FakeQuantParams> ToParams(const QatFakeQuantParams* p
   return qat::FakeQuantParams{p->scale, p->zero_point, {p->quant_min, p->quant_max}};
 }
 
-QatStatus* qat_fake_quant(const float* x, size_t n, float* y, bool* mask,
+QatStatus* qat_fake_quant(float* y, bool* mask, const float* x, size_t n,
                           const QatFakeQuantParams* params) {
   QAT_C_API_BEGIN
   if (n > 0) {
@@ -573,10 +1004,10 @@ QatStatus* qat_fake_quant(const float* x, size_t n, float* y, bool* mask,
   QAT_C_API_END
 }
 
-QatStatus* qat_fake_quant_per_channel(const float* x, const int64_t* shape, size_t rank,
-                                      int64_t axis, const float* scales,
+QatStatus* qat_fake_quant_per_channel(float* y, bool* mask, const float* x, const int64_t* shape,
+                                      size_t rank, int64_t axis, const float* scales,
                                       const float* zero_points, int32_t quant_min,
-                                      int32_t quant_max, float* y, bool* mask) {
+                                      int32_t quant_max) {
   QAT_C_API_BEGIN
   QAT_CHECK_PTR(x, "x");
   QAT_CHECK_PTR(y, "y");
@@ -603,7 +1034,7 @@ QatStatus* qat_fake_quant_per_channel(const float* x, const int64_t* shape, size
   QAT_C_API_END
 }
 
-QatStatus* qat_fake_quant_grad(const float* dy, const bool* mask, size_t n, float* dx) {
+QatStatus* qat_fake_quant_grad(float* dx, const float* dy, const bool* mask, size_t n) {
   QAT_C_API_BEGIN
   if (n > 0) {
     QAT_CHECK_PTR(dy, "dy");
@@ -615,9 +1046,9 @@ QatStatus* qat_fake_quant_grad(const float* dy, const bool* mask, size_t n, floa
   QAT_C_API_END
 }
 
-QatStatus* qat_fake_quant_lsq_grad(const float* x, const float* dy, size_t n, float* dx,
-                                   const QatFakeQuantParams* params, float grad_scale,
-                                   float* scale_grad, float* zero_point_grad) {
+QatStatus* qat_fake_quant_lsq_grad(float* scale_grad, float* zero_point_grad, float* dx,
+                                   const float* x, const float* dy, size_t n,
+                                   const QatFakeQuantParams* params, float grad_scale) {
   QAT_C_API_BEGIN
   if (n > 0) {
     QAT_CHECK_PTR(x, "x");

@@ -18,8 +18,10 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/qat
         FILES_MATCHING PATTERN "*.h")
 install(FILES ${PROJECT_BINARY_DIR}/include/qat/version.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/qat)
-install(FILES ${PROJECT_SOURCE_DIR}/capi/qat_c_api.h
-        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# The C ABI's header, <qat/c_api.h>, beside the C++ headers (it includes
+# qat/api.h for the export macro).
+install(FILES ${PROJECT_SOURCE_DIR}/capi/include/qat/c_api.h
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/qat)
 
 install(EXPORT qatTargets NAMESPACE qat:: DESTINATION ${QAT_CMAKE_INSTALL_DIR})
 configure_package_config_file(

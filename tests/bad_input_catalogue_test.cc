@@ -21,7 +21,7 @@
 #include "qat/quantize.h"
 #include "qat/trainer.h"
 #include "qat/training_graph.h"
-#include "qat_c_api.h"
+#include "qat/c_api.h"
 
 namespace qat {
 namespace {

@@ -6,7 +6,7 @@
 
 #include "qat/fake_quant.h"
 #include "qat/version.h"
-#include "qat_c_api.h"
+#include "qat/c_api.h"
 
 int main() {
   if (std::strcmp(qat_version(), QAT_VERSION_STRING) != 0) {

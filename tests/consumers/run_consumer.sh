@@ -13,7 +13,7 @@ case "$mode" in
   install)
     rm -rf "$prefix"
     cmake --install "$dir" --prefix "$prefix" > "$work/install.log"
-    for f in include/qat_c_api.h include/qat/fake_quant.h include/qat/version.h \
+    for f in include/qat/c_api.h include/qat/fake_quant.h include/qat/version.h \
              lib/libqat.a lib/cmake/qat/qatConfig.cmake \
              lib/cmake/qat/qatConfigVersion.cmake lib/pkgconfig/qat.pc bin/qat; do
       [ -e "$prefix/$f" ] || { echo "missing after install: $f"; exit 1; }
