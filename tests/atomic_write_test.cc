@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <random>
 #include <string>
@@ -145,36 +146,28 @@ TEST(AtomicWrite, PlantedSymlinksAreNeverFollowed) {
 }
 
 TEST(AtomicWrite, EveryWriterIgnoresPlantedSymlinks) {
-  const std::string dir = FreshDir("writers");
   Checkpoint checkpoint;
   checkpoint.parameters.emplace_back("w", Tensor(DataType::kFloat32, {4}));
-  {
-    const std::string path = dir + "/checkpoint";
+  struct Writer {
+    std::string file;
+    std::function<absl::Status(const std::string&)> write, load;
+  };
+  const std::vector<Writer> writers = {
+      {"checkpoint", [&](const std::string& p) { return SaveCheckpoint(p, checkpoint); },
+       [](const std::string& p) { return LoadCheckpoint(p).status(); }},
+      {"y.npy", [](const std::string& p) { return WriteNpy(p, Tensor(DataType::kFloat32, {2, 3})); },
+       [](const std::string& p) { return ReadNpy(p).status(); }},
+      {"table.json", [](const std::string& p) { return CalibrationTable().Save(p); },
+       [](const std::string& p) { return CalibrationTable::Load(p).status(); }}};
+  for (const Writer& w : writers) {
+    SCOPED_TRACE(w.file);
+    const std::string dir = FreshDir("writer_" + w.file);
+    const std::string path = dir + "/" + w.file;
     PlantedSymlinks planted(dir, path);
-    ASSERT_TRUE(SaveCheckpoint(path, checkpoint).ok());
+    ASSERT_TRUE(w.write(path).ok());
     planted.ExpectUntouched();
     EXPECT_TRUE(IsRegularFile(path));
-    EXPECT_TRUE(LoadCheckpoint(path).ok());
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  {
-    const std::string path = dir + "/y.npy";
-    PlantedSymlinks planted(dir, path);
-    ASSERT_TRUE(WriteNpy(path, Tensor(DataType::kFloat32, {2, 3})).ok());
-    planted.ExpectUntouched();
-    EXPECT_TRUE(IsRegularFile(path));
-    EXPECT_TRUE(ReadNpy(path).ok());
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  {
-    const std::string path = dir + "/table.json";
-    PlantedSymlinks planted(dir, path);
-    ASSERT_TRUE(CalibrationTable().Save(path).ok());
-    planted.ExpectUntouched();
-    EXPECT_TRUE(IsRegularFile(path));
-    EXPECT_TRUE(CalibrationTable::Load(path).ok());
+    EXPECT_TRUE(w.load(path).ok());
   }
 }
 
