@@ -17,7 +17,9 @@
 // Temporary files of killed runs do not pile up: before writing, it removes
 // the temporaries of the same target in that folder whose process no longer
 // exists (the <pid> in the name), and only regular files whose name is
-// exactly of that form; it never follows a symlink.
+// exactly of that form; it never follows a symlink.  (A writer in another
+// PID namespace, e.g. another container sharing the folder, looks dead: its
+// temporary file may be removed under it, and its write then fails cleanly.)
 //
 // Errors (the temporary file is removed, the previous `path` is intact): the
 // message names `path` and gives the OS error text.  A full disk or an
