@@ -1,21 +1,37 @@
 #!/usr/bin/env bash
-# Runs each libFuzzer target for a bounded time.  The targets come from the
-# sanitizer build (.ci/sanitize.sh builds them; this script builds them
-# itself, with the same settings, when run alone).
-#   FUZZ_SECONDS  seconds per target at most (default 60); longer runs: e.g. 3600
-#   FUZZ_RUNS     inputs per target at most (default 20000; -1: no limit).
-#                 With the fixed seed, a run that hits this bound tries the
-#                 same inputs on every machine, so CI does not flake.
+# Runs each libFuzzer target for a fixed number of inputs from a fixed seed,
+# so that CI tries the same inputs on every machine and does not flake.  The
+# targets come from the sanitizer build (.ci/sanitize.sh builds them; this
+# script builds them itself, with the same settings, when run alone).
+#   FUZZ_RUNS     inputs per target (default: the target's count below;
+#                 -1: no limit)
+#   FUZZ_SECONDS  seconds per target at most (default 600): only a safety
+#                 net for a much slower machine (the log then says the run
+#                 ended on time, not on its count); longer runs: e.g. 3600
+#                 with FUZZ_RUNS=-1
 #   QAT_BUILD_DIR the main build, whose qat program makes the seed corpora
 # A crash, a leak, a sanitizer report or a hang (> 10 s on one input) fails
 # the run; the input is kept in $build_dir/artifacts/ to become a
 # regression test (see docs/robustness.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds=${FUZZ_SECONDS:-60}
-runs=${FUZZ_RUNS:-20000}
+seconds=${FUZZ_SECONDS:-600}
 main_build=${QAT_BUILD_DIR:-build}
 build_dir=${QAT_SANITIZE_BUILD_DIR:-build-sanitize}
+# About 3 minutes each under ASan and UBSan, from executions per second
+# measured with this script's flags on 2 shared cores (20 s runs): model
+# pipeline 2,170/s, calibration table 250/s (its seed table is 32 KB of
+# JSON), checkpoint 17,600/s, readers 6,900/s.  fuzz_readers runs twice the
+# 595k inputs in which it first found the (2^60, 784) .npy overflow; with
+# its dictionary (tests/fuzz/<target>.dict, passed when it exists) and the
+# 2-D .npy seeds it finds that overflow after about 16k inputs at seed 1,
+# where 1.2M inputs without them did not.
+declare -A default_runs=(
+  [fuzz_model_pipeline]=400000
+  [fuzz_calibration_table]=45000
+  [fuzz_checkpoint]=3000000
+  [fuzz_readers]=1200000
+)
 targets=(fuzz_model_pipeline fuzz_calibration_table fuzz_checkpoint fuzz_readers)
 for t in "${targets[@]}"; do
   [ -x "$build_dir/tests/fuzz/$t" ] || { bash .ci/sanitize.sh --build-only; break; }
@@ -40,6 +56,10 @@ def npy(path, descr, shape, raw):
 r = random.Random(1)
 npy(d + "/x.npy", "<f4", [64, 784], struct.pack("<%df" % (64 * 784), *[r.random() for _ in range(64 * 784)]))
 npy(d + "/y.npy", "<i8", [64], struct.pack("<64q", *[r.randrange(10) for _ in range(64)]))
+# Two-dimensional shapes for fuzz_readers: a small valid one, and the
+# features' header alone, whose size check fails.
+npy(d + "/small2d.npy", "<f4", [2, 3], struct.pack("<6f", *range(6)))
+npy(d + "/header2d.npy", "<f4", [64, 784], b"")
 PY
   "$qat" calibrate "$seeds/mlp.onnx" --data "$seeds/x.npy,$seeds/y.npy" \
     -o "$corpus/fuzz_calibration_table/table.json" --per-channel 2> /dev/null
@@ -47,7 +67,9 @@ PY
     -o "$corpus/fuzz_model_pipeline/qdq.onnx"
   "$qat" prepare "$corpus/fuzz_model_pipeline/qdq.onnx" -o "$seeds/prepared" > /dev/null
   cp "$seeds/prepared/checkpoint" "$corpus/fuzz_checkpoint/"
-  { printf '\x00'; cat "$seeds/y.npy"; } > "$corpus/fuzz_readers/labels.npy"
+  for f in y small2d header2d; do
+    { printf '\x00'; cat "$seeds/$f.npy"; } > "$corpus/fuzz_readers/$f.npy"
+  done
 fi
 for m in /usr/share/libonnx-testdata/data/node/test_{gemm_default_single_elem_vector_bias,conv_with_strides_padding,quantizelinear,dequantizelinear}/model.onnx; do
   [ -f "$m" ] && cp "$m" "$corpus/fuzz_model_pipeline/$(basename "$(dirname "$m")").onnx"
@@ -60,14 +82,22 @@ export ASAN_OPTIONS=detect_leaks=1
 status=0
 failed=0
 for t in "${targets[@]}"; do
-  echo "== $t: up to ${seconds}s and $runs inputs, from $(ls "$corpus/$t" | wc -l) seeds"
-  if ! "$build_dir/tests/fuzz/$t" "$corpus/$t" -max_total_time="$seconds" -runs="$runs" \
+  runs=${FUZZ_RUNS:-${default_runs[$t]}}
+  echo "== $t: $runs inputs (at most ${seconds}s), from $(ls "$corpus/$t" | wc -l) seeds"
+  dict=()
+  [ -f "tests/fuzz/$t.dict" ] && dict=(-dict="tests/fuzz/$t.dict")
+  if ! "$build_dir/tests/fuzz/$t" "$corpus/$t" "${dict[@]}" -max_total_time="$seconds" -runs="$runs" \
        -timeout=10 -seed=1 \
        -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$build_dir/artifacts/$t-" \
        > "$build_dir/$t.log" 2>&1; then
     echo "$t FAILED:"; tail -40 "$build_dir/$t.log"; status=1; failed=$((failed + 1))
   else
-    grep -E "stat::number_of_executed_units|stat::new_units_added" "$build_dir/$t.log" | tr '\n' ' '; echo
+    grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added" \
+      "$build_dir/$t.log" | tr '\n' ' '; echo
+    done_runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$build_dir/$t.log")
+    if [ "$runs" -ge 0 ] && [ "${done_runs:-0}" -lt "$runs" ]; then
+      echo "   (ended on the ${seconds}s limit after $done_runs of $runs inputs: not the fixed set)"
+    fi
   fi
 done
 echo "fuzzers: $(( ${#targets[@]} - failed )) passed, $failed failed"

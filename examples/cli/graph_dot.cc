@@ -1,5 +1,6 @@
 #include "graph_dot.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -10,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "onnx/onnx_pb.h"
+#include "qat/file_io.h"
 
 namespace qat_cli {
 namespace {
@@ -172,12 +174,18 @@ absl::Status RenderDotToSvg(const std::string& dot_path, const std::string& svg_
   auto sh = [&](const std::string& s) {
     return absl::StrCat(quote, absl::StrReplaceAll(s, {{"'", "'\\''"}}), quote);
   };
-  const std::string command =
-      absl::StrCat("dot -Tsvg ", sh(dot_path), " -o ", sh(svg_path), " 2> /dev/null");
-  if (std::system(command.c_str()) != 0) {
+  // dot writes to a pipe, and the SVG goes through the atomic writer.
+  const std::string command = absl::StrCat("dot -Tsvg ", sh(dot_path), " 2> /dev/null");
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return absl::InternalError(absl::StrCat("cannot run dot on '", dot_path, "'"));
+  std::string svg;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) svg.append(buf, n);
+  if (::pclose(pipe) != 0) {
     return absl::InternalError(absl::StrCat("dot failed on '", dot_path, "'"));
   }
-  return absl::OkStatus();
+  return qat::WriteFileAtomically(svg_path, svg);
 }
 
 }  // namespace qat_cli

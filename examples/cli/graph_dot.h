@@ -27,7 +27,7 @@ absl::StatusOr<std::string> ModelToDot(const qat::Model& model, const std::strin
 // True when Graphviz's `dot` is on PATH.
 bool HaveGraphviz();
 
-// dot -Tsvg DOT_PATH -o SVG_PATH.  FailedPrecondition without `dot`,
+// dot -Tsvg DOT_PATH, written atomically to SVG_PATH.  FailedPrecondition without `dot`,
 // Internal when dot fails.
 absl::Status RenderDotToSvg(const std::string& dot_path, const std::string& svg_path);
 

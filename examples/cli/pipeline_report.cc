@@ -1,11 +1,9 @@
 #include "pipeline_report.h"
 
-#include <cstdio>
-#include <fstream>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "qat/file_io.h"
 
 namespace qat_cli {
 namespace {
@@ -45,21 +43,7 @@ std::string JsonString(const std::string& text) {
 }
 
 absl::Status WriteText(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      return absl::PermissionDeniedError(absl::StrCat("cannot write '", path, "'"));
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return absl::PermissionDeniedError(absl::StrCat("cannot write '", path, "'"));
-  }
-  return absl::OkStatus();
+  return qat::WriteFileAtomically(path, text);
 }
 
 std::vector<std::string> TargetChecks(const PipelineReport& report) {

@@ -46,7 +46,7 @@ std::string TableText(const PipelineReport& report, bool markdown);
 // Writes DIR/report.json and DIR/report.md.
 absl::Status WriteReports(const std::string& dir, const PipelineReport& report);
 
-// Writes a text file (truncating); PermissionDenied naming it on failure.
+// Writes a text file atomically (qat/file_io.h); an error names it.
 absl::Status WriteText(const std::string& path, const std::string& text);
 
 // A JSON string literal.

@@ -96,6 +96,10 @@ class QAT_API CalibrationTable {
  public:
   // The format version this library reads and writes.
   static constexpr int kFormatVersion = 1;
+  // The deepest nesting of JSON arrays and objects a table may have (a table
+  // needs 4): deeper text is refused before it is parsed, so that reading
+  // takes time linear in the file's size.
+  static constexpr int kMaxJsonDepth = 64;
 
   // Reads a table.  Errors name the file and what is wrong with it.
   static absl::StatusOr<CalibrationTable> Load(const std::string& path);
@@ -105,8 +109,8 @@ class QAT_API CalibrationTable {
 
   // Pretty-printed JSON, tensors in name order.
   absl::StatusOr<std::string> ToJson() const;
-  // Writes atomically: a temporary file in the same folder, fsync, rename.
-  // On failure the previous file, if any, is untouched.
+  // Writes atomically (qat/file_io.h): a temporary file in the same folder,
+  // fsync, rename.  On failure the previous file, if any, is untouched.
   absl::Status Save(const std::string& path) const;
 
   // Validates and inserts (or replaces) one entry.

@@ -1,11 +1,6 @@
 #include "qat/calibration_table.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -212,53 +207,32 @@ absl::StatusOr<std::string> PrintJson(const google::protobuf::Message& message) 
   return json;
 }
 
-// ---- Files ------------------------------------------------------------------
+// ---- Parsing ----------------------------------------------------------------
 
-// Writes bytes to a temporary file in path's folder, flushes it to disk and
-// renames it over path, so readers see the old file or the new one, never a
-// mix, even after a crash.
-absl::Status WriteFileDurably(const std::string& path, absl::string_view bytes) {
-  std::string tmp = path + ".tmp.XXXXXX";
-  const int fd = mkstemp(tmp.data());
-  if (fd < 0) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "cannot create a temporary file next to '", path, "': ", std::strerror(errno)));
-  }
-  auto fail = [&](absl::string_view what) {
-    const std::string reason = std::strerror(errno);
-    if (fd >= 0) close(fd);
-    unlink(tmp.c_str());
-    return absl::PermissionDeniedError(
-        absl::StrCat("cannot write '", path, "': ", what, ": ", reason));
-  };
-  fchmod(fd, 0644);
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return fail("write failed");
-    done += static_cast<size_t>(n);
-  }
-  if (fsync(fd) != 0) return fail("fsync failed");
-  if (close(fd) != 0) {
-    unlink(tmp.c_str());
-    return absl::PermissionDeniedError(
-        absl::StrCat("cannot write '", path, "': close failed: ", std::strerror(errno)));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string reason = std::strerror(errno);
-    unlink(tmp.c_str());
-    return absl::PermissionDeniedError(
-        absl::StrCat("cannot rename '", tmp, "' to '", path, "': ", reason));
-  }
-  // Make the rename itself durable; a failure here loses nothing already
-  // visible, so it is not an error.
-  const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-  const int dir_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dir_fd >= 0) {
-    fsync(dir_fd);
-    close(dir_fd);
+// InvalidArgument when arrays and objects nest deeper than `max_depth`.
+// protobuf's JSON parser takes time quadratic in the depth of nested arrays
+// (32k levels: 30 s), so this linear scan runs first.
+absl::Status CheckJsonDepth(absl::string_view json, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character cannot end the string
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "JSON nested deeper than ", max_depth, " levels (at byte ", i, ")"));
+      }
+    } else if (c == ']' || c == '}') {
+      --depth;  // a stray closer is the parser's to report
+    }
   }
   return absl::OkStatus();
 }
@@ -359,6 +333,7 @@ absl::StatusOr<CalibrationTable> CalibrationTable::FromJson(
     return absl::Status(s.code(), absl::StrCat("calibration table '", source,
                                                "': ", s.message()));
   };
+  if (absl::Status s = CheckJsonDepth(json, kMaxJsonDepth); !s.ok()) return fail(s);
   proto::Table table;
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
@@ -403,7 +378,7 @@ absl::StatusOr<std::string> CalibrationTable::ToJson() const {
 
 absl::Status CalibrationTable::Save(const std::string& path) const {
   QAT_ASSIGN_OR_RETURN(const std::string json, ToJson());
-  return WriteFileDurably(path, json);
+  return WriteFileAtomically(path, json);
 }
 
 absl::Status CalibrationTable::Set(const std::string& name, CalibrationEntry entry) {

@@ -1,14 +1,11 @@
 // Fuzz target: the .npy parser and the IDX reader (plain and gzip), chosen by
 // the first byte.
-#include <unistd.h>
-
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <string>
 
 #include "qat/idx.h"
 #include "qat/npy.h"
+#include "scratch_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
@@ -22,12 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     return 0;
   }
-  static const std::string base = "/tmp/qat_fuzz_idx_" + std::to_string(::getpid());
-  const std::string path = base + (data[0] % 4 == 1 ? "" : ".gz");
-  if (FILE* f = std::fopen(path.c_str(), "wb")) {
-    std::fwrite(bytes.data(), 1, bytes.size(), f);
-    std::fclose(f);
-  }
-  (void)qat::ReadIdx(path);
+  const ScratchFile file("idx", bytes, data[0] % 4 == 1 ? "" : ".gz");
+  (void)qat::ReadIdx(file.path());
   return 0;
 }
