@@ -228,6 +228,16 @@ onnx::ModelProto InferredForward(const OpCase& c) {
   return forward.ok() ? ModelAccess::Proto(*forward) : onnx::ModelProto();
 }
 
+// The rule of a one-input case, called on its forward node with dL/dy named
+// `dy`, records `dx` as dL/dx ("": no gradient) and appends no node.
+void ExpectPassedThrough(const OpCase& c, const std::string& dy, const std::string& dx) {
+  onnx::ModelProto m = InferredForward(c);
+  const DirectRun r = RunRuleDirectly(&m, {dy}, {true});
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.input_grads, std::vector<std::string>{dx});
+  EXPECT_EQ(r.added_nodes, 0);
+}
+
 // FakeQuant's straight-through estimator: finite differences of a rounding
 // function are 0 almost everywhere, so this checks the estimator's
 // definition, dx = dy where the (per-channel, along axis 0) mask is true.
@@ -330,13 +340,7 @@ std::vector<RuleCase> Cases() {
   fd({"Cast", "", {{"x", R({3, 4}, 16)}}, {"x"}, {AttrInt("to", onnx::TensorProto::FLOAT)}});
   own({"Cast", "", {{"i", Int64s({2, 2}, {1, -2, 3, 4})}}, {},
        {AttrInt("to", onnx::TensorProto::FLOAT)}},
-      [](const OpCase& c) {
-        onnx::ModelProto m = InferredForward(c);
-        const DirectRun r = RunRuleDirectly(&m, {"y_grad"}, {true});
-        ASSERT_TRUE(r.status.ok()) << r.status;
-        EXPECT_EQ(r.input_grads, std::vector<std::string>{""});
-        EXPECT_EQ(r.added_nodes, 0);
-      },
+      [](const OpCase& c) { ExpectPassedThrough(c, "dy", ""); },
       /*builds=*/false);
   // FakeQuant: the straight-through estimator, and LSQ when the scale and
   // zero point train; per tensor (com.microsoft) and per channel (ai.libqat).
@@ -534,13 +538,7 @@ std::vector<RuleCase> Cases() {
       });
   fd({"Dropout", "", {{"x", R({3, 5}, 196)}, {"ratio", Tensor::Scalar(0.0f)}}, {"x"}});
   own({"Dropout", "", {{"x", R({3, 5}, 197)}}, {"x"}},
-      [](const OpCase& c) {
-        onnx::ModelProto m = InferredForward(c);
-        const DirectRun r = RunRuleDirectly(&m, {"dy"}, {true});
-        ASSERT_TRUE(r.status.ok()) << r.status;
-        EXPECT_EQ(r.input_grads, std::vector<std::string>{"dy"});
-        EXPECT_EQ(r.added_nodes, 0);
-      },
+      [](const OpCase& c) { ExpectPassedThrough(c, "dy", "dy"); },
       /*builds=*/false);
 
   // Losses.
