@@ -386,7 +386,8 @@ TEST(GemmTest, FloatMatMulAndConvGiveTheReferenceBits) {
       const Tensor *x, *w, *bias;
       int64_t pad;
     };
-    for (const ConvCase& cc : {ConvCase{"y1", &x1, &w1, &b1, 1}, ConvCase{"y2", &x2, &w2, nullptr, 0}}) {
+    for (const ConvCase& cc :
+         {ConvCase{"y1", &x1, &w1, &b1, 1}, ConvCase{"y2", &x2, &w2, nullptr, 0}}) {
       const Tensor& y = out->at(cc.y);
       std::vector<float> want(y.num_elements());
       kernels::DirectConv d{};
