@@ -1,6 +1,7 @@
 // The executor's plan and errors, ops the ONNX node tests do not cover
-// (libqat's FakeQuant family, seeded Dropout), determinism, and the Eigen
-// GEMM against its reference.
+// (libqat's FakeQuant family, seeded Dropout), determinism, float GEMM and
+// Conv against the reference kernels, and the Eigen GEMM (other types)
+// against its reference.
 #include "qat/executor.h"
 
 #include <cmath>
@@ -318,6 +319,103 @@ TEST(ExecutorTest, ResultsAreBitIdenticalAcrossThreadCounts) {
     EXPECT_EQ(std::memcmp(results[0].raw_data(), results[i].raw_data(),
                           results[0].num_bytes()),
               0);
+  }
+}
+
+// Float MatMul (B constant and packed ahead, or an input) and Conv (rows
+// that the SIMD direct kernel takes, and rows too wide for it, which go
+// through im2col) give the bits of SgemmReference and DirectConvReference,
+// whichever kernel variant runs: the default one for this CPU, or the scalar
+// fallback (ctest runs this binary again with QAT_KERNEL_VARIANT=scalar, and
+// a build with QAT_ENABLE_AVX2=OFF has nothing else).
+TEST(GemmTest, FloatMatMulAndConvGiveTheReferenceBits) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> uniform(-2.0f, 2.0f);
+  auto random = [&](std::vector<int64_t> shape) {
+    Tensor t(DataType::kFloat32, std::move(shape));
+    for (float& v : t.values<float>()) v = uniform(rng);
+    return t;
+  };
+  const Tensor a = random({7, 300}), b = random({300, 70});
+  const Tensor x1 = random({2, 3, 9, 9}), w1 = random({4, 3, 3, 3}), b1 = random({4});
+  const Tensor x2 = random({1, 2, 5, 40}), w2 = random({3, 2, 3, 3});
+  GraphBuilder g;
+  g.Input("a", kFloat, {7, 300}).Input("b_in", kFloat, {300, 70});
+  g.Input("x1", kFloat, {2, 3, 9, 9}).Input("x2", kFloat, {1, 2, 5, 40});
+  g.Output("packed", kFloat, {7, 70}).Output("unpacked", kFloat, {7, 70});
+  g.Output("y1", kFloat, {2, 4, 9, 9}).Output("y2", kFloat, {1, 3, 3, 38});
+  g.Initializer("b", b).Initializer("w1", w1).Initializer("b1", b1).Initializer("w2", w2);
+  g.Node("MatMul", {"a", "b"}, {"packed"});
+  g.Node("MatMul", {"a", "b_in"}, {"unpacked"});
+  auto& conv = g.Node("Conv", {"x1", "w1", "b1"}, {"y1"});
+  auto* pads = conv.add_attribute();
+  pads->set_name("pads");
+  pads->set_type(onnx::AttributeProto::INTS);
+  for (int i = 0; i < 4; ++i) pads->add_ints(1);
+  g.Node("Conv", {"x2", "w2"}, {"y2"});
+  ExecutorOptions options;
+  options.num_threads = 2;
+  auto executor = MustCreate(g.Build(), options);
+  ASSERT_NE(executor, nullptr);
+  for (int run = 0; run < 2; ++run) {  // the second run reuses the packed B
+    auto out = executor->Run({{"a", a}, {"b_in", b}, {"x1", x1}, {"x2", x2}});
+    ASSERT_TRUE(out.ok()) << out.status();
+
+    std::vector<float> c(7 * 70);
+    kernels::SgemmTile t{};
+    t.rows = 7;
+    t.cols = 70;
+    t.depth = 300;
+    t.a = a.data<float>();
+    t.a_row = 300;
+    t.a_col = 1;
+    t.b = b.data<float>();
+    t.b_row = 70;
+    t.b_col = 1;
+    t.c = c.data();
+    t.ldc = 70;
+    kernels::SgemmReference(t);
+    for (const char* name : {"packed", "unpacked"}) {
+      EXPECT_EQ(std::memcmp(out->at(name).raw_data(), c.data(), c.size() * sizeof(float)), 0)
+          << name << " with " << kernels::SelectedSgemmKernels().name;
+    }
+
+    // Conv, image by image, then the bias (as the executor adds it).
+    struct ConvCase {
+      const char* y;
+      const Tensor *x, *w, *bias;
+      int64_t pad;
+    };
+    for (const ConvCase& cc :
+         {ConvCase{"y1", &x1, &w1, &b1, 1}, ConvCase{"y2", &x2, &w2, nullptr, 0}}) {
+      const Tensor& y = out->at(cc.y);
+      std::vector<float> want(y.num_elements());
+      kernels::DirectConv d{};
+      d.channels = cc.x->dim(1);
+      d.in_h = cc.x->dim(2);
+      d.in_w = cc.x->dim(3);
+      d.out_channels = y.dim(1);
+      d.out_h = y.dim(2);
+      d.out_w = y.dim(3);
+      d.kernel_h = cc.w->dim(2);
+      d.kernel_w = cc.w->dim(3);
+      d.stride_h = 1;
+      d.pad_top = d.pad_left = cc.pad;
+      d.w = cc.w->data<float>();
+      const int64_t per_image = d.out_channels * d.out_h * d.out_w;
+      for (int64_t n = 0; n < cc.x->dim(0); ++n) {
+        d.x = cc.x->data<float>() + n * d.channels * d.in_h * d.in_w;
+        d.y = want.data() + n * per_image;
+        kernels::DirectConvReference(d);
+        for (int64_t o = 0; cc.bias != nullptr && o < d.out_channels; ++o) {
+          for (int64_t p = 0; p < d.out_h * d.out_w; ++p) {
+            d.y[o * d.out_h * d.out_w + p] += cc.bias->data<float>()[o];
+          }
+        }
+      }
+      EXPECT_EQ(std::memcmp(y.raw_data(), want.data(), want.size() * sizeof(float)), 0)
+          << cc.y << " with " << kernels::SelectedSgemmKernels().name;
+    }
   }
 }
 

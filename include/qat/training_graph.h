@@ -22,8 +22,11 @@
 //   l1                 mean(|y - labels|)
 //
 // Trainable parameters: by default every float initializer that the loss
-// depends on, except quantization parameters (unless learn_quant_params), BatchNormalization running
-// statistics, Dropout ratios, Clip bounds and loss class weights; minus
+// depends on and that feeds an input with a gradient (as the gradient-rule
+// manifest declares them; any input of an op it does not list): so not
+// quantization parameters (unless learn_quant_params), BatchNormalization
+// running statistics, Dropout ratios, Clip bounds, loss class weights, nor
+// the inputs of comparisons and other ops without a gradient; minus
 // `frozen`.  `trainable`, when not empty, lists them explicitly instead.
 #ifndef QAT_TRAINING_GRAPH_H_
 #define QAT_TRAINING_GRAPH_H_

@@ -158,10 +158,8 @@ absl::Status GradTanh(GradContext& ctx) {
 
 absl::Status GradClip(GradContext& ctx) {
   // Gradient passes where min <= x <= max (both ends included, as PyTorch's
-  // clamp).  Clip-11+ takes min and max as optional inputs.
-  if (ctx.wants(1) || ctx.wants(2)) {
-    return ctx.Unsupported("gradients for Clip's min and max");
-  }
+  // clamp).  Clip-11+ takes min and max as optional inputs (constants: the
+  // manifest declares no gradient for them).
   if (ctx.g().opset() < 11) return ctx.Unsupported("Clip before opset 11");
   std::string pass;
   for (int i : {1, 2}) {

@@ -7,7 +7,8 @@
 // "sum" it is not; with "none" the upstream gradient is per sample.
 //   d scores    = (softmax(scores) - onehot(labels)) * w_i * g_i
 //   d log_probs = -onehot(labels) * w_i * g_i
-// where g_i is the upstream gradient (divided by sum(w) for "mean").
+// where g_i is the upstream gradient (divided by sum(w) for "mean").  The
+// labels and weights have no gradient (gradient_rule_list.h).
 #include "absl/strings/str_cat.h"
 #include "qat/status_macros.h"
 #include "autodiff/gradient_rules.h"
@@ -107,9 +108,6 @@ absl::StatusOr<LossTerms> BuildLossTerms(GradContext& ctx) {
 }  // namespace
 
 absl::Status GradSoftmaxCrossEntropyLoss(GradContext& ctx) {
-  if (ctx.wants(1) || ctx.wants(2)) {
-    return ctx.Unsupported("gradients for labels or class weights");
-  }
   if (ctx.output_grad(0).empty()) {
     return ctx.Unsupported("a gradient through its log_prob output");
   }
@@ -127,9 +125,6 @@ absl::Status GradSoftmaxCrossEntropyLoss(GradContext& ctx) {
 }
 
 absl::Status GradNegativeLogLikelihoodLoss(GradContext& ctx) {
-  if (ctx.wants(1) || ctx.wants(2)) {
-    return ctx.Unsupported("gradients for labels or class weights");
-  }
   QAT_ASSIGN_OR_RETURN(LossTerms t, BuildLossTerms(ctx));
   GraphEditor& g = ctx.g();
   const std::string neg = g.Add("Neg", {t.onehot}, ctx.Hint("neg"));

@@ -1,6 +1,6 @@
 #include "autodiff/gradient_rules.h"
 
-#include <algorithm>
+#include <unordered_map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -98,25 +98,43 @@ absl::Status GradContext::Unsupported(const std::string& what) const {
       "no gradient for ", DescribeNode(node_), ": ", what));
 }
 
-GradRule FindGradRule(const std::string& domain, const std::string& op_type) {
-  const std::string d = domain == "ai.onnx" ? "" : domain;
-#define QAT_GRAD_RULE(rule_domain, rule_op, fn) \
-  if (d == rule_domain && op_type == rule_op) return fn;
+const std::vector<GradOp>& GradOps() {
+  static const std::vector<GradOp>* const ops = new std::vector<GradOp>{
+#define QAT_GRAD_RULE(domain, op, inputs, fn) {domain, op, inputs, fn},
+#define QAT_GRAD_MISSING(domain, op, inputs) {domain, op, inputs, nullptr},
+#define QAT_NO_GRAD(domain, op) {domain, op, GradInputs(), nullptr},
 #include "autodiff/gradient_rule_list.h"
 #undef QAT_GRAD_RULE
-  return nullptr;
+#undef QAT_GRAD_MISSING
+#undef QAT_NO_GRAD
+  };
+  return *ops;
 }
 
-bool IsNonDifferentiable(const std::string& domain,
-                         const std::string& op_type) {
-  static const char* const kOps[] = {
-      "Shape",   "Size",      "Equal",    "Less",       "Greater",
-      "LessOrEqual", "GreaterOrEqual", "And", "Or",     "Not",
-      "Round",   "Floor",     "Ceil",     "Sign",       "ArgMax",
-      "ArgMin",  "ConstantOfShape", "Constant", "OneHot", "Range"};
-  if (!(domain.empty() || domain == "ai.onnx")) return false;
-  return std::any_of(std::begin(kOps), std::end(kOps),
-                     [&](const char* op) { return op_type == op; });
+const GradOp* FindGradOp(const std::string& domain, const std::string& op_type) {
+  // Keyed by domain and op type; built once, read by every pass over a graph.
+  static const auto* const index = [] {
+    auto* m = new std::unordered_map<std::string, const GradOp*>();
+    for (const GradOp& op : GradOps()) {
+      m->emplace(absl::StrCat(op.domain, "/", op.op_type), &op);
+    }
+    return m;
+  }();
+  const auto it =
+      index->find(absl::StrCat(domain == "ai.onnx" ? "" : domain, "/", op_type));
+  return it == index->end() ? nullptr : it->second;
+}
+
+bool IsNonDifferentiable(const std::string& domain, const std::string& op_type) {
+  const GradOp* op = FindGradOp(domain, op_type);
+  return op != nullptr && !op->inputs.any();
+}
+
+bool IsTrainableInput(const onnx::NodeProto& node, int slot, bool learn_quant_params) {
+  const GradOp* op = FindGradOp(node.domain(), node.op_type());
+  if (op == nullptr) return true;
+  return op->inputs.differentiable(slot) &&
+         (learn_quant_params || !op->inputs.quant_param(slot));
 }
 
 }  // namespace training

@@ -1,12 +1,15 @@
 // Gradient rules: for one forward node, emit the standard ONNX nodes that
 // compute the gradients of its inputs from the gradients of its outputs.
 //
-// Every rule is a function registered once in gradient_rule_list.h.  Rules
-// emit standard ONNX ops only (the executor may fuse patterns internally, but
-// the training graph stays portable to any ONNX runtime).
+// Every rule is a function registered once in gradient_rule_list.h, with the
+// op's differentiable inputs beside it; that manifest is the only place that
+// says which inputs carry a gradient (GradInputs, FindGradOp).  Rules emit
+// standard ONNX ops only (the executor may fuse patterns internally, but the
+// training graph stays portable to any ONNX runtime).
 #ifndef QAT_LIB_AUTODIFF_GRADIENT_RULES_H_
 #define QAT_LIB_AUTODIFF_GRADIENT_RULES_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -34,7 +37,8 @@ class GradContext {
 
   // dLoss/d(output i), or "" when no gradient flows into that output.
   const std::string& output_grad(int i) const;
-  // True when the builder needs dLoss/d(input i).
+  // True when the builder needs dLoss/d(input i); the builder asks only for
+  // inputs that the manifest declares differentiable.
   bool wants(int i) const;
   // Records dLoss/d(input i).  Ignored when not wanted.
   void SetInputGrad(int i, std::string grad);
@@ -66,15 +70,71 @@ class GradContext {
 
 using GradRule = absl::Status (*)(GradContext& ctx);
 
-// The rule for an op, or nullptr when it has none.
-GradRule FindGradRule(const std::string& domain, const std::string& op_type);
+// The input slots of an op that carry a gradient, as the manifest declares
+// them: Inputs(0, 2), AllInputs(), Inputs(0).QuantParams(1, 2).
+class GradInputs {
+ public:
+  constexpr GradInputs() = default;
+  // All slots of a variadic op.
+  static constexpr GradInputs All() { return GradInputs(~uint64_t{0}, 0, true); }
+  template <typename... Slots>
+  static constexpr GradInputs Of(Slots... slots) {
+    return GradInputs(((uint64_t{1} << slots) | ... | uint64_t{0}), 0, false);
+  }
+  // The same slots plus `slots`, quantization parameters: differentiable,
+  // but trainable only when quantization parameters are learned (LSQ).
+  template <typename... Slots>
+  constexpr GradInputs QuantParams(Slots... slots) const {
+    const uint64_t q = ((uint64_t{1} << slots) | ... | uint64_t{0});
+    return GradInputs(mask_ | q, quant_ | q, all_);
+  }
+
+  bool any() const { return mask_ != 0; }
+  bool differentiable(int slot) const {
+    return slot >= 0 && (slot < 64 ? (mask_ >> slot) & 1 : all_);
+  }
+  bool quant_param(int slot) const { return slot >= 0 && slot < 64 && (quant_ >> slot) & 1; }
+
+ private:
+  constexpr GradInputs(uint64_t mask, uint64_t quant, bool all)
+      : mask_(mask), quant_(quant), all_(all) {}
+  uint64_t mask_ = 0;   // bit i: input i is differentiable
+  uint64_t quant_ = 0;  // bit i: input i is a quantization parameter
+  bool all_ = false;    // slots from 64 on too
+};
+
+// The spellings the manifest uses.
+template <typename... Slots>
+constexpr GradInputs Inputs(Slots... slots) { return GradInputs::Of(slots...); }
+constexpr GradInputs AllInputs() { return GradInputs::All(); }
+
+// One entry of the manifest.
+struct GradOp {
+  const char* domain;   // "" for the default domain
+  const char* op_type;
+  GradInputs inputs;    // none: the op's outputs carry no gradient
+  GradRule rule;        // null: no rule (QAT_NO_GRAD, QAT_GRAD_MISSING)
+};
+
+// Every entry of the manifest, in its order.
+const std::vector<GradOp>& GradOps();
+
+// The manifest's entry for an op ("ai.onnx" is the default domain), or
+// nullptr when the op is not listed.
+const GradOp* FindGradOp(const std::string& domain, const std::string& op_type);
 
 // True for ops whose outputs carry no gradient (shapes, comparisons,
 // integer plumbing): the builder stops there without error.
 bool IsNonDifferentiable(const std::string& domain, const std::string& op_type);
 
+// Whether input `slot` of `node` may hold a trainable parameter: a
+// differentiable input (a quantization parameter only when
+// `learn_quant_params`), or any input of an op the manifest does not list
+// (the builder then reports the op if a gradient must cross it).
+bool IsTrainableInput(const onnx::NodeProto& node, int slot, bool learn_quant_params);
+
 // Declarations of every rule, from the manifest.
-#define QAT_GRAD_RULE(domain, op, fn) absl::Status fn(GradContext& ctx);
+#define QAT_GRAD_RULE(domain, op, inputs, fn) absl::Status fn(GradContext& ctx);
 #include "autodiff/gradient_rule_list.h"
 #undef QAT_GRAD_RULE
 

@@ -8,15 +8,16 @@ namespace qat {
 namespace kernels {
 namespace {
 
-const SgemmKernels* SelectOnce() {
+const SgemmKernels& SelectOnce() {
   const std::vector<const SgemmKernels*> supported = SupportedSgemmVariants();
-  if (const char* wanted = std::getenv("QAT_GEMM_VARIANT")) {
-    if (std::strcmp(wanted, "eigen") == 0) return nullptr;
+  for (const char* variable : {"QAT_GEMM_VARIANT", "QAT_KERNEL_VARIANT"}) {
+    const char* wanted = std::getenv(variable);
+    if (wanted == nullptr) continue;
     for (const SgemmKernels* k : supported) {
-      if (std::strcmp(k->name, wanted) == 0) return k;
+      if (std::strcmp(k->name, wanted) == 0) return *k;
     }
   }
-  return supported.empty() ? nullptr : supported.back();
+  return *supported.back();
 }
 
 }  // namespace
@@ -30,8 +31,8 @@ std::vector<const SgemmKernels*> SupportedSgemmVariants() {
   return out;
 }
 
-const SgemmKernels* SelectedSgemmKernels() {
-  static const SgemmKernels* const selected = SelectOnce();
+const SgemmKernels& SelectedSgemmKernels() {
+  static const SgemmKernels& selected = SelectOnce();
   return selected;
 }
 

@@ -9,7 +9,9 @@
 //
 // exactly as SgemmReference() below does, so every variant agrees with the
 // reference, and with every other variant, bit for bit, whatever the tile
-// shape, the blocking or the thread count.
+// shape, the blocking or the thread count.  The reference itself is the
+// "scalar" variant, the fallback on CPUs without FMA and in builds without
+// the SIMD variants, so float results are the same bits on every CPU.
 #ifndef QAT_LIB_KERNELS_SGEMM_VARIANTS_H_
 #define QAT_LIB_KERNELS_SGEMM_VARIANTS_H_
 
@@ -65,24 +67,28 @@ struct SgemmKernels {
   bool (*direct_conv_fits)(const DirectConv& conv);
 };
 
+// The manifest, slowest first: X(name) for every variant compiled into this
+// build; QAT_HAVE_AVX2_KERNELS comes from the build (QAT_ENABLE_AVX2).
 #if defined(QAT_HAVE_AVX2_KERNELS)
-#define QAT_SGEMM_VARIANTS(X) X(avx2_fma) X(avx512)
+#define QAT_SGEMM_SIMD_VARIANTS_(X) X(avx2_fma) X(avx512)
 #else
-#define QAT_SGEMM_VARIANTS(X)
+#define QAT_SGEMM_SIMD_VARIANTS_(X)
 #endif
+#define QAT_SGEMM_VARIANTS(X) X(scalar) QAT_SGEMM_SIMD_VARIANTS_(X)
 
 #define QAT_DECLARE_SGEMM_VARIANT_(name) extern const SgemmKernels kSgemm_##name;
 QAT_SGEMM_VARIANTS(QAT_DECLARE_SGEMM_VARIANT_)
 #undef QAT_DECLARE_SGEMM_VARIANT_
 
-// Every variant in the manifest that this CPU supports, slowest first.
+// Every variant in the manifest that this CPU supports, slowest first (the
+// scalar one always).
 std::vector<const SgemmKernels*> SupportedSgemmVariants();
 
-// The variant ops/gemm.h uses: the last supported one, unless the
-// environment variable QAT_GEMM_VARIANT names another supported one or is
-// "eigen".  Null when none applies; Gemm() then uses Eigen, which rounds
-// differently (no fused multiply-add on such CPUs).
-const SgemmKernels* SelectedSgemmKernels();
+// The variant ops/gemm.h and Conv use: the last supported one, unless the
+// environment names another supported one, in QAT_GEMM_VARIANT or else in
+// QAT_KERNEL_VARIANT (so QAT_KERNEL_VARIANT=scalar puts every kernel family
+// on its reference).  Read once per process.
+const SgemmKernels& SelectedSgemmKernels();
 
 // The definition above, one tile at a time.
 inline void SgemmReference(const SgemmTile& t) {

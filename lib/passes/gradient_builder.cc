@@ -140,15 +140,22 @@ absl::StatusOr<bool> BuildGradientsPass::RunImpl(onnx::ModelProto* model) {
       any_in |= wants.back();
     }
     if (!any_in) continue;
-    if (IsNonDifferentiable(node.domain(), node.op_type())) continue;
-    GradRule rule = FindGradRule(node.domain(), node.op_type());
-    if (rule == nullptr) {
+    const GradOp* op = FindGradOp(node.domain(), node.op_type());
+    if (op != nullptr && !op->inputs.any()) continue;  // no gradient flows
+    if (op == nullptr || op->rule == nullptr) {
       return absl::UnimplementedError(absl::StrCat(
           "no gradient rule for ", DescribeNode(node),
           ", which lies between a trainable parameter and the loss"));
     }
+    for (int i = 0; i < node.input_size(); ++i) {
+      if (wants[i] && !op->inputs.differentiable(i)) {
+        return absl::UnimplementedError(absl::StrCat(
+            "no gradient for ", DescribeNode(node), " with respect to its input ", i, " '",
+            node.input(i), "', which gradient_rule_list.h declares non-differentiable"));
+      }
+    }
     GradContext ctx(g, node, out_grads, wants);
-    QAT_RETURN_IF_ERROR(rule(ctx));
+    QAT_RETURN_IF_ERROR(op->rule(ctx));
     for (int i = 0; i < node.input_size(); ++i) {
       const std::string& grad = ctx.input_grads()[i];
       if (!grad.empty()) contributions[node.input(i)].push_back(grad);

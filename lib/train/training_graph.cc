@@ -8,26 +8,12 @@
 #include "absl/strings/str_join.h"
 #include "core/model_internal.h"
 #include "qat/status_macros.h"
+#include "autodiff/gradient_rules.h"
 #include "passes/add_loss.h"
 #include "passes/gradient_builder.h"
 
 namespace qat {
 namespace {
-
-// Input slots that hold constants of the model rather than weights.
-bool IsNonTrainableSlot(const onnx::NodeProto& node, int slot, bool learn_quant_params) {
-  const std::string& op = node.op_type();
-  if (op == "FakeQuant") return slot >= 1 && !learn_quant_params;
-  if (op == "QuantizeLinear" || op == "DequantizeLinear" || op == "Clip") {
-    return slot >= 1;
-  }
-  if (op == "BatchNormalization") return slot >= 3;
-  if (op == "Dropout") return slot >= 1;
-  if (op == "SoftmaxCrossEntropyLoss" || op == "NegativeLogLikelihoodLoss") {
-    return slot >= 1;
-  }
-  return false;
-}
 
 // Values that `target` depends on, walking the graph backwards.
 std::unordered_set<std::string> Ancestors(const onnx::GraphProto& graph,
@@ -76,11 +62,13 @@ absl::StatusOr<std::vector<std::string>> ChooseParams(
     return params;
   }
   const std::unordered_set<std::string> needed = Ancestors(graph, kLossOutput);
-  std::set<std::string> weight_slots, constant_slots;
+  // Initializers that feed a trainable input (gradient_rule_list.h says which).
+  std::set<std::string> weight_slots;
   for (const auto& node : graph.node()) {
     for (int i = 0; i < node.input_size(); ++i) {
-      (IsNonTrainableSlot(node, i, options.learn_quant_params) ? constant_slots : weight_slots)
-          .insert(node.input(i));
+      if (training::IsTrainableInput(node, i, options.learn_quant_params)) {
+        weight_slots.insert(node.input(i));
+      }
     }
   }
   for (const auto& t : graph.initializer()) {  // in the model's order

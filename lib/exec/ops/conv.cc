@@ -1,9 +1,10 @@
 // Conv, for 1, 2 or 3 spatial dimensions, with pads, strides, dilations,
 // groups and auto_pad.  Two paths that give the same bits:
 //
-// - direct (float32 on a SIMD kernel; 2-D, horizontal stride 1, no
-//   dilation, short rows): kernels/direct_conv.h, one task per image and
-//   group, no copy of the input;
+// - direct (float32; 2-D, horizontal stride 1, no dilation, and rows short
+//   enough for the SIMD kernel's registers, or any row for the scalar
+//   reference): kernels/direct_conv.h, one task per image and group, no copy
+//   of the input;
 // - im2col + GEMM otherwise: for each group, the input patches of a few
 //   images become a [(channels_per_group * kernel_size) x (images *
 //   out_positions)] matrix, small enough to stay in L2; the group's weights
@@ -176,17 +177,16 @@ kernels::DirectConv DirectConvOf(const Window& w, int64_t channels, int64_t out_
   return d;
 }
 
-// Whether the SIMD kernel's direct convolution takes this layer: 2-D,
-// horizontal stride 1, no dilation, rows short enough for its registers.
+// Whether the kernel variant's direct convolution takes this layer: 2-D,
+// horizontal stride 1, no dilation, and what the variant accepts (rows short
+// enough for the SIMD registers).
 // It gives the same bits as im2col + GEMM (kernels/direct_conv.h) and does
 // not copy the input once per kernel position.
 bool DirectConvFits(const Window& w, int64_t channels, int64_t out_channels) {
-  const kernels::SgemmKernels* kernel = kernels::SelectedSgemmKernels();
-  if (kernel == nullptr || w.in.size() != 2 || w.strides[1] != 1 || w.dilations[0] != 1 ||
-      w.dilations[1] != 1) {
+  if (w.in.size() != 2 || w.strides[1] != 1 || w.dilations[0] != 1 || w.dilations[1] != 1) {
     return false;
   }
-  return kernel->direct_conv_fits(DirectConvOf(w, channels, out_channels));
+  return kernels::SelectedSgemmKernels().direct_conv_fits(DirectConvOf(w, channels, out_channels));
 }
 
 // Conv by the direct kernel, one task per image and group, then the bias
@@ -194,7 +194,7 @@ bool DirectConvFits(const Window& w, int64_t channels, int64_t out_channels) {
 void DirectConvAll(ThreadPool* pool, const Window& w, const float* x, const float* weights,
                    const float* bias, int64_t batch, int64_t groups, int64_t cg, int64_t mg,
                    float* y) {
-  const kernels::SgemmKernels& kernel = *kernels::SelectedSgemmKernels();
+  const kernels::SgemmKernels& kernel = kernels::SelectedSgemmKernels();
   const int64_t in_size = w.in_size(), P = w.out_size(), depth = cg * w.kernel_size();
   // Each group's weights as depth x mg (see DirectConv::w_transposed).
   std::vector<float> transposed(groups * depth * mg);

@@ -3,10 +3,10 @@
 //   C[m x n] = op(A) * op(B),  op(X) = X or X^T,  all row-major.
 //
 // Gemm() cuts C into tiles that run as thread-pool tasks.  A float tile goes
-// to the packed SIMD kernel for this CPU (kernels/sgemm_variants.h: fused
-// multiply-adds, bit-identical to SgemmReference); other types, and floats
-// on CPUs without FMA, go to Eigen.  GemmReference() is the plain triple
-// loop that the tests compare Eigen with.
+// to the kernel variant for this CPU (kernels/sgemm_variants.h: packed SIMD
+// with fused multiply-adds, or the scalar reference on CPUs without FMA; all
+// bit-identical to SgemmReference); other types go to Eigen.
+// GemmReference() is the plain triple loop that the tests compare Eigen with.
 #ifndef QAT_LIB_EXEC_OPS_GEMM_H_
 #define QAT_LIB_EXEC_OPS_GEMM_H_
 
@@ -125,13 +125,12 @@ void Gemm(ThreadPool* pool, const GemmShape& s, const T* a, const T* b, T* c,
     return;
   }
   if constexpr (std::is_same_v<T, float>) {
-    if (const kernels::SgemmKernels* kernel = kernels::SelectedSgemmKernels()) {
-      if (b_cache != nullptr && !b_cache->Matches(kernel, b, s)) {
-        PackGemmB(pool, *kernel, s, b, b_cache);
-      }
-      SgemmTiles(pool, *kernel, s, a, b, c, b_cache);
-      return;
+    const kernels::SgemmKernels& kernel = kernels::SelectedSgemmKernels();
+    if (b_cache != nullptr && !b_cache->Matches(&kernel, b, s)) {
+      PackGemmB(pool, kernel, s, b, b_cache);
     }
+    SgemmTiles(pool, kernel, s, a, b, c, b_cache);
+    return;
   }
   const int64_t row_tiles = (s.m + kRowsPerTask - 1) / kRowsPerTask;
   const int64_t col_tiles = (s.n + kColsPerTask - 1) / kColsPerTask;
