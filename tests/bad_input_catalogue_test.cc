@@ -164,7 +164,8 @@ TEST(BadInputCatalogue, UnsupportedOp) {
   ExpectError(Executor::Create(*model).status(), absl::StatusCode::kUnimplemented, "Erf");
 }
 
-TEST(BadInputCatalogue, ExternalDataWhoseFileIsMissing) {
+// y = Add(x, w), with w's data stored externally at `location`.
+onnx::ModelProto ModelWithExternalData(const std::string& location) {
   GraphBuilder g;
   g.Input("x", kFloat, {2}).Output("y", kFloat, {2});
   g.Node("Add", {"x", "w"}, {"y"});
@@ -176,7 +177,12 @@ TEST(BadInputCatalogue, ExternalDataWhoseFileIsMissing) {
   w->set_data_location(onnx::TensorProto::EXTERNAL);
   auto* entry = w->add_external_data();
   entry->set_key("location");
-  entry->set_value("weights_that_are_not_there.bin");
+  entry->set_value(location);
+  return proto;
+}
+
+TEST(BadInputCatalogue, ExternalDataWhoseFileIsMissing) {
+  const onnx::ModelProto proto = ModelWithExternalData("weights_that_are_not_there.bin");
   auto model = Model::FromBytes(proto.SerializeAsString(), "external.onnx");
   const absl::Status s = model.ok() ? Executor::Create(*model).status() : model.status();
   EXPECT_FALSE(s.ok());
@@ -424,18 +430,7 @@ TEST(BadInputCatalogue, InitializerWhoseDimsLieIsRefusedAtLoad) {
 TEST(BadInputCatalogue, ExternalDataIsRefusedAtLoadByEveryStage) {
   // quantize exited 0 and wrote location=/etc/passwd into its output.
   for (const char* location : {"/etc/passwd", "../../etc/passwd"}) {
-    GraphBuilder g;
-    g.Input("x", kFloat, {2}).Output("y", kFloat, {2});
-    g.Node("Add", {"x", "w"}, {"y"});
-    onnx::ModelProto proto = g.proto();
-    auto* w = proto.mutable_graph()->add_initializer();
-    w->set_name("w");
-    w->set_data_type(onnx::TensorProto::FLOAT);
-    w->add_dims(2);
-    w->set_data_location(onnx::TensorProto::EXTERNAL);
-    auto* entry = w->add_external_data();
-    entry->set_key("location");
-    entry->set_value(location);
+    const onnx::ModelProto proto = ModelWithExternalData(location);
     for (bool check : {true, false}) {
       ModelLoadOptions options;
       options.check = options.infer_shapes = check;
