@@ -170,9 +170,11 @@ class QAT_API Tensor {
 
 // Parses a serialized onnx.TensorProto.  Reads typed fields (float_data,
 // int32_data, int64_data, double_data) and raw_data (little-endian).  Returns
-// InvalidArgument for an unsupported data type, a size that disagrees with
-// the dims, or malformed bytes, and Unimplemented for external data.  The
-// tensor's name, if any, goes to *name.
+// InvalidArgument for an unsupported data type, dims that Tensor::Create
+// refuses, a size that disagrees with the dims (checked before anything is
+// allocated), or malformed bytes; Unimplemented for external data;
+// ResourceExhausted when the memory cannot be allocated.  The tensor's
+// name, if any, goes to *name.
 QAT_API absl::StatusOr<Tensor> ParseTensorProto(absl::string_view bytes,
                                                 std::string* name = nullptr);
 

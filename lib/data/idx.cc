@@ -13,7 +13,6 @@
 #include "absl/strings/str_cat.h"
 #include "core/catch_exceptions.h"
 #include "core/checked_size.h"
-#include "qat/status_macros.h"
 
 namespace qat {
 namespace {
@@ -119,7 +118,12 @@ absl::StatusOr<Tensor> ReadIdxImpl(const std::string& path, int64_t max_records)
           ShapeToString(shape), " is ", elements, " bytes"));
     }
   }
-  QAT_ASSIGN_OR_RETURN(Tensor tensor, Tensor::Create(DataType::kUInt8, shape));
+  absl::StatusOr<Tensor> created = Tensor::Create(DataType::kUInt8, shape);
+  if (!created.ok()) {
+    return absl::Status(created.status().code(),
+                        absl::StrCat("'", path, "': ", created.status().message()));
+  }
+  Tensor tensor = *std::move(created);
   char* out = static_cast<char*>(tensor.raw_data());
   for (std::string& piece : pieces) {
     std::memcpy(out, piece.data(), piece.size());
