@@ -221,11 +221,13 @@ QatStatus* qat_tensor_create(QatTensor** out, QatDataType type, const int64_t* s
   }
   if (rank > 0 && shape == nullptr) return Invalid("shape is NULL for a tensor of rank > 0");
   std::vector<int64_t> dims(shape, shape + rank);
-  for (int64_t d : dims) {
-    if (d < 0) return Invalid(absl::StrCat("negative dimension ", d));
-  }
+  // Checked before anything is allocated: a negative dimension or a count
+  // that does not fit in 64 bits ({1 << 60, 784}) is InvalidArgument.
+  absl::StatusOr<qat::Tensor> created =
+      qat::Tensor::Create(static_cast<qat::DataType>(type), std::move(dims));
+  if (!created.ok()) return ToStatus(created.status());
   auto t = std::make_unique<QatTensor>();
-  t->tensor = qat::Tensor(static_cast<qat::DataType>(type), dims);
+  t->tensor = *std::move(created);
   if (data != nullptr && t->tensor.num_bytes() > 0) {
     std::memcpy(t->tensor.raw_data(), data, t->tensor.num_bytes());
   }

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -165,6 +167,41 @@ TEST_F(CliTest, EvalFailsCleanlyWithoutData) {
   EXPECT_EQ(RunShell(absl::StrCat(QAT_CLI_PATH, " eval ", Save(g, "m.onnx"), " --split dev"),
                      &out),
             2);
+}
+
+// Issue 13: inputs that crashed or aborted the program exit with an error
+// code and a message, under a 4 GB address-space limit.
+TEST_F(CliTest, HostileInputsExitWithAMessageNotASignal) {
+  GraphBuilder g;
+  g.Input("x", kFloat, {-1, 784}).Output("y", kFloat, {-1, 784});
+  g.Node("Relu", {"x"}, {"y"});
+  const std::string model = Save(g, "m.onnx");
+  // A 128-byte .npy of shape (2^60, 784): its count wrapped to 0 (SIGSEGV).
+  const std::string npy = (dir_ / "wrap.npy").string();
+  {
+    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1152921504606846976, 784), }";
+    header.append((64 - (10 + header.size() + 1) % 64) % 64, ' ');
+    header.push_back('\n');
+    std::ofstream f(npy, std::ios::binary);
+    f << std::string("\x93NUMPY\x01\x00", 8) << static_cast<char>(header.size())
+      << static_cast<char>(header.size() >> 8) << header;
+  }
+  const std::string limited = absl::StrCat("prlimit --as=4000000000 ", QAT_CLI_PATH);
+  const std::string err = (dir_ / "err.txt").string();
+  auto run = [&](const std::string& args) {
+    std::string out;
+    // (RunShell sends the group's stderr to /dev/null; the command's goes to `err`.)
+    const int rc = RunShell(absl::StrCat("{ ", limited, " ", args, " 2>", err, "; }"), &out);
+    std::ifstream in(err);
+    return std::make_pair(rc, std::string(std::istreambuf_iterator<char>(in), {}));
+  };
+  auto [rc, message] = run(absl::StrCat("run ", model, " ", npy, " --out ", (dir_ / "o").string()));
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(message.find("too large to count"), std::string::npos) << message;
+  // --threads 5000 aborted with std::system_error.
+  std::tie(rc, message) = run(absl::StrCat("run ", model, " ", npy, " --out o --threads 5000"));
+  EXPECT_EQ(rc, 2);
+  EXPECT_NE(message.find("--threads is 5000"), std::string::npos) << message;
 }
 
 }  // namespace

@@ -3,10 +3,12 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <filesystem>
 #include <string>
 
 #include "gtest/gtest.h"
+#include "core/checked_size.h"
 #include "core/onnx_tensor.h"
 #include "qat/npy.h"
 
@@ -72,6 +74,45 @@ void ExpectRoundTrip(std::initializer_list<T> values) {
   for (size_t i = 0; i < values.size(); ++i) {
     EXPECT_EQ(back->data<T>()[i], t.data<T>()[i]) << DataTypeName(t.dtype()) << " " << i;
   }
+}
+
+TEST(CheckedSizeTest, CountsFitOrAreRefused) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(*CheckedElementCount({}), 1);
+  EXPECT_EQ(*CheckedElementCount({2, 3, 4}), 24);
+  EXPECT_EQ(*CheckedElementCount({0, 5}), 0);
+  EXPECT_EQ(*CheckedByteCount(DataType::kFloat64, {3, 5}), 120);
+  EXPECT_EQ(*CheckedElementCount({kMax}), kMax);
+  // Wrapping products: (2^60, 784) wraps to 0 in plain int64 arithmetic.
+  EXPECT_FALSE(CheckedElementCount({int64_t{1} << 60, 784}).ok());
+  EXPECT_FALSE(CheckedElementCount({kMax, 3}).ok());
+  // The non-zero dims must fit even when a zero makes the count 0.
+  EXPECT_FALSE(CheckedElementCount({0, int64_t{1} << 32, int64_t{1} << 32}).ok());
+  EXPECT_FALSE(CheckedElementCount({3, -1}).ok());
+  // Bytes: the count fits but its bytes (or their rounding to 64) do not.
+  EXPECT_TRUE(CheckedElementCount({int64_t{1} << 62}).ok());
+  EXPECT_FALSE(CheckedByteCount(DataType::kFloat32, {int64_t{1} << 62}).ok());
+  EXPECT_FALSE(CheckedByteCount(DataType::kUInt8, {kMax - 10}).ok());
+  EXPECT_TRUE(CheckedByteCount(DataType::kUInt8, {kMax - 64}).ok());
+  EXPECT_EQ(*CheckedMul(3, 4, "x"), 12);
+  EXPECT_FALSE(CheckedMul(kMax, 2, "x").ok());
+  EXPECT_FALSE(CheckedAdd(kMax, 1, "x").ok());
+  EXPECT_EQ(*CheckedAdd(kMax - 1, 1, "x"), kMax);
+}
+
+TEST(TensorProtoTest, DimsAndDataSizeAreCheckedBeforeAllocating) {
+  onnx::TensorProto proto;
+  proto.set_name("w");
+  proto.set_data_type(onnx::TensorProto::FLOAT);
+  proto.add_dims(int64_t{1} << 40);  // 4 TB declared
+  proto.set_raw_data(std::string(4, '\0'));
+  const absl::Status s = CheckTensorProto(proto);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(std::string(s.message()).find("'w'"), std::string::npos) << s;
+  EXPECT_EQ(TensorFromProto(proto).status().code(), absl::StatusCode::kInvalidArgument);
+  proto.clear_raw_data();
+  proto.add_float_data(1.0f);
+  EXPECT_EQ(CheckTensorProto(proto).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(TensorProtoTest, RawDataRoundTripsEveryType) {

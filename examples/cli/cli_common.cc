@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "qat/npy.h"
+#include "qat/thread_pool.h"
 
 namespace qat_cli {
 
@@ -42,6 +43,16 @@ bool ParseArgs(int argc, char** argv, const std::vector<std::string>& valued,
       return false;
     }
     args->flags[arg] = argv[++i];
+    // Every command's thread count, capped in one place (before it is
+    // narrowed to int) with the library's message.
+    int64_t threads = 0;
+    if (arg == "--threads" && absl::SimpleAtoi(args->flags[arg], &threads)) {
+      const absl::Status status = qat::CheckThreadCount(threads, "--threads");
+      if (!status.ok()) {
+        *error = std::string(status.message());
+        return false;
+      }
+    }
   }
   return true;
 }

@@ -6,6 +6,8 @@
 // Outputs are written atomically by the library, so a failure never leaves a
 // half-written file.
 #include <cstdio>
+#include <exception>
+#include <new>
 #include <string>
 
 #include "commands.h"
@@ -16,6 +18,8 @@
 namespace {
 
 constexpr int kExitUsage = 2;
+
+int Dispatch(const std::string& command, int argc, char** argv);
 
 void PrintHelp(std::FILE* out) {
   std::fprintf(out,
@@ -89,6 +93,25 @@ int main(int argc, char** argv) {
                 qat::FakeQuantKernelVariant());
     return 0;
   }
+  // The library returns errors as values, but nothing that escapes it
+  // (std::bad_alloc, std::length_error, std::system_error) may end the
+  // program with an abort: it gets a clear error and exit code 1.
+  try {
+    return Dispatch(command, argc, argv);
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "qat: RESOURCE_EXHAUSTED: out of memory in '%s'\n", command.c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "qat: INTERNAL: '%s' failed: %s\n", command.c_str(), e.what());
+  } catch (...) {
+    std::fprintf(stderr, "qat: INTERNAL: '%s' failed with an unknown exception\n",
+                 command.c_str());
+  }
+  return 1;
+}
+
+namespace {
+
+int Dispatch(const std::string& command, int argc, char** argv) {
   if (command == "run") return qat_cli::RunCommand(argc - 2, argv + 2);
   if (command == "eval") return qat_cli::EvalCommand(argc - 2, argv + 2);
   if (command == "calibrate") return qat_cli::CalibrateCommand(argc - 2, argv + 2);
@@ -105,3 +128,5 @@ int main(int argc, char** argv) {
                command.c_str());
   return kExitUsage;
 }
+
+}  // namespace

@@ -37,7 +37,7 @@ struct CalibrateOptions {
   bool per_channel_weights = false;
   int64_t max_samples = 0;  // 0: the whole dataset
   int64_t batch_size = 64;
-  int num_threads = 0;
+  int num_threads = 0;  // 0: one per core; at most kMaxThreads (qat/thread_pool.h)
   // Called after each batch with (samples done, samples in total).
   std::function<void(int64_t, int64_t)> progress;
 };

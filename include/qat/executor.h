@@ -43,6 +43,7 @@ namespace qat {
 
 struct ExecutorOptions {
   // Threads used by the kernels, counting the caller; 0 means one per core.
+  // At most kMaxThreads (qat/thread_pool.h); more is InvalidArgument.
   int num_threads = 0;
   // Seeds random ops that have no seed attribute (Dropout in training mode).
   // Each run draws new numbers: run k of an executor always draws the same.

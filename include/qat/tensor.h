@@ -59,7 +59,8 @@ template <> constexpr DataType DataTypeOf<uint8_t>() { return DataType::kUInt8; 
 template <> constexpr DataType DataTypeOf<bool>() { return DataType::kBool; }
 
 // Number of elements of a shape: the product of its dimensions (1 for a
-// scalar).  Dimensions must be non-negative.
+// scalar).  -1 when a dimension is negative or the product does not fit in
+// int64 (never a wrapped count); such a shape is not a valid tensor shape.
 QAT_API int64_t NumElements(absl::Span<const int64_t> shape);
 // "[2,3,4]"
 QAT_API std::string ShapeToString(absl::Span<const int64_t> shape);
@@ -68,7 +69,20 @@ class QAT_API Tensor {
  public:
   // An empty float32 tensor of shape [0].
   Tensor();
-  // Zero-filled tensor.  Dimensions must be non-negative.
+
+  // A zero-filled tensor, for dimensions that come from outside the library
+  // (files, C ABI callers, a graph's computed shapes).  InvalidArgument for
+  // an unsupported type, a negative dimension, or an element or byte count
+  // that does not fit in int64 (the product of the non-zero dimensions
+  // must fit, so that every partial product does); ResourceExhausted when
+  // the memory cannot be allocated.  Nothing is allocated before the checks.
+  static absl::StatusOr<Tensor> Create(DataType type, std::vector<int64_t> shape);
+
+  // A zero-filled tensor, for dimensions the caller has already validated
+  // (a shape taken from an existing tensor, or a constant).  Dimensions that
+  // Create() would refuse throw std::length_error, and a failed allocation
+  // std::bad_alloc, as std::vector does: never a wrapped size.  The
+  // library's entry points turn both into a Status.
   Tensor(DataType type, std::vector<int64_t> shape);
 
   // A tensor holding a copy of `values`, which must have NumElements(shape)
@@ -107,9 +121,13 @@ class QAT_API Tensor {
   }
 
   // Changes type and shape.  Keeps the allocation when it is large enough;
-  // the contents are then unspecified (not zeroed).
+  // the contents are then unspecified (not zeroed).  Throws as the
+  // constructor does: std::length_error for a shape that Create() would
+  // refuse (the tensor is left as it was), std::bad_alloc when memory runs
+  // out (the tensor is left empty).
   void Resize(DataType type, std::vector<int64_t> shape);
-  // Changes the shape only; the element count must stay the same.
+  // Changes the shape only; the element count must stay the same (a shape
+  // whose count does not fit throws std::length_error).
   void Reshape(std::vector<int64_t> shape);
 
   void* raw_data() { return data_; }
@@ -137,6 +155,10 @@ class QAT_API Tensor {
 
  private:
   void CheckType(DataType type) const;
+  // Makes room for `bytes` (already checked to fit, see checked_size.h);
+  // false when the allocation fails, with the tensor then empty.
+  bool TryAllocate(size_t bytes);
+  // TryAllocate, throwing std::bad_alloc on failure.
   void Allocate(size_t bytes);
 
   DataType dtype_ = DataType::kFloat32;
@@ -148,9 +170,11 @@ class QAT_API Tensor {
 
 // Parses a serialized onnx.TensorProto.  Reads typed fields (float_data,
 // int32_data, int64_data, double_data) and raw_data (little-endian).  Returns
-// InvalidArgument for an unsupported data type, a size that disagrees with
-// the dims, or malformed bytes, and Unimplemented for external data.  The
-// tensor's name, if any, goes to *name.
+// InvalidArgument for an unsupported data type, dims that Tensor::Create
+// refuses, a size that disagrees with the dims (checked before anything is
+// allocated), or malformed bytes; Unimplemented for external data;
+// ResourceExhausted when the memory cannot be allocated.  The tensor's
+// name, if any, goes to *name.
 QAT_API absl::StatusOr<Tensor> ParseTensorProto(absl::string_view bytes,
                                                 std::string* name = nullptr);
 

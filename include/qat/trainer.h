@@ -58,7 +58,7 @@ struct TrainerOptions {
   OptimizerOptions optimizer;
   ObserveOptions observe;
   LrSchedule schedule;
-  int num_threads = 0;  // 0: one per core
+  int num_threads = 0;  // 0: one per core; at most kMaxThreads (qat/thread_pool.h)
   uint64_t seed = 0;    // shuffling (and dropout)
   bool shuffle = true;
 };

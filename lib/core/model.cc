@@ -11,6 +11,7 @@
 #include "qat/status_macros.h"
 #include "core/file_util.h"
 #include "core/model_internal.h"
+#include "core/onnx_tensor.h"
 #include "core/op_schemas.h"
 #include "onnx/checker.h"
 #include "onnx/shape_inference/implementation.h"
@@ -83,6 +84,40 @@ absl::Status CheckWindowAttributes(const onnx::GraphProto& graph, const std::str
   }
   return absl::OkStatus();
 }
+
+// Every tensor stored in the graph (initializers, and the tensors of
+// Constant nodes and other attributes, in subgraphs too) is checked once
+// here, without allocating: dims that overflow, data that is not what the
+// dims declare, and external data (whose location nothing confines yet)
+// are refused by every stage alike, before any of them copies or runs it.
+absl::Status CheckStoredTensors(const onnx::GraphProto& graph, const std::string& source) {
+  for (const onnx::TensorProto& init : graph.initializer()) {
+    absl::Status status = CheckTensorProto(init);
+    if (!status.ok()) {
+      return absl::Status(status.code(), absl::StrCat("initializer of '", source, "': ",
+                                                      status.message()));
+    }
+  }
+  for (const onnx::NodeProto& node : graph.node()) {
+    for (const onnx::AttributeProto& a : node.attribute()) {
+      auto check = [&](const onnx::TensorProto& t) -> absl::Status {
+        absl::Status status = CheckTensorProto(t);
+        if (status.ok()) return status;
+        return absl::Status(status.code(),
+                            absl::StrCat("attribute '", a.name(), "' of node '", node.name(),
+                                         "' (", node.op_type(), ") in '", source,
+                                         "': ", status.message()));
+      };
+      if (a.has_t()) QAT_RETURN_IF_ERROR(check(a.t()));
+      for (const onnx::TensorProto& t : a.tensors()) QAT_RETURN_IF_ERROR(check(t));
+      if (a.has_g()) QAT_RETURN_IF_ERROR(CheckStoredTensors(a.g(), source));
+      for (const onnx::GraphProto& g : a.graphs()) {
+        QAT_RETURN_IF_ERROR(CheckStoredTensors(g, source));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
 }  // namespace
 
 absl::StatusOr<Model> Model::FromBytes(absl::string_view bytes,
@@ -109,6 +144,7 @@ absl::StatusOr<Model> Model::FromBytes(absl::string_view bytes,
     }
   }
   QAT_RETURN_IF_ERROR(CheckWindowAttributes(impl->proto.graph(), source));
+  QAT_RETURN_IF_ERROR(CheckStoredTensors(impl->proto.graph(), source));
   // ONNX reports problems by throwing; nothing may escape the library.
   try {
     if (options.check) onnx::checker::check_model(impl->proto);

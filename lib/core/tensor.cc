@@ -3,18 +3,30 @@
 #include <cassert>
 #include <cstdlib>
 #include <new>
+#include <stdexcept>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/checked_size.h"
 #include "core/file_util.h"
 #include "core/onnx_tensor.h"
+#include "qat/status_macros.h"
 
 namespace qat {
 namespace {
 
 constexpr size_t kAlignment = 64;
+
+// The byte count of a shape that the constructor, Resize or Reshape were
+// given without validation: refused as std::vector refuses a size it cannot
+// hold, so that a wrapped count never reaches an allocation.
+int64_t ByteCountOrThrow(DataType type, absl::Span<const int64_t> shape) {
+  absl::StatusOr<int64_t> bytes = CheckedByteCount(type, shape);
+  if (!bytes.ok()) throw std::length_error(std::string(bytes.status().message()));
+  return *bytes;
+}
 
 }  // namespace
 
@@ -52,9 +64,8 @@ bool IsSupportedDataType(int32_t onnx_code) {
 }
 
 int64_t NumElements(absl::Span<const int64_t> shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
+  absl::StatusOr<int64_t> n = CheckedElementCount(shape);
+  return n.ok() ? *n : -1;
 }
 
 std::string ShapeToString(absl::Span<const int64_t> shape) {
@@ -64,6 +75,25 @@ std::string ShapeToString(absl::Span<const int64_t> shape) {
 // ---- Tensor -----------------------------------------------------------------
 
 Tensor::Tensor() : shape_{0} {}
+
+absl::StatusOr<Tensor> Tensor::Create(DataType type, std::vector<int64_t> shape) {
+  if (DataTypeSize(type) == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor type ", static_cast<int>(type), " is not supported"));
+  }
+  QAT_ASSIGN_OR_RETURN(const int64_t bytes, CheckedByteCount(type, shape));
+  Tensor tensor;
+  if (!tensor.TryAllocate(static_cast<size_t>(bytes))) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("out of memory: cannot allocate ", bytes, " bytes for a ",
+                     DataTypeName(type), " tensor of shape ", ShapeToString(shape)));
+  }
+  tensor.dtype_ = type;
+  tensor.shape_ = std::move(shape);
+  tensor.num_elements_ = NumElements(tensor.shape_);
+  if (bytes > 0) std::memset(tensor.data_, 0, static_cast<size_t>(bytes));
+  return tensor;
+}
 
 Tensor::Tensor(DataType type, std::vector<int64_t> shape) {
   Resize(type, std::move(shape));
@@ -111,26 +141,44 @@ Tensor& Tensor::operator=(Tensor&& other) noexcept {
 
 Tensor::~Tensor() { std::free(data_); }
 
-void Tensor::Allocate(size_t bytes) {
-  if (bytes <= capacity_) return;
+bool Tensor::TryAllocate(size_t bytes) {
+  if (bytes <= capacity_) return true;
   std::free(data_);
-  // aligned_alloc wants a multiple of the alignment.
+  data_ = nullptr;
+  capacity_ = 0;
+  // aligned_alloc wants a multiple of the alignment (the byte count leaves
+  // room for the rounding: CheckedByteCount).
   const size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
   data_ = std::aligned_alloc(kAlignment, rounded);
-  if (data_ == nullptr) throw std::bad_alloc();
+  if (data_ == nullptr) return false;
   capacity_ = rounded;
+  return true;
+}
+
+void Tensor::Allocate(size_t bytes) {
+  if (!TryAllocate(bytes)) throw std::bad_alloc();
 }
 
 void Tensor::Resize(DataType type, std::vector<int64_t> shape) {
-  for ([[maybe_unused]] int64_t d : shape) assert(d >= 0);
+  const int64_t bytes = ByteCountOrThrow(type, shape);
+  if (static_cast<size_t>(bytes) > capacity_) {
+    // On failure the tensor is left empty rather than half-changed.
+    const bool allocated = TryAllocate(static_cast<size_t>(bytes));
+    if (!allocated) {
+      shape_ = {0};
+      num_elements_ = 0;
+      throw std::bad_alloc();
+    }
+  }
   dtype_ = type;
   shape_ = std::move(shape);
   num_elements_ = NumElements(shape_);
-  Allocate(num_bytes());
 }
 
 void Tensor::Reshape(std::vector<int64_t> shape) {
-  assert(NumElements(shape) == num_elements_);
+  const int64_t bytes = ByteCountOrThrow(dtype_, shape);
+  assert(bytes == static_cast<int64_t>(num_bytes()));
+  (void)bytes;
   shape_ = std::move(shape);
 }
 
@@ -143,30 +191,47 @@ void Tensor::CheckType(DataType type) const {
 
 namespace {
 
-// Copies a repeated typed field into the tensor, converting each element.
+// Copies a repeated typed field into the tensor, converting each element
+// (CheckTensorProto has checked its size).
 template <typename T, typename Field>
-absl::Status CopyTypedField(const Field& field, const std::string& what,
-                            const std::string& name, Tensor& tensor) {
-  if (static_cast<int64_t>(field.size()) != tensor.num_elements()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tensor '", name, "': ", what, " holds ", field.size(),
-        " values but its dims ", ShapeToString(tensor.shape()), " need ",
-        tensor.num_elements()));
-  }
+void CopyTypedField(const Field& field, Tensor& tensor) {
   T* out = tensor.data<T>();
   for (int i = 0; i < field.size(); ++i) out[i] = static_cast<T>(field.Get(i));
-  return absl::OkStatus();
+}
+
+// The typed field that holds a `type` tensor's values without raw_data, and
+// how many it holds.
+std::pair<const char*, int64_t> TypedField(const onnx::TensorProto& proto, DataType type) {
+  switch (type) {
+    case DataType::kFloat32: return {"float_data", proto.float_data_size()};
+    case DataType::kFloat64: return {"double_data", proto.double_data_size()};
+    case DataType::kInt64: return {"int64_data", proto.int64_data_size()};
+    case DataType::kInt32:
+    case DataType::kInt8:
+    case DataType::kUInt8:
+    case DataType::kBool: return {"int32_data", proto.int32_data_size()};
+    case DataType::kUndefined: break;
+  }
+  return {"no field", 0};
 }
 
 }  // namespace
 
-absl::StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto) {
+std::string ExternalDataLocation(const onnx::TensorProto& proto) {
+  for (const auto& entry : proto.external_data()) {
+    if (entry.key() == "location") return entry.value();
+  }
+  return "";
+}
+
+absl::Status CheckTensorProto(const onnx::TensorProto& proto) {
   const std::string& name = proto.name();
   if (proto.data_location() == onnx::TensorProto::EXTERNAL ||
       proto.external_data_size() > 0) {
     return absl::UnimplementedError(absl::StrCat(
-        "tensor '", name, "' stores its data externally, which is not "
-        "supported; save the model with its data inside"));
+        "tensor '", name, "' stores its data externally (location '",
+        ExternalDataLocation(proto), "'), which is not supported; save the model "
+        "with its data inside"));
   }
   if (proto.has_segment()) {
     return absl::UnimplementedError(
@@ -178,54 +243,61 @@ absl::StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto) {
         ", which is not supported (float32, float64, int64, int32, int8, "
         "uint8 and bool are)"));
   }
-  std::vector<int64_t> dims(proto.dims().begin(), proto.dims().end());
-  for (int64_t d : dims) {
-    if (d < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tensor '", name, "' has a negative dimension: ", ShapeToString(dims)));
-    }
-  }
   const DataType type = static_cast<DataType>(proto.data_type());
-  Tensor tensor(type, dims);
+  const std::vector<int64_t> dims(proto.dims().begin(), proto.dims().end());
+  const absl::StatusOr<int64_t> bytes = CheckedByteCount(type, dims);
+  if (!bytes.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor '", name, "': ", bytes.status().message()));
+  }
+  // The data must be what the dims declare, checked before anything is
+  // allocated: a few bytes cannot make the reader allocate gigabytes.
   if (proto.has_raw_data()) {
-    if (proto.raw_data().size() != tensor.num_bytes()) {
+    if (static_cast<int64_t>(proto.raw_data().size()) != *bytes) {
       return absl::InvalidArgumentError(absl::StrCat(
           "tensor '", name, "': raw_data holds ", proto.raw_data().size(),
           " bytes but ", DataTypeName(type), " dims ", ShapeToString(dims),
-          " need ", tensor.num_bytes()));
+          " need ", *bytes));
     }
+    return absl::OkStatus();
+  }
+  const int64_t elements = *bytes / static_cast<int64_t>(DataTypeSize(type));
+  const auto [field, size] = TypedField(proto, type);
+  if (size != elements) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tensor '", name, "': ", field, " holds ", size, " values but its dims ",
+        ShapeToString(dims), " need ", elements));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto) {
+  QAT_RETURN_IF_ERROR(CheckTensorProto(proto));
+  const std::string& name = proto.name();
+  const DataType type = static_cast<DataType>(proto.data_type());
+  absl::StatusOr<Tensor> created =
+      Tensor::Create(type, std::vector<int64_t>(proto.dims().begin(), proto.dims().end()));
+  if (!created.ok()) {
+    return absl::Status(created.status().code(),
+                        absl::StrCat("tensor '", name, "': ", created.status().message()));
+  }
+  Tensor tensor = *std::move(created);
+  if (proto.has_raw_data()) {
     if (tensor.num_bytes() > 0) {
       std::memcpy(tensor.raw_data(), proto.raw_data().data(), tensor.num_bytes());
     }
     return tensor;
   }
-  absl::Status status;
   switch (type) {
-    case DataType::kFloat32:
-      status = CopyTypedField<float>(proto.float_data(), "float_data", name, tensor);
-      break;
-    case DataType::kFloat64:
-      status = CopyTypedField<double>(proto.double_data(), "double_data", name, tensor);
-      break;
-    case DataType::kInt64:
-      status = CopyTypedField<int64_t>(proto.int64_data(), "int64_data", name, tensor);
-      break;
-    case DataType::kInt32:
-      status = CopyTypedField<int32_t>(proto.int32_data(), "int32_data", name, tensor);
-      break;
-    case DataType::kInt8:
-      status = CopyTypedField<int8_t>(proto.int32_data(), "int32_data", name, tensor);
-      break;
-    case DataType::kUInt8:
-      status = CopyTypedField<uint8_t>(proto.int32_data(), "int32_data", name, tensor);
-      break;
-    case DataType::kBool:
-      status = CopyTypedField<bool>(proto.int32_data(), "int32_data", name, tensor);
-      break;
-    case DataType::kUndefined:
-      break;
+    case DataType::kFloat32: CopyTypedField<float>(proto.float_data(), tensor); break;
+    case DataType::kFloat64: CopyTypedField<double>(proto.double_data(), tensor); break;
+    case DataType::kInt64: CopyTypedField<int64_t>(proto.int64_data(), tensor); break;
+    case DataType::kInt32: CopyTypedField<int32_t>(proto.int32_data(), tensor); break;
+    case DataType::kInt8: CopyTypedField<int8_t>(proto.int32_data(), tensor); break;
+    case DataType::kUInt8: CopyTypedField<uint8_t>(proto.int32_data(), tensor); break;
+    case DataType::kBool: CopyTypedField<bool>(proto.int32_data(), tensor); break;
+    case DataType::kUndefined: break;
   }
-  if (!status.ok()) return status;
   return tensor;
 }
 

@@ -4,8 +4,11 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
+
+#include "absl/strings/str_cat.h"
 
 namespace qat {
 namespace {
@@ -63,21 +66,55 @@ struct ThreadPool::State {
   }
 };
 
-ThreadPool::ThreadPool(int num_threads) : state_(std::make_unique<State>()) {
-  if (num_threads <= 0) num_threads = HardwareConcurrency();
-  state_->workers.reserve(num_threads - 1);
-  for (int i = 1; i < num_threads; ++i) {
-    state_->workers.emplace_back([s = state_.get()] { s->WorkerLoop(); });
+absl::Status CheckThreadCount(int64_t num_threads, absl::string_view what) {
+  if (num_threads >= 0 && num_threads <= kMaxThreads) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      what, " is ", num_threads, "; it must be between 0 (one thread per core) and ",
+      kMaxThreads));
+}
+
+absl::StatusOr<std::unique_ptr<ThreadPool>> ThreadPool::Create(int num_threads) {
+  absl::Status status = CheckThreadCount(num_threads, "num_threads");
+  if (!status.ok()) return status;
+  try {
+    return std::make_unique<ThreadPool>(num_threads);
+  } catch (const std::system_error& e) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "cannot start ", num_threads, " threads: ", e.what(),
+        "; ask for fewer (num_threads, --threads)"));
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot start ", num_threads, " threads: out of memory"));
   }
 }
 
-ThreadPool::~ThreadPool() {
+ThreadPool::ThreadPool(int num_threads) : state_(std::make_unique<State>()) {
+  if (num_threads <= 0) num_threads = HardwareConcurrency();
+  try {
+    state_->workers.reserve(num_threads - 1);
+    for (int i = 1; i < num_threads; ++i) {
+      state_->workers.emplace_back([s = state_.get()] { s->WorkerLoop(); });
+    }
+  } catch (...) {
+    // The destructor does not run for a constructor that throws: stop the
+    // workers that did start here, before their state goes away (else they
+    // wait on a destroyed condition variable, and a joinable std::thread
+    // terminates the process).
+    StopWorkers();
+    throw;
+  }
+}
+
+ThreadPool::~ThreadPool() { StopWorkers(); }
+
+void ThreadPool::StopWorkers() {
   {
     std::lock_guard<std::mutex> lock(state_->mutex);
     state_->stop = true;
   }
   state_->work_ready.notify_all();
   for (auto& t : state_->workers) t.join();
+  state_->workers.clear();
 }
 
 int ThreadPool::num_threads() const {

@@ -88,10 +88,12 @@ absl::StatusOr<Dataset> Dataset::FromIdx(const std::string& dir,
     return absl::InvalidArgumentError("IDX normalization std must be > 0");
   }
   const std::string prefix = options.split == "train" ? "train" : "t10k";
+  // Only the first `limit` records are read (and a gzip bomb is never
+  // inflated past them).
   QAT_ASSIGN_OR_RETURN(Tensor images,
-                       ReadIdx(FindIdx(dir, prefix + "-images-idx3-ubyte")));
+                       ReadIdx(FindIdx(dir, prefix + "-images-idx3-ubyte"), options.limit));
   QAT_ASSIGN_OR_RETURN(Tensor labels,
-                       ReadIdx(FindIdx(dir, prefix + "-labels-idx1-ubyte")));
+                       ReadIdx(FindIdx(dir, prefix + "-labels-idx1-ubyte"), options.limit));
   if (images.rank() < 2 || labels.rank() != 1 || images.dim(0) != labels.dim(0)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "IDX images ", ShapeToString(images.shape()), " and labels ",
@@ -113,13 +115,13 @@ absl::StatusOr<Dataset> Dataset::FromIdx(const std::string& dir,
     shape.insert(shape.end(), options.example_shape.begin(),
                  options.example_shape.end());
   }
-  Tensor features(DataType::kFloat32, shape);
+  QAT_ASSIGN_OR_RETURN(Tensor features, Tensor::Create(DataType::kFloat32, shape));
   const uint8_t* src = images.data<uint8_t>();
   float* dst = features.data<float>();
   for (int64_t i = 0; i < n * per_example; ++i) {
     dst[i] = (static_cast<float>(src[i]) / 255.0f - options.mean) / options.std;
   }
-  Tensor y(DataType::kInt64, {n});
+  QAT_ASSIGN_OR_RETURN(Tensor y, Tensor::Create(DataType::kInt64, {n}));
   for (int64_t i = 0; i < n; ++i) y.data<int64_t>()[i] = labels.data<uint8_t>()[i];
   return Create(std::move(features), std::move(y));
 }

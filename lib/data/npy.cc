@@ -9,7 +9,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/catch_exceptions.h"
+#include "core/checked_size.h"
 #include "core/file_util.h"
+#include "qat/status_macros.h"
 
 namespace qat {
 namespace {
@@ -108,15 +111,16 @@ absl::StatusOr<Tensor> ParseNpyImpl(absl::string_view bytes) {
     shape.push_back(d);
   }
   const absl::string_view data = bytes.substr(offset + header_len);
-  // Check the size before allocating, so a lying header cannot exhaust memory.
-  const uint64_t needed = static_cast<uint64_t>(NumElements(shape)) * DataTypeSize(type);
-  if (data.size() != needed) {
+  // Check the size before allocating, so a lying header cannot exhaust
+  // memory, and with checked arithmetic, so that it cannot wrap to 0.
+  QAT_ASSIGN_OR_RETURN(const int64_t needed, CheckedByteCount(type, shape));
+  if (static_cast<int64_t>(data.size()) != needed) {
     return absl::InvalidArgumentError(absl::StrCat(
         "data holds ", data.size(), " bytes but ", DataTypeName(type), " shape ",
         ShapeToString(shape), " needs ", needed));
   }
-  Tensor tensor(type, shape);
-  if (needed > 0) std::memcpy(tensor.raw_data(), data.data(), needed);
+  QAT_ASSIGN_OR_RETURN(Tensor tensor, Tensor::Create(type, shape));
+  if (needed > 0) std::memcpy(tensor.raw_data(), data.data(), static_cast<size_t>(needed));
   return tensor;
 }
 
@@ -156,9 +160,11 @@ std::string SerializeNpy(const Tensor& tensor) {
 }
 
 absl::StatusOr<Tensor> ReadNpy(const std::string& path) {
-  absl::StatusOr<std::string> bytes = ReadFileToString(path);
-  if (!bytes.ok()) return bytes.status();
-  return ParseNpy(*bytes, path);
+  // The file's bytes and its tensor are both in memory for a moment.
+  return CatchExceptions(absl::StrCat("reading '", path, "'"), [&]() -> absl::StatusOr<Tensor> {
+    QAT_ASSIGN_OR_RETURN(const std::string bytes, ReadFileToString(path));
+    return ParseNpy(bytes, path);
+  });
 }
 
 absl::Status WriteNpy(const std::string& path, const Tensor& tensor) {

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "exec/kernel.h"
+#include "core/catch_exceptions.h"
 #include "core/model_internal.h"
 #include "core/onnx_tensor.h"
 #include "exec/ops/registry.h"
@@ -198,10 +199,7 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
   const onnx::GraphProto& graph = proto.graph();
   auto plan = std::make_unique<Plan>();
   plan->options = options;
-  if (options.num_threads < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("num_threads must be >= 0, got ", options.num_threads));
-  }
+  QAT_RETURN_IF_ERROR(CheckThreadCount(options.num_threads, "num_threads"));
 
   std::unordered_map<std::string, int> slot_of;
   auto add_slot = [&](const std::string& name, SlotKind kind, int index) {
@@ -336,7 +334,7 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
     }
     plan->output_slots.push_back(it->second);
   }
-  plan->pool = std::make_unique<ThreadPool>(options.num_threads);
+  QAT_ASSIGN_OR_RETURN(plan->pool, ThreadPool::Create(options.num_threads));
   plan->FoldConstantSteps();
   plan->AssignBuffers();
   return std::unique_ptr<Executor>(new Executor(std::move(plan)));
@@ -390,8 +388,9 @@ absl::Status Executor::Run(const std::map<std::string, const Tensor*>& inputs,
   const uint64_t run_seed = exec::SplitMix64(plan.options.seed ^ exec::SplitMix64(plan.run_count++));
   exec::KernelContext ctx;
   ctx.pool = plan.pool.get();
+  size_t s = 0;
   try {
-    for (size_t s = 0; s < plan.steps.size(); ++s) {
+    for (; s < plan.steps.size(); ++s) {
       Step& step = plan.steps[s];
       ctx.inputs.clear();
       ctx.input_constant.clear();
@@ -416,9 +415,10 @@ absl::Status Executor::Run(const std::map<std::string, const Tensor*>& inputs,
                                                         status.message()));
       }
     }
-  } catch (const std::exception& e) {
-    // Only allocation can throw here (a shape too large for memory).
-    return absl::ResourceExhaustedError(absl::StrCat("running the model: ", e.what()));
+  } catch (const std::exception&) {
+    // Allocation (a shape too large for memory) and Tensor's checks (a
+    // shape whose size does not fit, qat/tensor.h) are what can throw here.
+    return StatusFromCurrentException(plan.steps[s].description);
   }
 
   // Graph outputs that are node outputs own their buffers (AssignBuffers

@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/checked_size.h"
 #include "kernels/fake_quant_internal.h"
 #include "qat/status_macros.h"
 
@@ -125,25 +125,18 @@ absl::StatusOr<ChannelLayout> ResolvePerChannel(
                      " is out of range for a tensor of rank ", rank));
   }
   const int64_t axis = p.axis < 0 ? p.axis + rank : p.axis;
+  // Checked once for the whole shape: then no partial product below wraps.
+  const absl::StatusOr<int64_t> count = CheckedElementCount(shape);
+  if (!count.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("per-channel FakeQuant: ", count.status().message()));
+  }
   ChannelLayout layout;
   for (int64_t d = 0; d < rank; ++d) {
-    if (shape[d] < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "per-channel FakeQuant shape has a negative dimension ", shape[d]));
-    }
     int64_t& part = d < axis ? layout.outer
                     : d == axis ? layout.channels
                                 : layout.inner;
-    if (shape[d] != 0 &&
-        part > std::numeric_limits<int64_t>::max() / shape[d]) {
-      return absl::InvalidArgumentError("per-channel FakeQuant shape overflows");
-    }
     part *= shape[d];
-  }
-  if (layout.outer != 0 && layout.inner != 0 &&
-      layout.channels > std::numeric_limits<int64_t>::max() / layout.outer /
-                            layout.inner) {
-    return absl::InvalidArgumentError("per-channel FakeQuant shape overflows");
   }
   QAT_RETURN_IF_ERROR(CheckSize("input", x_size, layout.size()));
   QAT_RETURN_IF_ERROR(CheckSize("scales", p.scales.size(), layout.channels));

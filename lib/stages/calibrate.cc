@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <set>
 
 #include "absl/strings/str_cat.h"
+#include "core/catch_exceptions.h"
 #include "core/model_internal.h"
 #include "qat/executor.h"
 #include "qat/quantize.h"
 #include "qat/status_macros.h"
+#include "qat/thread_pool.h"
 #include "passes/node_selection.h"
 
 namespace qat {
@@ -21,6 +24,9 @@ struct Calibrator::State {
   std::string input;
   std::unique_ptr<Executor> executor;
   std::map<std::string, std::unique_ptr<Observer>> observers;
+  // Activations that are not float32, which have no observed range and no
+  // entry; every other observer's error is reported, never skipped.
+  std::set<std::string> not_float;
   int64_t samples = 0;
 };
 
@@ -30,6 +36,7 @@ int64_t Calibrator::samples() const { return state_->samples; }
 
 absl::StatusOr<std::unique_ptr<Calibrator>> Calibrator::Create(
     const Model& model, const CalibrateOptions& options) {
+  QAT_RETURN_IF_ERROR(CheckThreadCount(options.num_threads, "CalibrateOptions::num_threads"));
   auto s = std::make_unique<State>();
   s->options = options;
   s->graph = ModelAccess::Proto(model).graph();
@@ -73,7 +80,10 @@ absl::Status Calibrator::Observe(const Tensor& batch) {
   const int64_t first = s.samples, last = s.samples + (batch.rank() > 0 ? batch.dim(0) : 1);
   for (const std::string& t : s.activations) {
     const Tensor& v = out.at(t);
-    if (v.dtype() != DataType::kFloat32) continue;
+    if (v.dtype() != DataType::kFloat32) {
+      s.not_float.insert(t);
+      continue;
+    }
     absl::Status status = s.observers.at(t)->Observe(v.values<float>());
     if (!status.ok()) {
       return absl::Status(status.code(), absl::StrCat("tensor '", t, "' in samples [", first,
@@ -93,13 +103,20 @@ absl::StatusOr<CalibrationTable> Calibrator::Finish() {
   }
   CalibrationTable table;
   for (const std::string& t : s.activations) {
-    if (!s.observers.at(t)->Ranges().ok()) continue;  // e.g. a non-float tensor
-    QAT_ASSIGN_OR_RETURN(auto ranges, s.observers.at(t)->Ranges());
-    QAT_ASSIGN_OR_RETURN(CalibrationEntry e,
-                         MakeCalibrationEntry(TensorRole::kActivation, options.activation_type,
-                                              options.method, options.symmetric_activations,
-                                              false, std::nullopt, ranges));
-    QAT_RETURN_IF_ERROR(table.Set(t, std::move(e)));
+    if (s.not_float.count(t) != 0) continue;
+    // The same error for every method: a range that the search cannot
+    // quantize (MSE's candidates) fails as minmax's entry does.
+    absl::StatusOr<CalibrationEntry> e = [&]() -> absl::StatusOr<CalibrationEntry> {
+      QAT_ASSIGN_OR_RETURN(auto ranges, s.observers.at(t)->Ranges());
+      return MakeCalibrationEntry(TensorRole::kActivation, options.activation_type,
+                                  options.method, options.symmetric_activations, false,
+                                  std::nullopt, ranges);
+    }();
+    if (!e.ok()) {
+      return absl::Status(e.status().code(),
+                          absl::StrCat("tensor '", t, "': ", e.status().message()));
+    }
+    QAT_RETURN_IF_ERROR(table.Set(t, *std::move(e)));
   }
   // Weights: observed once from their values with the same method.
   for (const std::string& w : s.weights) {
@@ -130,8 +147,10 @@ absl::StatusOr<CalibrationTable> Calibrator::Finish() {
   return table;
 }
 
-absl::StatusOr<CalibrationTable> Calibrate(const Model& model, const Dataset& data,
-                                           const CalibrateOptions& options) {
+namespace {
+
+absl::StatusOr<CalibrationTable> CalibrateUnguarded(const Model& model, const Dataset& data,
+                                                    const CalibrateOptions& options) {
   if (options.batch_size <= 0) return absl::InvalidArgumentError("batch size must be > 0");
   const int64_t samples = options.max_samples > 0
                               ? std::min(options.max_samples, data.size())
@@ -149,6 +168,16 @@ absl::StatusOr<CalibrationTable> Calibrate(const Model& model, const Dataset& da
     if (options.progress) options.progress(end, samples);
   }
   return calibrator->Finish();
+}
+
+}  // namespace
+
+absl::StatusOr<CalibrationTable> Calibrate(const Model& model, const Dataset& data,
+                                           const CalibrateOptions& options) {
+  // Batches and observers allocate in proportion to the data: running out
+  // of memory is a Status, never an abort.
+  return CatchExceptions(absl::StrCat("calibrating '", model.source(), "'"),
+                         [&] { return CalibrateUnguarded(model, data, options); });
 }
 
 }  // namespace qat

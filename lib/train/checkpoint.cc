@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "core/checked_size.h"
 #include "core/file_util.h"
 #include "qat/status_macros.h"
 #include "qat/version.h"
@@ -55,17 +56,15 @@ absl::StatusOr<Tensor> Restore(const checkpoint_proto::StoredTensor& s,
   };
   if (!IsSupportedDataType(s.data_type())) return bad("has an unknown type");
   std::vector<int64_t> dims(s.dims().begin(), s.dims().end());
-  int64_t n = 1;
-  for (int64_t d : dims) {
-    if (d < 0 || (d > 0 && n > (int64_t{1} << 40) / d)) return bad("has bad dims");
-    n *= d;
-  }
   const DataType type = static_cast<DataType>(s.data_type());
-  if (static_cast<uint64_t>(n) * DataTypeSize(type) != s.data().size()) {
+  const absl::StatusOr<int64_t> bytes = CheckedByteCount(type, dims);
+  if (!bytes.ok()) return bad(absl::StrCat("has bad dims: ", bytes.status().message()));
+  if (*bytes != static_cast<int64_t>(s.data().size())) {
     return bad("has a size that disagrees with its shape");
   }
-  Tensor t(type, dims);
-  if (!s.data().empty()) std::memcpy(t.raw_data(), s.data().data(), s.data().size());
+  absl::StatusOr<Tensor> t = Tensor::Create(type, std::move(dims));
+  if (!t.ok()) return absl::Status(t.status().code(), bad(std::string(t.status().message())).message());
+  if (!s.data().empty()) std::memcpy(t->raw_data(), s.data().data(), s.data().size());
   return t;
 }
 

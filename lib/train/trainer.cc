@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "qat/executor.h"
 #include "qat/status_macros.h"
+#include "qat/thread_pool.h"
 #include "core/model_internal.h"
 #include "qat/fake_quant.h"
 #include "train/classification.h"
@@ -183,6 +184,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
     QAT_ASSIGN_OR_RETURN(train.model, train.model.WithOutputs(seen));
   }
   FindQuantParams(models.training, state->params, &state->scales, &state->zero_points);
+  QAT_RETURN_IF_ERROR(CheckThreadCount(options.num_threads, "TrainerOptions::num_threads"));
   ExecutorOptions exec;
   exec.num_threads = options.num_threads;
   exec.seed = options.seed;

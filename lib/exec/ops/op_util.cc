@@ -1,6 +1,8 @@
 #include "exec/ops/op_util.h"
 
 #include "absl/strings/str_join.h"
+#include "core/checked_size.h"
+#include "qat/status_macros.h"
 
 namespace qat {
 namespace exec {
@@ -87,6 +89,8 @@ absl::StatusOr<std::vector<int64_t>> BroadcastShapes(
           "shapes ", absl::StrJoin(names, " and "), " cannot be broadcast"));
     }
   }
+  // [2^40, 1] and [1, 2^40] broadcast to a shape whose count does not fit.
+  QAT_RETURN_IF_ERROR(CheckedElementCount(out).status());
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <set>
 
+#include "core/checked_size.h"
 #include "exec/ops/op_util.h"
 #include "qat/status_macros.h"
 
@@ -113,7 +114,10 @@ absl::StatusOr<Kernel> MakeReshape(const NodeView& node) {
         return absl::InvalidArgumentError(
             absl::StrCat("shape ", ShapeToString(shape), " has a negative entry"));
       } else {
-        known *= shape[i];
+        // Checked: a product that wraps to the input's count would pass.
+        QAT_ASSIGN_OR_RETURN(known, CheckedMul(known, shape[i], absl::StrCat(
+                                                   "the element count of shape ",
+                                                   ShapeToString(shape))));
       }
     }
     if (infer >= 0) shape[infer] = known == 0 ? 0 : x.num_elements() / known;
