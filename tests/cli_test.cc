@@ -73,6 +73,25 @@ TEST_F(CliTest, RunWritesEveryOutputAsNpy) {
   EXPECT_EQ(n->data<float>()[1], -2.0f);
 }
 
+// "a/b" and "a_b" both map to a_b.npy: refused, and nothing is written.
+TEST_F(CliTest, RunRefusesOutputsWhoseFileNamesCollide) {
+  GraphBuilder g;
+  g.Input("x", kFloat, {-1, 3}).Output("a/b", kFloat, {-1, 3}).Output("a_b", kFloat, {-1, 3});
+  g.Node("Relu", {"x"}, {"a/b"});
+  g.Node("Neg", {"x"}, {"a_b"});
+  const std::string model = Save(g, "model.onnx");
+  const std::string input = (dir_ / "x.npy").string();
+  ASSERT_TRUE(WriteNpy(input, Tensor::FromValues<float>({1, 3}, {-1, 2, -3})).ok());
+  std::string out;
+  EXPECT_EQ(RunShell(absl::StrCat(QAT_CLI_PATH, " run ", model, " x=", input, " --out ",
+                                  (dir_ / "out").string(), " 2>&1 >/dev/null | grep -c "
+                                  "\"would both be written to '.*a_b.npy'\""),
+                     &out),
+            0);
+  EXPECT_EQ(out, "1\n");
+  EXPECT_FALSE(fs::exists(dir_ / "out" / "a_b.npy"));
+}
+
 TEST_F(CliTest, RunFailsCleanlyOnAWrongDtype) {
   GraphBuilder g;
   g.Input("x", kFloat, {2}).Output("y", kFloat, {2});

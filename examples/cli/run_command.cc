@@ -89,6 +89,17 @@ int RunCommand(int argc, char** argv) {
     return Fail(absl::PermissionDeniedError(
         absl::StrCat("cannot create '", dir, "': ", ec.message())));
   }
+  // Two outputs whose names map to one file ("a/b" and "a_b") would
+  // overwrite each other: refuse before writing anything.
+  std::map<std::string, std::string> output_of_file;
+  for (const auto& [name, tensor] : *outputs) {
+    auto [it, inserted] = output_of_file.emplace(FileNameFor(name), name);
+    if (!inserted) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+          "outputs '", it->second, "' and '", name, "' would both be written to '",
+          it->first, ".npy'; rename one of them in the model")));
+    }
+  }
   for (const auto& [name, tensor] : *outputs) {
     const std::string path =
         (std::filesystem::path(dir) / (FileNameFor(name) + ".npy")).string();
