@@ -58,6 +58,19 @@ TEST(CheckpointTest, RoundTrip) {
   EXPECT_EQ(c->metadata.at("note"), "hello");
 }
 
+// The same state gives the same bytes, however its metadata map was built
+// (the C pipeline compares checkpoints of two identical runs).
+TEST(CheckpointTest, SameStateSameBytes) {
+  Checkpoint a = Sample();
+  for (int i = 0; i < 64; ++i) a.metadata["run.key" + std::to_string(i)] = std::to_string(i);
+  const std::string first = TempPath("same_a.ckpt"), second = TempPath("same_b.ckpt");
+  ASSERT_TRUE(SaveCheckpoint(first, a).ok());
+  auto loaded = LoadCheckpoint(first);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_TRUE(SaveCheckpoint(second, *loaded).ok());
+  EXPECT_EQ(ReadAll(first), ReadAll(second));
+}
+
 TEST(CheckpointTest, TruncatedAtEveryLengthIsDataLoss) {
   const std::string path = TempPath("full.ckpt");
   ASSERT_TRUE(SaveCheckpoint(path, Sample()).ok());

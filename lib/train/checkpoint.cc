@@ -7,7 +7,9 @@
 #include "core/file_util.h"
 #include "qat/status_macros.h"
 #include "qat/version.h"
-#include "checkpoint.pb.h"  // generated from training/checkpoint.proto
+#include "checkpoint.pb.h"  // generated from train/checkpoint.proto
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 
 namespace qat {
 namespace {
@@ -90,8 +92,17 @@ absl::Status SaveCheckpoint(const std::string& path, const Checkpoint& c) {
   for (const auto& [name, t] : c.quant_params) Store(name, t, p.add_quant_params());
   for (const auto& [name, t] : c.observer_state) Store(name, t, p.add_observer_state());
   p.set_observed_steps(c.observed_steps);
+  // Deterministic: the metadata map's entries in key order, so that the same
+  // training state always gives the same bytes.
   std::string payload;
-  if (!p.SerializeToString(&payload)) {
+  bool serialized = false;
+  {
+    google::protobuf::io::StringOutputStream stream(&payload);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    serialized = p.SerializeToCodedStream(&coded) && !coded.HadError();
+  }
+  if (!serialized) {
     return absl::InternalError(absl::StrCat("cannot serialize checkpoint '", path, "'"));
   }
   std::string file(kMagic, sizeof(kMagic));
