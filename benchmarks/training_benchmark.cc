@@ -15,7 +15,7 @@
 #include "qat/dataset.h"
 #include "qat/executor.h"
 #include "qat/model_zoo.h"
-#include "qat/qdq_conversion.h"
+#include "qat/prepare.h"
 #include "qat/quantize.h"
 #include "qat/trainer.h"
 
@@ -64,12 +64,10 @@ absl::StatusOr<TrainingModels> QatMlp(const std::map<std::string, Tensor>& batch
   quantize.per_channel = true;
   auto qdq = QuantizeModel(*mlp, *table, quantize);
   if (!qdq.ok()) return qdq.status();
-  auto fused = FuseQdqToFakeQuant(*qdq);
-  if (!fused.ok()) return fused.status();
-  TrainingGraphOptions options;
-  options.learn_quant_params = mode == kLearn;
-  options.observe_quant_params = mode == kObserve;
-  return BuildTrainingModels(*fused, options);
+  PrepareOptions options;
+  options.graph.learn_quant_params = mode == kLearn;
+  options.graph.observe_quant_params = mode == kObserve;
+  return PrepareModels(*qdq, options);
 }
 
 void QatTrainStep(benchmark::State& state) {

@@ -860,12 +860,10 @@ QatStatus* qat_trainer_create(QatTrainer** out, const QatModel* model,
   if (options->optimizer != QAT_OPTIMIZER_ADAMW && options->optimizer != QAT_OPTIMIZER_SGD) {
     return Invalid(absl::StrCat("unknown optimizer ", static_cast<int>(options->optimizer)));
   }
-  auto fused = qat::FuseQdqToFakeQuant(model->model);
-  if (!fused.ok()) return ToStatus(fused.status());
-  qat::TrainingGraphOptions graph;
-  graph.loss.kind = *loss;
-  graph.frozen = Names(options->frozen, options->num_frozen);
-  auto models = qat::BuildTrainingModels(*fused, graph);
+  qat::PrepareOptions prepare;
+  prepare.graph.loss.kind = *loss;
+  prepare.graph.frozen = Names(options->frozen, options->num_frozen);
+  auto models = qat::PrepareModels(model->model, prepare);
   if (!models.ok()) return ToStatus(models.status());
   qat::TrainerOptions t;
   t.optimizer.kind = options->optimizer == QAT_OPTIMIZER_SGD ? qat::OptimizerKind::kSgd

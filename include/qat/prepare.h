@@ -53,6 +53,12 @@ struct PrepareSummary {
   std::vector<std::string> warnings;  // QDQ pairs left alone, one line each
 };
 
+// The same, in memory: the fused training and eval models, no folder.
+// Pairs left alone are appended to `warnings` when it is not null.
+QAT_API absl::StatusOr<TrainingModels> PrepareModels(const Model& model,
+                                                     const PrepareOptions& options = {},
+                                                     std::vector<std::string>* warnings = nullptr);
+
 QAT_API absl::StatusOr<PrepareSummary> Prepare(const Model& model, const std::string& folder,
                                                const PrepareOptions& options = {});
 

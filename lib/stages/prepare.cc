@@ -7,12 +7,17 @@
 
 namespace qat {
 
+absl::StatusOr<TrainingModels> PrepareModels(const Model& model, const PrepareOptions& options,
+                                             std::vector<std::string>* warnings) {
+  // A QDQ model trains through FakeQuant; a float model trains as it is.
+  QAT_ASSIGN_OR_RETURN(Model fused, FuseQdqToFakeQuant(model, warnings));
+  return BuildTrainingModels(fused, options.graph);
+}
+
 absl::StatusOr<PrepareSummary> Prepare(const Model& model, const std::string& folder,
                                        const PrepareOptions& options) {
   PrepareSummary summary;
-  // A QDQ model trains through FakeQuant; a float model trains as it is.
-  QAT_ASSIGN_OR_RETURN(Model fused, FuseQdqToFakeQuant(model, &summary.warnings));
-  QAT_ASSIGN_OR_RETURN(TrainingModels models, BuildTrainingModels(fused, options.graph));
+  QAT_ASSIGN_OR_RETURN(TrainingModels models, PrepareModels(model, options, &summary.warnings));
   QAT_RETURN_IF_ERROR(SaveTrainingArtifacts(folder, models));
   summary.params = models.params;
   for (const std::string& name : models.params) {
