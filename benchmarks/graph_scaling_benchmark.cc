@@ -1,0 +1,211 @@
+// How the graph stages scale with the node count: quantize (fold constants,
+// insert QDQ) and prepare (fuse QDQ into FakeQuant, add the loss, build the
+// gradients, write the training folder) on a chain of M Gemm nodes, at
+// M = 1k, 4k, 16k and 64k (100k with --max_nodes=100000).
+//
+// After the usual table it prints, per stage, the growth exponent: the
+// log-log slope of time against M between successive sizes and over all of
+// them (1 is linear; n log n reads about 1.1 over this range; 2 is
+// quadratic).  --max_nodes=N drops the sizes above N, for a quick run.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "onnx/onnx_pb.h"
+#include "qat/calibration_table.h"
+#include "qat/model.h"
+#include "qat/qdq_conversion.h"
+#include "qat/quantize.h"
+#include "qat/training_artifacts.h"
+#include "qat/training_graph.h"
+
+namespace qat {
+namespace {
+
+constexpr int64_t kWidth = 4;
+
+// x [1, 4] -> Gemm(W_k, B_k) -> ... -> y_M, with tiny seeded weights.
+absl::StatusOr<Model> GemmChain(int64_t m) {
+  onnx::ModelProto model;
+  model.set_ir_version(8);
+  model.add_opset_import()->set_version(13);
+  onnx::GraphProto* g = model.mutable_graph();
+  g->set_name("gemm_chain");
+  auto declare = [](onnx::ValueInfoProto* v, const std::string& name) {
+    v->set_name(name);
+    auto* t = v->mutable_type()->mutable_tensor_type();
+    t->set_elem_type(onnx::TensorProto::FLOAT);
+    t->mutable_shape()->add_dim()->set_dim_value(1);
+    t->mutable_shape()->add_dim()->set_dim_value(kWidth);
+  };
+  declare(g->add_input(), "y0");
+  uint32_t seed = 1;
+  auto next = [&seed] {
+    seed = seed * 1664525u + 1013904223u;
+    return static_cast<float>(seed >> 8) / 16777216.0f - 0.5f;
+  };
+  for (int64_t k = 1; k <= m; ++k) {
+    const std::string w = "W" + std::to_string(k), b = "B" + std::to_string(k);
+    for (const auto& [name, dims] :
+         {std::pair{w, std::vector<int64_t>{kWidth, kWidth}},
+          std::pair{b, std::vector<int64_t>{kWidth}}}) {
+      onnx::TensorProto* t = g->add_initializer();
+      t->set_name(name);
+      t->set_data_type(onnx::TensorProto::FLOAT);
+      int64_t n = 1;
+      for (int64_t d : dims) {
+        t->add_dims(d);
+        n *= d;
+      }
+      for (int64_t i = 0; i < n; ++i) t->add_float_data(next());
+    }
+    onnx::NodeProto* node = g->add_node();
+    node->set_op_type("Gemm");
+    node->set_name("gemm" + std::to_string(k));
+    node->add_input("y" + std::to_string(k - 1));
+    node->add_input(w);
+    node->add_input(b);
+    node->add_output("y" + std::to_string(k));
+  }
+  declare(g->add_output(), "y" + std::to_string(m));
+  return Model::FromBytes(model.SerializeAsString(), "gemm_chain.onnx");
+}
+
+absl::StatusOr<CalibrationTable> ChainTable(int64_t m) {
+  CalibrationTable table;
+  for (int64_t k = 0; k <= m; ++k) {
+    absl::StatusOr<CalibrationEntry> e = MakeCalibrationEntry(
+        TensorRole::kActivation, QuantType::kUInt8, CalibrationMethod::kMinMax,
+        /*symmetric=*/false, /*reduce_range=*/false, std::nullopt, {{-1.0f, 1.0f}});
+    if (!e.ok()) return e.status();
+    absl::Status s = table.Set("y" + std::to_string(k), *e);
+    if (!s.ok()) return s;
+  }
+  return table;
+}
+
+void Quantize(benchmark::State& state) {
+  const int64_t m = state.range(0);
+  absl::StatusOr<Model> chain = GemmChain(m);
+  absl::StatusOr<CalibrationTable> table = ChainTable(m);
+  if (!chain.ok() || !table.ok()) {
+    state.SkipWithError("cannot build the chain");
+    return;
+  }
+  for (auto _ : state) {
+    absl::StatusOr<Model> q = QuantizeModel(*chain, *table, {});
+    if (!q.ok()) state.SkipWithError(q.status().ToString().c_str());
+  }
+  state.counters["nodes"] = static_cast<double>(m);
+}
+
+void Prepare(benchmark::State& state) {
+  const int64_t m = state.range(0);
+  absl::StatusOr<Model> chain = GemmChain(m);
+  absl::StatusOr<CalibrationTable> table = ChainTable(m);
+  if (!chain.ok() || !table.ok()) {
+    state.SkipWithError("cannot build the chain");
+    return;
+  }
+  absl::StatusOr<Model> qdq = QuantizeModel(*chain, *table, {});
+  if (!qdq.ok()) {
+    state.SkipWithError(qdq.status().ToString().c_str());
+    return;
+  }
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / "qat_graph_scaling_benchmark").string();
+  for (auto _ : state) {
+    absl::StatusOr<Model> fused = FuseQdqToFakeQuant(*qdq);
+    if (!fused.ok()) {
+      state.SkipWithError(fused.status().ToString().c_str());
+      break;
+    }
+    absl::StatusOr<TrainingModels> models = BuildTrainingModels(*fused, {});
+    if (!models.ok()) {
+      state.SkipWithError(models.status().ToString().c_str());
+      break;
+    }
+    absl::Status saved = SaveTrainingArtifacts(dir, *models);
+    if (!saved.ok()) state.SkipWithError(saved.ToString().c_str());
+  }
+  std::filesystem::remove_all(dir);
+  state.counters["nodes"] = static_cast<double>(m);
+}
+
+// Collects each run's time per family while printing as usual.
+class SlopeReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& r : runs) {
+      if (r.error_occurred || r.iterations == 0) continue;
+      const auto nodes = r.counters.find("nodes");
+      if (nodes == r.counters.end()) continue;
+      const std::string family = r.benchmark_name().substr(0, r.benchmark_name().find('/'));
+      times_[family].emplace_back(nodes->second.value,
+                                  r.GetAdjustedRealTime() * benchmark::GetTimeUnitMultiplier(r.time_unit));
+    }
+  }
+  void PrintSlopes() const {
+    for (const auto& [family, points] : times_) {
+      std::printf("\n%s: growth exponent (log-log slope of time against nodes)\n",
+                  family.c_str());
+      for (size_t i = 1; i < points.size(); ++i) {
+        const auto& [n0, t0] = points[i - 1];
+        const auto& [n1, t1] = points[i];
+        std::printf("  %7.0f -> %7.0f nodes: %8.3f s -> %8.3f s, exponent %.2f\n", n0, n1, t0,
+                    t1, std::log(t1 / t0) / std::log(n1 / n0));
+      }
+      if (points.size() < 2) continue;
+      // Least squares over all sizes.
+      double sx = 0, sy = 0, sxx = 0, sxy = 0;
+      for (const auto& [n, t] : points) {
+        const double x = std::log(n), y = std::log(t);
+        sx += x;
+        sy += y;
+        sxx += x * x;
+        sxy += x * y;
+      }
+      const double k = static_cast<double>(points.size());
+      std::printf("  overall exponent: %.2f\n", (k * sxy - sx * sy) / (k * sxx - sx * sx));
+    }
+  }
+
+ private:
+  std::map<std::string, std::vector<std::pair<double, double>>> times_;
+};
+
+}  // namespace
+}  // namespace qat
+
+int main(int argc, char** argv) {
+  int64_t max_nodes = 64000;
+  std::vector<char*> rest;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--max_nodes=", 12) == 0) {
+      max_nodes = std::atoll(argv[i] + 12);
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  for (auto* family : {benchmark::RegisterBenchmark("Quantize", qat::Quantize),
+                       benchmark::RegisterBenchmark("Prepare", qat::Prepare)}) {
+    for (int64_t m : {1000, 4000, 16000, 64000, 100000}) {
+      if (m <= max_nodes) family->Arg(m);
+    }
+    family->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+  }
+  int rest_argc = static_cast<int>(rest.size());
+  benchmark::Initialize(&rest_argc, rest.data());
+  qat::SlopeReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  reporter.PrintSlopes();
+  return 0;
+}
