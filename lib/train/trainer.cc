@@ -121,15 +121,11 @@ absl::StatusOr<Model> WithOutputs(const Model& model, const std::vector<std::str
     o->set_name(name);
     o->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
   }
-  std::string bytes;
-  if (!proto.SerializeToString(&bytes)) {
-    return absl::InternalError(absl::StrCat("cannot serialize ", model.source()));
-  }
   // The model passed the checker already; an output whose shape inference
   // could not tell (after a custom op) is fine for the executor.
   ModelLoadOptions options;
   options.check = false;
-  return Model::FromBytes(bytes, model.source(), options);
+  return ModelAccess::FromProto(std::move(proto), model.source(), options);
 }
 
 // InvalidArgument unless `stored` holds `names`, in that order, with the
@@ -189,11 +185,11 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   }
   state->params = std::move(train.values);
   if (state->observer) {
+    std::set<std::string> inputs;
+    for (const ValueInfo& v : train.model.inputs()) inputs.insert(v.name);
     std::vector<std::string> seen;
     for (const std::string& x : state->observer->activation_names()) {
-      bool input = false;
-      for (const ValueInfo& v : train.model.inputs()) input |= v.name == x;
-      if (!input) seen.push_back(x);
+      if (inputs.count(x) == 0) seen.push_back(x);
     }
     QAT_ASSIGN_OR_RETURN(train.model, WithOutputs(train.model, seen));
   }

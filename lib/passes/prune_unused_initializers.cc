@@ -1,0 +1,37 @@
+#include "passes/prune_unused_initializers.h"
+
+#include <string>
+#include <unordered_set>
+
+namespace qat {
+namespace passes {
+
+bool PruneUnusedInitializers(onnx::GraphProto* graph) {
+  std::unordered_set<std::string> used;
+  for (const auto& n : graph->node()) used.insert(n.input().begin(), n.input().end());
+  for (const auto& o : graph->output()) used.insert(o.name());
+  std::unordered_set<std::string> removed;
+  for (const auto& t : graph->initializer()) {
+    if (used.count(t.name()) == 0) removed.insert(t.name());
+  }
+  if (removed.empty()) return false;
+  google::protobuf::RepeatedPtrField<onnx::TensorProto> kept;
+  for (auto& t : *graph->mutable_initializer()) {
+    if (used.count(t.name()) != 0) kept.Add()->Swap(&t);
+  }
+  graph->mutable_initializer()->Swap(&kept);
+  // Older models also list initializers as graph inputs: drop those too.
+  google::protobuf::RepeatedPtrField<onnx::ValueInfoProto> inputs;
+  for (auto& in : *graph->mutable_input()) {
+    if (removed.count(in.name()) == 0) inputs.Add()->Swap(&in);
+  }
+  graph->mutable_input()->Swap(&inputs);
+  return true;
+}
+
+absl::StatusOr<bool> PruneUnusedInitializersPass::RunImpl(onnx::ModelProto* model) {
+  return PruneUnusedInitializers(model->mutable_graph());
+}
+
+}  // namespace passes
+}  // namespace qat
