@@ -114,16 +114,11 @@ std::string GraphEditor::Add(const std::string& op,
   return out;
 }
 
-std::string GraphEditor::Initializer(const onnx::TensorProto& tensor) {
-  onnx::TensorProto* t = graph_->add_initializer();
-  *t = tensor;
-  t->set_name(FreshName(tensor.name().empty() ? "const" : tensor.name()));
-  ValueShape shape;
-  shape.elem_type = tensor.data_type();
-  shape.rank_known = true;
-  shape.dims.assign(tensor.dims().begin(), tensor.dims().end());
-  shapes_[t->name()] = shape;
-  return t->name();
+std::string GraphEditor::Initializer(onnx::TensorProto tensor) {
+  const std::string name = FreshName(tensor.name().empty() ? "const" : tensor.name());
+  tensor.set_name(name);
+  graph_->add_initializer()->Swap(&tensor);  // ShapeOf finds it there
+  return name;
 }
 
 std::string GraphEditor::ConstantFloat(float value, const std::string& hint) {

@@ -62,7 +62,9 @@ class GraphEditor {
   std::string ConstantFloat(float value, const std::string& hint);
   std::string ConstantInt64s(const std::vector<int64_t>& values,
                              const std::string& hint);
-  std::string Initializer(const onnx::TensorProto& tensor);
+  // Adds `tensor` under a fresh name from its own (moved in when given an
+  // rvalue); returns the name.
+  std::string Initializer(onnx::TensorProto tensor);
 
   // Ops whose spelling changed across opsets.
   std::string ReduceSum(const std::string& x, const std::vector<int64_t>& axes,

@@ -132,7 +132,7 @@ absl::StatusOr<bool> FuseQdqToFakeQuantPass::RunImpl(onnx::ModelProto* model) {
     *fq.add_attribute() = AttrInt("quant_max", range.quant_max);
     if (!per_tensor) *fq.add_attribute() = AttrInt("axis", training::GetAttrInt(qn, "axis", 1));
     (per_tensor ? per_tensor_seen : per_channel_seen) = true;
-    replacement[q] = fq;
+    replacement[q] = std::move(fq);
     removed.insert(k);
     if (clip >= 0) removed.insert(clip);
   }
@@ -140,12 +140,12 @@ absl::StatusOr<bool> FuseQdqToFakeQuantPass::RunImpl(onnx::ModelProto* model) {
   google::protobuf::RepeatedPtrField<onnx::NodeProto> nodes;
   for (int k = 0; k < graph->node_size(); ++k) {
     if (auto it = replacement.find(k); it != replacement.end()) {
-      *nodes.Add() = it->second;
+      nodes.Add()->Swap(&it->second);
     } else if (removed.count(k) == 0) {
-      *nodes.Add() = graph->node(k);
+      nodes.Add()->Swap(graph->mutable_node(k));
     }
   }
-  *graph->mutable_node() = nodes;
+  graph->mutable_node()->Swap(&nodes);
   if (per_tensor_seen) g.EnsureOpset(kMicrosoftDomain, 1);
   if (per_channel_seen) g.EnsureOpset(kLibqatDomain, 1);
   PruneUnusedInitializers(graph);
