@@ -92,38 +92,43 @@ absl::StatusOr<CalibrationTable> ChainTable(int64_t m) {
   return table;
 }
 
-void Quantize(benchmark::State& state) {
-  const int64_t m = state.range(0);
-  absl::StatusOr<Model> chain = GemmChain(m);
-  absl::StatusOr<CalibrationTable> table = ChainTable(m);
-  if (!chain.ok() || !table.ok()) {
+// The chain of `m` Gemm nodes, its table and its quantized form.
+struct Chain {
+  absl::StatusOr<Model> fp32 = absl::UnknownError("not built");
+  absl::StatusOr<CalibrationTable> table = absl::UnknownError("not built");
+  absl::StatusOr<Model> qdq = absl::UnknownError("not built");
+};
+Chain MakeChain(int64_t m, bool quantize, benchmark::State& state) {
+  Chain c;
+  c.fp32 = GemmChain(m);
+  c.table = ChainTable(m);
+  if (!c.fp32.ok() || !c.table.ok()) {
     state.SkipWithError("cannot build the chain");
-    return;
-  }
-  for (auto _ : state) {
-    absl::StatusOr<Model> q = QuantizeModel(*chain, *table, {});
-    if (!q.ok()) state.SkipWithError(q.status().ToString().c_str());
+  } else if (quantize) {
+    c.qdq = QuantizeModel(*c.fp32, *c.table, {});
+    if (!c.qdq.ok()) state.SkipWithError(c.qdq.status().ToString().c_str());
   }
   state.counters["nodes"] = static_cast<double>(m);
+  return c;
+}
+
+void Quantize(benchmark::State& state) {
+  const Chain chain = MakeChain(state.range(0), false, state);
+  if (!chain.fp32.ok() || !chain.table.ok()) return;
+  for (auto _ : state) {
+    absl::StatusOr<Model> q = QuantizeModel(*chain.fp32, *chain.table, {});
+    if (!q.ok()) state.SkipWithError(q.status().ToString().c_str());
+  }
 }
 
 void Prepare(benchmark::State& state) {
-  const int64_t m = state.range(0);
-  absl::StatusOr<Model> chain = GemmChain(m);
-  absl::StatusOr<CalibrationTable> table = ChainTable(m);
-  if (!chain.ok() || !table.ok()) {
-    state.SkipWithError("cannot build the chain");
-    return;
-  }
-  absl::StatusOr<Model> qdq = QuantizeModel(*chain, *table, {});
-  if (!qdq.ok()) {
-    state.SkipWithError(qdq.status().ToString().c_str());
-    return;
-  }
+  const Chain chain = MakeChain(state.range(0), true, state);
+  if (!chain.qdq.ok()) return;
+  const Model& qdq = *chain.qdq;
   const std::string dir =
       (std::filesystem::temp_directory_path() / "qat_graph_scaling_benchmark").string();
   for (auto _ : state) {
-    absl::StatusOr<Model> fused = FuseQdqToFakeQuant(*qdq);
+    absl::StatusOr<Model> fused = FuseQdqToFakeQuant(qdq);
     if (!fused.ok()) {
       state.SkipWithError(fused.status().ToString().c_str());
       break;
@@ -137,27 +142,18 @@ void Prepare(benchmark::State& state) {
     if (!saved.ok()) state.SkipWithError(saved.ToString().c_str());
   }
   std::filesystem::remove_all(dir);
-  state.counters["nodes"] = static_cast<double>(m);
 }
 
 // The floor under both: loading the quantized model (parse, onnx::checker,
 // shape inference), which every stage's result goes through once.
 void LoadQdq(benchmark::State& state) {
-  const int64_t m = state.range(0);
-  absl::StatusOr<Model> chain = GemmChain(m);
-  absl::StatusOr<CalibrationTable> table = ChainTable(m);
-  absl::StatusOr<Model> qdq =
-      chain.ok() && table.ok() ? QuantizeModel(*chain, *table, {}) : chain.status();
-  if (!qdq.ok()) {
-    state.SkipWithError(qdq.status().ToString().c_str());
-    return;
-  }
-  const std::string bytes = qdq->Serialize();
+  const Chain chain = MakeChain(state.range(0), true, state);
+  if (!chain.qdq.ok()) return;
+  const std::string bytes = chain.qdq->Serialize();
   for (auto _ : state) {
     absl::StatusOr<Model> loaded = Model::FromBytes(bytes, "qdq.onnx");
     if (!loaded.ok()) state.SkipWithError(loaded.status().ToString().c_str());
   }
-  state.counters["nodes"] = static_cast<double>(m);
 }
 
 // Collects each run's time per family while printing as usual.

@@ -57,7 +57,7 @@ class GraphBuilder {
     return Model::FromBytes(model_.SerializeAsString(), "test.onnx", options);
   }
 
- private:
+  // Gives `v` a name and a tensor type (dims as for Input).
   static void Declare(onnx::ValueInfoProto* v, const std::string& name, int elem_type,
                       const std::vector<int64_t>& dims) {
     v->set_name(name);
@@ -69,6 +69,8 @@ class GraphBuilder {
       else shape->add_dim()->set_dim_value(d);
     }
   }
+
+ private:
   onnx::ModelProto model_;
 };
 

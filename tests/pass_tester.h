@@ -40,6 +40,7 @@
 #include "graph/graph_editor.h"
 #include "graph/graph_pass.h"
 #include "graph/pass_pipeline.h"
+#include "graph_builder.h"
 #include "gtest/gtest.h"
 #include "onnx/onnx_pb.h"
 #include "qat/executor.h"
@@ -75,13 +76,13 @@ class PassTester {
   PassTester& Input(const std::string& name, std::vector<int64_t> dims,
                     int elem_type = onnx::TensorProto::FLOAT, float lo = -1.0f,
                     float hi = 1.0f) {
-    Declare(model_.mutable_graph()->add_input(), name, elem_type, dims);
+    GraphBuilder::Declare(model_.mutable_graph()->add_input(), name, elem_type, dims);
     float_ranges_[name] = {lo, hi};
     return *this;
   }
   PassTester& Output(const std::string& name, std::vector<int64_t> dims,
                      int elem_type = onnx::TensorProto::FLOAT) {
-    Declare(model_.mutable_graph()->add_output(), name, elem_type, dims);
+    GraphBuilder::Declare(model_.mutable_graph()->add_output(), name, elem_type, dims);
     return *this;
   }
   // Integer inputs (labels, indices), of either graph, take values in
@@ -249,15 +250,6 @@ class PassTester {
   }
 
  private:
-  static void Declare(onnx::ValueInfoProto* v, const std::string& name, int elem_type,
-                      const std::vector<int64_t>& dims) {
-    v->set_name(name);
-    auto* t = v->mutable_type()->mutable_tensor_type();
-    t->set_elem_type(elem_type);
-    auto* shape = t->mutable_shape();
-    for (int64_t d : dims) shape->add_dim()->set_dim_value(d);
-  }
-
   // Values for the non-initializer inputs of both graphs.
   void MakeInputs() {
     std::uniform_real_distribution<float> unit(0.0f, 1.0f);

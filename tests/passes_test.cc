@@ -28,7 +28,6 @@ namespace {
 using training::AttrInt;
 using training::AttrInts;
 using training::AttrTensor;
-constexpr int kFloat = onnx::TensorProto::FLOAT;
 constexpr int kInt64 = onnx::TensorProto::INT64;
 
 Tensor Scalar(DataType type, double v) {
