@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <unistd.h>
 #include <map>
 #include <string>
 #include <utility>
@@ -159,6 +160,7 @@ void LoadQdq(benchmark::State& state) {
 // Collects each run's time per family while printing as usual.
 class SlopeReporter : public benchmark::ConsoleReporter {
  public:
+  SlopeReporter() : ConsoleReporter(isatty(1) ? OO_ColorTabular : OO_Tabular) {}
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
     for (const Run& r : runs) {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/onnx_tensor.h"
 #include "onnx/onnx_pb.h"
 #include "qat/model.h"
 #include "qat/tensor.h"
@@ -45,8 +46,7 @@ class GraphBuilder {
     return *node;
   }
   GraphBuilder& Initializer(const std::string& name, const Tensor& t) {
-    auto bytes = SerializeTensorProto(t, name);
-    model_.mutable_graph()->add_initializer()->ParseFromString(*bytes);
+    *model_.mutable_graph()->add_initializer() = TensorToProto(t, name);
     return *this;
   }
   const onnx::ModelProto& proto() const { return model_; }

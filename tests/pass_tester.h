@@ -160,7 +160,9 @@ class PassTester {
     return *this;
   }
   PassTester& ExpectChanged(bool changed) {
-    if (Ok()) EXPECT_EQ(*changed_, changed);
+    if (Ok()) {
+      EXPECT_EQ(*changed_, changed);
+    }
     return *this;
   }
   // Every output both graphs have (or those named), on the same inputs.
@@ -185,11 +187,15 @@ class PassTester {
   }
   // count(after) - count(before) for nodes of that op type (any domain).
   PassTester& ExpectOpDelta(const std::string& op, int delta) {
-    if (Ok()) EXPECT_EQ(Count(*after_, op) - Count(*before_, op), delta) << op;
+    if (Ok()) {
+      EXPECT_EQ(Count(*after_, op) - Count(*before_, op), delta) << op;
+    }
     return *this;
   }
   PassTester& ExpectOpCount(const std::string& op, int count) {
-    if (Ok()) EXPECT_EQ(Count(*after_, op), count) << op;
+    if (Ok()) {
+      EXPECT_EQ(Count(*after_, op), count) << op;
+    }
     return *this;
   }
   // Present before, gone after.
@@ -200,7 +206,9 @@ class PassTester {
     return *this;
   }
   PassTester& ExpectNodeDelta(int delta) {
-    if (Ok()) EXPECT_EQ(after_->graph().node_size() - before_->graph().node_size(), delta);
+    if (Ok()) {
+      EXPECT_EQ(after_->graph().node_size() - before_->graph().node_size(), delta);
+    }
     return *this;
   }
 
