@@ -1,6 +1,8 @@
 #include "graph/pass_pipeline.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -9,6 +11,18 @@
 
 namespace qat {
 namespace passes {
+
+bool CheckInvariantsByDefault() {
+#ifndef NDEBUG
+  return true;
+#else
+  static const bool from_environment = [] {
+    const char* v = std::getenv("QAT_CHECK_PASS_INVARIANTS");
+    return v != nullptr && std::string(v) == "1";
+  }();
+  return from_environment;
+#endif
+}
 
 std::vector<std::string> PassPipeline::pass_names() const {
   std::vector<std::string> names;

@@ -35,18 +35,16 @@
 namespace qat {
 namespace passes {
 
-// Invariant checks are on by default in debug builds (NDEBUG not defined).
-#ifdef NDEBUG
-inline constexpr bool kCheckInvariantsByDefault = false;
-#else
-inline constexpr bool kCheckInvariantsByDefault = true;
-#endif
+// Invariant checks are on by default in debug builds (NDEBUG not defined),
+// and in any build when the environment sets QAT_CHECK_PASS_INVARIANTS=1
+// (the test suites do, so every stage they run is checked pass by pass).
+bool CheckInvariantsByDefault();
 
 struct PassPipelineOptions {
   // Names of the passes to skip.
   std::set<std::string> disabled;
-  // onnx::checker and shape inference after every pass; tests turn it on.
-  bool check_invariants = kCheckInvariantsByDefault;
+  // onnx::checker and shape inference after every pass.
+  bool check_invariants = CheckInvariantsByDefault();
 };
 
 class PassPipeline {
