@@ -6,8 +6,9 @@
 // After the usual table it prints, per stage, the growth exponent: the
 // log-log slope of time against M between successive sizes and over all of
 // them (1 is linear; n log n reads about 1.1 over this range; 2 is
-// quadratic).  LoadQdq, loading the quantized model (onnx::checker and
-// shape inference), is the floor that each stage's result pays once.  --max_nodes=N drops the sizes above N, for a quick run.
+// quadratic).  QuantizePasses is quantize's passes without the final check:
+// libqat's own share.  LoadQdq, loading the quantized model (onnx::checker
+// and shape inference), is the floor that each stage's result pays once.  --max_nodes=N drops the sizes above N, for a quick run.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -20,7 +21,12 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
+#include "core/model_internal.h"
+#include "graph/pass_pipeline.h"
 #include "onnx/onnx_pb.h"
+#include "passes/fold_constants.h"
+#include "passes/insert_qdq.h"
+#include "passes/prune_unused_initializers.h"
 #include "qat/calibration_table.h"
 #include "qat/model.h"
 #include "qat/qdq_conversion.h"
@@ -145,6 +151,26 @@ void Prepare(benchmark::State& state) {
   std::filesystem::remove_all(dir);
 }
 
+// Quantize's passes alone (fold constants, insert QDQ, prune), without the
+// final check and shape inference: libqat's own share.
+void QuantizePasses(benchmark::State& state) {
+  const Chain chain = MakeChain(state.range(0), false, state);
+  if (!chain.fp32.ok() || !chain.table.ok()) return;
+  passes::PassPipelineOptions options;
+  options.check_invariants = false;
+  passes::PassPipeline pipeline(options);
+  pipeline.Add(std::make_unique<passes::FoldConstantsPass>());
+  pipeline.Add(std::make_unique<passes::InsertQdqPass>(*chain.table, passes::InsertQdqConfig{}));
+  pipeline.Add(std::make_unique<passes::PruneUnusedInitializersPass>());
+  for (auto _ : state) {
+    state.PauseTiming();
+    onnx::ModelProto proto = ModelAccess::Proto(*chain.fp32);
+    state.ResumeTiming();
+    absl::StatusOr<bool> changed = pipeline.Run(&proto);
+    if (!changed.ok()) state.SkipWithError(changed.status().ToString().c_str());
+  }
+}
+
 // The floor under both: loading the quantized model (parse, onnx::checker,
 // shape inference), which every stage's result goes through once.
 void LoadQdq(benchmark::State& state) {
@@ -227,6 +253,7 @@ int main(int argc, char** argv) {
   }
   for (auto* family : {benchmark::RegisterBenchmark("Quantize", qat::Quantize),
                        benchmark::RegisterBenchmark("Prepare", qat::Prepare),
+                       benchmark::RegisterBenchmark("QuantizePasses", qat::QuantizePasses),
                        benchmark::RegisterBenchmark("LoadQdq", qat::LoadQdq)}) {
     for (int64_t m : {1000, 4000, 16000, 64000, 100000}) {
       if (m <= max_nodes) family->Arg(m);

@@ -1,6 +1,7 @@
 #include "graph/graph_editor.h"
 
 #include <algorithm>
+#include <string_view>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -360,21 +361,34 @@ onnx::TensorProto MakeFloatTensor(const std::string& name,
 
 absl::Status TopologicalSort(onnx::GraphProto* graph) {
   const int n = graph->node_size();
-  std::unordered_map<std::string, int> producer;
+  // Producers by output name (views into the nodes, which this function
+  // only reorders at the end); the last one wins, as in a map.
+  std::unordered_map<std::string_view, int> producer;
+  producer.reserve(static_cast<size_t>(n) * 2);
   for (int k = 0; k < n; ++k) {
     for (const auto& o : graph->node(k).output()) {
       if (!o.empty()) producer[o] = k;
     }
   }
-  std::vector<std::vector<int>> readers(n);
-  std::vector<int> waiting(n, 0);  // producers not placed yet
+  // The edges producer -> reader, grouped by producer (CSR: no allocation
+  // per node).
+  std::vector<std::pair<int, int>> edges;
   for (int k = 0; k < n; ++k) {
     for (const auto& in : graph->node(k).input()) {
       auto it = producer.find(in);
       if (it == producer.end() || it->second == k) continue;
-      readers[it->second].push_back(k);
-      ++waiting[k];
+      edges.emplace_back(it->second, k);
     }
+  }
+  std::vector<int> waiting(n, 0), first(n + 1, 0), readers(edges.size());
+  for (const auto& [j, k] : edges) {
+    ++first[j + 1];
+    ++waiting[k];
+  }
+  for (int j = 0; j < n; ++j) first[j + 1] += first[j];
+  {
+    std::vector<int> next(first.begin(), first.end() - 1);
+    for (const auto& [j, k] : edges) readers[next[j]++] = k;
   }
   // The order is that of repeated sweeps over the pending nodes, each
   // emitting, in the current order, every node whose producers are emitted
@@ -392,7 +406,8 @@ absl::Status TopologicalSort(onnx::GraphProto* graph) {
     const int j = ready.back();
     ready.pop_back();
     ++placed;
-    for (int k : readers[j]) {
+    for (int e = first[j]; e < first[j + 1]; ++e) {
+      const int k = readers[e];
       sweep[k] = std::max(sweep[k], sweep[j] + (j > k ? 1 : 0));
       if (--waiting[k] == 0) ready.push_back(k);
     }
