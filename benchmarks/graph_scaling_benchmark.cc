@@ -8,7 +8,9 @@
 // them (1 is linear; n log n reads about 1.1 over this range; 2 is
 // quadratic).  QuantizePasses is quantize's passes without the final check:
 // libqat's own share.  LoadQdq, loading the quantized model (onnx::checker
-// and shape inference), is the floor that each stage's result pays once.  --max_nodes=N drops the sizes above N, for a quick run.
+// and shape inference), is the floor that each stage's result pays once.
+// --max_nodes=N drops the sizes above N, for a quick run; --nodes=N1,N2,...
+// runs those sizes instead.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -243,10 +245,20 @@ class SlopeReporter : public benchmark::ConsoleReporter {
 
 int main(int argc, char** argv) {
   int64_t max_nodes = 64000;
+  std::vector<int64_t> sizes = {1000, 4000, 16000, 64000, 100000};
   std::vector<char*> rest;
   for (int i = 0; i < argc; ++i) {
     if (std::strncmp(argv[i], "--max_nodes=", 12) == 0) {
       max_nodes = std::atoll(argv[i] + 12);
+    } else if (std::strncmp(argv[i], "--nodes=", 8) == 0) {
+      sizes.clear();
+      for (const char* p = argv[i] + 8; *p != '\0';) {
+        char* end = nullptr;
+        sizes.push_back(std::strtoll(p, &end, 10));
+        p = *end == ',' ? end + 1 : end;
+        if (end == p && *p != '\0') break;  // not a number
+      }
+      max_nodes = INT64_MAX;
     } else {
       rest.push_back(argv[i]);
     }
@@ -255,7 +267,7 @@ int main(int argc, char** argv) {
                        benchmark::RegisterBenchmark("Prepare", qat::Prepare),
                        benchmark::RegisterBenchmark("QuantizePasses", qat::QuantizePasses),
                        benchmark::RegisterBenchmark("LoadQdq", qat::LoadQdq)}) {
-    for (int64_t m : {1000, 4000, 16000, 64000, 100000}) {
+    for (int64_t m : sizes) {
       if (m <= max_nodes) family->Arg(m);
     }
     family->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
