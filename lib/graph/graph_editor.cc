@@ -1,10 +1,10 @@
 #include "graph/graph_editor.h"
 
 #include <algorithm>
-#include <string_view>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "graph/graph_index.h"
 
 namespace qat {
 namespace training {
@@ -361,23 +361,14 @@ onnx::TensorProto MakeFloatTensor(const std::string& name,
 
 absl::Status TopologicalSort(onnx::GraphProto* graph) {
   const int n = graph->node_size();
-  // Producers by output name (views into the nodes, which this function
-  // only reorders at the end); the last one wins, as in a map.
-  std::unordered_map<std::string_view, int> producer;
-  producer.reserve(static_cast<size_t>(n) * 2);
-  for (int k = 0; k < n; ++k) {
-    for (const auto& o : graph->node(k).output()) {
-      if (!o.empty()) producer[o] = k;
-    }
-  }
+  const graph::GraphIndex index(*graph);
   // The edges producer -> reader, grouped by producer (CSR: no allocation
   // per node).
   std::vector<std::pair<int, int>> edges;
   for (int k = 0; k < n; ++k) {
     for (const auto& in : graph->node(k).input()) {
-      auto it = producer.find(in);
-      if (it == producer.end() || it->second == k) continue;
-      edges.emplace_back(it->second, k);
+      const int j = index.Producer(in);
+      if (j >= 0 && j != k) edges.emplace_back(j, k);
     }
   }
   std::vector<int> waiting(n, 0), first(n + 1, 0), readers(edges.size());
