@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/onnx_tensor.h"
 #include "onnx/onnx_pb.h"
 #include "qat/model.h"
 #include "qat/tensor.h"
@@ -45,8 +46,7 @@ class GraphBuilder {
     return *node;
   }
   GraphBuilder& Initializer(const std::string& name, const Tensor& t) {
-    auto bytes = SerializeTensorProto(t, name);
-    model_.mutable_graph()->add_initializer()->ParseFromString(*bytes);
+    *model_.mutable_graph()->add_initializer() = TensorToProto(t, name);
     return *this;
   }
   const onnx::ModelProto& proto() const { return model_; }
@@ -57,7 +57,7 @@ class GraphBuilder {
     return Model::FromBytes(model_.SerializeAsString(), "test.onnx", options);
   }
 
- private:
+  // Gives `v` a name and a tensor type (dims as for Input).
   static void Declare(onnx::ValueInfoProto* v, const std::string& name, int elem_type,
                       const std::vector<int64_t>& dims) {
     v->set_name(name);
@@ -69,6 +69,8 @@ class GraphBuilder {
       else shape->add_dim()->set_dim_value(d);
     }
   }
+
+ private:
   onnx::ModelProto model_;
 };
 

@@ -19,7 +19,7 @@
 #include "qat/quantize.h"
 #include "qat/trainer.h"
 #include "qat/training_artifacts.h"
-#include "passes/fuse_qdq.h"
+#include "passes/fuse_qdq_to_fake_quant.h"
 #include "graph/graph_editor.h"
 
 namespace qat {

@@ -3,7 +3,7 @@
 // FuseQdqToFakeQuant turns each QuantizeLinear -> [Clip] -> DequantizeLinear
 // pair with constant parameters into one FakeQuant node (com.microsoft per
 // tensor, ai.libqat per channel), so that the model can be trained: see
-// lib/passes/fuse_qdq.h for the exact conditions.  It handles what ONNX
+// lib/passes/fuse_qdq_to_fake_quant.h for the exact conditions.  It handles what ONNX
 // Runtime's QDQ fusion trips on: zero points in raw_data, a zero point shared
 // by several pairs, an absent zero point (uint8), opsets 10 to 21, and
 // narrow ranges expressed with a Clip ([-127, 127], 4-bit).

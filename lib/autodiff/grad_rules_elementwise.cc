@@ -233,8 +233,7 @@ absl::Status GradFakeQuantLearnable(GradContext& ctx) {
   float g = 1.0f;
   if (std::optional<ValueShape> x = ctx.g().ShapeOf(ctx.input(0));
       x.has_value() && x->rank_known && qmax > 0) {
-    bool weight = false;
-    for (const auto& t : ctx.g().graph().initializer()) weight |= t.name() == ctx.input(0);
+    const bool weight = ctx.g().FindInitializer(ctx.input(0)) != nullptr;
     const int64_t a = axis < 0 ? axis + x->rank() : axis;
     int64_t n = 1;
     for (int64_t d = weight ? 0 : 1; d < x->rank(); ++d) {

@@ -1,10 +1,11 @@
 // Gradient rules for Gemm, MatMul, reductions and softmax.
-#include <cstring>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
 #include "qat/status_macros.h"
 #include "autodiff/gradient_rules.h"
+#include "core/onnx_tensor.h"
+#include "qat/tensor.h"
 
 namespace qat {
 namespace training {
@@ -35,20 +36,13 @@ absl::StatusOr<std::vector<int64_t>> ReduceAxes(GradContext& ctx,
   std::vector<int64_t> axes = GetAttrInts(ctx.node(), "axes");
   if (ctx.num_inputs() > 1 && !ctx.input(1).empty()) {
     // Axes given as a tensor: only a constant initializer can be read here.
-    bool found = false;
-    for (const auto& t : ctx.g().graph().initializer()) {
-      if (t.name() != ctx.input(1)) continue;
-      found = true;
-      axes.clear();
-      if (t.int64_data_size() > 0) {
-        axes.assign(t.int64_data().begin(), t.int64_data().end());
-      } else {
-        const std::string& raw = t.raw_data();
-        axes.resize(raw.size() / sizeof(int64_t));
-        std::memcpy(axes.data(), raw.data(), axes.size() * sizeof(int64_t));
-      }
+    const onnx::TensorProto* t = ctx.g().FindInitializer(ctx.input(1));
+    if (t == nullptr) return ctx.Unsupported("reduction axes that are not constant");
+    QAT_ASSIGN_OR_RETURN(Tensor value, TensorFromProto(*t));
+    if (value.dtype() != DataType::kInt64) {
+      return ctx.Unsupported("reduction axes that are not int64");
     }
-    if (!found) return ctx.Unsupported("reduction axes that are not constant");
+    axes.assign(value.values<int64_t>().begin(), value.values<int64_t>().end());
   }
   if (axes.empty()) {
     if (GetAttrInt(ctx.node(), "noop_with_empty_axes", 0) != 0) return axes;

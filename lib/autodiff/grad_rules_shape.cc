@@ -8,6 +8,7 @@
 #include "qat/status_macros.h"
 #include "qat/tensor.h"
 #include "autodiff/gradient_rules.h"
+#include "core/onnx_tensor.h"
 
 namespace qat {
 namespace training {
@@ -17,20 +18,9 @@ namespace {
 // Constant node's value; nullopt when the input is computed.
 absl::StatusOr<std::optional<std::vector<int64_t>>> ConstantInts(GradContext& ctx,
                                                                 const std::string& name) {
-  const onnx::GraphProto& graph = ctx.g().graph();
-  const onnx::TensorProto* proto = nullptr;
-  for (const auto& t : graph.initializer()) {
-    if (t.name() == name) proto = &t;
-  }
-  for (const auto& n : graph.node()) {
-    if (proto != nullptr) break;
-    if (n.op_type() != "Constant" || n.output_size() != 1 || n.output(0) != name) continue;
-    for (const auto& a : n.attribute()) {
-      if (a.name() == "value") proto = &a.t();
-    }
-  }
+  const onnx::TensorProto* proto = ctx.g().FindConstant(name);
   if (proto == nullptr) return std::optional<std::vector<int64_t>>();
-  QAT_ASSIGN_OR_RETURN(Tensor t, ParseTensorProto(proto->SerializeAsString()));
+  QAT_ASSIGN_OR_RETURN(Tensor t, TensorFromProto(*proto));
   std::vector<int64_t> values;
   if (t.dtype() == DataType::kInt64) {
     values.assign(t.values<int64_t>().begin(), t.values<int64_t>().end());

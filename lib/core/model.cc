@@ -120,20 +120,13 @@ absl::Status CheckStoredTensors(const onnx::GraphProto& graph, const std::string
 }
 }  // namespace
 
-absl::StatusOr<Model> Model::FromBytes(absl::string_view bytes,
-                                       const std::string& source,
-                                       const ModelLoadOptions& options) {
+absl::Status CheckModelProto(onnx::ModelProto* proto, const std::string& source,
+                             const ModelLoadOptions& options) {
   RegisterOpSchemas();  // so that the checker and inference know FakeQuant
-  auto impl = std::make_unique<Impl>();
-  impl->source = source;
-  if (!impl->proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("'", source, "' is not a valid ONNX model (protobuf parse failed)"));
-  }
   // The default domain's opset must be one that the installed ONNX defines
   // (an opset too old for one op's kernel is reported by the executor, per
   // op).
-  for (const auto& opset : impl->proto.opset_import()) {
+  for (const auto& opset : proto->opset_import()) {
     if (!(opset.domain().empty() || opset.domain() == "ai.onnx")) continue;
     const auto& ranges = onnx::OpSchemaRegistry::DomainToVersionRange::Instance().Map();
     const int64_t newest = ranges.count("") ? ranges.at("").second : 17;
@@ -143,11 +136,11 @@ absl::StatusOr<Model> Model::FromBytes(absl::string_view bytes,
           kOldestOpset, " to ", newest));
     }
   }
-  QAT_RETURN_IF_ERROR(CheckWindowAttributes(impl->proto.graph(), source));
-  QAT_RETURN_IF_ERROR(CheckStoredTensors(impl->proto.graph(), source));
+  QAT_RETURN_IF_ERROR(CheckWindowAttributes(proto->graph(), source));
+  QAT_RETURN_IF_ERROR(CheckStoredTensors(proto->graph(), source));
   // ONNX reports problems by throwing; nothing may escape the library.
   try {
-    if (options.check) onnx::checker::check_model(impl->proto);
+    if (options.check) onnx::checker::check_model(*proto);
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat("'", source, "' failed the ONNX checker: ", e.what()));
@@ -158,14 +151,34 @@ absl::StatusOr<Model> Model::FromBytes(absl::string_view bytes,
       inference_options.check_type = false;
       inference_options.error_mode = 1;  // throw on the first node's error
       inference_options.enable_data_propagation = true;
-      onnx::shape_inference::InferShapes(
-          impl->proto, onnx::OpSchemaRegistry::Instance(), inference_options);
+      onnx::shape_inference::InferShapes(*proto, onnx::OpSchemaRegistry::Instance(),
+                                         inference_options);
     }
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat("'", source, "' failed ONNX shape inference: ", e.what()));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Model> ModelAccess::FromProto(onnx::ModelProto proto, const std::string& source,
+                                             const ModelLoadOptions& options) {
+  auto impl = std::make_unique<Model::Impl>();
+  impl->source = source;
+  impl->proto = std::move(proto);
+  QAT_RETURN_IF_ERROR(CheckModelProto(&impl->proto, source, options));
   return Model(std::move(impl));
+}
+
+absl::StatusOr<Model> Model::FromBytes(absl::string_view bytes,
+                                       const std::string& source,
+                                       const ModelLoadOptions& options) {
+  onnx::ModelProto proto;
+  if (!proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", source, "' is not a valid ONNX model (protobuf parse failed)"));
+  }
+  return ModelAccess::FromProto(std::move(proto), source, options);
 }
 
 const std::string& Model::source() const { return impl_->source; }

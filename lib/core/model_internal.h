@@ -4,6 +4,9 @@
 
 #include <string>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
 #include "onnx/onnx_pb.h"
 #include "qat/model.h"
 
@@ -18,7 +21,19 @@ struct ModelAccess {
   static const onnx::ModelProto& Proto(const Model& model) {
     return model.impl_->proto;
   }
+  // A Model from a proto the library built, checked and shape-inferred as
+  // Model::FromBytes does (as `options` say), without serializing it: the
+  // one check at the end of a pass pipeline.
+  static absl::StatusOr<Model> FromProto(onnx::ModelProto proto, const std::string& source,
+                                         const ModelLoadOptions& options = {});
 };
+
+// What loading checks, on a proto in place: the opset range, the window
+// attributes, onnx::checker (options.check) and strict shape inference
+// (options.infer_shapes, which writes value_info).  InvalidArgument naming
+// `source`.
+absl::Status CheckModelProto(onnx::ModelProto* proto, const std::string& source,
+                             const ModelLoadOptions& options);
 
 // Converts a declared value type; kUndefined for a type libqat does not
 // support or a value that is not a tensor.

@@ -1,6 +1,10 @@
 #include "graph/graph_editor.h"
 
+#include <algorithm>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
+#include "graph/graph_index.h"
 
 namespace qat {
 namespace training {
@@ -45,6 +49,7 @@ GraphEditor::GraphEditor(onnx::ModelProto* model)
   for (const auto& op : model->opset_import()) {
     if (op.domain().empty() || op.domain() == "ai.onnx") opset_ = op.version();
   }
+  used_.reserve(2 * static_cast<size_t>(graph_->node_size() + graph_->initializer_size()));
   for (const auto& v : graph_->input()) Reserve(v.name());
   for (const auto& v : graph_->output()) Reserve(v.name());
   for (const auto& v : graph_->value_info()) Reserve(v.name());
@@ -71,7 +76,14 @@ void GraphEditor::EnsureOpset(const std::string& domain, int64_t version) {
 
 std::string GraphEditor::FreshName(const std::string& hint) {
   std::string name = hint;
-  for (int k = 1; used_.count(name) != 0; ++k) name = absl::StrCat(hint, "_", k);
+  if (used_.count(name) != 0) {
+    // Names are only ever taken, never freed: the suffixes tried before for
+    // this hint are still taken, so the search resumes where it stopped.
+    int& k = next_suffix_[hint];
+    if (k == 0) k = 1;
+    name = absl::StrCat(hint, "_", k);
+    while (used_.count(name) != 0) name = absl::StrCat(hint, "_", ++k);
+  }
   used_.insert(name);
   return name;
 }
@@ -103,16 +115,11 @@ std::string GraphEditor::Add(const std::string& op,
   return out;
 }
 
-std::string GraphEditor::Initializer(const onnx::TensorProto& tensor) {
-  onnx::TensorProto* t = graph_->add_initializer();
-  *t = tensor;
-  t->set_name(FreshName(tensor.name().empty() ? "const" : tensor.name()));
-  ValueShape shape;
-  shape.elem_type = tensor.data_type();
-  shape.rank_known = true;
-  shape.dims.assign(tensor.dims().begin(), tensor.dims().end());
-  shapes_[t->name()] = shape;
-  return t->name();
+std::string GraphEditor::Initializer(onnx::TensorProto tensor) {
+  const std::string name = FreshName(tensor.name().empty() ? "const" : tensor.name());
+  tensor.set_name(name);
+  graph_->add_initializer()->Swap(&tensor);  // ShapeOf finds it there
+  return name;
 }
 
 std::string GraphEditor::ConstantFloat(float value, const std::string& hint) {
@@ -172,22 +179,68 @@ std::string GraphEditor::Transpose(const std::string& x,
   return Add("Transpose", {x}, hint, {AttrInts("perm", perm)});
 }
 
+template <typename List>
+int GraphEditor::Find(const List& list, ListIndex* index, const std::string& name) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (list.size() < index->indexed) *index = ListIndex();  // the list was cut
+    for (; index->indexed < list.size(); ++index->indexed) {
+      index->position.emplace(list.Get(index->indexed).name(), index->indexed);
+    }
+    auto it = index->position.find(name);
+    if (it == index->position.end()) return -1;
+    if (list.Get(it->second).name() == name) return it->second;
+    *index = ListIndex();  // rewritten since: index it again
+  }
+  return -1;
+}
+
+const onnx::TensorProto* GraphEditor::FindInitializer(const std::string& name) const {
+  const int k = Find(graph_->initializer(), &initializers_, name);
+  return k < 0 ? nullptr : &graph_->initializer(k);
+}
+
+const onnx::TensorProto* GraphEditor::FindConstant(const std::string& name) const {
+  if (const onnx::TensorProto* t = FindInitializer(name)) return t;
+  auto is_constant = [](const onnx::NodeProto& n) {
+    return n.op_type() == "Constant" && n.output_size() == 1;
+  };
+  const auto& nodes = graph_->node();
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    ListIndex& index = constant_nodes_;
+    if (nodes.size() < index.indexed) index = ListIndex();
+    for (; index.indexed < nodes.size(); ++index.indexed) {
+      const onnx::NodeProto& n = nodes.Get(index.indexed);
+      if (is_constant(n)) index.position.emplace(n.output(0), index.indexed);
+    }
+    auto it = index.position.find(name);
+    if (it == index.position.end()) return nullptr;
+    const onnx::NodeProto& n = nodes.Get(it->second);
+    if (is_constant(n) && n.output(0) == name) {
+      for (const auto& a : n.attribute()) {
+        if (a.name() == "value") return &a.t();
+      }
+      return nullptr;
+    }
+    index = ListIndex();  // rewritten since: index it again
+  }
+  return nullptr;
+}
+
 std::optional<ValueShape> GraphEditor::ShapeOf(const std::string& name) const {
   if (auto it = shapes_.find(name); it != shapes_.end()) return it->second;
-  for (const auto* list : {&graph_->input(), &graph_->output(),
-                           &graph_->value_info()}) {
-    for (const auto& v : *list) {
-      if (v.name() == name) return ShapeFromType(v.type());
+  for (auto [list, index] : {std::pair{&graph_->input(), &inputs_},
+                             std::pair{&graph_->output(), &outputs_},
+                             std::pair{&graph_->value_info(), &value_info_}}) {
+    if (const int k = Find(*list, index, name); k >= 0) {
+      return ShapeFromType(list->Get(k).type());
     }
   }
-  for (const auto& t : graph_->initializer()) {
-    if (t.name() == name) {
-      ValueShape s;
-      s.elem_type = t.data_type();
-      s.rank_known = true;
-      s.dims.assign(t.dims().begin(), t.dims().end());
-      return s;
-    }
+  if (const onnx::TensorProto* t = FindInitializer(name)) {
+    ValueShape s;
+    s.elem_type = t->data_type();
+    s.rank_known = true;
+    s.dims.assign(t->dims().begin(), t->dims().end());
+    return s;
   }
   return std::nullopt;
 }
@@ -200,6 +253,11 @@ void GraphEditor::AddOutput(const std::string& name, const ValueShape& shape) {
   onnx::ValueInfoProto* out = graph_->add_output();
   out->set_name(name);
   FillType(shape, out);
+}
+
+void GraphEditor::ClearOutputs() {
+  graph_->clear_output();
+  outputs_ = ListIndex();
 }
 
 void GraphEditor::AddInput(const std::string& name, const ValueShape& shape) {
@@ -303,47 +361,67 @@ onnx::TensorProto MakeFloatTensor(const std::string& name,
 
 absl::Status TopologicalSort(onnx::GraphProto* graph) {
   const int n = graph->node_size();
-  std::unordered_map<std::string, int> producer;
+  const graph::GraphIndex index(*graph);
+  // The edges producer -> reader, grouped by producer (CSR: no allocation
+  // per node).
+  std::vector<std::pair<int, int>> edges;
   for (int k = 0; k < n; ++k) {
-    for (const auto& o : graph->node(k).output()) {
-      if (!o.empty()) producer[o] = k;
+    for (const auto& in : graph->node(k).input()) {
+      const int j = index.Producer(in);
+      if (j >= 0 && j != k) edges.emplace_back(j, k);
     }
   }
-  // Repeatedly emit the first node (in the current order) whose producers
-  // are all emitted: stable, and linear enough for graphs of our size.
-  std::vector<bool> done(n, false);
-  std::vector<int> order;
-  order.reserve(n);
-  std::vector<int> pending(n);
-  for (int k = 0; k < n; ++k) pending[k] = k;
-  while (!pending.empty()) {
-    std::vector<int> next;
-    const size_t before = order.size();
-    for (int k : pending) {
-      bool ready = true;
-      for (const auto& in : graph->node(k).input()) {
-        auto it = producer.find(in);
-        if (it != producer.end() && it->second != k && !done[it->second]) {
-          ready = false;
-          break;
-        }
-      }
-      if (ready) {
-        done[k] = true;
-        order.push_back(k);
-      } else {
-        next.push_back(k);
-      }
-    }
-    if (order.size() == before) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the graph has a cycle through ", DescribeNode(graph->node(next[0]))));
-    }
-    pending.swap(next);
+  std::vector<int> waiting(n, 0), first(n + 1, 0), readers(edges.size());
+  for (const auto& [j, k] : edges) {
+    ++first[j + 1];
+    ++waiting[k];
   }
+  for (int j = 0; j < n; ++j) first[j + 1] += first[j];
+  {
+    std::vector<int> next(first.begin(), first.end() - 1);
+    for (const auto& [j, k] : edges) readers[next[j]++] = k;
+  }
+  // The order is that of repeated sweeps over the pending nodes, each
+  // emitting, in the current order, every node whose producers are emitted
+  // (stable).  A node goes in the first sweep after those of its producers,
+  // or in the same sweep as a producer that comes before it:
+  //   sweep(k) = max over producers j of sweep(j) + (j > k ? 1 : 0).
+  // Kahn's algorithm gives the sweeps; sorting by (sweep, position) gives
+  // the order, without sweeping n times.
+  std::vector<int> sweep(n, 0), ready;
+  for (int k = 0; k < n; ++k) {
+    if (waiting[k] == 0) ready.push_back(k);
+  }
+  int placed = 0;
+  while (!ready.empty()) {
+    const int j = ready.back();
+    ready.pop_back();
+    ++placed;
+    for (int e = first[j]; e < first[j + 1]; ++e) {
+      const int k = readers[e];
+      sweep[k] = std::max(sweep[k], sweep[j] + (j > k ? 1 : 0));
+      if (--waiting[k] == 0) ready.push_back(k);
+    }
+  }
+  if (placed < n) {
+    for (int k = 0; k < n; ++k) {
+      if (waiting[k] > 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "the graph has a cycle through ", DescribeNode(graph->node(k))));
+      }
+    }
+  }
+  std::vector<int> order(n);
+  for (int k = 0; k < n; ++k) order[k] = k;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return sweep[a] < sweep[b]; });
+  bool unchanged = true;
+  for (int k = 0; k < n; ++k) unchanged &= order[k] == k;
+  if (unchanged) return absl::OkStatus();
   google::protobuf::RepeatedPtrField<onnx::NodeProto> sorted;
-  for (int k : order) *sorted.Add() = graph->node(k);
-  *graph->mutable_node() = sorted;
+  sorted.Reserve(n);
+  for (int k : order) sorted.Add()->Swap(graph->mutable_node(k));
+  graph->mutable_node()->Swap(&sorted);
   return absl::OkStatus();
 }
 

@@ -62,7 +62,9 @@ class GraphEditor {
   std::string ConstantFloat(float value, const std::string& hint);
   std::string ConstantInt64s(const std::vector<int64_t>& values,
                              const std::string& hint);
-  std::string Initializer(const onnx::TensorProto& tensor);
+  // Adds `tensor` under a fresh name from its own (moved in when given an
+  // rvalue); returns the name.
+  std::string Initializer(onnx::TensorProto tensor);
 
   // Ops whose spelling changed across opsets.
   std::string ReduceSum(const std::string& x, const std::vector<int64_t>& axes,
@@ -78,23 +80,46 @@ class GraphEditor {
                         const std::string& hint);
 
   // The shape of a value, from the graph's inputs, outputs, value_info and
-  // initializers; nullopt when the graph does not declare it.
+  // initializers (in that order of precedence); nullopt when the graph does
+  // not declare it.  Looked up in maps that follow what the editor adds and
+  // what is appended to those lists; an entry replaced in place is not seen.
   std::optional<ValueShape> ShapeOf(const std::string& name) const;
+  // The initializer of that name, or nullptr (the same maps).
+  const onnx::TensorProto* FindInitializer(const std::string& name) const;
+  // The value of a constant: an initializer, or a Constant node's `value`;
+  // nullptr when `name` is computed (or unknown).
+  const onnx::TensorProto* FindConstant(const std::string& name) const;
   // Records the shape of a value the editor created, for later lookups.
   void SetShape(const std::string& name, const ValueShape& shape);
 
   // Adds a graph output with the given element type and shape.
   void AddOutput(const std::string& name, const ValueShape& shape);
   void AddInput(const std::string& name, const ValueShape& shape);
+  // Removes every graph output (to list them again in another order).
+  void ClearOutputs();
 
  private:
+  // name -> position in one of the graph's declaration lists, first
+  // occurrence; `indexed` is how much of the list the map covers.
+  struct ListIndex {
+    std::unordered_map<std::string, int> position;
+    int indexed = 0;
+  };
+  // The position of `name` in `list`, or -1; catches up with appends.
+  template <typename List>
+  static int Find(const List& list, ListIndex* index, const std::string& name);
   void Reserve(const std::string& name);
 
   onnx::ModelProto* model_;
   onnx::GraphProto* graph_;
   int64_t opset_ = 0;
   std::unordered_set<std::string> used_;
+  // The next suffix FreshName tries per hint, so that a hint used n times
+  // costs O(n) in all, not O(n^2).
+  std::unordered_map<std::string, int> next_suffix_;
   std::unordered_map<std::string, ValueShape> shapes_;
+  mutable ListIndex inputs_, outputs_, value_info_, initializers_;
+  mutable ListIndex constant_nodes_;  // Constant nodes, by output
 };
 
 // Attribute helpers.
@@ -124,8 +149,10 @@ onnx::TensorProto MakeFloatTensor(const std::string& name,
                                   const std::vector<float>& values);
 
 // Reorders the graph's nodes topologically, keeping the existing order
-// wherever it is already valid (passes append nodes at the end).
-// InvalidArgument, naming a node, when the graph has a cycle.
+// wherever it is already valid (passes append nodes at the end): the order
+// of repeated in-order sweeps that each emit every node whose producers
+// were emitted before it, computed in O(n log n).  InvalidArgument, naming
+// a node, when the graph has a cycle.
 absl::Status TopologicalSort(onnx::GraphProto* graph);
 
 // "node 'name' (OpType)" for error messages.

@@ -1,7 +1,7 @@
 // The contract every graph pass follows (after XLA's HloPassInterface and
 // ONNX Runtime's GraphTransformer): a public, non-virtual Run() that reports
 // whether the model changed, forwarding to a private RunImpl(); errors come
-// back prefixed with the pass's name.
+// back prefixed "Failed after <pass>: ", as PassPipeline reports them.
 #ifndef QAT_LIB_GRAPH_GRAPH_PASS_H_
 #define QAT_LIB_GRAPH_GRAPH_PASS_H_
 
@@ -23,12 +23,14 @@ class GraphPass {
   // Transforms `model` in place.  Returns true when it changed anything.
   absl::StatusOr<bool> Run(onnx::ModelProto* model) {
     absl::StatusOr<bool> changed = RunImpl(model);
-    if (!changed.ok()) {
-      return absl::Status(changed.status().code(),
-                          absl::StrCat("Failed in ", name(), ": ",
-                                       changed.status().message()));
-    }
+    if (!changed.ok()) return FailedAfter(name(), changed.status());
     return changed;
+  }
+
+  // `status` with its message prefixed "Failed after <pass>: ".
+  static absl::Status FailedAfter(absl::string_view pass, const absl::Status& status) {
+    return absl::Status(status.code(),
+                        absl::StrCat("Failed after ", pass, ": ", status.message()));
   }
 
  private:

@@ -135,17 +135,23 @@ absl::StatusOr<bool> AddLossPass::RunImpl(onnx::ModelProto* model) {
     }
   }
   // Rename the loss value to "loss" and list it first among the outputs.
-  for (auto& node : *graph.mutable_node()) {
-    for (auto& o : *node.mutable_output()) {
-      if (o == loss) o = kLossOutput;
+  // Its producer is the last node this pass appended: look from the end.
+  for (int k = graph.node_size() - 1; k >= 0; --k) {
+    bool found = false;
+    for (auto& o : *graph.mutable_node(k)->mutable_output()) {
+      if (o == loss) {
+        o = kLossOutput;
+        found = true;
+      }
     }
+    if (found) break;
   }
   ValueShape scalar;
   scalar.elem_type = onnx::TensorProto::FLOAT;
   scalar.rank_known = true;
   onnx::GraphProto outputs;
   *outputs.mutable_output() = graph.output();
-  graph.clear_output();
+  g.ClearOutputs();
   g.AddOutput(kLossOutput, scalar);
   for (const auto& o : outputs.output()) *graph.add_output() = o;
   return true;

@@ -1,14 +1,18 @@
 #include "passes/fold_constants.h"
 
 #include <cstring>
-#include <map>
 #include <numeric>
+#include <optional>
 #include <set>
+#include <unordered_map>
 
 #include "absl/strings/str_cat.h"
 #include "qat/status_macros.h"
-#include "qat/tensor.h"
+#include "core/onnx_tensor.h"
 #include "graph/graph_editor.h"
+#include "graph/graph_index.h"
+#include "passes/prune_unused_initializers.h"
+#include "qat/tensor.h"
 
 namespace qat {
 namespace passes {
@@ -43,47 +47,27 @@ Tensor TransposeTensor(const Tensor& in, const std::vector<int64_t>& perm) {
 
 }  // namespace
 
-void PruneUnusedInitializers(onnx::GraphProto* graph) {
-  std::set<std::string> used;
-  for (const auto& n : graph->node()) used.insert(n.input().begin(), n.input().end());
-  for (const auto& o : graph->output()) used.insert(o.name());
-  std::set<std::string> removed;
-  google::protobuf::RepeatedPtrField<onnx::TensorProto> kept;
-  for (const auto& t : graph->initializer()) {
-    if (used.count(t.name()) != 0) {
-      *kept.Add() = t;
-    } else {
-      removed.insert(t.name());
-    }
-  }
-  *graph->mutable_initializer() = kept;
-  // Older models also list initializers as graph inputs: drop those too.
-  google::protobuf::RepeatedPtrField<onnx::ValueInfoProto> inputs;
-  for (const auto& in : graph->input()) {
-    if (removed.count(in.name()) == 0) *inputs.Add() = in;
-  }
-  *graph->mutable_input() = inputs;
-}
-
 absl::StatusOr<bool> FoldConstantsPass::RunImpl(onnx::ModelProto* model) {
   training::GraphEditor editor(model);
   onnx::GraphProto* g = model->mutable_graph();
-  std::map<std::string, int> initializer_index;
-  for (int i = 0; i < g->initializer_size(); ++i) initializer_index[g->initializer(i).name()] = i;
-  std::set<std::string> graph_inputs;
-  for (const auto& in : g->input()) graph_inputs.insert(in.name());
-  auto is_constant = [&](const std::string& name) {
-    // An initializer that is also a graph input may be overridden at run
-    // time, so it is not a constant.
-    return name.empty() ||
-           (initializer_index.count(name) != 0 && graph_inputs.count(name) == 0);
+  const graph::GraphIndex index(*g);
+  // Values this run folded, as the initializers it added; a node folds
+  // when its inputs are constants of the graph or folded before it.
+  std::unordered_map<std::string, int> folded_here;
+  auto constant = [&](const std::string& name) -> const onnx::TensorProto* {
+    if (auto it = folded_here.find(name); it != folded_here.end()) {
+      return &g->initializer(it->second);
+    }
+    return index.IsInitializer(name) ? index.ConstantProto(name) : nullptr;
   };
   bool changed = false;
   google::protobuf::RepeatedPtrField<onnx::NodeProto> kept;
-  for (const auto& node : g->node()) {
+  for (auto& node : *g->mutable_node()) {
     const bool default_domain = node.domain().empty() || node.domain() == "ai.onnx";
     bool all_constant = default_domain && node.output_size() == 1;
-    for (const auto& in : node.input()) all_constant = all_constant && is_constant(in);
+    for (const auto& in : node.input()) {
+      all_constant = all_constant && (in.empty() || constant(in) != nullptr);
+    }
     std::optional<onnx::TensorProto> folded;
     if (all_constant && node.op_type() == "Constant") {
       for (const auto& a : node.attribute()) {
@@ -92,33 +76,29 @@ absl::StatusOr<bool> FoldConstantsPass::RunImpl(onnx::ModelProto* model) {
     } else if (all_constant && kReshapeLike.count(node.op_type()) != 0) {
       std::optional<training::ValueShape> shape = editor.ShapeOf(node.output(0));
       if (shape.has_value() && shape->fully_known()) {
-        folded = g->initializer(initializer_index.at(node.input(0)));
+        folded = *constant(node.input(0));
         folded->clear_dims();
         for (int64_t d : shape->dims) folded->add_dims(d);
       }
     } else if (all_constant && node.op_type() == "Transpose") {
-      const auto& src = g->initializer(initializer_index.at(node.input(0)));
-      QAT_ASSIGN_OR_RETURN(Tensor t, ParseTensorProto(src.SerializeAsString()));
+      QAT_ASSIGN_OR_RETURN(Tensor t, TensorFromProto(*constant(node.input(0))));
       std::vector<int64_t> perm = training::GetAttrInts(node, "perm");
       if (perm.empty()) {
         perm.resize(static_cast<size_t>(t.rank()));
         std::iota(perm.rbegin(), perm.rend(), 0);
       }
-      QAT_ASSIGN_OR_RETURN(std::string bytes,
-                           SerializeTensorProto(TransposeTensor(t, perm), node.output(0)));
-      folded.emplace();
-      folded->ParseFromString(bytes);
+      folded = TensorToProto(TransposeTensor(t, perm), node.output(0));
     }
     if (!folded.has_value()) {
-      *kept.Add() = node;
+      kept.Add()->Swap(&node);
       continue;
     }
     folded->set_name(node.output(0));
-    initializer_index[node.output(0)] = g->initializer_size();
+    folded_here[node.output(0)] = g->initializer_size();
     *g->add_initializer() = *folded;
     changed = true;
   }
-  *g->mutable_node() = kept;
+  g->mutable_node()->Swap(&kept);
   if (changed) PruneUnusedInitializers(g);
   return changed;
 }

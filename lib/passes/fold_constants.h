@@ -9,9 +9,10 @@
 //  2. Identity, Reshape, Flatten, Squeeze or Unsqueeze, whose output shape
 //     shape inference recorded (the data is unchanged, only the dims);
 //  3. Transpose.
-// The folded node's output becomes an initializer of the same name; nodes
-// that no longer feed anything are left for the caller to prune.  Shared
-// inputs stay, since other nodes may still read them.
+// The folded node's output becomes an initializer of the same name, and
+// initializers that nothing reads any more are pruned (shared inputs stay,
+// since other nodes still read them).  An initializer that a graph input
+// overrides is not a constant.
 #ifndef QAT_LIB_PASSES_FOLD_CONSTANTS_H_
 #define QAT_LIB_PASSES_FOLD_CONSTANTS_H_
 
@@ -27,9 +28,6 @@ class FoldConstantsPass : public GraphPass {
  private:
   absl::StatusOr<bool> RunImpl(onnx::ModelProto* model) override;
 };
-
-// Removes initializers that nothing reads and that are not graph outputs.
-void PruneUnusedInitializers(onnx::GraphProto* graph);
 
 }  // namespace passes
 }  // namespace qat

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "qat/status_macros.h"
 #include "graph/graph_editor.h"
+#include "graph/graph_index.h"
 #include "autodiff/gradient_rules.h"
 
 namespace qat {
@@ -80,34 +81,35 @@ void PrepareForward(GraphEditor& g) {
 absl::StatusOr<bool> BuildGradientsPass::RunImpl(onnx::ModelProto* model) {
   GraphEditor g(model);
   onnx::GraphProto& graph = g.graph();
-  std::unordered_set<std::string> initializers;
-  for (const auto& t : graph.initializer()) initializers.insert(t.name());
-  for (const std::string& p : params_) {
-    if (initializers.count(p) == 0) {
+  const std::string& loss = config_.loss;
+  const std::vector<std::string>& params = config_.params;
+  const graph::GraphIndex index(graph);
+  for (const std::string& p : params) {
+    if (!index.IsInitializer(p)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "parameter '", p, "' is not an initializer of the graph"));
     }
   }
-  std::optional<ValueShape> loss_shape = g.ShapeOf(loss_);
+  std::optional<ValueShape> loss_shape = g.ShapeOf(loss);
   if (!loss_shape.has_value()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("the loss '", loss_, "' is not a value of the graph"));
+        absl::StrCat("the loss '", loss, "' is not a value of the graph"));
   }
   if (loss_shape->elem_type != onnx::TensorProto::FLOAT ||
       (loss_shape->rank_known && loss_shape->rank() != 0)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("the loss '", loss_, "' must be a float scalar"));
+        absl::StrCat("the loss '", loss, "' must be a float scalar"));
   }
   PrepareForward(g);
-  const Dependence depends(graph, g, params_);
-  if (!depends(loss_)) {
+  const Dependence depends(graph, g, params);
+  if (!depends(loss)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "the loss '", loss_, "' does not depend on any trainable parameter"));
+        "the loss '", loss, "' does not depend on any trainable parameter"));
   }
 
   // Gradient contributions per value, summed when a value has several uses.
   std::unordered_map<std::string, std::vector<std::string>> contributions;
-  contributions[loss_].push_back(g.ConstantFloat(1.0f, loss_ + "_grad_seed"));
+  contributions[loss].push_back(g.ConstantFloat(1.0f, loss + "_grad_seed"));
   auto total = [&](const std::string& v) -> std::string {
     auto it = contributions.find(v);
     if (it == contributions.end() || it->second.empty()) return "";
@@ -163,17 +165,17 @@ absl::StatusOr<bool> BuildGradientsPass::RunImpl(onnx::ModelProto* model) {
   }
 
   // Name the outputs: the loss first, then one gradient per parameter.
-  graph.clear_output();
-  g.AddOutput(loss_, *loss_shape);
+  g.ClearOutputs();
+  g.AddOutput(loss, *loss_shape);
   std::string reset;
-  if (accumulate_) {
+  if (config_.accumulate) {
     ValueShape flag;
     flag.elem_type = onnx::TensorProto::BOOL;
     flag.rank_known = true;
     g.AddInput(kLazyResetGrad, flag);
     reset = kLazyResetGrad;
   }
-  for (const std::string& p : params_) {
+  for (const std::string& p : params) {
     const ValueShape shape = *g.ShapeOf(p);
     std::string grad = total(p);
     if (grad.empty()) {
@@ -183,7 +185,7 @@ absl::StatusOr<bool> BuildGradientsPass::RunImpl(onnx::ModelProto* model) {
                    p + "_grad_zeros");
     }
     const std::string out = p + "_grad";
-    if (accumulate_) {
+    if (config_.accumulate) {
       const std::string buffer = p + kAccumulationBufferSuffix;
       g.AddInput(buffer, shape);
       const std::string sum = g.Add("Add", {buffer, grad}, p + "_grad_accumulated");

@@ -35,22 +35,27 @@ namespace training {
 inline constexpr char kLazyResetGrad[] = "lazy_reset_grad";
 inline constexpr char kAccumulationBufferSuffix[] = "_grad.accumulation_buffer";
 
+struct BuildGradientsConfig {
+  // Differentiates `loss` with respect to `params` (float initializers).
+  std::string loss;
+  std::vector<std::string> params;
+  // Gradient accumulation inputs (see above).
+  bool accumulate = false;
+};
+
 class BuildGradientsPass : public passes::GraphPass {
  public:
-  // Differentiates `loss` with respect to `params` (float initializers).
+  explicit BuildGradientsPass(BuildGradientsConfig config) : config_(std::move(config)) {}
   BuildGradientsPass(std::string loss, std::vector<std::string> params,
                      bool accumulate = false)
-      : loss_(std::move(loss)), params_(std::move(params)),
-        accumulate_(accumulate) {}
+      : BuildGradientsPass(BuildGradientsConfig{std::move(loss), std::move(params), accumulate}) {}
 
   absl::string_view name() const override { return "build_gradients"; }
 
  private:
   absl::StatusOr<bool> RunImpl(onnx::ModelProto* model) override;
 
-  std::string loss_;
-  std::vector<std::string> params_;
-  bool accumulate_;
+  BuildGradientsConfig config_;
 };
 
 }  // namespace training

@@ -6,11 +6,13 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "qat/kernels/fake_quant_reference.h"
+#include "core/onnx_tensor.h"
+#include "graph/graph_editor.h"
+#include "graph/graph_index.h"
+#include "passes/node_selection.h"
+#include "passes/stored_weights.h"
 #include "qat/status_macros.h"
 #include "qat/tensor.h"
-#include "passes/node_selection.h"
-#include "graph/graph_editor.h"
 
 namespace qat {
 namespace passes {
@@ -124,12 +126,9 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
       quantization::NodeSelection selection,
       quantization::NodeSelection::Create(*graph, options_.op_types, options_.include_nodes,
                                           options_.exclude_nodes));
-  std::map<std::string, int> initializers;
-  for (int i = 0; i < graph->initializer_size(); ++i) initializers[graph->initializer(i).name()] = i;
-  std::set<std::string> graph_inputs;
-  for (const auto& in : graph->input()) {
-    if (initializers.count(in.name()) == 0) graph_inputs.insert(in.name());
-  }
+  // Weights are initializers (also those a graph input may override, as
+  // ONNX Runtime's quantizer takes them); activations are the rest.
+  const graph::GraphIndex index(*graph);
 
   // Activation grids from the table.
   auto activation_grid = [&](const std::string& t) -> absl::StatusOr<Grid> {
@@ -194,23 +193,18 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
     if (auto it = done_activations.find(t); it != done_activations.end()) return it->second;
     QAT_ASSIGN_OR_RETURN(Grid grid, activation_grid(t));
     std::string read = t;
-    if (graph_inputs.count(t) != 0) {
+    if (index.IsGraphInput(t) && !index.IsInitializer(t)) {
       read = g.FreshName(t + "_dequantized");
       EmitPair(g, t, grid, read);
     } else {
       // Rename the producer's output so that `t` becomes the DQ output.
-      const std::string pre = g.FreshName(t + "_prequant");
-      bool renamed = false;
-      for (auto& n : *graph->mutable_node()) {
-        for (auto& o : *n.mutable_output()) {
-          if (o == t) {
-            o = pre;
-            renamed = true;
-          }
-        }
-      }
-      if (!renamed) {
+      const int producer = index.Producer(t);
+      if (producer < 0) {
         return absl::InvalidArgumentError(absl::StrCat("no node produces '", t, "'"));
+      }
+      const std::string pre = g.FreshName(t + "_prequant");
+      for (auto& o : *graph->mutable_node(producer)->mutable_output()) {
+        if (o == t) o = pre;
       }
       if (auto s = g.ShapeOf(t); s.has_value()) g.SetShape(pre, *s);
       EmitPair(g, pre, grid, t);
@@ -222,8 +216,7 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
   auto quantize_weight = [&](const std::string& w, int64_t axis) -> absl::StatusOr<std::string> {
     const std::string key = absl::StrCat(w, "#", options_.per_channel ? axis : -1);
     if (auto it = done_weights.find(key); it != done_weights.end()) return it->second;
-    const onnx::TensorProto& proto = graph->initializer(initializers.at(w));
-    QAT_ASSIGN_OR_RETURN(Tensor value, ParseTensorProto(proto.SerializeAsString()));
+    QAT_ASSIGN_OR_RETURN(Tensor value, TensorFromProto(*index.FindInitializer(w)));
     if (value.dtype() != DataType::kFloat32) return w;  // not a float weight
     if (options_.per_channel && (axis < 0 || axis >= value.rank())) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -235,29 +228,15 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
       EmitPair(g, w, grid, out);
     } else {
       // Store the integers; only DequantizeLinear remains.
-      Tensor q(grid.type == QuantType::kUInt4 || grid.type == QuantType::kUInt8
-                   ? DataType::kUInt8 : DataType::kInt8,
-               value.shape());
-      int64_t inner = 1;
-      for (int64_t a = grid.axis + 1; grid.axis >= 0 && a < value.rank(); ++a) inner *= value.dim(a);
-      const int64_t channels = static_cast<int64_t>(grid.scale.size());
-      for (int64_t i = 0; i < value.num_elements(); ++i) {
-        const int64_t c = grid.axis < 0 ? 0 : (i / inner) % channels;
-        const kernels::FakeQuantGrid fq = {grid.scale[c], static_cast<float>(grid.zero_point[c]),
-                                           static_cast<float>(grid.range.quant_min),
-                                           static_cast<float>(grid.range.quant_max)};
-        bool inside;
-        const float v = kernels::QuantizeElement(value.values<float>()[i], fq, &inside);
-        if (q.dtype() == DataType::kUInt8) {
-          q.data<uint8_t>()[i] = static_cast<uint8_t>(v);
-        } else {
-          q.data<int8_t>()[i] = static_cast<int8_t>(v);
-        }
-      }
-      QAT_ASSIGN_OR_RETURN(std::string bytes, SerializeTensorProto(q, w + "_quantized"));
-      onnx::TensorProto qt;
-      qt.ParseFromString(bytes);
-      const std::string qname = g.Initializer(qt);
+      StorageGrid storage;
+      storage.scale = grid.scale;
+      storage.zero_point.assign(grid.zero_point.begin(), grid.zero_point.end());
+      if (grid.axis >= 0) storage.axis = grid.axis;
+      storage.range = grid.range;
+      storage.storage = grid.type == QuantType::kUInt4 || grid.type == QuantType::kUInt8
+                            ? DataType::kUInt8
+                            : DataType::kInt8;
+      QAT_ASSIGN_OR_RETURN(const std::string qname, AddStoredWeight(g, value, storage, w));
       const auto [scale, zp] = GridInitializers(g, grid, w);
       g.AddNode("DequantizeLinear", "", {qname, scale, zp}, {out}, AxisAttr(grid));
     }
@@ -275,7 +254,7 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
       const std::string& in = node.input(i);
       if (in.empty()) continue;
       std::string read;
-      if (initializers.count(in) != 0) {
+      if (index.IsInitializer(in)) {
         const int64_t axis =
             WeightChannelAxis(node.op_type(), training::GetAttrInt(node, "transB", 0) != 0);
         QAT_ASSIGN_OR_RETURN(read, quantize_weight(in, axis));

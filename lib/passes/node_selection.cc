@@ -1,16 +1,16 @@
 #include "passes/node_selection.h"
 
-#include <algorithm>
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "graph/graph_index.h"
 
 namespace qat {
 namespace quantization {
 namespace {
 
-bool Contains(const std::vector<std::string>& list, const std::string& v) {
-  return std::find(list.begin(), list.end(), v) != list.end();
+bool Contains(const std::unordered_set<std::string>& set, const std::string& v) {
+  return set.count(v) != 0;
 }
 
 }  // namespace
@@ -29,9 +29,9 @@ absl::StatusOr<NodeSelection> NodeSelection::Create(
     }
   }
   NodeSelection s;
-  s.op_types_ = std::move(op_types);
-  s.include_ = std::move(include_nodes);
-  s.exclude_ = std::move(exclude_nodes);
+  s.op_types_.insert(op_types.begin(), op_types.end());
+  s.include_.insert(include_nodes.begin(), include_nodes.end());
+  s.exclude_.insert(exclude_nodes.begin(), exclude_nodes.end());
   return s;
 }
 
@@ -42,12 +42,12 @@ bool NodeSelection::Selects(const onnx::NodeProto& n) const {
 }
 
 NodeSelection::Tensors NodeSelection::Collect(const onnx::GraphProto& graph) const {
-  std::set<std::string> initializers, seen;
-  for (const auto& t : graph.initializer()) initializers.insert(t.name());
+  const graph::GraphIndex index(graph);
+  std::unordered_set<std::string> seen;
   Tensors out;
   auto add = [&](const std::string& name) {
     if (name.empty() || !seen.insert(name).second) return;
-    (initializers.count(name) != 0 ? out.weights : out.activations).push_back(name);
+    (index.IsInitializer(name) ? out.weights : out.activations).push_back(name);
   };
   for (const auto& n : graph.node()) {
     if (!Selects(n)) continue;

@@ -5,6 +5,7 @@
 #define QAT_LIB_PASSES_NODE_SELECTION_H_
 
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -38,7 +39,7 @@ class NodeSelection {
   Tensors Collect(const onnx::GraphProto& graph) const;
 
  private:
-  std::vector<std::string> op_types_, include_, exclude_;
+  std::unordered_set<std::string> op_types_, include_, exclude_;
 };
 
 }  // namespace quantization

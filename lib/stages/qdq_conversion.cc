@@ -1,42 +1,54 @@
 #include "qat/qdq_conversion.h"
 
+#include <memory>
+
 #include "absl/strings/str_cat.h"
 #include "core/model_internal.h"
-#include "passes/fuse_qdq.h"
+#include "graph/pass_pipeline.h"
+#include "passes/fake_quant_to_qdq.h"
+#include "passes/fuse_qdq_to_fake_quant.h"
 #include "qat/status_macros.h"
 #include "qat/training_artifacts.h"
 
 namespace qat {
 namespace {
 
-absl::StatusOr<Model> Reload(onnx::ModelProto& proto, const std::string& source) {
-  proto.mutable_graph()->clear_value_info();  // re-inferred on load
-  std::string bytes;
-  if (!proto.SerializeToString(&bytes)) {
-    return absl::InternalError(absl::StrCat("cannot serialize ", source));
-  }
-  return Model::FromBytes(bytes, source);
+// The end of a pass pipeline: one check and shape inference, from scratch.
+absl::StatusOr<Model> Finish(onnx::ModelProto proto, const std::string& source) {
+  proto.mutable_graph()->clear_value_info();  // re-inferred here
+  return ModelAccess::FromProto(std::move(proto), source);
 }
 
 }  // namespace
 
+// The first step of the training-graph build: QDQ pairs become FakeQuant,
+// so that the quantized model can train.  BuildTrainingModels
+// (lib/train/training_graph.cc) then adds the loss and the gradients.
 absl::StatusOr<Model> FuseQdqToFakeQuant(const Model& model,
                                          std::vector<std::string>* warnings) {
   onnx::ModelProto proto = ModelAccess::Proto(model);
-  passes::FuseQdqToFakeQuantPass pass;
-  QAT_RETURN_IF_ERROR(pass.Run(&proto).status());
-  if (warnings != nullptr) *warnings = pass.warnings();
-  return Reload(proto, model.source() + " (fused)");
+  passes::PassPipeline pipeline;
+  const auto& fuse = pipeline.Add(std::make_unique<passes::FuseQdqToFakeQuantPass>());
+  QAT_RETURN_IF_ERROR(pipeline.Run(&proto).status());
+  if (warnings != nullptr) *warnings = fuse.warnings();
+  return Finish(std::move(proto), model.source() + " (fused)");
 }
 
+// The export pipeline, after the training-only parts are gone
+// (ExportInferenceModel: no loss, labels or gradients, so no FakeQuant mask
+// is read): fake_quant_to_qdq, which stores weights as integers unless
+// keep_float_weights, and prunes the float weights it replaced.
 absl::StatusOr<Model> ExportQuantizedModel(const Model& eval,
                                            const std::map<std::string, Tensor>& params,
                                            const ExportOptions& options) {
   QAT_ASSIGN_OR_RETURN(Model inference, ExportInferenceModel(eval, params));
   onnx::ModelProto proto = ModelAccess::Proto(inference);
-  QAT_RETURN_IF_ERROR(
-      passes::FakeQuantToQdqPass(!options.keep_float_weights).Run(&proto).status());
-  return Reload(proto, eval.source() + " (exported)");
+  passes::FakeQuantToQdqConfig config;
+  config.int8_weights = !options.keep_float_weights;
+  passes::PassPipeline pipeline;
+  pipeline.Add(std::make_unique<passes::FakeQuantToQdqPass>(config));
+  QAT_RETURN_IF_ERROR(pipeline.Run(&proto).status());
+  return Finish(std::move(proto), eval.source() + " (exported)");
 }
 
 }  // namespace qat

@@ -1,11 +1,14 @@
 #include "qat/quantize.h"
 
+#include <memory>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "core/model_internal.h"
+#include "graph/pass_pipeline.h"
 #include "passes/fold_constants.h"
 #include "passes/insert_qdq.h"
+#include "passes/prune_unused_initializers.h"
 #include "qat/status_macros.h"
 
 namespace qat {
@@ -47,16 +50,20 @@ absl::StatusOr<Model> QuantizeModel(const Model& model, const CalibrationTable& 
           "' does not have"));
     }
   }
-  // Fold first so that weights behind Constant/Transpose/... are visible.
-  QAT_RETURN_IF_ERROR(passes::FoldConstantsPass().Run(&proto).status());
-  QAT_RETURN_IF_ERROR(passes::InsertQdqPass(table, InsertQdqConfigFor(options)).Run(&proto).status());
-  passes::PruneUnusedInitializers(proto.mutable_graph());
-  proto.mutable_graph()->clear_value_info();  // re-inferred on load
-  std::string bytes;
-  if (!proto.SerializeToString(&bytes)) {
-    return absl::InternalError("cannot serialize the quantized model");
-  }
-  return Model::FromBytes(bytes, model.source() + " (quantized)");
+  // The quantize pipeline, in order:
+  //  1. fold_constants: weights behind Constant, Transpose, Reshape and the
+  //     like become initializers, so that insert_qdq sees them as weights;
+  //  2. insert_qdq: Q/DQ pairs around the selected nodes;
+  //  3. prune: the float weights that insert_qdq stored as integers, and
+  //     whatever else nothing reads any more, go.
+  // The result is checked and shape-inferred once, as a Model.
+  passes::PassPipeline pipeline;
+  pipeline.Add(std::make_unique<passes::FoldConstantsPass>());
+  pipeline.Add(std::make_unique<passes::InsertQdqPass>(table, InsertQdqConfigFor(options)));
+  pipeline.Add(std::make_unique<passes::PruneUnusedInitializersPass>());
+  QAT_RETURN_IF_ERROR(pipeline.Run(&proto).status());
+  proto.mutable_graph()->clear_value_info();  // re-inferred below
+  return ModelAccess::FromProto(std::move(proto), model.source() + " (quantized)");
 }
 
 }  // namespace qat

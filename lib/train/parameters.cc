@@ -1,9 +1,11 @@
 #include "train/parameters.h"
 
-#include <set>
+#include <unordered_set>
 
 #include "absl/strings/str_cat.h"
 #include "core/model_internal.h"
+#include "core/onnx_tensor.h"
+#include "graph/graph_index.h"
 #include "qat/status_macros.h"
 
 namespace qat {
@@ -13,20 +15,16 @@ absl::StatusOr<DetachedParameters> DetachParameters(
     const Model& model, const std::vector<std::string>& names) {
   onnx::ModelProto proto = ModelAccess::Proto(model);
   onnx::GraphProto* graph = proto.mutable_graph();
-  std::set<std::string> wanted(names.begin(), names.end());
+  const std::unordered_set<std::string> wanted(names.begin(), names.end());
   std::map<std::string, Tensor> values;
-  auto* inits = graph->mutable_initializer();
-  for (int i = 0; i < inits->size();) {
-    const onnx::TensorProto& t = inits->Get(i);
-    if (wanted.count(t.name()) == 0) {
-      ++i;
-      continue;
-    }
-    QAT_ASSIGN_OR_RETURN(Tensor value, ParseTensorProto(t.SerializeAsString()));
-    // Declare it as an input unless the graph already lists it as one.
-    bool listed = false;
-    for (const auto& in : graph->input()) listed |= in.name() == t.name();
-    if (!listed) {
+  {
+    const graph::GraphIndex index(*graph);
+    for (const auto& t : graph->initializer()) {
+      if (wanted.count(t.name()) == 0) continue;
+      QAT_ASSIGN_OR_RETURN(Tensor value, TensorFromProto(t));
+      // Declare it as an input unless the graph already lists it as one.
+      if (!values.emplace(t.name(), std::move(value)).second) continue;
+      if (index.IsGraphInput(t.name())) continue;
       onnx::ValueInfoProto* in = graph->add_input();
       in->set_name(t.name());
       auto* type = in->mutable_type()->mutable_tensor_type();
@@ -34,8 +32,6 @@ absl::StatusOr<DetachedParameters> DetachParameters(
       auto* shape = type->mutable_shape();
       for (int64_t d : t.dims()) shape->add_dim()->set_dim_value(d);
     }
-    values.emplace(t.name(), std::move(value));
-    inits->DeleteSubrange(i, 1);
   }
   for (const std::string& n : names) {
     if (values.count(n) == 0) {
@@ -43,11 +39,19 @@ absl::StatusOr<DetachedParameters> DetachParameters(
           "'", n, "' is not an initializer of ", model.source()));
     }
   }
-  std::string bytes;
-  if (!proto.SerializeToString(&bytes)) {
-    return absl::InternalError(absl::StrCat("cannot serialize ", model.source()));
+  google::protobuf::RepeatedPtrField<onnx::TensorProto> kept;
+  for (auto& t : *graph->mutable_initializer()) {
+    if (wanted.count(t.name()) == 0) kept.Add()->Swap(&t);
   }
-  QAT_ASSIGN_OR_RETURN(Model detached, Model::FromBytes(bytes, model.source()));
+  graph->mutable_initializer()->Swap(&kept);
+  // The model passed the checker and shape inference, and an initializer
+  // that becomes an input of the same type and shape changes neither: no
+  // need to check it again.
+  ModelLoadOptions unchanged;
+  unchanged.check = false;
+  unchanged.infer_shapes = false;
+  QAT_ASSIGN_OR_RETURN(Model detached, ModelAccess::FromProto(std::move(proto), model.source(),
+                                                              unchanged));
   return DetachedParameters{std::move(detached), std::move(values)};
 }
 

@@ -5,6 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/model_internal.h"
+#include "core/onnx_tensor.h"
+#include "graph/graph_index.h"
 #include "qat/observer.h"
 #include "qat/quant_params.h"
 #include "qat/status_macros.h"
@@ -27,8 +29,7 @@ absl::StatusOr<QuantParamObserver> QuantParamObserver::Create(
         "the observers' averaging constant must be in (0, 1], got ", averaging_constant));
   }
   const onnx::GraphProto& graph = ModelAccess::Proto(training).graph();
-  std::map<std::string, const onnx::TensorProto*> inits;
-  for (const auto& t : graph.initializer()) inits[t.name()] = &t;
+  const graph::GraphIndex index(graph);
   const std::set<std::string> trainable(params.begin(), params.end());
   std::map<std::string, std::string> owner;  // scale or zero point -> node
   QuantParamObserver observer;
@@ -46,12 +47,12 @@ absl::StatusOr<QuantParamObserver> QuantParamObserver::Create(
     site.scale = n.input(1);
     site.zero_point = n.input(2);
     site.weight = trainable.count(site.x) != 0;
-    if (!site.weight && inits.count(site.x) != 0) continue;  // a constant
+    if (!site.weight && index.IsInitializer(site.x)) continue;  // a constant
     Tensor zp;
     for (int slot : {1, 2}) {
       const std::string& name = n.input(slot);
-      auto it = inits.find(name);
-      if (it == inits.end()) {
+      const onnx::TensorProto* init = index.FindInitializer(name);
+      if (init == nullptr) {
         return absl::InvalidArgumentError(absl::StrCat(
             node, " has a ", slot == 1 ? "scale" : "zero point", " '", name,
             "' that is not an initializer; observe mode updates initializers"));
@@ -62,7 +63,7 @@ absl::StatusOr<QuantParamObserver> QuantParamObserver::Create(
             previous->second, " and ", node, " share the ", slot == 1 ? "scale" : "zero point",
             " '", name, "'; observe mode needs one per FakeQuant node"));
       }
-      QAT_ASSIGN_OR_RETURN(Tensor value, ParseTensorProto(it->second->SerializeAsString()));
+      QAT_ASSIGN_OR_RETURN(Tensor value, TensorFromProto(*init));
       if (value.dtype() != DataType::kFloat32) {
         return absl::InvalidArgumentError(
             absl::StrCat(node, ": '", name, "' is not float"));

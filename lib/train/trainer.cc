@@ -175,11 +175,11 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   }
   state->params = std::move(train.values);
   if (state->observer) {
+    std::set<std::string> inputs;
+    for (const ValueInfo& v : train.model.inputs()) inputs.insert(v.name);
     std::vector<std::string> seen;
     for (const std::string& x : state->observer->activation_names()) {
-      bool input = false;
-      for (const ValueInfo& v : train.model.inputs()) input |= v.name == x;
-      if (!input) seen.push_back(x);
+      if (inputs.count(x) == 0) seen.push_back(x);
     }
     QAT_ASSIGN_OR_RETURN(train.model, train.model.WithOutputs(seen));
   }

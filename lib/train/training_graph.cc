@@ -1,42 +1,47 @@
 #include "qat/training_graph.h"
 
 #include <map>
+#include <memory>
 #include <set>
 #include <unordered_set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/model_internal.h"
-#include "qat/status_macros.h"
 #include "autodiff/gradient_rules.h"
+#include "graph/graph_index.h"
+#include "graph/pass_pipeline.h"
 #include "passes/add_loss.h"
 #include "passes/gradient_builder.h"
+#include "qat/status_macros.h"
 
 namespace qat {
 namespace {
 
-// Values that `target` depends on, walking the graph backwards.
-std::unordered_set<std::string> Ancestors(const onnx::GraphProto& graph,
+// Values that `target` depends on, from producer to producer.
+std::unordered_set<std::string> Ancestors(const graph::GraphIndex& index,
                                           const std::string& target) {
   std::unordered_set<std::string> seen = {target};
-  for (int k = graph.node_size() - 1; k >= 0; --k) {
-    const auto& node = graph.node(k);
-    bool feeds = false;
-    for (const auto& o : node.output()) feeds |= seen.count(o) != 0;
-    if (!feeds) continue;
-    for (const auto& i : node.input()) seen.insert(i);
+  std::vector<std::string> todo = {target};
+  std::unordered_set<int> visited;
+  while (!todo.empty()) {
+    const int k = index.Producer(todo.back());
+    todo.pop_back();
+    if (k < 0 || !visited.insert(k).second) continue;
+    for (const auto& i : index.graph().node(k).input()) {
+      if (seen.insert(i).second) todo.push_back(i);
+    }
   }
   return seen;
 }
 
 absl::StatusOr<std::vector<std::string>> ChooseParams(
     const onnx::GraphProto& graph, const TrainingGraphOptions& options) {
-  std::map<std::string, const onnx::TensorProto*> inits;
-  for (const auto& t : graph.initializer()) inits[t.name()] = &t;
+  const graph::GraphIndex index(graph);
   const std::set<std::string> frozen(options.frozen.begin(),
                                      options.frozen.end());
   for (const std::string& f : frozen) {
-    if (inits.count(f) == 0) {
+    if (!index.IsInitializer(f)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "frozen parameter '", f, "' is not an initializer of the model"));
     }
@@ -48,12 +53,12 @@ absl::StatusOr<std::vector<std::string>> ChooseParams(
         return absl::InvalidArgumentError(absl::StrCat(
             "parameter '", p, "' is listed as both frozen and trainable"));
       }
-      auto it = inits.find(p);
-      if (it == inits.end()) {
+      const onnx::TensorProto* init = index.FindInitializer(p);
+      if (init == nullptr) {
         return absl::InvalidArgumentError(absl::StrCat(
             "trainable parameter '", p, "' is not an initializer of the model"));
       }
-      if (it->second->data_type() != onnx::TensorProto::FLOAT) {
+      if (init->data_type() != onnx::TensorProto::FLOAT) {
         return absl::InvalidArgumentError(
             absl::StrCat("trainable parameter '", p, "' is not float"));
       }
@@ -61,7 +66,7 @@ absl::StatusOr<std::vector<std::string>> ChooseParams(
     }
     return params;
   }
-  const std::unordered_set<std::string> needed = Ancestors(graph, kLossOutput);
+  const std::unordered_set<std::string> needed = Ancestors(index, kLossOutput);
   // Initializers that feed a trainable input (gradient_rule_list.h says which).
   std::set<std::string> weight_slots;
   for (const auto& node : graph.node()) {
@@ -84,17 +89,18 @@ absl::StatusOr<std::vector<std::string>> ChooseParams(
   return params;
 }
 
-absl::StatusOr<Model> Reload(const onnx::ModelProto& proto,
-                             const std::string& source) {
-  std::string bytes;
-  if (!proto.SerializeToString(&bytes)) {
-    return absl::InternalError(absl::StrCat("cannot serialize ", source));
-  }
-  return Model::FromBytes(bytes, source);
-}
-
 }  // namespace
 
+// The training-graph build.  The QDQ pairs of a quantized model became
+// FakeQuant before (FuseQdqToFakeQuant, lib/stages/qdq_conversion.cc); then,
+// in this order:
+//  1. add_loss: the eval model is the inference graph with its loss and the
+//     labels input; the trainable parameters are chosen on it, since only
+//     what the loss depends on trains;
+//  2. build_gradients: its rules read shapes, the loss's included, so it
+//     runs on the eval model after that model's one check and shape
+//     inference (ModelAccess::FromProto), which the eval model needs anyway.
+// The training model is checked once at the end.
 absl::StatusOr<TrainingModels> BuildTrainingModels(
     const Model& model, const TrainingGraphOptions& options) {
   if (options.learn_quant_params && options.observe_quant_params) {
@@ -102,24 +108,26 @@ absl::StatusOr<TrainingModels> BuildTrainingModels(
         "quantization parameters can be learned or observed, not both");
   }
   onnx::ModelProto eval = ModelAccess::Proto(model);
-  QAT_RETURN_IF_ERROR(training::AddLossPass(options.loss).Run(&eval).status());
+  passes::PassPipeline loss;
+  loss.Add(std::make_unique<training::AddLossPass>(options.loss));
+  QAT_RETURN_IF_ERROR(loss.Run(&eval).status());
   QAT_ASSIGN_OR_RETURN(std::vector<std::string> params,
                        ChooseParams(eval.graph(), options));
-  // Shape inference again, so that the gradient rules see the loss's shapes.
   QAT_ASSIGN_OR_RETURN(Model eval_model,
-                       Reload(eval, model.source() + " (eval)"));
+                       ModelAccess::FromProto(std::move(eval), model.source() + " (eval)"));
   onnx::ModelProto training = ModelAccess::Proto(eval_model);
-  QAT_RETURN_IF_ERROR(training::BuildGradientsPass(kLossOutput, params,
-                                                   options.accumulate_gradients)
-                          .Run(&training)
-                          .status());
+  passes::PassPipeline gradients;
+  gradients.Add(std::make_unique<training::BuildGradientsPass>(training::BuildGradientsConfig{
+      kLossOutput, params, options.accumulate_gradients}));
+  QAT_RETURN_IF_ERROR(gradients.Run(&training).status());
   if (options.observe_quant_params) {
     onnx::StringStringEntryProto* entry = training.add_metadata_props();
     entry->set_key(kQuantParamsMetadataKey);
     entry->set_value("observe");
   }
   QAT_ASSIGN_OR_RETURN(Model training_model,
-                       Reload(training, model.source() + " (training)"));
+                       ModelAccess::FromProto(std::move(training),
+                                              model.source() + " (training)"));
   return TrainingModels{std::move(training_model), std::move(eval_model),
                         std::move(params), options.observe_quant_params};
 }

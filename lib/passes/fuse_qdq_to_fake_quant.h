@@ -16,8 +16,8 @@
 // com.microsoft FakeQuant (scale and zero point as float scalars, ONNX
 // Runtime's schema); per-axis pairs become ai.libqat FakeQuant with `axis`.
 // A non-constant scale or zero point is an error naming the node.
-#ifndef QAT_LIB_PASSES_FUSE_QDQ_H_
-#define QAT_LIB_PASSES_FUSE_QDQ_H_
+#ifndef QAT_LIB_PASSES_FUSE_QDQ_TO_FAKE_QUANT_H_
+#define QAT_LIB_PASSES_FUSE_QDQ_TO_FAKE_QUANT_H_
 
 #include <string>
 #include <vector>
@@ -38,23 +38,7 @@ class FuseQdqToFakeQuantPass : public GraphPass {
   std::vector<std::string> warnings_;
 };
 
-// FakeQuantToQdqPass: the inverse, for export.  Every FakeQuant becomes
-// QuantizeLinear -> DequantizeLinear with its (trained) scale and zero point;
-// when the input is an initializer (a weight) and `int8_weights`, the weight
-// is stored quantized, behind a DequantizeLinear only.  Ranges narrower than
-// the storage type are expressed with a Clip (or, for stored weights, by the
-// stored values themselves).
-class FakeQuantToQdqPass : public GraphPass {
- public:
-  explicit FakeQuantToQdqPass(bool int8_weights) : int8_weights_(int8_weights) {}
-  absl::string_view name() const override { return "fake_quant_to_qdq"; }
-
- private:
-  absl::StatusOr<bool> RunImpl(onnx::ModelProto* model) override;
-  bool int8_weights_;
-};
-
 }  // namespace passes
 }  // namespace qat
 
-#endif  // QAT_LIB_PASSES_FUSE_QDQ_H_
+#endif  // QAT_LIB_PASSES_FUSE_QDQ_TO_FAKE_QUANT_H_

@@ -1,0 +1,107 @@
+#include "passes/fake_quant_to_qdq.h"
+
+#include "absl/strings/str_cat.h"
+#include "core/onnx_tensor.h"
+#include "core/op_schemas.h"
+#include "graph/graph_editor.h"
+#include "graph/graph_index.h"
+#include "passes/prune_unused_initializers.h"
+#include "passes/stored_weights.h"
+#include "qat/fake_quant.h"
+#include "qat/quant_range.h"
+#include "qat/status_macros.h"
+#include "qat/tensor.h"
+
+namespace qat {
+namespace passes {
+
+using training::AttrInt;
+using training::DescribeNode;
+using training::GraphEditor;
+
+absl::StatusOr<bool> FakeQuantToQdqPass::RunImpl(onnx::ModelProto* model) {
+  GraphEditor g(model);
+  onnx::GraphProto* graph = &g.graph();
+  // The nodes are rebuilt below; read constants from a copy.
+  const onnx::GraphProto original = *graph;
+  const graph::GraphIndex index(original);
+  bool changed = false;
+  graph->clear_node();
+  for (const onnx::NodeProto& n : original.node()) {
+    const bool fq = n.op_type() == "FakeQuant" &&
+                    (n.domain() == kMicrosoftDomain || n.domain() == kLibqatDomain);
+    if (!fq) {
+      *graph->add_node() = n;
+      continue;
+    }
+    if (n.output_size() > 1 && !n.output(1).empty() && index.NumUses(n.output(1)) != 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          DescribeNode(n), "'s mask is still used; export the inference model, "
+          "without gradients"));
+    }
+    QAT_ASSIGN_OR_RETURN(Tensor scale, index.ConstantValue(n.input(1)));
+    QAT_ASSIGN_OR_RETURN(Tensor zpf, index.ConstantValue(n.input(2)));
+    const QuantRange range{static_cast<int32_t>(training::GetAttrInt(n, "quant_min", 0)),
+                           static_cast<int32_t>(training::GetAttrInt(n, "quant_max", 255))};
+    const bool is_signed = range.quant_min < 0;
+    const QuantRange storage = is_signed ? QuantRange::Int8() : QuantRange::UInt8();
+    if (range.quant_min < storage.quant_min || range.quant_max > storage.quant_max) {
+      return absl::UnimplementedError(absl::StrCat(
+          DescribeNode(n), " has range [", range.quant_min, ", ", range.quant_max,
+          "], wider than int8/uint8 storage"));
+    }
+    const bool per_channel = n.domain() == kLibqatDomain;
+    const int64_t axis = per_channel ? training::GetAttrInt(n, "axis", 0) : -1;
+    Tensor zp(is_signed ? DataType::kInt8 : DataType::kUInt8, scale.shape());
+    for (int64_t c = 0; c < zp.num_elements(); ++c) {
+      // A learned zero point is real-valued; it stands for its rounding.
+      const float z = RoundZeroPoint(zpf.values<float>()[c], range);
+      zpf.values<float>()[c] = z;
+      if (is_signed) zp.data<int8_t>()[c] = static_cast<int8_t>(z);
+      else zp.data<uint8_t>()[c] = static_cast<uint8_t>(z);
+    }
+    const std::string x = n.input(0);
+    const std::string s_name = g.Initializer(TensorToProto(scale, x + "_scale"));
+    const std::string z_name = g.Initializer(TensorToProto(zp, x + "_zero_point"));
+    std::vector<onnx::AttributeProto> attrs;
+    if (per_channel) attrs.push_back(AttrInt("axis", axis));
+    if (config_.int8_weights && index.IsConstant(x)) {
+      // Store the weight quantized: the same arithmetic as FakeQuant.
+      QAT_ASSIGN_OR_RETURN(Tensor w, index.ConstantValue(x));
+      StorageGrid grid;
+      grid.scale.assign(scale.values<float>().begin(), scale.values<float>().end());
+      grid.zero_point.assign(zpf.values<float>().begin(), zpf.values<float>().end());
+      if (per_channel) grid.axis = axis;
+      grid.range = range;
+      grid.storage = zp.dtype();
+      QAT_ASSIGN_OR_RETURN(const std::string q, AddStoredWeight(g, w, grid, x));
+      g.AddNode("DequantizeLinear", "", {q, s_name, z_name}, {n.output(0)}, attrs);
+    } else {
+      std::string qv = g.Add("QuantizeLinear", {x, s_name, z_name}, x + "_quantized", attrs);
+      if (range.quant_min != storage.quant_min || range.quant_max != storage.quant_max) {
+        Tensor lo(zp.dtype(), {}), hi(zp.dtype(), {});
+        if (is_signed) {
+          lo.data<int8_t>()[0] = static_cast<int8_t>(range.quant_min);
+          hi.data<int8_t>()[0] = static_cast<int8_t>(range.quant_max);
+        } else {
+          lo.data<uint8_t>()[0] = static_cast<uint8_t>(range.quant_min);
+          hi.data<uint8_t>()[0] = static_cast<uint8_t>(range.quant_max);
+        }
+        qv = g.Add("Clip",
+                   {qv, g.Initializer(TensorToProto(lo, x + "_qmin")),
+                    g.Initializer(TensorToProto(hi, x + "_qmax"))},
+                   x + "_clipped");
+      }
+      g.AddNode("DequantizeLinear", "", {qv, s_name, z_name}, {n.output(0)}, attrs);
+    }
+    changed = true;
+  }
+  if (changed) {
+    PruneUnusedInitializers(graph);
+    QAT_RETURN_IF_ERROR(training::TopologicalSort(graph));
+  }
+  return changed;
+}
+
+}  // namespace passes
+}  // namespace qat

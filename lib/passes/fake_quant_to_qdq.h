@@ -1,0 +1,44 @@
+// FakeQuantToQdqPass: FakeQuant becomes QuantizeLinear -> DequantizeLinear
+// again, for export (the inverse of fuse_qdq_to_fake_quant).
+//
+// Before:  x ─> FakeQuant(s, z) ─> y             W ─> FakeQuant(s, z) ─> W'
+// After:   x ─> QuantizeLinear(s, z) ─> [Clip] ─> DequantizeLinear(s, z) ─> y
+//          W_int8 ─> DequantizeLinear(s, z) ─> W'   (config.int8_weights)
+//
+// Applies to every FakeQuant (com.microsoft per tensor, ai.libqat per
+// channel), with its (trained) scale and zero point, when:
+//  1. its mask output is not read (an inference graph, not a training one);
+//  2. its range fits int8 (signed) or uint8 storage.
+// A learned zero point is real-valued: it stands for its rounding in the
+// range.  A range narrower than the storage type is expressed with a Clip
+// (or, for stored weights, by the stored values themselves).  With
+// int8_weights, a constant input (a weight) is stored quantized with
+// FakeQuant's own arithmetic (stored_weights.h), so the dequantized weight
+// is bit-identical to what FakeQuant computed in training.
+#ifndef QAT_LIB_PASSES_FAKE_QUANT_TO_QDQ_H_
+#define QAT_LIB_PASSES_FAKE_QUANT_TO_QDQ_H_
+
+#include "graph/graph_pass.h"
+
+namespace qat {
+namespace passes {
+
+struct FakeQuantToQdqConfig {
+  // Store constant inputs as integers behind a DequantizeLinear.
+  bool int8_weights = true;
+};
+
+class FakeQuantToQdqPass : public GraphPass {
+ public:
+  explicit FakeQuantToQdqPass(FakeQuantToQdqConfig config = {}) : config_(config) {}
+  absl::string_view name() const override { return "fake_quant_to_qdq"; }
+
+ private:
+  absl::StatusOr<bool> RunImpl(onnx::ModelProto* model) override;
+  FakeQuantToQdqConfig config_;
+};
+
+}  // namespace passes
+}  // namespace qat
+
+#endif  // QAT_LIB_PASSES_FAKE_QUANT_TO_QDQ_H_

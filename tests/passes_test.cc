@@ -1,0 +1,552 @@
+// Every graph pass through the pass tester (tests/pass_tester.h): tiny
+// seeded graphs, onnx::checker before and after, the untransformed and
+// transformed graphs run on the same inputs and compared within explicit
+// tolerances, and op counts for what was added and removed.  Then the pass
+// pipeline: order, the off switch, invariant checks and the error prefix.
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "core/op_schemas.h"
+#include "graph/graph_editor.h"
+#include "graph/graph_index.h"
+#include "graph/pass_pipeline.h"
+#include "passes/add_loss.h"
+#include "passes/fake_quant_to_qdq.h"
+#include "passes/fold_constants.h"
+#include "passes/fuse_qdq_to_fake_quant.h"
+#include "passes/gradient_builder.h"
+#include "passes/insert_qdq.h"
+#include "passes/prune_unused_initializers.h"
+#include "pass_tester.h"
+#include "qat/calibration_table.h"
+
+namespace qat {
+namespace {
+
+using training::AttrInt;
+using training::AttrInts;
+using training::AttrTensor;
+constexpr int kInt64 = onnx::TensorProto::INT64;
+
+Tensor Scalar(DataType type, double v) {
+  Tensor t(type, {});
+  switch (type) {
+    case DataType::kFloat32: t.data<float>()[0] = static_cast<float>(v); break;
+    case DataType::kUInt8: t.data<uint8_t>()[0] = static_cast<uint8_t>(v); break;
+    case DataType::kInt8: t.data<int8_t>()[0] = static_cast<int8_t>(v); break;
+    default: break;
+  }
+  return t;
+}
+
+Tensor Int64s(const std::vector<int64_t>& values) {
+  Tensor t(DataType::kInt64, {static_cast<int64_t>(values.size())});
+  for (size_t i = 0; i < values.size(); ++i) t.data<int64_t>()[i] = values[i];
+  return t;
+}
+
+// ---------------------------------------------------------------- graph index
+
+TEST(GraphIndexTest, AnswersConstantsProducersAndConsumers) {
+  PassTester t;
+  t.Input("x", {2, 3}).Weight("W", {3, 3}).Weight("x_default", {2, 3});
+  t.proto().mutable_graph()->add_input()->set_name("x_default");  // overridable
+  t.Node("Constant", {}, {"c"}, {AttrTensor("value", TensorToProto(Scalar(DataType::kFloat32, 2), "c"))})
+      .Node("MatMul", {"x", "W"}, {"y"})
+      .Node("Mul", {"y", "c"}, {"z"})
+      .Node("Add", {"z", "z"}, {"out"});
+  const graph::GraphIndex index(t.proto().graph());
+  EXPECT_TRUE(index.IsConstant("W"));
+  EXPECT_TRUE(index.IsConstant("c"));  // a Constant node's value
+  EXPECT_FALSE(index.IsConstant("x_default"));
+  EXPECT_TRUE(index.IsInitializer("x_default"));
+  EXPECT_FALSE(index.IsConstant("y"));
+  EXPECT_EQ(index.Producer("y"), 1);
+  EXPECT_EQ(index.Producer("x"), -1);
+  EXPECT_EQ(index.Consumers("z"), std::vector<int>{3});  // each node once
+  EXPECT_EQ(index.NumUses("z"), 2);                      // but two slots
+  EXPECT_TRUE(index.Consumers("out").empty());
+  absl::StatusOr<Tensor> c = index.ConstantValue("c");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->values<float>()[0], 2.0f);
+  EXPECT_FALSE(index.ConstantValue("y").ok());
+}
+
+// ------------------------------------------------------------- fold_constants
+
+TEST(FoldConstantsTest, ConstantBehindTransposeBecomesAnInitializer) {
+  PassTester t;
+  Tensor w(DataType::kFloat32, {3, 4});
+  for (int i = 0; i < 12; ++i) w.values<float>()[i] = 0.25f * static_cast<float>(i) - 1.0f;
+  t.Input("x", {2, 4})
+      .Node("Constant", {}, {"w"}, {AttrTensor("value", TensorToProto(w, "w"))})
+      .Node("Transpose", {"w"}, {"wt"}, {AttrInts("perm", {1, 0})})
+      .Node("MatMul", {"x", "wt"}, {"y"})
+      .Output("y", {2, 3});
+  passes::FoldConstantsPass pass;
+  t.Apply(pass)
+      .ExpectChanged(true)
+      .ExpectOutputsNear(0.0, 0.0)
+      .ExpectRemoved("Constant")
+      .ExpectRemoved("Transpose")
+      .ExpectOpDelta("MatMul", 0);
+  ASSERT_TRUE(t.Ok());
+  ASSERT_EQ(t.after().graph().initializer_size(), 1);  // the intermediate w was pruned
+  EXPECT_EQ(t.after().graph().initializer(0).name(), "wt");
+}
+
+TEST(FoldConstantsTest, ReshapeOfAWeightFoldsWithTheInferredShape) {
+  PassTester t;
+  t.Input("x", {2, 6})
+      .Weight("W", {2, 3, 4})
+      .Initializer("shape", Int64s({6, 4}))
+      .Node("Reshape", {"W", "shape"}, {"w2"})
+      .Node("MatMul", {"x", "w2"}, {"y"})
+      .Output("y", {2, 4});
+  passes::FoldConstantsPass pass;
+  t.Apply(pass).ExpectChanged(true).ExpectOutputsNear(0.0, 0.0).ExpectRemoved("Reshape");
+}
+
+TEST(FoldConstantsTest, AnInitializerThatAnInputOverridesIsNotFolded) {
+  PassTester t;
+  t.Input("x", {2, 3}).Input("W", {3, 3}).Weight("W", {3, 3})
+      .Node("Transpose", {"W"}, {"wt"})
+      .Node("MatMul", {"x", "wt"}, {"y"})
+      .Output("y", {2, 3});
+  passes::FoldConstantsPass pass;
+  t.Apply(pass).ExpectChanged(false).ExpectOutputsNear(0.0, 0.0).ExpectOpDelta("Transpose", 0);
+}
+
+// ----------------------------------------------------------------- insert_qdq
+
+// x [4, 8] -> MatMul(W [8, 3]) -> y, with a table from the values seen.
+struct MatMulGraph {
+  PassTester t;
+  CalibrationTable table;
+  MatMulGraph() {
+    t.Input("x", {4, 8}).Weight("W", {8, 3}).Node("MatMul", {"x", "W"}, {"y"}).Output("y", {4, 3});
+    t.Apply([](onnx::ModelProto*) { return false; });  // to get the float run
+    const std::map<std::string, Tensor> run = t.RunBefore();
+    for (const auto& [name, value] : {std::pair<std::string, Tensor>{"x", t.inputs().at("x")},
+                                      {"y", run.at("y")}}) {
+      float lo = 0, hi = 0;
+      for (float v : value.values<float>()) {
+        lo = std::min(lo, v);
+        hi = std::max(hi, v);
+      }
+      auto entry = MakeCalibrationEntry(TensorRole::kActivation, QuantType::kUInt8,
+                                        CalibrationMethod::kMinMax, false, false, std::nullopt,
+                                        {{lo, hi, lo, hi}});
+      EXPECT_TRUE(entry.ok()) << entry.status();
+      EXPECT_TRUE(table.Set(name, *entry).ok());
+    }
+  }
+};
+
+TEST(InsertQdqTest, PairsAroundTheInputTheWeightAndTheOutput) {
+  MatMulGraph g;
+  passes::InsertQdqPass pass(g.table, {});
+  // uint8 activations over ranges near [-3, 3]: a step of about 0.025.
+  g.t.Apply(pass)
+      .ExpectChanged(true)
+      .ExpectOutputsNear(0.1, 0.05)
+      .ExpectOpDelta("QuantizeLinear", 3)
+      .ExpectOpDelta("DequantizeLinear", 3)
+      .ExpectOpDelta("MatMul", 0);
+  ASSERT_TRUE(g.t.Ok());
+  // The graph output keeps its name, now the dequantized value.
+  EXPECT_EQ(g.t.after().graph().output(0).name(), "y");
+}
+
+TEST(InsertQdqTest, StoredInt8WeightsLeaveOnlyADequantizeAndThePipelinePrunesTheFloats) {
+  MatMulGraph g;
+  passes::InsertQdqConfig config;
+  config.weights_as_int8 = true;
+  config.per_channel = true;
+  passes::PassPipelineOptions options;
+  options.check_invariants = true;
+  passes::PassPipeline pipeline(options);
+  pipeline.Add(std::make_unique<passes::InsertQdqPass>(g.table, config));
+  pipeline.Add(std::make_unique<passes::PruneUnusedInitializersPass>());
+  g.t.Apply(pipeline)
+      .ExpectOutputsNear(0.1, 0.05)
+      .ExpectOpDelta("QuantizeLinear", 2)
+      .ExpectOpDelta("DequantizeLinear", 3);
+  ASSERT_TRUE(g.t.Ok());
+  const graph::GraphIndex index(g.t.after().graph());
+  EXPECT_EQ(index.FindInitializer("W"), nullptr);
+  const onnx::TensorProto* stored = index.FindInitializer("W_quantized");
+  ASSERT_NE(stored, nullptr);
+  EXPECT_EQ(stored->data_type(), onnx::TensorProto::INT8);
+}
+
+TEST(InsertQdqTest, AnActivationWithoutATableEntryIsAnError) {
+  MatMulGraph g;
+  CalibrationTable partial;
+  ASSERT_TRUE(partial.Set("x", *g.table.Find("x")).ok());
+  passes::InsertQdqPass pass(partial, {});
+  PassTester t;
+  t.Input("x", {4, 8}).Weight("W", {8, 3}).Node("MatMul", {"x", "W"}, {"y"}).Output("y", {4, 3});
+  t.Apply(pass).ExpectError("Failed after insert_qdq: tensor 'y' needs quantization");
+}
+
+// ------------------------------------------------------ fuse_qdq_to_fake_quant
+
+TEST(FuseQdqToFakeQuantTest, APairBecomesOneFakeQuantWithTheSameBits) {
+  PassTester t;
+  t.Input("x", {3, 5}, kFloat, -2.0f, 2.0f)
+      .Initializer("s", Scalar(DataType::kFloat32, 0.0157f))
+      .Initializer("z", Scalar(DataType::kUInt8, 128))
+      .Node("QuantizeLinear", {"x", "s", "z"}, {"q"})
+      .Node("DequantizeLinear", {"q", "s", "z"}, {"dq"})
+      .Node("Relu", {"dq"}, {"y"})
+      .Output("y", {3, 5});
+  passes::FuseQdqToFakeQuantPass pass;
+  // FakeQuant divides and rounds as QuantizeLinear does: bit for bit.
+  t.Apply(pass)
+      .ExpectChanged(true)
+      .ExpectOutputsNear(0.0, 0.0)
+      .ExpectRemoved("QuantizeLinear")
+      .ExpectRemoved("DequantizeLinear")
+      .ExpectOpCount("FakeQuant", 1)
+      .ExpectNodeDelta(-1);
+  EXPECT_TRUE(pass.warnings().empty());
+}
+
+TEST(FuseQdqToFakeQuantTest, AClipNarrowsTheRange) {
+  PassTester t;
+  t.Input("x", {2, 6}, kFloat, -1.0f, 1.0f)
+      .Initializer("s", Scalar(DataType::kFloat32, 0.004f))
+      .Initializer("z", Scalar(DataType::kInt8, 0))
+      .Initializer("lo", Scalar(DataType::kInt8, -7))
+      .Initializer("hi", Scalar(DataType::kInt8, 7))
+      .Node("QuantizeLinear", {"x", "s", "z"}, {"q"})
+      .Node("Clip", {"q", "lo", "hi"}, {"c"})
+      .Node("DequantizeLinear", {"c", "s", "z"}, {"y"})
+      .Output("y", {2, 6});
+  passes::FuseQdqToFakeQuantPass pass;
+  t.Apply(pass).ExpectOutputsNear(0.0, 0.0).ExpectRemoved("Clip").ExpectOpCount("FakeQuant", 1);
+  ASSERT_TRUE(t.Ok());
+  for (const auto& n : t.after().graph().node()) {
+    if (n.op_type() != "FakeQuant") continue;
+    EXPECT_EQ(training::GetAttrInt(n, "quant_min", 0), -7);
+    EXPECT_EQ(training::GetAttrInt(n, "quant_max", 0), 7);
+  }
+}
+
+TEST(FuseQdqToFakeQuantTest, AQuantizeWithOtherReadersIsLeftWithAWarning) {
+  PassTester t;
+  t.Input("x", {2, 2})
+      .Initializer("s", Scalar(DataType::kFloat32, 0.01f))
+      .Initializer("z", Scalar(DataType::kUInt8, 128))
+      .Node("QuantizeLinear", {"x", "s", "z"}, {"q"})
+      .Node("DequantizeLinear", {"q", "s", "z"}, {"y"})
+      .Output("y", {2, 2})
+      .Output("q", {2, 2}, onnx::TensorProto::UINT8);
+  passes::FuseQdqToFakeQuantPass pass;
+  t.Apply(pass).ExpectChanged(false).ExpectOutputsNear(0.0, 0.0).ExpectOpCount("FakeQuant", 0);
+  ASSERT_EQ(pass.warnings().size(), 1u);
+}
+
+// ---------------------------------------------------------- fake_quant_to_qdq
+
+// x -> FakeQuant -> MatMul(FakeQuant(W)) -> y, per tensor, uint8 and int8.
+PassTester FakeQuantGraph() {
+  PassTester t;
+  t.Opset(kMicrosoftDomain, 1)
+      .Input("x", {3, 4})
+      .Weight("W", {4, 2})
+      .Initializer("xs", Scalar(DataType::kFloat32, 0.008f))
+      .Initializer("xz", Scalar(DataType::kFloat32, 127))
+      .Initializer("ws", Scalar(DataType::kFloat32, 0.0079f))
+      .Initializer("wz", Scalar(DataType::kFloat32, 0))
+      .Node("FakeQuant", {"x", "xs", "xz"}, {"xq", "xmask"},
+            {AttrInt("quant_min", 0), AttrInt("quant_max", 255)}, kMicrosoftDomain)
+      .Node("FakeQuant", {"W", "ws", "wz"}, {"wq", "wmask"},
+            {AttrInt("quant_min", -127), AttrInt("quant_max", 127)}, kMicrosoftDomain)
+      .Node("MatMul", {"xq", "wq"}, {"y"})
+      .Output("y", {3, 2});
+  return t;
+}
+
+TEST(FakeQuantToQdqTest, StoredWeightsDequantizeToWhatFakeQuantComputed) {
+  PassTester t = FakeQuantGraph();
+  passes::FakeQuantToQdqPass pass;  // int8 weights
+  t.Apply(pass)
+      .ExpectChanged(true)
+      .ExpectOutputsNear(0.0, 0.0)
+      .ExpectRemoved("FakeQuant")
+      .ExpectOpCount("QuantizeLinear", 1)   // the activation only
+      .ExpectOpCount("DequantizeLinear", 2)
+      .ExpectOpCount("Clip", 0);            // the stored values are in [-127, 127]
+  ASSERT_TRUE(t.Ok());
+  EXPECT_EQ(graph::GraphIndex(t.after().graph()).FindInitializer("W"), nullptr);
+}
+
+TEST(FakeQuantToQdqTest, FloatWeightsGetAPairAndANarrowRangeAClip) {
+  PassTester t = FakeQuantGraph();
+  passes::FakeQuantToQdqConfig config;
+  config.int8_weights = false;
+  passes::FakeQuantToQdqPass pass(config);
+  t.Apply(pass)
+      .ExpectOutputsNear(0.0, 0.0)
+      .ExpectOpCount("QuantizeLinear", 2)
+      .ExpectOpCount("DequantizeLinear", 2)
+      .ExpectOpCount("Clip", 1);  // [-127, 127] inside int8
+}
+
+TEST(FakeQuantToQdqTest, AMaskThatIsStillReadIsAnError) {
+  PassTester t = FakeQuantGraph();
+  t.Output("wmask", {4, 2}, onnx::TensorProto::BOOL);
+  passes::FakeQuantToQdqPass pass;
+  t.Apply(pass).ExpectError("Failed after fake_quant_to_qdq:");
+}
+
+// ------------------------------------------------------------------- add_loss
+
+TEST(AddLossTest, MseIsTheMeanSquaredDifference) {
+  PassTester t;
+  t.Input("x", {4, 3}).Weight("W", {3, 2}).Node("MatMul", {"x", "W"}, {"y"}).Output("y", {4, 2});
+  LossOptions loss;
+  loss.kind = LossKind::kMse;
+  training::AddLossPass pass(loss);
+  t.Apply(pass)
+      .ExpectChanged(true)
+      .ExpectOutputsNear(0.0, 0.0, {"y"})  // the model's own output is untouched
+      .ExpectOpDelta("Sub", 1)
+      .ExpectOpDelta("Mul", 1)
+      .ExpectOpDelta("ReduceMean", 1);
+  ASSERT_TRUE(t.Ok());
+  const auto out = t.RunAfter();
+  const Tensor& y = out.at("y");
+  const Tensor& labels = t.inputs().at(kLabelsInput);
+  double sum = 0;
+  for (int64_t i = 0; i < y.num_elements(); ++i) {
+    const double d = y.values<float>()[i] - labels.values<float>()[i];
+    sum += d * d;
+  }
+  Tensor expected(DataType::kFloat32, {});
+  expected.data<float>()[0] = static_cast<float>(sum / static_cast<double>(y.num_elements()));
+  PassTester::ExpectNear("loss", expected, out.at(kLossOutput), 0.0, 1e-5);
+  EXPECT_EQ(t.after().graph().output(0).name(), kLossOutput);
+}
+
+TEST(AddLossTest, CrossEntropyTakesInt64Labels) {
+  PassTester t;
+  t.Input("x", {5, 3}).Weight("W", {3, 4}).Node("MatMul", {"x", "W"}, {"y"}).Output("y", {5, 4});
+  t.IntRange(kLabelsInput, 4);
+  training::AddLossPass pass({});
+  t.Apply(pass).ExpectOutputsNear(0.0, 0.0, {"y"}).ExpectOpDelta("SoftmaxCrossEntropyLoss", 1);
+  ASSERT_TRUE(t.Ok());
+  EXPECT_EQ(t.inputs().at(kLabelsInput).dtype(), DataType::kInt64);
+}
+
+TEST(AddLossTest, AModelThatHasALossAlreadyIsAnError) {
+  PassTester t;
+  t.Input("x", {2, 2}).Node("Relu", {"x"}, {"loss"}).Output("loss", {2, 2});
+  training::AddLossPass pass({});
+  t.Apply(pass).ExpectError("Failed after add_loss: the model already has a value named 'loss'");
+}
+
+// ------------------------------------------------------------ build_gradients
+
+TEST(BuildGradientsTest, TheForwardLossStaysAndEachParameterGetsAGradient) {
+  PassTester t;
+  t.Input("x", {4, 3})
+      .Input(kLabelsInput, {4}, kInt64)
+      .IntRange(kLabelsInput, 2)
+      .Weight("W", {3, 2})
+      .Weight("B", {2})
+      .Node("Gemm", {"x", "W", "B"}, {"y"})
+      .Node("SoftmaxCrossEntropyLoss", {"y", kLabelsInput}, {kLossOutput},
+            {training::AttrString("reduction", "mean")})
+      .Output(kLossOutput, {});
+  training::BuildGradientsPass pass(training::BuildGradientsConfig{kLossOutput, {"W", "B"}});
+  t.Apply(pass).ExpectChanged(true).ExpectOutputsNear(0.0, 0.0, {kLossOutput});
+  ASSERT_TRUE(t.Ok());
+  // One Identity per parameter names its gradient; the Gemm's backward is
+  // one Gemm for dW (no dX: x is an input, not a parameter) and a
+  // ReduceSum for dB.
+  t.ExpectOpDelta("Identity", 2).ExpectOpDelta("Gemm", 1).ExpectOpDelta("ReduceSum", 1);
+  const auto out = t.RunAfter();
+  ASSERT_EQ(out.count("W_grad"), 1u);
+  ASSERT_EQ(out.count("B_grad"), 1u);
+  EXPECT_EQ(out.at("W_grad").shape(), (std::vector<int64_t>{3, 2}));
+  // Softmax cross-entropy: the bias gradient of each sample sums to zero.
+  const auto b = out.at("B_grad").values<float>();
+  EXPECT_NEAR(b[0] + b[1], 0.0f, 1e-6f);
+  EXPECT_NE(b[0], 0.0f);
+}
+
+TEST(BuildGradientsTest, AParameterThatIsNotAnInitializerIsAnError) {
+  PassTester t;
+  t.Input("x", {2}).Node("ReduceSum", {"x"}, {kLossOutput}, {AttrInt("keepdims", 0)})
+      .Output(kLossOutput, {});
+  training::BuildGradientsPass pass(training::BuildGradientsConfig{kLossOutput, {"nope"}});
+  t.Apply(pass).ExpectError("Failed after build_gradients: parameter 'nope'");
+}
+
+// ---------------------------------------------------------------------- prune
+
+TEST(PruneUnusedInitializersTest, DropsWhatNothingReads) {
+  PassTester t;
+  t.Input("x", {2}).Weight("used", {2}).Weight("unused", {2})
+      .Node("Add", {"x", "used"}, {"y"}).Output("y", {2});
+  passes::PruneUnusedInitializersPass pass;
+  t.Apply(pass).ExpectChanged(true).ExpectOutputsNear(0.0, 0.0);
+  ASSERT_TRUE(t.Ok());
+  ASSERT_EQ(t.after().graph().initializer_size(), 1);
+  EXPECT_EQ(t.after().graph().initializer(0).name(), "used");
+}
+
+// ------------------------------------------------------------------- pipeline
+
+// Appends its name to a log; optionally breaks the graph or fails.
+class LoggingPass : public passes::GraphPass {
+ public:
+  enum class Mode { kFine, kBreaksTheGraph, kFails };
+  LoggingPass(std::string name, std::vector<std::string>* log, Mode mode = Mode::kFine)
+      : name_(std::move(name)), log_(log), mode_(mode) {}
+  absl::string_view name() const override { return name_; }
+
+ private:
+  absl::StatusOr<bool> RunImpl(onnx::ModelProto* model) override {
+    log_->push_back(name_);
+    if (mode_ == Mode::kFails) return absl::InvalidArgumentError("boom");
+    if (mode_ == Mode::kBreaksTheGraph) {
+      // A node that reads a value nothing defines.
+      auto* n = model->mutable_graph()->add_node();
+      n->set_op_type("Relu");
+      n->add_input("undefined_value");
+      n->add_output("dangling");
+    }
+    return mode_ != Mode::kFine;
+  }
+  std::string name_;
+  std::vector<std::string>* log_;
+  Mode mode_;
+};
+
+onnx::ModelProto TinyModel() {
+  PassTester t;
+  t.Input("x", {2}).Node("Relu", {"x"}, {"y"}).Output("y", {2});
+  return t.proto();
+}
+
+TEST(PassPipelineTest, RunsThePassesInOrder) {
+  std::vector<std::string> log;
+  passes::PassPipeline pipeline;
+  for (const char* name : {"first", "second", "third"}) {
+    pipeline.Add(std::make_unique<LoggingPass>(name, &log));
+  }
+  EXPECT_EQ(pipeline.pass_names(), (std::vector<std::string>{"first", "second", "third"}));
+  onnx::ModelProto m = TinyModel();
+  absl::StatusOr<bool> changed = pipeline.Run(&m);
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_FALSE(*changed);
+  EXPECT_EQ(log, (std::vector<std::string>{"first", "second", "third"}));
+}
+
+TEST(PassPipelineTest, ADisabledPassDoesNotRunAndAnUnknownNameIsAnError) {
+  std::vector<std::string> log;
+  passes::PassPipelineOptions options;
+  options.disabled = {"second"};
+  passes::PassPipeline pipeline(options);
+  for (const char* name : {"first", "second", "third"}) {
+    pipeline.Add(std::make_unique<LoggingPass>(name, &log));
+  }
+  onnx::ModelProto m = TinyModel();
+  ASSERT_TRUE(pipeline.Run(&m).ok());
+  EXPECT_EQ(log, (std::vector<std::string>{"first", "third"}));
+
+  options.disabled = {"fourth"};
+  passes::PassPipeline typo(options);
+  typo.Add(std::make_unique<LoggingPass>("first", &log));
+  absl::StatusOr<bool> changed = typo.Run(&m);
+  ASSERT_FALSE(changed.ok());
+  EXPECT_NE(changed.status().message().find("cannot disable pass 'fourth'"), std::string::npos)
+      << changed.status();
+}
+
+TEST(PassPipelineTest, TheInvariantCheckNamesThePassThatBrokeTheGraph) {
+  std::vector<std::string> log;
+  passes::PassPipelineOptions options;
+  options.check_invariants = true;
+  passes::PassPipeline pipeline(options);
+  pipeline.Add(std::make_unique<LoggingPass>("fine", &log));
+  pipeline.Add(std::make_unique<LoggingPass>("breaker", &log, LoggingPass::Mode::kBreaksTheGraph));
+  pipeline.Add(std::make_unique<LoggingPass>("after", &log));
+  onnx::ModelProto m = TinyModel();
+  absl::StatusOr<bool> changed = pipeline.Run(&m);
+  ASSERT_FALSE(changed.ok());
+  EXPECT_EQ(changed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(changed.status().message().rfind("Failed after breaker: ", 0), 0u)
+      << changed.status();
+  EXPECT_NE(changed.status().message().find("undefined_value"), std::string::npos)
+      << changed.status();
+  EXPECT_EQ(log, (std::vector<std::string>{"fine", "breaker"}));  // stopped there
+
+  // Without the checks the broken graph goes through (the caller's final
+  // check would catch it).
+  options.check_invariants = false;
+  passes::PassPipeline unchecked(options);
+  unchecked.Add(std::make_unique<LoggingPass>("breaker", &log, LoggingPass::Mode::kBreaksTheGraph));
+  onnx::ModelProto m2 = TinyModel();
+  EXPECT_TRUE(unchecked.Run(&m2).ok());
+}
+
+TEST(PassPipelineTest, APassErrorIsPrefixedOnce) {
+  std::vector<std::string> log;
+  passes::PassPipeline pipeline;
+  pipeline.Add(std::make_unique<LoggingPass>("failing", &log, LoggingPass::Mode::kFails));
+  onnx::ModelProto m = TinyModel();
+  absl::StatusOr<bool> changed = pipeline.Run(&m);
+  ASSERT_FALSE(changed.ok());
+  EXPECT_EQ(changed.status().message(), "Failed after failing: boom");
+}
+
+TEST(PassPipelineTest, InvariantChecksAreOnInDebugBuildsAndUnderTheTestEnvironment) {
+#ifdef NDEBUG
+  const char* env = std::getenv("QAT_CHECK_PASS_INVARIANTS");
+  EXPECT_EQ(passes::PassPipelineOptions().check_invariants,
+            env != nullptr && std::string(env) == "1");
+#else
+  EXPECT_TRUE(passes::PassPipelineOptions().check_invariants);
+#endif
+}
+
+// ------------------------------------------------------------ topological sort
+
+TEST(TopologicalSortTest, KeepsTheOrderOfRepeatedSweeps) {
+  // 0: a reads c (from 2); 1: b; 2: c; 3: d.  Sweep 1 emits b, c, d; sweep
+  // 2 emits a: [b, c, d, a] (a smallest-index-first order would give
+  // [b, c, a, d]).
+  onnx::GraphProto g;
+  auto add = [&](const std::string& name, std::vector<std::string> in) {
+    auto* n = g.add_node();
+    n->set_name(name);
+    n->set_op_type("Relu");
+    for (auto& i : in) n->add_input(i);
+    n->add_output(name + "_out");
+  };
+  add("a", {"c_out"});
+  add("b", {"x"});
+  add("c", {"x"});
+  add("d", {"x"});
+  ASSERT_TRUE(training::TopologicalSort(&g).ok());
+  std::vector<std::string> order;
+  for (const auto& n : g.node()) order.push_back(n.name());
+  EXPECT_EQ(order, (std::vector<std::string>{"b", "c", "d", "a"}));
+
+  add("e", {"f_out"});
+  add("f", {"e_out"});
+  absl::Status cycle = training::TopologicalSort(&g);
+  ASSERT_FALSE(cycle.ok());
+  EXPECT_NE(cycle.message().find("node 'e'"), std::string::npos) << cycle;
+}
+
+}  // namespace
+}  // namespace qat
