@@ -495,7 +495,7 @@ TEST(DecomposeTest, OpsetOlderThan13IsRefusedAndAMissingImportIsAdded) {
   auto refused = passes::DecomposePass().Run(&p);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(refused.status().message(), HasSubstr("Failed in decompose"));
+  EXPECT_THAT(refused.status().message(), HasSubstr("Failed after decompose"));
   EXPECT_THAT(refused.status().message(), HasSubstr("opset 12"));
 
   // A graph of custom ops only, importing no standard opset, gets opset 13.

@@ -26,6 +26,13 @@ struct ModelAccess {
   // one check at the end of a pass pipeline.
   static absl::StatusOr<Model> FromProto(onnx::ModelProto proto, const std::string& source,
                                          const ModelLoadOptions& options = {});
+  // The same for the output of a pass pipeline: its value_info is dropped
+  // first, so every shape is inferred anew from the transformed graph.
+  static absl::StatusOr<Model> FromTransformedProto(onnx::ModelProto proto,
+                                                    const std::string& source) {
+    proto.mutable_graph()->clear_value_info();
+    return FromProto(std::move(proto), source);
+  }
 };
 
 // What loading checks, on a proto in place: the opset range, the window

@@ -1,9 +1,10 @@
 #include "qat/decompose.h"
 
+#include <memory>
 #include <string>
 
-#include "absl/strings/str_cat.h"
 #include "core/model_internal.h"
+#include "graph/pass_pipeline.h"
 #include "passes/decompose.h"
 #include "qat/status_macros.h"
 
@@ -14,15 +15,11 @@ absl::StatusOr<Model> DecomposeCustomOps(const Model& model,
   onnx::ModelProto proto = ModelAccess::Proto(model);
   passes::DecomposeConfig config;
   config.lsq_sums_in_double = options.lsq_sums_in_double;
-  QAT_ASSIGN_OR_RETURN(const bool changed, passes::DecomposePass(config).Run(&proto));
+  passes::PassPipeline pipeline;
+  pipeline.Add(std::make_unique<passes::DecomposePass>(config));
+  QAT_ASSIGN_OR_RETURN(const bool changed, pipeline.Run(&proto));
   if (!changed) return model;
-  // Loading checks the result once and infers the new values' shapes.
-  proto.mutable_graph()->clear_value_info();
-  std::string bytes;
-  if (!proto.SerializeToString(&bytes)) {
-    return absl::InternalError(absl::StrCat("cannot serialize ", model.source()));
-  }
-  return Model::FromBytes(bytes, model.source() + " (decomposed)");
+  return ModelAccess::FromTransformedProto(std::move(proto), model.source() + " (decomposed)");
 }
 
 }  // namespace qat

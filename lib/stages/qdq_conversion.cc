@@ -11,15 +11,6 @@
 #include "qat/training_artifacts.h"
 
 namespace qat {
-namespace {
-
-// The end of a pass pipeline: one check and shape inference, from scratch.
-absl::StatusOr<Model> Finish(onnx::ModelProto proto, const std::string& source) {
-  proto.mutable_graph()->clear_value_info();  // re-inferred here
-  return ModelAccess::FromProto(std::move(proto), source);
-}
-
-}  // namespace
 
 // The first step of the training-graph build: QDQ pairs become FakeQuant,
 // so that the quantized model can train.  BuildTrainingModels
@@ -31,7 +22,7 @@ absl::StatusOr<Model> FuseQdqToFakeQuant(const Model& model,
   const auto& fuse = pipeline.Add(std::make_unique<passes::FuseQdqToFakeQuantPass>());
   QAT_RETURN_IF_ERROR(pipeline.Run(&proto).status());
   if (warnings != nullptr) *warnings = fuse.warnings();
-  return Finish(std::move(proto), model.source() + " (fused)");
+  return ModelAccess::FromTransformedProto(std::move(proto), model.source() + " (fused)");
 }
 
 // The export pipeline, after the training-only parts are gone
@@ -48,7 +39,7 @@ absl::StatusOr<Model> ExportQuantizedModel(const Model& eval,
   passes::PassPipeline pipeline;
   pipeline.Add(std::make_unique<passes::FakeQuantToQdqPass>(config));
   QAT_RETURN_IF_ERROR(pipeline.Run(&proto).status());
-  return Finish(std::move(proto), eval.source() + " (exported)");
+  return ModelAccess::FromTransformedProto(std::move(proto), eval.source() + " (exported)");
 }
 
 }  // namespace qat

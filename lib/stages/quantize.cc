@@ -62,8 +62,7 @@ absl::StatusOr<Model> QuantizeModel(const Model& model, const CalibrationTable& 
   pipeline.Add(std::make_unique<passes::InsertQdqPass>(table, InsertQdqConfigFor(options)));
   pipeline.Add(std::make_unique<passes::PruneUnusedInitializersPass>());
   QAT_RETURN_IF_ERROR(pipeline.Run(&proto).status());
-  proto.mutable_graph()->clear_value_info();  // re-inferred below
-  return ModelAccess::FromProto(std::move(proto), model.source() + " (quantized)");
+  return ModelAccess::FromTransformedProto(std::move(proto), model.source() + " (quantized)");
 }
 
 }  // namespace qat
