@@ -39,22 +39,14 @@
 #include "qat/calibration_table.h"
 #include "qat/api.h"
 #include "qat/model.h"
+#include "qat/qdq_insertion.h"
 #include "qat/quant_params.h"
 
 namespace qat {
 
-struct QuantizeOptions {
-  std::vector<std::string> op_types = {"MatMul", "Gemm", "Conv"};
-  // Node names to skip; when `include_nodes` is not empty, only those.
-  std::vector<std::string> exclude_nodes;
-  std::vector<std::string> include_nodes;
-  QuantType activation_type = QuantType::kUInt8;  // or kInt8
-  bool symmetric_activations = false;
-  int weight_bits = 8;  // 8 or 4
-  bool per_channel = false;
-  bool reduce_range = false;  // weights in [-64, 64]
-  bool weights_as_int8 = false;
-};
+// The quantize stage's options: what insert_qdq quantizes and how
+// (qat/qdq_insertion.h).
+struct QuantizeOptions : QdqInsertionConfig {};
 
 QAT_API absl::StatusOr<Model> QuantizeModel(const Model& model,
                                             const CalibrationTable& table,

@@ -24,25 +24,15 @@
 
 #include "graph/graph_pass.h"
 #include "qat/calibration_table.h"
+#include "qat/qdq_insertion.h"
 #include "qat/quant_params.h"
 
 namespace qat {
 namespace passes {
 
-// What to quantize and how (qat::QuantizeOptions fills it for the quantize
-// stage).
-struct InsertQdqConfig {
-  std::vector<std::string> op_types = {"MatMul", "Gemm", "Conv"};
-  // Node names to skip; when `include_nodes` is not empty, only those.
-  std::vector<std::string> exclude_nodes;
-  std::vector<std::string> include_nodes;
-  QuantType activation_type = QuantType::kUInt8;  // or kInt8
-  bool symmetric_activations = false;
-  int weight_bits = 8;  // 8 or 4
-  bool per_channel = false;
-  bool reduce_range = false;  // weights in [-64, 64]
-  bool weights_as_int8 = false;
-};
+// What to quantize and how (qat::QuantizeOptions extends it for the
+// quantize stage).
+using InsertQdqConfig = QdqInsertionConfig;
 
 // The weight's channel axis for a node's input, as ONNX Runtime chooses it:
 // Conv 0, MatMul 1, Gemm 0 when transB else 1.  -1 for other ops.

@@ -12,23 +12,6 @@
 #include "qat/status_macros.h"
 
 namespace qat {
-namespace {
-
-passes::InsertQdqConfig InsertQdqConfigFor(const QuantizeOptions& o) {
-  passes::InsertQdqConfig c;
-  c.op_types = o.op_types;
-  c.exclude_nodes = o.exclude_nodes;
-  c.include_nodes = o.include_nodes;
-  c.activation_type = o.activation_type;
-  c.symmetric_activations = o.symmetric_activations;
-  c.weight_bits = o.weight_bits;
-  c.per_channel = o.per_channel;
-  c.reduce_range = o.reduce_range;
-  c.weights_as_int8 = o.weights_as_int8;
-  return c;
-}
-
-}  // namespace
 
 int64_t WeightChannelAxis(const std::string& op_type, bool trans_b) {
   return passes::WeightChannelAxis(op_type, trans_b);
@@ -59,7 +42,7 @@ absl::StatusOr<Model> QuantizeModel(const Model& model, const CalibrationTable& 
   // The result is checked and shape-inferred once, as a Model.
   passes::PassPipeline pipeline;
   pipeline.Add(std::make_unique<passes::FoldConstantsPass>());
-  pipeline.Add(std::make_unique<passes::InsertQdqPass>(table, InsertQdqConfigFor(options)));
+  pipeline.Add(std::make_unique<passes::InsertQdqPass>(table, options));
   pipeline.Add(std::make_unique<passes::PruneUnusedInitializersPass>());
   QAT_RETURN_IF_ERROR(pipeline.Run(&proto).status());
   return ModelAccess::FromTransformedProto(std::move(proto), model.source() + " (quantized)");
