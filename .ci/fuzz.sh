@@ -19,18 +19,19 @@ seconds=${FUZZ_SECONDS:-600}
 main_build=${QAT_BUILD_DIR:-build}
 build_dir=${QAT_SANITIZE_BUILD_DIR:-build-sanitize}
 # About 3 minutes each under ASan and UBSan, from executions per second
-# measured with this script's flags on 2 shared cores (20 s runs): model
-# pipeline 2,170/s, calibration table 250/s (its seed table is 32 KB of
-# JSON), checkpoint 17,600/s, readers 6,900/s.  fuzz_readers runs twice the
-# 595k inputs in which it first found the (2^60, 784) .npy overflow; with
-# its dictionary (tests/fuzz/<target>.dict, passed when it exists) and the
-# 2-D .npy seeds it finds that overflow after about 16k inputs at seed 1,
+# measured with this script's flags on this 2-core machine with nothing else
+# running, as in CI: model pipeline 13,300/s, calibration table 490/s (its
+# seed table is 32 KB of JSON; 3 minutes is 90k inputs), checkpoint
+# 48,400/s, readers 24,500/s.  fuzz_readers runs 7x the 595k inputs in
+# which it first found the (2^60, 784) .npy overflow; with its dictionary
+# (tests/fuzz/<target>.dict, passed when it exists) and the 2-D .npy seeds
+# it finds that overflow (before the fix) after about 16k inputs at seed 1,
 # where 1.2M inputs without them did not.
 declare -A default_runs=(
-  [fuzz_model_pipeline]=400000
-  [fuzz_calibration_table]=45000
-  [fuzz_checkpoint]=3000000
-  [fuzz_readers]=1200000
+  [fuzz_model_pipeline]=2400000
+  [fuzz_calibration_table]=90000
+  [fuzz_checkpoint]=8000000
+  [fuzz_readers]=4500000
 )
 targets=(fuzz_model_pipeline fuzz_calibration_table fuzz_checkpoint fuzz_readers)
 for t in "${targets[@]}"; do
