@@ -1,6 +1,8 @@
 #include "qat/prepare.h"
 
+#include "core/checked_size.h"
 #include "core/model_internal.h"
+#include "graph/graph_index.h"
 #include "qat/qdq_conversion.h"
 #include "qat/status_macros.h"
 #include "qat/training_artifacts.h"
@@ -20,12 +22,11 @@ absl::StatusOr<PrepareSummary> Prepare(const Model& model, const std::string& fo
   QAT_ASSIGN_OR_RETURN(TrainingModels models, PrepareModels(model, options, &summary.warnings));
   QAT_RETURN_IF_ERROR(SaveTrainingArtifacts(folder, models));
   summary.params = models.params;
+  const graph::GraphIndex index(ModelAccess::Proto(models.training).graph());
   for (const std::string& name : models.params) {
     int64_t elements = 0;
-    for (const auto& t : ModelAccess::Proto(models.training).graph().initializer()) {
-      if (t.name() != name) continue;
-      elements = 1;
-      for (int64_t d : t.dims()) elements *= d;
+    if (const onnx::TensorProto* t = index.FindInitializer(name); t != nullptr) {
+      QAT_ASSIGN_OR_RETURN(elements, CheckedElementCount(t->dims()));
     }
     summary.param_elements.push_back(elements);
   }
