@@ -3,11 +3,12 @@
 #include <algorithm>
 #include <map>
 #include <set>
-#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "core/catch_exceptions.h"
 #include "core/model_internal.h"
+#include "core/onnx_tensor.h"
+#include "graph/graph_index.h"
 #include "qat/executor.h"
 #include "qat/quantize.h"
 #include "qat/status_macros.h"
@@ -119,12 +120,9 @@ absl::StatusOr<CalibrationTable> Calibrator::Finish() {
     QAT_RETURN_IF_ERROR(table.Set(t, *std::move(e)));
   }
   // Weights: observed once from their values with the same method.
+  const graph::GraphIndex index(s.graph);
   for (const std::string& w : s.weights) {
-    const onnx::TensorProto* proto = nullptr;
-    for (const auto& t : s.graph.initializer()) {
-      if (t.name() == w) proto = &t;
-    }
-    QAT_ASSIGN_OR_RETURN(Tensor value, ParseTensorProto(proto->SerializeAsString()));
+    QAT_ASSIGN_OR_RETURN(Tensor value, TensorFromProto(*index.FindInitializer(w)));
     if (value.dtype() != DataType::kFloat32) continue;
     ObserverOptions wo = options.observer;
     wo.method = options.method;

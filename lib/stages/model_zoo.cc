@@ -95,11 +95,7 @@ absl::StatusOr<Model> Finish(onnx::ModelProto& m, const std::string& logits,
       if (o == logits) o = "logits";
     }
   }
-  std::string bytes;
-  if (!m.SerializeToString(&bytes)) {
-    return absl::InternalError(absl::StrCat("cannot serialize ", name));
-  }
-  return Model::FromBytes(bytes, name);
+  return ModelAccess::FromProto(std::move(m), name);
 }
 
 absl::Status CheckOpset(int64_t opset) {

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/file_util.h"
 #include "core/model_internal.h"
+#include "core/onnx_tensor.h"
 #include "qat/status_macros.h"
 #include "train/parameters.h"
 
@@ -115,10 +116,7 @@ absl::StatusOr<Model> ExportInferenceModel(
       *inits.Add() = t;
       continue;
     }
-    QAT_ASSIGN_OR_RETURN(std::string bytes, SerializeTensorProto(it->second, t.name()));
-    if (!inits.Add()->ParseFromString(bytes)) {
-      return absl::InternalError("cannot re-encode parameter " + t.name());
-    }
+    *inits.Add() = TensorToProto(it->second, t.name());
     written.insert(t.name());
   }
   *g->mutable_initializer() = inits;
@@ -128,12 +126,7 @@ absl::StatusOr<Model> ExportInferenceModel(
           "parameter '", name, "' is not an initializer of '", eval.source(), "'"));
     }
   }
-  g->clear_value_info();  // re-inferred on load
-  std::string bytes;
-  if (!proto.SerializeToString(&bytes)) {
-    return absl::InternalError("cannot serialize the exported model");
-  }
-  return Model::FromBytes(bytes, eval.source() + " (exported)");
+  return ModelAccess::FromTransformedProto(std::move(proto), eval.source() + " (exported)");
 }
 
 }  // namespace qat
