@@ -559,6 +559,22 @@ std::vector<RuleCase> Cases() {
   fd({"NegativeLogLikelihoodLoss", "",
       {{"s", R({4, 3}, 106)}, {"l", labels}, {"w", Positive({3}, 107)}}, {"s"},
       {AttrInt("ignore_index", 1)}});
+  // Activations and math (grad_rules_activation.cc).
+
+  // (end of activations and math)
+
+  // Reductions, scans and Einsum (grad_rules_reduce.cc).
+
+  // (end of reductions)
+
+  // Indexing and layout (grad_rules_indexing.cc).
+
+  // (end of indexing and layout)
+
+  // Resize and normalization layers (grad_rules_norm.cc).
+
+  // (end of resize and normalization)
+
   return all;
 }
 

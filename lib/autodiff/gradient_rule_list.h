@@ -86,6 +86,14 @@ QAT_GRAD_RULE("", "Dropout", Inputs(0), GradDropout)           // no gradient: r
 QAT_GRAD_RULE("", "SoftmaxCrossEntropyLoss", Inputs(0), GradSoftmaxCrossEntropyLoss)
 QAT_GRAD_RULE("", "NegativeLogLikelihoodLoss", Inputs(0), GradNegativeLogLikelihoodLoss)
 
+// Activations and math (grad_rules_activation.cc)
+
+// Reductions, scans and Einsum (grad_rules_reduce.cc)
+
+// Indexing and layout (grad_rules_indexing.cc)
+
+// Resize and normalization layers (grad_rules_norm.cc)
+
 // No rule yet: the scale and zero point are constants of the QDQ form.
 QAT_GRAD_MISSING("", "QuantizeLinear", Inputs(0))
 QAT_GRAD_MISSING("", "DequantizeLinear", Inputs(0))

@@ -1,5 +1,5 @@
 // The manifest of every op the executor runs: one line per op, in families
-// that match the files in lib/ops/.
+// that match the files in lib/exec/ops/.
 //
 //   QAT_OP(domain, op_type, since_opset, factory)
 //
@@ -8,7 +8,7 @@
 // handles an attribute-to-input change (Clip, Slice, Squeeze, ...) checks
 // NodeView::opset() itself.  The file that includes this list defines QAT_OP.
 
-// lib/ops/elementwise.cc
+// lib/exec/ops/elementwise.cc
 QAT_OP("", "Add", 1, MakeAdd)
 QAT_OP("", "Sub", 1, MakeSub)
 QAT_OP("", "Mul", 1, MakeMul)
@@ -26,7 +26,7 @@ QAT_OP("", "Sigmoid", 6, MakeSigmoid)
 QAT_OP("", "Tanh", 6, MakeTanh)
 QAT_OP("", "Clip", 6, MakeClip)
 
-// lib/ops/logic.cc
+// lib/exec/ops/logic.cc
 QAT_OP("", "Equal", 7, MakeEqual)
 QAT_OP("", "Less", 7, MakeLess)
 QAT_OP("", "Greater", 7, MakeGreater)
@@ -36,16 +36,16 @@ QAT_OP("", "And", 7, MakeAnd)
 QAT_OP("", "Not", 1, MakeNot)
 QAT_OP("", "Where", 9, MakeWhere)
 
-// lib/ops/softmax.cc
+// lib/exec/ops/softmax.cc
 QAT_OP("", "Softmax", 1, MakeSoftmax)
 QAT_OP("", "LogSoftmax", 1, MakeLogSoftmax)
 
-// lib/ops/plumbing.cc
+// lib/exec/ops/plumbing.cc
 QAT_OP("", "Identity", 1, MakeIdentity)
 QAT_OP("", "Constant", 1, MakeConstant)
 QAT_OP("", "Cast", 6, MakeCast)
 
-// lib/ops/shape_ops.cc
+// lib/exec/ops/shape_ops.cc
 QAT_OP("", "Shape", 1, MakeShape)
 QAT_OP("", "Reshape", 5, MakeReshape)
 QAT_OP("", "Flatten", 1, MakeFlatten)
@@ -56,28 +56,28 @@ QAT_OP("", "Concat", 4, MakeConcat)
 QAT_OP("", "Gather", 1, MakeGather)
 QAT_OP("", "Slice", 1, MakeSlice)
 
-// lib/ops/reduce.cc
+// lib/exec/ops/reduce.cc
 QAT_OP("", "ReduceSum", 1, MakeReduceSum)
 QAT_OP("", "ReduceMean", 1, MakeReduceMean)
 QAT_OP("", "ReduceMax", 1, MakeReduceMax)
 
-// lib/ops/linalg.cc
+// lib/exec/ops/linalg.cc
 QAT_OP("", "MatMul", 1, MakeMatMul)
 QAT_OP("", "Gemm", 1, MakeGemm)
 
-// lib/ops/conv.cc
+// lib/exec/ops/conv.cc
 QAT_OP("", "Conv", 1, MakeConv)
 
-// lib/ops/pool.cc
+// lib/exec/ops/pool.cc
 QAT_OP("", "MaxPool", 1, MakeMaxPool)
 QAT_OP("", "AveragePool", 1, MakeAveragePool)
 QAT_OP("", "GlobalAveragePool", 1, MakeGlobalAveragePool)
 
-// lib/ops/normalization.cc
+// lib/exec/ops/normalization.cc
 QAT_OP("", "BatchNormalization", 6, MakeBatchNormalization)
 QAT_OP("", "Dropout", 7, MakeDropout)
 
-// lib/ops/quantize.cc
+// lib/exec/ops/quantize.cc
 QAT_OP("", "QuantizeLinear", 10, MakeQuantizeLinear)
 QAT_OP("", "DequantizeLinear", 10, MakeDequantizeLinear)
 QAT_OP("com.microsoft", "FakeQuant", 1, MakeFakeQuantPerTensor)
@@ -85,14 +85,36 @@ QAT_OP("ai.libqat", "FakeQuant", 1, MakeFakeQuantPerChannel)
 QAT_OP("com.microsoft", "FakeQuantGrad", 1, MakeFakeQuantGrad)
 QAT_OP("ai.libqat", "FakeQuantLsqGrad", 1, MakeFakeQuantLsqGrad)
 
-// lib/ops/loss.cc
+// lib/exec/ops/loss.cc
 QAT_OP("", "SoftmaxCrossEntropyLoss", 12, MakeSoftmaxCrossEntropyLoss)
 QAT_OP("", "NegativeLogLikelihoodLoss", 12, MakeNegativeLogLikelihoodLoss)
 
-// lib/ops/training_ops.cc (ReduceProd's factory is in lib/ops/reduce.cc)
+// lib/exec/ops/training_ops.cc (ReduceProd's factory is in lib/ops/reduce.cc)
 QAT_OP("", "Sign", 9, MakeSign)
 QAT_OP("", "Expand", 8, MakeExpand)
 QAT_OP("", "Split", 2, MakeSplit)
 QAT_OP("", "ScatterElements", 11, MakeScatterElements)
 QAT_OP("", "ReduceProd", 1, MakeReduceProd)
 QAT_OP("", "ConvTranspose", 1, MakeConvTranspose)
+
+// lib/exec/ops/math.cc: unary math, activations, variadic Max/Min/Sum/Mean
+
+// lib/exec/ops/scan_sort.cc and lib/exec/ops/einsum.cc: ArgMax/ArgMin,
+// TopK, CumSum, Hardmax, Trilu, Einsum
+
+// lib/exec/ops/indexing.cc: GatherElements, GatherND, ScatterND, OneHot, ...
+
+// lib/exec/ops/tensor_layout.cc: Size, ConstantOfShape, Range, Tile, Pad, ...
+
+// lib/exec/ops/resize.cc and lib/exec/ops/detection.cc: Resize, Upsample,
+// GridSample, RoiAlign, NonMaxSuppression
+
+// lib/exec/ops/control_flow.cc: If, Loop, Scan
+
+// lib/exec/ops/rnn.cc: RNN, GRU, LSTM
+
+// lib/exec/ops/integer_ops.cc: ConvInteger, MatMulInteger, QLinear*, ...
+
+// lib/exec/ops/signal.cc: DFT, STFT, windows, MelWeightMatrix
+
+// lib/exec/ops/optimizer_ops.cc: ai.onnx.preview.training Adam, Adagrad, Momentum

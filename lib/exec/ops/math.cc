@@ -1,0 +1,1 @@
+// Placeholder: filled by the ops work of issue 14 (see op_list.h).
