@@ -31,10 +31,8 @@
 #include "passes/prune_unused_initializers.h"
 #include "qat/calibration_table.h"
 #include "qat/model.h"
-#include "qat/qdq_conversion.h"
+#include "qat/prepare.h"
 #include "qat/quantize.h"
-#include "qat/training_artifacts.h"
-#include "qat/training_graph.h"
 
 namespace qat {
 namespace {
@@ -130,25 +128,18 @@ void Quantize(benchmark::State& state) {
   }
 }
 
-void Prepare(benchmark::State& state) {
+void PrepareFolder(benchmark::State& state) {
   const Chain chain = MakeChain(state.range(0), true, state);
   if (!chain.qdq.ok()) return;
   const Model& qdq = *chain.qdq;
   const std::string dir =
       (std::filesystem::temp_directory_path() / "qat_graph_scaling_benchmark").string();
   for (auto _ : state) {
-    absl::StatusOr<Model> fused = FuseQdqToFakeQuant(qdq);
-    if (!fused.ok()) {
-      state.SkipWithError(fused.status().ToString().c_str());
+    absl::StatusOr<PrepareSummary> summary = Prepare(qdq, dir, {});
+    if (!summary.ok()) {
+      state.SkipWithError(summary.status().ToString().c_str());
       break;
     }
-    absl::StatusOr<TrainingModels> models = BuildTrainingModels(*fused, {});
-    if (!models.ok()) {
-      state.SkipWithError(models.status().ToString().c_str());
-      break;
-    }
-    absl::Status saved = SaveTrainingArtifacts(dir, *models);
-    if (!saved.ok()) state.SkipWithError(saved.ToString().c_str());
   }
   std::filesystem::remove_all(dir);
 }
@@ -264,7 +255,7 @@ int main(int argc, char** argv) {
     }
   }
   for (auto* family : {benchmark::RegisterBenchmark("Quantize", qat::Quantize),
-                       benchmark::RegisterBenchmark("Prepare", qat::Prepare),
+                       benchmark::RegisterBenchmark("Prepare", qat::PrepareFolder),
                        benchmark::RegisterBenchmark("QuantizePasses", qat::QuantizePasses),
                        benchmark::RegisterBenchmark("LoadQdq", qat::LoadQdq)}) {
     for (int64_t m : sizes) {

@@ -10,7 +10,9 @@
 // The eval model takes the same inputs and returns the loss, then the
 // model's own outputs; Dropout and BatchNormalization run in inference mode.
 // Both use standard ONNX ops only (plus the FakeQuant ops the model already
-// had), pass onnx::checker and carry inferred shapes.
+// had).  The eval model passed onnx::checker and carries inferred shapes;
+// the training model is checked as a pass invariant (debug builds and
+// QAT_CHECK_PASS_INVARIANTS=1) and gets its shapes when it is loaded.
 //
 // Losses, each with reduction mean (default) or sum:
 //   cross-entropy      SoftmaxCrossEntropyLoss(logits, labels); labels are

@@ -3,17 +3,22 @@
 #include "core/checked_size.h"
 #include "core/model_internal.h"
 #include "graph/graph_index.h"
-#include "qat/qdq_conversion.h"
 #include "qat/status_macros.h"
 #include "qat/training_artifacts.h"
+#include "stages/fuse_qdq_pairs.h"
+#include "train/training_graph_build.h"
 
 namespace qat {
 
 absl::StatusOr<TrainingModels> PrepareModels(const Model& model, const PrepareOptions& options,
                                              std::vector<std::string>* warnings) {
   // A QDQ model trains through FakeQuant; a float model trains as it is.
-  QAT_ASSIGN_OR_RETURN(Model fused, FuseQdqToFakeQuant(model, warnings));
-  return BuildTrainingModels(fused, options.graph);
+  // The fused proto goes straight into the build (no copy, no check of its
+  // own: the eval model built from it is checked).
+  onnx::ModelProto fused = ModelAccess::Proto(model);
+  QAT_RETURN_IF_ERROR(FuseQdqPairs(&fused, warnings));
+  return training::BuildTrainingModelsFromProto(std::move(fused), model.source() + " (fused)",
+                                                options.graph);
 }
 
 absl::StatusOr<PrepareSummary> Prepare(const Model& model, const std::string& folder,

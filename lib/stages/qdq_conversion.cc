@@ -9,19 +9,25 @@
 #include "passes/fuse_qdq_to_fake_quant.h"
 #include "qat/status_macros.h"
 #include "qat/training_artifacts.h"
+#include "stages/fuse_qdq_pairs.h"
 
 namespace qat {
 
 // The first step of the training-graph build: QDQ pairs become FakeQuant,
 // so that the quantized model can train.  BuildTrainingModels
 // (lib/train/training_graph.cc) then adds the loss and the gradients.
+absl::Status FuseQdqPairs(onnx::ModelProto* proto, std::vector<std::string>* warnings) {
+  passes::PassPipeline pipeline;
+  const auto& fuse = pipeline.Add(std::make_unique<passes::FuseQdqToFakeQuantPass>());
+  QAT_RETURN_IF_ERROR(pipeline.Run(proto).status());
+  if (warnings != nullptr) *warnings = fuse.warnings();
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Model> FuseQdqToFakeQuant(const Model& model,
                                          std::vector<std::string>* warnings) {
   onnx::ModelProto proto = ModelAccess::Proto(model);
-  passes::PassPipeline pipeline;
-  const auto& fuse = pipeline.Add(std::make_unique<passes::FuseQdqToFakeQuantPass>());
-  QAT_RETURN_IF_ERROR(pipeline.Run(&proto).status());
-  if (warnings != nullptr) *warnings = fuse.warnings();
+  QAT_RETURN_IF_ERROR(FuseQdqPairs(&proto, warnings));
   return ModelAccess::FromTransformedProto(std::move(proto), model.source() + " (fused)");
 }
 

@@ -9,8 +9,8 @@
 #include "core/file_util.h"
 #include "core/model_internal.h"
 #include "core/onnx_tensor.h"
+#include "graph/graph_index.h"
 #include "qat/status_macros.h"
-#include "train/parameters.h"
 
 namespace qat {
 namespace {
@@ -30,11 +30,18 @@ absl::Status MakeDir(const std::string& dir) {
 absl::Status SaveTrainingArtifacts(const std::string& dir,
                                    const TrainingModels& models) {
   QAT_RETURN_IF_ERROR(MakeDir(dir));
-  QAT_ASSIGN_OR_RETURN(training::DetachedParameters detached,
-                       training::DetachParameters(models.training, models.params));
+  // The initial parameters are the training model's initializers, read in
+  // place (detaching them would copy the whole model).
   Checkpoint initial;
+  const graph::GraphIndex index(ModelAccess::Proto(models.training).graph());
   for (const std::string& p : models.params) {
-    initial.parameters.emplace_back(p, detached.values.at(p));
+    const onnx::TensorProto* t = index.FindInitializer(p);
+    if (t == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", p, "' is not an initializer of ", models.training.source()));
+    }
+    QAT_ASSIGN_OR_RETURN(Tensor value, TensorFromProto(*t));
+    initial.parameters.emplace_back(p, std::move(value));
   }
   QAT_RETURN_IF_ERROR(SaveModel(models.training, dir + "/" + kTrainingModelFile));
   QAT_RETURN_IF_ERROR(SaveModel(models.eval, dir + "/" + kEvalModelFile));

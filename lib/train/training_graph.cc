@@ -1,5 +1,7 @@
 #include "qat/training_graph.h"
 
+#include "train/training_graph_build.h"
+
 #include <map>
 #include <memory>
 #include <set>
@@ -100,21 +102,30 @@ absl::StatusOr<std::vector<std::string>> ChooseParams(
 //  2. build_gradients: its rules read shapes, the loss's included, so it
 //     runs on the eval model after that model's one check and shape
 //     inference (ModelAccess::FromProto), which the eval model needs anyway.
-// The training model is checked once at the end.
-absl::StatusOr<TrainingModels> BuildTrainingModels(
-    const Model& model, const TrainingGraphOptions& options) {
+// The training model is not checked again: the model it derives from was
+// (as the eval model), and what build_gradients adds is the pass's own
+// output, checked as a pass invariant (onnx::checker and shape inference
+// after the pass) in debug builds and with QAT_CHECK_PASS_INVARIANTS=1, as
+// the tests run.  Nothing reads its shapes before it is saved (the executor
+// plans from the graph itself), and loading the saved file checks it and
+// infers them.  On long graphs the check and inference were most of
+// prepare's time.
+namespace training {
+
+absl::StatusOr<TrainingModels> BuildTrainingModelsFromProto(
+    onnx::ModelProto eval, const std::string& source, const TrainingGraphOptions& options) {
   if (options.learn_quant_params && options.observe_quant_params) {
     return absl::InvalidArgumentError(
         "quantization parameters can be learned or observed, not both");
   }
-  onnx::ModelProto eval = ModelAccess::Proto(model);
   passes::PassPipeline loss;
   loss.Add(std::make_unique<training::AddLossPass>(options.loss));
   QAT_RETURN_IF_ERROR(loss.Run(&eval).status());
   QAT_ASSIGN_OR_RETURN(std::vector<std::string> params,
                        ChooseParams(eval.graph(), options));
+  eval.mutable_graph()->clear_value_info();  // inferred anew for the new graph
   QAT_ASSIGN_OR_RETURN(Model eval_model,
-                       ModelAccess::FromProto(std::move(eval), model.source() + " (eval)"));
+                       ModelAccess::FromProto(std::move(eval), source + " (eval)"));
   onnx::ModelProto training = ModelAccess::Proto(eval_model);
   passes::PassPipeline gradients;
   gradients.Add(std::make_unique<training::BuildGradientsPass>(training::BuildGradientsConfig{
@@ -125,11 +136,22 @@ absl::StatusOr<TrainingModels> BuildTrainingModels(
     entry->set_key(kQuantParamsMetadataKey);
     entry->set_value("observe");
   }
+  ModelLoadOptions checked_as_invariant;
+  checked_as_invariant.check = false;
+  checked_as_invariant.infer_shapes = false;
   QAT_ASSIGN_OR_RETURN(Model training_model,
-                       ModelAccess::FromProto(std::move(training),
-                                              model.source() + " (training)"));
+                       ModelAccess::FromProto(std::move(training), source + " (training)",
+                                              checked_as_invariant));
   return TrainingModels{std::move(training_model), std::move(eval_model),
                         std::move(params), options.observe_quant_params};
+}
+
+}  // namespace training
+
+absl::StatusOr<TrainingModels> BuildTrainingModels(
+    const Model& model, const TrainingGraphOptions& options) {
+  return training::BuildTrainingModelsFromProto(ModelAccess::Proto(model), model.source(),
+                                                options);
 }
 
 }  // namespace qat
