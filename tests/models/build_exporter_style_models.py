@@ -43,7 +43,7 @@ except ImportError as e:
     print(f"SKIPPED: {e}; the real-model tests need python3-onnx and python3-numpy, "
           "run with /usr/bin/python3")
     sys.exit(SKIP)
-from model_util import file_name, rel_l2, save
+from model_util import file_name, model_names, rel_l2, save
 
 CLASSES = 10
 BATCH = 8
@@ -347,13 +347,8 @@ def build(name, out_root):
 
 
 def main(argv):
-    if len(argv) < 2:
-        print(__doc__)
-        return 2
-    names = argv[2:] or list(MODELS)
-    unknown = [n for n in names if n not in MODELS]
-    if unknown:
-        print(f"unknown model(s) {unknown}; known: {', '.join(MODELS)}")
+    names = model_names(argv, MODELS, __doc__)
+    if names is None:
         return 2
     for n in names:
         build(n, argv[1])

@@ -44,7 +44,7 @@ try:
 except ImportError as e:
     print(f"SKIPPED: {e}; install python3-onnx")
     sys.exit(SKIP)
-from model_util import file_name, rel_l2, save
+from model_util import file_name, model_names, rel_l2, save
 
 warnings.filterwarnings("ignore")
 CLASSES = 10
@@ -239,13 +239,8 @@ def export(name, out_root):
 
 
 def main(argv):
-    if len(argv) < 2:
-        print(__doc__)
-        return 2
-    names = argv[2:] or list(MODELS)
-    unknown = [n for n in names if n not in MODELS]
-    if unknown:
-        print(f"unknown model(s) {unknown}; known: {', '.join(MODELS)}")
+    names = model_names(argv, MODELS, __doc__)
+    if names is None:
         return 2
     torch.set_num_threads(2)
     ok = all([export(n, argv[1]) for n in names])

@@ -1,5 +1,6 @@
-"""What the real-model scripts share: file names as `qat run` writes them, .npy
-saving, and the relative L2 error every gradient check uses."""
+"""What the real-model scripts share: their command line, file names as `qat
+run` writes them, .npy saving, and the relative L2 error every gradient check
+uses."""
 import os
 
 import numpy as np
@@ -22,3 +23,17 @@ def rel_l2(got, want):
 def save(path, array):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     np.save(path, np.ascontiguousarray(array))
+
+
+def model_names(argv, models, usage):
+    """The models named on the command line (all when none), or None after
+    printing why the command line is wrong."""
+    if len(argv) < 2:
+        print(usage)
+        return None
+    names = argv[2:] or list(models)
+    unknown = [n for n in names if n not in models]
+    if unknown:
+        print(f"unknown model(s) {unknown}; known: {', '.join(models)}")
+        return None
+    return names
