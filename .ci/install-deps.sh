@@ -10,6 +10,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-testdata zlib1g-dev dataset-fashion-mnist
   clang libclang-rt-14-dev
+  # the real-model tests (tests/models): PyTorch exports, ONNX-helper models
+  python3-torch python3-torchvision libopenblas0-pthread python3-onnx python3-numpy
   "$@"
 )
 
