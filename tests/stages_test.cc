@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
+#include "graph/graph_editor.h"
 #include "graph_builder.h"
 #include "gtest/gtest.h"
 #include "qat/calibrate.h"
@@ -448,6 +449,53 @@ TEST_F(StagesTest, BadInputsGiveErrorsNamingTheFile) {
   auto corrupt = TrainFolder(folder, data, Settings(1));
   ASSERT_FALSE(corrupt.ok());
   EXPECT_THAT(corrupt.status().message(), HasSubstr(folder + "/checkpoint"));
+}
+
+// Token ids are features too: an int64 dataset feeds an embedding model
+// (Gather of a trainable table by the ids) through evaluate, prepare and
+// train, and a float dataset fed to it is refused naming the input's type.
+TEST_F(StagesTest, Int64TokenIdsTrainAnEmbeddingModel) {
+  GraphBuilder g;
+  g.Input("ids", onnx::TensorProto::INT64, {-1, 4}).Output("logits", kFloat, {-1, 3});
+  g.Initializer("table", Tensor::FromValues<float>(
+                             {5, 3}, {0.1f, -0.2f, 0.3f, 0.0f, 0.5f, -0.1f, 0.2f, 0.2f,
+                                      -0.3f, 0.4f, 0.0f, 0.1f, -0.5f, 0.3f, 0.2f}));
+  g.Node("Gather", {"table", "ids"}, {"embedded"});
+  onnx::NodeProto& mean = g.Node("ReduceMean", {"embedded"}, {"logits"});
+  *mean.add_attribute() = training::AttrInts("axes", {1});
+  *mean.add_attribute() = training::AttrInt("keepdims", 0);
+  auto model = g.Build();
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::vector<int64_t> ids, labels;
+  for (int64_t i = 0; i < 16; ++i) {
+    for (int64_t j = 0; j < 4; ++j) ids.push_back((i + j) % 5);
+    labels.push_back(i % 3);
+  }
+  auto data = Dataset::Create(Tensor::FromValues<int64_t>({16, 4}, ids),
+                              Tensor::FromValues<int64_t>({16}, labels));
+  ASSERT_TRUE(data.ok()) << data.status();
+  EvaluateOptions eval;
+  eval.num_threads = 1;
+  auto report = Evaluate(*model, *data, eval);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->examples, 16);
+  // Calibration observes the float values (the table's rows, the embedded
+  // vectors); the int64 ids are not a quantizable tensor.
+  auto table = Calibrate(*model, *data, {});
+  ASSERT_TRUE(table.ok()) << table.status();
+
+  auto summary = Prepare(*model, Path("ids"), {});
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->params, std::vector<std::string>{"table"});
+  auto trained = TrainFolder(Path("ids"), *data, Settings(2));
+  ASSERT_TRUE(trained.ok()) << trained.status();
+  EXPECT_EQ(trained->steps, 2);  // 16 examples in batches of 16, two epochs
+
+  Tensor floats(DataType::kFloat32, {16, 4});
+  auto wrong = Evaluate(*model, *Dataset::Create(floats, Tensor::FromValues<int64_t>({16}, labels)),
+                        eval);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_THAT(wrong.status().message(), HasSubstr("ids"));
 }
 
 // Any batch size works: steps per epoch are computed without overflow.

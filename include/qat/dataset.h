@@ -33,7 +33,8 @@ struct IdxOptions {
 
 class QAT_API Dataset {
  public:
-  // features [N, ...] float32; labels [N, ...] int64 (int32 is converted)
+  // features [N, ...] of any type (float32 for images and audio, int64 for
+  // token ids); labels [N, ...] int64 (int32 is converted)
   // or float32.  InvalidArgument when N differs or types are wrong.
   static absl::StatusOr<Dataset> Create(Tensor features, Tensor labels);
   // Reads <dir>/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz].

@@ -48,9 +48,12 @@ std::string FindIdx(const std::string& dir, const std::string& stem) {
 }  // namespace
 
 absl::StatusOr<Dataset> Dataset::Create(Tensor features, Tensor labels) {
-  if (features.dtype() != DataType::kFloat32 || features.rank() < 1) {
+  // Any tensor type: float images and audio, int64 token ids and masks.
+  // The executor checks the type against the model's input when a batch is
+  // fed, and names both.
+  if (features.dtype() == DataType::kUndefined || features.rank() < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "features must be float32 of rank >= 1, got ",
+        "features must be a tensor of rank >= 1, got ",
         DataTypeName(features.dtype()), " ", ShapeToString(features.shape())));
   }
   if (labels.rank() < 1 || labels.dim(0) != features.dim(0)) {
