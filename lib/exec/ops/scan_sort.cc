@@ -33,6 +33,16 @@ Lanes LanesAround(const std::vector<int64_t>& shape, int64_t axis) {
   return {Product(shape, 0, axis), shape[axis], Product(shape, axis + 1, shape.size())};
 }
 
+// The one value of a scalar or one-element int64/int32 input (k, axis).
+absl::StatusOr<int64_t> ReadOneInt(const Tensor& t, const char* what) {
+  QAT_ASSIGN_OR_RETURN(std::vector<int64_t> v, ReadInts(t, what));
+  if (v.size() != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " must hold one value, got ", v.size()));
+  }
+  return v[0];
+}
+
 // a < b in numpy's sort order: NaN after every number.
 template <typename T>
 bool SortsBefore(T a, T b) {
@@ -96,12 +106,7 @@ absl::StatusOr<Kernel> MakeTopKKernel(const NodeView& node) {
     int64_t k = k_attr;
     if (!k_from_attr) {
       QAT_RETURN_IF_ERROR(RequireInput(ctx, 1));
-      QAT_ASSIGN_OR_RETURN(std::vector<int64_t> ks, ReadInts(ctx.input(1), "k"));
-      if (ks.size() != 1) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("k must hold one value, got ", ks.size()));
-      }
-      k = ks[0];
+      QAT_ASSIGN_OR_RETURN(k, ReadOneInt(ctx.input(1), "k"));
     }
     QAT_ASSIGN_OR_RETURN(const int64_t axis, NormalizeAxis(axis_attr, x.rank()));
     const Lanes lanes = LanesAround(x.shape(), axis);
@@ -151,12 +156,8 @@ absl::StatusOr<Kernel> MakeCumSumKernel(const NodeView& node) {
   return Kernel([=](KernelContext& ctx) -> absl::Status {
     QAT_RETURN_IF_ERROR(RequireInputs(ctx, 2));
     const Tensor& x = ctx.input(0);
-    QAT_ASSIGN_OR_RETURN(std::vector<int64_t> axes, ReadInts(ctx.input(1), "axis"));
-    if (axes.size() != 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("axis must hold one value, got ", axes.size()));
-    }
-    QAT_ASSIGN_OR_RETURN(const int64_t axis, NormalizeAxis(axes[0], x.rank()));
+    QAT_ASSIGN_OR_RETURN(const int64_t axis_value, ReadOneInt(ctx.input(1), "axis"));
+    QAT_ASSIGN_OR_RETURN(const int64_t axis, NormalizeAxis(axis_value, x.rank()));
     const Lanes lanes = LanesAround(x.shape(), axis);
     return VisitNumeric(x.dtype(), [&](auto tag) {
       using T = decltype(tag);
@@ -237,12 +238,7 @@ absl::StatusOr<Kernel> MakeTriluKernel(const NodeView& node) {
     }
     int64_t k = 0;
     if (ctx.has_input(1)) {
-      QAT_ASSIGN_OR_RETURN(std::vector<int64_t> ks, ReadInts(ctx.input(1), "k"));
-      if (ks.size() != 1) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("k must hold one value, got ", ks.size()));
-      }
-      k = ks[0];
+      QAT_ASSIGN_OR_RETURN(k, ReadOneInt(ctx.input(1), "k"));
     }
     const int64_t rows = x.dim(x.rank() - 2), cols = x.dim(x.rank() - 1);
     return VisitAll(x.dtype(), [&](auto tag) {
