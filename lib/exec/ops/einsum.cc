@@ -270,6 +270,8 @@ absl::Status EinsumReference(const std::string& equation,
 
 absl::StatusOr<Kernel> MakeEinsum(const NodeView& node) {
   const std::string equation = node.GetString("equation", "");
+  // A malformed equation fails when the executor is created.
+  QAT_RETURN_IF_ERROR(ParseEinsum(equation, node.num_inputs()).status());
   return Kernel([equation](KernelContext& ctx) -> absl::Status {
     std::vector<const Tensor*> inputs;
     for (int i = 0; i < ctx.num_inputs(); ++i) {
