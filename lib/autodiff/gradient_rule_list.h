@@ -89,6 +89,18 @@ QAT_GRAD_RULE("", "NegativeLogLikelihoodLoss", Inputs(0), GradNegativeLogLikelih
 // Activations and math (grad_rules_activation.cc)
 
 // Reductions, scans and Einsum (grad_rules_reduce.cc)
+QAT_GRAD_RULE("", "ReduceMax", Inputs(0), GradReduceMax)       // no gradient: axes
+QAT_GRAD_RULE("", "ReduceMin", Inputs(0), GradReduceMin)       // no gradient: axes
+QAT_GRAD_RULE("", "ReduceProd", Inputs(0), GradReduceProd)     // no gradient: axes
+QAT_GRAD_RULE("", "ReduceL1", Inputs(0), GradReduceL1)         // no gradient: axes
+QAT_GRAD_RULE("", "ReduceL2", Inputs(0), GradReduceL2)         // no gradient: axes
+QAT_GRAD_RULE("", "ReduceLogSum", Inputs(0), GradReduceLogSum) // no gradient: axes
+QAT_GRAD_RULE("", "ReduceLogSumExp", Inputs(0), GradReduceLogSumExp)  // no gradient: axes
+QAT_GRAD_RULE("", "ReduceSumSquare", Inputs(0), GradReduceSumSquare)  // no gradient: axes
+QAT_GRAD_RULE("", "CumSum", Inputs(0), GradCumSum)             // no gradient: axis
+QAT_GRAD_RULE("", "TopK", Inputs(0), GradTopK)                 // no gradient: k
+QAT_GRAD_RULE("", "Trilu", Inputs(0), GradTrilu)               // no gradient: k
+QAT_GRAD_RULE("", "Einsum", AllInputs(), GradEinsum)
 
 // Indexing and layout (grad_rules_indexing.cc)
 

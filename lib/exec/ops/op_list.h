@@ -60,6 +60,12 @@ QAT_OP("", "Slice", 1, MakeSlice)
 QAT_OP("", "ReduceSum", 1, MakeReduceSum)
 QAT_OP("", "ReduceMean", 1, MakeReduceMean)
 QAT_OP("", "ReduceMax", 1, MakeReduceMax)
+QAT_OP("", "ReduceMin", 1, MakeReduceMin)
+QAT_OP("", "ReduceL1", 1, MakeReduceL1)
+QAT_OP("", "ReduceL2", 1, MakeReduceL2)
+QAT_OP("", "ReduceLogSum", 1, MakeReduceLogSum)
+QAT_OP("", "ReduceLogSumExp", 1, MakeReduceLogSumExp)
+QAT_OP("", "ReduceSumSquare", 1, MakeReduceSumSquare)
 
 // lib/exec/ops/linalg.cc
 QAT_OP("", "MatMul", 1, MakeMatMul)
@@ -101,6 +107,13 @@ QAT_OP("", "ConvTranspose", 1, MakeConvTranspose)
 
 // lib/exec/ops/scan_sort.cc and lib/exec/ops/einsum.cc: ArgMax/ArgMin,
 // TopK, CumSum, Hardmax, Trilu, Einsum
+QAT_OP("", "ArgMax", 1, MakeArgMax)
+QAT_OP("", "ArgMin", 1, MakeArgMin)
+QAT_OP("", "TopK", 1, MakeTopK)
+QAT_OP("", "CumSum", 11, MakeCumSum)
+QAT_OP("", "Hardmax", 1, MakeHardmax)
+QAT_OP("", "Trilu", 14, MakeTrilu)
+QAT_OP("", "Einsum", 12, MakeEinsum)
 
 // lib/exec/ops/indexing.cc: GatherElements, GatherND, ScatterND, OneHot, ...
 

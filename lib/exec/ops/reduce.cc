@@ -1,10 +1,17 @@
-// Reductions: ReduceSum, ReduceMean, ReduceMax, ReduceProd.
+// Reductions: ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceProd,
+// ReduceL1, ReduceL2, ReduceLogSum, ReduceLogSumExp, ReduceSumSquare.
 //
 // The axes are an input since opset 13 for ReduceSum and since opset 18 for
 // the others, an attribute before.  Empty axes reduce everything, unless
-// noop_with_empty_axes is set.  The sum runs in input order on one thread,
-// so it is deterministic.
+// noop_with_empty_axes is set.  Each reduction is a map of every element
+// (|x|, x^2, exp(x - max)), an accumulation (sum, max, min, product) and a
+// final step (mean, sqrt, log); an empty set gives the accumulation's
+// identity (0, 1, the type's extremes) before the final step, as opset 18
+// specifies.  The accumulation runs in input order on one thread, so it is
+// deterministic.
+#include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "exec/ops/op_util.h"
 #include "qat/status_macros.h"
@@ -13,7 +20,66 @@ namespace qat {
 namespace exec {
 namespace {
 
-enum class Reduction { kSum, kMean, kMax, kProd };
+enum class Reduction {
+  kSum, kMean, kMax, kMin, kProd, kL1, kL2, kLogSum, kLogSumExp, kSumSquare
+};
+
+// The accumulation under a reduction.
+enum class Accumulate { kSum, kMax, kMin, kProd };
+
+Accumulate AccumulationOf(Reduction kind) {
+  switch (kind) {
+    case Reduction::kMax: return Accumulate::kMax;
+    case Reduction::kMin: return Accumulate::kMin;
+    case Reduction::kProd: return Accumulate::kProd;
+    default: return Accumulate::kSum;
+  }
+}
+
+template <typename T>
+T IdentityOf(Accumulate acc) {
+  using L = std::numeric_limits<T>;
+  switch (acc) {
+    case Accumulate::kMax: return L::has_infinity ? -L::infinity() : L::lowest();
+    case Accumulate::kMin: return L::has_infinity ? L::infinity() : L::max();
+    case Accumulate::kProd: return T(1);
+    case Accumulate::kSum: break;
+  }
+  return T(0);
+}
+
+// Folds the elements of `x` into `out` (already holding the identity) along
+// `out_strides`; `map` turns an element (and its output index) into what is
+// accumulated.
+template <typename T, typename Map>
+void Fold(const Tensor& x, const std::vector<int64_t>& out_strides, Accumulate acc,
+          T* po, Map map) {
+  const T* px = x.data<T>();
+  ForEachBroadcast<1>(nullptr, x.shape(), {out_strides},
+                      [&](int64_t i, const std::array<int64_t, 1>& o) {
+                        T& a = po[o[0]];
+                        const T v = map(px[i], o[0]);
+                        if (acc == Accumulate::kMax) {
+                          // NaN wins, as in numpy.
+                          if (v > a || v != v) a = v;
+                        } else if (acc == Accumulate::kMin) {
+                          if (v < a || v != v) a = v;
+                        } else if (acc == Accumulate::kProd) {
+                          a = static_cast<T>(a * v);
+                        } else {
+                          a = static_cast<T>(a + v);
+                        }
+                      });
+}
+
+template <typename T>
+T Abs(T v) {
+  if constexpr (std::is_unsigned_v<T>) {
+    return v;
+  } else {
+    return v < T(0) ? static_cast<T>(-v) : v;
+  }
+}
 
 absl::StatusOr<Kernel> MakeReduce(const NodeView& node, Reduction kind,
                                   int64_t axes_input_since) {
@@ -48,37 +114,55 @@ absl::StatusOr<Kernel> MakeReduce(const NodeView& node, Reduction kind,
       if (reduced[d]) count *= x.dim(d);
     }
     const std::vector<int64_t> out_strides = BroadcastStrides(kept_shape, x.shape());
+    const Accumulate acc = AccumulationOf(kind);
     return VisitNumeric(x.dtype(), [&](auto tag) {
       using T = decltype(tag);
       Tensor& out = ctx.output(0);
       out.Resize(x.dtype(), out_shape);
       T* po = out.data<T>();
-      const T init = kind == Reduction::kMax
-                         ? (std::numeric_limits<T>::has_infinity
-                                ? -std::numeric_limits<T>::infinity()
-                                : std::numeric_limits<T>::lowest())
-                         : T(kind == Reduction::kProd ? 1 : 0);
-      std::fill(po, po + out.num_elements(), init);
-      const T* px = x.data<T>();
-      ForEachBroadcast<1>(nullptr, x.shape(), {out_strides},
-                          [&](int64_t i, const std::array<int64_t, 1>& o) {
-                            T& acc = po[o[0]];
-                            if (kind == Reduction::kMax) {
-                              // NaN wins, as in numpy.
-                              if (px[i] > acc || px[i] != px[i]) acc = px[i];
-                            } else if (kind == Reduction::kProd) {
-                              acc = static_cast<T>(acc * px[i]);
-                            } else {
-                              acc = static_cast<T>(acc + px[i]);
-                            }
-                          });
-      if (kind == Reduction::kMean) {
-        for (int64_t i = 0; i < out.num_elements(); ++i) {
+      const int64_t n = out.num_elements();
+      std::fill(po, po + n, IdentityOf<T>(acc));
+      switch (kind) {
+        case Reduction::kL1:
+          Fold<T>(x, out_strides, acc, po, [](T v, int64_t) { return Abs(v); });
+          break;
+        case Reduction::kL2:
+        case Reduction::kSumSquare:
+          Fold<T>(x, out_strides, acc, po,
+                  [](T v, int64_t) { return static_cast<T>(v * v); });
+          break;
+        case Reduction::kLogSumExp: {
+          // log(sum(exp(x - m))) + m with m the maximum, so that exp stays
+          // finite; m = 0 where the maximum is infinite (or nothing).
+          std::vector<T> shift(n, IdentityOf<T>(Accumulate::kMax));
+          Fold<T>(x, out_strides, Accumulate::kMax, shift.data(),
+                  [](T v, int64_t) { return v; });
+          for (T& m : shift) {
+            if (!std::isfinite(static_cast<double>(m))) m = T(0);
+          }
+          Fold<T>(x, out_strides, acc, po, [&](T v, int64_t o) {
+            return static_cast<T>(std::exp(static_cast<double>(v) - shift[o]));
+          });
+          for (int64_t i = 0; i < n; ++i) {
+            po[i] = static_cast<T>(std::log(static_cast<double>(po[i])) + shift[i]);
+          }
+          return absl::OkStatus();
+        }
+        default:
+          Fold<T>(x, out_strides, acc, po, [](T v, int64_t) { return v; });
+          break;
+      }
+      for (int64_t i = 0; i < n; ++i) {
+        if (kind == Reduction::kMean) {
           // The mean of nothing is NaN (0 for integers).
           po[i] = count == 0 ? (std::numeric_limits<T>::has_quiet_NaN
                                     ? std::numeric_limits<T>::quiet_NaN()
                                     : T(0))
                              : static_cast<T>(po[i] / static_cast<T>(count));
+        } else if (kind == Reduction::kL2) {
+          po[i] = static_cast<T>(std::sqrt(static_cast<double>(po[i])));
+        } else if (kind == Reduction::kLogSum) {
+          po[i] = static_cast<T>(std::log(static_cast<double>(po[i])));
         }
       }
       return absl::OkStatus();
@@ -97,8 +181,26 @@ absl::StatusOr<Kernel> MakeReduceMean(const NodeView& node) {
 absl::StatusOr<Kernel> MakeReduceMax(const NodeView& node) {
   return MakeReduce(node, Reduction::kMax, 18);
 }
+absl::StatusOr<Kernel> MakeReduceMin(const NodeView& node) {
+  return MakeReduce(node, Reduction::kMin, 18);
+}
 absl::StatusOr<Kernel> MakeReduceProd(const NodeView& node) {
   return MakeReduce(node, Reduction::kProd, 18);
+}
+absl::StatusOr<Kernel> MakeReduceL1(const NodeView& node) {
+  return MakeReduce(node, Reduction::kL1, 18);
+}
+absl::StatusOr<Kernel> MakeReduceL2(const NodeView& node) {
+  return MakeReduce(node, Reduction::kL2, 18);
+}
+absl::StatusOr<Kernel> MakeReduceLogSum(const NodeView& node) {
+  return MakeReduce(node, Reduction::kLogSum, 18);
+}
+absl::StatusOr<Kernel> MakeReduceLogSumExp(const NodeView& node) {
+  return MakeReduce(node, Reduction::kLogSumExp, 18);
+}
+absl::StatusOr<Kernel> MakeReduceSumSquare(const NodeView& node) {
+  return MakeReduce(node, Reduction::kSumSquare, 18);
 }
 
 }  // namespace exec
