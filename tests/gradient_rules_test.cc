@@ -583,6 +583,18 @@ std::vector<RuleCase> Cases() {
     // The slope broadcasts over X: per channel, and along the last axis.
     fd({"PRelu", "", {{"x", R({2, 3, 4}, 304)}, {"slope", R({3, 1}, 305)}}, {"x", "slope"}});
     fd({"PRelu", "", {{"x", R({3, 4}, 306)}, {"slope", R({4}, 307)}}, {"x", "slope"}});
+    // Before opset 7 a 1-D slope is per channel, which the rule refuses.
+    OpCase per_channel{"PRelu", "", {{"x", R({2, 3, 4}, 325)}, {"slope", R({3}, 326)}},
+                       {"x", "slope"}};
+    per_channel.opset = 6;
+    own(per_channel,
+        [](const OpCase& c) {
+          auto old = TrainingModel(c);
+          ASSERT_FALSE(old.ok());
+          EXPECT_EQ(old.status().code(), absl::StatusCode::kUnimplemented);
+          EXPECT_NE(old.status().message().find("opset 7"), std::string::npos) << old.status();
+        },
+        /*builds=*/false);
     fd({"Elu", "", {{"x", RandomTensor({3, 5}, 308, -3.0f, 2.0f, 0.05f)}}, {"x"},
         {AttrFloat("alpha", 0.7f)}});
     fd({"Selu", "", {{"x", RandomTensor({3, 5}, 309, -3.0f, 2.0f, 0.05f)}}, {"x"}});
