@@ -78,7 +78,9 @@ absl::Status SetEveryInput(GradContext& ctx, Share share) {
 }
 
 // Max and Min: mask_i = (x_i == y), dx_i = dy * mask_i / sum_j mask_j.
-absl::Status GradSelected(GradContext& ctx) {
+// x_i == y is spelled Not(x_i < y) for Max and Not(x_i > y) for Min, as
+// Equal takes floats only from opset 11.
+absl::Status GradSelected(GradContext& ctx, const char* beaten) {
   if (ctx.num_inputs() == 1) {
     ctx.SetInputGrad(0, ctx.output_grad(0));
     return absl::OkStatus();
@@ -86,8 +88,9 @@ absl::Status GradSelected(GradContext& ctx) {
   Emit e(ctx);
   std::vector<std::string> masks;
   for (int i = 0; i < ctx.num_inputs(); ++i) {
-    const std::string eq = e("Equal", {ctx.input(i), ctx.output(0)}, "selected");
-    masks.push_back(e("Cast", {eq}, "mask", {AttrInt("to", onnx::TensorProto::FLOAT)}));
+    const std::string lost = e(beaten, {ctx.input(i), ctx.output(0)}, "lost");
+    const std::string won = e("Not", {lost}, "won");
+    masks.push_back(e("Cast", {won}, "mask", {AttrInt("to", onnx::TensorProto::FLOAT)}));
   }
   const std::string share = e("Div", {ctx.output_grad(0), e("Sum", masks, "ties")}, "share");
   return SetEveryInput(ctx, [&](int i) { return e("Mul", {share, masks[i]}, "selected"); });
@@ -211,8 +214,8 @@ absl::Status GradCos(GradContext& ctx) {
   return absl::OkStatus();
 }
 
-absl::Status GradMax(GradContext& ctx) { return GradSelected(ctx); }
-absl::Status GradMin(GradContext& ctx) { return GradSelected(ctx); }
+absl::Status GradMax(GradContext& ctx) { return GradSelected(ctx, "Less"); }
+absl::Status GradMin(GradContext& ctx) { return GradSelected(ctx, "Greater"); }
 
 absl::Status GradSum(GradContext& ctx) {
   return SetEveryInput(ctx, [&](int) { return ctx.output_grad(0); });
