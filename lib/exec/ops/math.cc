@@ -46,7 +46,7 @@ T ClampTo(double v) {
   return static_cast<T>(v);
 }
 
-// ---- Variadic ops --------------------------------------------------------
+// ---- Variadic ops -----------------------------------------------------------
 
 // Folds the inputs left to right with op, broadcasting numpy-style (opset 8
 // on; the same-shape inputs of older opsets are a special case).
@@ -100,7 +100,7 @@ struct PlusFn {
   template <typename T> T operator()(T a, T b) const { return a + b; }
 };
 
-// ---- Mod -------------------------------------------------------------------
+// ---- Mod --------------------------------------------------------------------
 
 // fmod = 1: the remainder of truncated division (C's fmod, the sign of the
 // dividend).  fmod = 0: the remainder of floored division (Python's and
@@ -185,7 +185,7 @@ absl::StatusOr<Kernel> MakeIsInf(const NodeView& node) {
   });
 }
 
-// ---- Activations -----------------------------------------------------------
+// ---- Activations ------------------------------------------------------------
 
 absl::StatusOr<Kernel> MakeHardSigmoid(const NodeView& node) {
   const float alpha = node.GetFloat("alpha", 0.2f);
@@ -294,7 +294,7 @@ absl::StatusOr<Kernel> MakePRelu(const NodeView& node) {
   });
 }
 
-// ---- Variadic -------------------------------------------------------------------
+// ---- Variadic ops -----------------------------------------------------------
 
 absl::StatusOr<Kernel> MakeMax(const NodeView&) {
   return MakeVariadic(NumericTypes{}, MaxFn{}, NoFinish{});
@@ -312,7 +312,7 @@ absl::StatusOr<Kernel> MakeMean(const NodeView&) {
   });
 }
 
-// ---- Mod and BitShift --------------------------------------------------------
+// ---- Mod and BitShift -------------------------------------------------------
 
 absl::StatusOr<Kernel> MakeMod(const NodeView& node) {
   const bool truncated = node.GetInt("fmod", 0) != 0;

@@ -1,5 +1,5 @@
 // Helpers shared by the op kernels: dtype dispatch, argument checks, axes,
-// and numpy-style broadcasting.
+// numpy-style broadcasting, and unary kernels.
 #ifndef QAT_LIB_EXEC_OPS_OP_UTIL_H_
 #define QAT_LIB_EXEC_OPS_OP_UTIL_H_
 
