@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -93,16 +94,18 @@ TEST(ExecutorTest, ShapeMismatchAtRunTimeNamesTheNode) {
   EXPECT_NE(out.status().message().find("broadcast"), absl::string_view::npos);
 }
 
+// A random op: libqat leaves those out.
 TEST(ExecutorTest, UnsupportedOpIsUnimplementedAndNamed) {
   GraphBuilder g;
   g.Input("x", kFloat, {2}).Output("y", kFloat, {2});
-  g.Node("Selu", {"x"}, {"y"}).set_name("my_selu");
+  g.Node("RandomUniformLike", {"x"}, {"y"}).set_name("my_random");
   auto model = g.Build();
   ASSERT_TRUE(model.ok()) << model.status();
   auto executor = Executor::Create(*model);
   ASSERT_EQ(executor.status().code(), absl::StatusCode::kUnimplemented);
   const std::string message(executor.status().message());
-  for (const char* part : {"Selu", "ai.onnx", "opset 17", "my_selu", "test.onnx"}) {
+  for (const char* part :
+       {"RandomUniformLike", "ai.onnx", "opset 17", "my_random", "test.onnx"}) {
     EXPECT_NE(message.find(part), std::string::npos) << part << " not in " << message;
   }
 }
@@ -546,6 +549,85 @@ TEST(ExecutorTest, AFailingConstantStepFailsAtRun) {
   ASSERT_FALSE(out.ok());
   EXPECT_NE(out.status().message().find("dq_weights"), absl::string_view::npos)
       << out.status();
+}
+
+// Bad input to the math ops (issue 14) is an InvalidArgument that names the
+// node: at creation for a bad attribute, at run time for bad tensors.
+TEST(ExecutorTest, MathOpsRefuseBadInputNamingTheNode) {
+  const auto expect_refused = [](const GraphBuilder& built, const std::string& what,
+                                 std::map<std::string, Tensor> feed) {
+    SCOPED_TRACE(what);
+    GraphBuilder g = built;
+    auto model = g.Build(/*check=*/false);
+    ASSERT_TRUE(model.ok()) << model.status();
+    absl::Status status;
+    auto executor = Executor::Create(*model);
+    if (!executor.ok()) {
+      status = executor.status();
+    } else {
+      status = (*executor)->Run(feed).status();
+    }
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    EXPECT_NE(status.message().find("the_op"), absl::string_view::npos) << status;
+    EXPECT_NE(status.message().find(what), absl::string_view::npos) << status;
+  };
+  const auto attr = [](onnx::NodeProto& node, const char* name, const char* s, float f) {
+    auto* a = node.add_attribute();
+    a->set_name(name);
+    if (s != nullptr) {
+      a->set_type(onnx::AttributeProto::STRING);
+      a->set_s(s);
+    } else {
+      a->set_type(onnx::AttributeProto::FLOAT);
+      a->set_f(f);
+    }
+  };
+  constexpr int kInt64 = onnx::TensorProto::INT64;
+  const Tensor f23(DataType::kFloat32, {2, 3});
+  {
+    GraphBuilder g;
+    g.Input("a", kInt64, {-1}).Input("b", kInt64, {-1}).Output("y", kInt64, {-1});
+    g.Node("Mod", {"a", "b"}, {"y"}).set_name("the_op");
+    expect_refused(g, "division by zero",
+                   {{"a", Tensor::FromValues<int64_t>({2}, std::vector<int64_t>{5, -7})},
+                    {"b", Tensor::FromValues<int64_t>({2}, std::vector<int64_t>{3, 0})}});
+  }
+  {
+    // The slope broadcasts only towards X's shape.
+    GraphBuilder g;
+    g.Input("x", kFloat, {-1, -1}).Input("s", kFloat, {-1, -1, -1}).Output("y", kFloat, {-1});
+    g.Node("PRelu", {"x", "s"}, {"y"}).set_name("the_op");
+    expect_refused(g, "does not broadcast to X's shape",
+                   {{"x", f23}, {"s", Tensor(DataType::kFloat32, {2, 1, 3})}});
+  }
+  {
+    GraphBuilder g;
+    g.Input("a", kFloat, {-1, -1}).Input("b", kInt64, {-1}).Output("y", kFloat, {-1});
+    g.Node("Max", {"a", "b"}, {"y"}).set_name("the_op");
+    expect_refused(g, "different types", {{"a", f23}, {"b", Tensor(DataType::kInt64, {3})}});
+  }
+  {
+    GraphBuilder g;
+    g.Input("a", kFloat, {-1, -1}).Input("b", kFloat, {-1}).Output("y", kFloat, {-1});
+    g.Node("Sum", {"a", "b"}, {"y"}).set_name("the_op");
+    expect_refused(g, "cannot be broadcast", {{"a", f23}, {"b", Tensor(DataType::kFloat32, {4})}});
+  }
+  {
+    GraphBuilder g;
+    g.Input("a", kUint8, {-1}).Input("b", kUint8, {-1}).Output("y", kUint8, {-1});
+    onnx::NodeProto& node = g.Node("BitShift", {"a", "b"}, {"y"});
+    node.set_name("the_op");
+    attr(node, "direction", "UP", 0);
+    expect_refused(g, "direction", {});
+  }
+  {
+    GraphBuilder g;
+    g.Input("x", kFloat, {-1}).Output("y", kFloat, {-1});
+    onnx::NodeProto& node = g.Node("Celu", {"x"}, {"y"});
+    node.set_name("the_op");
+    attr(node, "alpha", nullptr, 0.0f);
+    expect_refused(g, "alpha", {{"x", Tensor(DataType::kFloat32, {3})}});
+  }
 }
 
 }  // namespace

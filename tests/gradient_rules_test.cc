@@ -568,6 +568,102 @@ std::vector<RuleCase> Cases() {
       {{"s", R({4, 3}, 106)}, {"l", labels}, {"w", Positive({3}, 107)}}, {"s"},
       {AttrInt("ignore_index", 1)}});
   // Activations and math (grad_rules_activation.cc).
+  {
+    // x in [lo, hi], moved away from the kinks (at least 0.05 from each).
+    auto away = [](std::vector<int64_t> shape, uint32_t seed, float lo, float hi,
+                   std::vector<float> kinks) {
+      Tensor t = RandomTensor(std::move(shape), seed, lo, hi);
+      for (float& v : t.values<float>()) {
+        for (float k : kinks) {
+          if (std::fabs(v - k) < 0.05f) v = k + (v < k ? -0.1f : 0.1f);
+        }
+      }
+      return t;
+    };
+    fd({"Erf", "", {{"x", R({3, 5}, 300)}}, {"x"}});
+    fd({"HardSigmoid", "", {{"x", away({4, 5}, 301, -4.0f, 4.0f, {-2.5f, 2.5f})}}, {"x"}});
+    fd({"HardSigmoid", "", {{"x", away({4, 5}, 302, -2.0f, 2.0f, {-1.5f, 0.5f})}}, {"x"},
+        {AttrFloat("alpha", 0.5f), AttrFloat("beta", 0.75f)}});
+    OpCase hard_swish{"HardSwish", "", {{"x", away({4, 6}, 303, -5.0f, 5.0f, {-3.0f, 3.0f})}},
+                      {"x"}};
+    hard_swish.opset = 14;
+    fd(hard_swish);
+    // The slope broadcasts over X: per channel, and along the last axis.
+    fd({"PRelu", "", {{"x", R({2, 3, 4}, 304)}, {"slope", R({3, 1}, 305)}}, {"x", "slope"}});
+    fd({"PRelu", "", {{"x", R({3, 4}, 306)}, {"slope", R({4}, 307)}}, {"x", "slope"}});
+    // Before opset 7 a 1-D slope is per channel, which the rule refuses.
+    OpCase per_channel{"PRelu", "", {{"x", R({2, 3, 4}, 325)}, {"slope", R({3}, 326)}},
+                       {"x", "slope"}};
+    per_channel.opset = 6;
+    own(per_channel,
+        [](const OpCase& c) {
+          auto old = TrainingModel(c);
+          ASSERT_FALSE(old.ok());
+          EXPECT_EQ(old.status().code(), absl::StatusCode::kUnimplemented);
+          EXPECT_NE(old.status().message().find("opset 7"), std::string::npos) << old.status();
+        },
+        /*builds=*/false);
+    fd({"Elu", "", {{"x", RandomTensor({3, 5}, 308, -3.0f, 2.0f, 0.05f)}}, {"x"},
+        {AttrFloat("alpha", 0.7f)}});
+    fd({"Selu", "", {{"x", RandomTensor({3, 5}, 309, -3.0f, 2.0f, 0.05f)}}, {"x"}});
+    fd({"Softplus", "", {{"x", RandomTensor({3, 5}, 310, -4.0f, 4.0f)}}, {"x"}});
+    fd({"Celu", "", {{"x", RandomTensor({3, 5}, 311, -3.0f, 2.0f, 0.05f)}}, {"x"},
+        {AttrFloat("alpha", 1.5f)}});
+    fd({"ThresholdedRelu", "", {{"x", away({4, 5}, 312, -1.0f, 2.0f, {0.3f})}}, {"x"},
+        {AttrFloat("alpha", 0.3f)}});
+    fd({"ThresholdedRelu", "", {{"x", away({4, 5}, 313, -1.0f, 3.0f, {1.0f})}}, {"x"}});
+    fd({"Shrink", "", {{"x", away({4, 5}, 314, -1.0f, 1.0f, {-0.4f, 0.4f})}}, {"x"},
+        {AttrFloat("lambd", 0.4f), AttrFloat("bias", 0.1f)}});
+    {
+      // |x| in [0.5, 2], both signs.
+      Tensor x = Positive({3, 5}, 315);
+      for (int i = 0; i < x.num_elements(); i += 2) x.values<float>()[i] *= -1.0f;
+      fd({"Reciprocal", "", {{"x", x}}, {"x"}});
+    }
+    fd({"Softsign", "", {{"x", RandomTensor({3, 5}, 316, -3.0f, 3.0f)}}, {"x"}});
+    fd({"Sin", "", {{"x", RandomTensor({3, 5}, 317, -3.0f, 3.0f)}}, {"x"}});
+    fd({"Cos", "", {{"x", RandomTensor({3, 5}, 318, -3.0f, 3.0f)}}, {"x"}});
+
+    // Max and Min over three broadcast inputs with distinct values 0.1
+    // apart, so that no step of the finite differences changes the winner.
+    std::vector<int> order(11);
+    for (int i = 0; i < 11; ++i) order[i] = i;
+    std::shuffle(order.begin(), order.end(), std::mt19937(5));
+    auto spaced = [&](std::vector<int64_t> shape, int first) {
+      Tensor t(DataType::kFloat32, std::move(shape));
+      for (int64_t i = 0; i < t.num_elements(); ++i) {
+        t.values<float>()[i] = static_cast<float>(order[first + i]) * 0.1f - 0.5f;
+      }
+      return t;
+    };
+    for (const char* op : {"Max", "Min"}) {
+      fd({op, "", {{"a", spaced({2, 3}, 0)}, {"b", spaced({3}, 6)}, {"c", spaced({2, 1}, 9)}},
+          {"a", "b", "c"}});
+      fd({op, "", {{"x", R({2, 3}, 319)}}, {"x"}});
+    }
+    // Ties share the gradient evenly, as PyTorch's maximum does: with every
+    // input equal, each gets dL/dy / n.
+    for (const char* op : {"Max", "Min"}) {
+      const Tensor same = R({2, 3}, 320);
+      own({op, "", {{"a", same}, {"b", same}, {"c", same}}, {"a", "b", "c"}},
+          [](const OpCase& c) {
+            const auto out = RunOnce(c);
+            const Tensor r = Upstream({2, 3});
+            for (const char* name : {"a_grad", "b_grad", "c_grad"}) {
+              ASSERT_EQ(out.count(name), 1u) << name;
+              for (int64_t i = 0; i < r.num_elements(); ++i) {
+                EXPECT_FLOAT_EQ(out.at(name).values<float>()[i], r.values<float>()[i] / 3.0f)
+                    << name << "[" << i << "]";
+              }
+            }
+          });
+    }
+    for (const char* op : {"Sum", "Mean"}) {
+      fd({op, "", {{"a", R({2, 3}, 321)}, {"b", R({3}, 322)}, {"c", R({2, 1}, 323)}},
+          {"a", "b", "c"}});
+      fd({op, "", {{"x", R({2, 3}, 324)}}, {"x"}});
+    }
+  }
 
   // (end of activations and math)
 

@@ -87,6 +87,28 @@ QAT_GRAD_RULE("", "SoftmaxCrossEntropyLoss", Inputs(0), GradSoftmaxCrossEntropyL
 QAT_GRAD_RULE("", "NegativeLogLikelihoodLoss", Inputs(0), GradNegativeLogLikelihoodLoss)
 
 // Activations and math (grad_rules_activation.cc)
+QAT_GRAD_RULE("", "Erf", Inputs(0), GradErf)
+QAT_GRAD_RULE("", "HardSigmoid", Inputs(0), GradHardSigmoid)
+QAT_GRAD_RULE("", "HardSwish", Inputs(0), GradHardSwish)
+QAT_GRAD_RULE("", "PRelu", Inputs(0, 1), GradPRelu)
+QAT_GRAD_RULE("", "Elu", Inputs(0), GradElu)
+QAT_GRAD_RULE("", "Selu", Inputs(0), GradSelu)
+QAT_GRAD_RULE("", "Softplus", Inputs(0), GradSoftplus)
+QAT_GRAD_RULE("", "Celu", Inputs(0), GradCelu)
+QAT_GRAD_RULE("", "ThresholdedRelu", Inputs(0), GradThresholdedRelu)
+QAT_GRAD_RULE("", "Shrink", Inputs(0), GradShrink)
+QAT_GRAD_RULE("", "Reciprocal", Inputs(0), GradReciprocal)
+QAT_GRAD_RULE("", "Softsign", Inputs(0), GradSoftsign)
+QAT_GRAD_RULE("", "Sin", Inputs(0), GradSin)
+QAT_GRAD_RULE("", "Cos", Inputs(0), GradCos)
+QAT_GRAD_RULE("", "Max", AllInputs(), GradMax)                 // ties share evenly
+QAT_GRAD_RULE("", "Min", AllInputs(), GradMin)                 // ties share evenly
+QAT_GRAD_RULE("", "Sum", AllInputs(), GradSum)
+QAT_GRAD_RULE("", "Mean", AllInputs(), GradMean)
+QAT_NO_GRAD("", "Xor")
+QAT_NO_GRAD("", "IsInf")
+QAT_NO_GRAD("", "IsNaN")
+QAT_NO_GRAD("", "BitShift")
 
 // Reductions, scans and Einsum (grad_rules_reduce.cc)
 QAT_GRAD_RULE("", "ReduceMax", Inputs(0), GradReduceMax)       // no gradient: axes

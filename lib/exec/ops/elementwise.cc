@@ -96,30 +96,6 @@ absl::StatusOr<Kernel> MakeArithmetic(const NodeView& node) {
   });
 }
 
-// ---- Unary math -------------------------------------------------------------
-
-// Builds a kernel that maps input 0 through fn, for the types Visit accepts.
-template <typename Visit, typename Fn>
-absl::StatusOr<Kernel> MakeUnary(Visit visit, Fn fn) {
-  return Kernel([visit, fn](KernelContext& ctx) -> absl::Status {
-    QAT_RETURN_IF_ERROR(RequireInput(ctx, 0));
-    const Tensor& x = ctx.input(0);
-    return visit(x.dtype(), [&](auto tag) {
-      using T = decltype(tag);
-      MapUnary<T, T>(ctx.pool, x, ctx.output(0),
-                     [&](T v) { return static_cast<T>(fn(v)); });
-      return absl::OkStatus();
-    });
-  });
-}
-
-struct FloatTypes {
-  template <typename F> absl::Status operator()(DataType t, F&& f) const { return VisitFloat(t, f); }
-};
-struct NumericTypes {
-  template <typename F> absl::Status operator()(DataType t, F&& f) const { return VisitNumeric(t, f); }
-};
-
 template <typename T>
 T Sigmoid(T x) {
   // Split by sign so that exp never overflows.

@@ -1,5 +1,5 @@
 // Comparison and logic: Equal, Less, Greater, LessOrEqual, GreaterOrEqual,
-// And, Not, Where.  All broadcast like numpy.
+// And, Or, Xor, Not, Where.  All broadcast like numpy.
 #include <algorithm>
 
 #include "kernels/target_clones.h"
@@ -45,15 +45,32 @@ absl::StatusOr<Kernel> MakeGreaterOrEqual(const NodeView&) {
   return MakeComparison<GreaterOrEqualFn>(false);
 }
 
-absl::StatusOr<Kernel> MakeAnd(const NodeView&) {
-  return Kernel([](KernelContext& ctx) -> absl::Status {
+namespace {
+
+// A broadcasting op on two bool inputs; `name` names the op in errors.
+template <typename Fn>
+absl::StatusOr<Kernel> MakeBoolBinary(const char* name, Fn fn) {
+  return Kernel([name, fn](KernelContext& ctx) -> absl::Status {
     QAT_RETURN_IF_ERROR(RequireInputs(ctx, 2));
-    QAT_RETURN_IF_ERROR(RequireType(ctx.input(0), DataType::kBool, "And's input A"));
-    QAT_RETURN_IF_ERROR(RequireType(ctx.input(1), DataType::kBool, "And's input B"));
+    QAT_RETURN_IF_ERROR(
+        RequireType(ctx.input(0), DataType::kBool, absl::StrCat(name, "'s input A").c_str()));
+    QAT_RETURN_IF_ERROR(
+        RequireType(ctx.input(1), DataType::kBool, absl::StrCat(name, "'s input B").c_str()));
     return BroadcastBinary<bool, bool, bool>(ctx.pool, ctx.input(0), ctx.input(1),
-                                             ctx.output(0),
-                                             [](bool a, bool b) { return a && b; });
+                                             ctx.output(0), fn);
   });
+}
+
+}  // namespace
+
+absl::StatusOr<Kernel> MakeAnd(const NodeView&) {
+  return MakeBoolBinary("And", [](bool a, bool b) { return a && b; });
+}
+absl::StatusOr<Kernel> MakeOr(const NodeView&) {
+  return MakeBoolBinary("Or", [](bool a, bool b) { return a || b; });
+}
+absl::StatusOr<Kernel> MakeXor(const NodeView&) {
+  return MakeBoolBinary("Xor", [](bool a, bool b) { return a != b; });
 }
 
 absl::StatusOr<Kernel> MakeNot(const NodeView&) {

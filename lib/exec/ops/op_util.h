@@ -1,5 +1,5 @@
 // Helpers shared by the op kernels: dtype dispatch, argument checks, axes,
-// and numpy-style broadcasting.
+// numpy-style broadcasting, and unary kernels.
 #ifndef QAT_LIB_EXEC_OPS_OP_UTIL_H_
 #define QAT_LIB_EXEC_OPS_OP_UTIL_H_
 
@@ -234,6 +234,32 @@ void MapUnary(ThreadPool* pool, const Tensor& x, Tensor& out, Op op) {
   const T* px = x.data<T>();
   Out* po = out.data<Out>();
   ForEachIndex(pool, x.num_elements(), [&](int64_t i) { po[i] = op(px[i]); });
+}
+
+// ---- Unary kernels ----------------------------------------------------------
+
+// The dtype families, as objects that MakeUnary takes.
+struct FloatTypes {
+  template <typename F> absl::Status operator()(DataType t, F&& f) const { return VisitFloat(t, f); }
+};
+struct NumericTypes {
+  template <typename F> absl::Status operator()(DataType t, F&& f) const { return VisitNumeric(t, f); }
+};
+
+// Builds a kernel that maps input 0 through fn, for the types Visit accepts.
+template <typename Visit, typename Fn>
+absl::StatusOr<Kernel> MakeUnary(Visit visit, Fn fn) {
+  return Kernel([visit, fn](KernelContext& ctx) -> absl::Status {
+    absl::Status status = RequireInput(ctx, 0);
+    if (!status.ok()) return status;
+    const Tensor& x = ctx.input(0);
+    return visit(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      MapUnary<T, T>(ctx.pool, x, ctx.output(0),
+                     [&](T v) { return static_cast<T>(fn(v)); });
+      return absl::OkStatus();
+    });
+  });
 }
 
 }  // namespace exec

@@ -1,4 +1,5 @@
-// Graph plumbing: Identity, Constant, Cast.
+// Graph plumbing: Identity, Constant, Cast, CastLike.
+#include <type_traits>
 #include <vector>
 
 #include "core/onnx_tensor.h"
@@ -42,6 +43,28 @@ absl::StatusOr<Kernel> MakeConstant(const NodeView& node) {
   });
 }
 
+namespace {
+
+// out = x converted to `to` (nonzero is true for bool).
+absl::Status CastTensor(ThreadPool* pool, const Tensor& x, DataType to, Tensor& out) {
+  return VisitAll(x.dtype(), [&](auto in_tag) {
+    using In = decltype(in_tag);
+    return VisitAll(to, [&](auto out_tag) {
+      using Out = decltype(out_tag);
+      MapUnary<In, Out>(pool, x, out, [](In v) {
+        if constexpr (std::is_same_v<Out, bool>) {
+          return v != In(0);
+        } else {
+          return static_cast<Out>(v);
+        }
+      });
+      return absl::OkStatus();
+    });
+  });
+}
+
+}  // namespace
+
 absl::StatusOr<Kernel> MakeCast(const NodeView& node) {
   const int64_t to = node.GetInt("to", 0);
   if (!IsSupportedDataType(static_cast<int32_t>(to))) {
@@ -51,21 +74,15 @@ absl::StatusOr<Kernel> MakeCast(const NodeView& node) {
   const DataType out_type = static_cast<DataType>(to);
   return Kernel([out_type](KernelContext& ctx) -> absl::Status {
     QAT_RETURN_IF_ERROR(RequireInput(ctx, 0));
-    const Tensor& x = ctx.input(0);
-    return VisitAll(x.dtype(), [&](auto in_tag) {
-      using In = decltype(in_tag);
-      return VisitAll(out_type, [&](auto out_tag) {
-        using Out = decltype(out_tag);
-        MapUnary<In, Out>(ctx.pool, x, ctx.output(0), [](In v) {
-          if constexpr (std::is_same_v<Out, bool>) {
-            return v != In(0);
-          } else {
-            return static_cast<Out>(v);
-          }
-        });
-        return absl::OkStatus();
-      });
-    });
+    return CastTensor(ctx.pool, ctx.input(0), out_type, ctx.output(0));
+  });
+}
+
+// Cast to the type of input 1 (whose values are not read).
+absl::StatusOr<Kernel> MakeCastLike(const NodeView&) {
+  return Kernel([](KernelContext& ctx) -> absl::Status {
+    QAT_RETURN_IF_ERROR(RequireInputs(ctx, 2));
+    return CastTensor(ctx.pool, ctx.input(0), ctx.input(1).dtype(), ctx.output(0));
   });
 }
 
