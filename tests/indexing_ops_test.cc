@@ -1,0 +1,174 @@
+// The indexing and layout ops (lib/exec/ops/indexing.cc, tensor_layout.cc)
+// on what ONNX's node tests do not cover: sizes taken from tensor values
+// that are negative, overflow or are absurd (InvalidArgument naming the
+// node, before anything is allocated), indices out of range, and semantics
+// at the edges (wide reflect pads, NaN in Unique, repeated ScatterND
+// indices, Range over int64 limits far apart).
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "graph_builder.h"
+#include "gtest/gtest.h"
+#include "qat/executor.h"
+
+namespace qat {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+constexpr int kInt64 = onnx::TensorProto::INT64;
+
+absl::StatusOr<std::map<std::string, Tensor>> RunGraph(
+    GraphBuilder& g, const std::map<std::string, Tensor>& feed) {
+  auto model = g.Build(/*check=*/false);
+  if (!model.ok()) return model.status();
+  auto executor = Executor::Create(*model);
+  if (!executor.ok()) return executor.status();
+  return (*executor)->Run(feed);
+}
+
+void SetString(onnx::NodeProto& node, const std::string& name, const std::string& value) {
+  auto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::STRING);
+  a->set_s(value);
+}
+
+Tensor Int64s(std::vector<int64_t> shape, std::vector<int64_t> values) {
+  return Tensor::FromValues<int64_t>(std::move(shape), absl::MakeConstSpan(values));
+}
+Tensor Floats(std::vector<int64_t> shape, std::vector<float> values) {
+  return Tensor::FromValues<float>(std::move(shape), absl::MakeConstSpan(values));
+}
+
+// Runs `op` on inputs named a, b, c, ... with the given values; the result
+// must be InvalidArgument naming the node and saying `why`.
+void ExpectRefused(const std::string& op, const std::vector<Tensor>& inputs,
+                   const std::string& why) {
+  SCOPED_TRACE(op + ": " + why);
+  GraphBuilder g;
+  std::vector<std::string> names;
+  std::map<std::string, Tensor> feed;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    names.push_back(std::string(1, static_cast<char>('a' + i)));
+    g.Input(names.back(), static_cast<int>(inputs[i].dtype()), inputs[i].shape());
+    feed[names.back()] = inputs[i];
+  }
+  g.Output("y", kFloat, {-1});
+  g.Node(op, names, {"y"});
+  auto out = RunGraph(g, feed);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument) << out.status();
+  EXPECT_THAT(std::string(out.status().message()),
+              AllOf(HasSubstr("node '" + op + "_1' (" + op + ")"), HasSubstr(why)))
+      << out.status();
+}
+
+TEST(ComputedSizesTest, NegativeOverflowingAndAbsurdSizesAreRefused) {
+  const int64_t big = int64_t{1} << 20;
+  ExpectRefused("ConstantOfShape", {Int64s({3}, {big, big, 1 << 10})}, "allowed for a computed size");
+  ExpectRefused("ConstantOfShape", {Int64s({2}, {3, -1})}, "negative dimension");
+  ExpectRefused("ConstantOfShape", {Int64s({2}, {int64_t{1} << 62, 4})}, "too large");
+  ExpectRefused("Range", {Tensor::Scalar(0.0f), Tensor::Scalar(1e18f), Tensor::Scalar(1.0f)},
+                "allowed for a computed size");
+  ExpectRefused("Range",
+                {Tensor::Scalar(0.0f), Tensor::Scalar(std::numeric_limits<float>::infinity()),
+                 Tensor::Scalar(1.0f)},
+                "no finite length");
+  ExpectRefused("Range", {Tensor::Scalar(0.0f), Tensor::Scalar(NAN), Tensor::Scalar(1.0f)},
+                "no finite length");
+  ExpectRefused("Range", {Tensor::Scalar(int64_t{0}), Tensor::Scalar(int64_t{5}),
+                          Tensor::Scalar(int64_t{0})},
+                "delta is 0");
+  const Tensor x(DataType::kFloat32, {4, 4});
+  ExpectRefused("Tile", {x, Int64s({2}, {big, big})}, "allowed for a computed size");
+  ExpectRefused("Tile", {x, Int64s({2}, {-1, 2})}, "negative");
+  ExpectRefused("Tile", {x, Int64s({2}, {int64_t{1} << 62, int64_t{1} << 62})}, "too large");
+  ExpectRefused("Pad", {x, Int64s({4}, {0, int64_t{1} << 40, 0, int64_t{1} << 40})},
+                "allowed for a computed size");
+  ExpectRefused("Pad", {x, Int64s({4}, {0, -3, 0, -2})}, "crop more than axis 1");
+  ExpectRefused("Pad", {x, Int64s({4}, {0, (int64_t{1} << 62) + 1, 0, 0})}, "out of range");
+  const Tensor indices = Int64s({3}, {0, 1, 2});
+  const Tensor values = Floats({2}, {0, 1});
+  ExpectRefused("OneHot", {indices, Tensor::Scalar(1e15f), values}, "allowed for a computed size");
+  ExpectRefused("OneHot", {indices, Tensor::Scalar(-2.0f), values}, "positive");
+  ExpectRefused("OneHot", {indices, Tensor::Scalar(NAN), values}, "positive");
+}
+
+TEST(IndexingTest, IndicesOutOfRangeAreRefused) {
+  const Tensor data(DataType::kFloat32, {2, 3});
+  ExpectRefused("GatherElements", {data, Int64s({2, 1}, {0, 2})},
+                "index 2 is out of range for axis 0 of size 2");
+  ExpectRefused("GatherElements", {data, Int64s({1, 4}, {0, 1, 0, 1})}, "larger than data");
+  ExpectRefused("GatherND", {data, Int64s({1, 2}, {1, -4})},
+                "index -4 is out of range for axis 1 of size 3");
+  ExpectRefused("GatherND", {data, Int64s({1, 3}, {0, 0, 0})}, "last dimension be at most 2");
+  ExpectRefused("ScatterND", {data, Int64s({1, 1}, {2}), Tensor(DataType::kFloat32, {1, 3})},
+                "index 2 is out of range for axis 0 of size 2");
+  ExpectRefused("ScatterND", {data, Int64s({1, 1}, {0}), Tensor(DataType::kFloat32, {1, 2})},
+                "do not fit");
+  ExpectRefused("ReverseSequence", {data, Int64s({3}, {1, 2, 3})}, "sequence length 3");
+}
+
+TEST(PadTest, WideReflectRepeatsAsNumpy) {
+  // np.pad([1, 2, 3], (5, 4), "reflect")
+  GraphBuilder g;
+  g.Input("x", kFloat, {3}).Input("p", kInt64, {2}).Output("y", kFloat, {-1});
+  SetString(g.Node("Pad", {"x", "p"}, {"y"}), "mode", "reflect");
+  auto out = RunGraph(g, {{"x", Floats({3}, {1, 2, 3})}, {"p", Int64s({2}, {5, 4})}});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_THAT(out->at("y").values<float>(), ElementsAre(2, 1, 2, 3, 2, 1, 2, 3, 2, 1, 2, 3));
+}
+
+TEST(UniqueTest, NaNsCollapseAndSortLast) {
+  // np.unique([nan, 1, nan, 0.5], return_index, return_inverse, return_counts)
+  GraphBuilder g;
+  g.Input("x", kFloat, {4});
+  for (const char* out : {"y", "i", "inv", "n"}) g.Output(out, out[0] == 'y' ? kFloat : kInt64, {-1});
+  g.Node("Unique", {"x"}, {"y", "i", "inv", "n"});
+  auto out = RunGraph(g, {{"x", Floats({4}, {NAN, 1, NAN, 0.5f})}});
+  ASSERT_TRUE(out.ok()) << out.status();
+  const auto y = out->at("y").values<float>();
+  ASSERT_EQ(y.size(), 3u);
+  EXPECT_EQ(y[0], 0.5f);
+  EXPECT_EQ(y[1], 1.0f);
+  EXPECT_TRUE(std::isnan(y[2]));
+  EXPECT_THAT(out->at("i").values<int64_t>(), ElementsAre(3, 1, 0));
+  EXPECT_THAT(out->at("inv").values<int64_t>(), ElementsAre(2, 1, 2, 0));
+  EXPECT_THAT(out->at("n").values<int64_t>(), ElementsAre(1, 1, 2));
+}
+
+TEST(ScatterNDTest, AddAccumulatesRepeatedIndices) {
+  GraphBuilder g;
+  g.Input("d", kFloat, {3}).Input("i", kInt64, {3, 1}).Input("u", kFloat, {3});
+  g.Output("y", kFloat, {3});
+  SetString(g.Node("ScatterND", {"d", "i", "u"}, {"y"}), "reduction", "add");
+  auto out = RunGraph(g, {{"d", Floats({3}, {1, 1, 1})},
+                          {"i", Int64s({3, 1}, {2, -1, 0})},
+                          {"u", Floats({3}, {1, 2, 4})}});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_THAT(out->at("y").values<float>(), ElementsAre(5, 1, 4));
+}
+
+TEST(RangeTest, Int64LimitsFarApartDoNotOverflow) {
+  GraphBuilder g;
+  g.Input("s", kInt64, {}).Input("l", kInt64, {}).Input("d", kInt64, {});
+  g.Output("y", kInt64, {-1});
+  g.Node("Range", {"s", "l", "d"}, {"y"});
+  const int64_t q = int64_t{1} << 61;
+  auto out = RunGraph(g, {{"s", Tensor::Scalar(-2 * q)},
+                          {"l", Tensor::Scalar(2 * q)},
+                          {"d", Tensor::Scalar(q)}});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_THAT(out->at("y").values<int64_t>(), ElementsAre(-2 * q, -q, 0, q));
+}
+
+}  // namespace
+}  // namespace qat
