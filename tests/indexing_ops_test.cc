@@ -25,15 +25,6 @@ using ::testing::HasSubstr;
 
 constexpr int kInt64 = onnx::TensorProto::INT64;
 
-absl::StatusOr<std::map<std::string, Tensor>> RunGraph(
-    GraphBuilder& g, const std::map<std::string, Tensor>& feed) {
-  auto model = g.Build(/*check=*/false);
-  if (!model.ok()) return model.status();
-  auto executor = Executor::Create(*model);
-  if (!executor.ok()) return executor.status();
-  return (*executor)->Run(feed);
-}
-
 void SetString(onnx::NodeProto& node, const std::string& name, const std::string& value) {
   auto* a = node.add_attribute();
   a->set_name(name);

@@ -28,23 +28,6 @@ namespace {
 
 constexpr int64_t kToEnd = std::numeric_limits<int64_t>::max();
 
-// The int values of input `i` when it is a constant (an initializer or a
-// Constant node), nullopt when it is computed.
-absl::StatusOr<std::optional<std::vector<int64_t>>> ConstantInput(GradContext& ctx, int i) {
-  const onnx::TensorProto* proto = ctx.g().FindConstant(ctx.input(i));
-  if (proto == nullptr) return std::optional<std::vector<int64_t>>();
-  QAT_ASSIGN_OR_RETURN(const Tensor t, TensorFromProto(*proto));
-  std::vector<int64_t> values;
-  if (t.dtype() == DataType::kInt64) {
-    values.assign(t.values<int64_t>().begin(), t.values<int64_t>().end());
-  } else if (t.dtype() == DataType::kInt32) {
-    values.assign(t.values<int32_t>().begin(), t.values<int32_t>().end());
-  } else {
-    return ctx.Unsupported(absl::StrCat("'", ctx.input(i), "' is not int32 or int64"));
-  }
-  return std::optional<std::vector<int64_t>>(std::move(values));
-}
-
 // An int64 constant of the given shape.
 std::string ConstantInt64Tensor(GradContext& ctx, std::vector<int64_t> shape,
                                 const std::vector<int64_t>& values, const std::string& what) {
@@ -223,7 +206,7 @@ absl::Status GradTile(GradContext& ctx) {
   // dY viewed as [r0, d0, r1, d1, ...], summed over the repeats.  The
   // repeats must be constants; one dimension of the input may be dynamic.
   QAT_ASSIGN_OR_RETURN(const ValueShape x, ctx.Shape(ctx.input(0)));
-  QAT_ASSIGN_OR_RETURN(const auto repeats, ConstantInput(ctx, 1));
+  QAT_ASSIGN_OR_RETURN(const auto repeats, ConstantInts(ctx, ctx.input(1)));
   if (!repeats.has_value()) return ctx.Unsupported("Tile whose repeats are not a constant");
   if (static_cast<int64_t>(repeats->size()) != x.rank()) {
     return ctx.Unsupported("repeats whose length is not the input's rank");
@@ -259,11 +242,11 @@ absl::Status GradPad(GradContext& ctx) {
   std::vector<int64_t> axes(static_cast<size_t>(rank));
   std::iota(axes.begin(), axes.end(), 0);
   if (e.opset() >= 11) {
-    QAT_ASSIGN_OR_RETURN(const auto given, ConstantInput(ctx, 1));
+    QAT_ASSIGN_OR_RETURN(const auto given, ConstantInts(ctx, ctx.input(1)));
     if (!given.has_value()) return ctx.Unsupported("Pad whose pads are not a constant");
     pads = *given;
     if (ctx.num_inputs() > 3 && !ctx.input(3).empty()) {
-      QAT_ASSIGN_OR_RETURN(const auto listed, ConstantInput(ctx, 3));
+      QAT_ASSIGN_OR_RETURN(const auto listed, ConstantInts(ctx, ctx.input(3)));
       if (!listed.has_value()) return ctx.Unsupported("Pad whose axes are not a constant");
       axes = *listed;
       for (int64_t& a : axes) a = a < 0 ? a + rank : a;

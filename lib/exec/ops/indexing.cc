@@ -53,6 +53,19 @@ absl::StatusOr<std::vector<int64_t>> TupleOffsets(const Tensor& data, const Tens
   return offsets;
 }
 
+// Compress's and Unique's view of their input: its shape and the axis, or,
+// without an axis attribute, the input flat and axis 0.
+struct AxisView {
+  std::vector<int64_t> shape;
+  int64_t axis = 0;
+};
+
+absl::StatusOr<AxisView> ViewAlongAxis(const Tensor& x, bool has_axis, int64_t axis_attr) {
+  if (!has_axis) return AxisView{{x.num_elements()}, 0};
+  QAT_ASSIGN_OR_RETURN(const int64_t axis, NormalizeAxis(axis_attr, x.rank()));
+  return AxisView{x.shape(), axis};
+}
+
 // Unique's order of slices: lexicographic, with NaN after every number and
 // equal to NaN (as numpy's unique collapses NaNs), so that the order is a
 // strict weak one.
@@ -259,13 +272,9 @@ absl::StatusOr<Kernel> MakeCompress(const NodeView& node) {
       return absl::InvalidArgumentError(absl::StrCat(
           "condition must be 1-D, got shape ", ShapeToString(condition.shape())));
     }
-    // Without an axis, the input is taken flat.
-    int64_t axis = 0;
-    std::vector<int64_t> in_shape = {x.num_elements()};
-    if (has_axis) {
-      QAT_ASSIGN_OR_RETURN(axis, NormalizeAxis(axis_attr, x.rank()));
-      in_shape = x.shape();
-    }
+    QAT_ASSIGN_OR_RETURN(const AxisView view, ViewAlongAxis(x, has_axis, axis_attr));
+    const std::vector<int64_t>& in_shape = view.shape;
+    const int64_t axis = view.axis;
     const int64_t n = in_shape[axis];
     std::vector<int64_t> kept;
     const bool* pc = condition.data<bool>();
@@ -337,12 +346,9 @@ absl::StatusOr<Kernel> MakeUnique(const NodeView& node) {
     const Tensor& x = ctx.input(0);
     // Slices along the axis, each `outer` runs of `inner` elements; without
     // an axis every element is a slice.
-    int64_t axis = 0;
-    std::vector<int64_t> in_shape = {x.num_elements()};
-    if (has_axis) {
-      QAT_ASSIGN_OR_RETURN(axis, NormalizeAxis(axis_attr, x.rank()));
-      in_shape = x.shape();
-    }
+    QAT_ASSIGN_OR_RETURN(const AxisView view, ViewAlongAxis(x, has_axis, axis_attr));
+    const std::vector<int64_t>& in_shape = view.shape;
+    const int64_t axis = view.axis;
     const int64_t n = in_shape[axis];
     const int64_t outer = Product(in_shape, 0, axis);
     const int64_t inner = Product(in_shape, axis + 1, in_shape.size());

@@ -193,10 +193,10 @@ absl::StatusOr<Kernel> MakeEyeLike(const NodeView& node) {
       T* po = out.data<T>();
       const int64_t rows = x.dim(0), cols = x.dim(1);
       std::fill(po, po + out.num_elements(), T(0));
-      // Row i has its one at column i + k, when that column exists.
-      for (int64_t i = std::max<int64_t>(0, -k); i < rows && k < cols - i; ++i) {
-        po[i * cols + i + k] = T(1);
-      }
+      // Row i has its one at column i + k, when that column exists (k
+      // compared before it is negated, so that any int64 k is safe).
+      const int64_t first = k >= 0 ? 0 : k <= -rows ? rows : -k;
+      for (int64_t i = first; i < rows && k < cols - i; ++i) po[i * cols + i + k] = T(1);
       return absl::OkStatus();
     });
   });
