@@ -3,7 +3,7 @@
 // that are negative, overflow or are absurd (InvalidArgument naming the
 // node, before anything is allocated), indices out of range, and semantics
 // at the edges (wide reflect pads, NaN in Unique, repeated ScatterND
-// indices, Range over int64 limits far apart).
+// indices, Range over int64 limits far apart, Pad's axes, EyeLike's k).
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -116,6 +116,39 @@ TEST(PadTest, WideReflectRepeatsAsNumpy) {
   auto out = RunGraph(g, {{"x", Floats({3}, {1, 2, 3})}, {"p", Int64s({2}, {5, 4})}});
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_THAT(out->at("y").values<float>(), ElementsAre(2, 1, 2, 3, 2, 1, 2, 3, 2, 1, 2, 3));
+}
+
+TEST(PadTest, AxesInputPadsOnlyTheListedAxes) {
+  // Opset 18's axes input, a negative axis included: pads [begin, end] of
+  // the last axis only.
+  GraphBuilder g;
+  g.Input("x", kFloat, {2, 2}).Input("p", kInt64, {2}).Input("a", kInt64, {1});
+  g.Output("y", kFloat, {-1, -1});
+  SetString(g.Node("Pad", {"x", "p", "", "a"}, {"y"}), "mode", "edge");
+  auto out = RunGraph(g, {{"x", Floats({2, 2}, {1, 2, 3, 4})},
+                          {"p", Int64s({2}, {1, 2})},
+                          {"a", Int64s({1}, {-1})}});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->at("y").shape(), (std::vector<int64_t>{2, 5}));
+  EXPECT_THAT(out->at("y").values<float>(), ElementsAre(1, 1, 2, 2, 2, 3, 3, 4, 4, 4));
+}
+
+TEST(EyeLikeTest, AnyDiagonalOffsetIsSafe) {
+  for (int64_t k : {std::numeric_limits<int64_t>::min(), int64_t{-2}, int64_t{3},
+                    std::numeric_limits<int64_t>::max()}) {
+    GraphBuilder g;
+    g.Input("x", kFloat, {2, 3}).Output("y", kFloat, {2, 3});
+    SetInt(g.Node("EyeLike", {"x"}, {"y"}), "k", k);
+    auto out = RunGraph(g, {{"x", Tensor(DataType::kFloat32, {2, 3})}});
+    ASSERT_TRUE(out.ok()) << out.status();
+    for (float v : out->at("y").values<float>()) EXPECT_EQ(v, 0.0f) << k;
+  }
+  GraphBuilder g;
+  g.Input("x", kFloat, {3, 2}).Output("y", kFloat, {3, 2});
+  SetInt(g.Node("EyeLike", {"x"}, {"y"}), "k", -1);
+  auto out = RunGraph(g, {{"x", Tensor(DataType::kFloat32, {3, 2})}});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_THAT(out->at("y").values<float>(), ElementsAre(0, 0, 1, 0, 0, 1));
 }
 
 TEST(UniqueTest, NaNsCollapseAndSortLast) {
