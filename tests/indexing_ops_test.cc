@@ -4,7 +4,7 @@
 // node, before anything is allocated), indices out of range, and semantics
 // at the edges (wide reflect pads, NaN in Unique, repeated ScatterND
 // indices, Range over int64 limits far apart, Pad's axes, EyeLike's k),
-// and GatherElements' gradient in a graph with a dynamic batch.
+// and GatherElements' and GatherND's gradients over a dynamic batch.
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -197,58 +197,69 @@ TEST(RangeTest, Int64LimitsFarApartDoNotOverflow) {
   EXPECT_THAT(out->at("y").values<int64_t>(), ElementsAre(-2 * q, -q, 0, q));
 }
 
-TEST(GatherElementsGradientTest, WorksForAnyBatchAtEveryOpset) {
-  // loss = sum(GatherElements(x @ w, i, axis=1)) over a dynamic batch N, so
-  // dL/dw[k, j] = sum over n of x[n, k] * (how often row n of i names j).
-  // Opset 13 compares and sums, then pads to the data's shape computed at
-  // run time; opset 16 scatters with "add".
-  const Tensor w = Floats({4, 5}, std::vector<float>(20, 0.5f));
-  for (int64_t opset : {13, 16}) {
-    SCOPED_TRACE(opset);
-    GraphBuilder g;
-    g.Input("x", kFloat, {-1, 4}).Input("i", kInt64, {-1, 2}).Output("loss", kFloat, {});
-    g.Initializer("w", w);
-    g.Node("MatMul", {"x", "w"}, {"y"});
-    SetInt(g.Node("GatherElements", {"y", "i"}, {"z"}), "axis", 1);
-    SetInt(g.Node("ReduceSum", {"z"}, {"loss"}), "keepdims", 0);
-    onnx::ModelProto m = g.proto();
-    m.mutable_opset_import(0)->set_version(opset);
-    auto forward = Model::FromBytes(m.SerializeAsString(), "gather.onnx");
-    ASSERT_TRUE(forward.ok()) << forward.status();
-    onnx::ModelProto proto = ModelAccess::Proto(*forward);
-    auto changed = training::BuildGradientsPass("loss", {"w"}).Run(&proto);
-    ASSERT_TRUE(changed.ok()) << changed.status();
-    const std::string path = opset < 16 ? "Pad" : "ScatterElements";
-    bool took_path = false;
-    for (const auto& node : proto.graph().node()) took_path |= node.op_type() == path;
-    EXPECT_TRUE(took_path) << "no " << path << " in the backward graph";
-    auto model = Model::FromBytes(proto.SerializeAsString(), "training.onnx");
-    ASSERT_TRUE(model.ok()) << model.status();
-    auto executor = Executor::Create(*model);
-    ASSERT_TRUE(executor.ok()) << executor.status();
-    for (int64_t n : {3, 1}) {
-      std::vector<float> x(static_cast<size_t>(n * 4));
-      std::vector<int64_t> i(static_cast<size_t>(n * 2));
-      for (size_t e = 0; e < x.size(); ++e) x[e] = 0.25f * static_cast<float>(e) - 1.0f;
-      for (size_t e = 0; e < i.size(); ++e) i[e] = e % 3 == 0 ? -1 : static_cast<int64_t>(e % 2);
-      auto out = (*executor)->Run({{"x", Floats({n, 4}, x)}, {"i", Int64s({n, 2}, i)}});
-      ASSERT_TRUE(out.ok()) << out.status();
-      const Tensor& dw = out->at("w_grad");
-      ASSERT_EQ(dw.shape(), (std::vector<int64_t>{4, 5}));
-      for (int64_t k = 0; k < 4; ++k) {
-        for (int64_t j = 0; j < 5; ++j) {
-          float want = 0;
-          for (int64_t r = 0; r < n; ++r) {
-            for (int64_t c = 0; c < 2; ++c) {
-              const int64_t idx = i[r * 2 + c] < 0 ? i[r * 2 + c] + 5 : i[r * 2 + c];
-              if (idx == j) want += x[r * 4 + k];
-            }
+// loss = sum(Gather(x @ w, i)) over a dynamic batch N, where Gather picks
+// y[n, i[n, c]] for c < 2: GatherElements on axis 1, or GatherND with
+// batch_dims 1 and tuples of one.  So dL/dw[k, j] = sum over n of x[n, k]
+// times how often row n of i names j.  `path` is an op the backward graph
+// must hold.
+void ExpectGatherGradient(const std::string& op, int64_t opset, const std::string& path) {
+  SCOPED_TRACE(op + " at opset " + std::to_string(opset));
+  const bool nd = op == "GatherND";
+  GraphBuilder g;
+  g.Input("x", kFloat, {-1, 4}).Output("loss", kFloat, {});
+  g.Input("i", kInt64, nd ? std::vector<int64_t>{-1, 2, 1} : std::vector<int64_t>{-1, 2});
+  g.Initializer("w", Floats({4, 5}, std::vector<float>(20, 0.5f)));
+  g.Node("MatMul", {"x", "w"}, {"y"});
+  SetInt(g.Node(op, {"y", "i"}, {"z"}), nd ? "batch_dims" : "axis", 1);
+  SetInt(g.Node("ReduceSum", {"z"}, {"loss"}), "keepdims", 0);
+  onnx::ModelProto m = g.proto();
+  m.mutable_opset_import(0)->set_version(opset);
+  auto forward = Model::FromBytes(m.SerializeAsString(), "gather.onnx");
+  ASSERT_TRUE(forward.ok()) << forward.status();
+  onnx::ModelProto proto = ModelAccess::Proto(*forward);
+  auto changed = training::BuildGradientsPass("loss", {"w"}).Run(&proto);
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  bool took_path = false;
+  for (const auto& node : proto.graph().node()) took_path |= node.op_type() == path;
+  EXPECT_TRUE(took_path) << "no " << path << " in the backward graph";
+  auto model = Model::FromBytes(proto.SerializeAsString(), "training.onnx");
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto executor = Executor::Create(*model);
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  for (int64_t n : {3, 1}) {
+    std::vector<float> x(static_cast<size_t>(n * 4));
+    std::vector<int64_t> i(static_cast<size_t>(n * 2));
+    for (size_t e = 0; e < x.size(); ++e) x[e] = 0.25f * static_cast<float>(e) - 1.0f;
+    for (size_t e = 0; e < i.size(); ++e) i[e] = e % 3 == 0 ? -1 : static_cast<int64_t>(e % 2);
+    const Tensor indices = nd ? Int64s({n, 2, 1}, i) : Int64s({n, 2}, i);
+    auto out = (*executor)->Run({{"x", Floats({n, 4}, x)}, {"i", indices}});
+    ASSERT_TRUE(out.ok()) << out.status();
+    const Tensor& dw = out->at("w_grad");
+    ASSERT_EQ(dw.shape(), (std::vector<int64_t>{4, 5}));
+    for (int64_t k = 0; k < 4; ++k) {
+      for (int64_t j = 0; j < 5; ++j) {
+        float want = 0;
+        for (int64_t r = 0; r < n; ++r) {
+          for (int64_t c = 0; c < 2; ++c) {
+            const int64_t idx = i[r * 2 + c] < 0 ? i[r * 2 + c] + 5 : i[r * 2 + c];
+            if (idx == j) want += x[r * 4 + k];
           }
-          EXPECT_FLOAT_EQ(dw.values<float>()[k * 5 + j], want) << "n " << n << " w[" << k << ", " << j << "]";
         }
+        EXPECT_FLOAT_EQ(dw.values<float>()[k * 5 + j], want)
+            << "n " << n << " w[" << k << ", " << j << "]";
       }
     }
   }
+}
+
+TEST(GatherGradientTest, WorksForAnyBatch) {
+  // Opset 13 compares and sums, then pads to the data's shape computed at
+  // run time; opset 16 scatters with "add".  GatherND with batch_dims
+  // multiplies by a one-hot matrix whose batch is dynamic.
+  ExpectGatherGradient("GatherElements", 13, "Pad");
+  ExpectGatherGradient("GatherElements", 16, "ScatterElements");
+  ExpectGatherGradient("GatherND", 13, "Equal");
+  ExpectGatherGradient("GatherND", 16, "Equal");
 }
 
 }  // namespace

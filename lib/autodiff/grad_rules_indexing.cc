@@ -148,21 +148,32 @@ absl::Status GradGatherND(GradContext& ctx) {
                               {AttrString("reduction", "add")}));
     return absl::OkStatus();
   }
-  // Otherwise, over views with static shapes: data as [B, N, R] (batch,
-  // indexed and remaining dimensions), indices as [B, M, k], dY as [B, M,
-  // R].  Each tuple becomes a flat position into N, and
-  // dX = OneHot(position, N)^T x dY, batch by batch.
-  QAT_ASSIGN_OR_RETURN(const ValueShape x, ctx.Shape(ctx.input(0), true));
-  QAT_ASSIGN_OR_RETURN(const ValueShape indices, ctx.Shape(ctx.input(1), true));
+  // Otherwise, over views: data as [B, N, R] (batch, indexed and remaining
+  // dimensions), indices as [B, M, k], dY as [B, M, R].  Each tuple becomes
+  // a flat position into N, and dX = OneHot(position, N)^T x dY, batch by
+  // batch.  N, R and k must be static; B or M (not both) may be dynamic.
+  QAT_ASSIGN_OR_RETURN(const ValueShape x, ctx.Shape(ctx.input(0)));
+  QAT_ASSIGN_OR_RETURN(const ValueShape indices, ctx.Shape(ctx.input(1)));
   const int64_t r = x.rank(), q = indices.rank();
   if (q < 1 || b < 0 || b >= std::min(r, q)) return ctx.Unsupported("batch_dims out of range");
   const int64_t k = indices.dims[q - 1];
-  if (k < 1 || k > r - b) return ctx.Unsupported("index tuples longer than the data's rank");
-  int64_t batches = 1, n = 1, rest = 1, m = 1;
-  for (int64_t d = 0; d < b; ++d) batches *= x.dims[d];
-  for (int64_t d = b; d < b + k; ++d) n *= x.dims[d];
-  for (int64_t d = b + k; d < r; ++d) rest *= x.dims[d];
-  for (int64_t d = b; d < q - 1; ++d) m *= indices.dims[d];
+  if (k < 1 || k > r - b) return ctx.Unsupported("index tuples of unknown length or longer "
+                                                 "than the data's rank");
+  // Products of dimensions, -1 when one of them is dynamic.
+  auto product = [](const std::vector<int64_t>& dims, int64_t begin, int64_t end) {
+    int64_t p = 1;
+    for (int64_t d = begin; d < end; ++d) {
+      if (dims[d] < 0) return int64_t{-1};
+      p *= dims[d];
+    }
+    return p;
+  };
+  const int64_t batches = product(x.dims, 0, b), n = product(x.dims, b, b + k);
+  const int64_t rest = product(x.dims, b + k, r), m = product(indices.dims, b, q - 1);
+  if (n < 0 || rest < 0 || (batches < 0 && m < 0)) {
+    return ctx.Unsupported("GatherND whose indexed and trailing data dimensions are not static, "
+                           "or whose batch and index dimensions are both dynamic");
+  }
   std::vector<int64_t> bounds(x.dims.begin() + b, x.dims.begin() + b + k);
   std::vector<int64_t> strides(static_cast<size_t>(k), 1);
   for (int64_t j = k - 2; j >= 0; --j) strides[j] = strides[j + 1] * bounds[j + 1];
@@ -189,7 +200,8 @@ absl::Status GradGatherND(GradContext& ctx) {
       e.Reshape(dy, e.ConstantInt64s({batches, m, rest}, ctx.Hint("dy_shape")), ctx.Hint("dy3"));
   const std::string dx3 = e.Add(
       "MatMul", {e.Transpose(one_hot, {0, 2, 1}, ctx.Hint("one_hot_t")), dy3}, ctx.Hint("dx3"));
-  ctx.SetInputGrad(0, e.Reshape(dx3, e.ConstantInt64s(x.dims, ctx.Hint("x_dims")), ctx.Hint("x")));
+  ctx.SetInputGrad(0, e.Reshape(dx3, e.Add("Shape", {ctx.input(0)}, ctx.Hint("x_shape")),
+                                ctx.Hint("x")));
   return absl::OkStatus();
 }
 
