@@ -762,6 +762,52 @@ std::vector<RuleCase> Cases() {
   // (end of reductions)
 
   // Indexing and layout (grad_rules_indexing.cc).
+  {
+    // GatherElements with repeated and negative indices, smaller than the
+    // data off the axis: compared and summed before opset 16, ScatterElements
+    // with "add" from 16.
+    fd({"GatherElements", "", {{"x", R({3, 4}, 300)}, {"i", Int64s({2, 3}, {0, 3, 0, -1, 1, 3})}},
+        {"x"}, {AttrInt("axis", 1)}});
+    OpCase scatter_add{"GatherElements", "",
+                       {{"x", R({3, 2, 2}, 301)},
+                        {"i", Int64s({4, 2, 2}, {2, 0, 1, -1, 2, 2, 0, 1, -3, 1, 1, 1, 0, 2, 0, 2})}},
+                       {"x"}};
+    scatter_add.opset = 16;
+    fd(scatter_add);
+    // GatherND: pairs with a repeat and a negative index (one-hot product
+    // before opset 16), rows with a repeat (ScatterND "add" from 16), and
+    // batch_dims 1.
+    fd({"GatherND", "",
+        {{"x", R({3, 4, 2}, 302)}, {"i", Int64s({2, 2, 2}, {0, 1, 2, -1, 0, 1, 1, 2})}}, {"x"}});
+    OpCase rows{"GatherND", "", {{"x", R({4, 3}, 303)}, {"i", Int64s({3, 1}, {1, 3, 1})}}, {"x"}};
+    rows.opset = 16;
+    fd(rows);
+    fd({"GatherND", "", {{"x", R({2, 3, 2}, 304)}, {"i", Int64s({2, 2, 1}, {2, 2, 0, -1})}},
+        {"x"}, {AttrInt("batch_dims", 1)}});
+    fd({"ReverseSequence", "", {{"x", R({4, 3, 2}, 307)}, {"l", Int64s({3}, {4, 1, 2})}}, {"x"},
+        {AttrInt("time_axis", 0), AttrInt("batch_axis", 1)}});
+    fd({"Tile", "", {{"x", R({2, 3}, 308)}, {"r", Int64s({2}, {3, 2})}}, {"x"}});
+    fd({"Tile", "", {{"x", R({2, 1, 3}, 309)}, {"r", Int64s({3}, {1, 4, 2})}}, {"x"}});
+    // Pad: constant with a crop and a constant value; reflect and edge with
+    // the widest pads reflect allows; reflect in the attribute form (opset 10).
+    fd({"Pad", "",
+        {{"x", R({2, 3, 4}, 310)}, {"p", Int64s({6}, {0, 1, -1, 0, 2, 1})},
+         {"v", Tensor::Scalar(0.5f)}},
+        {"x"}});
+    fd({"Pad", "", {{"x", R({2, 5, 4}, 311)}, {"p", Int64s({6}, {0, 2, 3, 0, 4, 1})}}, {"x"},
+        {AttrString("mode", "reflect")}});
+    fd({"Pad", "", {{"x", R({3, 4}, 312)}, {"p", Int64s({4}, {2, 1, 1, 3})}}, {"x"},
+        {AttrString("mode", "edge")}});
+    OpCase attr_form{"Pad", "", {{"x", R({3, 4}, 313)}}, {"x"},
+                     {AttrString("mode", "reflect"), AttrInts("pads", {1, 3, 2, 0})}};
+    attr_form.opset = 10;
+    fd(attr_form);
+    for (const char* mode : {"DCR", "CRD"}) {
+      fd({"DepthToSpace", "", {{"x", R({2, 8, 2, 3}, 314)}}, {"x"},
+          {AttrInt("blocksize", 2), AttrString("mode", mode)}});
+    }
+    fd({"SpaceToDepth", "", {{"x", R({2, 2, 4, 6}, 315)}}, {"x"}, {AttrInt("blocksize", 2)}});
+  }
 
   // (end of indexing and layout)
 

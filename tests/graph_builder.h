@@ -2,11 +2,13 @@
 #ifndef QAT_TESTS_GRAPH_BUILDER_H_
 #define QAT_TESTS_GRAPH_BUILDER_H_
 
+#include <map>
 #include <string>
 #include <vector>
 
 #include "core/onnx_tensor.h"
 #include "onnx/onnx_pb.h"
+#include "qat/executor.h"
 #include "qat/model.h"
 #include "qat/tensor.h"
 
@@ -73,6 +75,16 @@ class GraphBuilder {
  private:
   onnx::ModelProto model_;
 };
+
+// Builds g's model without the checker and runs it once on `feed`.
+inline absl::StatusOr<std::map<std::string, Tensor>> RunGraph(
+    GraphBuilder& g, const std::map<std::string, Tensor>& feed) {
+  auto model = g.Build(/*check=*/false);
+  if (!model.ok()) return model.status();
+  auto executor = Executor::Create(*model);
+  if (!executor.ok()) return executor.status();
+  return (*executor)->Run(feed);
+}
 
 inline void SetInt(onnx::NodeProto& node, const std::string& name, int64_t value) {
   auto* a = node.add_attribute();

@@ -152,15 +152,6 @@ TEST(ConvTransposeTest, RejectsShapesThatDoNotFit) {
 
 // ---- Errors through the executor ----------------------------------------------
 
-absl::StatusOr<std::map<std::string, Tensor>> RunGraph(
-    GraphBuilder& g, const std::map<std::string, Tensor>& feed) {
-  auto model = g.Build(/*check=*/false);
-  if (!model.ok()) return model.status();
-  auto executor = Executor::Create(*model);
-  if (!executor.ok()) return executor.status();
-  return (*executor)->Run(feed);
-}
-
 TEST(ScatterElementsTest, IndexOutOfRangeIsAnError) {
   GraphBuilder g;
   g.Input("data", kFloat, {2, 3}).Input("indices", kInt64, {1, 2})

@@ -14,24 +14,6 @@ namespace qat {
 namespace training {
 namespace {
 
-// The int64 (or int32) values of a constant input: an initializer or a
-// Constant node's value; nullopt when the input is computed.
-absl::StatusOr<std::optional<std::vector<int64_t>>> ConstantInts(GradContext& ctx,
-                                                                const std::string& name) {
-  const onnx::TensorProto* proto = ctx.g().FindConstant(name);
-  if (proto == nullptr) return std::optional<std::vector<int64_t>>();
-  QAT_ASSIGN_OR_RETURN(Tensor t, TensorFromProto(*proto));
-  std::vector<int64_t> values;
-  if (t.dtype() == DataType::kInt64) {
-    values.assign(t.values<int64_t>().begin(), t.values<int64_t>().end());
-  } else if (t.dtype() == DataType::kInt32) {
-    values.assign(t.values<int32_t>().begin(), t.values<int32_t>().end());
-  } else {
-    return ctx.Unsupported(absl::StrCat("'", name, "' of a type other than int32/int64"));
-  }
-  return std::optional<std::vector<int64_t>>(std::move(values));
-}
-
 // The adjoint of Gather(data, indices, axis) for data of the static shape
 // `dims`: `g` (shaped dims[:axis] + indices' shape + dims[axis+1:]) put back
 // at `indices` along `axis` into zeros shaped like the data, added up where

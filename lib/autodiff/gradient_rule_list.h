@@ -124,7 +124,19 @@ QAT_GRAD_RULE("", "TopK", Inputs(0), GradTopK)                 // no gradient: k
 QAT_GRAD_RULE("", "Trilu", Inputs(0), GradTrilu)               // no gradient: k
 QAT_GRAD_RULE("", "Einsum", AllInputs(), GradEinsum)
 
-// Indexing and layout (grad_rules_indexing.cc)
+// Indexing and layout (grad_rules_indexing.cc); no gradient for indices,
+// sequence lengths, repeats, pads and Pad's constant value.  (Compress has
+// none yet: its output's shape depends on the condition's values, which
+// shape inference cannot follow.)
+QAT_GRAD_RULE("", "GatherElements", Inputs(0), GradGatherElements)
+QAT_GRAD_RULE("", "GatherND", Inputs(0), GradGatherND)
+QAT_GRAD_RULE("", "ReverseSequence", Inputs(0), GradReverseSequence)
+QAT_GRAD_RULE("", "Tile", Inputs(0), GradTile)
+QAT_GRAD_RULE("", "Pad", Inputs(0), GradPad)
+QAT_GRAD_RULE("", "DepthToSpace", Inputs(0), GradDepthToSpace)
+QAT_GRAD_RULE("", "SpaceToDepth", Inputs(0), GradSpaceToDepth)
+QAT_NO_GRAD("", "NonZero")
+QAT_NO_GRAD("", "EyeLike")
 
 // Resize and normalization layers (grad_rules_norm.cc)
 

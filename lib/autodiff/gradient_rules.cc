@@ -4,6 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/onnx_tensor.h"
+#include "qat/tensor.h"
 
 namespace qat {
 namespace training {
@@ -96,6 +98,23 @@ absl::StatusOr<std::string> GradContext::Unbroadcast(const std::string& grad,
 absl::Status GradContext::Unsupported(const std::string& what) const {
   return absl::UnimplementedError(absl::StrCat(
       "no gradient for ", DescribeNode(node_), ": ", what));
+}
+
+absl::StatusOr<std::optional<std::vector<int64_t>>> ConstantInts(GradContext& ctx,
+                                                                const std::string& name) {
+  const onnx::TensorProto* proto = ctx.g().FindConstant(name);
+  if (proto == nullptr) return std::optional<std::vector<int64_t>>();
+  absl::StatusOr<Tensor> t = TensorFromProto(*proto);
+  if (!t.ok()) return t.status();
+  std::vector<int64_t> values;
+  if (t->dtype() == DataType::kInt64) {
+    values.assign(t->values<int64_t>().begin(), t->values<int64_t>().end());
+  } else if (t->dtype() == DataType::kInt32) {
+    values.assign(t->values<int32_t>().begin(), t->values<int32_t>().end());
+  } else {
+    return ctx.Unsupported(absl::StrCat("'", name, "' of a type other than int32/int64"));
+  }
+  return std::optional<std::vector<int64_t>>(std::move(values));
 }
 
 const std::vector<GradOp>& GradOps() {

@@ -10,6 +10,7 @@
 #define QAT_LIB_AUTODIFF_GRADIENT_RULES_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -67,6 +68,12 @@ class GradContext {
   std::vector<bool> wants_;
   std::vector<std::string> input_grads_;
 };
+
+// The int64 (or int32) values of a constant input: an initializer or a
+// Constant node's value; nullopt when `name` is computed.  Unsupported
+// (naming the node) for another type.
+absl::StatusOr<std::optional<std::vector<int64_t>>> ConstantInts(GradContext& ctx,
+                                                                const std::string& name);
 
 using GradRule = absl::Status (*)(GradContext& ctx);
 

@@ -153,9 +153,26 @@ QAT_OP("", "Hardmax", 1, MakeHardmax)
 QAT_OP("", "Trilu", 14, MakeTrilu)
 QAT_OP("", "Einsum", 12, MakeEinsum)
 
-// lib/exec/ops/indexing.cc: GatherElements, GatherND, ScatterND, OneHot, ...
+// lib/exec/ops/indexing.cc
+QAT_OP("", "GatherElements", 11, MakeGatherElements)
+QAT_OP("", "GatherND", 11, MakeGatherND)
+QAT_OP("", "ScatterND", 11, MakeScatterND)
+QAT_OP("", "Scatter", 9, MakeScatter)
+QAT_OP("", "OneHot", 9, MakeOneHot)
+QAT_OP("", "Compress", 9, MakeCompress)
+QAT_OP("", "NonZero", 9, MakeNonZero)
+QAT_OP("", "Unique", 11, MakeUnique)
+QAT_OP("", "ReverseSequence", 10, MakeReverseSequence)
 
-// lib/exec/ops/tensor_layout.cc: Size, ConstantOfShape, Range, Tile, Pad, ...
+// lib/exec/ops/tensor_layout.cc
+QAT_OP("", "Size", 1, MakeSize)
+QAT_OP("", "ConstantOfShape", 9, MakeConstantOfShape)
+QAT_OP("", "Range", 11, MakeRange)
+QAT_OP("", "EyeLike", 9, MakeEyeLike)
+QAT_OP("", "Tile", 6, MakeTile)
+QAT_OP("", "Pad", 2, MakePad)
+QAT_OP("", "DepthToSpace", 1, MakeDepthToSpace)
+QAT_OP("", "SpaceToDepth", 1, MakeSpaceToDepth)
 
 // lib/exec/ops/resize.cc and lib/exec/ops/detection.cc: Resize, Upsample,
 // GridSample, RoiAlign, NonMaxSuppression

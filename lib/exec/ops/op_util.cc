@@ -54,6 +54,20 @@ absl::StatusOr<double> ReadScalar(const Tensor& t, const char* what) {
   return value;
 }
 
+absl::Status CheckComputedShape(DataType type, absl::Span<const int64_t> shape,
+                                const char* what) {
+  absl::StatusOr<int64_t> bytes = CheckedByteCount(type, shape);
+  if (!bytes.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": ", bytes.status().message()));
+  }
+  if (*bytes > kMaxComputedTensorBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " ", ShapeToString(shape), " of ", DataTypeName(type), " would take ", *bytes,
+        " bytes, more than the ", kMaxComputedTensorBytes, " allowed for a computed size"));
+  }
+  return absl::OkStatus();
+}
+
 int64_t Product(absl::Span<const int64_t> shape, size_t begin, size_t end) {
   int64_t p = 1;
   for (size_t i = begin; i < end && i < shape.size(); ++i) p *= shape[i];
@@ -92,6 +106,22 @@ absl::StatusOr<std::vector<int64_t>> BroadcastShapes(
   // [2^40, 1] and [1, 2^40] broadcast to a shape whose count does not fit.
   QAT_RETURN_IF_ERROR(CheckedElementCount(out).status());
   return out;
+}
+
+void StridedCopy(ThreadPool* pool, const Tensor& src, int64_t base,
+                 const std::vector<int64_t>& strides, Tensor& dst) {
+  auto copy = [&](auto tag) {
+    using U = decltype(tag);
+    const U* s = static_cast<const U*>(src.raw_data()) + base;
+    U* d = static_cast<U*>(dst.raw_data());
+    ForEachBroadcast<1>(pool, dst.shape(), {strides},
+                        [&](int64_t i, const std::array<int64_t, 1>& o) { d[i] = s[o[0]]; });
+  };
+  switch (DataTypeSize(src.dtype())) {
+    case 1: copy(uint8_t{}); break;
+    case 4: copy(uint32_t{}); break;
+    default: copy(uint64_t{}); break;
+  }
 }
 
 std::vector<int64_t> BroadcastStrides(const std::vector<int64_t>& shape,

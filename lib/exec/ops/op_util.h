@@ -109,6 +109,18 @@ absl::StatusOr<std::vector<int64_t>> ReadInts(const Tensor& t, const char* what)
 // Reads a scalar (or one-element tensor) of any numeric type as double.
 absl::StatusOr<double> ReadScalar(const Tensor& t, const char* what);
 
+// The most bytes one output may take when its size comes from the values of
+// a tensor (ConstantOfShape's shape, Range's count, Tile's repeats, Pad's
+// pads, OneHot's depth) rather than from the shapes of the inputs: a larger
+// size is taken as bad input, not as an allocation to try.
+inline constexpr int64_t kMaxComputedTensorBytes = int64_t{1} << 36;  // 64 GiB
+
+// Checks an output shape computed from tensor values: no negative
+// dimension, element and byte counts that fit (core/checked_size.h), and at
+// most kMaxComputedTensorBytes.  InvalidArgument naming `what` otherwise.
+absl::Status CheckComputedShape(DataType type, absl::Span<const int64_t> shape,
+                                const char* what);
+
 // Product of shape[begin, end).
 int64_t Product(absl::Span<const int64_t> shape, size_t begin, size_t end);
 
@@ -207,6 +219,12 @@ void ForEachIndex(ThreadPool* pool, int64_t n, F&& fn) {
     for (int64_t i = begin; i < begin + count; ++i) fn(i);
   });
 }
+
+// dst[i] = src[base + sum(idx[d] * strides[d])] for every index of dst's
+// shape; strides may be negative or 0 (a repeat).  Copies by element size,
+// so it works for every dtype; dst must already have src's dtype.
+void StridedCopy(ThreadPool* pool, const Tensor& src, int64_t base,
+                 const std::vector<int64_t>& strides, Tensor& dst);
 
 // out = op(a, b) with broadcasting; a holds A, b holds B, out gets Out.
 template <typename A, typename B, typename Out, typename Op>

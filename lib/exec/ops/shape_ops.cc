@@ -16,25 +16,6 @@ namespace qat {
 namespace exec {
 namespace {
 
-// dst[i] = src[base + sum(idx[d] * strides[d])] for every index of dst's
-// shape; strides may be negative.  Copies by element size, so it works for
-// every dtype.
-void StridedCopy(ThreadPool* pool, const Tensor& src, int64_t base,
-                 const std::vector<int64_t>& strides, Tensor& dst) {
-  auto copy = [&](auto tag) {
-    using U = decltype(tag);
-    const U* s = static_cast<const U*>(src.raw_data()) + base;
-    U* d = static_cast<U*>(dst.raw_data());
-    ForEachBroadcast<1>(pool, dst.shape(), {strides},
-                        [&](int64_t i, const std::array<int64_t, 1>& o) { d[i] = s[o[0]]; });
-  };
-  switch (DataTypeSize(src.dtype())) {
-    case 1: copy(uint8_t{}); break;
-    case 4: copy(uint32_t{}); break;
-    default: copy(uint64_t{}); break;
-  }
-}
-
 // Copies x's elements into out under a new shape.
 void CopyWithShape(const Tensor& x, std::vector<int64_t> shape, Tensor& out) {
   out.Resize(x.dtype(), std::move(shape));

@@ -15,6 +15,7 @@
 
 #include "exec/ops/gemm.h"
 #include "exec/ops/op_util.h"
+#include "exec/ops/scatter.h"
 #include "qat/status_macros.h"
 
 namespace qat {
@@ -71,50 +72,6 @@ absl::Status CheckSplitSizes(const std::vector<int64_t>& sizes, int64_t parts,
   if (total != size) {
     return absl::InvalidArgumentError(absl::StrCat(
         "split sizes sum to ", total, " but axis ", axis, " has size ", size));
-  }
-  return absl::OkStatus();
-}
-
-// ---- ScatterElements --------------------------------------------------------
-
-enum class ScatterReduction { kNone, kAdd, kMul, kMax, kMin };
-
-absl::StatusOr<ScatterReduction> ParseScatterReduction(const std::string& name) {
-  if (name == "none") return ScatterReduction::kNone;
-  if (name == "add") return ScatterReduction::kAdd;
-  if (name == "mul") return ScatterReduction::kMul;
-  if (name == "max") return ScatterReduction::kMax;
-  if (name == "min") return ScatterReduction::kMin;
-  return absl::InvalidArgumentError(absl::StrCat("unknown reduction '", name, "'"));
-}
-
-template <typename T>
-void ScatterOne(ScatterReduction reduction, T update, T& target) {
-  switch (reduction) {
-    case ScatterReduction::kNone: target = update; break;
-    case ScatterReduction::kAdd: target = static_cast<T>(target + update); break;
-    case ScatterReduction::kMul: target = static_cast<T>(target * update); break;
-    case ScatterReduction::kMax: target = std::max(target, update); break;
-    case ScatterReduction::kMin: target = std::min(target, update); break;
-  }
-}
-
-// Checks indices and updates against data: the same rank, updates shaped
-// like indices, indices no larger than data off the axis.
-absl::Status CheckScatterShapes(const Tensor& data, const Tensor& indices,
-                                const Tensor& updates, int64_t axis) {
-  if (indices.rank() != data.rank() || updates.shape() != indices.shape()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data ", ShapeToString(data.shape()), ", indices ", ShapeToString(indices.shape()),
-        " and updates ", ShapeToString(updates.shape()),
-        " must have one rank, and updates the shape of indices"));
-  }
-  for (int64_t d = 0; d < data.rank(); ++d) {
-    if (d != axis && indices.dim(d) > data.dim(d)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "indices ", ShapeToString(indices.shape()), " are larger than data ",
-          ShapeToString(data.shape()), " on axis ", d));
-    }
   }
   return absl::OkStatus();
 }
@@ -434,7 +391,12 @@ absl::StatusOr<Kernel> MakeScatterElements(const NodeView& node) {
     const Tensor& updates = ctx.input(2);
     QAT_RETURN_IF_ERROR(RequireSameType(data, updates));
     QAT_ASSIGN_OR_RETURN(const int64_t axis, NormalizeAxis(axis_attr, data.rank()));
-    QAT_RETURN_IF_ERROR(CheckScatterShapes(data, indices_t, updates, axis));
+    QAT_RETURN_IF_ERROR(CheckElementIndexShapes(data, indices_t, axis));
+    if (updates.shape() != indices_t.shape()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "updates ", ShapeToString(updates.shape()), " must have the shape of indices ",
+          ShapeToString(indices_t.shape())));
+    }
     QAT_ASSIGN_OR_RETURN(std::vector<int64_t> indices, ReadIndices(indices_t, "indices"));
     const int64_t n = data.dim(axis);
     QAT_RETURN_IF_ERROR(WrapIndices(axis, n, &indices));
