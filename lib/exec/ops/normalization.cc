@@ -216,8 +216,8 @@ absl::StatusOr<Kernel> MakeLayerNormalization(const NodeView& node) {
       if (!ctx.has_input(i)) continue;
       const Tensor& p = ctx.input(i);
       QAT_RETURN_IF_ERROR(RequireSameType(x, p));
-      QAT_ASSIGN_OR_RETURN(const std::vector<int64_t> b, BroadcastShapes({&p.shape(), &inner}));
-      if (b != inner) {
+      const auto b = BroadcastShapes({&p.shape(), &inner});
+      if (!b.ok() || *b != inner) {
         return absl::InvalidArgumentError(absl::StrCat(
             i == 1 ? "Scale" : "B", " of shape ", ShapeToString(p.shape()),
             " does not broadcast to the normalized shape ", ShapeToString(inner)));

@@ -260,6 +260,7 @@ absl::StatusOr<std::vector<AxisTaps>> Plan(const ResizeAttrs& a,
   }
   std::vector<AxisTaps> axes;
   std::vector<int64_t> out_shape(rank);
+  std::vector<double> axis_scale(rank), axis_length(rank);
   for (size_t d = 0; d < rank; ++d) {
     const int64_t in = in_shape[d];
     double scale = 0, out_length = 0;
@@ -289,10 +290,16 @@ absl::StatusOr<std::vector<AxisTaps>> Plan(const ResizeAttrs& a,
       return absl::InvalidArgumentError(absl::StrCat("cannot resize an empty axis ", d));
     }
     out_shape[d] = out;
-    const double start = roi.empty() ? 0.0 : roi[d], end = roi.empty() ? 1.0 : roi[d + rank];
-    axes.push_back(ComputeTaps(a, in, out, scale, out_length, start, end));
+    axis_scale[d] = scale;
+    axis_length[d] = out_length;
   }
+  // Before the taps, which take memory in proportion to the output's axes.
   QAT_RETURN_IF_ERROR(CheckedByteCount(DataType::kFloat64, out_shape).status());
+  for (size_t d = 0; d < rank; ++d) {
+    const double start = roi.empty() ? 0.0 : roi[d], end = roi.empty() ? 1.0 : roi[d + rank];
+    axes.push_back(ComputeTaps(a, in_shape[d], out_shape[d], axis_scale[d], axis_length[d],
+                               start, end));
+  }
   return axes;
 }
 
