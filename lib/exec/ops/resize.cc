@@ -19,8 +19,10 @@
 // MatMul per resized axis with the axis's dense [out, in] weight matrix,
 // transposed.
 #include <algorithm>
+#include <array>
 #include <cmath>
-#include <cstring>
+#include <memory>
+#include <type_traits>
 
 #include "core/checked_size.h"
 #include "exec/ops/interpolation.h"
@@ -308,32 +310,74 @@ int64_t RowsPerTask(int64_t inner, int width) {
   return std::max<int64_t>(1, kElementsPerTask / std::max<int64_t>(1, inner * width));
 }
 
+// One output row of the last axis: y[o] = sum of the taps of o, kWidth of
+// them (a compile-time width, so that the tap loop unrolls).
+template <int kWidth, typename T, typename W>
+void InterpolateRow(const AxisTaps& t, const W* weights, T extrapolation, const T* src, T* y) {
+  for (int64_t o = 0; o < t.out; ++o) {
+    const int64_t* idx = &t.index[o * kWidth];
+    const W* w = weights + o * kWidth;
+    W acc = 0;
+    for (int k = 0; k < kWidth; ++k) acc += w[k] * static_cast<W>(src[idx[k]]);
+    y[o] = t.outside[o] ? extrapolation : static_cast<T>(acc);
+  }
+}
+
 // dst [outer, t.out, inner] = src [outer, t.in, inner] interpolated along
-// the middle axis.
+// the middle axis.  Float data interpolates in float (the weights are
+// exact to float's rounding, far inside the reference's tolerance).
 template <typename T>
 void ForwardAxis(ThreadPool* pool, const AxisTaps& t, int64_t outer, int64_t inner,
                  T extrapolation, const T* src, T* dst) {
+  using W = std::conditional_t<std::is_floating_point_v<T>, T, double>;
+  const std::vector<W> weights(t.weight.begin(), t.weight.end());
+  if (inner == 1) {
+    // The last axis: a gather along each row.
+    const int64_t per_task = RowsPerTask(t.out, t.width);
+    ParallelFor(pool, (outer + per_task - 1) / per_task, [&](int64_t task) {
+      const int64_t end = std::min(outer, (task + 1) * per_task);
+      for (int64_t b = task * per_task; b < end; ++b) {
+        const T* row = src + b * t.in;
+        T* y = dst + b * t.out;
+        if (t.width == 1) {
+          for (int64_t o = 0; o < t.out; ++o) {
+            y[o] = t.outside[o] ? extrapolation : row[t.index[o]];
+          }
+        } else if (t.width == 2) {
+          InterpolateRow<2>(t, weights.data(), extrapolation, row, y);
+        } else {
+          InterpolateRow<4>(t, weights.data(), extrapolation, row, y);
+        }
+      }
+    });
+    return;
+  }
+  // An outer axis: each output row is a weighted sum of whole input rows.
   const int64_t rows = outer * t.out, per_task = RowsPerTask(inner, t.width);
   ParallelFor(pool, (rows + per_task - 1) / per_task, [&](int64_t task) {
     const int64_t end = std::min(rows, (task + 1) * per_task);
     for (int64_t r = task * per_task; r < end; ++r) {
       const int64_t b = r / t.out, o = r % t.out;
-      T* y = dst + r * inner;
+      T* __restrict y = dst + r * inner;
       if (t.outside[o]) {
         std::fill(y, y + inner, extrapolation);
         continue;
       }
       const T* base = src + b * t.in * inner;
       const int64_t* idx = &t.index[o * t.width];
-      const double* w = &t.weight[o * t.width];
+      const W* w = &weights[o * t.width];
       if (t.width == 1) {
         std::copy_n(base + idx[0] * inner, inner, y);
         continue;
       }
-      for (int64_t i = 0; i < inner; ++i) {
-        double acc = 0;
-        for (int k = 0; k < t.width; ++k) acc += w[k] * static_cast<double>(base[idx[k] * inner + i]);
-        y[i] = static_cast<T>(acc);
+      const T* __restrict first = base + idx[0] * inner;
+      for (int64_t i = 0; i < inner; ++i) y[i] = static_cast<T>(w[0] * static_cast<W>(first[i]));
+      for (int k = 1; k < t.width; ++k) {
+        const T* __restrict in = base + idx[k] * inner;
+        const W wk = w[k];
+        for (int64_t i = 0; i < inner; ++i) {
+          y[i] = static_cast<T>(static_cast<W>(y[i]) + wk * static_cast<W>(in[i]));
+        }
       }
     }
   });
@@ -367,37 +411,37 @@ void BackwardAxis(ThreadPool* pool, const AxisTaps& t, int64_t outer, int64_t in
 }
 
 // Runs the axes' passes, forward (last axis first) or backward (first axis
-// first), through ping-pong buffers; `out` gets the result.
+// first); the last pass writes `out`, the others alternate between the two
+// scratch tensors (kept from run to run).
 template <typename T>
 void RunPasses(ThreadPool* pool, const std::vector<AxisTaps>& axes, bool backward,
-               T extrapolation, const Tensor& in, Tensor& out) {
+               T extrapolation, const Tensor& in, Tensor& out, Tensor scratch[2]) {
   const size_t rank = axes.size();
-  std::vector<int64_t> shape(rank);
-  for (size_t d = 0; d < rank; ++d) shape[d] = backward ? axes[d].out : axes[d].in;
-  Tensor buffers[2];
-  const Tensor* current = &in;
-  Tensor* last = nullptr;
-  int next = 0;
+  std::vector<size_t> order;
   for (size_t step = 0; step < rank; ++step) {
     const size_t d = backward ? step : rank - 1 - step;
+    if (!axes[d].identity) order.push_back(d);
+  }
+  if (order.empty()) {
+    out = in;
+    return;
+  }
+  std::vector<int64_t> shape(rank);
+  for (size_t d = 0; d < rank; ++d) shape[d] = backward ? axes[d].out : axes[d].in;
+  const Tensor* current = &in;
+  for (size_t j = 0; j < order.size(); ++j) {
+    const size_t d = order[j];
     const AxisTaps& t = axes[d];
-    if (t.identity) continue;
     const int64_t outer = Product(shape, 0, d), inner = Product(shape, d + 1, rank);
     shape[d] = backward ? t.in : t.out;
-    Tensor& dst = buffers[next];
+    Tensor& dst = j + 1 == order.size() ? out : scratch[j % 2];
     dst.Resize(in.dtype(), shape);
     if (backward) {
       BackwardAxis<T>(pool, t, outer, inner, current->data<T>(), dst.data<T>());
     } else {
       ForwardAxis<T>(pool, t, outer, inner, extrapolation, current->data<T>(), dst.data<T>());
     }
-    current = last = &dst;
-    next ^= 1;
-  }
-  if (last == nullptr) {
-    out = in;
-  } else {
-    std::swap(out, *last);
+    current = &dst;
   }
 }
 
@@ -409,6 +453,8 @@ absl::StatusOr<Kernel> MakeResizeLike(const NodeView& node, bool legacy, ParamIn
     attr_scales = node.GetFloats("scales");
     if (attr_scales.empty()) return absl::InvalidArgumentError("the scales attribute is required");
   }
+  // Intermediate results between the axes' passes, reused by later runs.
+  auto scratch = std::make_shared<std::array<Tensor, 2>>();
   return Kernel([=](KernelContext& ctx) -> absl::Status {
     QAT_RETURN_IF_ERROR(RequireInput(ctx, 0));
     const Tensor& x = ctx.input(0);
@@ -429,13 +475,14 @@ absl::StatusOr<Kernel> MakeResizeLike(const NodeView& node, bool legacy, ParamIn
       }
       return VisitFloat(x.dtype(), [&](auto tag) {
         using T = decltype(tag);
-        RunPasses<T>(ctx.pool, axes, true, T(0), x, ctx.output(0));
+        RunPasses<T>(ctx.pool, axes, true, T(0), x, ctx.output(0), scratch->data());
         return absl::OkStatus();
       });
     }
     auto run = [&](auto tag) {
       using T = decltype(tag);
-      RunPasses<T>(ctx.pool, axes, false, static_cast<T>(a.extrapolation), x, ctx.output(0));
+      RunPasses<T>(ctx.pool, axes, false, static_cast<T>(a.extrapolation), x, ctx.output(0),
+                   scratch->data());
       return absl::OkStatus();
     };
     if (a.mode == Mode::kNearest) return VisitAll(x.dtype(), run);
