@@ -148,17 +148,6 @@ double IntersectionOverUnion(const Box& a, const Box& b) {
   return uni > 0 ? inter / uni : 0.0;
 }
 
-absl::StatusOr<std::vector<double>> ReadAsDoubles(const Tensor& t, const char* what) {
-  std::vector<double> v;
-  absl::Status status = VisitFloat(t.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    for (T e : t.values<T>()) v.push_back(static_cast<double>(e));
-    return absl::OkStatus();
-  });
-  if (!status.ok()) return absl::InvalidArgumentError(absl::StrCat(what, ": ", status.message()));
-  return v;
-}
-
 }  // namespace
 
 absl::StatusOr<Kernel> MakeGridSample(const NodeView& node) {
@@ -232,7 +221,7 @@ absl::StatusOr<Kernel> MakeRoiAlign(const NodeView& node) {
       }
     }
     QAT_RETURN_IF_ERROR(RequireSameType(x, rois));
-    QAT_ASSIGN_OR_RETURN(const std::vector<double> boxes, ReadAsDoubles(rois, "rois"));
+    QAT_ASSIGN_OR_RETURN(const std::vector<double> boxes, ReadReals(rois, "rois"));
     return VisitFloat(x.dtype(), [&](auto tag) {
       using T = decltype(tag);
       Tensor& y = ctx.output(0);
@@ -330,8 +319,8 @@ absl::StatusOr<Kernel> MakeNonMaxSuppression(const NodeView& node) {
     if (has_score_threshold) {
       QAT_ASSIGN_OR_RETURN(score_threshold, ReadScalar(ctx.input(4), "score_threshold"));
     }
-    QAT_ASSIGN_OR_RETURN(const std::vector<double> boxes, ReadAsDoubles(boxes_t, "boxes"));
-    QAT_ASSIGN_OR_RETURN(const std::vector<double> scores, ReadAsDoubles(scores_t, "scores"));
+    QAT_ASSIGN_OR_RETURN(const std::vector<double> boxes, ReadReals(boxes_t, "boxes"));
+    QAT_ASSIGN_OR_RETURN(const std::vector<double> scores, ReadReals(scores_t, "scores"));
     const int64_t batches = boxes_t.dim(0), count = boxes_t.dim(1), classes = scores_t.dim(1);
     std::vector<int64_t> selected;
     std::vector<Box> box(count);

@@ -167,6 +167,13 @@ namespace {
 // inv_std, then affine(row, i, value) (the op's scale and bias); the rows'
 // mean and 1 / sqrt(var + epsilon) go to mean_out and inv_std_out when not
 // null.
+// InstanceNormalization and LRN take X as [N, C, D1, ...].
+absl::Status RequireSpatial(const Tensor& x) {
+  if (x.rank() >= 3) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("X must be [N, C, D1, ...], got ", ShapeToString(x.shape())));
+}
+
 template <typename T, typename U, typename Affine>
 void NormalizeRows(ThreadPool* pool, int64_t rows, int64_t length, double epsilon,
                    const T* x, T* y, U* mean_out, U* inv_std_out, Affine affine) {
@@ -270,10 +277,7 @@ absl::StatusOr<Kernel> MakeInstanceNormalization(const NodeView& node) {
   return Kernel([=](KernelContext& ctx) -> absl::Status {
     QAT_RETURN_IF_ERROR(RequireInputs(ctx, 3));
     const Tensor& x = ctx.input(0);
-    if (x.rank() < 3) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "X must be [N, C, D1, ...], got ", ShapeToString(x.shape())));
-    }
+    QAT_RETURN_IF_ERROR(RequireSpatial(x));
     const int64_t channels = x.dim(1);
     for (int i = 1; i <= 2; ++i) {
       QAT_RETURN_IF_ERROR(RequireSameType(x, ctx.input(i)));
@@ -311,10 +315,7 @@ absl::StatusOr<Kernel> MakeLRN(const NodeView& node) {
   return Kernel([=](KernelContext& ctx) -> absl::Status {
     QAT_RETURN_IF_ERROR(RequireInput(ctx, 0));
     const Tensor& x = ctx.input(0);
-    if (x.rank() < 3) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "X must be [N, C, D1, ...], got ", ShapeToString(x.shape())));
-    }
+    QAT_RETURN_IF_ERROR(RequireSpatial(x));
     const int64_t channels = x.dim(1), spatial = Product(x.shape(), 2, x.shape().size());
     const int64_t before = (size - 1) / 2, after = size - 1 - before;
     return VisitFloat(x.dtype(), [&](auto tag) {

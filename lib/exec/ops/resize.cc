@@ -206,18 +206,6 @@ AxisTaps ComputeTaps(const ResizeAttrs& a, int64_t in, int64_t out, double scale
   return t;
 }
 
-// Reads a float tensor (roi, scales) as doubles.
-absl::StatusOr<std::vector<double>> ReadReals(const Tensor& t, const char* what) {
-  std::vector<double> v;
-  absl::Status status = VisitFloat(t.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    for (T x : t.values<T>()) v.push_back(static_cast<double>(x));
-    return absl::OkStatus();
-  });
-  if (!status.ok()) return absl::InvalidArgumentError(absl::StrCat(what, ": ", status.message()));
-  return v;
-}
-
 // Where the node's roi, scales and sizes are (-1: it has none).
 struct ParamInputs {
   int roi = -1, scales = -1, sizes = -1;
