@@ -624,6 +624,16 @@ std::vector<RuleCase> Cases() {
                     {"x"}};
     upsample.opset = 9;
     fd(upsample);
+    // Upsample-7 (opset 7 and 8): the scales are an attribute, linear
+    // spelled bilinear.
+    onnx::AttributeProto scales7;
+    scales7.set_name("scales");
+    scales7.set_type(onnx::AttributeProto::FLOATS);
+    for (float v : {1.0f, 1.0f, 1.5f, 2.0f}) scales7.add_floats(v);
+    OpCase upsample7{"Upsample", "", {{"x", R({1, 1, 4, 3}, 309)}}, {"x"},
+                     {scales7, AttrString("mode", "bilinear")}};
+    upsample7.opset = 8;  // Upsample-7 still; the builder itself needs Expand (8)
+    fd(upsample7);
   }
   {
     // LayerNormalization: the last axis, two axes with a B, a Scale that

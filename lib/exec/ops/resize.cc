@@ -101,6 +101,12 @@ absl::StatusOr<ResizeAttrs> ParseAttrs(const NodeView& node, bool legacy) {
   } else {
     return absl::InvalidArgumentError(absl::StrCat("unknown nearest_mode '", rounding, "'"));
   }
+  // Opset 18's additions are refused rather than ignored.
+  if (node.HasAttr("axes") || node.GetInt("antialias", 0) != 0 ||
+      node.GetString("keep_aspect_ratio_policy", "stretch") != "stretch") {
+    return absl::UnimplementedError(
+        "Resize's axes, antialias and keep_aspect_ratio_policy (opset 18) are not supported");
+  }
   a.cubic_a = node.GetFloat("cubic_coeff_a", -0.75f);
   a.exclude_outside = node.GetInt("exclude_outside", 0) != 0;
   a.extrapolation = node.GetFloat("extrapolation_value", 0.0f);
