@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <numeric>
 #include <string>
 #include <utility>
 #include <vector>
@@ -138,7 +139,8 @@ absl::StatusOr<Model> TrainingModel(const OpCase& c) {
   // learnable quantization parameters, which has its own documented op.
   for (int i = 2 + 1; i < proto.graph().node_size(); ++i) {
     const auto& n = proto.graph().node(i);
-    const bool lsq = n.domain() == "ai.libqat" && n.op_type() == "FakeQuantLsqGrad";
+    const bool lsq = n.domain() == "ai.libqat" &&
+                     (n.op_type() == "FakeQuantLsqGrad" || n.op_type() == "ResizeGrad");
     if (!(n.domain().empty() || n.domain() == "ai.onnx" || lsq)) {
       return absl::InternalError("backward node " + n.op_type() +
                                  " is not a standard ONNX op");
@@ -812,7 +814,109 @@ std::vector<RuleCase> Cases() {
   // (end of indexing and layout)
 
   // Resize and normalization layers (grad_rules_norm.cc).
-
+  {
+    // Resize: the modes PyTorch's F.interpolate exports (nearest as
+    // asymmetric + floor; bilinear as pytorch_half_pixel or align_corners),
+    // then ONNX's others: half_pixel downsampling by scales that do not
+    // divide, nearest round_prefer_ceil, cubic with exclude_outside, and
+    // tf_crop_and_resize, whose extrapolated outputs send nothing back.
+    const Tensor none;
+    auto scales = [](std::vector<float> v) {
+      return Tensor::FromValues<float>({static_cast<int64_t>(v.size())}, v);
+    };
+    auto resize = [&](Tensor x, Tensor roi, Tensor sc, Tensor sizes,
+                      std::vector<onnx::AttributeProto> attrs) {
+      OpCase c{"Resize", "", {{"x", std::move(x)}}, {"x"}, std::move(attrs)};
+      c.inputs.push_back({roi.num_elements() > 0 ? "roi" : "", roi});
+      c.inputs.push_back({sc.num_elements() > 0 ? "scales" : "", sc});
+      if (sizes.num_elements() > 0) c.inputs.push_back({"sizes", sizes});
+      return c;
+    };
+    fd(resize(R({1, 2, 3, 4}, 300), none, scales({1, 1, 2, 2}), none,
+              {AttrString("mode", "nearest"),
+               AttrString("coordinate_transformation_mode", "asymmetric"),
+               AttrString("nearest_mode", "floor")}));
+    fd(resize(R({2, 2, 3, 4}, 301), none, none, Int64s({4}, {2, 2, 5, 7}),
+              {AttrString("mode", "linear"),
+               AttrString("coordinate_transformation_mode", "pytorch_half_pixel")}));
+    fd(resize(R({1, 2, 3, 4}, 302), none, none, Int64s({4}, {1, 2, 7, 6}),
+              {AttrString("mode", "linear"),
+               AttrString("coordinate_transformation_mode", "align_corners")}));
+    fd(resize(R({1, 1, 5, 6}, 303), none, scales({1, 1, 0.6f, 0.5f}), none,
+              {AttrString("mode", "linear")}));
+    fd(resize(R({1, 2, 3, 3}, 304), none, none, Int64s({4}, {1, 2, 5, 8}),
+              {AttrString("nearest_mode", "round_prefer_ceil")}));
+    fd(resize(R({1, 1, 4, 4}, 305), none, scales({1, 1, 1.5f, 2}), none,
+              {AttrString("mode", "cubic"), AttrInt("exclude_outside", 1),
+               AttrFloat("cubic_coeff_a", -0.5f)}));
+    fd(resize(R({1, 1, 4, 5}, 306),
+              Tensor::FromValues<float>({8}, std::vector<float>{0, 0, -0.2f, 0.1f, 1, 1, 0.9f, 1.3f}),
+              none, Int64s({4}, {1, 1, 3, 6}),
+              {AttrString("mode", "linear"),
+               AttrString("coordinate_transformation_mode", "tf_crop_and_resize"),
+               AttrFloat("extrapolation_value", 2.5f)}));
+    // Resize-10 and Upsample-9: x / scale, rounded down.
+    OpCase resize10{"Resize", "", {{"x", R({1, 2, 3, 2}, 307)}, {"scales", scales({1, 1, 2, 2.5f})}},
+                    {"x"}, {AttrString("mode", "linear")}};
+    resize10.opset = 10;
+    fd(resize10);
+    OpCase upsample{"Upsample", "", {{"x", R({1, 2, 2, 3}, 308)}, {"scales", scales({1, 1, 2, 3})}},
+                    {"x"}};
+    upsample.opset = 9;
+    fd(upsample);
+    // Upsample-7 (opset 7 and 8): the scales are an attribute, linear
+    // spelled bilinear.
+    onnx::AttributeProto scales7;
+    scales7.set_name("scales");
+    scales7.set_type(onnx::AttributeProto::FLOATS);
+    for (float v : {1.0f, 1.0f, 1.5f, 2.0f}) scales7.add_floats(v);
+    OpCase upsample7{"Upsample", "", {{"x", R({1, 1, 4, 3}, 309)}}, {"x"},
+                     {scales7, AttrString("mode", "bilinear")}};
+    upsample7.opset = 8;  // Upsample-7 still; the builder itself needs Expand (8)
+    fd(upsample7);
+  }
+  {
+    // LayerNormalization: the last axis, two axes with a B, a Scale that
+    // broadcasts and no B.
+    auto layer_norm = [](std::vector<std::pair<std::string, Tensor>> inputs,
+                         std::vector<std::string> params, int64_t axis) {
+      OpCase c{"LayerNormalization", "", std::move(inputs), std::move(params),
+               {AttrInt("axis", axis), AttrFloat("epsilon", 1e-3f)}};
+      c.opset = 17;
+      return c;
+    };
+    fd(layer_norm({{"x", R({2, 3, 4}, 310)}, {"scale", R({4}, 311)}, {"b", R({4}, 312)}},
+                  {"x", "scale", "b"}, -1));
+    fd(layer_norm({{"x", R({2, 3, 4}, 313)}, {"scale", R({3, 4}, 314)}, {"b", R({3, 4}, 315)}},
+                  {"x", "scale", "b"}, 1));
+    fd(layer_norm({{"x", R({3, 2, 5}, 316)}, {"scale", R({1, 5}, 317)}}, {"x", "scale"}, -2));
+    // InstanceNormalization: 2-D and 1-D spatial.
+    fd({"InstanceNormalization", "",
+        {{"x", R({2, 3, 4, 3}, 320)}, {"scale", R({3}, 321)}, {"b", R({3}, 322)}},
+        {"x", "scale", "b"}, {AttrFloat("epsilon", 1e-3f)}});
+    fd({"InstanceNormalization", "",
+        {{"x", R({2, 2, 6}, 323)}, {"scale", R({2}, 324)}, {"b", R({2}, 325)}},
+        {"x", "scale", "b"}});
+    // GlobalMaxPool over distinct values (no ties), and with ties, which
+    // share the gradient evenly.
+    Tensor x(DataType::kFloat32, {2, 3, 3, 4});
+    std::vector<int> order(x.num_elements());
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), std::mt19937(5));
+    for (size_t i = 0; i < order.size(); ++i) {
+      x.data<float>()[i] = static_cast<float>(order[i]) * 0.1f;
+    }
+    fd({"GlobalMaxPool", "", {{"x", x}}, {"x"}});
+    own({"GlobalMaxPool", "", {{"x", Tensor::FromValues<float>({1, 1, 2, 2}, std::vector<float>{1, 3, 3, 2})}},
+         {"x"}},
+        [](const OpCase& c) {
+          const auto out = RunOnce(c);
+          ASSERT_EQ(out.count("x_grad"), 1u);
+          const float r = Upstream({1, 1, 1, 1}).values<float>()[0];
+          const std::vector<float> want = {0, r / 2, r / 2, 0};
+          for (int i = 0; i < 4; ++i) EXPECT_FLOAT_EQ(out.at("x_grad").values<float>()[i], want[i]) << i;
+        });
+  }
   // (end of resize and normalization)
 
   return all;
@@ -969,7 +1073,7 @@ TEST(GradientRulesTest, TrainableInputsFollowTheManifest) {
   EXPECT_FALSE(training::IsNonDifferentiable("", "Relu"));
   // An op the manifest does not list: any input; the builder names the op
   // if a gradient must cross it.
-  EXPECT_TRUE(IsTrainableInput(node("", "Resize"), 1, false));
+  EXPECT_TRUE(IsTrainableInput(node("", "RoiAlign"), 1, false));
 }
 
 TEST(GradientRulesTest, OpWithoutRuleIsNamed) {

@@ -139,6 +139,11 @@ QAT_NO_GRAD("", "NonZero")
 QAT_NO_GRAD("", "EyeLike")
 
 // Resize and normalization layers (grad_rules_norm.cc)
+QAT_GRAD_RULE("", "Resize", Inputs(0), GradResize)             // no gradient: roi, scales, sizes
+QAT_GRAD_RULE("", "Upsample", Inputs(0), GradResize)           // no gradient: scales
+QAT_GRAD_RULE("", "LayerNormalization", Inputs(0, 1, 2), GradLayerNormalization)
+QAT_GRAD_RULE("", "InstanceNormalization", Inputs(0, 1, 2), GradInstanceNormalization)
+QAT_GRAD_RULE("", "GlobalMaxPool", Inputs(0), GradGlobalMaxPool)
 
 // No rule yet: the scale and zero point are constants of the QDQ form.
 QAT_GRAD_MISSING("", "QuantizeLinear", Inputs(0))

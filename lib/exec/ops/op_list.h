@@ -81,10 +81,16 @@ QAT_OP("", "Conv", 1, MakeConv)
 QAT_OP("", "MaxPool", 1, MakeMaxPool)
 QAT_OP("", "AveragePool", 1, MakeAveragePool)
 QAT_OP("", "GlobalAveragePool", 1, MakeGlobalAveragePool)
+QAT_OP("", "GlobalMaxPool", 1, MakeGlobalMaxPool)
+QAT_OP("", "MaxUnpool", 9, MakeMaxUnpool)
 
 // lib/exec/ops/normalization.cc
 QAT_OP("", "BatchNormalization", 6, MakeBatchNormalization)
 QAT_OP("", "Dropout", 7, MakeDropout)
+QAT_OP("", "LayerNormalization", 17, MakeLayerNormalization)
+QAT_OP("", "InstanceNormalization", 6, MakeInstanceNormalization)
+QAT_OP("", "LRN", 1, MakeLRN)
+QAT_OP("", "MeanVarianceNormalization", 9, MakeMeanVarianceNormalization)
 
 // lib/exec/ops/quantize.cc
 QAT_OP("", "QuantizeLinear", 10, MakeQuantizeLinear)
@@ -176,6 +182,12 @@ QAT_OP("", "SpaceToDepth", 1, MakeSpaceToDepth)
 
 // lib/exec/ops/resize.cc and lib/exec/ops/detection.cc: Resize, Upsample,
 // GridSample, RoiAlign, NonMaxSuppression
+QAT_OP("", "Resize", 10, MakeResize)
+QAT_OP("", "Upsample", 7, MakeUpsample)
+QAT_OP("ai.libqat", "ResizeGrad", 1, MakeResizeGrad)
+QAT_OP("", "GridSample", 16, MakeGridSample)
+QAT_OP("", "RoiAlign", 10, MakeRoiAlign)
+QAT_OP("", "NonMaxSuppression", 10, MakeNonMaxSuppression)
 
 // lib/exec/ops/control_flow.cc: If, Loop, Scan
 

@@ -39,6 +39,17 @@ absl::StatusOr<std::vector<int64_t>> ReadIndices(const Tensor& t, const char* wh
       what, " must be int64 or int32, got ", DataTypeName(t.dtype())));
 }
 
+absl::StatusOr<std::vector<double>> ReadReals(const Tensor& t, const char* what) {
+  std::vector<double> v;
+  absl::Status status = VisitFloat(t.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    for (T x : t.values<T>()) v.push_back(static_cast<double>(x));
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return absl::InvalidArgumentError(absl::StrCat(what, ": ", status.message()));
+  return v;
+}
+
 absl::StatusOr<double> ReadScalar(const Tensor& t, const char* what) {
   if (t.num_elements() != 1) {
     return absl::InvalidArgumentError(absl::StrCat(

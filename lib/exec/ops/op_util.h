@@ -106,6 +106,9 @@ absl::Status WrapIndices(int64_t axis, int64_t n, std::vector<int64_t>* indices)
 // Reads a 1-D (or scalar) int64/int32 tensor as int64 values.
 absl::StatusOr<std::vector<int64_t>> ReadInts(const Tensor& t, const char* what);
 
+// Reads a float32/float64 tensor of any rank as flat double values.
+absl::StatusOr<std::vector<double>> ReadReals(const Tensor& t, const char* what);
+
 // Reads a scalar (or one-element tensor) of any numeric type as double.
 absl::StatusOr<double> ReadScalar(const Tensor& t, const char* what);
 

@@ -1,9 +1,11 @@
-// Pooling: MaxPool (with its optional Indices output), AveragePool and
-// GlobalAveragePool, for 1 to 3 spatial dimensions.
+// Pooling: MaxPool (with its optional Indices output), AveragePool,
+// GlobalAveragePool and GlobalMaxPool, for 1 to 3 spatial dimensions, and
+// MaxUnpool, which puts MaxPool's values back where its Indices say.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
+#include "core/checked_size.h"
 #include "exec/ops/op_util.h"
 #include "exec/ops/spatial.h"
 #include "qat/status_macros.h"
@@ -229,13 +231,17 @@ absl::StatusOr<Kernel> MakeAveragePool(const NodeView& node) {
   return MakePool(node, PoolKind::kAverage);
 }
 
-absl::StatusOr<Kernel> MakeGlobalAveragePool(const NodeView&) {
-  return Kernel([](KernelContext& ctx) -> absl::Status {
+namespace {
+
+enum class GlobalKind { kAverage, kMax };
+
+absl::StatusOr<Kernel> MakeGlobalPool(GlobalKind kind) {
+  return Kernel([kind](KernelContext& ctx) -> absl::Status {
     QAT_RETURN_IF_ERROR(RequireInput(ctx, 0));
     const Tensor& x = ctx.input(0);
     if (x.rank() < 3) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "GlobalAveragePool needs rank >= 3, got ", ShapeToString(x.shape())));
+          "global pooling needs rank >= 3, got ", ShapeToString(x.shape())));
     }
     std::vector<int64_t> out_shape(x.rank(), 1);
     out_shape[0] = x.dim(0);
@@ -248,10 +254,105 @@ absl::StatusOr<Kernel> MakeGlobalAveragePool(const NodeView&) {
       const T* px = x.data<T>();
       T* py = y.data<T>();
       ForEachIndex(ctx.pool, x.dim(0) * x.dim(1), [&](int64_t plane) {
+        const T* p = px + plane * in_size;
+        if (kind == GlobalKind::kMax) {
+          // A NaN, once taken, stays (as MaxPool's select does).
+          T best = in_size > 0 ? p[0] : std::numeric_limits<T>::lowest();
+          for (int64_t i = 1; i < in_size; ++i) best = p[i] > best ? p[i] : best;
+          py[plane] = best;
+          return;
+        }
         T sum = 0;
-        for (int64_t i = 0; i < in_size; ++i) sum += px[plane * in_size + i];
+        for (int64_t i = 0; i < in_size; ++i) sum += p[i];
         py[plane] = sum / static_cast<T>(in_size);
       });
+      return absl::OkStatus();
+    });
+  });
+}
+
+}  // namespace
+
+absl::StatusOr<Kernel> MakeGlobalAveragePool(const NodeView&) {
+  return MakeGlobalPool(GlobalKind::kAverage);
+}
+absl::StatusOr<Kernel> MakeGlobalMaxPool(const NodeView&) {
+  return MakeGlobalPool(GlobalKind::kMax);
+}
+
+// Y = zeros of the unpooled shape, with Y.flat[I[i]] = X.flat[i].  The
+// shape is the optional output_shape input, or per spatial axis (in - 1) *
+// stride + kernel - pads.  Indices count over the whole of Y, as MaxPool's
+// do over its input.
+absl::StatusOr<Kernel> MakeMaxUnpool(const NodeView& node) {
+  const WindowAttrs attrs = WindowAttrs::FromNode(node);
+  if (attrs.kernel_shape.empty()) return absl::InvalidArgumentError("kernel_shape is required");
+  return Kernel([=](KernelContext& ctx) -> absl::Status {
+    QAT_RETURN_IF_ERROR(RequireInputs(ctx, 2));
+    const Tensor& x = ctx.input(0);
+    const Tensor& ind = ctx.input(1);
+    QAT_ASSIGN_OR_RETURN(const std::vector<int64_t> in, SpatialShape(x));
+    const size_t dims = in.size();
+    if (attrs.kernel_shape.size() != dims) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "kernel_shape has ", attrs.kernel_shape.size(), " values for ", dims,
+          " spatial dimensions"));
+    }
+    if (ind.shape() != x.shape()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "I has shape ", ShapeToString(ind.shape()), ", X ", ShapeToString(x.shape())));
+    }
+    QAT_ASSIGN_OR_RETURN(const std::vector<int64_t> natural_indices, ReadIndices(ind, "I"));
+    // Indices count positions of the natural unpooled shape; an
+    // output_shape puts each at the same coordinates in a larger output.
+    std::vector<int64_t> natural = {x.dim(0), x.dim(1)};
+    for (size_t d = 0; d < dims; ++d) {
+      const int64_t stride = d < attrs.strides.size() ? attrs.strides[d] : 1;
+      const int64_t pads = attrs.pads.size() == 2 * dims ? attrs.pads[d] + attrs.pads[d + dims] : 0;
+      if (stride < 1) return absl::InvalidArgumentError("strides must be positive");
+      natural.push_back((in[d] - 1) * stride + attrs.kernel_shape[d] - pads);
+    }
+    QAT_ASSIGN_OR_RETURN(const int64_t natural_total, CheckedElementCount(natural));
+    std::vector<int64_t> out_shape = natural;
+    if (ctx.has_input(2)) {
+      QAT_ASSIGN_OR_RETURN(out_shape, ReadInts(ctx.input(2), "output_shape"));
+      if (out_shape.size() != natural.size() || out_shape[0] != x.dim(0) ||
+          out_shape[1] != x.dim(1)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "output_shape ", ShapeToString(out_shape), " does not fit X of shape ",
+            ShapeToString(x.shape())));
+      }
+    }
+    QAT_ASSIGN_OR_RETURN(const int64_t total, CheckedElementCount(out_shape));
+    std::vector<int64_t> indices;
+    indices.reserve(natural_indices.size());
+    const int64_t natural_plane = Product(natural, 2, natural.size());
+    for (int64_t i : natural_indices) {
+      if (i < 0 || i >= natural_total) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "index ", i, " is outside the unpooled shape ", ShapeToString(natural)));
+      }
+      int64_t rest = i % natural_plane, at = 0, step = 1;
+      for (size_t d = natural.size(); d-- > 2;) {
+        const int64_t coord = rest % natural[d];
+        rest /= natural[d];
+        if (coord >= out_shape[d]) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "index ", i, " falls outside output_shape ", ShapeToString(out_shape)));
+        }
+        at += coord * step;
+        step *= out_shape[d];
+      }
+      indices.push_back(i / natural_plane * step + at);
+    }
+    return VisitNumeric(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      Tensor& y = ctx.output(0);
+      y.Resize(x.dtype(), out_shape);
+      T* py = y.data<T>();
+      std::fill(py, py + total, T(0));
+      const T* px = x.data<T>();
+      for (size_t i = 0; i < indices.size(); ++i) py[indices[i]] = px[i];
       return absl::OkStatus();
     });
   });
