@@ -17,8 +17,15 @@ ValueShape ShapeFromType(const onnx::TypeProto& type) {
   s.elem_type = t.elem_type();
   if (!t.has_shape()) return s;
   s.rank_known = true;
+  bool named = false;
   for (const auto& d : t.shape().dim()) {
     s.dims.push_back(d.has_dim_value() ? d.dim_value() : -1);
+    named |= d.has_dim_param() && !d.dim_param().empty();
+  }
+  if (named) {
+    for (const auto& d : t.shape().dim()) {
+      s.symbols.push_back(d.has_dim_param() ? d.dim_param() : "");
+    }
   }
   return s;
 }
@@ -72,6 +79,41 @@ void GraphEditor::EnsureOpset(const std::string& domain, int64_t version) {
   auto* op = model_->add_opset_import();
   op->set_domain(domain);
   op->set_version(version);
+}
+
+absl::Status GraphEditor::RaiseOpset(int64_t version) {
+  if (opset_ >= version) return absl::OkStatus();
+  if (opset_ < 13) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the backward graph needs ONNX opset ", version, ", and the model imports opset ",
+        opset_, ": raising it from below 13 would change the meaning of its nodes; "
+        "upgrade the model to opset 13 first"));
+  }
+  // Values read by a node or a graph output.
+  std::unordered_set<std::string> read;
+  for (const auto& n : graph_->node()) read.insert(n.input().begin(), n.input().end());
+  for (const auto& o : graph_->output()) read.insert(o.name());
+  for (auto& n : *graph_->mutable_node()) {
+    const bool standard = n.domain().empty() || n.domain() == "ai.onnx";
+    if (!standard || n.op_type() != "BatchNormalization" || opset_ >= 14) continue;
+    bool training = false;
+    for (int i = 1; i < n.output_size(); ++i) training |= !n.output(i).empty();
+    for (int i = 3; i < n.output_size(); ++i) {
+      if (!n.output(i).empty() && read.count(n.output(i)) != 0) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the backward graph needs ONNX opset ", version, ", which has no output '",
+            n.output(i), "' of ", DescribeNode(n), " (saved_mean and saved_var)"));
+      }
+    }
+    while (n.output_size() > 3) n.mutable_output()->RemoveLast();
+    if (training) *n.add_attribute() = AttrInt("training_mode", 1);
+  }
+  for (auto& op : *model_->mutable_opset_import()) {
+    if (op.domain().empty() || op.domain() == "ai.onnx") op.set_version(version);
+  }
+  if (model_->ir_version() < 8) model_->set_ir_version(8);
+  opset_ = version;
+  return absl::OkStatus();
 }
 
 std::string GraphEditor::FreshName(const std::string& hint) {
@@ -177,6 +219,15 @@ std::string GraphEditor::Transpose(const std::string& x,
                                    const std::vector<int64_t>& perm,
                                    const std::string& hint) {
   return Add("Transpose", {x}, hint, {AttrInts("perm", perm)});
+}
+
+std::string GraphEditor::Slice(const std::string& x, const std::vector<int64_t>& starts,
+                               const std::vector<int64_t>& ends,
+                               const std::vector<int64_t>& axes, const std::string& hint) {
+  return Add("Slice",
+             {x, ConstantInt64s(starts, hint + "_starts"), ConstantInt64s(ends, hint + "_ends"),
+              ConstantInt64s(axes, hint + "_axes")},
+             hint);
 }
 
 template <typename List>
