@@ -6,9 +6,11 @@
 
 #include "gmock/gmock.h"
 #include "gradient_check.h"
+#include "graph_builder.h"
 #include "gtest/gtest.h"
 #include "qat/model_zoo.h"
 #include "qat/training_graph.h"
+#include "graph/graph_editor.h"
 #include "passes/gradient_builder.h"
 
 namespace qat {
@@ -165,6 +167,101 @@ TEST(TrainingGraphTest, GradientAccumulation) {
     const auto a = fresh.at(p + "_grad").values<float>();
     const auto b = accumulated.at(p + "_grad").values<float>();
     for (size_t i = 0; i < a.size(); ++i) EXPECT_FLOAT_EQ(b[i], a[i] + 1.0f);
+  }
+}
+
+// A PyTorch-style export with a symbolic batch and shapes computed at run
+// time: a class token expanded over the batch (Expand to Concat(Shape(x)[0],
+// 1, 8)), positional embeddings sliced to the sequence length
+// (Slice(pos, 0, Shape(x)[1])), heads split by Reshape(h, Concat(N, T, 2, 4))
+// as multi-head attention writes it, attention with batched MatMul and
+// Softmax, and x.view(x.size(0), -1) (Reshape(z, Concat(N, -1))).
+absl::StatusOr<Model> DynamicAttentionModel(int64_t opset) {
+  GraphBuilder b;
+  b.Input("x", kFloat, {-1, 6, 8});
+  b.Initializer("cls", RandomTensor({1, 1, 8}, 301));
+  b.Initializer("pos", RandomTensor({1, 10, 8}, 302));
+  b.Initializer("w1", RandomTensor({8, 8}, 303, -0.5f, 0.5f));
+  b.Initializer("b1", RandomTensor({8}, 304));
+  b.Initializer("w2", RandomTensor({56, 3}, 305, -0.3f, 0.3f));
+  b.Initializer("b2", RandomTensor({3}, 306));
+  auto ints = [&](const std::string& name, std::vector<int64_t> v) {
+    b.Initializer(name, Tensor::FromValues<int64_t>({static_cast<int64_t>(v.size())},
+                                                    absl::MakeConstSpan(v)));
+  };
+  ints("zero", {0});
+  ints("one", {1});
+  ints("two", {2});
+  ints("four", {4});
+  ints("eight", {8});
+  ints("minus_one", {-1});
+  b.Initializer("i0", Tensor::FromValues<int64_t>({}, std::vector<int64_t>{0}));
+  b.Initializer("i1", Tensor::FromValues<int64_t>({}, std::vector<int64_t>{1}));
+  b.Node("Shape", {"x"}, {"xs"});
+  SetInt(b.Node("Gather", {"xs", "i0"}, {"n"}), "axis", 0);
+  SetInt(b.Node("Gather", {"xs", "i1"}, {"t"}), "axis", 0);
+  b.Node("Unsqueeze", {"n", "zero"}, {"n1"});
+  b.Node("Unsqueeze", {"t", "zero"}, {"t1"});
+  SetInt(b.Node("Concat", {"n1", "one", "eight"}, {"cls_shape"}), "axis", 0);
+  b.Node("Expand", {"cls", "cls_shape"}, {"cls_n"});
+  b.Node("Slice", {"pos", "zero", "t1", "one"}, {"pos_t"});
+  b.Node("Add", {"x", "pos_t"}, {"xp"});
+  SetInt(b.Node("Concat", {"cls_n", "xp"}, {"seq"}), "axis", 1);  // [N, 7, 8]
+  b.Node("MatMul", {"seq", "w1"}, {"h0"});
+  b.Node("Add", {"h0", "b1"}, {"h"});
+  b.Node("Shape", {"h"}, {"hs"});
+  SetInt(b.Node("Gather", {"hs", "i1"}, {"t7"}), "axis", 0);
+  b.Node("Unsqueeze", {"t7", "zero"}, {"t71"});
+  SetInt(b.Node("Concat", {"n1", "t71", "two", "four"}, {"heads_shape"}), "axis", 0);
+  b.Node("Reshape", {"h", "heads_shape"}, {"h4"});  // [N, 7, 2, 4]
+  auto& tq = b.Node("Transpose", {"h4"}, {"q"});    // [N, 2, 7, 4]
+  *tq.add_attribute() = training::AttrInts("perm", {0, 2, 1, 3});
+  auto& tk = b.Node("Transpose", {"q"}, {"kt"});    // [N, 2, 4, 7]
+  *tk.add_attribute() = training::AttrInts("perm", {0, 1, 3, 2});
+  b.Node("MatMul", {"q", "kt"}, {"scores"});
+  SetInt(b.Node("Softmax", {"scores"}, {"p"}), "axis", -1);
+  b.Node("MatMul", {"p", "q"}, {"att"});
+  SetInt(b.Node("Concat", {"n1", "minus_one"}, {"flat_shape"}), "axis", 0);
+  b.Node("Reshape", {"att", "flat_shape"}, {"flat"});  // [N, 56]
+  b.Node("MatMul", {"flat", "w2"}, {"l0"});
+  b.Node("Add", {"l0", "b2"}, {"logits"});
+  b.Output("logits", kFloat, {-1, 3});
+  onnx::ModelProto m = b.proto();
+  m.mutable_opset_import(0)->set_version(opset);
+  return Model::FromBytes(m.SerializeAsString(), "dynamic_attention.onnx");
+}
+
+TEST(TrainingGraphTest, DynamicBatchAndRunTimeShapesTrainAtAnyBatchSize) {
+  auto model = DynamicAttentionModel(13);
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto m = BuildTrainingModels(*model, {});
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_THAT(m->params, ElementsAre("cls", "pos", "w1", "b1", "w2", "b2"));
+  // The exported side keeps the dynamic batch.
+  EXPECT_EQ(m->eval.inputs()[0].shape[0], -1);
+  EXPECT_EQ(m->training.inputs()[0].shape[0], -1);
+  // One training graph, two batch sizes.
+  for (int64_t batch : {3, 5}) {
+    SCOPED_TRACE(batch);
+    std::vector<int64_t> labels;
+    for (int64_t i = 0; i < batch; ++i) labels.push_back(i % 3);
+    GradientCheck check(m->training, m->params,
+                        {{"x", RandomTensor({batch, 6, 8}, 310 + batch)},
+                         {"labels", Labels(labels)}});
+    GradientCheckOptions options;
+    options.max_entries_per_param = 12;
+    check.ExpectMatchesFiniteDifferences(options);
+    auto out = check.Run();
+    ASSERT_TRUE(out.ok()) << out.status();
+    // The positional embeddings past the sequence get no gradient; those
+    // inside do.
+    const Tensor& dpos = out->at("pos_grad");
+    float inside = 0.0f, outside = 0.0f;
+    for (int64_t i = 0; i < dpos.num_elements(); ++i) {
+      (i < 6 * 8 ? inside : outside) += std::fabs(dpos.values<float>()[i]);
+    }
+    EXPECT_GT(inside, 0.0f);
+    EXPECT_EQ(outside, 0.0f);
   }
 }
 
