@@ -16,6 +16,7 @@
 #include "passes/add_loss.h"
 #include "passes/fake_quant_to_qdq.h"
 #include "passes/fold_constants.h"
+#include "passes/fold_shapes.h"
 #include "passes/fuse_qdq_to_fake_quant.h"
 #include "passes/gradient_builder.h"
 #include "passes/insert_qdq.h"
@@ -546,6 +547,40 @@ TEST(TopologicalSortTest, KeepsTheOrderOfRepeatedSweeps) {
   absl::Status cycle = training::TopologicalSort(&g);
   ASSERT_FALSE(cycle.ok());
   EXPECT_NE(cycle.message().find("node 'e'"), std::string::npos) << cycle;
+}
+
+// Shape -> Gather/Slice of static dims folds with a symbolic batch; the
+// batch's own element stays computed, and so does a Concat that holds it.
+TEST(FoldShapesPassTest, FoldsStaticDimsAndKeepsTheBatch) {
+  PassTester t;
+  t.Input("x", {-1, 4, 6})
+      .Initializer("i1", Tensor::FromValues<int64_t>({}, std::vector<int64_t>{1}))
+      .Initializer("i0", Tensor::FromValues<int64_t>({}, std::vector<int64_t>{0}))
+      .Initializer("zero", Tensor::FromValues<int64_t>({1}, std::vector<int64_t>{0}))
+      .Initializer("s1", Tensor::FromValues<int64_t>({1}, std::vector<int64_t>{1}))
+      .Initializer("e3", Tensor::FromValues<int64_t>({1}, std::vector<int64_t>{3}))
+      .Initializer("minus_one", Tensor::FromValues<int64_t>({1}, std::vector<int64_t>{-1}))
+      .Node("Shape", {"x"}, {"xs"})
+      .Node("Gather", {"xs", "i1"}, {"c"}, {AttrInt("axis", 0)})        // 4
+      .Node("Unsqueeze", {"c", "zero"}, {"c1"})                          // [4]
+      .Node("Slice", {"xs", "s1", "e3"}, {"tail"})                       // [4, 6]
+      .Node("Gather", {"xs", "i0"}, {"n"}, {AttrInt("axis", 0)})        // N
+      .Node("Unsqueeze", {"n", "zero"}, {"n1"})
+      .Node("Concat", {"c1", "minus_one"}, {"rows"}, {AttrInt("axis", 0)})  // [4, -1]
+      .Node("Concat", {"n1", "tail"}, {"again"}, {AttrInt("axis", 0)})      // [N, 4, 6]
+      .Node("Reshape", {"x", "rows"}, {"y"})
+      .Node("Reshape", {"x", "again"}, {"z"})
+      .Output("y", {4, -1})
+      .Output("z", {-1, 4, 6});
+  passes::FoldShapesPass pass;
+  t.Apply(pass)
+      .ExpectChanged(true)
+      .ExpectOutputsNear(0.0, 0.0)
+      .ExpectOpCount("Slice", 0)
+      .ExpectOpCount("Unsqueeze", 1)   // the batch's
+      .ExpectOpCount("Gather", 1)      // the batch's
+      .ExpectOpCount("Concat", 1)      // [N, 4, 6] stays computed
+      .ExpectOpCount("Shape", 1);
 }
 
 }  // namespace

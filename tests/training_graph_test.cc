@@ -8,6 +8,7 @@
 #include "gradient_check.h"
 #include "graph_builder.h"
 #include "gtest/gtest.h"
+#include "core/model_internal.h"
 #include "qat/model_zoo.h"
 #include "qat/training_graph.h"
 #include "graph/graph_editor.h"
@@ -175,8 +176,11 @@ TEST(TrainingGraphTest, GradientAccumulation) {
 // 1, 8)), positional embeddings sliced to the sequence length
 // (Slice(pos, 0, Shape(x)[1])), heads split by Reshape(h, Concat(N, T, 2, 4))
 // as multi-head attention writes it, attention with batched MatMul and
-// Softmax, and x.view(x.size(0), -1) (Reshape(z, Concat(N, -1))).
-absl::StatusOr<Model> DynamicAttentionModel(int64_t opset) {
+// Softmax, and x.view(x.size(0), -1) (Reshape(z, Concat(N, -1))).  With
+// `symbolic_sequence`, x's sequence length is a symbol "T" too, so that
+// fold_shapes leaves Shape(x)[1] computed and the rules' run-time paths
+// (Slice with computed ends, Concat's sizes) run.
+absl::StatusOr<Model> DynamicAttentionModel(int64_t opset, bool symbolic_sequence) {
   GraphBuilder b;
   b.Input("x", kFloat, {-1, 6, 8});
   b.Initializer("cls", RandomTensor({1, 1, 8}, 301));
@@ -228,15 +232,36 @@ absl::StatusOr<Model> DynamicAttentionModel(int64_t opset) {
   b.Output("logits", kFloat, {-1, 3});
   onnx::ModelProto m = b.proto();
   m.mutable_opset_import(0)->set_version(opset);
+  if (symbolic_sequence) {
+    m.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()
+        ->mutable_shape()->mutable_dim(1)->set_dim_param("T");
+  }
   return Model::FromBytes(m.SerializeAsString(), "dynamic_attention.onnx");
 }
 
 TEST(TrainingGraphTest, DynamicBatchAndRunTimeShapesTrainAtAnyBatchSize) {
-  auto model = DynamicAttentionModel(13);
+ for (bool symbolic_sequence : {false, true}) {
+  SCOPED_TRACE(symbolic_sequence ? "symbolic sequence" : "static sequence");
+  auto model = DynamicAttentionModel(13, symbolic_sequence);
   ASSERT_TRUE(model.ok()) << model.status();
   auto m = BuildTrainingModels(*model, {});
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_THAT(m->params, ElementsAre("cls", "pos", "w1", "b1", "w2", "b2"));
+  // With a symbolic sequence, Slice's positions and Concat's split sizes
+  // come from Shape at run time; with a static one, fold_shapes made them
+  // constants.
+  int ramps = 0, runtime_splits = 0;
+  const onnx::ModelProto proto = ModelAccess::Proto(m->training);
+  for (const auto& n : proto.graph().node()) {
+    if (n.op_type() == "Slice" && n.input(0).find("ramp") != std::string::npos) ++ramps;
+    if (n.op_type() == "Split" && n.input_size() > 1) {
+      bool constant = false;
+      for (const auto& t : proto.graph().initializer()) constant |= t.name() == n.input(1);
+      runtime_splits += !constant;
+    }
+  }
+  EXPECT_EQ(ramps, symbolic_sequence ? 1 : 0);
+  EXPECT_EQ(runtime_splits, symbolic_sequence ? 1 : 0);
   // The exported side keeps the dynamic batch.
   EXPECT_EQ(m->eval.inputs()[0].shape[0], -1);
   EXPECT_EQ(m->training.inputs()[0].shape[0], -1);
@@ -263,6 +288,31 @@ TEST(TrainingGraphTest, DynamicBatchAndRunTimeShapesTrainAtAnyBatchSize) {
     EXPECT_GT(inside, 0.0f);
     EXPECT_EQ(outside, 0.0f);
   }
+ }
+}
+
+// Clip's bounds from Constant nodes (as exporters write them) and from
+// initializers need no gradient: the model trains, and only W does.
+TEST(TrainingGraphTest, ClipBoundsFromConstantsNeedNoGradient) {
+  GraphBuilder b;
+  b.Input("x", kFloat, {-1, 4});
+  b.Initializer("w", RandomTensor({4, 3}, 320));
+  b.Initializer("hi", Tensor::Scalar(0.4f));
+  auto& lo = b.Node("Constant", {}, {"lo"});
+  *lo.add_attribute() = training::AttrTensor("value", TensorToProto(Tensor::Scalar(-0.3f), "lo"));
+  b.Node("MatMul", {"x", "w"}, {"h"});
+  b.Node("Clip", {"h", "lo", "hi"}, {"logits"});
+  b.Output("logits", kFloat, {-1, 3});
+  auto model = b.Build();
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto m = BuildTrainingModels(*model, {});
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_THAT(m->params, ElementsAre("w"));
+  GradientCheck check(m->training, m->params,
+                      {{"x", RandomTensor({5, 4}, 321)}, {"labels", Labels({0, 1, 2, 0, 1})}});
+  GradientCheckOptions options;
+  options.max_entries_per_param = 12;
+  check.ExpectMatchesFiniteDifferences(options);
 }
 
 TEST(TrainingGraphTest, Errors) {
