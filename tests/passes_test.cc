@@ -583,5 +583,59 @@ TEST(FoldShapesPassTest, FoldsStaticDimsAndKeepsTheBatch) {
       .ExpectOpCount("Shape", 1);
 }
 
+// Raising a training graph to opset 16 (for ScatterElements' reduction):
+// BatchNormalization's opset-13 training form becomes opset 14's, unless
+// something reads saved_mean or saved_var; never from below opset 13.
+TEST(GraphEditorTest, RaiseOpsetRewritesBatchNormalization) {
+  auto model = [](int64_t opset, bool read_saved) {
+    onnx::ModelProto m;
+    m.set_ir_version(7);
+    m.add_opset_import()->set_version(opset);
+    auto* bn = m.mutable_graph()->add_node();
+    bn->set_op_type("BatchNormalization");
+    bn->set_name("bn");
+    for (const char* i : {"x", "s", "b", "m", "v"}) bn->add_input(i);
+    for (const char* o : {"y", "rm", "rv", "sm", "sv"}) bn->add_output(o);
+    auto* inference = m.mutable_graph()->add_node();
+    inference->set_op_type("BatchNormalization");
+    inference->set_name("bn_inference");
+    for (const char* i : {"y", "s", "b", "m", "v"}) inference->add_input(i);
+    inference->add_output("z");
+    if (read_saved) {
+      auto* relu = m.mutable_graph()->add_node();
+      relu->set_op_type("Relu");
+      relu->add_input("sm");
+      relu->add_output("r");
+    }
+    return m;
+  };
+  onnx::ModelProto m = model(13, false);
+  training::GraphEditor editor(&m);
+  ASSERT_TRUE(editor.RaiseOpset(16).ok());
+  EXPECT_EQ(editor.opset(), 16);
+  EXPECT_EQ(m.opset_import(0).version(), 16);
+  EXPECT_EQ(m.ir_version(), 8);
+  EXPECT_EQ(m.graph().node(0).output_size(), 3);
+  EXPECT_EQ(training::GetAttrInt(m.graph().node(0), "training_mode", 0), 1);
+  EXPECT_EQ(training::GetAttrInt(m.graph().node(1), "training_mode", 0), 0);
+  EXPECT_EQ(m.graph().node(1).output_size(), 1);
+  EXPECT_TRUE(editor.RaiseOpset(14).ok());  // already newer: no change
+  EXPECT_EQ(editor.opset(), 16);
+
+  onnx::ModelProto read = model(13, true);
+  training::GraphEditor reader(&read);
+  const absl::Status refused = reader.RaiseOpset(16);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.message().find("'sm'"), std::string::npos) << refused;
+  EXPECT_NE(refused.message().find("node 'bn'"), std::string::npos) << refused;
+
+  onnx::ModelProto old = model(12, false);
+  training::GraphEditor old_editor(&old);
+  const absl::Status too_old = old_editor.RaiseOpset(16);
+  EXPECT_EQ(too_old.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(too_old.message().find("opset 12"), std::string::npos) << too_old;
+  EXPECT_EQ(old.opset_import(0).version(), 12);
+}
+
 }  // namespace
 }  // namespace qat

@@ -18,18 +18,11 @@ namespace {
 // Constant node's value; nullopt when the input is computed.
 absl::StatusOr<std::optional<std::vector<int64_t>>> ConstantInts(GradContext& ctx,
                                                                 const std::string& name) {
-  const onnx::TensorProto* proto = ctx.g().FindConstant(name);
-  if (proto == nullptr) return std::optional<std::vector<int64_t>>();
-  QAT_ASSIGN_OR_RETURN(Tensor t, TensorFromProto(*proto));
-  std::vector<int64_t> values;
-  if (t.dtype() == DataType::kInt64) {
-    values.assign(t.values<int64_t>().begin(), t.values<int64_t>().end());
-  } else if (t.dtype() == DataType::kInt32) {
-    values.assign(t.values<int32_t>().begin(), t.values<int32_t>().end());
-  } else {
+  std::optional<std::vector<int64_t>> values = ctx.g().ConstantInts(name);
+  if (!values.has_value() && ctx.g().FindConstant(name) != nullptr) {
     return ctx.Unsupported(absl::StrCat("'", name, "' of a type other than int32/int64"));
   }
-  return std::optional<std::vector<int64_t>>(std::move(values));
+  return values;
 }
 
 // Puts `g` back at `positions` (1-D, along `axis`) into zeros of the shape
@@ -266,15 +259,8 @@ absl::Status GradSlice(GradContext& ctx) {
     }
     const int64_t step = lists[3].has_value() ? (*lists[3])[i] : 1;
     if (step == 0) return ctx.Unsupported("a step of 0");
-    // ONNX's clamping: [0, d] going forward, [-1, d - 1] going backward.
-    auto clamp = [&](int64_t v, bool is_end) {
-      if (v < 0) v = v < -d ? (step > 0 || !is_end ? 0 : -1) : v + d;
-      if (step > 0) return std::min(v, d);
-      return std::min(v, d - 1);
-    };
-    const int64_t begin = clamp((*lists[0])[i], false), end = clamp((*lists[1])[i], true);
-    std::vector<int64_t> positions;
-    for (int64_t p = begin; step > 0 ? p < end : p > end; p += step) positions.push_back(p);
+    const std::vector<int64_t> positions =
+        SlicePositions(d, (*lists[0])[i], (*lists[1])[i], step);
     if (positions.empty()) {  // nothing was taken: the gradient is all zeros
       const std::string shape = e.Add("Shape", {ctx.input(0)}, ctx.Hint("shape"));
       ctx.SetInputGrad(0, e.Add("Expand", {e.ConstantFloat(0.0f, ctx.Hint("zero")), shape},

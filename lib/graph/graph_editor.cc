@@ -4,7 +4,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/onnx_tensor.h"
 #include "graph/graph_index.h"
+#include "qat/tensor.h"
 
 namespace qat {
 namespace training {
@@ -296,6 +298,20 @@ std::optional<ValueShape> GraphEditor::ShapeOf(const std::string& name) const {
   return std::nullopt;
 }
 
+std::optional<std::vector<int64_t>> GraphEditor::ConstantInts(const std::string& name) const {
+  const onnx::TensorProto* proto = name.empty() ? nullptr : FindConstant(name);
+  if (proto == nullptr) return std::nullopt;
+  absl::StatusOr<Tensor> t = TensorFromProto(*proto);
+  if (!t.ok()) return std::nullopt;
+  if (t->dtype() == DataType::kInt64) {
+    return std::vector<int64_t>(t->values<int64_t>().begin(), t->values<int64_t>().end());
+  }
+  if (t->dtype() == DataType::kInt32) {
+    return std::vector<int64_t>(t->values<int32_t>().begin(), t->values<int32_t>().end());
+  }
+  return std::nullopt;
+}
+
 void GraphEditor::SetShape(const std::string& name, const ValueShape& shape) {
   shapes_[name] = shape;
 }
@@ -408,6 +424,17 @@ onnx::TensorProto MakeFloatTensor(const std::string& name,
   t.set_raw_data(std::string(reinterpret_cast<const char*>(values.data()),
                              values.size() * sizeof(float)));
   return t;
+}
+
+std::vector<int64_t> SlicePositions(int64_t size, int64_t start, int64_t end, int64_t step) {
+  auto clamp = [&](int64_t v, bool is_end) {
+    if (v < 0) v = v < -size ? (step > 0 || !is_end ? 0 : -1) : v + size;
+    return step > 0 ? std::min(v, size) : std::min(v, size - 1);
+  };
+  std::vector<int64_t> positions;
+  const int64_t begin = clamp(start, false), stop = clamp(end, true);
+  for (int64_t p = begin; step > 0 ? p < stop : p > stop; p += step) positions.push_back(p);
+  return positions;
 }
 
 absl::Status TopologicalSort(onnx::GraphProto* graph) {

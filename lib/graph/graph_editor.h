@@ -105,6 +105,9 @@ class GraphEditor {
   // The value of a constant: an initializer, or a Constant node's `value`;
   // nullptr when `name` is computed (or unknown).
   const onnx::TensorProto* FindConstant(const std::string& name) const;
+  // The values of an int64 or int32 constant (FindConstant); nullopt when
+  // `name` is computed, unknown or of another type.
+  std::optional<std::vector<int64_t>> ConstantInts(const std::string& name) const;
   // Records the shape of a value the editor created, for later lookups.
   void SetShape(const std::string& name, const ValueShape& shape);
 
@@ -163,6 +166,11 @@ std::string GetAttrString(const onnx::NodeProto& node, const std::string& name,
 onnx::TensorProto MakeFloatTensor(const std::string& name,
                                   const std::vector<int64_t>& dims,
                                   const std::vector<float>& values);
+
+// The positions that ONNX's Slice takes along an axis of size `size` from
+// `start` to `end` by `step` (not 0), after its clamping: [0, size] going
+// forward, [-1, size - 1] going backward.
+std::vector<int64_t> SlicePositions(int64_t size, int64_t start, int64_t end, int64_t step);
 
 // Reorders the graph's nodes topologically, keeping the existing order
 // wherever it is already valid (passes append nodes at the end): the order

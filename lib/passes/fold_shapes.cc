@@ -32,17 +32,6 @@ struct Dims {
   }
 };
 
-// The int64 values of a constant, or nullopt.
-std::optional<std::vector<int64_t>> ConstantInts(const training::GraphEditor& g,
-                                                 const std::string& name) {
-  if (name.empty()) return std::nullopt;
-  const onnx::TensorProto* proto = g.FindConstant(name);
-  if (proto == nullptr || proto->data_type() != onnx::TensorProto::INT64) return std::nullopt;
-  absl::StatusOr<Tensor> t = TensorFromProto(*proto);
-  if (!t.ok()) return std::nullopt;
-  return std::vector<int64_t>(t->values<int64_t>().begin(), t->values<int64_t>().end());
-}
-
 class Folder {
  public:
   explicit Folder(onnx::ModelProto* model) : g_(model) {}
@@ -84,7 +73,7 @@ class Folder {
   std::optional<Dims> Get(const std::string& name) const {
     if (auto it = tracked_.find(name); it != tracked_.end()) return it->second;
     const onnx::TensorProto* proto = name.empty() ? nullptr : g_.FindConstant(name);
-    std::optional<std::vector<int64_t>> c = ConstantInts(g_, name);
+    std::optional<std::vector<int64_t>> c = g_.ConstantInts(name);
     if (!c.has_value()) return std::nullopt;
     return Dims{*c, std::vector<bool>(c->size(), true), proto->dims_size() == 0};
   }
@@ -115,7 +104,7 @@ class Folder {
       if (training::GetAttrInt(node, "axis", 0) != 0) return std::nullopt;
       std::optional<Dims> v = Tracked(node.input(0));
       const onnx::TensorProto* ip = g_.FindConstant(node.input(1));
-      std::optional<std::vector<int64_t>> idx = ConstantInts(g_, node.input(1));
+      std::optional<std::vector<int64_t>> idx = g_.ConstantInts(node.input(1));
       if (!v || v->scalar || !idx || ip == nullptr || ip->dims_size() > 1) return std::nullopt;
       const int64_t n = static_cast<int64_t>(v->values.size());
       Dims d;
@@ -129,30 +118,24 @@ class Folder {
     }
     if (op == "Slice" && node.input_size() >= 3 && g_.opset() >= 10) {
       std::optional<Dims> v = Tracked(node.input(0));
-      std::optional<std::vector<int64_t>> starts = ConstantInts(g_, node.input(1));
-      std::optional<std::vector<int64_t>> ends = ConstantInts(g_, node.input(2));
+      std::optional<std::vector<int64_t>> starts = g_.ConstantInts(node.input(1));
+      std::optional<std::vector<int64_t>> ends = g_.ConstantInts(node.input(2));
       if (!v || v->scalar || !starts || !ends || starts->size() != 1 || ends->size() != 1) {
         return std::nullopt;
       }
       if (node.input_size() > 3 && !node.input(3).empty()) {
-        std::optional<std::vector<int64_t>> axes = ConstantInts(g_, node.input(3));
+        std::optional<std::vector<int64_t>> axes = g_.ConstantInts(node.input(3));
         if (!axes || axes->size() != 1 || ((*axes)[0] != 0 && (*axes)[0] != -1)) return std::nullopt;
       }
       int64_t step = 1;
       if (node.input_size() > 4 && !node.input(4).empty()) {
-        std::optional<std::vector<int64_t>> steps = ConstantInts(g_, node.input(4));
+        std::optional<std::vector<int64_t>> steps = g_.ConstantInts(node.input(4));
         if (!steps || steps->size() != 1 || (*steps)[0] == 0) return std::nullopt;
         step = (*steps)[0];
       }
-      // ONNX's clamping (as in the gradient of Slice).
-      const int64_t d = static_cast<int64_t>(v->values.size());
-      auto clamp = [&](int64_t x, bool is_end) {
-        if (x < 0) x = x < -d ? (step > 0 || !is_end ? 0 : -1) : x + d;
-        return step > 0 ? std::min(x, d) : std::min(x, d - 1);
-      };
       Dims out;
-      const int64_t begin = clamp((*starts)[0], false), end = clamp((*ends)[0], true);
-      for (int64_t p = begin; step > 0 ? p < end : p > end; p += step) {
+      for (int64_t p : training::SlicePositions(static_cast<int64_t>(v->values.size()),
+                                                (*starts)[0], (*ends)[0], step)) {
         out.Append(*v, static_cast<size_t>(p));
       }
       return out;
@@ -160,7 +143,7 @@ class Folder {
     if (op == "Unsqueeze") {
       std::optional<Dims> v = Tracked(node.input(0));
       std::vector<int64_t> axes = training::GetAttrInts(node, "axes");
-      if (node.input_size() > 1) axes = ConstantInts(g_, node.input(1)).value_or(std::vector<int64_t>{});
+      if (node.input_size() > 1) axes = g_.ConstantInts(node.input(1)).value_or(std::vector<int64_t>{});
       if (!v || !v->scalar || axes != std::vector<int64_t>{0}) return std::nullopt;
       v->scalar = false;
       return v;

@@ -91,13 +91,20 @@ class ShapeCompletion {
 
   void Run() {
     for (const auto& node : g_.graph().node()) {
-      if (!IsDefaultDomain(node) || node.output_size() == 0 || node.output(0).empty()) continue;
+      if (node.output_size() == 0 || node.output(0).empty()) continue;
+      // FakeQuant (com.microsoft, ai.libqat): Y and its mask have X's shape.
+      const bool fake_quant = node.op_type() == "FakeQuant";
+      if (!IsDefaultDomain(node) && !fake_quant) continue;
       const std::optional<ValueShape> known = g_.ShapeOf(node.output(0));
       if (known.has_value() && known->rank_known) continue;
-      std::optional<ValueShape> s = Infer(node);
+      std::optional<ValueShape> s = fake_quant ? Of(node.input(0)) : Infer(node);
       if (!s.has_value()) continue;
       if (known.has_value() && known->elem_type != 0) s->elem_type = known->elem_type;
       g_.SetShape(node.output(0), *s);
+      if (fake_quant && node.output_size() > 1 && !node.output(1).empty()) {
+        s->elem_type = onnx::TensorProto::BOOL;
+        g_.SetShape(node.output(1), *s);
+      }
     }
   }
 
@@ -135,7 +142,8 @@ class ShapeCompletion {
     static const std::set<std::string> kUnary = {
         "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Neg", "Abs", "Sqrt", "Identity",
         "LeakyRelu", "Clip", "Softmax", "LogSoftmax", "Dropout", "Cast", "Erf",
-        "HardSigmoid", "HardSwish", "Sign", "Round", "Floor", "Ceil", "Reciprocal"};
+        "HardSigmoid", "HardSwish", "Sign", "Round", "Floor", "Ceil", "Reciprocal",
+        "BatchNormalization", "LayerNormalization", "InstanceNormalization"};
     static const std::set<std::string> kBinary = {"Add", "Sub", "Mul", "Div", "Pow",
                                                   "Where", "Max", "Min", "Sum", "Mean"};
     const std::string& op = node.op_type();
