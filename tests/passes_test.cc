@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "core/model_internal.h"
 #include "core/op_schemas.h"
 #include "graph/graph_editor.h"
 #include "graph/graph_index.h"
@@ -635,6 +636,41 @@ TEST(GraphEditorTest, RaiseOpsetRewritesBatchNormalization) {
   EXPECT_EQ(too_old.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(too_old.message().find("opset 12"), std::string::npos) << too_old;
   EXPECT_EQ(old.opset_import(0).version(), 12);
+}
+
+// PyTorch's expand(n, -1, -1) writes ConstantOfShape(Shape(Concat(...))):
+// the shape vector's length is static, so ConstantOfShape folds to its
+// value (executors without ConstantOfShape then run the graph).
+TEST(FoldShapesPassTest, FoldsConstantOfShapeOfAStaticLength) {
+  PassTester t;
+  t.Input("x", {-1, 4})
+      .Initializer("i0", Tensor::FromValues<int64_t>({}, std::vector<int64_t>{0}))
+      .Initializer("zero", Tensor::FromValues<int64_t>({1}, std::vector<int64_t>{0}))
+      .Initializer("four", Tensor::FromValues<int64_t>({1}, std::vector<int64_t>{4}))
+      .Node("Shape", {"x"}, {"xs"})
+      .Node("Gather", {"xs", "i0"}, {"n"}, {AttrInt("axis", 0)})
+      .Node("Unsqueeze", {"n", "zero"}, {"n1"})
+      .Node("Concat", {"n1", "four"}, {"target"}, {AttrInt("axis", 0)})
+      .Node("Shape", {"target"}, {"length"})
+      .Node("ConstantOfShape", {"length"}, {"ones"},
+            {AttrTensor("value", TensorToProto(Tensor::FromValues<int64_t>(
+                                                   {1}, std::vector<int64_t>{1}), "v"))})
+      .Node("Expand", {"x", "ones"}, {"e"})
+      .Output("e", {-1, 4})
+      .Output("target", {2}, onnx::TensorProto::INT64);
+  // Loaded as the library loads models: checked, shapes inferred.
+  auto loaded = Model::FromBytes(t.proto().SerializeAsString(), "fold_shapes");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  onnx::ModelProto m = ModelAccess::Proto(*loaded);
+  passes::FoldShapesPass pass;
+  auto changed = pass.Run(&m);
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_TRUE(*changed);
+  training::GraphEditor editor(&m);
+  for (const auto& n : m.graph().node()) EXPECT_NE(n.op_type(), "ConstantOfShape");
+  EXPECT_EQ(editor.ConstantInts("ones"), (std::vector<int64_t>{1, 1}));
+  EXPECT_EQ(editor.FindConstant("length"), nullptr);  // folded, then read by nothing
+  EXPECT_EQ(editor.ConstantInts("target"), std::nullopt);  // holds the batch
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "passes/fold_shapes.h"
 
 #include <algorithm>
+#include <cstring>
 #include <optional>
 #include <unordered_map>
 
@@ -47,7 +48,15 @@ class Folder {
       const bool standard = node.domain().empty() || node.domain() == "ai.onnx";
       if (!standard || node.output_size() != 1) continue;
       std::optional<Dims> d = Track(node);
-      if (!d.has_value()) continue;
+      if (!d.has_value()) {
+        std::optional<onnx::TensorProto> filled;
+        if (!index.IsGraphOutput(node.output(0))) filled = FillConstant(node);
+        if (filled.has_value()) {
+          *graph.add_initializer() = std::move(*filled);
+          folded[k] = true;
+        }
+        continue;
+      }
       tracked_[node.output(0)] = *d;
       if (!d->all_static() || index.IsGraphOutput(node.output(0))) continue;
       onnx::TensorProto t;
@@ -69,6 +78,33 @@ class Folder {
   }
 
  private:
+  // ConstantOfShape of a static shape (as PyTorch writes for expand(n, -1,
+  // -1): ConstantOfShape(Shape(shape vector))) as an initializer, up to
+  // kMaxFilled elements.
+  std::optional<onnx::TensorProto> FillConstant(const onnx::NodeProto& node) const {
+    static constexpr int64_t kMaxFilled = 4096;
+    if (node.op_type() != "ConstantOfShape" || node.input_size() != 1) return std::nullopt;
+    std::optional<Dims> shape = Get(node.input(0));
+    if (!shape || shape->scalar || !shape->all_static()) return std::nullopt;
+    int64_t count = 1;
+    for (int64_t d : shape->values) {
+      if (d < 0 || d > kMaxFilled || (count *= d) > kMaxFilled) return std::nullopt;
+    }
+    onnx::TensorProto value = training::MakeFloatTensor("", {1}, {0.0f});
+    for (const auto& a : node.attribute()) {
+      if (a.name() == "value" && a.type() == onnx::AttributeProto::TENSOR) value = a.t();
+    }
+    absl::StatusOr<Tensor> one = TensorFromProto(value);
+    if (!one.ok() || one->num_elements() != 1) return std::nullopt;
+    Tensor filled(one->dtype(), shape->values);
+    const size_t elem = DataTypeSize(one->dtype());
+    char* dst = static_cast<char*>(filled.raw_data());
+    for (int64_t i = 0; i < count; ++i) {
+      std::memcpy(dst + i * elem, one->raw_data(), elem);
+    }
+    return TensorToProto(filled, node.output(0));
+  }
+
   // A tracked vector, or an int64 constant read as one.
   std::optional<Dims> Get(const std::string& name) const {
     if (auto it = tracked_.find(name); it != tracked_.end()) return it->second;

@@ -173,6 +173,48 @@ class ShapeCompletion {
       out.dims.push_back(b->dims.back());
       return out;
     }
+    if (op == "Gemm") {
+      std::optional<ValueShape> a = Of(node.input(0)), b = Of(node.input(1));
+      if (!a || !b || a->rank() != 2 || b->rank() != 2) return std::nullopt;
+      ValueShape out = *a;
+      out.dims = {a->dims[GetAttrInt(node, "transA", 0) != 0 ? 1 : 0],
+                  b->dims[GetAttrInt(node, "transB", 0) != 0 ? 0 : 1]};
+      return out;
+    }
+    if (op == "Gather") {
+      std::optional<ValueShape> x = Of(node.input(0)), i = Of(node.input(1));
+      if (!x || !i || x->rank() < 1) return std::nullopt;
+      int64_t axis = GetAttrInt(node, "axis", 0);
+      if (axis < 0) axis += x->rank();
+      if (axis < 0 || axis >= x->rank()) return std::nullopt;
+      ValueShape out = *x;
+      out.dims.assign(x->dims.begin(), x->dims.begin() + axis);
+      out.dims.insert(out.dims.end(), i->dims.begin(), i->dims.end());
+      out.dims.insert(out.dims.end(), x->dims.begin() + axis + 1, x->dims.end());
+      return out;
+    }
+    if (op == "Flatten") {
+      std::optional<ValueShape> x = Of(node.input(0));
+      if (!x) return std::nullopt;
+      x->dims = {-1, -1};
+      return x;
+    }
+    if (op == "Unsqueeze" || op == "Squeeze") {
+      // Constant axes (an input since opset 13): the rank follows.
+      std::optional<ValueShape> x = Of(node.input(0));
+      std::vector<int64_t> axes = GetAttrInts(node, "axes");
+      if (node.input_size() > 1) {
+        std::optional<std::vector<int64_t>> c = g_.ConstantInts(node.input(1));
+        if (!c) return std::nullopt;
+        axes = *c;
+      }
+      if (!x || axes.empty()) return std::nullopt;
+      const int64_t n = static_cast<int64_t>(axes.size());
+      const int64_t rank = x->rank() + (op == "Unsqueeze" ? n : -n);
+      if (rank < 0) return std::nullopt;
+      x->dims.assign(static_cast<size_t>(rank), -1);
+      return x;
+    }
     if (op == "Transpose") {
       std::optional<ValueShape> x = Of(node.input(0));
       if (!x) return std::nullopt;
