@@ -506,13 +506,29 @@ std::vector<RuleCase> Cases() {
     fd(overlapping);
     // ResNet's stem (3x3, stride 2, pads 1) at opset 13: the training graph
     // is raised to opset 16; at opset 14 too.
-    for (int64_t opset : {13, 14}) {
+    // At opsets 11 and 12 (no raising), as classes of disjoint windows;
+    // 3x3 stride 1 makes nine classes.
+    for (int64_t opset : {11, 12, 13, 14}) {
       OpCase stem{"MaxPool", "", {{"x", x}}, {"x"},
                   {AttrInts("kernel_shape", {3, 3}), AttrInts("strides", {2, 2}),
                    AttrInts("pads", {1, 1, 1, 1})}};
       stem.opset = opset;
       fd(stem);
     }
+    OpCase dense{"MaxPool", "", {{"x", x}}, {"x"},
+                 {AttrInts("kernel_shape", {3, 3}), AttrInts("strides", {1, 1})}};
+    dense.opset = 12;
+    own(dense, [](const OpCase& c) {
+      Check(c);
+      auto model = TrainingModel(c);
+      ASSERT_TRUE(model.ok()) << model.status();
+      EXPECT_EQ(model->OpsetVersion(""), 12);  // not raised
+      int scatters = 0;
+      for (const auto& n : ModelAccess::Proto(*model).graph().node()) {
+        scatters += n.op_type() == "ScatterElements";
+      }
+      EXPECT_EQ(scatters, 9);  // one per class of disjoint windows
+    });
   }
   // ConvTranspose: plain with a bias; strided, padded, output_padding;
   // grouped and dilated; 1-D with output_shape past the full size;

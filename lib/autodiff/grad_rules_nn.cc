@@ -1,5 +1,6 @@
 // Gradient rules for convolution, pooling and dropout.
 #include <algorithm>
+#include <limits>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
@@ -204,6 +205,69 @@ absl::StatusOr<TransposedGeometry> ResolveConvTranspose(GradContext& ctx) {
   return t;
 }
 
+// MaxPool's gradient without a scatter reduction (opset 11 and 12): the
+// windows whose output positions are congruent to r modulo m = ceil(window
+// / stride), per spatial axis, start m * stride >= window apart and so never
+// share an input element.  Each of the prod(m) classes of g and Indices
+// (Slice with steps m from r) scatters into `zeros_flat` without
+// collisions; their sum is dX, flat.
+absl::StatusOr<std::string> ScatterByDisjointWindows(GradContext& ctx,
+                                                     const std::vector<int64_t>& kernel,
+                                                     const std::vector<int64_t>& strides,
+                                                     const std::vector<int64_t>& dilations,
+                                                     const std::string& zeros_flat) {
+  static constexpr int64_t kMaxClasses = 64;
+  if (ctx.g().opset() < 11) {
+    return ctx.Unsupported("overlapping MaxPool windows before opset 11 (ScatterElements)");
+  }
+  const size_t n = kernel.size();
+  if (strides.size() != n || dilations.size() != n) {
+    return ctx.Unsupported("strides or dilations of another rank than kernel_shape");
+  }
+  std::vector<int64_t> m(n);
+  int64_t classes = 1;
+  for (size_t d = 0; d < n; ++d) {
+    if (strides[d] < 1 || dilations[d] < 1 || kernel[d] < 1) {
+      return ctx.Unsupported("a kernel, stride or dilation below 1");
+    }
+    const int64_t window = (kernel[d] - 1) * dilations[d] + 1;
+    m[d] = (window + strides[d] - 1) / strides[d];
+    classes *= m[d];
+    if (classes > kMaxClasses) {
+      return ctx.Unsupported(absl::StrCat("overlapping MaxPool windows before opset 13 whose "
+                                          "windows fall into more than ", kMaxClasses,
+                                          " disjoint classes"));
+    }
+  }
+  GraphEditor& e = ctx.g();
+  std::vector<int64_t> axes(n), ends(n, std::numeric_limits<int64_t>::max());
+  std::iota(axes.begin(), axes.end(), 2);
+  const std::string flat = e.ConstantInt64s({-1}, ctx.Hint("flat"));
+  const std::string axes_name = e.ConstantInt64s(axes, ctx.Hint("class_axes"));
+  const std::string ends_name = e.ConstantInt64s(ends, ctx.Hint("class_ends"));
+  const std::string steps_name = e.ConstantInt64s(m, ctx.Hint("class_steps"));
+  std::string sum;
+  for (int64_t k = 0; k < classes; ++k) {
+    std::vector<int64_t> r(n);
+    for (int64_t rest = k, d = static_cast<int64_t>(n) - 1; d >= 0; --d) {
+      r[d] = rest % m[d];
+      rest /= m[d];
+    }
+    const std::string starts = e.ConstantInt64s(r, ctx.Hint("class_starts"));
+    auto take = [&](const std::string& v, const std::string& what) {
+      return e.Reshape(e.Add("Slice", {v, starts, ends_name, axes_name, steps_name},
+                             ctx.Hint(what)),
+                       flat, ctx.Hint(what + "_flat"));
+    };
+    const std::string part = e.Add(
+        "ScatterElements",
+        {zeros_flat, take(ctx.output(1), "class_indices"), take(ctx.output_grad(0), "class_g")},
+        ctx.Hint("class_scatter"), {AttrInt("axis", 0)});
+    sum = sum.empty() ? part : e.Add("Add", {sum, part}, ctx.Hint("class_sum"));
+  }
+  return sum;
+}
+
 }  // namespace
 
 absl::Status GradConvTranspose(GradContext& ctx) {
@@ -355,18 +419,28 @@ absl::Status GradMaxPool(GradContext& ctx) {
   for (size_t i = 0; i < kernel.size(); ++i) {
     overlapping |= (kernel[i] - 1) * dilations[i] + 1 > strides[i];
   }
-  // Overlapping windows can send several gradients to one element, which
-  // needs ScatterElements' reduction = "add" (opset 16): an older training
-  // graph is raised to it.
-  if (overlapping) {
-    QAT_RETURN_IF_ERROR(ctx.RequireOpset(
-        16, "overlapping MaxPool windows add up with ScatterElements' reduction 'add'"));
-  }
   const std::string flat = ctx.g().ConstantInt64s({-1}, ctx.Hint("flat"));
   const std::string shape = ctx.g().Add("Shape", {ctx.input(0)}, ctx.Hint("shape"));
   const std::string zeros = ctx.g().Add(
       "Expand", {ctx.g().ConstantFloat(0.0f, ctx.Hint("zero")), shape},
       ctx.Hint("zeros"));
+  // Overlapping windows can send several gradients to one element, which
+  // needs ScatterElements' reduction = "add" (opset 16): a training graph
+  // from opset 13 on is raised to it; before, where raising would change
+  // other ops' meaning, the windows are split into classes that do not
+  // overlap, scattered without a reduction and added.
+  if (overlapping && ctx.g().opset() < 13) {
+    QAT_ASSIGN_OR_RETURN(const std::string sum,
+                         ScatterByDisjointWindows(ctx, kernel, strides, dilations,
+                                                  ctx.g().Reshape(zeros, flat,
+                                                                  ctx.Hint("zeros_flat"))));
+    ctx.SetInputGrad(0, ctx.g().Reshape(sum, shape, ctx.Hint("x")));
+    return absl::OkStatus();
+  }
+  if (overlapping) {
+    QAT_RETURN_IF_ERROR(ctx.RequireOpset(
+        16, "overlapping MaxPool windows add up with ScatterElements' reduction 'add'"));
+  }
   std::vector<onnx::AttributeProto> attrs = {AttrInt("axis", 0)};
   if (overlapping) attrs.push_back(AttrString("reduction", "add"));
   const std::string scattered = ctx.g().Add(
