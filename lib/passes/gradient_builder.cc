@@ -193,6 +193,36 @@ class ShapeCompletion {
       out.dims.insert(out.dims.end(), x->dims.begin() + axis + 1, x->dims.end());
       return out;
     }
+    if (op.rfind("Reduce", 0) == 0) {
+      // Constant axes (an attribute, or an input since ReduceSum-13): the
+      // reduced axes become 1, or go with keepdims = 0.
+      std::optional<ValueShape> x = Of(node.input(0));
+      if (!x) return std::nullopt;
+      std::vector<int64_t> axes = GetAttrInts(node, "axes");
+      if (node.input_size() > 1 && !node.input(1).empty()) {
+        std::optional<std::vector<int64_t>> c = g_.ConstantInts(node.input(1));
+        if (!c) return std::nullopt;
+        axes = *c;
+      }
+      if (axes.empty()) {
+        if (GetAttrInt(node, "noop_with_empty_axes", 0) != 0) return x;
+        for (int64_t a = 0; a < x->rank(); ++a) axes.push_back(a);
+      }
+      std::vector<bool> reduced(static_cast<size_t>(x->rank()), false);
+      for (int64_t a : axes) {
+        if (a < 0) a += x->rank();
+        if (a < 0 || a >= x->rank()) return std::nullopt;
+        reduced[a] = true;
+      }
+      const bool keep = GetAttrInt(node, "keepdims", 1) != 0;
+      ValueShape out = *x;
+      out.dims.clear();
+      for (int64_t a = 0; a < x->rank(); ++a) {
+        if (!reduced[a]) out.dims.push_back(x->dims[a]);
+        else if (keep) out.dims.push_back(1);
+      }
+      return out;
+    }
     if (op == "Flatten") {
       std::optional<ValueShape> x = Of(node.input(0));
       if (!x) return std::nullopt;
