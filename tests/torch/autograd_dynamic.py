@@ -1,0 +1,147 @@
+"""libqat's gradients against PyTorch autograd on two PyTorch 1.13 exports with
+a dynamic batch and shapes computed at run time (issue 14, the gradient
+builder's part):
+
+  vit:         Conv stem, MaxPool 3x3/2 (overlapping windows at opset 13),
+               ConvTranspose, patch Conv, a class token expanded over the batch,
+               positional embeddings sliced to the sequence, MultiheadAttention
+               (computed Reshapes), the class token's row (Gather) and a head;
+  transformer: nn.Embedding over repeated token ids (Gather with repeats at
+               opset 13), a 2-layer nn.TransformerEncoder (ReLU, batch_first;
+               LayerNorm as PyTorch decomposes it at opset 13), mean pooling.
+
+Each model is exported once (opset 13, batch symbolic), prepared once by
+`qat prepare`, and run by `qat grad` at batch 3 and at batch 5; every gradient
+is compared with PyTorch's (relative L2 per tensor).  PyTorch's exporter merges
+initializers with equal values (the encoder's layers start equal): such an
+initializer's gradient is the sum of those of the parameters it stands for.
+
+  python3 autograd_dynamic.py QAT_BINARY WORK_DIR
+Exit 77 (skipped) when torch is not installed; 1 when a gradient is off by
+more than 1e-5 relative L2.
+"""
+import os
+import subprocess
+import sys
+
+try:
+    import numpy as np
+    import onnx
+    import torch
+    import torch.nn as nn
+    from onnx import numpy_helper
+except ImportError as e:  # pragma: no cover
+    print(f"skipped: {e} (needs python3 with torch, onnx and numpy)")
+    sys.exit(77)
+
+TOLERANCE = 1e-5
+
+
+class Vit(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 4, 3, padding=1)
+        self.pool = nn.MaxPool2d(3, 2, 1)
+        self.up = nn.ConvTranspose2d(4, 4, 2, stride=2)
+        self.patch = nn.Conv2d(4, 16, 4, stride=4)
+        self.cls = nn.Parameter(torch.randn(1, 1, 16) * 0.5)
+        self.pos = nn.Parameter(torch.randn(1, 20, 16) * 0.5)
+        self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.head = nn.Linear(16, 5)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.stem(x)))
+        t = self.patch(self.up(x)).flatten(2).transpose(1, 2)
+        t = torch.cat([self.cls.expand(t.size(0), -1, -1), t], 1)
+        t = t + self.pos[:, :t.size(1)]
+        t, _ = self.attn(t, t, t, need_weights=False)
+        return self.head(t[:, 0])
+
+
+class Transformer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(50, 32)
+        layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+        self.enc = nn.TransformerEncoder(layer, 2)
+        self.head = nn.Linear(32, 5)
+
+    def forward(self, ids):
+        return self.head(self.enc(self.emb(ids)).mean(1))
+
+
+def vit_input(n):
+    return torch.randn(n, 1, 16, 16)
+
+
+def token_input(n):
+    ids = torch.randint(0, 50, (n, 12))
+    ids[:, :4] = 7  # repeated tokens: their embedding gradients add up
+    return ids
+
+
+def run(qat, work, name, model, make_input):
+    torch.manual_seed(0)
+    m = model().eval()
+    path = os.path.join(work, f"{name}.onnx")
+    torch.onnx.export(m, make_input(2), path, opset_version=13, input_names=["input"],
+                      output_names=["logits"],
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    prepared = os.path.join(work, f"{name}_prepared")
+    subprocess.run([qat, "prepare", path, "-o", prepared], check=True)
+    params = {k: p.detach().numpy().copy() for k, p in m.named_parameters()}
+    inits = [i for i in onnx.load(path).graph.initializer if i.data_type == onnx.TensorProto.FLOAT]
+    worst = 0.0
+    covered = set()  # PyTorch parameters whose gradient was compared
+    for n in (3, 5):
+        torch.manual_seed(n)
+        x, labels = make_input(n), torch.randint(0, 5, (n,))
+        m.zero_grad()
+        loss = nn.functional.cross_entropy(m(x), labels)
+        loss.backward()
+        grads = {k: p.grad.numpy() for k, p in m.named_parameters()}
+        out = os.path.join(work, f"{name}_grad{n}")
+        np.save(os.path.join(work, "x.npy"), x.numpy())
+        np.save(os.path.join(work, "labels.npy"), labels.numpy())
+        subprocess.run([qat, "grad", os.path.join(prepared, "training.onnx"),
+                        "input=" + os.path.join(work, "x.npy"),
+                        "labels=" + os.path.join(work, "labels.npy"), "--out", out],
+                       check=True, stdout=subprocess.DEVNULL)
+        ours_loss = float(np.load(os.path.join(out, "loss.npy")))
+        print(f"{name} batch {n}: loss {ours_loss:.7f} (PyTorch {float(loss):.7f})")
+        for init in inits:
+            f = os.path.join(out, init.name.replace(":", "_") + "_grad.npy")
+            if not os.path.exists(f):
+                continue
+            value, ours = numpy_helper.to_array(init), np.load(f)
+            want, uses = np.zeros_like(ours), 0
+            for k, p in params.items():
+                if p.shape == value.shape and np.array_equal(p, value):
+                    want, uses = want + grads[k], uses + 1
+                    covered.add(k)
+                elif p.ndim == 2 and p.T.shape == value.shape and np.array_equal(p.T, value):
+                    want, uses = want + grads[k].T, uses + 1
+                    covered.add(k)
+            if uses == 0:
+                continue
+            rel = float(np.linalg.norm(ours - want) / max(np.linalg.norm(want), 1e-30))
+            worst = max(worst, rel)
+            print(f"  {init.name:44s} x{uses}  relative L2 {rel:.2e}")
+    missing = sorted(set(params) - covered)
+    if missing:
+        print(f"{name}: no libqat gradient for PyTorch's {missing}")
+        return float("inf")
+    return worst
+
+
+def main():
+    qat, work = sys.argv[1], sys.argv[2]
+    os.makedirs(work, exist_ok=True)
+    worst = max(run(qat, work, "vit", Vit, vit_input),
+                run(qat, work, "transformer", Transformer, token_input))
+    print(f"worst relative L2: {worst:.2e} (tolerance {TOLERANCE:g})")
+    sys.exit(0 if worst <= TOLERANCE else 1)
+
+
+if __name__ == "__main__":
+    main()
