@@ -5,12 +5,10 @@
 #include <optional>
 #include <unordered_map>
 
-#include "absl/strings/str_cat.h"
 #include "core/onnx_tensor.h"
 #include "graph/graph_editor.h"
 #include "graph/graph_index.h"
 #include "passes/prune_unused_initializers.h"
-#include "qat/status_macros.h"
 #include "qat/tensor.h"
 
 namespace qat {

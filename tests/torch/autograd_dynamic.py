@@ -12,7 +12,8 @@ builder's part):
 
 Each model is exported once (opset 13, batch symbolic), prepared once by
 `qat prepare`, and run by `qat grad` at batch 3 and at batch 5; every gradient
-is compared with PyTorch's (relative L2 per tensor).  PyTorch's exporter merges
+is compared with PyTorch's (relative L2 per tensor), and ONNX Runtime runs
+the training graph too (when node and onnxruntime-node are installed).  PyTorch's exporter merges
 initializers with equal values (the encoder's layers start equal): such an
 initializer's gradient is the sum of those of the parameters it stands for.
 
@@ -80,6 +81,30 @@ def token_input(n):
     return ids
 
 
+def ort_check(training, x, labels, expected, work):
+    """ONNX Runtime runs the same training graph (opset 16 when raised) and
+    matches `qat grad` (tests/ort/ort_compare.js), when node and
+    onnxruntime-node are installed."""
+    compare = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ort", "ort_compare.js")
+    inputs = os.path.join(work, "ort_inputs")
+    os.makedirs(inputs, exist_ok=True)
+    np.save(os.path.join(inputs, "input.npy"), x.numpy())
+    np.save(os.path.join(inputs, "labels.npy"), labels.numpy())
+    try:
+        r = subprocess.run(["node", compare, training, inputs, expected, "--rtol", "1e-4",
+                            "--atol", "1e-6"], stdout=subprocess.PIPE, text=True)
+    except FileNotFoundError:
+        print("  ONNX Runtime: skipped (node is not installed)")
+        return
+    if r.returncode == 77:
+        print("  ONNX Runtime: skipped (onnxruntime-node is not installed)")
+        return
+    print("  ONNX Runtime: " + r.stdout.strip().splitlines()[-1])
+    if r.returncode != 0:
+        print(r.stdout)
+        sys.exit(1)
+
+
 def run(qat, work, name, model, make_input):
     torch.manual_seed(0)
     m = model().eval()
@@ -107,6 +132,7 @@ def run(qat, work, name, model, make_input):
                         "input=" + os.path.join(work, "x.npy"),
                         "labels=" + os.path.join(work, "labels.npy"), "--out", out],
                        check=True, stdout=subprocess.DEVNULL)
+        ort_check(os.path.join(prepared, "training.onnx"), x, labels, out, work)
         ours_loss = float(np.load(os.path.join(out, "loss.npy")))
         print(f"{name} batch {n}: loss {ours_loss:.7f} (PyTorch {float(loss):.7f})")
         for init in inits:
