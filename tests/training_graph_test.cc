@@ -9,7 +9,12 @@
 #include "graph_builder.h"
 #include "gtest/gtest.h"
 #include "core/model_internal.h"
+#include "qat/calibrate.h"
+#include "qat/dataset.h"
+#include "qat/executor.h"
 #include "qat/model_zoo.h"
+#include "qat/qdq_conversion.h"
+#include "qat/quantize.h"
 #include "qat/training_graph.h"
 #include "graph/graph_editor.h"
 #include "passes/gradient_builder.h"
@@ -289,6 +294,52 @@ TEST(TrainingGraphTest, DynamicBatchAndRunTimeShapesTrainAtAnyBatchSize) {
     EXPECT_EQ(outside, 0.0f);
   }
  }
+}
+
+// The same model quantized (QDQ around every MatMul, then FakeQuant): the
+// FakeQuant nodes behind computed Reshapes keep their ranks, and the
+// straight-through training graph runs at batch 3 and 5.  (Finite
+// differences cannot judge rounding, so this checks that the gradients are
+// finite and not all zero.)
+TEST(TrainingGraphTest, QuantizedDynamicModelTrainsAtAnyBatchSize) {
+  auto model = DynamicAttentionModel(13, /*symbolic_sequence=*/true);
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto data = Dataset::Create(RandomTensor({8, 6, 8}, 330), Labels({0, 1, 2, 0, 1, 2, 0, 1}));
+  ASSERT_TRUE(data.ok()) << data.status();
+  auto table = Calibrate(*model, *data, {});
+  ASSERT_TRUE(table.ok()) << table.status();
+  auto qdq = QuantizeModel(*model, *table);
+  ASSERT_TRUE(qdq.ok()) << qdq.status();
+  auto fused = FuseQdqToFakeQuant(*qdq);
+  ASSERT_TRUE(fused.ok()) << fused.status();
+  auto m = BuildTrainingModels(*fused, {});
+  ASSERT_TRUE(m.ok()) << m.status();
+  int fake_quants = 0;
+  for (const auto& n : ModelAccess::Proto(m->training).graph().node()) {
+    fake_quants += n.op_type() == "FakeQuant";
+  }
+  EXPECT_GE(fake_quants, 6);  // inputs and weights of the three MatMuls at least
+  ExecutorOptions options;
+  options.num_threads = 1;
+  auto exec = Executor::Create(m->training, options);
+  ASSERT_TRUE(exec.ok()) << exec.status();
+  for (int64_t batch : {3, 5}) {
+    SCOPED_TRACE(batch);
+    std::vector<int64_t> labels;
+    for (int64_t i = 0; i < batch; ++i) labels.push_back(i % 3);
+    auto out = (*exec)->Run({{"x", RandomTensor({batch, 6, 8}, 340 + batch)},
+                             {"labels", Labels(labels)}});
+    ASSERT_TRUE(out.ok()) << out.status();
+    for (const std::string& p : m->params) {
+      const Tensor& g = out->at(p + "_grad");
+      double sum = 0.0;
+      for (float v : g.values<float>()) {
+        ASSERT_TRUE(std::isfinite(v)) << p;
+        sum += std::fabs(v);
+      }
+      EXPECT_GT(sum, 0.0) << p;
+    }
+  }
 }
 
 // Clip's bounds from Constant nodes (as exporters write them) and from
