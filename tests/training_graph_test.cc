@@ -181,10 +181,12 @@ TEST(TrainingGraphTest, GradientAccumulation) {
 // 1, 8)), positional embeddings sliced to the sequence length
 // (Slice(pos, 0, Shape(x)[1])), heads split by Reshape(h, Concat(N, T, 2, 4))
 // as multi-head attention writes it, attention with batched MatMul and
-// Softmax, and x.view(x.size(0), -1) (Reshape(z, Concat(N, -1))).  With
+// Softmax, x.view(x.size(0), -1) (Reshape(z, Concat(N, -1))), and a mean
+// over a slice of the sequence counted from its end.  With
 // `symbolic_sequence`, x's sequence length is a symbol "T" too, so that
 // fold_shapes leaves Shape(x)[1] computed and the rules' run-time paths
-// (Slice with computed ends, Concat's sizes) run.
+// (Slice with computed ends, Slice along a dynamic axis, Concat's sizes,
+// a mean over a dynamic axis) run.
 absl::StatusOr<Model> DynamicAttentionModel(int64_t opset, bool symbolic_sequence) {
   GraphBuilder b;
   b.Input("x", kFloat, {-1, 6, 8});
@@ -194,6 +196,7 @@ absl::StatusOr<Model> DynamicAttentionModel(int64_t opset, bool symbolic_sequenc
   b.Initializer("b1", RandomTensor({8}, 304));
   b.Initializer("w2", RandomTensor({56, 3}, 305, -0.3f, 0.3f));
   b.Initializer("b2", RandomTensor({3}, 306));
+  b.Initializer("w3", RandomTensor({8, 3}, 307, -0.5f, 0.5f));
   auto ints = [&](const std::string& name, std::vector<int64_t> v) {
     b.Initializer(name, Tensor::FromValues<int64_t>({static_cast<int64_t>(v.size())},
                                                     absl::MakeConstSpan(v)));
@@ -233,7 +236,16 @@ absl::StatusOr<Model> DynamicAttentionModel(int64_t opset, bool symbolic_sequenc
   SetInt(b.Node("Concat", {"n1", "minus_one"}, {"flat_shape"}), "axis", 0);
   b.Node("Reshape", {"att", "flat_shape"}, {"flat"});  // [N, 56]
   b.Node("MatMul", {"flat", "w2"}, {"l0"});
-  b.Node("Add", {"l0", "b2"}, {"logits"});
+  b.Node("Add", {"l0", "b2"}, {"l1"});
+  // A slice along the sequence (dynamic with a symbolic T), counted from
+  // the end, averaged: seq[:, -5:-1].mean(1) @ w3.
+  ints("minus_five", {-5});
+  b.Node("Slice", {"seq", "minus_five", "minus_one", "one"}, {"tail"});
+  auto& mean = b.Node("ReduceMean", {"tail"}, {"tail_mean"});
+  *mean.add_attribute() = training::AttrInts("axes", {1});
+  SetInt(mean, "keepdims", 0);
+  b.Node("MatMul", {"tail_mean", "w3"}, {"l2"});
+  b.Node("Add", {"l1", "l2"}, {"logits"});
   b.Output("logits", kFloat, {-1, 3});
   onnx::ModelProto m = b.proto();
   m.mutable_opset_import(0)->set_version(opset);
@@ -251,14 +263,15 @@ TEST(TrainingGraphTest, DynamicBatchAndRunTimeShapesTrainAtAnyBatchSize) {
   ASSERT_TRUE(model.ok()) << model.status();
   auto m = BuildTrainingModels(*model, {});
   ASSERT_TRUE(m.ok()) << m.status();
-  EXPECT_THAT(m->params, ElementsAre("cls", "pos", "w1", "b1", "w2", "b2"));
+  EXPECT_THAT(m->params, ElementsAre("cls", "pos", "w1", "b1", "w2", "b2", "w3"));
   // With a symbolic sequence, Slice's positions and Concat's split sizes
   // come from Shape at run time; with a static one, fold_shapes made them
   // constants.
-  int ramps = 0, runtime_splits = 0;
+  int ramps = 0, runtime_splits = 0, padded = 0;
   const onnx::ModelProto proto = ModelAccess::Proto(m->training);
   for (const auto& n : proto.graph().node()) {
     if (n.op_type() == "Slice" && n.input(0).find("ramp") != std::string::npos) ++ramps;
+    if (n.op_type() == "Concat" && n.output(0).find("padded") != std::string::npos) ++padded;
     if (n.op_type() == "Split" && n.input_size() > 1) {
       bool constant = false;
       for (const auto& t : proto.graph().initializer()) constant |= t.name() == n.input(1);
@@ -267,6 +280,7 @@ TEST(TrainingGraphTest, DynamicBatchAndRunTimeShapesTrainAtAnyBatchSize) {
   }
   EXPECT_EQ(ramps, symbolic_sequence ? 1 : 0);
   EXPECT_EQ(runtime_splits, symbolic_sequence ? 1 : 0);
+  EXPECT_EQ(padded, symbolic_sequence ? 1 : 0);
   // The exported side keeps the dynamic batch.
   EXPECT_EQ(m->eval.inputs()[0].shape[0], -1);
   EXPECT_EQ(m->training.inputs()[0].shape[0], -1);

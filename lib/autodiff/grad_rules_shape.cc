@@ -185,7 +185,8 @@ absl::Status GradSlice(GradContext& ctx) {
   // reduction).  Constant starts, ends and steps give the positions here;
   // computed ones give them at run time, as the same Slice of [0, 1, ...,
   // d - 1], so that ONNX's clamping applies unchanged.  The axes must be
-  // constants, and the sliced axes' sizes static; the others may be dynamic.
+  // constants; a sliced axis whose size is not static takes step 1 only
+  // (g between zeros); the other axes may be dynamic.
   if (ctx.g().opset() < 11) return ctx.Unsupported("Slice's gradient before opset 11");
   QAT_ASSIGN_OR_RETURN(ValueShape xs, ctx.Shape(ctx.input(0)));
   const int64_t rank = xs.rank();
@@ -228,32 +229,57 @@ absl::Status GradSlice(GradContext& ctx) {
   }
   bool runtime = !xs.fully_known();
   std::vector<int64_t> current(xs.dims);  // static: the shape of g, axis by axis
-  std::vector<std::pair<int64_t, std::string>> kept;  // axis, positions
+  // Per sliced axis: the positions taken (scattered back), or for a dynamic
+  // axis the clamped start and the axis' size (g padded with zeros).
+  struct Taken {
+    int64_t axis;
+    std::string positions, begin, size;
+  };
+  std::vector<Taken> kept;
   for (int64_t i = 0; i < count; ++i) {
     int64_t axis = axes[i];
     if (axis < -rank || axis >= rank) return ctx.Unsupported("an axis out of range");
     if (axis < 0) axis += rank;
     const int64_t d = xs.dims[axis];
+    // One entry of a list, as a 1-D tensor of one element.
+    auto entry = [&](int list, int64_t fallback) {
+      if (names[list].empty()) return e.ConstantInt64s({fallback}, ctx.Hint("entry"));
+      if (lists[list].has_value()) return e.ConstantInt64s({(*lists[list])[i]}, ctx.Hint("entry"));
+      return e.Slice(names[list], {i}, {i + 1}, {0}, ctx.Hint("entry"));
+    };
     if (d < 0) {
-      return ctx.Unsupported(absl::StrCat("Slice along axis ", axis, " of '", ctx.input(0),
-                                          "', whose size is not static"));
+      // A dynamic axis (PyTorch's logits[:, :-1] over a symbolic sequence):
+      // with step 1, dX is g between zeros, the first as long as the
+      // clamped start (start + d when negative, then within [0, d]).
+      const bool unit_step = names[3].empty() || (lists[3].has_value() && (*lists[3])[i] == 1);
+      if (!unit_step) {
+        return ctx.Unsupported(absl::StrCat("Slice along axis ", axis, " of '", ctx.input(0),
+                                            "', whose size is not static, with a step other "
+                                            "than 1"));
+      }
+      const std::string size = ctx.RuntimeDims(ctx.input(0), axis, axis + 1);
+      const std::string start = entry(0, 0);
+      const std::string zero = e.ConstantInt64s({0}, ctx.Hint("zero_index"));
+      const std::string wrapped =
+          e.Add("Where",
+                {e.Add("Less", {start, zero}, ctx.Hint("negative")),
+                 e.Add("Add", {start, size}, ctx.Hint("from_end")), start},
+                ctx.Hint("start"));
+      kept.push_back({axis, "", e.Add("Clip", {wrapped, zero, size}, ctx.Hint("begin")), size});
+      runtime = true;
+      continue;
     }
     const bool constant = lists[0].has_value() && lists[1].has_value() &&
                           (names[3].empty() || lists[3].has_value());
     if (!constant) {
-      // One entry of a list, as a 1-D tensor of one element.
-      auto entry = [&](int list, int64_t fallback) {
-        if (names[list].empty()) return e.ConstantInt64s({fallback}, ctx.Hint("entry"));
-        if (lists[list].has_value()) return e.ConstantInt64s({(*lists[list])[i]}, ctx.Hint("entry"));
-        return e.Slice(names[list], {i}, {i + 1}, {0}, ctx.Hint("entry"));
-      };
       std::vector<int64_t> ramp(static_cast<size_t>(d));
       std::iota(ramp.begin(), ramp.end(), 0);
-      kept.emplace_back(axis, e.Add("Slice",
-                                    {e.ConstantInt64s(ramp, ctx.Hint("ramp")), entry(0, 0),
-                                     entry(1, 0), e.ConstantInt64s({0}, ctx.Hint("ramp_axis")),
-                                     entry(3, 1)},
-                                    ctx.Hint("positions")));
+      kept.push_back({axis,
+                      e.Add("Slice",
+                            {e.ConstantInt64s(ramp, ctx.Hint("ramp")), entry(0, 0), entry(1, 0),
+                             e.ConstantInt64s({0}, ctx.Hint("ramp_axis")), entry(3, 1)},
+                            ctx.Hint("positions")),
+                      "", ""});
       runtime = true;
       continue;
     }
@@ -271,7 +297,7 @@ absl::Status GradSlice(GradContext& ctx) {
     for (size_t p = 0; whole && p < positions.size(); ++p) whole = positions[p] == int64_t(p);
     if (whole) continue;
     current[axis] = static_cast<int64_t>(positions.size());
-    kept.emplace_back(axis, e.ConstantInt64s(positions, ctx.Hint("positions")));
+    kept.push_back({axis, e.ConstantInt64s(positions, ctx.Hint("positions")), "", ""});
   }
   std::string grad = ctx.output_grad(0);
   // The shape after putting back the axes so far: x's along them, g's
@@ -279,8 +305,27 @@ absl::Status GradSlice(GradContext& ctx) {
   const std::string x_dims = runtime ? ctx.RuntimeShape(ctx.input(0)) : "";
   const std::string g_dims = runtime ? ctx.RuntimeShape(grad) : "";
   std::vector<int64_t> done;
-  for (const auto& [axis, positions] : kept) {
+  for (const Taken& t : kept) {
+    const int64_t axis = t.axis;
     done.push_back(axis);
+    if (!t.begin.empty()) {
+      // Zeros before (begin) and after (size - begin - g's length).
+      const std::string dims = e.Add("Shape", {grad}, ctx.Hint("g_dims"));
+      const std::string mask = AxisMask(ctx, rank, {axis});
+      const std::string length = e.Slice(dims, {axis}, {axis + 1}, {0}, ctx.Hint("length"));
+      const std::string after =
+          e.Add("Sub", {e.Add("Sub", {t.size, t.begin}, ctx.Hint("rest")), length},
+                ctx.Hint("after"));
+      auto zeros = [&](const std::string& n, const std::string& what) {
+        return e.Add("Expand",
+                     {e.ConstantFloat(0.0f, ctx.Hint("zero")),
+                      e.Add("Where", {mask, n, dims}, ctx.Hint(what + "_dims"))},
+                     ctx.Hint(what));
+      };
+      grad = e.Add("Concat", {zeros(t.begin, "before"), grad, zeros(after, "after")},
+                   ctx.Hint("padded"), {AttrInt("axis", axis)});
+      continue;
+    }
     std::string shape;
     if (runtime) {
       shape = e.Add("Where", {AxisMask(ctx, rank, done), x_dims, g_dims}, ctx.Hint("dims"));
@@ -288,7 +333,7 @@ absl::Status GradSlice(GradContext& ctx) {
       current[axis] = xs.dims[axis];
       shape = e.ConstantInt64s(current, ctx.Hint("dims"));
     }
-    grad = ScatterIntoZeros(ctx, grad, positions, shape, rank, axis, /*accumulate=*/false);
+    grad = ScatterIntoZeros(ctx, grad, t.positions, shape, rank, axis, /*accumulate=*/false);
   }
   ctx.SetInputGrad(0, grad == ctx.output_grad(0) ? e.Add("Identity", {grad}, ctx.Hint("x"))
                                                  : grad);
