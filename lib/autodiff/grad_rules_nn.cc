@@ -179,6 +179,12 @@ absl::StatusOr<TransposedGeometry> ResolveConvTranspose(GradContext& ctx) {
       pads.size() != 2 * n) {
     return ctx.Unsupported("strides, dilations, output_padding or pads of another rank");
   }
+  for (size_t d = 0; d < n; ++d) {
+    if (c.strides[d] < 1 || c.dilations[d] < 1 || c.kernel[d] < 1 || output_padding[d] < 0) {
+      return ctx.Unsupported("kernel sizes, strides or dilations below 1, or a negative "
+                             "output_padding");
+    }
+  }
   const std::string mode = GetAttrString(ctx.node(), "auto_pad", "NOTSET");
   const bool sized = !GetAttrInts(ctx.node(), "output_shape").empty() ||
                      mode == "SAME_UPPER" || mode == "SAME_LOWER";

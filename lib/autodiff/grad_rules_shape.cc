@@ -247,7 +247,12 @@ absl::Status GradSlice(GradContext& ctx) {
       if (lists[list].has_value()) return e.ConstantInt64s({(*lists[list])[i]}, ctx.Hint("entry"));
       return e.Slice(names[list], {i}, {i + 1}, {0}, ctx.Hint("entry"));
     };
-    if (d < 0) {
+    const bool constant = lists[0].has_value() && lists[1].has_value() &&
+                          (names[3].empty() || lists[3].has_value());
+    // Run-time positions come from a ramp of d constants: past kMaxRamp,
+    // an axis is treated as dynamic.
+    static constexpr int64_t kMaxRamp = int64_t{1} << 16;
+    if (d < 0 || (!constant && d > kMaxRamp)) {
       // A dynamic axis (PyTorch's logits[:, :-1] over a symbolic sequence):
       // with step 1, dX is g between zeros, the first as long as the
       // clamped start (start + d when negative, then within [0, d]).
@@ -269,8 +274,6 @@ absl::Status GradSlice(GradContext& ctx) {
       runtime = true;
       continue;
     }
-    const bool constant = lists[0].has_value() && lists[1].has_value() &&
-                          (names[3].empty() || lists[3].has_value());
     if (!constant) {
       std::vector<int64_t> ramp(static_cast<size_t>(d));
       std::iota(ramp.begin(), ramp.end(), 0);

@@ -109,6 +109,10 @@ class ShapeCompletion {
   }
 
  private:
+  // A shape vector claiming more dims than this is not believed (a bad
+  // model must not make the builder allocate for it).
+  static constexpr int64_t kMaxRank = 64;
+
   std::optional<ValueShape> Of(const std::string& v) const {
     if (v.empty()) return std::nullopt;
     std::optional<ValueShape> s = g_.ShapeOf(v);
@@ -241,7 +245,7 @@ class ShapeCompletion {
       if (!x || axes.empty()) return std::nullopt;
       const int64_t n = static_cast<int64_t>(axes.size());
       const int64_t rank = x->rank() + (op == "Unsqueeze" ? n : -n);
-      if (rank < 0) return std::nullopt;
+      if (rank < 0 || rank > kMaxRank) return std::nullopt;
       x->dims.assign(static_cast<size_t>(rank), -1);
       return x;
     }
@@ -262,7 +266,10 @@ class ShapeCompletion {
     }
     if (op == "Expand" && node.input_size() > 1) {
       std::optional<ValueShape> x = Of(node.input(0)), target = Of(node.input(1));
-      if (!x || !target || target->rank() != 1 || target->dims[0] < 0) return std::nullopt;
+      if (!x || !target || target->rank() != 1 || target->dims[0] < 0 ||
+          target->dims[0] > kMaxRank) {
+        return std::nullopt;
+      }
       ValueShape t;
       t.rank_known = true;
       t.dims.assign(static_cast<size_t>(target->dims[0]), -1);
@@ -299,7 +306,10 @@ class ShapeCompletion {
     if (op == "Reshape" && node.input_size() > 1) {
       std::optional<ValueShape> target = Of(node.input(1));
       std::optional<ValueShape> x = g_.ShapeOf(node.input(0));
-      if (!target || target->rank() != 1 || target->dims[0] < 0) return std::nullopt;
+      if (!target || target->rank() != 1 || target->dims[0] < 0 ||
+          target->dims[0] > kMaxRank) {
+        return std::nullopt;
+      }
       ValueShape out;
       out.elem_type = x.has_value() ? x->elem_type : 0;
       out.rank_known = true;
