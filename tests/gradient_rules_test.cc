@@ -403,6 +403,14 @@ std::vector<RuleCase> Cases() {
     fd({"Softmax", "", {{"x", R({3, 4, 2}, 50)}}, {"x"}, {AttrInt("axis", axis)}});
     fd({"LogSoftmax", "", {{"x", R({3, 4, 2}, 51)}}, {"x"}, {AttrInt("axis", axis)}});
   }
+  // Before opset 13, over every axis from `axis` on (the input as 2-D).
+  for (int64_t axis : {1, 0}) {
+    for (const char* op : {"Softmax", "LogSoftmax"}) {
+      OpCase old{op, "", {{"x", R({3, 4, 2}, 52)}}, {"x"}, {AttrInt("axis", axis)}};
+      old.opset = 11;
+      fd(old);
+    }
+  }
 
   // Shape and layout.
   fd({"Reshape", "", {{"x", R({2, 3, 4}, 60)}, {"s", Int64s({2}, {4, 6})}}, {"x"}});

@@ -1,4 +1,5 @@
 // Gradient rules for Gemm, MatMul, reductions and softmax.
+#include <algorithm>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
@@ -38,6 +39,22 @@ std::string Rows(GradContext& ctx, const std::string& b, const ValueShape& bs, i
                      {ctx.g().ConstantInt64s({-1}, ctx.Hint("minus_one")),
                       ctx.RuntimeDims(b, axis, axis + 1)},
                      ctx.Hint(what), {AttrInt("axis", 0)});
+}
+
+// The axes a (Log)Softmax normalizes over: its axis from opset 13 on;
+// before, the input flattened to 2-D at `axis` (default 1), so every axis
+// from there on (which needs the input's rank).
+absl::StatusOr<std::vector<int64_t>> SoftmaxAxes(GradContext& ctx) {
+  if (ctx.g().opset() >= 13) return std::vector<int64_t>{GetAttrInt(ctx.node(), "axis", -1)};
+  QAT_ASSIGN_OR_RETURN(ValueShape x, ctx.Shape(ctx.input(0)));
+  int64_t axis = GetAttrInt(ctx.node(), "axis", 1);
+  if (axis < 0) axis += x.rank();
+  if (axis < 0 || axis >= std::max<int64_t>(x.rank(), 1)) {
+    return ctx.Unsupported("an axis out of range");
+  }
+  std::vector<int64_t> axes;
+  for (int64_t a = axis; a < x.rank(); ++a) axes.push_back(a);
+  return axes;
 }
 
 // Normalizes the reduction axes of a Reduce* node over an input of `rank`:
@@ -186,23 +203,21 @@ absl::Status GradReduceMean(GradContext& ctx) {
 }
 
 absl::Status GradSoftmax(GradContext& ctx) {
-  // dx = y * (g - sum(g * y, axis)).
-  if (ctx.g().opset() < 13) return ctx.Unsupported("Softmax before opset 13");
-  const int64_t axis = GetAttrInt(ctx.node(), "axis", -1);
+  // dx = y * (g - sum(g * y, axes)).
+  QAT_ASSIGN_OR_RETURN(const std::vector<int64_t> axes, SoftmaxAxes(ctx));
   const std::string& g = ctx.output_grad(0);
   const std::string gy = ctx.g().Add("Mul", {g, ctx.output(0)}, ctx.Hint("gy"));
-  const std::string s = ctx.g().ReduceSum(gy, {axis}, true, ctx.Hint("sum"));
+  const std::string s = ctx.g().ReduceSum(gy, axes, true, ctx.Hint("sum"));
   const std::string d = ctx.g().Add("Sub", {g, s}, ctx.Hint("d"));
   ctx.SetInputGrad(0, ctx.g().Add("Mul", {ctx.output(0), d}, ctx.Hint("x")));
   return absl::OkStatus();
 }
 
 absl::Status GradLogSoftmax(GradContext& ctx) {
-  // dx = g - exp(y) * sum(g, axis).
-  if (ctx.g().opset() < 13) return ctx.Unsupported("LogSoftmax before opset 13");
-  const int64_t axis = GetAttrInt(ctx.node(), "axis", -1);
+  // dx = g - exp(y) * sum(g, axes).
+  QAT_ASSIGN_OR_RETURN(const std::vector<int64_t> axes, SoftmaxAxes(ctx));
   const std::string& g = ctx.output_grad(0);
-  const std::string s = ctx.g().ReduceSum(g, {axis}, true, ctx.Hint("sum"));
+  const std::string s = ctx.g().ReduceSum(g, axes, true, ctx.Hint("sum"));
   const std::string p = ctx.g().Add("Exp", {ctx.output(0)}, ctx.Hint("p"));
   const std::string ps = ctx.g().Add("Mul", {p, s}, ctx.Hint("ps"));
   ctx.SetInputGrad(0, ctx.g().Add("Sub", {g, ps}, ctx.Hint("x")));
