@@ -356,6 +356,40 @@ TEST(TrainingGraphTest, QuantizedDynamicModelTrainsAtAnyBatchSize) {
   }
 }
 
+// GlobalAveragePool over spatial sizes known only at run time (an input of
+// [N, 3, H, W]): the count comes from Shape, so one training graph works for
+// 5x4 and 3x6 images alike.
+TEST(TrainingGraphTest, GlobalAveragePoolOverDynamicSpatialSizes) {
+  GraphBuilder b;
+  b.Input("x", kFloat, {-1, 3, -1, -1});
+  b.Initializer("scale", RandomTensor({1, 3, 1, 1}, 350, 0.5f, 1.5f));
+  b.Initializer("w", RandomTensor({3, 4}, 351));
+  b.Node("Mul", {"x", "scale"}, {"xs"});
+  b.Node("GlobalAveragePool", {"xs"}, {"pooled"});
+  SetInt(b.Node("Flatten", {"pooled"}, {"flat"}), "axis", 1);
+  b.Node("MatMul", {"flat", "w"}, {"logits"});
+  b.Output("logits", kFloat, {-1, 4});
+  onnx::ModelProto proto = b.proto();
+  auto* dims = proto.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()
+                   ->mutable_shape();
+  dims->mutable_dim(2)->set_dim_param("H");
+  dims->mutable_dim(3)->set_dim_param("W");
+  auto model = Model::FromBytes(proto.SerializeAsString(), "gap.onnx");
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto m = BuildTrainingModels(*model, {});
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_THAT(m->params, ElementsAre("scale", "w"));
+  const std::vector<std::vector<int64_t>> shapes = {{2, 3, 5, 4}, {3, 3, 3, 6}};
+  for (const auto& shape : shapes) {
+    SCOPED_TRACE(shape[2]);
+    std::vector<int64_t> labels;
+    for (int64_t i = 0; i < shape[0]; ++i) labels.push_back(i % 4);
+    GradientCheck check(m->training, m->params,
+                        {{"x", RandomTensor(shape, 352 + shape[2])}, {"labels", Labels(labels)}});
+    check.ExpectMatchesFiniteDifferences();
+  }
+}
+
 // Clip's bounds from Constant nodes (as exporters write them) and from
 // initializers need no gradient: the model trains, and only W does.
 TEST(TrainingGraphTest, ClipBoundsFromConstantsNeedNoGradient) {
