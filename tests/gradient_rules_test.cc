@@ -413,6 +413,14 @@ std::vector<RuleCase> Cases() {
     fd({"Softmax", "", {{"x", R({3, 4, 2}, 50)}}, {"x"}, {AttrInt("axis", axis)}});
     fd({"LogSoftmax", "", {{"x", R({3, 4, 2}, 51)}}, {"x"}, {AttrInt("axis", axis)}});
   }
+  // Before opset 13, over every axis from `axis` on (the input as 2-D).
+  for (int64_t axis : {1, 0}) {
+    for (const char* op : {"Softmax", "LogSoftmax"}) {
+      OpCase old{op, "", {{"x", R({3, 4, 2}, 52)}}, {"x"}, {AttrInt("axis", axis)}};
+      old.opset = 11;
+      fd(old);
+    }
+  }
 
   // Shape and layout.
   fd({"Reshape", "", {{"x", R({2, 3, 4}, 60)}, {"s", Int64s({2}, {4, 6})}}, {"x"}});
@@ -437,16 +445,35 @@ std::vector<RuleCase> Cases() {
     fd({"Gather", "", {{"x", R({4, 3}, 162)}, {"i", Int64s({2}, {3, 1})}}, {"x"}});
     fd({"Gather", "", {{"x", R({4, 3}, 163)}, {"i", Int64s({}, {2})}}, {"x"},
         {AttrInt("axis", 1)}});
-    // Repeats before opset 16 are refused, naming the node and the opset.
-    own({"Gather", "", {{"x", R({4, 3}, 164)}, {"i", Int64s({2}, {1, 1})}}, {"x"}},
+    // Repeats before opset 16: the training graph is raised to opset 16
+    // for ScatterElements' "add" (an embedding at opset 13).
+    own({"Gather", "", {{"x", R({4, 3}, 164)}, {"i", Int64s({2, 3}, {1, 1, 3, 0, 1, -1})}}, {"x"}},
         [](const OpCase& c) {
-          auto old = TrainingModel(c);
-          ASSERT_FALSE(old.ok());
-          EXPECT_EQ(old.status().code(), absl::StatusCode::kUnimplemented);
-          EXPECT_NE(old.status().message().find("opset 16"), std::string::npos) << old.status();
+          Check(c);
+          auto model = TrainingModel(c);
+          ASSERT_TRUE(model.ok()) << model.status();
+          EXPECT_EQ(model->OpsetVersion(""), 16);
+        });
+    // Below opset 13, raising would change other ops' meaning: refused,
+    // naming the node and the opset.
+    OpCase old{"Gather", "", {{"x", R({4, 3}, 165)}, {"i", Int64s({2}, {1, 1})}}, {"x"}};
+    old.opset = 12;
+    own(old,
+        [](const OpCase& c) {
+          auto refused = TrainingModel(c);
+          ASSERT_FALSE(refused.ok());
+          EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnimplemented);
+          EXPECT_NE(refused.status().message().find("opset 16"), std::string::npos)
+              << refused.status();
+          EXPECT_NE(refused.status().message().find("(Gather)"), std::string::npos)
+              << refused.status();
         },
         /*builds=*/false);
   }
+  // Expand: a class token over the batch, and a rank that grows.
+  fd({"Expand", "", {{"x", R({1, 1, 4}, 175)}, {"s", Int64s({3}, {3, 2, 4})}}, {"x"}});
+  fd({"Expand", "", {{"x", R({3, 1}, 176)}, {"s", Int64s({3}, {2, 1, 5})}}, {"x"}});
+  fd({"Expand", "", {{"x", R({2, 3}, 177)}, {"s", Int64s({2}, {1, 1})}}, {"x"}});
   // Slice: two axes, a negative start, an end past the size; step 2 forward
   // and -1 backward (a reversal), axes counted from the end; default axes,
   // the second slice keeping the whole axis.
@@ -495,7 +522,51 @@ std::vector<RuleCase> Cases() {
                        {AttrInts("kernel_shape", {3, 3}), AttrInts("strides", {1, 1})}};
     overlapping.opset = 16;
     fd(overlapping);
+    // ResNet's stem (3x3, stride 2, pads 1) at opset 13: the training graph
+    // is raised to opset 16; at opset 14 too.
+    // At opsets 11 and 12 (no raising), as classes of disjoint windows;
+    // 3x3 stride 1 makes nine classes.
+    for (int64_t opset : {11, 12, 13, 14}) {
+      OpCase stem{"MaxPool", "", {{"x", x}}, {"x"},
+                  {AttrInts("kernel_shape", {3, 3}), AttrInts("strides", {2, 2}),
+                   AttrInts("pads", {1, 1, 1, 1})}};
+      stem.opset = opset;
+      fd(stem);
+    }
+    OpCase dense{"MaxPool", "", {{"x", x}}, {"x"},
+                 {AttrInts("kernel_shape", {3, 3}), AttrInts("strides", {1, 1})}};
+    dense.opset = 12;
+    own(dense, [](const OpCase& c) {
+      Check(c);
+      auto model = TrainingModel(c);
+      ASSERT_TRUE(model.ok()) << model.status();
+      EXPECT_EQ(model->OpsetVersion(""), 12);  // not raised
+      int scatters = 0;
+      for (const auto& n : ModelAccess::Proto(*model).graph().node()) {
+        scatters += n.op_type() == "ScatterElements";
+      }
+      EXPECT_EQ(scatters, 9);  // one per class of disjoint windows
+    });
   }
+  // ConvTranspose: plain with a bias; strided, padded, output_padding;
+  // grouped and dilated; 1-D with output_shape past the full size;
+  // SAME_UPPER; output_padding of the stride (a dilated kernel).
+  fd({"ConvTranspose", "",
+      {{"x", R({2, 2, 3, 3}, 210)}, {"w", R({2, 3, 3, 3}, 211)}, {"b", R({3}, 212)}},
+      {"x", "w", "b"}});
+  fd({"ConvTranspose", "", {{"x", R({1, 2, 3, 4}, 213)}, {"w", R({2, 2, 3, 3}, 214)}},
+      {"x", "w"},
+      {AttrInts("strides", {2, 2}), AttrInts("pads", {1, 0, 1, 1}),
+       AttrInts("output_padding", {1, 0})}});
+  fd({"ConvTranspose", "",
+      {{"x", R({2, 4, 3, 3}, 215)}, {"w", R({4, 1, 2, 2}, 216)}, {"b", R({2}, 217)}},
+      {"x", "w", "b"}, {AttrInt("group", 2), AttrInts("dilations", {2, 1})}});
+  fd({"ConvTranspose", "", {{"x", R({2, 2, 4}, 218)}, {"w", R({2, 3, 3}, 219)}}, {"x", "w"},
+      {AttrInts("strides", {2}), AttrInts("output_shape", {11})}});
+  fd({"ConvTranspose", "", {{"x", R({1, 1, 3, 3}, 220)}, {"w", R({1, 2, 3, 3}, 221)}},
+      {"x", "w"}, {AttrString("auto_pad", "SAME_UPPER"), AttrInts("strides", {2, 2})}});
+  fd({"ConvTranspose", "", {{"x", R({1, 2, 4}, 222)}, {"w", R({2, 2, 2}, 223)}}, {"x", "w"},
+      {AttrInts("strides", {2}), AttrInts("dilations", {3}), AttrInts("output_padding", {2})}});
   fd({"GlobalAveragePool", "", {{"x", R({2, 3, 4, 5}, 90)}}, {"x"}});
   fd({"AveragePool", "", {{"x", R({2, 2, 6, 6}, 150)}}, {"x"},
       {AttrInts("kernel_shape", {2, 2}), AttrInts("strides", {2, 2})}});

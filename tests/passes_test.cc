@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "core/model_internal.h"
 #include "core/op_schemas.h"
 #include "graph/graph_editor.h"
 #include "graph/graph_index.h"
@@ -16,6 +17,7 @@
 #include "passes/add_loss.h"
 #include "passes/fake_quant_to_qdq.h"
 #include "passes/fold_constants.h"
+#include "passes/fold_shapes.h"
 #include "passes/fuse_qdq_to_fake_quant.h"
 #include "passes/gradient_builder.h"
 #include "passes/insert_qdq.h"
@@ -546,6 +548,129 @@ TEST(TopologicalSortTest, KeepsTheOrderOfRepeatedSweeps) {
   absl::Status cycle = training::TopologicalSort(&g);
   ASSERT_FALSE(cycle.ok());
   EXPECT_NE(cycle.message().find("node 'e'"), std::string::npos) << cycle;
+}
+
+// Shape -> Gather/Slice of static dims folds with a symbolic batch; the
+// batch's own element stays computed, and so does a Concat that holds it.
+TEST(FoldShapesPassTest, FoldsStaticDimsAndKeepsTheBatch) {
+  PassTester t;
+  t.Input("x", {-1, 4, 6})
+      .Initializer("i1", Tensor::FromValues<int64_t>({}, std::vector<int64_t>{1}))
+      .Initializer("i0", Tensor::FromValues<int64_t>({}, std::vector<int64_t>{0}))
+      .Initializer("zero", Tensor::FromValues<int64_t>({1}, std::vector<int64_t>{0}))
+      .Initializer("s1", Tensor::FromValues<int64_t>({1}, std::vector<int64_t>{1}))
+      .Initializer("e3", Tensor::FromValues<int64_t>({1}, std::vector<int64_t>{3}))
+      .Initializer("minus_one", Tensor::FromValues<int64_t>({1}, std::vector<int64_t>{-1}))
+      .Node("Shape", {"x"}, {"xs"})
+      .Node("Gather", {"xs", "i1"}, {"c"}, {AttrInt("axis", 0)})        // 4
+      .Node("Unsqueeze", {"c", "zero"}, {"c1"})                          // [4]
+      .Node("Slice", {"xs", "s1", "e3"}, {"tail"})                       // [4, 6]
+      .Node("Gather", {"xs", "i0"}, {"n"}, {AttrInt("axis", 0)})        // N
+      .Node("Unsqueeze", {"n", "zero"}, {"n1"})
+      .Node("Concat", {"c1", "minus_one"}, {"rows"}, {AttrInt("axis", 0)})  // [4, -1]
+      .Node("Concat", {"n1", "tail"}, {"again"}, {AttrInt("axis", 0)})      // [N, 4, 6]
+      .Node("Reshape", {"x", "rows"}, {"y"})
+      .Node("Reshape", {"x", "again"}, {"z"})
+      .Output("y", {4, -1})
+      .Output("z", {-1, 4, 6});
+  passes::FoldShapesPass pass;
+  t.Apply(pass)
+      .ExpectChanged(true)
+      .ExpectOutputsNear(0.0, 0.0)
+      .ExpectOpCount("Slice", 0)
+      .ExpectOpCount("Unsqueeze", 1)   // the batch's
+      .ExpectOpCount("Gather", 1)      // the batch's
+      .ExpectOpCount("Concat", 1)      // [N, 4, 6] stays computed
+      .ExpectOpCount("Shape", 1);
+}
+
+// Raising a training graph to opset 16 (for ScatterElements' reduction):
+// BatchNormalization's opset-13 training form becomes opset 14's, unless
+// something reads saved_mean or saved_var; never from below opset 13.
+TEST(GraphEditorTest, RaiseOpsetRewritesBatchNormalization) {
+  auto model = [](int64_t opset, bool read_saved) {
+    onnx::ModelProto m;
+    m.set_ir_version(7);
+    m.add_opset_import()->set_version(opset);
+    auto* bn = m.mutable_graph()->add_node();
+    bn->set_op_type("BatchNormalization");
+    bn->set_name("bn");
+    for (const char* i : {"x", "s", "b", "m", "v"}) bn->add_input(i);
+    for (const char* o : {"y", "rm", "rv", "sm", "sv"}) bn->add_output(o);
+    auto* inference = m.mutable_graph()->add_node();
+    inference->set_op_type("BatchNormalization");
+    inference->set_name("bn_inference");
+    for (const char* i : {"y", "s", "b", "m", "v"}) inference->add_input(i);
+    inference->add_output("z");
+    if (read_saved) {
+      auto* relu = m.mutable_graph()->add_node();
+      relu->set_op_type("Relu");
+      relu->add_input("sm");
+      relu->add_output("r");
+    }
+    return m;
+  };
+  onnx::ModelProto m = model(13, false);
+  training::GraphEditor editor(&m);
+  ASSERT_TRUE(editor.RaiseOpset(16).ok());
+  EXPECT_EQ(editor.opset(), 16);
+  EXPECT_EQ(m.opset_import(0).version(), 16);
+  EXPECT_EQ(m.ir_version(), 8);
+  EXPECT_EQ(m.graph().node(0).output_size(), 3);
+  EXPECT_EQ(training::GetAttrInt(m.graph().node(0), "training_mode", 0), 1);
+  EXPECT_EQ(training::GetAttrInt(m.graph().node(1), "training_mode", 0), 0);
+  EXPECT_EQ(m.graph().node(1).output_size(), 1);
+  EXPECT_TRUE(editor.RaiseOpset(14).ok());  // already newer: no change
+  EXPECT_EQ(editor.opset(), 16);
+
+  onnx::ModelProto read = model(13, true);
+  training::GraphEditor reader(&read);
+  const absl::Status refused = reader.RaiseOpset(16);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.message().find("'sm'"), std::string::npos) << refused;
+  EXPECT_NE(refused.message().find("node 'bn'"), std::string::npos) << refused;
+
+  onnx::ModelProto old = model(12, false);
+  training::GraphEditor old_editor(&old);
+  const absl::Status too_old = old_editor.RaiseOpset(16);
+  EXPECT_EQ(too_old.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(too_old.message().find("opset 12"), std::string::npos) << too_old;
+  EXPECT_EQ(old.opset_import(0).version(), 12);
+}
+
+// PyTorch's expand(n, -1, -1) writes ConstantOfShape(Shape(Concat(...))):
+// the shape vector's length is static, so ConstantOfShape folds to its
+// value (executors without ConstantOfShape then run the graph).
+TEST(FoldShapesPassTest, FoldsConstantOfShapeOfAStaticLength) {
+  PassTester t;
+  t.Input("x", {-1, 4})
+      .Initializer("i0", Tensor::FromValues<int64_t>({}, std::vector<int64_t>{0}))
+      .Initializer("zero", Tensor::FromValues<int64_t>({1}, std::vector<int64_t>{0}))
+      .Initializer("four", Tensor::FromValues<int64_t>({1}, std::vector<int64_t>{4}))
+      .Node("Shape", {"x"}, {"xs"})
+      .Node("Gather", {"xs", "i0"}, {"n"}, {AttrInt("axis", 0)})
+      .Node("Unsqueeze", {"n", "zero"}, {"n1"})
+      .Node("Concat", {"n1", "four"}, {"target"}, {AttrInt("axis", 0)})
+      .Node("Shape", {"target"}, {"length"})
+      .Node("ConstantOfShape", {"length"}, {"ones"},
+            {AttrTensor("value", TensorToProto(Tensor::FromValues<int64_t>(
+                                                   {1}, std::vector<int64_t>{1}), "v"))})
+      .Node("Expand", {"x", "ones"}, {"e"})
+      .Output("e", {-1, 4})
+      .Output("target", {2}, onnx::TensorProto::INT64);
+  // Loaded as the library loads models: checked, shapes inferred.
+  auto loaded = Model::FromBytes(t.proto().SerializeAsString(), "fold_shapes");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  onnx::ModelProto m = ModelAccess::Proto(*loaded);
+  passes::FoldShapesPass pass;
+  auto changed = pass.Run(&m);
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_TRUE(*changed);
+  training::GraphEditor editor(&m);
+  for (const auto& n : m.graph().node()) EXPECT_NE(n.op_type(), "ConstantOfShape");
+  EXPECT_EQ(editor.ConstantInts("ones"), (std::vector<int64_t>{1, 1}));
+  EXPECT_EQ(editor.FindConstant("length"), nullptr);  // folded, then read by nothing
+  EXPECT_EQ(editor.ConstantInts("target"), std::nullopt);  // holds the batch
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 // Gradient rules for Gemm, MatMul, reductions and softmax.
+#include <algorithm>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
@@ -29,14 +30,42 @@ std::vector<int64_t> SwapLastTwo(int64_t rank) {
   return perm;
 }
 
+// The shape [-1, d] with d = B's dimension `axis` of a 2-D B: a constant
+// when static, else read at run time.
+std::string Rows(GradContext& ctx, const std::string& b, const ValueShape& bs, int64_t axis,
+                 const std::string& what) {
+  if (bs.dims[axis] >= 0) return ctx.g().ConstantInt64s({-1, bs.dims[axis]}, ctx.Hint(what));
+  return ctx.g().Add("Concat",
+                     {ctx.g().ConstantInt64s({-1}, ctx.Hint("minus_one")),
+                      ctx.RuntimeDims(b, axis, axis + 1)},
+                     ctx.Hint(what), {AttrInt("axis", 0)});
+}
+
+// The axes a (Log)Softmax normalizes over: its axis from opset 13 on;
+// before, the input flattened to 2-D at `axis` (default 1), so every axis
+// from there on (which needs the input's rank).
+absl::StatusOr<std::vector<int64_t>> SoftmaxAxes(GradContext& ctx) {
+  if (ctx.g().opset() >= 13) return std::vector<int64_t>{GetAttrInt(ctx.node(), "axis", -1)};
+  QAT_ASSIGN_OR_RETURN(ValueShape x, ctx.Shape(ctx.input(0)));
+  int64_t axis = GetAttrInt(ctx.node(), "axis", 1);
+  if (axis < 0) axis += x.rank();
+  if (axis < 0 || axis >= std::max<int64_t>(x.rank(), 1)) {
+    return ctx.Unsupported("an axis out of range");
+  }
+  std::vector<int64_t> axes;
+  for (int64_t a = axis; a < x.rank(); ++a) axes.push_back(a);
+  return axes;
+}
+
 // Normalizes the reduction axes of a Reduce* node over an input of `rank`:
 // attribute before opset 13 (ReduceSum) / 18 (others), input after.
 absl::StatusOr<std::vector<int64_t>> ReduceAxes(GradContext& ctx,
                                                 int64_t rank) {
   std::vector<int64_t> axes = GetAttrInts(ctx.node(), "axes");
   if (ctx.num_inputs() > 1 && !ctx.input(1).empty()) {
-    // Axes given as a tensor: only a constant initializer can be read here.
-    const onnx::TensorProto* t = ctx.g().FindInitializer(ctx.input(1));
+    // Axes given as a tensor: an initializer or a Constant node's value
+    // (ExpandReduced handles computed axes).
+    const onnx::TensorProto* t = ctx.g().FindConstant(ctx.input(1));
     if (t == nullptr) return ctx.Unsupported("reduction axes that are not constant");
     QAT_ASSIGN_OR_RETURN(Tensor value, TensorFromProto(*t));
     if (value.dtype() != DataType::kInt64) {
@@ -62,7 +91,19 @@ absl::StatusOr<std::string> ExpandReduced(GradContext& ctx,
   const bool keepdims = GetAttrInt(ctx.node(), "keepdims", 1) != 0;
   const bool all_axes = GetAttrInts(ctx.node(), "axes").empty() &&
                         (ctx.num_inputs() < 2 || ctx.input(1).empty());
-  if (!(all_axes && !keepdims)) {
+  const bool computed_axes = ctx.num_inputs() > 1 && !ctx.input(1).empty() &&
+                             ctx.g().FindConstant(ctx.input(1)) == nullptr;
+  if (computed_axes) {
+    // Axes known only at run time (ReduceSum-13, ReduceMean-18): with
+    // keepdims the gradient broadcasts as it is; without, Unsqueeze takes
+    // the same axes (counted in the input's rank, which Unsqueeze's output
+    // has, so negative axes mean the same).  A mean divides by a count over
+    // every axis the caller names, so only sums take computed axes.
+    if (ctx.node().op_type() != "ReduceSum") {
+      return ctx.Unsupported("reduction axes that are not constant");
+    }
+    if (!keepdims) g = ctx.g().Add("Unsqueeze", {g, ctx.input(1)}, ctx.Hint("keep"));
+  } else if (!(all_axes && !keepdims)) {
     // The reduced axes must be re-inserted before broadcasting, which needs
     // the input's rank.  (A full reduction to a scalar broadcasts as is.)
     QAT_ASSIGN_OR_RETURN(ValueShape x, ctx.Shape(ctx.input(0)));
@@ -125,13 +166,11 @@ absl::Status GradMatMul(GradContext& ctx) {
   }
   if (ctx.wants(1)) {
     if (bs.rank() == 2 && as.rank() > 2) {
-      // A common layout ([..., M, K] x [K, N]): fold the batch into M.
-      const std::string k = ctx.g().ConstantInt64s({-1, as.dims.back()},
-                                                   ctx.Hint("k_shape"));
+      // A common layout ([..., M, K] x [K, N]): fold the batch into M.  K
+      // and N are B's dims.
+      const std::string k = Rows(ctx, ctx.input(1), bs, 0, "k_shape");
       const std::string a2 = ctx.g().Reshape(ctx.input(0), k, ctx.Hint("a2"));
-      QAT_ASSIGN_OR_RETURN(ValueShape ys, ctx.Shape(ctx.output(0)));
-      const std::string n = ctx.g().ConstantInt64s({-1, ys.dims.back()},
-                                                   ctx.Hint("n_shape"));
+      const std::string n = Rows(ctx, ctx.input(1), bs, 1, "n_shape");
       const std::string g2 = ctx.g().Reshape(g, n, ctx.Hint("g2"));
       ctx.SetInputGrad(1, GemmOf(ctx, a2, true, g2, false, 1.0f, "b"));
     } else {
@@ -158,55 +197,27 @@ absl::Status GradReduceMean(GradContext& ctx) {
   // Divide by the number of elements averaged: a constant when those
   // dimensions are static, else computed from the runtime shape (so that a
   // mean over a dynamic batch works).
-  const std::optional<ValueShape> x = ctx.g().ShapeOf(ctx.input(0));
-  int64_t count = x.has_value() && x->rank_known ? 1 : -1;
-  if (count > 0) {
-    std::vector<int64_t> over = axes;
-    if (over.empty()) {
-      for (int64_t a = 0; a < x->rank(); ++a) over.push_back(a);
-    }
-    for (int64_t a : over) {
-      const int64_t d = a < x->rank() ? x->dims[a] : -1;
-      count = (d < 0 || count < 0) ? -1 : count * d;
-    }
-  }
-  std::string divisor;
-  if (count > 0) {
-    divisor = ctx.g().ConstantFloat(static_cast<float>(count), ctx.Hint("count"));
-  } else {
-    std::string dims = ctx.g().Add("Shape", {ctx.input(0)}, ctx.Hint("in_shape"));
-    if (!axes.empty()) {
-      dims = ctx.g().Add("Gather", {dims, ctx.g().ConstantInt64s(axes, ctx.Hint("axes"))},
-                         ctx.Hint("dims"), {AttrInt("axis", 0)});
-    }
-    const std::string dims_f = ctx.g().Add(
-        "Cast", {dims}, ctx.Hint("dims_f"),
-        {AttrInt("to", onnx::TensorProto::FLOAT)});
-    divisor = ctx.g().Add("ReduceProd", {dims_f}, ctx.Hint("count"),
-                          {AttrInt("keepdims", 0)});
-  }
+  QAT_ASSIGN_OR_RETURN(const std::string divisor, ctx.ElementCount(ctx.input(0), axes));
   ctx.SetInputGrad(0, ctx.g().Add("Div", {g, divisor}, ctx.Hint("mean")));
   return absl::OkStatus();
 }
 
 absl::Status GradSoftmax(GradContext& ctx) {
-  // dx = y * (g - sum(g * y, axis)).
-  if (ctx.g().opset() < 13) return ctx.Unsupported("Softmax before opset 13");
-  const int64_t axis = GetAttrInt(ctx.node(), "axis", -1);
+  // dx = y * (g - sum(g * y, axes)).
+  QAT_ASSIGN_OR_RETURN(const std::vector<int64_t> axes, SoftmaxAxes(ctx));
   const std::string& g = ctx.output_grad(0);
   const std::string gy = ctx.g().Add("Mul", {g, ctx.output(0)}, ctx.Hint("gy"));
-  const std::string s = ctx.g().ReduceSum(gy, {axis}, true, ctx.Hint("sum"));
+  const std::string s = ctx.g().ReduceSum(gy, axes, true, ctx.Hint("sum"));
   const std::string d = ctx.g().Add("Sub", {g, s}, ctx.Hint("d"));
   ctx.SetInputGrad(0, ctx.g().Add("Mul", {ctx.output(0), d}, ctx.Hint("x")));
   return absl::OkStatus();
 }
 
 absl::Status GradLogSoftmax(GradContext& ctx) {
-  // dx = g - exp(y) * sum(g, axis).
-  if (ctx.g().opset() < 13) return ctx.Unsupported("LogSoftmax before opset 13");
-  const int64_t axis = GetAttrInt(ctx.node(), "axis", -1);
+  // dx = g - exp(y) * sum(g, axes).
+  QAT_ASSIGN_OR_RETURN(const std::vector<int64_t> axes, SoftmaxAxes(ctx));
   const std::string& g = ctx.output_grad(0);
-  const std::string s = ctx.g().ReduceSum(g, {axis}, true, ctx.Hint("sum"));
+  const std::string s = ctx.g().ReduceSum(g, axes, true, ctx.Hint("sum"));
   const std::string p = ctx.g().Add("Exp", {ctx.output(0)}, ctx.Hint("p"));
   const std::string ps = ctx.g().Add("Mul", {p, s}, ctx.Hint("ps"));
   ctx.SetInputGrad(0, ctx.g().Add("Sub", {g, ps}, ctx.Hint("x")));

@@ -1,5 +1,6 @@
 // Gradient rules for convolution, pooling and dropout.
 #include <algorithm>
+#include <limits>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
@@ -94,15 +95,238 @@ std::vector<int64_t> AllButChannel(int64_t rank) {
   return axes;
 }
 
+// The gradient of a convolution's weights [M, C/G, kernel...] (C/G =
+// `per_group`), given its input X [N, C, in...] and the gradient g of its
+// output [N, M, out...].
+//
+// dW[o,i,k] = sum_n sum_y g[n,o,y] X[n,i,y*s + k*d]: a convolution of X^T
+// ([C_in, N, ...]) with g^T ([C_out, N, ...]) as the kernel, strides and
+// dilations swapped; it may overshoot the kernel size, so slice.  With G
+// groups, output channel o only sees its group's C/G inputs: X becomes
+// [C/G, G*N, ...] (group-major channels) and the convolution takes group =
+// G, so that g^T's group j meets X's group j only.
+std::string ConvWeightGrad(GradContext& ctx, const std::string& x, const std::string& g,
+                           const ConvGeometry& c, int64_t group, int64_t per_group) {
+  const size_t n = static_cast<size_t>(c.spatial);
+  const int64_t rank = c.spatial + 2;
+  std::string xt;
+  if (group == 1) {
+    xt = ctx.g().Transpose(x, SwapFirstTwo(rank), ctx.Hint("xt"));
+  } else {
+    std::vector<int64_t> split = {0, group, per_group};  // [N, G, C/G, ...]
+    split.insert(split.end(), c.in.begin(), c.in.end());
+    const std::string xs =
+        ctx.g().Reshape(x, ctx.g().ConstantInt64s(split, ctx.Hint("x_groups")), ctx.Hint("xs"));
+    std::vector<int64_t> perm = {2, 1, 0};  // [C/G, G, N, ...]
+    for (int64_t a = 3; a < rank + 1; ++a) perm.push_back(a);
+    const std::string xp = ctx.g().Transpose(xs, perm, ctx.Hint("xp"));
+    std::vector<int64_t> merged = {per_group, -1};  // [C/G, G*N, ...]
+    merged.insert(merged.end(), c.in.begin(), c.in.end());
+    xt = ctx.g().Reshape(xp, ctx.g().ConstantInt64s(merged, ctx.Hint("x_merged")),
+                         ctx.Hint("xt"));
+  }
+  const std::string gt = ctx.g().Transpose(g, SwapFirstTwo(rank), ctx.Hint("gt"));
+  std::vector<onnx::AttributeProto> attrs = {AttrInts("strides", c.dilations),
+                                             AttrInts("dilations", c.strides),
+                                             AttrInts("pads", c.pads)};
+  if (group != 1) attrs.push_back(AttrInt("group", group));
+  std::string dw = ctx.g().Add("Conv", {xt, gt}, ctx.Hint("w_t"), attrs);
+  std::vector<int64_t> starts(n, 0), axes(n);
+  std::iota(axes.begin(), axes.end(), 2);
+  dw = ctx.g().Add("Slice",
+                   {dw, ctx.g().ConstantInt64s(starts, ctx.Hint("starts")),
+                    ctx.g().ConstantInt64s(c.kernel, ctx.Hint("ends")),
+                    ctx.g().ConstantInt64s(axes, ctx.Hint("axes"))},
+                   ctx.Hint("w_slice"));
+  return ctx.g().Transpose(dw, SwapFirstTwo(rank), ctx.Hint("w"));
+}
+
+// ConvTranspose read as the convolution it is the adjoint of: a Conv from
+// ConvTranspose's output (`in`) to its input (`out`), with the same kernel,
+// strides, dilations and groups, and the padding that ConvTranspose cut from
+// its full output (ONNX's rules for pads, output_shape and auto_pad, as
+// lib/exec/ops/training_ops.cc computes them).  Output positions past the
+// full size (output_shape asking for more) receive nothing but the bias:
+// `used` is how much of each output dimension the input reaches.
+struct TransposedGeometry {
+  ConvGeometry conv;
+  std::vector<int64_t> used;
+};
+
+absl::StatusOr<TransposedGeometry> ResolveConvTranspose(GradContext& ctx) {
+  QAT_ASSIGN_OR_RETURN(ValueShape x, ctx.Shape(ctx.input(0)));
+  QAT_ASSIGN_OR_RETURN(ValueShape y, ctx.Shape(ctx.output(0)));
+  QAT_ASSIGN_OR_RETURN(ValueShape w, ctx.Shape(ctx.input(1), true));
+  for (const ValueShape* s : {&x, &y}) {
+    for (int64_t a = 2; a < s->rank(); ++a) {
+      if (s->dims[a] < 0) return ctx.Unsupported("ConvTranspose over dynamic spatial sizes");
+    }
+  }
+  if (x.rank() < 3 || w.rank() != x.rank() || y.rank() != x.rank()) {
+    return ctx.Unsupported("ConvTranspose whose X, W and Y differ in rank or are below rank 3");
+  }
+  TransposedGeometry t;
+  ConvGeometry& c = t.conv;
+  c.spatial = x.rank() - 2;
+  const size_t n = static_cast<size_t>(c.spatial);
+  c.kernel.assign(w.dims.begin() + 2, w.dims.end());
+  c.strides = GetAttrInts(ctx.node(), "strides", std::vector<int64_t>(n, 1));
+  c.dilations = GetAttrInts(ctx.node(), "dilations", std::vector<int64_t>(n, 1));
+  std::vector<int64_t> output_padding =
+      GetAttrInts(ctx.node(), "output_padding", std::vector<int64_t>(n, 0));
+  std::vector<int64_t> pads = GetAttrInts(ctx.node(), "pads", std::vector<int64_t>(2 * n, 0));
+  if (c.strides.size() != n || c.dilations.size() != n || output_padding.size() != n ||
+      pads.size() != 2 * n) {
+    return ctx.Unsupported("strides, dilations, output_padding or pads of another rank");
+  }
+  for (size_t d = 0; d < n; ++d) {
+    if (c.strides[d] < 1 || c.dilations[d] < 1 || c.kernel[d] < 1 || output_padding[d] < 0) {
+      return ctx.Unsupported("kernel sizes, strides or dilations below 1, or a negative "
+                             "output_padding");
+    }
+  }
+  const std::string mode = GetAttrString(ctx.node(), "auto_pad", "NOTSET");
+  const bool sized = !GetAttrInts(ctx.node(), "output_shape").empty() ||
+                     mode == "SAME_UPPER" || mode == "SAME_LOWER";
+  std::vector<int64_t> xin(x.dims.begin() + 2, x.dims.end());
+  std::vector<int64_t> yout(y.dims.begin() + 2, y.dims.end());
+  c.pads.assign(2 * n, 0);
+  for (size_t d = 0; d < n; ++d) {
+    const int64_t full = c.strides[d] * (xin[d] - 1) + output_padding[d] +
+                         c.dilations[d] * (c.kernel[d] - 1) + 1;
+    int64_t begin = 0;
+    if (sized) {
+      const int64_t total = full - yout[d];
+      begin = total < 0 ? 0 : mode == "SAME_UPPER" ? total / 2 : total - total / 2;
+    } else if (mode == "NOTSET") {
+      begin = pads[d];
+    }
+    const int64_t end = full - yout[d] - begin;
+    c.pads[d] = begin;
+    c.pads[d + n] = std::max<int64_t>(end, 0);
+    t.used.push_back(yout[d] + std::min<int64_t>(end, 0));
+  }
+  c.in = t.used;
+  c.out = xin;
+  return t;
+}
+
+// MaxPool's gradient without a scatter reduction (opset 11 and 12): the
+// windows whose output positions are congruent to r modulo m = ceil(window
+// / stride), per spatial axis, start m * stride >= window apart and so never
+// share an input element.  Each of the prod(m) classes of g and Indices
+// (Slice with steps m from r) scatters into `zeros_flat` without
+// collisions; their sum is dX, flat.
+absl::StatusOr<std::string> ScatterByDisjointWindows(GradContext& ctx,
+                                                     const std::vector<int64_t>& kernel,
+                                                     const std::vector<int64_t>& strides,
+                                                     const std::vector<int64_t>& dilations,
+                                                     const std::string& zeros_flat) {
+  static constexpr int64_t kMaxClasses = 64;
+  if (ctx.g().opset() < 11) {
+    return ctx.Unsupported("overlapping MaxPool windows before opset 11 (ScatterElements)");
+  }
+  const size_t n = kernel.size();
+  if (strides.size() != n || dilations.size() != n) {
+    return ctx.Unsupported("strides or dilations of another rank than kernel_shape");
+  }
+  std::vector<int64_t> m(n);
+  int64_t classes = 1;
+  for (size_t d = 0; d < n; ++d) {
+    if (strides[d] < 1 || dilations[d] < 1 || kernel[d] < 1) {
+      return ctx.Unsupported("a kernel, stride or dilation below 1");
+    }
+    const int64_t window = (kernel[d] - 1) * dilations[d] + 1;
+    m[d] = (window + strides[d] - 1) / strides[d];
+    classes *= m[d];
+    if (classes > kMaxClasses) {
+      return ctx.Unsupported(absl::StrCat("overlapping MaxPool windows before opset 13 whose "
+                                          "windows fall into more than ", kMaxClasses,
+                                          " disjoint classes"));
+    }
+  }
+  GraphEditor& e = ctx.g();
+  std::vector<int64_t> axes(n), ends(n, std::numeric_limits<int64_t>::max());
+  std::iota(axes.begin(), axes.end(), 2);
+  const std::string flat = e.ConstantInt64s({-1}, ctx.Hint("flat"));
+  const std::string axes_name = e.ConstantInt64s(axes, ctx.Hint("class_axes"));
+  const std::string ends_name = e.ConstantInt64s(ends, ctx.Hint("class_ends"));
+  const std::string steps_name = e.ConstantInt64s(m, ctx.Hint("class_steps"));
+  std::string sum;
+  for (int64_t k = 0; k < classes; ++k) {
+    std::vector<int64_t> r(n);
+    for (int64_t rest = k, d = static_cast<int64_t>(n) - 1; d >= 0; --d) {
+      r[d] = rest % m[d];
+      rest /= m[d];
+    }
+    const std::string starts = e.ConstantInt64s(r, ctx.Hint("class_starts"));
+    auto take = [&](const std::string& v, const std::string& what) {
+      return e.Reshape(e.Add("Slice", {v, starts, ends_name, axes_name, steps_name},
+                             ctx.Hint(what)),
+                       flat, ctx.Hint(what + "_flat"));
+    };
+    const std::string part = e.Add(
+        "ScatterElements",
+        {zeros_flat, take(ctx.output(1), "class_indices"), take(ctx.output_grad(0), "class_g")},
+        ctx.Hint("class_scatter"), {AttrInt("axis", 0)});
+    sum = sum.empty() ? part : e.Add("Add", {sum, part}, ctx.Hint("class_sum"));
+  }
+  return sum;
+}
+
 }  // namespace
+
+absl::Status GradConvTranspose(GradContext& ctx) {
+  // Y = ConvTranspose(X, W) + B.  ConvTranspose is the adjoint of the Conv
+  // with the same W and geometry (W [C, M/G, k...] is that Conv's [C_out,
+  // C_in/G, k...] layout), so dX = Conv(g, W); and dW is that Conv's weight
+  // gradient with g as its input and X as its output's gradient.
+  const int64_t group = GetAttrInt(ctx.node(), "group", 1);
+  if (group < 1) return ctx.Unsupported("a group below 1");
+  QAT_ASSIGN_OR_RETURN(TransposedGeometry t, ResolveConvTranspose(ctx));
+  const ConvGeometry& c = t.conv;
+  const size_t n = static_cast<size_t>(c.spatial);
+  QAT_ASSIGN_OR_RETURN(ValueShape y, ctx.Shape(ctx.output(0)));
+  std::string g = ctx.output_grad(0);
+  std::vector<int64_t> axes(n);
+  std::iota(axes.begin(), axes.end(), 2);
+  bool trimmed = false;
+  for (size_t d = 0; d < n; ++d) trimmed |= t.used[d] != y.dims[d + 2];
+  if (trimmed) {
+    g = ctx.g().Slice(g, std::vector<int64_t>(n, 0), t.used, axes, ctx.Hint("used"));
+  }
+  if (ctx.wants(0)) {
+    std::vector<onnx::AttributeProto> attrs = {
+        AttrInts("kernel_shape", c.kernel), AttrInts("strides", c.strides),
+        AttrInts("dilations", c.dilations), AttrInts("pads", c.pads)};
+    if (group != 1) attrs.push_back(AttrInt("group", group));
+    std::string dx = ctx.g().Add("Conv", {g, ctx.input(1)}, ctx.Hint("x_conv"), attrs);
+    // output_padding of a stride or more makes the Conv see more windows
+    // than X has positions: keep the first.
+    bool longer = false;
+    for (size_t d = 0; d < n; ++d) {
+      longer |= (c.in[d] + c.pads[d] + c.pads[d + n] - c.dilations[d] * (c.kernel[d] - 1) - 1) /
+                        c.strides[d] + 1 != c.out[d];
+    }
+    if (longer) dx = ctx.g().Slice(dx, std::vector<int64_t>(n, 0), c.out, axes, ctx.Hint("x_cut"));
+    ctx.SetInputGrad(0, longer ? dx : ctx.g().Add("Identity", {dx}, ctx.Hint("x")));
+  }
+  if (ctx.wants(1)) {
+    QAT_ASSIGN_OR_RETURN(ValueShape w, ctx.Shape(ctx.input(1), true));
+    ctx.SetInputGrad(1, ConvWeightGrad(ctx, g, ctx.input(0), c, group, w.dims[1]));
+  }
+  if (ctx.wants(2)) {
+    ctx.SetInputGrad(2, ctx.g().ReduceSum(ctx.output_grad(0), AllButChannel(c.spatial + 2),
+                                          false, ctx.Hint("b")));
+  }
+  return absl::OkStatus();
+}
 
 absl::Status GradConv(GradContext& ctx) {
   const int64_t group = GetAttrInt(ctx.node(), "group", 1);
   if (group < 1) return ctx.Unsupported("a group below 1");
   QAT_ASSIGN_OR_RETURN(ConvGeometry c, ResolveConv(ctx));
   const std::string& g = ctx.output_grad(0);
-  const size_t n = static_cast<size_t>(c.spatial);
-  const int64_t rank = c.spatial + 2;
   if (ctx.wants(0)) {
     // dX = ConvTranspose(g, W) with the same group: W [M, C/G, k...] is
     // exactly ConvTranspose's [C_in, C_out/G, k...] layout.
@@ -115,44 +339,8 @@ absl::Status GradConv(GradContext& ctx) {
                                     attrs));
   }
   if (ctx.wants(1)) {
-    // dW[o,i,k] = sum_n sum_y g[n,o,y] X[n,i,y*s + k*d]: a convolution of
-    // X^T ([C_in, N, ...]) with g^T ([C_out, N, ...]) as the kernel, strides
-    // and dilations swapped; it may overshoot the kernel size, so slice.
-    // With G groups, output channel o only sees its group's C/G inputs: X
-    // becomes [C/G, G*N, ...] (group-major channels) and the convolution
-    // takes group = G, so that g^T's group j meets X's group j only.
-    std::string xt;
-    if (group == 1) {
-      xt = ctx.g().Transpose(ctx.input(0), SwapFirstTwo(rank), ctx.Hint("xt"));
-    } else {
-      QAT_ASSIGN_OR_RETURN(ValueShape w, ctx.Shape(ctx.input(1), true));
-      std::vector<int64_t> split = {0, group, w.dims[1]};  // [N, G, C/G, ...]
-      split.insert(split.end(), c.in.begin(), c.in.end());
-      const std::string xs = ctx.g().Reshape(
-          ctx.input(0), ctx.g().ConstantInt64s(split, ctx.Hint("x_groups")),
-          ctx.Hint("xs"));
-      std::vector<int64_t> perm = {2, 1, 0};  // [C/G, G, N, ...]
-      for (int64_t a = 3; a < rank + 1; ++a) perm.push_back(a);
-      const std::string xp = ctx.g().Transpose(xs, perm, ctx.Hint("xp"));
-      std::vector<int64_t> merged = {w.dims[1], -1};  // [C/G, G*N, ...]
-      merged.insert(merged.end(), c.in.begin(), c.in.end());
-      xt = ctx.g().Reshape(xp, ctx.g().ConstantInt64s(merged, ctx.Hint("x_merged")),
-                           ctx.Hint("xt"));
-    }
-    const std::string gt = ctx.g().Transpose(g, SwapFirstTwo(rank), ctx.Hint("gt"));
-    std::vector<onnx::AttributeProto> attrs = {AttrInts("strides", c.dilations),
-                                               AttrInts("dilations", c.strides),
-                                               AttrInts("pads", c.pads)};
-    if (group != 1) attrs.push_back(AttrInt("group", group));
-    std::string dw = ctx.g().Add("Conv", {xt, gt}, ctx.Hint("w_t"), attrs);
-    std::vector<int64_t> starts(n, 0), axes(n);
-    std::iota(axes.begin(), axes.end(), 2);
-    dw = ctx.g().Add("Slice",
-                     {dw, ctx.g().ConstantInt64s(starts, ctx.Hint("starts")),
-                      ctx.g().ConstantInt64s(c.kernel, ctx.Hint("ends")),
-                      ctx.g().ConstantInt64s(axes, ctx.Hint("axes"))},
-                     ctx.Hint("w_slice"));
-    ctx.SetInputGrad(1, ctx.g().Transpose(dw, SwapFirstTwo(rank), ctx.Hint("w")));
+    QAT_ASSIGN_OR_RETURN(ValueShape w, ctx.Shape(ctx.input(1), true));
+    ctx.SetInputGrad(1, ConvWeightGrad(ctx, ctx.input(0), g, c, group, w.dims[1]));
   }
   if (ctx.wants(2)) {
     ctx.SetInputGrad(2, ctx.g().ReduceSum(g, AllButChannel(c.spatial + 2),
@@ -237,16 +425,28 @@ absl::Status GradMaxPool(GradContext& ctx) {
   for (size_t i = 0; i < kernel.size(); ++i) {
     overlapping |= (kernel[i] - 1) * dilations[i] + 1 > strides[i];
   }
-  // Overlapping windows can send several gradients to one element, which
-  // needs ScatterElements' reduction = "add" (opset 16).
-  if (overlapping && ctx.g().opset() < 16) {
-    return ctx.Unsupported("overlapping MaxPool windows before opset 16");
-  }
   const std::string flat = ctx.g().ConstantInt64s({-1}, ctx.Hint("flat"));
   const std::string shape = ctx.g().Add("Shape", {ctx.input(0)}, ctx.Hint("shape"));
   const std::string zeros = ctx.g().Add(
       "Expand", {ctx.g().ConstantFloat(0.0f, ctx.Hint("zero")), shape},
       ctx.Hint("zeros"));
+  // Overlapping windows can send several gradients to one element, which
+  // needs ScatterElements' reduction = "add" (opset 16): a training graph
+  // from opset 13 on is raised to it; before, where raising would change
+  // other ops' meaning, the windows are split into classes that do not
+  // overlap, scattered without a reduction and added.
+  if (overlapping && ctx.g().opset() < 13) {
+    QAT_ASSIGN_OR_RETURN(const std::string sum,
+                         ScatterByDisjointWindows(ctx, kernel, strides, dilations,
+                                                  ctx.g().Reshape(zeros, flat,
+                                                                  ctx.Hint("zeros_flat"))));
+    ctx.SetInputGrad(0, ctx.g().Reshape(sum, shape, ctx.Hint("x")));
+    return absl::OkStatus();
+  }
+  if (overlapping) {
+    QAT_RETURN_IF_ERROR(ctx.RequireOpset(
+        16, "overlapping MaxPool windows add up with ScatterElements' reduction 'add'"));
+  }
   std::vector<onnx::AttributeProto> attrs = {AttrInt("axis", 0)};
   if (overlapping) attrs.push_back(AttrString("reduction", "add"));
   const std::string scattered = ctx.g().Add(
@@ -260,22 +460,16 @@ absl::Status GradMaxPool(GradContext& ctx) {
 }
 
 absl::Status GradGlobalAveragePool(GradContext& ctx) {
+  // dX = g spread over the spatial axes / their size, counted at run time
+  // when the spatial sizes are not static.
   QAT_ASSIGN_OR_RETURN(ValueShape x, ctx.Shape(ctx.input(0)));
-  int64_t count = 1;
-  for (int64_t a = 2; a < x.rank(); ++a) {
-    if (x.dims[a] < 0) {
-      return ctx.Unsupported("GlobalAveragePool over dynamic spatial sizes");
-    }
-    count *= x.dims[a];
-  }
+  std::vector<int64_t> spatial;
+  for (int64_t a = 2; a < x.rank(); ++a) spatial.push_back(a);
+  QAT_ASSIGN_OR_RETURN(const std::string count, ctx.ElementCount(ctx.input(0), spatial));
   const std::string shape = ctx.g().Add("Shape", {ctx.input(0)}, ctx.Hint("shape"));
   const std::string spread =
       ctx.g().Add("Expand", {ctx.output_grad(0), shape}, ctx.Hint("spread"));
-  ctx.SetInputGrad(
-      0, ctx.g().Add("Div",
-                     {spread, ctx.g().ConstantFloat(static_cast<float>(count),
-                                                    ctx.Hint("count"))},
-                     ctx.Hint("x")));
+  ctx.SetInputGrad(0, ctx.g().Add("Div", {spread, count}, ctx.Hint("x")));
   return absl::OkStatus();
 }
 

@@ -14,40 +14,56 @@ namespace qat {
 namespace training {
 namespace {
 
-// The adjoint of Gather(data, indices, axis) for data of the static shape
-// `dims`: `g` (shaped dims[:axis] + indices' shape + dims[axis+1:]) put back
-// at `indices` along `axis` into zeros shaped like the data, added up where
-// an index repeats (`accumulate`: ScatterElements' reduction "add").  Works
-// on [P, D, Q] views, P and Q the sizes before and after the axis.
-std::string ScatterIntoZeros(GradContext& ctx, const std::string& g, const std::string& indices,
-                             const std::vector<int64_t>& dims, int64_t axis, bool accumulate) {
-  int64_t p = 1, q = 1;
-  for (int64_t a = 0; a < axis; ++a) p *= dims[a];
-  for (size_t a = static_cast<size_t>(axis) + 1; a < dims.size(); ++a) q *= dims[a];
+// Puts `g` back at `positions` (1-D, along `axis`) into zeros of the shape
+// `shape` (a 1-D int64 value: the data's shape, of rank `rank`), added up
+// where a position repeats (`accumulate`: ScatterElements' reduction
+// "add").  g has that shape but along the axis, where it has one entry per
+// position.  Every size may be dynamic: the indices are the positions
+// broadcast over g's shape at run time.
+std::string ScatterIntoZeros(GradContext& ctx, const std::string& g, const std::string& positions,
+                             const std::string& shape, int64_t rank, int64_t axis,
+                             bool accumulate) {
   GraphEditor& e = ctx.g();
-  const std::string g3 =
-      e.Reshape(g, e.ConstantInt64s({p, -1, q}, ctx.Hint("g3_shape")), ctx.Hint("g3"));
-  const std::string column = e.Reshape(
-      indices, e.ConstantInt64s({1, -1, 1}, ctx.Hint("index_shape")), ctx.Hint("index"));
-  const std::string index3 =
-      e.Add("Expand", {column, e.Add("Shape", {g3}, ctx.Hint("g3_dims"))}, ctx.Hint("index3"));
+  std::vector<int64_t> column_shape(static_cast<size_t>(rank), 1);
+  column_shape[axis] = -1;
+  const std::string column =
+      e.Reshape(positions, e.ConstantInt64s(column_shape, ctx.Hint("index_shape")),
+                ctx.Hint("index"));
+  const std::string index =
+      e.Add("Expand", {column, e.Add("Shape", {g}, ctx.Hint("g_dims"))}, ctx.Hint("index_nd"));
   const std::string zeros =
-      e.Add("Expand",
-            {e.ConstantFloat(0.0f, ctx.Hint("zero")),
-             e.ConstantInt64s({p, dims[axis], q}, ctx.Hint("zeros_shape"))},
-            ctx.Hint("zeros"));
-  std::vector<onnx::AttributeProto> attrs = {AttrInt("axis", 1)};
+      e.Add("Expand", {e.ConstantFloat(0.0f, ctx.Hint("zero")), shape}, ctx.Hint("zeros"));
+  std::vector<onnx::AttributeProto> attrs = {AttrInt("axis", axis)};
   if (accumulate) attrs.push_back(AttrString("reduction", "add"));
-  const std::string scattered =
-      e.Add("ScatterElements", {zeros, index3, g3}, ctx.Hint("scatter"), attrs);
-  return e.Reshape(scattered, e.ConstantInt64s(dims, ctx.Hint("dims")), ctx.Hint("unscattered"));
+  return e.Add("ScatterElements", {zeros, index, g}, ctx.Hint("scatter"), attrs);
 }
 
-// The input's shape, which must be static.
-absl::StatusOr<std::vector<int64_t>> StaticDims(GradContext& ctx, const std::string& what) {
-  QAT_ASSIGN_OR_RETURN(ValueShape x, ctx.Shape(ctx.input(0), true));
-  if (!x.fully_known()) return ctx.Unsupported(what + " of data whose shape is not static");
-  return x.dims;
+// A bool initializer [rank] that is true at `axes`.
+std::string AxisMask(GradContext& ctx, int64_t rank, const std::vector<int64_t>& axes) {
+  onnx::TensorProto t;
+  t.set_name(ctx.Hint("axis_mask"));
+  t.set_data_type(onnx::TensorProto::BOOL);
+  t.add_dims(rank);
+  for (int64_t a = 0; a < rank; ++a) {
+    t.add_int32_data(std::find(axes.begin(), axes.end(), a) != axes.end());
+  }
+  return ctx.g().Initializer(std::move(t));
+}
+
+// `x`'s shape as a 1-D int64 value, with dimension `axis` replaced by
+// `value`: a constant when x's shape is static, else computed.
+std::string ShapeWith(GradContext& ctx, const std::string& x, const ValueShape& xs, int64_t axis,
+                      int64_t value) {
+  if (xs.fully_known()) {
+    std::vector<int64_t> dims = xs.dims;
+    dims[axis] = value;
+    return ctx.g().ConstantInt64s(dims, ctx.Hint("dims"));
+  }
+  std::vector<int64_t> fill(static_cast<size_t>(xs.rank()), value);
+  return ctx.g().Add("Where",
+                     {AxisMask(ctx, xs.rank(), {axis}), ctx.g().ConstantInt64s(fill, ctx.Hint("fill")),
+                      ctx.RuntimeShape(x)},
+                     ctx.Hint("dims"));
 }
 
 }  // namespace
@@ -80,18 +96,30 @@ absl::Status GradConcat(GradContext& ctx) {
   if (axis < 0) axis += y.rank();
   std::vector<int64_t> sizes;
   std::vector<std::string> outs;
+  bool dynamic = false;
   for (int i = 0; i < ctx.num_inputs(); ++i) {
     QAT_ASSIGN_OR_RETURN(ValueShape x, ctx.Shape(ctx.input(i)));
-    if (axis >= x.rank() || x.dims[axis] < 0) {
-      return ctx.Unsupported("Concat whose inputs' sizes along the axis are "
-                             "not static");
-    }
+    if (axis < 0 || axis >= x.rank()) return ctx.Unsupported("an axis out of range");
     sizes.push_back(x.dims[axis]);
+    dynamic |= x.dims[axis] < 0;
     outs.push_back(ctx.g().FreshName(ctx.Hint(absl::StrCat("x", i))));
+  }
+  if (dynamic && ctx.g().opset() < 13) {
+    return ctx.Unsupported("Concat whose inputs' sizes along the axis are not static, "
+                           "before opset 13");
   }
   std::vector<std::string> inputs = {ctx.output_grad(0)};
   std::vector<onnx::AttributeProto> attrs = {AttrInt("axis", axis)};
-  if (ctx.g().opset() >= 13) {
+  if (dynamic) {
+    // The sizes at run time (Split-13 reads them as an input).
+    std::vector<std::string> parts;
+    for (int i = 0; i < ctx.num_inputs(); ++i) {
+      parts.push_back(sizes[i] >= 0
+                          ? ctx.g().ConstantInt64s({sizes[i]}, ctx.Hint("size"))
+                          : ctx.RuntimeDims(ctx.input(i), axis, axis + 1));
+    }
+    inputs.push_back(ctx.g().Add("Concat", parts, ctx.Hint("split"), {AttrInt("axis", 0)}));
+  } else if (ctx.g().opset() >= 13) {
     inputs.push_back(ctx.g().ConstantInt64s(sizes, ctx.Hint("split")));
   } else {
     attrs.push_back(AttrInts("split", sizes));
@@ -103,11 +131,12 @@ absl::Status GradConcat(GradContext& ctx) {
 
 absl::Status GradGather(GradContext& ctx) {
   // dData = zeros with the gradient added back at the gathered positions.
-  // Repeated indices need ScatterElements' reduction "add" (opset 16); a
-  // constant index list without repeats does without (opset 11).
-  QAT_ASSIGN_OR_RETURN(std::vector<int64_t> dims, StaticDims(ctx, "Gather"));
+  // Repeated indices need ScatterElements' reduction "add" (opset 16, to
+  // which an older training graph is raised); a constant index list without
+  // repeats does without (opset 11).  The data's shape may be dynamic.
+  QAT_ASSIGN_OR_RETURN(ValueShape x, ctx.Shape(ctx.input(0)));
   int64_t axis = GetAttrInt(ctx.node(), "axis", 0);
-  const int64_t rank = static_cast<int64_t>(dims.size());
+  const int64_t rank = x.rank();
   if (axis < -rank || axis >= rank) return ctx.Unsupported("an axis out of range");
   if (axis < 0) axis += rank;
   QAT_ASSIGN_OR_RETURN(auto constant, ConstantInts(ctx, ctx.input(1)));
@@ -115,89 +144,199 @@ absl::Status GradGather(GradContext& ctx) {
   if (constant.has_value()) {
     std::set<int64_t> seen;
     repeats = false;
-    for (int64_t i : *constant) repeats |= !seen.insert(i < 0 ? i + dims[axis] : i).second;
+    const int64_t d = x.dims[axis];
+    for (int64_t i : *constant) {
+      if (i < 0 && d < 0) repeats = true;  // -1 may be any position
+      repeats |= !seen.insert(i < 0 ? i + d : i).second;
+    }
   }
-  const int64_t needed = repeats ? 16 : 11;
-  if (ctx.g().opset() < needed) {
-    return ctx.Unsupported(absl::StrCat(
-        "Gather's gradient before opset ", needed, repeats ? " (indices that may repeat need "
-        "ScatterElements with reduction 'add')" : " (ScatterElements)"));
+  if (repeats) {
+    QAT_RETURN_IF_ERROR(ctx.RequireOpset(
+        16, "Gather's gradient adds repeated indices up with ScatterElements' reduction 'add'"));
+  } else if (ctx.g().opset() < 11) {
+    return ctx.Unsupported("Gather's gradient before opset 11 (ScatterElements)");
   }
-  ctx.SetInputGrad(0, ScatterIntoZeros(ctx, ctx.output_grad(0), ctx.input(1), dims, axis,
-                                       repeats));
+  GraphEditor& e = ctx.g();
+  // g [dims before, indices..., dims after] -> [dims before, K, dims after].
+  const std::string g = e.Reshape(ctx.output_grad(0), ShapeWith(ctx, ctx.input(0), x, axis, -1),
+                                  ctx.Hint("g_flat"));
+  const std::string positions =
+      e.Reshape(ctx.input(1), e.ConstantInt64s({-1}, ctx.Hint("flat")), ctx.Hint("positions"));
+  const std::string shape =
+      x.fully_known() ? e.ConstantInt64s(x.dims, ctx.Hint("x_dims")) : ctx.RuntimeShape(ctx.input(0));
+  ctx.SetInputGrad(0, ScatterIntoZeros(ctx, g, positions, shape, rank, axis, repeats));
   return absl::OkStatus();
 }
 
 absl::Status GradSlice(GradContext& ctx) {
-  // A slice along one axis gathers a constant list of positions along it, so
-  // the gradient puts g back axis by axis with ScatterIntoZeros (positions
-  // never repeat, so no reduction).  starts, ends, axes and steps must be
-  // constants, and the data's shape static.
+  // A slice along one axis gathers positions along it, so the gradient puts
+  // g back axis by axis with ScatterIntoZeros (positions never repeat, so no
+  // reduction).  Constant starts, ends and steps give the positions here;
+  // computed ones give them at run time, as the same Slice of [0, 1, ...,
+  // d - 1], so that ONNX's clamping applies unchanged.  The axes must be
+  // constants; a sliced axis whose size is not static takes step 1 only
+  // (g between zeros); the other axes may be dynamic.
   if (ctx.g().opset() < 11) return ctx.Unsupported("Slice's gradient before opset 11");
-  QAT_ASSIGN_OR_RETURN(std::vector<int64_t> dims, StaticDims(ctx, "Slice"));
-  const int64_t rank = static_cast<int64_t>(dims.size());
-  std::vector<std::vector<int64_t>> lists(4);  // starts, ends, axes, steps
+  QAT_ASSIGN_OR_RETURN(ValueShape xs, ctx.Shape(ctx.input(0)));
+  const int64_t rank = xs.rank();
+  GraphEditor& e = ctx.g();
+  // starts, ends, axes, steps: constant values, or the computed value's name.
+  std::vector<std::optional<std::vector<int64_t>>> lists(4);
+  std::vector<std::string> names(4);
+  int64_t count = -1;
   for (int i = 0; i < 4; ++i) {
     if (i + 1 >= ctx.num_inputs() || ctx.input(i + 1).empty()) continue;
-    QAT_ASSIGN_OR_RETURN(auto values, ConstantInts(ctx, ctx.input(i + 1)));
-    if (!values.has_value()) {
-      return ctx.Unsupported(absl::StrCat("Slice whose input '", ctx.input(i + 1),
-                                          "' is not a constant"));
+    names[i] = ctx.input(i + 1);
+    QAT_ASSIGN_OR_RETURN(lists[i], ConstantInts(ctx, names[i]));
+    if (lists[i].has_value()) {
+      count = static_cast<int64_t>(lists[i]->size());
+    } else if (i == 2) {
+      return ctx.Unsupported(absl::StrCat("Slice whose axes '", names[i], "' are computed"));
     }
-    lists[i] = *values;
   }
-  const std::vector<int64_t>& starts = lists[0];
-  const std::vector<int64_t>& ends = lists[1];
-  std::vector<int64_t> axes = lists[2], steps = lists[3];
+  if (count < 0) {
+    // Only computed starts and ends: their length must be static.
+    QAT_ASSIGN_OR_RETURN(ValueShape ss, ctx.Shape(names[0]));
+    if (ss.rank() != 1 || ss.dims[0] < 0) {
+      return ctx.Unsupported(absl::StrCat("Slice whose starts '", names[0],
+                                          "' have no static length"));
+    }
+    count = ss.dims[0];
+  }
+  std::vector<int64_t> axes = lists[2].value_or(std::vector<int64_t>());
   if (axes.empty()) {
-    axes.resize(starts.size());
+    axes.resize(static_cast<size_t>(count));
     std::iota(axes.begin(), axes.end(), 0);
   }
-  if (steps.empty()) steps.assign(starts.size(), 1);
-  if (ends.size() != starts.size() || axes.size() != starts.size() ||
-      steps.size() != starts.size()) {
+  for (int i : {0, 1, 3}) {
+    if (lists[i].has_value() && static_cast<int64_t>(lists[i]->size()) != count) {
+      return ctx.Unsupported("Slice whose starts, ends, axes and steps differ in length");
+    }
+  }
+  if (static_cast<int64_t>(axes.size()) != count) {
     return ctx.Unsupported("Slice whose starts, ends, axes and steps differ in length");
   }
-  std::string grad = ctx.output_grad(0);
-  std::vector<int64_t> current(dims);  // the shape of `grad`, axis by axis
-  std::vector<std::pair<int64_t, std::vector<int64_t>>> kept;  // axis, positions
-  for (size_t i = 0; i < starts.size(); ++i) {
+  bool runtime = !xs.fully_known();
+  std::vector<int64_t> current(xs.dims);  // static: the shape of g, axis by axis
+  // Per sliced axis: the positions taken (scattered back), or for a dynamic
+  // axis the clamped start and the axis' size (g padded with zeros).
+  struct Taken {
+    int64_t axis;
+    std::string positions, begin, size;
+  };
+  std::vector<Taken> kept;
+  for (int64_t i = 0; i < count; ++i) {
     int64_t axis = axes[i];
     if (axis < -rank || axis >= rank) return ctx.Unsupported("an axis out of range");
     if (axis < 0) axis += rank;
-    const int64_t d = dims[axis], step = steps[i];
-    if (step == 0) return ctx.Unsupported("a step of 0");
-    // ONNX's clamping: [0, d] going forward, [-1, d - 1] going backward.
-    auto clamp = [&](int64_t v, bool is_end) {
-      if (v < 0) v = v < -d ? (step > 0 || !is_end ? 0 : -1) : v + d;
-      if (step > 0) return std::min(v, d);
-      return std::min(v, d - 1);
+    const int64_t d = xs.dims[axis];
+    // One entry of a list, as a 1-D tensor of one element.
+    auto entry = [&](int list, int64_t fallback) {
+      if (names[list].empty()) return e.ConstantInt64s({fallback}, ctx.Hint("entry"));
+      if (lists[list].has_value()) return e.ConstantInt64s({(*lists[list])[i]}, ctx.Hint("entry"));
+      return e.Slice(names[list], {i}, {i + 1}, {0}, ctx.Hint("entry"));
     };
-    const int64_t begin = clamp(starts[i], false), end = clamp(ends[i], true);
-    std::vector<int64_t> positions;
-    for (int64_t p = begin; step > 0 ? p < end : p > end; p += step) positions.push_back(p);
-    current[axis] = static_cast<int64_t>(positions.size());
-    kept.emplace_back(axis, std::move(positions));
-  }
-  for (const auto& [axis, positions] : kept) {
+    const bool constant = lists[0].has_value() && lists[1].has_value() &&
+                          (names[3].empty() || lists[3].has_value());
+    // Run-time positions come from a ramp of d constants: past kMaxRamp,
+    // an axis is treated as dynamic.
+    static constexpr int64_t kMaxRamp = int64_t{1} << 16;
+    if (d < 0 || (!constant && d > kMaxRamp)) {
+      // A dynamic axis (PyTorch's logits[:, :-1] over a symbolic sequence):
+      // with step 1, dX is g between zeros, the first as long as the
+      // clamped start (start + d when negative, then within [0, d]).
+      const bool unit_step = names[3].empty() || (lists[3].has_value() && (*lists[3])[i] == 1);
+      if (!unit_step) {
+        return ctx.Unsupported(absl::StrCat("Slice along axis ", axis, " of '", ctx.input(0),
+                                            "', whose size is not static, with a step other "
+                                            "than 1"));
+      }
+      const std::string size = ctx.RuntimeDims(ctx.input(0), axis, axis + 1);
+      const std::string start = entry(0, 0);
+      const std::string zero = e.ConstantInt64s({0}, ctx.Hint("zero_index"));
+      const std::string wrapped =
+          e.Add("Where",
+                {e.Add("Less", {start, zero}, ctx.Hint("negative")),
+                 e.Add("Add", {start, size}, ctx.Hint("from_end")), start},
+                ctx.Hint("start"));
+      kept.push_back({axis, "", e.Add("Clip", {wrapped, zero, size}, ctx.Hint("begin")), size});
+      runtime = true;
+      continue;
+    }
+    if (!constant) {
+      std::vector<int64_t> ramp(static_cast<size_t>(d));
+      std::iota(ramp.begin(), ramp.end(), 0);
+      kept.push_back({axis,
+                      e.Add("Slice",
+                            {e.ConstantInt64s(ramp, ctx.Hint("ramp")), entry(0, 0), entry(1, 0),
+                             e.ConstantInt64s({0}, ctx.Hint("ramp_axis")), entry(3, 1)},
+                            ctx.Hint("positions")),
+                      "", ""});
+      runtime = true;
+      continue;
+    }
+    const int64_t step = lists[3].has_value() ? (*lists[3])[i] : 1;
+    if (step == 0) return ctx.Unsupported("a step of 0");
+    const std::vector<int64_t> positions =
+        SlicePositions(d, (*lists[0])[i], (*lists[1])[i], step);
     if (positions.empty()) {  // nothing was taken: the gradient is all zeros
-      const std::string shape = ctx.g().Add("Shape", {ctx.input(0)}, ctx.Hint("shape"));
-      ctx.SetInputGrad(0, ctx.g().Add("Expand", {ctx.g().ConstantFloat(0.0f, ctx.Hint("zero")),
-                                                 shape}, ctx.Hint("x")));
+      const std::string shape = e.Add("Shape", {ctx.input(0)}, ctx.Hint("shape"));
+      ctx.SetInputGrad(0, e.Add("Expand", {e.ConstantFloat(0.0f, ctx.Hint("zero")), shape},
+                                ctx.Hint("x")));
       return absl::OkStatus();
     }
-  }
-  for (const auto& [axis, positions] : kept) {
-    bool whole = static_cast<int64_t>(positions.size()) == dims[axis];
+    bool whole = static_cast<int64_t>(positions.size()) == d;
     for (size_t p = 0; whole && p < positions.size(); ++p) whole = positions[p] == int64_t(p);
     if (whole) continue;
-    current[axis] = dims[axis];
-    grad = ScatterIntoZeros(ctx, grad, ctx.g().ConstantInt64s(positions, ctx.Hint("positions")),
-                            current, axis, /*accumulate=*/false);
+    current[axis] = static_cast<int64_t>(positions.size());
+    kept.push_back({axis, e.ConstantInt64s(positions, ctx.Hint("positions")), "", ""});
   }
-  ctx.SetInputGrad(0, grad == ctx.output_grad(0)
-                          ? ctx.g().Add("Identity", {grad}, ctx.Hint("x"))
-                          : grad);
+  std::string grad = ctx.output_grad(0);
+  // The shape after putting back the axes so far: x's along them, g's
+  // along the others.
+  const std::string x_dims = runtime ? ctx.RuntimeShape(ctx.input(0)) : "";
+  const std::string g_dims = runtime ? ctx.RuntimeShape(grad) : "";
+  std::vector<int64_t> done;
+  for (const Taken& t : kept) {
+    const int64_t axis = t.axis;
+    done.push_back(axis);
+    if (!t.begin.empty()) {
+      // Zeros before (begin) and after (size - begin - g's length).
+      const std::string dims = e.Add("Shape", {grad}, ctx.Hint("g_dims"));
+      const std::string mask = AxisMask(ctx, rank, {axis});
+      const std::string length = e.Slice(dims, {axis}, {axis + 1}, {0}, ctx.Hint("length"));
+      const std::string after =
+          e.Add("Sub", {e.Add("Sub", {t.size, t.begin}, ctx.Hint("rest")), length},
+                ctx.Hint("after"));
+      auto zeros = [&](const std::string& n, const std::string& what) {
+        return e.Add("Expand",
+                     {e.ConstantFloat(0.0f, ctx.Hint("zero")),
+                      e.Add("Where", {mask, n, dims}, ctx.Hint(what + "_dims"))},
+                     ctx.Hint(what));
+      };
+      grad = e.Add("Concat", {zeros(t.begin, "before"), grad, zeros(after, "after")},
+                   ctx.Hint("padded"), {AttrInt("axis", axis)});
+      continue;
+    }
+    std::string shape;
+    if (runtime) {
+      shape = e.Add("Where", {AxisMask(ctx, rank, done), x_dims, g_dims}, ctx.Hint("dims"));
+    } else {
+      current[axis] = xs.dims[axis];
+      shape = e.ConstantInt64s(current, ctx.Hint("dims"));
+    }
+    grad = ScatterIntoZeros(ctx, grad, t.positions, shape, rank, axis, /*accumulate=*/false);
+  }
+  ctx.SetInputGrad(0, grad == ctx.output_grad(0) ? e.Add("Identity", {grad}, ctx.Hint("x"))
+                                                 : grad);
+  return absl::OkStatus();
+}
+
+absl::Status GradExpand(GradContext& ctx) {
+  // Expand broadcasts x to the output's shape (a ViT's class token over
+  // the batch): sum the gradient back to x's shape.
+  QAT_ASSIGN_OR_RETURN(std::string g, ctx.Unbroadcast(ctx.output_grad(0), 0));
+  ctx.SetInputGrad(0, g == ctx.output_grad(0) ? ctx.g().Add("Identity", {g}, ctx.Hint("x")) : g);
   return absl::OkStatus();
 }
 

@@ -74,8 +74,10 @@ QAT_GRAD_RULE("", "Transpose", Inputs(0), GradTranspose)
 QAT_GRAD_RULE("", "Concat", AllInputs(), GradConcat)
 QAT_GRAD_RULE("", "Gather", Inputs(0), GradGather)             // no gradient: indices
 QAT_GRAD_RULE("", "Slice", Inputs(0), GradSlice)               // no gradient: starts, ends, ...
+QAT_GRAD_RULE("", "Expand", Inputs(0), GradExpand)             // no gradient: shape
 // Convolution, pooling, normalization (grad_rules_nn.cc)
 QAT_GRAD_RULE("", "Conv", Inputs(0, 1, 2), GradConv)
+QAT_GRAD_RULE("", "ConvTranspose", Inputs(0, 1, 2), GradConvTranspose)
 QAT_GRAD_RULE("", "MaxPool", Inputs(0), GradMaxPool)
 QAT_GRAD_RULE("", "AveragePool", Inputs(0), GradAveragePool)
 QAT_GRAD_RULE("", "GlobalAveragePool", Inputs(0), GradGlobalAveragePool)

@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "core/onnx_tensor.h"
 #include "qat/tensor.h"
+#include "qat/status_macros.h"
 
 namespace qat {
 namespace training {
@@ -66,15 +67,18 @@ absl::StatusOr<ValueShape> GradContext::Shape(const std::string& name,
 
 absl::StatusOr<std::string> GradContext::Unbroadcast(const std::string& grad,
                                                      int in, int out) {
-  absl::StatusOr<ValueShape> xs = Shape(input(in));
-  if (!xs.ok()) return xs.status();
-  absl::StatusOr<ValueShape> ys = Shape(output(out));
-  if (!ys.ok()) return ys.status();
-  const int64_t lead = ys->rank() - xs->rank();
+  return UnbroadcastTo(grad, input(in), output(out));
+}
+
+absl::StatusOr<std::string> GradContext::UnbroadcastTo(const std::string& grad,
+                                                       const std::string& x,
+                                                       const std::string& y) {
+  QAT_ASSIGN_OR_RETURN(ValueShape xs, Shape(x));
+  QAT_ASSIGN_OR_RETURN(ValueShape ys, Shape(y));
+  const int64_t lead = ys.rank() - xs.rank();
   if (lead < 0) {
     return absl::InternalError(absl::StrCat(
-        DescribeNode(node_), ": input '", input(in),
-        "' has a higher rank than the output"));
+        DescribeNode(node_), ": input '", x, "' has a higher rank than the output"));
   }
   std::string g = grad;
   if (lead > 0) {
@@ -82,17 +86,92 @@ absl::StatusOr<std::string> GradContext::Unbroadcast(const std::string& grad,
     for (int64_t a = 0; a < lead; ++a) axes[a] = a;
     g = editor_.ReduceSum(g, axes, /*keepdims=*/false, Hint("unbroadcast"));
   }
-  // Axes where the input had size 1 and the output did not.  An unknown
-  // input dimension is taken as not broadcast.
-  std::vector<int64_t> ones;
-  for (int64_t a = 0; a < xs->rank(); ++a) {
-    const int64_t xd = xs->dims[a], yd = ys->dims[a + lead];
+  // Axes where the input had size 1 and the output did not.  An input
+  // dimension that is not static was broadcast if it is 1 at run time,
+  // unless the output's dimension is 1 too or has the same name.
+  auto symbol = [](const ValueShape& s, int64_t a) {
+    return a < static_cast<int64_t>(s.symbols.size()) ? s.symbols[a] : std::string();
+  };
+  std::vector<int64_t> ones, maybe;
+  for (int64_t a = 0; a < xs.rank(); ++a) {
+    const int64_t xd = xs.dims[a], yd = ys.dims[a + lead];
     if (xd == 1 && yd != 1) ones.push_back(a);
+    if (xd >= 0 || yd == 1) continue;
+    const std::string name = symbol(xs, a);
+    if (!name.empty() && name == symbol(ys, a + lead)) continue;
+    maybe.push_back(a);
   }
-  if (!ones.empty()) {
-    g = editor_.ReduceSum(g, ones, /*keepdims=*/true, Hint("unbroadcast"));
+  if (maybe.empty()) {
+    if (!ones.empty()) {
+      g = editor_.ReduceSum(g, ones, /*keepdims=*/true, Hint("unbroadcast"));
+    }
+    return g;
   }
-  return g;
+  if (editor_.opset() < 13) {
+    return Unsupported(absl::StrCat("broadcasting from '", x,
+                                    "', whose dimensions are not static, before opset 13"));
+  }
+  // The axes to sum, at run time: the static ones, and each other axis a
+  // whose size is 1 (Slice([a], 0, size == 1) is [a] or nothing); an empty
+  // list sums nothing (noop_with_empty_axes).
+  std::vector<std::string> parts;
+  if (!ones.empty()) parts.push_back(editor_.ConstantInt64s(ones, Hint("axes")));
+  const std::string one = editor_.ConstantInt64s({1}, Hint("one"));
+  for (int64_t a : maybe) {
+    const std::string d = RuntimeDims(x, a, a + 1);
+    const std::string take =
+        editor_.Add("Cast", {editor_.Add("Equal", {d, one}, Hint("is_one"))}, Hint("take"),
+                    {AttrInt("to", onnx::TensorProto::INT64)});
+    parts.push_back(editor_.Add("Slice",
+                                {editor_.ConstantInt64s({a}, Hint("axis")),
+                                 editor_.ConstantInt64s({0}, Hint("zero")), take},
+                                Hint("maybe_axis")));
+  }
+  const std::string axes = parts.size() == 1
+                               ? parts[0]
+                               : editor_.Add("Concat", parts, Hint("axes"), {AttrInt("axis", 0)});
+  return editor_.Add("ReduceSum", {g, axes}, Hint("unbroadcast"),
+                     {AttrInt("keepdims", 1), AttrInt("noop_with_empty_axes", 1)});
+}
+
+std::string GradContext::RuntimeShape(const std::string& name) {
+  return editor_.Add("Shape", {name}, Hint("shape"));
+}
+
+std::string GradContext::RuntimeDims(const std::string& name, int64_t begin, int64_t end) {
+  return editor_.Slice(RuntimeShape(name), {begin}, {end}, {0}, Hint("dims"));
+}
+
+absl::StatusOr<std::string> GradContext::ElementCount(const std::string& x,
+                                                      std::vector<int64_t> axes) {
+  // Empty axes: every axis, which needs no rank when counted at run time.
+  const std::optional<ValueShape> s = editor_.ShapeOf(x);
+  int64_t count = s.has_value() && s->rank_known ? 1 : -1;
+  if (count > 0) {
+    std::vector<int64_t> over = axes;
+    if (over.empty()) {
+      for (int64_t a = 0; a < s->rank(); ++a) over.push_back(a);
+    }
+    for (int64_t a : over) {
+      const int64_t d = a >= 0 && a < s->rank() ? s->dims[a] : -1;
+      count = (d < 0 || count < 0) ? -1 : count * d;
+    }
+  }
+  if (count > 0) return editor_.ConstantFloat(static_cast<float>(count), Hint("count"));
+  std::string dims = editor_.Add("Shape", {x}, Hint("in_shape"));
+  if (!axes.empty()) {
+    dims = editor_.Add("Gather", {dims, editor_.ConstantInt64s(axes, Hint("axes"))},
+                       Hint("dims"), {AttrInt("axis", 0)});
+  }
+  const std::string dims_f =
+      editor_.Add("Cast", {dims}, Hint("dims_f"), {AttrInt("to", onnx::TensorProto::FLOAT)});
+  return editor_.Add("ReduceProd", {dims_f}, Hint("count"), {AttrInt("keepdims", 0)});
+}
+
+absl::Status GradContext::RequireOpset(int64_t version, const std::string& why) {
+  const absl::Status s = editor_.RaiseOpset(version);
+  if (s.ok()) return s;
+  return Unsupported(absl::StrCat(why, ": ", s.message()));
 }
 
 absl::Status GradContext::Unsupported(const std::string& what) const {
@@ -102,19 +181,11 @@ absl::Status GradContext::Unsupported(const std::string& what) const {
 
 absl::StatusOr<std::optional<std::vector<int64_t>>> ConstantInts(GradContext& ctx,
                                                                 const std::string& name) {
-  const onnx::TensorProto* proto = ctx.g().FindConstant(name);
-  if (proto == nullptr) return std::optional<std::vector<int64_t>>();
-  absl::StatusOr<Tensor> t = TensorFromProto(*proto);
-  if (!t.ok()) return t.status();
-  std::vector<int64_t> values;
-  if (t->dtype() == DataType::kInt64) {
-    values.assign(t->values<int64_t>().begin(), t->values<int64_t>().end());
-  } else if (t->dtype() == DataType::kInt32) {
-    values.assign(t->values<int32_t>().begin(), t->values<int32_t>().end());
-  } else {
+  std::optional<std::vector<int64_t>> values = ctx.g().ConstantInts(name);
+  if (!values.has_value() && ctx.g().FindConstant(name) != nullptr) {
     return ctx.Unsupported(absl::StrCat("'", name, "' of a type other than int32/int64"));
   }
-  return std::optional<std::vector<int64_t>>(std::move(values));
+  return values;
 }
 
 const std::vector<GradOp>& GradOps() {

@@ -54,9 +54,26 @@ class GradContext {
                                    bool need_dims = false) const;
 
   // Sums `grad` (shaped like output `out`) over the axes along which input
-  // `in` was broadcast, so that the result has input `in`'s shape.
+  // `in` was broadcast, so that the result has input `in`'s shape.  Only the
+  // ranks must be known: an axis whose input size is not static (and not
+  // the output's, by name) is reduced or not at run time, as Shape says.
   absl::StatusOr<std::string> Unbroadcast(const std::string& grad, int in,
                                           int out = 0);
+  // The same for any value `x` that `grad` (shaped like `y`) broadcast from.
+  absl::StatusOr<std::string> UnbroadcastTo(const std::string& grad, const std::string& x,
+                                            const std::string& y);
+
+  // A Shape node of `name`: its dims at run time, as a 1-D int64 tensor.
+  std::string RuntimeShape(const std::string& name);
+  // Shape(name)'s elements [begin, end) (end past the rank: to the end).
+  std::string RuntimeDims(const std::string& name, int64_t begin, int64_t end);
+  // The number of elements of `x` along `axes` (all axes when empty), as a
+  // float scalar: a constant when those dims are static, else computed.
+  absl::StatusOr<std::string> ElementCount(const std::string& x, std::vector<int64_t> axes);
+
+  // Raises the graph's default-domain opset for an op the gradient needs
+  // (GraphEditor::RaiseOpset); an error naming the node and `why`.
+  absl::Status RequireOpset(int64_t version, const std::string& why);
 
   // An error that names the node and says what is unsupported.
   absl::Status Unsupported(const std::string& what) const;

@@ -4,7 +4,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/onnx_tensor.h"
 #include "graph/graph_index.h"
+#include "qat/tensor.h"
 
 namespace qat {
 namespace training {
@@ -17,8 +19,15 @@ ValueShape ShapeFromType(const onnx::TypeProto& type) {
   s.elem_type = t.elem_type();
   if (!t.has_shape()) return s;
   s.rank_known = true;
+  bool named = false;
   for (const auto& d : t.shape().dim()) {
     s.dims.push_back(d.has_dim_value() ? d.dim_value() : -1);
+    named |= d.has_dim_param() && !d.dim_param().empty();
+  }
+  if (named) {
+    for (const auto& d : t.shape().dim()) {
+      s.symbols.push_back(d.has_dim_param() ? d.dim_param() : "");
+    }
   }
   return s;
 }
@@ -72,6 +81,41 @@ void GraphEditor::EnsureOpset(const std::string& domain, int64_t version) {
   auto* op = model_->add_opset_import();
   op->set_domain(domain);
   op->set_version(version);
+}
+
+absl::Status GraphEditor::RaiseOpset(int64_t version) {
+  if (opset_ >= version) return absl::OkStatus();
+  if (opset_ < 13) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the backward graph needs ONNX opset ", version, ", and the model imports opset ",
+        opset_, ": raising it from below 13 would change the meaning of its nodes; "
+        "upgrade the model to opset 13 first"));
+  }
+  // Values read by a node or a graph output.
+  std::unordered_set<std::string> read;
+  for (const auto& n : graph_->node()) read.insert(n.input().begin(), n.input().end());
+  for (const auto& o : graph_->output()) read.insert(o.name());
+  for (auto& n : *graph_->mutable_node()) {
+    const bool standard = n.domain().empty() || n.domain() == "ai.onnx";
+    if (!standard || n.op_type() != "BatchNormalization" || opset_ >= 14) continue;
+    bool training = false;
+    for (int i = 1; i < n.output_size(); ++i) training |= !n.output(i).empty();
+    for (int i = 3; i < n.output_size(); ++i) {
+      if (!n.output(i).empty() && read.count(n.output(i)) != 0) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the backward graph needs ONNX opset ", version, ", which has no output '",
+            n.output(i), "' of ", DescribeNode(n), " (saved_mean and saved_var)"));
+      }
+    }
+    while (n.output_size() > 3) n.mutable_output()->RemoveLast();
+    if (training) *n.add_attribute() = AttrInt("training_mode", 1);
+  }
+  for (auto& op : *model_->mutable_opset_import()) {
+    if (op.domain().empty() || op.domain() == "ai.onnx") op.set_version(version);
+  }
+  if (model_->ir_version() < 8) model_->set_ir_version(8);
+  opset_ = version;
+  return absl::OkStatus();
 }
 
 std::string GraphEditor::FreshName(const std::string& hint) {
@@ -179,6 +223,15 @@ std::string GraphEditor::Transpose(const std::string& x,
   return Add("Transpose", {x}, hint, {AttrInts("perm", perm)});
 }
 
+std::string GraphEditor::Slice(const std::string& x, const std::vector<int64_t>& starts,
+                               const std::vector<int64_t>& ends,
+                               const std::vector<int64_t>& axes, const std::string& hint) {
+  return Add("Slice",
+             {x, ConstantInt64s(starts, hint + "_starts"), ConstantInt64s(ends, hint + "_ends"),
+              ConstantInt64s(axes, hint + "_axes")},
+             hint);
+}
+
 template <typename List>
 int GraphEditor::Find(const List& list, ListIndex* index, const std::string& name) {
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -241,6 +294,20 @@ std::optional<ValueShape> GraphEditor::ShapeOf(const std::string& name) const {
     s.rank_known = true;
     s.dims.assign(t->dims().begin(), t->dims().end());
     return s;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::vector<int64_t>> GraphEditor::ConstantInts(const std::string& name) const {
+  const onnx::TensorProto* proto = name.empty() ? nullptr : FindConstant(name);
+  if (proto == nullptr) return std::nullopt;
+  absl::StatusOr<Tensor> t = TensorFromProto(*proto);
+  if (!t.ok()) return std::nullopt;
+  if (t->dtype() == DataType::kInt64) {
+    return std::vector<int64_t>(t->values<int64_t>().begin(), t->values<int64_t>().end());
+  }
+  if (t->dtype() == DataType::kInt32) {
+    return std::vector<int64_t>(t->values<int32_t>().begin(), t->values<int32_t>().end());
   }
   return std::nullopt;
 }
@@ -357,6 +424,17 @@ onnx::TensorProto MakeFloatTensor(const std::string& name,
   t.set_raw_data(std::string(reinterpret_cast<const char*>(values.data()),
                              values.size() * sizeof(float)));
   return t;
+}
+
+std::vector<int64_t> SlicePositions(int64_t size, int64_t start, int64_t end, int64_t step) {
+  auto clamp = [&](int64_t v, bool is_end) {
+    if (v < 0) v = v < -size ? (step > 0 || !is_end ? 0 : -1) : v + size;
+    return step > 0 ? std::min(v, size) : std::min(v, size - 1);
+  };
+  std::vector<int64_t> positions;
+  const int64_t begin = clamp(start, false), stop = clamp(end, true);
+  for (int64_t p = begin; step > 0 ? p < stop : p > stop; p += step) positions.push_back(p);
+  return positions;
 }
 
 absl::Status TopologicalSort(onnx::GraphProto* graph) {

@@ -23,10 +23,13 @@ namespace training {
 
 // A value's element type and shape as shape inference left them.  Unknown
 // dimensions are -1; `rank_known` is false when nothing is known.
+// `symbols` holds each dimension's dim_param ("" for none) when shape
+// inference named it: two unknown dimensions with one name are equal.
 struct ValueShape {
   int32_t elem_type = 0;
   bool rank_known = false;
   std::vector<int64_t> dims;
+  std::vector<std::string> symbols;  // empty, or one per dimension
   int64_t rank() const { return static_cast<int64_t>(dims.size()); }
   bool fully_known() const;
 };
@@ -43,6 +46,15 @@ class GraphEditor {
 
   // Imports `domain` at `version` unless the model imports it already.
   void EnsureOpset(const std::string& domain, int64_t version);
+  // Raises the default domain's import to `version` (no change when it is
+  // that or newer), for a backward graph that needs a newer op (such as
+  // ScatterElements' reduction, opset 16).  Only from opset 13 on, where
+  // the ops the graph can hold keep their meaning but BatchNormalization,
+  // whose opset-14 form takes training mode as an attribute and drops the
+  // saved_mean and saved_var outputs: those nodes are rewritten (an error
+  // naming the node when something reads those outputs).  The IR version
+  // becomes at least 8.
+  absl::Status RaiseOpset(int64_t version);
 
   // A name not used in the graph yet, derived from `hint`.
   std::string FreshName(const std::string& hint);
@@ -78,6 +90,10 @@ class GraphEditor {
                       const std::string& hint);
   std::string Transpose(const std::string& x, const std::vector<int64_t>& perm,
                         const std::string& hint);
+  // Slice(x, starts, ends, axes) with constant lists (opset 10+ spelling).
+  std::string Slice(const std::string& x, const std::vector<int64_t>& starts,
+                    const std::vector<int64_t>& ends, const std::vector<int64_t>& axes,
+                    const std::string& hint);
 
   // The shape of a value, from the graph's inputs, outputs, value_info and
   // initializers (in that order of precedence); nullopt when the graph does
@@ -89,6 +105,9 @@ class GraphEditor {
   // The value of a constant: an initializer, or a Constant node's `value`;
   // nullptr when `name` is computed (or unknown).
   const onnx::TensorProto* FindConstant(const std::string& name) const;
+  // The values of an int64 or int32 constant (FindConstant); nullopt when
+  // `name` is computed, unknown or of another type.
+  std::optional<std::vector<int64_t>> ConstantInts(const std::string& name) const;
   // Records the shape of a value the editor created, for later lookups.
   void SetShape(const std::string& name, const ValueShape& shape);
 
@@ -147,6 +166,11 @@ std::string GetAttrString(const onnx::NodeProto& node, const std::string& name,
 onnx::TensorProto MakeFloatTensor(const std::string& name,
                                   const std::vector<int64_t>& dims,
                                   const std::vector<float>& values);
+
+// The positions that ONNX's Slice takes along an axis of size `size` from
+// `start` to `end` by `step` (not 0), after its clamping: [0, size] going
+// forward, [-1, size - 1] going backward.
+std::vector<int64_t> SlicePositions(int64_t size, int64_t start, int64_t end, int64_t step);
 
 // Reorders the graph's nodes topologically, keeping the existing order
 // wherever it is already valid (passes append nodes at the end): the order

@@ -1,6 +1,8 @@
 #include "passes/gradient_builder.h"
 
+#include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -76,6 +78,249 @@ void PrepareForward(GraphEditor& g) {
   }
 }
 
+
+// Shapes that ONNX shape inference leaves unknown downstream of a Reshape
+// to a computed shape (Reshape(x, Concat(Shape(x)[0], -1)), as exporters
+// write x.view(x.size(0), -1)): the rules need at least the ranks.  This
+// propagates ranks, and the dims it can see, through the ops whose output
+// shape follows from their inputs' shapes; a dimension it cannot tell is
+// -1, so rules compute it at run time.  Values that have a shape keep it.
+class ShapeCompletion {
+ public:
+  explicit ShapeCompletion(GraphEditor& g) : g_(g) {}
+
+  void Run() {
+    for (const auto& node : g_.graph().node()) {
+      if (node.output_size() == 0 || node.output(0).empty()) continue;
+      // FakeQuant (com.microsoft, ai.libqat): Y and its mask have X's shape.
+      const bool fake_quant = node.op_type() == "FakeQuant";
+      if (!IsDefaultDomain(node) && !fake_quant) continue;
+      const std::optional<ValueShape> known = g_.ShapeOf(node.output(0));
+      if (known.has_value() && known->rank_known) continue;
+      std::optional<ValueShape> s = fake_quant ? Of(node.input(0)) : Infer(node);
+      if (!s.has_value()) continue;
+      if (known.has_value() && known->elem_type != 0) s->elem_type = known->elem_type;
+      g_.SetShape(node.output(0), *s);
+      if (fake_quant && node.output_size() > 1 && !node.output(1).empty()) {
+        s->elem_type = onnx::TensorProto::BOOL;
+        g_.SetShape(node.output(1), *s);
+      }
+    }
+  }
+
+ private:
+  // A shape vector claiming more dims than this is not believed (a bad
+  // model must not make the builder allocate for it).
+  static constexpr int64_t kMaxRank = 64;
+
+  std::optional<ValueShape> Of(const std::string& v) const {
+    if (v.empty()) return std::nullopt;
+    std::optional<ValueShape> s = g_.ShapeOf(v);
+    if (!s.has_value() || !s->rank_known) return std::nullopt;
+    s->symbols.clear();
+    return s;
+  }
+
+  static ValueShape Broadcast(const std::vector<ValueShape>& in) {
+    ValueShape out;
+    out.elem_type = in[0].elem_type;
+    out.rank_known = true;
+    int64_t rank = 0;
+    for (const auto& s : in) rank = std::max(rank, s.rank());
+    out.dims.assign(static_cast<size_t>(rank), 1);
+    for (int64_t a = 0; a < rank; ++a) {
+      bool unknown = false;
+      for (const auto& s : in) {
+        const int64_t k = a - (rank - s.rank());
+        if (k < 0) continue;
+        const int64_t d = s.dims[k];
+        if (d < 0) unknown = true;
+        else if (d != 1) out.dims[a] = d;
+      }
+      if (unknown && out.dims[a] == 1) out.dims[a] = -1;
+    }
+    return out;
+  }
+
+  std::optional<ValueShape> Infer(const onnx::NodeProto& node) const {
+    static const std::set<std::string> kUnary = {
+        "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Neg", "Abs", "Sqrt", "Identity",
+        "LeakyRelu", "Clip", "Softmax", "LogSoftmax", "Dropout", "Cast", "Erf",
+        "HardSigmoid", "HardSwish", "Sign", "Round", "Floor", "Ceil", "Reciprocal",
+        "BatchNormalization", "LayerNormalization", "InstanceNormalization"};
+    static const std::set<std::string> kBinary = {"Add", "Sub", "Mul", "Div", "Pow",
+                                                  "Where", "Max", "Min", "Sum", "Mean"};
+    const std::string& op = node.op_type();
+    if (kUnary.count(op) != 0) return Of(node.input(0));
+    if (kBinary.count(op) != 0) {
+      std::vector<ValueShape> in;
+      for (const auto& i : node.input()) {
+        std::optional<ValueShape> s = Of(i);
+        if (!s.has_value()) return std::nullopt;
+        in.push_back(*s);
+      }
+      if (in.empty()) return std::nullopt;
+      ValueShape out = Broadcast(in);
+      out.elem_type = in[op == "Where" && in.size() > 1 ? 1 : 0].elem_type;
+      return out;
+    }
+    if (op == "MatMul") {
+      std::optional<ValueShape> a = Of(node.input(0)), b = Of(node.input(1));
+      if (!a || !b || a->rank() < 2 || b->rank() < 2) return std::nullopt;
+      ValueShape ba = *a, bb = *b;
+      ba.dims.resize(ba.dims.size() - 2);
+      bb.dims.resize(bb.dims.size() - 2);
+      ValueShape out = ba.dims.empty() && bb.dims.empty() ? ba : Broadcast({ba, bb});
+      out.rank_known = true;
+      out.elem_type = a->elem_type;
+      out.dims.push_back(a->dims[a->rank() - 2]);
+      out.dims.push_back(b->dims.back());
+      return out;
+    }
+    if (op == "Gemm") {
+      std::optional<ValueShape> a = Of(node.input(0)), b = Of(node.input(1));
+      if (!a || !b || a->rank() != 2 || b->rank() != 2) return std::nullopt;
+      ValueShape out = *a;
+      out.dims = {a->dims[GetAttrInt(node, "transA", 0) != 0 ? 1 : 0],
+                  b->dims[GetAttrInt(node, "transB", 0) != 0 ? 0 : 1]};
+      return out;
+    }
+    if (op == "Gather") {
+      std::optional<ValueShape> x = Of(node.input(0)), i = Of(node.input(1));
+      if (!x || !i || x->rank() < 1) return std::nullopt;
+      int64_t axis = GetAttrInt(node, "axis", 0);
+      if (axis < 0) axis += x->rank();
+      if (axis < 0 || axis >= x->rank()) return std::nullopt;
+      ValueShape out = *x;
+      out.dims.assign(x->dims.begin(), x->dims.begin() + axis);
+      out.dims.insert(out.dims.end(), i->dims.begin(), i->dims.end());
+      out.dims.insert(out.dims.end(), x->dims.begin() + axis + 1, x->dims.end());
+      return out;
+    }
+    if (op.rfind("Reduce", 0) == 0) {
+      // Constant axes (an attribute, or an input since ReduceSum-13): the
+      // reduced axes become 1, or go with keepdims = 0.
+      std::optional<ValueShape> x = Of(node.input(0));
+      if (!x) return std::nullopt;
+      std::vector<int64_t> axes = GetAttrInts(node, "axes");
+      if (node.input_size() > 1 && !node.input(1).empty()) {
+        std::optional<std::vector<int64_t>> c = g_.ConstantInts(node.input(1));
+        if (!c) return std::nullopt;
+        axes = *c;
+      }
+      if (axes.empty()) {
+        if (GetAttrInt(node, "noop_with_empty_axes", 0) != 0) return x;
+        for (int64_t a = 0; a < x->rank(); ++a) axes.push_back(a);
+      }
+      std::vector<bool> reduced(static_cast<size_t>(x->rank()), false);
+      for (int64_t a : axes) {
+        if (a < 0) a += x->rank();
+        if (a < 0 || a >= x->rank()) return std::nullopt;
+        reduced[a] = true;
+      }
+      const bool keep = GetAttrInt(node, "keepdims", 1) != 0;
+      ValueShape out = *x;
+      out.dims.clear();
+      for (int64_t a = 0; a < x->rank(); ++a) {
+        if (!reduced[a]) out.dims.push_back(x->dims[a]);
+        else if (keep) out.dims.push_back(1);
+      }
+      return out;
+    }
+    if (op == "Flatten") {
+      std::optional<ValueShape> x = Of(node.input(0));
+      if (!x) return std::nullopt;
+      x->dims = {-1, -1};
+      return x;
+    }
+    if (op == "Unsqueeze" || op == "Squeeze") {
+      // Constant axes (an input since opset 13): the rank follows.
+      std::optional<ValueShape> x = Of(node.input(0));
+      std::vector<int64_t> axes = GetAttrInts(node, "axes");
+      if (node.input_size() > 1) {
+        std::optional<std::vector<int64_t>> c = g_.ConstantInts(node.input(1));
+        if (!c) return std::nullopt;
+        axes = *c;
+      }
+      if (!x || axes.empty()) return std::nullopt;
+      const int64_t n = static_cast<int64_t>(axes.size());
+      const int64_t rank = x->rank() + (op == "Unsqueeze" ? n : -n);
+      if (rank < 0 || rank > kMaxRank) return std::nullopt;
+      x->dims.assign(static_cast<size_t>(rank), -1);
+      return x;
+    }
+    if (op == "Transpose") {
+      std::optional<ValueShape> x = Of(node.input(0));
+      if (!x) return std::nullopt;
+      std::vector<int64_t> perm = GetAttrInts(node, "perm");
+      if (perm.empty()) {
+        for (int64_t a = x->rank() - 1; a >= 0; --a) perm.push_back(a);
+      }
+      if (static_cast<int64_t>(perm.size()) != x->rank()) return std::nullopt;
+      ValueShape out = *x;
+      for (size_t a = 0; a < perm.size(); ++a) {
+        if (perm[a] < 0 || perm[a] >= x->rank()) return std::nullopt;
+        out.dims[a] = x->dims[perm[a]];
+      }
+      return out;
+    }
+    if (op == "Expand" && node.input_size() > 1) {
+      std::optional<ValueShape> x = Of(node.input(0)), target = Of(node.input(1));
+      if (!x || !target || target->rank() != 1 || target->dims[0] < 0 ||
+          target->dims[0] > kMaxRank) {
+        return std::nullopt;
+      }
+      ValueShape t;
+      t.rank_known = true;
+      t.dims.assign(static_cast<size_t>(target->dims[0]), -1);
+      ValueShape out = Broadcast({*x, t});
+      out.elem_type = x->elem_type;
+      return out;
+    }
+    if (op == "Concat") {
+      // Every input's rank; along the axis, the sum of the sizes.
+      std::optional<ValueShape> out;
+      int64_t total = 0;
+      for (const auto& i : node.input()) {
+        std::optional<ValueShape> x = Of(i);
+        if (!x) return std::nullopt;
+        int64_t axis = GetAttrInt(node, "axis", 0);
+        if (axis < 0) axis += x->rank();
+        if (axis < 0 || axis >= x->rank() || (out && out->rank() != x->rank())) return std::nullopt;
+        total = total < 0 || x->dims[axis] < 0 ? -1 : total + x->dims[axis];
+        if (!out) out = *x;
+        for (int64_t a = 0; a < x->rank(); ++a) {
+          if (out->dims[a] < 0) out->dims[a] = x->dims[a];
+        }
+        out->dims[axis] = total;
+      }
+      return out;
+    }
+    if (op == "Slice") {
+      // The rank stays; the sizes may change on any axis.
+      std::optional<ValueShape> x = Of(node.input(0));
+      if (!x) return std::nullopt;
+      x->dims.assign(x->dims.size(), -1);
+      return x;
+    }
+    if (op == "Reshape" && node.input_size() > 1) {
+      std::optional<ValueShape> target = Of(node.input(1));
+      std::optional<ValueShape> x = g_.ShapeOf(node.input(0));
+      if (!target || target->rank() != 1 || target->dims[0] < 0 ||
+          target->dims[0] > kMaxRank) {
+        return std::nullopt;
+      }
+      ValueShape out;
+      out.elem_type = x.has_value() ? x->elem_type : 0;
+      out.rank_known = true;
+      out.dims.assign(static_cast<size_t>(target->dims[0]), -1);
+      return out;
+    }
+    return std::nullopt;
+  }
+
+  GraphEditor& g_;
+};
 }  // namespace
 
 absl::StatusOr<bool> BuildGradientsPass::RunImpl(onnx::ModelProto* model) {
@@ -101,6 +346,7 @@ absl::StatusOr<bool> BuildGradientsPass::RunImpl(onnx::ModelProto* model) {
         absl::StrCat("the loss '", loss, "' must be a float scalar"));
   }
   PrepareForward(g);
+  ShapeCompletion(g).Run();
   const Dependence depends(graph, g, params);
   if (!depends(loss)) {
     return absl::InvalidArgumentError(absl::StrCat(

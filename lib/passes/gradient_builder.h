@@ -9,7 +9,14 @@
 //  1. `loss` names a float scalar value of the graph;
 //  2. every node on a path from a parameter to the loss has a gradient rule
 //     (gradient_rule_list.h) or is non-differentiable;
-//  3. shape inference has run, so that rules can read shapes.
+//  3. shape inference has run, so that rules can read shapes.  Ranks it
+//     left unknown behind a computed Reshape or Expand target are completed
+//     first (dims the builder cannot tell stay -1, and rules compute them
+//     in the graph), so a dynamic batch and run-time shapes work.
+//
+// A rule may raise the graph's opset (GraphEditor::RaiseOpset): repeated
+// Gather indices and overlapping MaxPool windows need ScatterElements'
+// reduction "add" (opset 16).
 //
 // The backward graph uses standard ONNX ops only.  Gradients of a value used
 // by several nodes are added.  The forward graph is adjusted for training:

@@ -14,6 +14,7 @@
 #include "graph/graph_index.h"
 #include "graph/pass_pipeline.h"
 #include "passes/add_loss.h"
+#include "passes/fold_shapes.h"
 #include "passes/gradient_builder.h"
 #include "qat/status_macros.h"
 
@@ -99,7 +100,7 @@ absl::StatusOr<std::vector<std::string>> ChooseParams(
 //  1. add_loss: the eval model is the inference graph with its loss and the
 //     labels input; the trainable parameters are chosen on it, since only
 //     what the loss depends on trains;
-//  2. build_gradients: its rules read shapes, the loss's included, so it
+//  2. fold_shapes, then build_gradients: its rules read shapes, the loss's included, so it
 //     runs on the eval model after that model's one check and shape
 //     inference (ModelAccess::FromProto), which the eval model needs anyway.
 // The training model is not checked again: the model it derives from was
@@ -128,6 +129,9 @@ absl::StatusOr<TrainingModels> BuildTrainingModelsFromProto(
                        ModelAccess::FromProto(std::move(eval), source + " (eval)"));
   onnx::ModelProto training = ModelAccess::Proto(eval_model);
   passes::PassPipeline gradients;
+  // Shape computations the model fixes become constants first, so that
+  // the rules see them (the batch may stay symbolic).
+  gradients.Add(std::make_unique<passes::FoldShapesPass>());
   gradients.Add(std::make_unique<training::BuildGradientsPass>(training::BuildGradientsConfig{
       kLossOutput, params, options.accumulate_gradients}));
   QAT_RETURN_IF_ERROR(gradients.Run(&training).status());

@@ -1,0 +1,217 @@
+#include "passes/fold_shapes.h"
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <unordered_map>
+
+#include "core/onnx_tensor.h"
+#include "graph/graph_editor.h"
+#include "graph/graph_index.h"
+#include "passes/prune_unused_initializers.h"
+#include "qat/tensor.h"
+
+namespace qat {
+namespace passes {
+namespace {
+
+// A tracked shape vector: its elements, and which are static (a constant's
+// -1 is a value, a symbolic dim is not); scalar when it is a 0-D value
+// (Gather with a scalar index).
+struct Dims {
+  std::vector<int64_t> values;
+  std::vector<bool> known;
+  bool scalar = false;
+  bool all_static() const {
+    return std::all_of(known.begin(), known.end(), [](bool k) { return k; });
+  }
+  void Append(const Dims& d, size_t i) {
+    values.push_back(d.values[i]);
+    known.push_back(d.known[i]);
+  }
+};
+
+class Folder {
+ public:
+  explicit Folder(onnx::ModelProto* model) : g_(model) {}
+
+  absl::StatusOr<bool> Run() {
+    onnx::GraphProto& graph = g_.graph();
+    const graph::GraphIndex index(graph);
+    // Nodes stay in place while tracking (constants are looked up in them);
+    // the folded ones are dropped at the end.
+    std::vector<bool> folded(static_cast<size_t>(graph.node_size()), false);
+    for (int k = 0; k < graph.node_size(); ++k) {
+      const onnx::NodeProto& node = graph.node(k);
+      const bool standard = node.domain().empty() || node.domain() == "ai.onnx";
+      if (!standard || node.output_size() != 1) continue;
+      std::optional<Dims> d = Track(node);
+      if (!d.has_value()) {
+        std::optional<onnx::TensorProto> filled;
+        if (!index.IsGraphOutput(node.output(0))) filled = FillConstant(node);
+        if (filled.has_value()) {
+          *graph.add_initializer() = std::move(*filled);
+          folded[k] = true;
+        }
+        continue;
+      }
+      tracked_[node.output(0)] = *d;
+      if (!d->all_static() || index.IsGraphOutput(node.output(0))) continue;
+      onnx::TensorProto t;
+      t.set_name(node.output(0));
+      t.set_data_type(onnx::TensorProto::INT64);
+      if (!d->scalar) t.add_dims(static_cast<int64_t>(d->values.size()));
+      for (int64_t v : d->values) t.add_int64_data(v);
+      *graph.add_initializer() = std::move(t);
+      folded[k] = true;
+    }
+    if (std::find(folded.begin(), folded.end(), true) == folded.end()) return false;
+    google::protobuf::RepeatedPtrField<onnx::NodeProto> kept;
+    for (int k = 0; k < graph.node_size(); ++k) {
+      if (!folded[k]) kept.Add()->Swap(graph.mutable_node(k));
+    }
+    graph.mutable_node()->Swap(&kept);
+    PruneUnusedInitializers(&graph);
+    return true;
+  }
+
+ private:
+  // ConstantOfShape of a static shape (as PyTorch writes for expand(n, -1,
+  // -1): ConstantOfShape(Shape(shape vector))) as an initializer, up to
+  // kMaxFilled elements.
+  std::optional<onnx::TensorProto> FillConstant(const onnx::NodeProto& node) const {
+    static constexpr int64_t kMaxFilled = 4096;
+    if (node.op_type() != "ConstantOfShape" || node.input_size() != 1) return std::nullopt;
+    std::optional<Dims> shape = Get(node.input(0));
+    if (!shape || shape->scalar || !shape->all_static()) return std::nullopt;
+    int64_t count = 1;
+    for (int64_t d : shape->values) {
+      if (d < 0 || d > kMaxFilled || (count *= d) > kMaxFilled) return std::nullopt;
+    }
+    onnx::TensorProto value = training::MakeFloatTensor("", {1}, {0.0f});
+    for (const auto& a : node.attribute()) {
+      if (a.name() == "value" && a.type() == onnx::AttributeProto::TENSOR) value = a.t();
+    }
+    absl::StatusOr<Tensor> one = TensorFromProto(value);
+    if (!one.ok() || one->num_elements() != 1) return std::nullopt;
+    Tensor filled(one->dtype(), shape->values);
+    const size_t elem = DataTypeSize(one->dtype());
+    char* dst = static_cast<char*>(filled.raw_data());
+    for (int64_t i = 0; i < count; ++i) {
+      std::memcpy(dst + i * elem, one->raw_data(), elem);
+    }
+    return TensorToProto(filled, node.output(0));
+  }
+
+  // A tracked vector, or an int64 constant read as one.
+  std::optional<Dims> Get(const std::string& name) const {
+    if (auto it = tracked_.find(name); it != tracked_.end()) return it->second;
+    const onnx::TensorProto* proto = name.empty() ? nullptr : g_.FindConstant(name);
+    std::optional<std::vector<int64_t>> c = g_.ConstantInts(name);
+    if (!c.has_value()) return std::nullopt;
+    return Dims{*c, std::vector<bool>(c->size(), true), proto->dims_size() == 0};
+  }
+
+  std::optional<Dims> Track(const onnx::NodeProto& node) const {
+    const std::string& op = node.op_type();
+    if (op == "Shape") {
+      std::optional<training::ValueShape> s = g_.ShapeOf(node.input(0));
+      if (!s.has_value() || !s->rank_known) return std::nullopt;
+      const int64_t rank = s->rank();
+      auto clamp = [rank](int64_t v) {
+        if (v < 0) v += rank;
+        return std::clamp<int64_t>(v, 0, rank);
+      };
+      int64_t start = 0, end = rank;
+      if (g_.opset() >= 15) {
+        start = clamp(training::GetAttrInt(node, "start", 0));
+        end = clamp(training::GetAttrInt(node, "end", rank));
+      }
+      Dims d;
+      for (int64_t a = start; a < end; ++a) {
+        d.values.push_back(s->dims[a]);
+        d.known.push_back(s->dims[a] >= 0);
+      }
+      return d;
+    }
+    if (op == "Gather" && node.input_size() == 2) {
+      if (training::GetAttrInt(node, "axis", 0) != 0) return std::nullopt;
+      std::optional<Dims> v = Tracked(node.input(0));
+      const onnx::TensorProto* ip = g_.FindConstant(node.input(1));
+      std::optional<std::vector<int64_t>> idx = g_.ConstantInts(node.input(1));
+      if (!v || v->scalar || !idx || ip == nullptr || ip->dims_size() > 1) return std::nullopt;
+      const int64_t n = static_cast<int64_t>(v->values.size());
+      Dims d;
+      d.scalar = ip->dims_size() == 0;
+      for (int64_t i : *idx) {
+        if (i < 0) i += n;
+        if (i < 0 || i >= n) return std::nullopt;
+        d.Append(*v, static_cast<size_t>(i));
+      }
+      return d;
+    }
+    if (op == "Slice" && node.input_size() >= 3 && g_.opset() >= 10) {
+      std::optional<Dims> v = Tracked(node.input(0));
+      std::optional<std::vector<int64_t>> starts = g_.ConstantInts(node.input(1));
+      std::optional<std::vector<int64_t>> ends = g_.ConstantInts(node.input(2));
+      if (!v || v->scalar || !starts || !ends || starts->size() != 1 || ends->size() != 1) {
+        return std::nullopt;
+      }
+      if (node.input_size() > 3 && !node.input(3).empty()) {
+        std::optional<std::vector<int64_t>> axes = g_.ConstantInts(node.input(3));
+        if (!axes || axes->size() != 1 || ((*axes)[0] != 0 && (*axes)[0] != -1)) return std::nullopt;
+      }
+      int64_t step = 1;
+      if (node.input_size() > 4 && !node.input(4).empty()) {
+        std::optional<std::vector<int64_t>> steps = g_.ConstantInts(node.input(4));
+        if (!steps || steps->size() != 1 || (*steps)[0] == 0) return std::nullopt;
+        step = (*steps)[0];
+      }
+      Dims out;
+      for (int64_t p : training::SlicePositions(static_cast<int64_t>(v->values.size()),
+                                                (*starts)[0], (*ends)[0], step)) {
+        out.Append(*v, static_cast<size_t>(p));
+      }
+      return out;
+    }
+    if (op == "Unsqueeze") {
+      std::optional<Dims> v = Tracked(node.input(0));
+      std::vector<int64_t> axes = training::GetAttrInts(node, "axes");
+      if (node.input_size() > 1) axes = g_.ConstantInts(node.input(1)).value_or(std::vector<int64_t>{});
+      if (!v || !v->scalar || axes != std::vector<int64_t>{0}) return std::nullopt;
+      v->scalar = false;
+      return v;
+    }
+    if (op == "Concat" && training::GetAttrInt(node, "axis", 0) == 0) {
+      Dims out;
+      bool any_tracked = false;
+      for (const auto& i : node.input()) {
+        std::optional<Dims> v = Get(i);
+        if (!v || v->scalar) return std::nullopt;
+        any_tracked |= tracked_.count(i) != 0;
+        for (size_t k = 0; k < v->values.size(); ++k) out.Append(*v, k);
+      }
+      if (!any_tracked) return std::nullopt;  // constants only: not a shape computation
+      return out;
+    }
+    return std::nullopt;
+  }
+
+  // A vector this pass tracks (from a Shape), not any constant.
+  std::optional<Dims> Tracked(const std::string& name) const {
+    if (auto it = tracked_.find(name); it != tracked_.end()) return it->second;
+    return std::nullopt;
+  }
+
+  training::GraphEditor g_;
+  std::unordered_map<std::string, Dims> tracked_;
+};
+
+}  // namespace
+
+absl::StatusOr<bool> FoldShapesPass::RunImpl(onnx::ModelProto* model) {
+  return Folder(model).Run();
+}
+
+}  // namespace passes
+}  // namespace qat
