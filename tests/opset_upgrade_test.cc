@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "pass_tester.h"
 #include "passes/opset_upgrade.h"
+#include "passes/promote_constants.h"
 #include "qat/calibrate.h"
 #include "qat/executor.h"
 #include "qat/prepare.h"
@@ -290,6 +291,39 @@ TEST(OpsetUpgradeStructure, Opset13IsLeftAlone) {
   PassTester t(13);
   t.Input("x", {2, 3}).Node("Softmax", {"x"}, {"y"}, {AttrInt("axis", 0)}).Output("y", {2, 3});
   t.Apply(Upgrade).ExpectChanged(false).ExpectNodeDelta(0);
+}
+
+TEST(PromoteConstantsTest, FloatConstantsBecomeInitializersShapesStay) {
+  PassTester t(13, 4);
+  onnx::AttributeProto w;
+  w.set_name("value");
+  w.set_type(onnx::AttributeProto::TENSOR);
+  *w.mutable_t() = TensorToProto(t.Random({3, 2}, -1, 1), "w");
+  onnx::AttributeProto shape;
+  shape.set_name("value");
+  shape.set_type(onnx::AttributeProto::TENSOR);
+  *shape.mutable_t() = TensorToProto(Tensor::FromValues<int64_t>({2}, {1, 4}), "shape");
+  t.Input("x", {2, 3})
+      .Node("Constant", {}, {"w"}, {w})
+      .Node("Constant", {}, {"shape"}, {shape})
+      .Node("Constant", {}, {"eps"}, {AttrFloat("value_float", 0.5f)})
+      .Node("MatMul", {"x", "w"}, {"m"})
+      .Node("Add", {"m", "eps"}, {"a"})
+      .Node("Reshape", {"a", "shape"}, {"y"})
+      .Output("y", {1, 4});
+  passes::PromoteConstantsPass pass;
+  t.Apply(pass).ExpectChanged(true).ExpectOutputsNear(0, 0).ExpectOpDelta("Constant", -2);
+  ASSERT_TRUE(t.Ok());
+  const graph::GraphIndex index(t.after().graph());
+  ASSERT_NE(index.FindInitializer("w"), nullptr);
+  EXPECT_EQ(index.FindInitializer("w")->dims_size(), 2);
+  ASSERT_NE(index.FindInitializer("eps"), nullptr);
+  EXPECT_EQ(index.FindInitializer("shape"), nullptr);  // int64: stays a Constant node
+  passes::PromoteConstantsPass again;
+  onnx::ModelProto after = t.after();
+  auto changed = again.Run(&after);
+  ASSERT_TRUE(changed.ok());
+  EXPECT_FALSE(*changed);
 }
 
 // A paddle2onnx-style classifier at opset 9: weights in Constant nodes,

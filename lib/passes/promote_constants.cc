@@ -30,18 +30,24 @@ std::optional<onnx::TensorProto> FloatConstant(const onnx::NodeProto& node) {
   return std::nullopt;
 }
 
+bool IsDefaultDomainConstant(const onnx::NodeProto& node) {
+  return (node.domain().empty() || node.domain() == "ai.onnx") && node.op_type() == "Constant" &&
+         node.output_size() == 1;
+}
+
 }  // namespace
+
+bool IsPromotableConstant(const onnx::NodeProto& node) {
+  return IsDefaultDomainConstant(node) && FloatConstant(node).has_value();
+}
 
 absl::StatusOr<bool> PromoteConstantsPass::RunImpl(onnx::ModelProto* model) {
   onnx::GraphProto* g = model->mutable_graph();
   bool changed = false;
   google::protobuf::RepeatedPtrField<onnx::NodeProto> kept;
   for (auto& node : *g->mutable_node()) {
-    const bool default_domain = node.domain().empty() || node.domain() == "ai.onnx";
     std::optional<onnx::TensorProto> value;
-    if (default_domain && node.op_type() == "Constant" && node.output_size() == 1) {
-      value = FloatConstant(node);
-    }
+    if (IsDefaultDomainConstant(node)) value = FloatConstant(node);
     if (!value.has_value()) {
       kept.Add()->Swap(&node);
       continue;

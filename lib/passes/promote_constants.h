@@ -19,6 +19,10 @@
 namespace qat {
 namespace passes {
 
+// Whether the pass would promote `node` (a float Constant of the default
+// domain), for callers that skip the pass when nothing would change.
+bool IsPromotableConstant(const onnx::NodeProto& node);
+
 class PromoteConstantsPass : public GraphPass {
  public:
   absl::string_view name() const override { return "promote_constants"; }

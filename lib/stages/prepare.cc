@@ -8,6 +8,7 @@
 #include "graph/graph_index.h"
 #include "graph/pass_pipeline.h"
 #include "passes/opset_upgrade.h"
+#include "passes/promote_constants.h"
 #include "qat/qdq_conversion.h"
 #include "qat/status_macros.h"
 #include "qat/training_artifacts.h"
@@ -20,9 +21,9 @@ absl::StatusOr<TrainingModels> PrepareModels(const Model& model, const PrepareOp
   // (so that they train and can be frozen) before anything else; a model
   // that needs neither is not copied.
   const onnx::ModelProto& original = ModelAccess::Proto(model);
-  const bool has_constants =
-      std::any_of(original.graph().node().begin(), original.graph().node().end(),
-                  [](const onnx::NodeProto& n) { return n.op_type() == "Constant"; });
+  const bool has_constants = std::any_of(original.graph().node().begin(),
+                                         original.graph().node().end(),
+                                         passes::IsPromotableConstant);
   std::optional<Model> upgraded;
   std::vector<std::string> upgrade_warnings;
   if (has_constants || passes::DefaultOpset(original) < passes::kUpgradeTargetOpset) {
