@@ -277,6 +277,28 @@ TEST(OpsetUpgradeStructure, LegacyBroadcastAxisReshapesTheInitializer) {
               ::testing::ElementsAre(3, 1, 1));
 }
 
+TEST(OpsetUpgradeStructure, ScatterBecomesScatterElements) {
+  PassTester t(9);
+  t.Input("x", {3, 3}).Weight("u", {1, 3});
+  t.Initializer("i", Tensor::FromValues<int64_t>({1, 3}, {2, 0, 1}));
+  t.Node("Scatter", {"x", "i", "u"}, {"y"}, {AttrInt("axis", 0)}).Output("y", {3, 3});
+  t.Apply(Upgrade).ExpectRemoved("Scatter").ExpectOpCount("ScatterElements", 1);
+  ASSERT_TRUE(t.Ok());
+  // The executor runs ScatterElements: x with row 2 of column 0, row 0 of
+  // column 1 and row 1 of column 2 replaced by u.
+  auto out = t.RunAfter();
+  ASSERT_EQ(out.count("y"), 1u);
+  const auto x = t.inputs().at("x").values<float>();
+  const auto y = out.at("y").values<float>();
+  const graph::GraphIndex index(t.after().graph());
+  auto u = index.ConstantValue("u");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(y[2 * 3 + 0], u->values<float>()[0]);
+  EXPECT_EQ(y[0 * 3 + 1], u->values<float>()[1]);
+  EXPECT_EQ(y[1 * 3 + 2], u->values<float>()[2]);
+  EXPECT_EQ(y[0 * 3 + 0], x[0]);
+}
+
 TEST(OpsetUpgradeStructure, RefusesWhatOpset13CannotSay) {
   PassTester t(7);
   t.Input("x", {2, 3, 4}).Weight("s", {3}).Weight("b", {3}).Weight("m", {3})

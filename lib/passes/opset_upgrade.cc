@@ -78,6 +78,15 @@ onnx::NodeProto MakeNode(const std::string& op, std::vector<std::string> inputs,
   return n;
 }
 
+// Ops that took `broadcast` (and `axis`) attributes before opset 7.
+bool IsLegacyBroadcastOp(const std::string& op) {
+  for (const char* legacy : {"Add", "Sub", "Mul", "Div", "Pow", "Gemm", "And", "Or", "Xor",
+                             "Equal", "Greater", "Less"}) {
+    if (op == legacy) return true;
+  }
+  return false;
+}
+
 class Upgrader {
  public:
   Upgrader(onnx::ModelProto* model, int64_t from) : editor_(model), from_(from) {}
@@ -129,8 +138,9 @@ class Upgrader {
       }
       RemoveAttr(&node, "spatial");
       RemoveAttr(&node, "is_test");
-    } else if ((op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Gemm") &&
-               from_ < 7) {
+    } else if (op == "Scatter") {  // deprecated in 11: the same op, renamed
+      node.set_op_type("ScatterElements");
+    } else if (IsLegacyBroadcastOp(op) && from_ < 7) {
       QAT_RETURN_IF_ERROR(LegacyBroadcast(&node));
     }
     TrimInputs(&node);

@@ -22,10 +22,12 @@
 //  4. BatchNormalization: `spatial` (only 1 is supported, as in opset 9 on),
 //     `is_test` and `consumed_inputs` go; its outputs stay as they are
 //     (opset 13 has the same optional outputs);
-//  5. legacy broadcasting (before 7): Add/Sub/Mul/Div/Gemm `broadcast` goes;
+//  5. legacy broadcasting (before 7): `broadcast` goes from Add, Sub, Mul,
+//     Div, Pow, Gemm, And, Or, Xor, Equal, Greater and Less;
 //     an `axis` that does not align B with A's trailing dimensions reshapes
 //     B when it is an initializer (Unimplemented otherwise);
-//  6. `consumed_inputs` (before 6) goes from every op.
+//  6. `consumed_inputs` (before 6) goes from every op;
+//  7. Scatter (deprecated in 11) becomes ScatterElements, the same op.
 // Then the default-domain import becomes 13 (and ir_version at least 7).
 // Subgraphs of If and Loop are not rewritten.  Value names stay: every
 // rewritten node keeps its outputs, so calibration tables and parameter
