@@ -2,6 +2,7 @@
 // paddle2onnx writes at opsets 9-11: the executor gives the same outputs
 // before (old semantics) and after (opset 13); then the same kind of model
 // through the quantize and prepare stages, which upgrade it themselves.
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "qat/executor.h"
 #include "qat/prepare.h"
 #include "qat/quantize.h"
+#include "qat/trainer.h"
 #include "synthetic_data.h"
 
 namespace qat {
@@ -428,6 +430,24 @@ TEST(OpsetUpgradeStages, QuantizeAndPrepareUpgradeAndSaySo) {
     auto qat = PrepareModels(*qdq, {});
     ASSERT_TRUE(qat.ok()) << qat.status();
     EXPECT_EQ(qat->params.size(), 4u);
+    // And it trains: a few QAT steps with a finite, falling loss.
+    TrainerOptions topts;
+    topts.num_threads = 1;
+    topts.schedule.lr = 1e-2f;
+    auto trainer = Trainer::Create(*qat, topts);
+    ASSERT_TRUE(trainer.ok()) << trainer.status();
+    Tensor bx(DataType::kFloat32, {6, 8});
+    for (int64_t i = 0; i < bx.num_elements(); ++i) bx.data<float>()[i] = 0.1f * (i % 7) - 0.3f;
+    Tensor by(DataType::kInt64, {6});
+    for (int64_t i = 0; i < 6; ++i) by.data<int64_t>()[i] = i % 3;
+    float first = 0.0f, last = 0.0f;
+    for (int step = 0; step < 5; ++step) {
+      auto loss = (*trainer)->TrainStep({{"x", bx}, {kLabelsInput, by}});
+      ASSERT_TRUE(loss.ok()) << loss.status();
+      ASSERT_TRUE(std::isfinite(*loss));
+      (step == 0 ? first : last) = *loss;
+    }
+    EXPECT_LT(last, first);
   }
 }
 
