@@ -681,6 +681,7 @@ QatStatus* qat_prepare(const QatModel* model, const char* folder,
   p.graph.learn_quant_params = options->quant_params == QAT_QUANT_PARAMS_LEARN;
   p.graph.observe_quant_params = options->quant_params == QAT_QUANT_PARAMS_OBSERVE;
   p.graph.frozen = Names(options->frozen, options->num_frozen);
+  if (options->version >= 2) p.graph.trainable = Names(options->trainable, options->num_trainable);
   auto summary = qat::Prepare(model->model, folder, p);
   return summary.ok() ? nullptr : ToStatus(summary.status());
   QAT_C_API_END

@@ -21,6 +21,8 @@
 #include "graph_builder.h"
 #include "gtest/gtest.h"
 #include "qat/c_api.h"
+#include "qat/checkpoint.h"
+#include "qat/training_artifacts.h"
 #include "qat/data_spec.h"
 #include "qat/evaluate.h"
 #include "qat/export.h"
@@ -644,6 +646,36 @@ TEST(CApiStagesTest, StoppedRunResumesExactly) {
   qat_model_free(a);
   qat_model_free(b);
   qat_dataset_free(data);
+  qat_model_free(model);
+}
+
+// Version 2 of QatPrepareOptions carries trainable globs; frozen wins, and
+// an unmatched glob is an error naming it.  Version 1 callers are unchanged.
+TEST(CApiStagesTest, PrepareTakesTrainableAndFrozenGlobs) {
+  QatModel* model = nullptr;
+  ASSERT_EQ(qat_model_zoo(&model, "mlp", 0), nullptr);
+  const char* trainable[] = {"fc*"};
+  const char* frozen[] = {"*.bias"};
+  QatPrepareOptions options = QAT_PREPARE_OPTIONS_INIT;
+  options.trainable = trainable;
+  options.num_trainable = 1;
+  options.frozen = frozen;
+  options.num_frozen = 1;
+  const std::string folder = TempFolder("globs");
+  ASSERT_EQ(qat_prepare(model, folder.c_str(), &options), nullptr);
+  auto checkpoint = qat::LoadCheckpoint(folder + "/" + qat::kCheckpointFile);
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+  ASSERT_FALSE(checkpoint->parameters.empty());
+  for (const auto& [name, value] : checkpoint->parameters) {
+    EXPECT_EQ(name.rfind("fc", 0), 0u) << name;
+    EXPECT_EQ(name.find(".bias"), std::string::npos) << name;
+  }
+  const char* nothing[] = {"decoder.*"};
+  options.trainable = nothing;
+  EXPECT_THAT(Take(qat_prepare(model, folder.c_str(), &options)),
+              HasSubstr("trainable pattern 'decoder.*'"));
+  options.version = 1;  // the trainable fields are not read
+  EXPECT_EQ(qat_prepare(model, folder.c_str(), &options), nullptr);
   qat_model_free(model);
 }
 

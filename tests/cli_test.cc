@@ -73,6 +73,30 @@ TEST_F(CliTest, RunWritesEveryOutputAsNpy) {
   EXPECT_EQ(n->data<float>()[1], -2.0f);
 }
 
+// prepare lists the trainable parameters with their element counts; the
+// globs repeat, frozen wins, and an unmatched glob fails naming it.
+TEST_F(CliTest, PrepareListsTheTrainableParameters) {
+  const std::string model = (dir_ / "mlp.onnx").string();
+  std::string out;
+  ASSERT_EQ(RunShell(absl::StrCat(QAT_CLI_PATH, " zoo mlp -o ", model), &out), 0);
+  out.clear();
+  ASSERT_EQ(RunShell(absl::StrCat(QAT_CLI_PATH, " prepare ", model, " -o ",
+                                  (dir_ / "qat").string(),
+                                  " --trainable 'fc1.*' --trainable 'fc2.*' --frozen '*.bias'"),
+                     &out),
+            0);
+  EXPECT_NE(out.find("2 trainable parameters (397000 elements)"), std::string::npos) << out;
+  EXPECT_NE(out.find("  fc1.weight 392000\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("  fc2.weight 5000\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("bias"), std::string::npos) << out;
+  std::string err;
+  EXPECT_EQ(RunShell(absl::StrCat("(", QAT_CLI_PATH, " prepare ", model, " -o ",
+                                  (dir_ / "bad").string(), " --frozen 'conv*' 2>&1)"),
+                     &err),
+            1);
+  EXPECT_NE(err.find("frozen pattern 'conv*'"), std::string::npos) << err;
+}
+
 // "a/b" and "a_b" both map to a_b.npy: refused, and nothing is written.
 TEST_F(CliTest, RunRefusesOutputsWhoseFileNamesCollide) {
   GraphBuilder g;

@@ -43,6 +43,7 @@ bool ParseArgs(int argc, char** argv, const std::vector<std::string>& valued,
       return false;
     }
     args->flags[arg] = argv[++i];
+    args->repeated[arg].push_back(args->flags[arg]);
     // Every command's thread count, capped in one place (before it is
     // narrowed to int) with the library's message.
     int64_t threads = 0;
@@ -77,6 +78,16 @@ bool FloatFlag(const Args& args, const std::string& flag, double min, double* va
 
 std::vector<std::string> SplitList(const std::string& list) {
   return absl::StrSplit(list, ',', absl::SkipEmpty());
+}
+
+std::vector<std::string> ListFlag(const Args& args, const std::string& flag) {
+  std::vector<std::string> out;
+  auto it = args.repeated.find(flag);
+  if (it == args.repeated.end()) return out;
+  for (const std::string& value : it->second) {
+    for (std::string& item : SplitList(value)) out.push_back(std::move(item));
+  }
+  return out;
 }
 
 absl::StatusOr<qat::Tensor> ReadTensorFile(const std::string& path) {

@@ -26,7 +26,8 @@ int Usage(const std::string& message);
 // Positional arguments, "--flag value" pairs and boolean "--switch"es.
 struct Args {
   std::vector<std::string> positional;
-  std::map<std::string, std::string> flags;
+  std::map<std::string, std::string> flags;  // the last value of each flag
+  std::map<std::string, std::vector<std::string>> repeated;  // every value, in order
   std::set<std::string> switches;
 
   bool Has(const std::string& flag) const { return flags.count(flag) != 0; }
@@ -50,6 +51,9 @@ bool FloatFlag(const Args& args, const std::string& flag, double min, double* va
 
 // "A,B,C" -> {"A", "B", "C"}; empty parts are dropped.
 std::vector<std::string> SplitList(const std::string& list);
+// Every value of a flag that may be repeated, each split as SplitList does:
+// --frozen a,b --frozen c -> {"a", "b", "c"}.
+std::vector<std::string> ListFlag(const Args& args, const std::string& flag);
 
 // A tensor from an .npy file, or from a serialized TensorProto (.pb).
 absl::StatusOr<qat::Tensor> ReadTensorFile(const std::string& path);

@@ -12,7 +12,7 @@
 
 #include "commands.h"
 #include "qat/dataset.h"
-#include "qat/fake_quant.h"
+#include "qat/kernel_variants.h"
 #include "qat/version.h"
 
 namespace {
@@ -39,16 +39,23 @@ void PrintHelp(std::FILE* out) {
                "              M=0.2860 S=0.3530\n"
                "  calibrate MODEL.onnx --data DATA -o TABLE.json [--samples N] [--batch B]\n"
                "       [--method minmax|moving-average|percentile|entropy|mse]\n"
-               "       [--per-channel] [--symmetric-activations]\n"
-               "              observe ranges; write the calibration table\n"
+               "       [--per-channel] [--symmetric-activations] [--threads T]\n"
+               "              observe ranges; write the calibration table;\n"
+               "              --batch: samples per forward run (default 64)\n"
                "  quantize MODEL.onnx --table TABLE.json -o OUT.onnx [--weight-bits 8|4]\n"
                "       [--activation-type uint8|int8] [--per-channel] [--weights-as-int8]\n"
                "       [--exclude NODE,...]\n"
-               "              insert QuantizeLinear/DequantizeLinear pairs\n"
+               "              insert QuantizeLinear/DequantizeLinear pairs (a model below\n"
+               "              opset 13 is upgraded to 13 first, with a warning)\n"
                "  prepare MODEL.onnx -o DIR [--loss cross-entropy|mse|bce-with-logits|l1]\n"
-               "       [--output NAME] [--frozen NAME,...] [--quant-params fixed|learn|observe]\n"
+               "       [--reduction mean|sum] [--output NAME] [--trainable GLOB,...]\n"
+               "       [--frozen GLOB,...] [--ignore-index N]\n"
+               "       [--quant-params fixed|learn|observe] [--accumulate-gradients]\n"
                "              fuse QDQ into FakeQuant, add the loss, build gradients;\n"
-               "              write DIR/training.onnx, DIR/eval.onnx, DIR/checkpoint\n"
+               "              write DIR/training.onnx, DIR/eval.onnx, DIR/checkpoint;\n"
+               "              --output: the model output the loss reads (default the\n"
+               "              first); --trainable/--frozen: parameter name globs (* ?),\n"
+               "              repeatable, frozen wins; prints the trainable parameters\n"
                "  train DIR --data DATA [--epochs E] [--batch B] [--optimizer adamw|sgd]\n"
                "       [--lr X] [--schedule constant|linear|cosine] [--seed S]\n"
                "       [--threads T] [--observe-steps N] [--resume]\n"
@@ -69,7 +76,7 @@ void PrintHelp(std::FILE* out) {
                "              report, plots and graph pictures (docs/cli.md)\n"
                "  zoo mlp|lenet5 -o OUT.onnx [--seed S]\n"
                "              write a reference model (PyTorch's initialisation)\n"
-               "  --version   print the version and the kernel variant in use\n"
+               "  --version   print the version and the kernel variants in use\n"
                "  --help      print this help\n"
                "\n"
                "DATA is an IDX folder (MNIST layout) or FEATURES.npy,LABELS.npy.\n",
@@ -89,8 +96,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "--version" || command == "version") {
-    std::printf("qat %s (kernels: %s)\n", QAT_VERSION_STRING,
-                qat::FakeQuantKernelVariant());
+    std::printf("qat %s (kernels: %s)\n", QAT_VERSION_STRING, qat::KernelVariants().c_str());
     return 0;
   }
   // The library returns errors as values, but nothing that escapes it

@@ -100,8 +100,10 @@ int QuantizeCommand(int argc, char** argv) {
   if (!model.ok()) return Fail(model.status());
   auto table = qat::CalibrationTable::Load(args.Get("--table", ""));
   if (!table.ok()) return Fail(table.status());
-  auto quantized = qat::QuantizeModel(*model, *table, options);
+  std::vector<std::string> warnings;
+  auto quantized = qat::QuantizeModel(*model, *table, options, &warnings);
   if (!quantized.ok()) return Fail(quantized.status());
+  for (const std::string& w : warnings) std::fprintf(stderr, "qat: warning: %s\n", w.c_str());
   const std::string out = args.Get("--out", "");
   if (absl::Status s = quantized->Save(out); !s.ok()) return Fail(s);
   std::printf("wrote %s (%zu bytes)\n", out.c_str(), quantized->Serialize().size());

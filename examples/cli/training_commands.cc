@@ -48,8 +48,8 @@ int PrepareCommand(int argc, char** argv) {
   Args args;
   std::string error;
   if (!ParseArgs(argc, argv,
-                 {"--out", "--loss", "--reduction", "--frozen", "--ignore-index",
-                  "--quant-params", "--output"},
+                 {"--out", "--loss", "--reduction", "--frozen", "--trainable",
+                  "--ignore-index", "--quant-params", "--output"},
                  {"--accumulate-gradients"}, &args, &error)) {
     return Usage(error);
   }
@@ -76,7 +76,8 @@ int PrepareCommand(int argc, char** argv) {
     if (!IntFlag(args, "--ignore-index", INT64_MIN, &ignore)) return Usage("bad --ignore-index");
     options.loss.ignore_index = ignore;
   }
-  options.frozen = SplitList(args.Get("--frozen", ""));
+  options.frozen = ListFlag(args, "--frozen");
+  options.trainable = ListFlag(args, "--trainable");
   options.accumulate_gradients = args.On("--accumulate-gradients");
 
   auto model = qat::Model::Load(args.positional[0]);
@@ -87,9 +88,16 @@ int PrepareCommand(int argc, char** argv) {
   for (const std::string& w : summary->warnings) {
     std::fprintf(stderr, "qat: warning: %s\n", w.c_str());
   }
-  std::printf("wrote %s/{%s,%s,%s}: %zu trainable parameters, loss %s\n", dir.c_str(),
-              qat::kTrainingModelFile, qat::kEvalModelFile, qat::kCheckpointFile,
-              summary->params.size(), qat::LossKindName(summary->loss));
+  int64_t total = 0;
+  for (int64_t n : summary->param_elements) total += n;
+  std::printf("wrote %s/{%s,%s,%s}: %zu trainable parameters (%lld elements), loss %s\n",
+              dir.c_str(), qat::kTrainingModelFile, qat::kEvalModelFile, qat::kCheckpointFile,
+              summary->params.size(), static_cast<long long>(total),
+              qat::LossKindName(summary->loss));
+  for (size_t i = 0; i < summary->params.size(); ++i) {
+    std::printf("  %s %lld\n", summary->params[i].c_str(),
+                static_cast<long long>(summary->param_elements[i]));
+  }
   return 0;
 }
 

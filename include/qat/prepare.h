@@ -30,6 +30,7 @@
 #define QAT_PREPARE_H_
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,11 @@ namespace qat {
 
 struct PrepareOptions {
   TrainingGraphOptions graph;  // the loss, frozen parameters, quant-param mode
+  // Passes to skip among those prepare starts with: "opset_upgrade" (a
+  // model below opset 13 is upgraded, with a warning) and
+  // "promote_constants" (float Constant nodes become initializers, so that
+  // they train and can be frozen).
+  std::set<std::string> disabled_passes;
 };
 
 struct PrepareSummary {
@@ -50,7 +56,7 @@ struct PrepareSummary {
   std::vector<int64_t> param_elements;
   LossKind loss = LossKind::kCrossEntropy;
   bool observe_quant_params = false;
-  std::vector<std::string> warnings;  // QDQ pairs left alone, one line each
+  std::vector<std::string> warnings;  // an opset upgrade, QDQ pairs left alone: a line each
 };
 
 // The same, in memory: the fused training and eval models, no folder.

@@ -16,6 +16,13 @@
 // 4-bit weights are stored in int8 and clipped: QuantizeLinear -> Clip(-8, 7)
 // -> DequantizeLinear, which standard ONNX expresses from opset 13.
 //
+// A model below opset 13 is upgraded to 13 first (every op whose meaning
+// changed is rewritten; value names stay), which adds a line to `warnings`;
+// float tensors of Constant nodes become initializers (pass
+// "promote_constants").  Any pass can be switched off by name in
+// disabled_passes: opset_upgrade, promote_constants, fold_constants,
+// insert_qdq, prune.
+//
 // Constant subexpressions in front of weights (Constant, Transpose,
 // Unsqueeze, Squeeze, Reshape of initializers) are folded first.  A tensor
 // shared by several nodes gets one pair.
@@ -27,11 +34,12 @@
 // has the requested form (per channel or not, bit width).
 //
 // Errors: an activation without a table entry (naming it), an op type or
-// node name that does not exist in the model, an opset below 10 (13 for per
-// channel or 4-bit), a bad table entry.
+// node name that does not exist in the model, an op that the opset upgrade
+// cannot rewrite, a bad table entry.
 #ifndef QAT_QUANTIZE_H_
 #define QAT_QUANTIZE_H_
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -46,11 +54,14 @@ namespace qat {
 
 // The quantize stage's options: what insert_qdq quantizes and how
 // (qat/qdq_insertion.h).
-struct QuantizeOptions : QdqInsertionConfig {};
+struct QuantizeOptions : QdqInsertionConfig {
+  std::set<std::string> disabled_passes;  // pass names to skip (see above)
+};
 
 QAT_API absl::StatusOr<Model> QuantizeModel(const Model& model,
                                             const CalibrationTable& table,
-                                            const QuantizeOptions& options = {});
+                                            const QuantizeOptions& options = {},
+                                            std::vector<std::string>* warnings = nullptr);
 
 // The weight's channel axis for a node's input, as ONNX Runtime chooses it:
 // Conv 0, MatMul 1, Gemm 0 when transB else 1.  -1 for other ops.

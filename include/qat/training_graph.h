@@ -23,13 +23,17 @@
 //                      max(y,0) - y*labels + log(1 + exp(-|y|))
 //   l1                 mean(|y - labels|)
 //
-// Trainable parameters: by default every float initializer that the loss
-// depends on and that feeds an input with a gradient (as the gradient-rule
-// manifest declares them; any input of an op it does not list): so not
+// Trainable parameters (lib/train/parameters.h, ChooseParameters): by
+// default the float initializers that reach the loss through inputs with a
+// gradient (as the gradient-rule manifest declares them; any input of an op
+// it does not list) and that are a layer's weight or bias (Conv,
+// ConvTranspose, Gemm, MatMul, the normalizations, an embedding Gather) or
+// hold more than one element: so not scalars (a Pow exponent, an epsilon),
 // quantization parameters (unless learn_quant_params), BatchNormalization
 // running statistics, Dropout ratios, Clip bounds, loss class weights, nor
-// the inputs of comparisons and other ops without a gradient; minus
-// `frozen`.  `trainable`, when not empty, lists them explicitly instead.
+// constants that only feed shapes; minus `frozen`.  `trainable`, when not
+// empty, names them instead.  Both lists hold glob patterns ('*', '?');
+// frozen wins, and a pattern that matches nothing is an error naming it.
 #ifndef QAT_TRAINING_GRAPH_H_
 #define QAT_TRAINING_GRAPH_H_
 

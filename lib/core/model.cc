@@ -5,6 +5,7 @@
 #include <set>
 #include <unordered_set>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -138,13 +139,30 @@ absl::Status CheckModelProto(onnx::ModelProto* proto, const std::string& source,
   }
   QAT_RETURN_IF_ERROR(CheckWindowAttributes(proto->graph(), source));
   QAT_RETURN_IF_ERROR(CheckStoredTensors(proto->graph(), source));
+  // ONNX 1.12's checker requires a shape field on every graph input and
+  // output ("Field 'shape' of 'type' is required but missing"), while
+  // ONNX Runtime and the ONNX spec accept a value of unknown rank.  Such
+  // values get an empty shape for the check only, and lose it again before
+  // shape inference (which then fills in what it can).
+  std::vector<onnx::TypeProto_Tensor*> shapeless;
+  for (auto* list : {proto->mutable_graph()->mutable_input(),
+                     proto->mutable_graph()->mutable_output()}) {
+    for (auto& v : *list) {
+      if (v.type().has_tensor_type() && !v.type().tensor_type().has_shape()) {
+        shapeless.push_back(v.mutable_type()->mutable_tensor_type());
+      }
+    }
+  }
+  for (auto* t : shapeless) t->mutable_shape();
   // ONNX reports problems by throwing; nothing may escape the library.
   try {
     if (options.check) onnx::checker::check_model(*proto);
   } catch (const std::exception& e) {
+    for (auto* t : shapeless) t->clear_shape();
     return absl::InvalidArgumentError(
         absl::StrCat("'", source, "' failed the ONNX checker: ", e.what()));
   }
+  for (auto* t : shapeless) t->clear_shape();
   try {
     if (options.infer_shapes) {
       onnx::ShapeInferenceOptions inference_options;

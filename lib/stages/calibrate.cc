@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -147,6 +148,30 @@ absl::StatusOr<CalibrationTable> Calibrator::Finish() {
 
 namespace {
 
+// Exporters often fix the batch at 1.  When the one data input has a static
+// batch of 1 and the batches are larger, the model is calibrated with that
+// dimension (and the outputs' batch of 1) made symbolic; nullopt when the
+// relaxed model does not load (its graph fixes the batch inside).
+absl::StatusOr<std::optional<Model>> WithSymbolicBatch(const Model& model) {
+  const std::vector<ValueInfo> inputs = model.inputs();
+  onnx::ModelProto proto = ModelAccess::Proto(model);
+  auto relax = [](onnx::ValueInfoProto& v) {
+    if (!v.type().tensor_type().has_shape()) return;
+    auto* shape = v.mutable_type()->mutable_tensor_type()->mutable_shape();
+    if (shape->dim_size() > 0 && shape->dim(0).has_dim_value() && shape->dim(0).dim_value() == 1) {
+      shape->mutable_dim(0)->set_dim_param("batch");
+    }
+  };
+  for (auto& v : *proto.mutable_graph()->mutable_input()) {
+    if (v.name() == inputs[0].name) relax(v);
+  }
+  for (auto& v : *proto.mutable_graph()->mutable_output()) relax(v);
+  absl::StatusOr<Model> relaxed =
+      ModelAccess::FromTransformedProto(std::move(proto), model.source());
+  if (!relaxed.ok()) return std::optional<Model>();  // a graph that fixes the batch inside
+  return std::optional<Model>(*std::move(relaxed));
+}
+
 absl::StatusOr<CalibrationTable> CalibrateUnguarded(const Model& model, const Dataset& data,
                                                     const CalibrateOptions& options) {
   if (options.batch_size <= 0) return absl::InvalidArgumentError("batch size must be > 0");
@@ -156,13 +181,27 @@ absl::StatusOr<CalibrationTable> CalibrateUnguarded(const Model& model, const Da
   if (samples == 0) {
     return absl::InvalidArgumentError("calibration needs at least one sample; the dataset is empty");
   }
-  QAT_ASSIGN_OR_RETURN(auto calibrator, Calibrator::Create(model, options));
+  std::optional<Model> relaxed;
+  const std::vector<ValueInfo> inputs = model.inputs();
+  const bool batch_of_one = std::min(samples, options.batch_size) > 1 && inputs.size() == 1 &&
+                            !inputs[0].shape.empty() && inputs[0].shape[0] == 1;
+  if (batch_of_one) {
+    QAT_ASSIGN_OR_RETURN(relaxed, WithSymbolicBatch(model));
+  }
+  QAT_ASSIGN_OR_RETURN(auto calibrator,
+                       Calibrator::Create(relaxed ? *relaxed : model, options));
   const std::vector<int64_t> order = EpochOrder(data.size(), 0, 0, false);
   Tensor x, y;
   for (int64_t begin = 0; begin < samples; begin += options.batch_size) {
     const int64_t end = std::min(samples, begin + options.batch_size);
     data.Gather(absl::MakeConstSpan(order).subspan(begin, end - begin), &x, &y);
-    QAT_RETURN_IF_ERROR(calibrator->Observe(x));
+    if (absl::Status s = calibrator->Observe(x); !s.ok()) {
+      if (!batch_of_one) return s;
+      // The graph fixes the batch somewhere (a Reshape to [1, ...], say).
+      return absl::Status(s.code(), absl::StrCat(s.message(), "; '", model.source(),
+                                                  "' has a static batch of 1: calibrate with "
+                                                  "--batch 1 (CalibrateOptions::batch_size)"));
+    }
     if (options.progress) options.progress(end, samples);
   }
   return calibrator->Finish();

@@ -1,8 +1,13 @@
 #include "qat/prepare.h"
 
+#include <algorithm>
+
 #include "core/checked_size.h"
 #include "core/model_internal.h"
 #include "graph/graph_index.h"
+#include "graph/pass_pipeline.h"
+#include "passes/opset_upgrade.h"
+#include "passes/promote_constants.h"
 #include "qat/status_macros.h"
 #include "qat/training_artifacts.h"
 #include "stages/fuse_qdq_pairs.h"
@@ -12,12 +17,29 @@ namespace qat {
 
 absl::StatusOr<TrainingModels> PrepareModels(const Model& model, const PrepareOptions& options,
                                              std::vector<std::string>* warnings) {
-  // A QDQ model trains through FakeQuant; a float model trains as it is.
-  // The fused proto goes straight into the build (no copy, no check of its
-  // own: the eval model built from it is checked).
-  onnx::ModelProto fused = ModelAccess::Proto(model);
-  QAT_RETURN_IF_ERROR(FuseQdqPairs(&fused, warnings));
-  return training::BuildTrainingModelsFromProto(std::move(fused), model.source() + " (fused)",
+  // One copy of the model, which every step edits in place: old opsets are
+  // upgraded and Constant-node weights become initializers (so that they
+  // train and can be frozen), QDQ pairs become FakeQuant (a float model
+  // trains as it is), and the training build starts from the result.  The
+  // steps are libqat's own passes, so the result is checked once, as the
+  // eval model (and after every pass with QAT_CHECK_PASS_INVARIANTS=1).
+  onnx::ModelProto proto = ModelAccess::Proto(model);
+  std::vector<std::string> upgrade_warnings;
+  if (std::any_of(proto.graph().node().begin(), proto.graph().node().end(),
+                  passes::IsPromotableConstant) ||
+      passes::DefaultOpset(proto) < passes::kUpgradeTargetOpset) {
+    passes::PassPipelineOptions pipeline_options;
+    pipeline_options.disabled = options.disabled_passes;
+    passes::PassPipeline upgrade(pipeline_options);
+    const passes::OpsetUpgradePass& opset = passes::AddUpgradePasses(&upgrade);
+    QAT_RETURN_IF_ERROR(upgrade.Run(&proto).status());
+    opset.ReportWarning(model.source(), &upgrade_warnings);
+  }
+  QAT_RETURN_IF_ERROR(FuseQdqPairs(&proto, warnings));
+  if (warnings != nullptr) {  // the fusion's warnings replace the list's contents
+    warnings->insert(warnings->begin(), upgrade_warnings.begin(), upgrade_warnings.end());
+  }
+  return training::BuildTrainingModelsFromProto(std::move(proto), model.source() + " (fused)",
                                                 options.graph);
 }
 

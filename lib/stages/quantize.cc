@@ -8,6 +8,7 @@
 #include "graph/pass_pipeline.h"
 #include "passes/fold_constants.h"
 #include "passes/insert_qdq.h"
+#include "passes/opset_upgrade.h"
 #include "passes/prune_unused_initializers.h"
 #include "qat/status_macros.h"
 
@@ -18,7 +19,8 @@ int64_t WeightChannelAxis(const std::string& op_type, bool trans_b) {
 }
 
 absl::StatusOr<Model> QuantizeModel(const Model& model, const CalibrationTable& table,
-                                    const QuantizeOptions& options) {
+                                    const QuantizeOptions& options,
+                                    std::vector<std::string>* warnings) {
   onnx::ModelProto proto = ModelAccess::Proto(model);
   // A table entry for a tensor the model does not have is most likely a
   // typo in a hand-edited table: say so rather than ignore it.
@@ -34,17 +36,23 @@ absl::StatusOr<Model> QuantizeModel(const Model& model, const CalibrationTable& 
     }
   }
   // The quantize pipeline, in order:
+  //  0. opset_upgrade (models below opset 13, said in a warning) and
+  //     promote_constants (weights in Constant nodes become initializers);
   //  1. fold_constants: weights behind Constant, Transpose, Reshape and the
   //     like become initializers, so that insert_qdq sees them as weights;
   //  2. insert_qdq: Q/DQ pairs around the selected nodes;
   //  3. prune: the float weights that insert_qdq stored as integers, and
   //     whatever else nothing reads any more, go.
   // The result is checked and shape-inferred once, as a Model.
-  passes::PassPipeline pipeline;
+  passes::PassPipelineOptions pipeline_options;
+  pipeline_options.disabled = options.disabled_passes;
+  passes::PassPipeline pipeline(pipeline_options);
+  const passes::OpsetUpgradePass& upgrade = passes::AddUpgradePasses(&pipeline);
   pipeline.Add(std::make_unique<passes::FoldConstantsPass>());
   pipeline.Add(std::make_unique<passes::InsertQdqPass>(table, options));
   pipeline.Add(std::make_unique<passes::PruneUnusedInitializersPass>());
   QAT_RETURN_IF_ERROR(pipeline.Run(&proto).status());
+  upgrade.ReportWarning(model.source(), warnings);
   return ModelAccess::FromTransformedProto(std::move(proto), model.source() + " (quantized)");
 }
 

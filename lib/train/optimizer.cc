@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "kernels/target_clones.h"
 
 namespace qat {
@@ -167,8 +168,20 @@ absl::StatusOr<double> Optimizer::Step(float lr,
   }
   const double norm = std::sqrt(sum_sq);
   if (!std::isfinite(norm)) {
+    // Only on failure: name the parameters whose gradients are to blame.
+    std::vector<std::string> bad;
+    for (size_t i = 0; i < grads.size(); ++i) {
+      for (float v : grads[i]->values<float>()) {
+        if (!std::isfinite(v)) {
+          bad.push_back(absl::StrCat("'", names[i], "'"));
+          break;
+        }
+      }
+    }
     return absl::InvalidArgumentError(absl::StrCat(
-        "the gradients contain NaN or Inf at step ", step_ + 1,
+        "the gradients contain NaN or Inf at step ", step_ + 1, "; ",
+        bad.empty() ? "their norm overflows float"
+                    : absl::StrCat("not finite: the gradients of ", absl::StrJoin(bad, ", ")),
         "; the parameters were not updated"));
   }
   if (options_.max_grad_norm > 0.0f && norm > 0.0) {

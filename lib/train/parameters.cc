@@ -1,8 +1,11 @@
 #include "train/parameters.h"
 
+#include <set>
 #include <unordered_set>
 
 #include "absl/strings/str_cat.h"
+#include "autodiff/gradient_rules.h"
+#include "core/checked_size.h"
 #include "core/model_internal.h"
 #include "core/onnx_tensor.h"
 #include "graph/graph_index.h"
@@ -10,6 +13,177 @@
 
 namespace qat {
 namespace training {
+namespace {
+
+bool IsDefaultDomain(const onnx::NodeProto& node) {
+  return node.domain().empty() || node.domain() == "ai.onnx";
+}
+
+// Rule 1 of ChooseParameters: the slots that hold a layer's weight or bias.
+bool IsWeightSlot(const onnx::NodeProto& node, int slot, bool learn_quant_params) {
+  if (!IsDefaultDomain(node)) {
+    const GradOp* op = FindGradOp(node.domain(), node.op_type());
+    return learn_quant_params && op != nullptr && op->inputs.quant_param(slot);
+  }
+  const std::string& op = node.op_type();
+  if (op == "Conv" || op == "ConvTranspose" || op == "BatchNormalization" ||
+      op == "LayerNormalization" || op == "InstanceNormalization") {
+    return slot == 1 || slot == 2;
+  }
+  if (op == "Gemm" || op == "MatMul") return slot <= 2;
+  if (op == "Gather") return slot == 0;
+  return false;
+}
+
+// Ops between a weight and the layer that reads it, which keep its values.
+bool PassesWeightThrough(const onnx::NodeProto& node) {
+  static const std::set<std::string> kThrough = {"Identity",  "Cast",      "Reshape",
+                                                 "Flatten",   "Squeeze",   "Unsqueeze",
+                                                 "Transpose"};
+  if (node.op_type() == "FakeQuant") return true;  // either domain
+  return IsDefaultDomain(node) && kThrough.count(node.op_type()) != 0;
+}
+
+// Whether `name` feeds a weight slot, directly or through PassesWeightThrough.
+bool FeedsWeightSlot(const graph::GraphIndex& index, const std::string& name,
+                     bool learn_quant_params, int depth = 0) {
+  if (depth > 8) return false;  // a chain of reshapes this long is not a weight's
+  for (int k : index.Consumers(name)) {
+    const onnx::NodeProto& node = index.graph().node(k);
+    for (int i = 0; i < node.input_size(); ++i) {
+      if (node.input(i) != name) continue;
+      if (IsWeightSlot(node, i, learn_quant_params)) return true;
+      if (i == 0 && PassesWeightThrough(node) && node.output_size() > 0 &&
+          FeedsWeightSlot(index, node.output(0), learn_quant_params, depth + 1)) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+// The values that reach `loss` through inputs that carry a gradient.
+std::unordered_set<std::string> DifferentiableAncestors(const graph::GraphIndex& index,
+                                                        const std::string& loss,
+                                                        bool learn_quant_params) {
+  std::unordered_set<std::string> seen = {loss};
+  std::vector<std::string> todo = {loss};
+  std::unordered_set<int> visited;
+  while (!todo.empty()) {
+    const int k = index.Producer(todo.back());
+    todo.pop_back();
+    if (k < 0 || !visited.insert(k).second) continue;
+    const onnx::NodeProto& node = index.graph().node(k);
+    for (int i = 0; i < node.input_size(); ++i) {
+      if (node.input(i).empty() || !IsTrainableInput(node, i, learn_quant_params)) continue;
+      if (seen.insert(node.input(i)).second) todo.push_back(node.input(i));
+    }
+  }
+  return seen;
+}
+
+bool HasWildcard(const std::string& pattern) {
+  return pattern.find_first_of("*?") != std::string::npos;
+}
+
+}  // namespace
+
+bool GlobMatch(absl::string_view pattern, absl::string_view name) {
+  // Iterative matching with one backtrack point: the last '*' seen.
+  size_t p = 0, n = 0, star = absl::string_view::npos, resume = 0;
+  while (n < name.size()) {
+    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == name[n])) {
+      ++p;
+      ++n;
+    } else if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      resume = n;
+    } else if (star != absl::string_view::npos) {
+      p = star + 1;
+      n = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
+absl::StatusOr<std::vector<std::string>> ChooseParameters(const onnx::GraphProto& graph,
+                                                          const std::string& loss,
+                                                          const ParameterSelection& selection) {
+  const graph::GraphIndex index(graph);
+  std::unordered_set<std::string> frozen;
+  for (const std::string& f : selection.frozen) {
+    bool matched = false;
+    for (const auto& t : graph.initializer()) {
+      if (GlobMatch(f, t.name())) {
+        frozen.insert(t.name());
+        matched = true;
+      }
+    }
+    if (!matched) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          HasWildcard(f) ? "frozen pattern '" : "frozen parameter '", f,
+          HasWildcard(f) ? "' matches no initializer of the model"
+                         : "' is not an initializer of the model"));
+    }
+  }
+  std::vector<std::string> params;
+  if (!selection.trainable.empty()) {
+    const std::set<std::string> frozen_names(selection.frozen.begin(), selection.frozen.end());
+    std::unordered_set<std::string> chosen;
+    for (const std::string& p : selection.trainable) {
+      if (!HasWildcard(p)) {
+        if (frozen_names.count(p) != 0) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "parameter '", p, "' is listed as both frozen and trainable"));
+        }
+        const onnx::TensorProto* init = index.FindInitializer(p);
+        if (init == nullptr) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "trainable parameter '", p, "' is not an initializer of the model"));
+        }
+        if (init->data_type() != onnx::TensorProto::FLOAT) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("trainable parameter '", p, "' is not float"));
+        }
+      }
+      bool matched = false;
+      for (const auto& t : graph.initializer()) {
+        if (t.data_type() != onnx::TensorProto::FLOAT || !GlobMatch(p, t.name())) continue;
+        matched = true;
+        if (frozen.count(t.name()) == 0 && chosen.insert(t.name()).second) {
+          params.push_back(t.name());
+        }
+      }
+      if (!matched) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "trainable pattern '", p, "' matches no float initializer of the model"));
+      }
+    }
+    if (params.empty()) {
+      return absl::InvalidArgumentError(
+          "every parameter that the trainable patterns match is frozen");
+    }
+    return params;
+  }
+  const std::unordered_set<std::string> reach =
+      DifferentiableAncestors(index, loss, selection.learn_quant_params);
+  for (const auto& t : graph.initializer()) {  // in the model's order
+    if (t.data_type() != onnx::TensorProto::FLOAT) continue;
+    if (frozen.count(t.name()) != 0 || reach.count(t.name()) == 0) continue;
+    QAT_ASSIGN_OR_RETURN(const int64_t elements, CheckedElementCount(t.dims()));
+    if (elements > 1 || FeedsWeightSlot(index, t.name(), selection.learn_quant_params)) {
+      params.push_back(t.name());
+    }
+  }
+  if (params.empty()) {
+    return absl::InvalidArgumentError(
+        "the model has no trainable parameters that the loss depends on");
+  }
+  return params;
+}
 
 absl::StatusOr<DetachedParameters> DetachParameters(
     const Model& model, const std::vector<std::string>& names) {

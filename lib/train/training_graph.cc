@@ -16,83 +16,10 @@
 #include "passes/add_loss.h"
 #include "passes/fold_shapes.h"
 #include "passes/gradient_builder.h"
+#include "train/parameters.h"
 #include "qat/status_macros.h"
 
 namespace qat {
-namespace {
-
-// Values that `target` depends on, from producer to producer.
-std::unordered_set<std::string> Ancestors(const graph::GraphIndex& index,
-                                          const std::string& target) {
-  std::unordered_set<std::string> seen = {target};
-  std::vector<std::string> todo = {target};
-  std::unordered_set<int> visited;
-  while (!todo.empty()) {
-    const int k = index.Producer(todo.back());
-    todo.pop_back();
-    if (k < 0 || !visited.insert(k).second) continue;
-    for (const auto& i : index.graph().node(k).input()) {
-      if (seen.insert(i).second) todo.push_back(i);
-    }
-  }
-  return seen;
-}
-
-absl::StatusOr<std::vector<std::string>> ChooseParams(
-    const onnx::GraphProto& graph, const TrainingGraphOptions& options) {
-  const graph::GraphIndex index(graph);
-  const std::set<std::string> frozen(options.frozen.begin(),
-                                     options.frozen.end());
-  for (const std::string& f : frozen) {
-    if (!index.IsInitializer(f)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "frozen parameter '", f, "' is not an initializer of the model"));
-    }
-  }
-  std::vector<std::string> params;
-  if (!options.trainable.empty()) {
-    for (const std::string& p : options.trainable) {
-      if (frozen.count(p) != 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "parameter '", p, "' is listed as both frozen and trainable"));
-      }
-      const onnx::TensorProto* init = index.FindInitializer(p);
-      if (init == nullptr) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "trainable parameter '", p, "' is not an initializer of the model"));
-      }
-      if (init->data_type() != onnx::TensorProto::FLOAT) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("trainable parameter '", p, "' is not float"));
-      }
-      params.push_back(p);
-    }
-    return params;
-  }
-  const std::unordered_set<std::string> needed = Ancestors(index, kLossOutput);
-  // Initializers that feed a trainable input (gradient_rule_list.h says which).
-  std::set<std::string> weight_slots;
-  for (const auto& node : graph.node()) {
-    for (int i = 0; i < node.input_size(); ++i) {
-      if (training::IsTrainableInput(node, i, options.learn_quant_params)) {
-        weight_slots.insert(node.input(i));
-      }
-    }
-  }
-  for (const auto& t : graph.initializer()) {  // in the model's order
-    if (t.data_type() != onnx::TensorProto::FLOAT) continue;
-    if (frozen.count(t.name()) != 0 || needed.count(t.name()) == 0) continue;
-    if (weight_slots.count(t.name()) == 0) continue;
-    params.push_back(t.name());
-  }
-  if (params.empty()) {
-    return absl::InvalidArgumentError(
-        "the model has no trainable parameters that the loss depends on");
-  }
-  return params;
-}
-
-}  // namespace
 
 // The training-graph build.  The QDQ pairs of a quantized model became
 // FakeQuant before (FuseQdqToFakeQuant, lib/stages/qdq_conversion.cc); then,
@@ -123,7 +50,9 @@ absl::StatusOr<TrainingModels> BuildTrainingModelsFromProto(
   loss.Add(std::make_unique<training::AddLossPass>(options.loss));
   QAT_RETURN_IF_ERROR(loss.Run(&eval).status());
   QAT_ASSIGN_OR_RETURN(std::vector<std::string> params,
-                       ChooseParams(eval.graph(), options));
+                       training::ChooseParameters(
+                           eval.graph(), kLossOutput,
+                           {options.trainable, options.frozen, options.learn_quant_params}));
   eval.mutable_graph()->clear_value_info();  // inferred anew for the new graph
   QAT_ASSIGN_OR_RETURN(Model eval_model,
                        ModelAccess::FromProto(std::move(eval), source + " (eval)"));

@@ -294,17 +294,22 @@ typedef struct QatPrepareOptions {
   uint32_t version;
   QatLoss loss;
   QatQuantParams quant_params;
-  const char* const* frozen; /* parameter names kept constant, may be NULL */
+  const char* const* frozen; /* parameter name globs kept constant, may be NULL */
   size_t num_frozen;
+  /* Version 2: parameter name globs that train instead of the default set
+   * (scalars included when named); may be NULL.  Frozen wins. */
+  const char* const* trainable;
+  size_t num_trainable;
 } QatPrepareOptions;
-#define QAT_PREPARE_OPTIONS_VERSION 1
+#define QAT_PREPARE_OPTIONS_VERSION 2
 #define QAT_PREPARE_OPTIONS_INIT \
-  { QAT_PREPARE_OPTIONS_VERSION, QAT_LOSS_CROSS_ENTROPY, QAT_QUANT_PARAMS_FIXED, NULL, 0 }
+  { QAT_PREPARE_OPTIONS_VERSION, QAT_LOSS_CROSS_ENTROPY, QAT_QUANT_PARAMS_FIXED, NULL, 0, NULL, 0 }
 
 /* The prepare stage: fuses QDQ pairs into FakeQuant (a float model trains
  * as it is), adds the loss and the gradients, and writes `folder` (created
  * if needed; each file atomically).  Errors: an op without a gradient rule
- * (QAT_UNIMPLEMENTED, naming it), a frozen name that is not a parameter,
+ * (QAT_UNIMPLEMENTED, naming it), a frozen or trainable glob that matches
+ * no parameter (naming it),
  * QAT_PERMISSION_DENIED naming what cannot be written. */
 QAT_API QatStatus* qat_prepare(const QatModel* model, const char* folder,
                                const QatPrepareOptions* options);
