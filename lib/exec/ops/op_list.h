@@ -109,7 +109,10 @@ QAT_OP("", "ConvTranspose", 1, MakeConvTranspose)
 // lib/exec/ops/resize.cc and lib/exec/ops/detection.cc: Resize, Upsample,
 // GridSample, RoiAlign, NonMaxSuppression
 
-// lib/exec/ops/control_flow.cc: If, Loop, Scan
+// lib/exec/ops/control_flow.cc
+QAT_OP("", "If", 1, MakeIf)
+QAT_OP("", "Loop", 1, MakeLoop)
+QAT_OP("", "Scan", 9, MakeScan)
 
 // lib/exec/ops/rnn.cc: RNN, GRU, LSTM
 
