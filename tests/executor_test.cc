@@ -12,7 +12,10 @@
 
 #include "gtest/gtest.h"
 #include "graph_builder.h"
+#include "core/model_internal.h"
 #include "exec/ops/gemm.h"
+#include "graph/graph_index.h"
+#include "passes/prune_unused_initializers.h"
 #include "qat/model.h"
 
 namespace qat {
@@ -546,6 +549,146 @@ TEST(ExecutorTest, AFailingConstantStepFailsAtRun) {
   ASSERT_FALSE(out.ok());
   EXPECT_NE(out.status().message().find("dq_weights"), absl::string_view::npos)
       << out.status();
+}
+
+// ---------------------------------------------------------------- subgraphs
+
+// A subgraph for a graph attribute: declared inputs and outputs (float [3]
+// unless given), and nodes added by the caller.
+onnx::GraphProto Subgraph(const std::string& name,
+                          std::vector<std::pair<std::string, int>> inputs,
+                          std::vector<std::string> outputs) {
+  onnx::GraphProto g;
+  g.set_name(name);
+  for (const auto& [in, type] : inputs) {
+    auto* v = g.add_input();
+    v->set_name(in);
+    v->mutable_type()->mutable_tensor_type()->set_elem_type(type);
+  }
+  for (const auto& out : outputs) {
+    auto* v = g.add_output();
+    v->set_name(out);
+    v->mutable_type()->mutable_tensor_type()->set_elem_type(kFloat);
+  }
+  return g;
+}
+
+onnx::NodeProto* AddNode(onnx::GraphProto* g, const std::string& op,
+                         std::vector<std::string> inputs, std::vector<std::string> outputs) {
+  onnx::NodeProto* node = g->add_node();
+  node->set_op_type(op);
+  node->set_name(op + "_" + outputs[0]);
+  for (const auto& i : inputs) node->add_input(i);
+  for (const auto& o : outputs) node->add_output(o);
+  return node;
+}
+
+void SetGraph(onnx::NodeProto* node, const std::string& name, onnx::GraphProto g) {
+  auto* a = node->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::GRAPH);
+  *a->mutable_g() = std::move(g);
+}
+
+// y, ys = Loop(3, v = x) { w = If(c) { v + a } else { v - a }; v = w; scan w }
+// with a = 2x computed in the main graph and read two scopes down, and the
+// initializer `one` read only inside the branch.
+absl::StatusOr<Model> LoopWithNestedIf(int64_t trips) {
+  GraphBuilder g;
+  g.Input("x", kFloat, {3}).Input("flip", kBool, {});
+  g.Output("y", kFloat, {3}).Output("ys", kFloat, {-1, 3});
+  g.Initializer("two", Tensor::FromValues<float>({1}, {2.0f}));
+  g.Initializer("one", Tensor::FromValues<float>({1}, {1.0f}));
+  g.Initializer("m", Tensor::Scalar<int64_t>(trips));
+  g.Node("Mul", {"x", "two"}, {"a"});
+  g.Node("Neg", {"x"}, {"unrelated"});  // may take a's buffer if a looked dead
+  onnx::GraphProto then_branch = Subgraph("then", {}, {"t"});
+  AddNode(&then_branch, "Add", {"v", "a"}, {"t0"});
+  AddNode(&then_branch, "Mul", {"t0", "one"}, {"t"});
+  onnx::GraphProto else_branch = Subgraph("else", {}, {"e"});
+  AddNode(&else_branch, "Sub", {"v", "a"}, {"e"});
+  onnx::GraphProto body =
+      Subgraph("body", {{"i", onnx::TensorProto::INT64}, {"c", kBool}, {"v", kFloat}},
+               {"c_out", "w", "w_scan"});
+  body.mutable_output(0)->mutable_type()->mutable_tensor_type()->set_elem_type(kBool);
+  AddNode(&body, "Identity", {"c"}, {"c_out"});
+  onnx::NodeProto* branch = AddNode(&body, "If", {"flip"}, {"w"});
+  SetGraph(branch, "then_branch", then_branch);
+  SetGraph(branch, "else_branch", else_branch);
+  AddNode(&body, "Identity", {"w"}, {"w_scan"});
+  onnx::NodeProto& loop = g.Node("Loop", {"m", "", "x"}, {"y", "ys"});
+  SetGraph(&loop, "body", body);
+  g.Node("Add", {"unrelated", "unrelated"}, {"unused"});
+  return g.Build();
+}
+
+TEST(ExecutorSubgraphTest, LoopCarriesValuesAndNestedIfReadsOuterScopes) {
+  auto executor = MustCreate(LoopWithNestedIf(3));
+  ASSERT_NE(executor, nullptr);
+  const Tensor x = Tensor::FromValues<float>({3}, {1, -2, 0.5f});
+  for (bool flip : {true, false, true}) {  // again: buffers reused across runs
+    auto out = executor->Run({{"x", x}, {"flip", Tensor::Scalar<bool>(flip)}});
+    ASSERT_TRUE(out.ok()) << out.status();
+    const float sign = flip ? 1.0f : -1.0f;
+    const Tensor& y = out->at("y");
+    const Tensor& ys = out->at("ys");
+    ASSERT_EQ(y.shape(), (std::vector<int64_t>{3}));
+    ASSERT_EQ(ys.shape(), (std::vector<int64_t>{3, 3}));
+    for (int j = 0; j < 3; ++j) {
+      const float xj = x.data<float>()[j];
+      EXPECT_FLOAT_EQ(y.data<float>()[j], xj + sign * 3 * 2 * xj);
+      for (int k = 0; k < 3; ++k) {
+        EXPECT_FLOAT_EQ(ys.data<float>()[k * 3 + j], xj + sign * (k + 1) * 2 * xj);
+      }
+    }
+  }
+}
+
+TEST(ExecutorSubgraphTest, ZeroTripsReturnTheInitialValuesAndAnEmptyScan) {
+  auto executor = MustCreate(LoopWithNestedIf(0));
+  ASSERT_NE(executor, nullptr);
+  const Tensor x = Tensor::FromValues<float>({3}, {1, 2, 3});
+  auto out = executor->Run({{"x", x}, {"flip", Tensor::Scalar<bool>(true)}});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->at("y").shape(), (std::vector<int64_t>{3}));
+  EXPECT_EQ(out->at("y").data<float>()[2], 3.0f);
+  EXPECT_EQ(out->at("ys").num_elements(), 0);
+}
+
+TEST(ExecutorSubgraphTest, ErrorsInsideABodyNameTheNodeAndTheAttribute) {
+  GraphBuilder g;
+  g.Input("x", kFloat, {3}).Input("c", kBool, {}).Output("y", kFloat, {3});
+  onnx::GraphProto then_branch = Subgraph("then", {}, {"t"});
+  AddNode(&then_branch, "NoSuchOp", {"x"}, {"t"});
+  onnx::GraphProto else_branch = Subgraph("else", {}, {"e"});
+  AddNode(&else_branch, "Identity", {"x"}, {"e"});
+  onnx::NodeProto& node = g.Node("If", {"c"}, {"y"});
+  SetGraph(&node, "then_branch", then_branch);
+  SetGraph(&node, "else_branch", else_branch);
+  auto model = g.Build(/*check=*/false);
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto executor = Executor::Create(*model);
+  ASSERT_FALSE(executor.ok());
+  EXPECT_NE(executor.status().message().find("then_branch"), std::string::npos)
+      << executor.status();
+  EXPECT_NE(executor.status().message().find("NoSuchOp"), std::string::npos);
+}
+
+TEST(ExecutorSubgraphTest, InitializersReadOnlyInsideASubgraphAreUses) {
+  auto model = LoopWithNestedIf(2);
+  ASSERT_TRUE(model.ok()) << model.status();
+  onnx::ModelProto proto = ModelAccess::Proto(*model);
+  const graph::GraphIndex index(proto.graph());
+  int loop = -1;
+  for (int n = 0; n < proto.graph().node_size(); ++n) {
+    if (proto.graph().node(n).op_type() == "Loop") loop = n;
+  }
+  EXPECT_EQ(index.Consumers("one"), (std::vector<int>{loop}));
+  EXPECT_EQ(index.Consumers("a"), (std::vector<int>{loop}));
+  EXPECT_EQ(index.NumUses("one"), 1);
+  EXPECT_EQ(index.NumUses("x"), 3);  // Mul, Neg and Loop's initial value
+  EXPECT_FALSE(passes::PruneUnusedInitializers(proto.mutable_graph()));
+  EXPECT_EQ(proto.graph().initializer_size(), 3);
 }
 
 }  // namespace
