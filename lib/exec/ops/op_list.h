@@ -114,7 +114,10 @@ QAT_OP("", "If", 1, MakeIf)
 QAT_OP("", "Loop", 1, MakeLoop)
 QAT_OP("", "Scan", 9, MakeScan)
 
-// lib/exec/ops/rnn.cc: RNN, GRU, LSTM
+// lib/exec/ops/rnn.cc
+QAT_OP("", "RNN", 7, MakeRnn)
+QAT_OP("", "GRU", 7, MakeGru)
+QAT_OP("", "LSTM", 7, MakeLstm)
 
 // lib/exec/ops/integer_ops.cc: ConvInteger, MatMulInteger, QLinear*, ...
 
