@@ -119,7 +119,12 @@ QAT_OP("", "RNN", 7, MakeRnn)
 QAT_OP("", "GRU", 7, MakeGru)
 QAT_OP("", "LSTM", 7, MakeLstm)
 
-// lib/exec/ops/integer_ops.cc: ConvInteger, MatMulInteger, QLinear*, ...
+// lib/exec/ops/integer_ops.cc
+QAT_OP("", "ConvInteger", 10, MakeConvInteger)
+QAT_OP("", "MatMulInteger", 10, MakeMatMulInteger)
+QAT_OP("", "QLinearConv", 10, MakeQLinearConv)
+QAT_OP("", "QLinearMatMul", 10, MakeQLinearMatMul)
+QAT_OP("", "DynamicQuantizeLinear", 11, MakeDynamicQuantizeLinear)
 
 // lib/exec/ops/signal.cc: DFT, STFT, windows, MelWeightMatrix
 
