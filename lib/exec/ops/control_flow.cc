@@ -191,26 +191,104 @@ absl::StatusOr<Kernel> MakeLoop(const NodeView& node) {
   });
 }
 
-// Scan (opset 9 and later): the body takes (states..., one slice of each
-// scan input) and returns (states..., one slice of each scan output).
-absl::StatusOr<Kernel> MakeScan(const NodeView& node) {
-  if (node.opset() < 9) {
-    return absl::UnimplementedError("Scan before opset 9 (with a batch axis) is not supported");
+namespace {
+
+struct ScanSpec {
+  int num_states = 0, num_scan_inputs = 0, num_scan_outputs = 0;
+  std::vector<int64_t> in_dirs, out_axes, out_dirs;
+};
+
+struct ScanState {
+  std::vector<Tensor> results[2];  // iteration t writes results[t % 2]
+  std::vector<Tensor> slices;
+  std::vector<std::vector<Tensor>> scans;
+};
+
+// The scan loop shared by every opset: `length` iterations over slices of
+// scan_inputs along `axes` (reversed per in_dirs), final states into
+// out_states and the stacked scan outputs into out_scans.
+absl::Status RunScanLoop(Subgraph& body, const ScanSpec& spec,
+                         const std::vector<const Tensor*>& states,
+                         const std::vector<const Tensor*>& scan_inputs,
+                         const std::vector<int64_t>& axes, int64_t length,
+                         absl::Span<const Tensor* const> outer, ThreadPool* pool, uint64_t seed,
+                         ScanState& st, const std::vector<Tensor*>& out_states,
+                         const std::vector<Tensor*>& out_scans) {
+  const int num_states = spec.num_states;
+  std::vector<const Tensor*> args(states);
+  st.slices.resize(spec.num_scan_inputs);
+  for (int i = 0; i < spec.num_scan_inputs; ++i) args.push_back(&st.slices[i]);
+  st.scans.assign(spec.num_scan_outputs, {});
+  for (int64_t t = 0; t < length; ++t) {
+    for (int i = 0; i < spec.num_scan_inputs; ++i) {
+      SliceAlong(*scan_inputs[i], axes[i], spec.in_dirs[i] != 0 ? length - 1 - t : t,
+                 &st.slices[i]);
+    }
+    std::vector<Tensor>& out = st.results[t % 2];
+    QAT_RETURN_IF_ERROR(
+        InSubgraph("body", body.Run(args, outer, pool, SplitMix64(seed + t), &out)));
+    for (int s = 0; s < num_states; ++s) args[s] = &out[s];
+    for (int j = 0; j < spec.num_scan_outputs; ++j) {
+      st.scans[j].push_back(std::move(out[num_states + j]));
+    }
   }
+  for (int s = 0; s < num_states; ++s) {
+    if (length == 0) {
+      *out_states[s] = *args[s];
+    } else {
+      std::swap(*out_states[s], st.results[(length - 1) % 2][s]);
+    }
+  }
+  for (int j = 0; j < spec.num_scan_outputs; ++j) {
+    if (st.scans[j].empty()) {
+      out_scans[j]->Resize(DataType::kFloat32, {0});
+    } else {
+      QAT_RETURN_IF_ERROR(StackAlong(st.scans[j], spec.out_axes[j], spec.out_dirs[j] != 0,
+                                     out_scans[j]));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// x (rank >= 1) zero-padded along axis 0 to `length`.
+void PadRows(const Tensor& x, int64_t length, Tensor* out) {
+  std::vector<int64_t> shape = x.shape();
+  const size_t row = x.num_elements() == 0 ? 0 : x.num_bytes() / static_cast<size_t>(shape[0]);
+  const int64_t rows = shape[0];
+  shape[0] = length;
+  out->Resize(x.dtype(), shape);
+  std::memset(out->raw_data(), 0, out->num_bytes());
+  if (rows > 0) std::memcpy(out->raw_data(), x.raw_data(), row * static_cast<size_t>(rows));
+}
+
+}  // namespace
+
+// Scan: the body takes (states..., one slice of each scan input) and
+// returns (states..., one slice of each scan output).  Opset 8's Scan has a
+// batch axis 0 before the scanned axis 1 and an optional sequence_lens
+// first input; each batch row then runs the loop of its own length, and
+// its scan outputs are zero-padded to the longest.
+absl::StatusOr<Kernel> MakeScan(const NodeView& node) {
+  const bool batched = node.opset() < 9;
   QAT_ASSIGN_OR_RETURN(std::shared_ptr<Subgraph> body, node.CompileSubgraph("body"));
   const int num_inputs = node.num_inputs();
+  const int first = batched ? 1 : 0;  // Scan-8's sequence_lens
   const int64_t num_scan_inputs = node.GetInt("num_scan_inputs", -1);
-  if (num_scan_inputs < 1 || num_scan_inputs > num_inputs) {
+  if (num_scan_inputs < 1 || num_scan_inputs > num_inputs - first) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "num_scan_inputs is ", num_scan_inputs, "; it must lie in [1, ", num_inputs, "]"));
+        "num_scan_inputs is ", num_scan_inputs, "; it must lie in [1, ", num_inputs - first,
+        "]"));
   }
-  const int num_states = num_inputs - static_cast<int>(num_scan_inputs);
-  const int num_scan_outputs = body->num_outputs() - num_states;
-  if (body->num_inputs() != num_inputs || num_scan_outputs < 0 ||
+  ScanSpec spec;
+  spec.num_scan_inputs = static_cast<int>(num_scan_inputs);
+  spec.num_states = num_inputs - first - spec.num_scan_inputs;
+  spec.num_scan_outputs = body->num_outputs() - spec.num_states;
+  if (body->num_inputs() != num_inputs - first || spec.num_scan_outputs < 0 ||
       node.num_outputs() > body->num_outputs()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "Scan's body has ", body->num_inputs(), " inputs and ", body->num_outputs(),
-        " outputs for ", num_inputs, " node inputs of which ", num_scan_inputs, " are scanned"));
+        " outputs for ", num_inputs - first, " state and scanned inputs of which ",
+        num_scan_inputs, " are scanned"));
   }
   auto list = [&](const char* name, int64_t count) -> absl::StatusOr<std::vector<int64_t>> {
     std::vector<int64_t> v = node.GetInts(name);
@@ -221,65 +299,108 @@ absl::StatusOr<Kernel> MakeScan(const NodeView& node) {
     }
     return v;
   };
-  QAT_ASSIGN_OR_RETURN(const std::vector<int64_t> in_axes,
-                       list("scan_input_axes", num_scan_inputs));
-  QAT_ASSIGN_OR_RETURN(const std::vector<int64_t> in_dirs,
-                       list("scan_input_directions", num_scan_inputs));
-  QAT_ASSIGN_OR_RETURN(const std::vector<int64_t> out_axes,
-                       list("scan_output_axes", num_scan_outputs));
-  QAT_ASSIGN_OR_RETURN(const std::vector<int64_t> out_dirs,
-                       list("scan_output_directions", num_scan_outputs));
-  struct State {
-    std::vector<Tensor> results[2];
-    std::vector<Tensor> slices;
-    std::vector<std::vector<Tensor>> scans;
-  };
-  auto state = std::make_shared<State>();
+  std::vector<int64_t> in_axes(spec.num_scan_inputs, 0);
+  if (batched) {
+    QAT_ASSIGN_OR_RETURN(spec.in_dirs, list("directions", num_scan_inputs));
+    spec.out_axes.assign(spec.num_scan_outputs, 0);
+    spec.out_dirs.assign(spec.num_scan_outputs, 0);
+  } else {
+    QAT_ASSIGN_OR_RETURN(in_axes, list("scan_input_axes", num_scan_inputs));
+    QAT_ASSIGN_OR_RETURN(spec.in_dirs, list("scan_input_directions", num_scan_inputs));
+    QAT_ASSIGN_OR_RETURN(spec.out_axes, list("scan_output_axes", spec.num_scan_outputs));
+    QAT_ASSIGN_OR_RETURN(spec.out_dirs, list("scan_output_directions", spec.num_scan_outputs));
+  }
+  auto state = std::make_shared<ScanState>();
   return Kernel([=](KernelContext& ctx) -> absl::Status {
-    State& st = *state;
-    QAT_RETURN_IF_ERROR(RequireInputs(ctx, num_inputs));
-    std::vector<int64_t> axes(num_scan_inputs);
+    ScanState& st = *state;
+    for (int i = first; i < num_inputs; ++i) QAT_RETURN_IF_ERROR(RequireInput(ctx, i));
+    const int num_states = spec.num_states;
+    std::vector<const Tensor*> states(ctx.inputs.begin() + first,
+                                      ctx.inputs.begin() + first + num_states);
+    std::vector<const Tensor*> scan_inputs(ctx.inputs.begin() + first + num_states,
+                                           ctx.inputs.begin() + num_inputs);
+    std::vector<Tensor*> out_states, out_scans;
+    for (int s = 0; s < num_states; ++s) out_states.push_back(&ctx.output(s));
+    for (int j = 0; j < spec.num_scan_outputs; ++j) {
+      out_scans.push_back(&ctx.output(num_states + j));
+    }
+    const int seq_axis = batched ? 1 : 0;
+    std::vector<int64_t> axes(spec.num_scan_inputs);
     int64_t length = -1;
-    for (int i = 0; i < num_scan_inputs; ++i) {
-      const Tensor& x = ctx.input(num_states + i);
-      QAT_ASSIGN_OR_RETURN(axes[i], NormalizeAxis(in_axes[i], x.rank()));
-      const int64_t n = x.shape()[axes[i]];
+    for (int i = 0; i < spec.num_scan_inputs; ++i) {
+      const Tensor& x = *scan_inputs[i];
+      if (x.rank() <= seq_axis) {
+        return absl::InvalidArgumentError(absl::StrCat("scan input ", i, " has rank ", x.rank()));
+      }
+      QAT_ASSIGN_OR_RETURN(axes[i], NormalizeAxis(batched ? 0 : in_axes[i], x.rank() - seq_axis));
+      const int64_t n = x.shape()[axes[i] + seq_axis];
       if (length >= 0 && n != length) {
         return absl::InvalidArgumentError(absl::StrCat(
             "the scan inputs have different lengths: ", length, " and ", n));
       }
       length = n;
     }
-    std::vector<const Tensor*> args(num_inputs);
-    for (int s = 0; s < num_states; ++s) args[s] = ctx.inputs[s];
-    st.slices.resize(num_scan_inputs);
-    for (int i = 0; i < num_scan_inputs; ++i) args[num_states + i] = &st.slices[i];
-    st.scans.assign(num_scan_outputs, {});
-    for (int64_t t = 0; t < length; ++t) {
-      for (int i = 0; i < num_scan_inputs; ++i) {
-        SliceAlong(ctx.input(num_states + i), axes[i], in_dirs[i] != 0 ? length - 1 - t : t,
-                   &st.slices[i]);
+    if (!batched) {
+      return RunScanLoop(*body, spec, states, scan_inputs, axes, length,
+                         Outer(ctx, num_inputs), ctx.pool, ctx.seed, st, out_states, out_scans);
+    }
+    // Scan-8: one loop per batch row, on that row's slices.
+    const int64_t batch = scan_inputs[0]->dim(0);
+    if (batch == 0) return absl::InvalidArgumentError("Scan's batch is empty");
+    for (const Tensor* t : states) {
+      if (t->rank() == 0 || t->dim(0) != batch) {
+        return absl::InvalidArgumentError("every state must have the batch axis first");
       }
-      std::vector<Tensor>& out = st.results[t % 2];
-      QAT_RETURN_IF_ERROR(InSubgraph("body", body->Run(args, Outer(ctx, num_inputs), ctx.pool,
-                                                       SplitMix64(ctx.seed + t), &out)));
-      for (int s = 0; s < num_states; ++s) args[s] = &out[s];
-      for (int j = 0; j < num_scan_outputs; ++j) st.scans[j].push_back(std::move(out[num_states + j]));
+    }
+    for (const Tensor* t : scan_inputs) {
+      if (t->dim(0) != batch) {
+        return absl::InvalidArgumentError("every scan input must have the batch axis first");
+      }
+    }
+    std::vector<int64_t> lens(static_cast<size_t>(batch), length);
+    if (ctx.has_input(0)) {
+      QAT_ASSIGN_OR_RETURN(lens, ReadIndices(ctx.input(0), "sequence_lens"));
+      if (static_cast<int64_t>(lens.size()) != batch) {
+        return absl::InvalidArgumentError("sequence_lens must have one length per batch row");
+      }
+      for (int64_t len : lens) {
+        if (len < 0 || len > length) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("sequence_lens has ", len, ", outside [0, ", length, "]"));
+        }
+      }
+    }
+    std::vector<Tensor> row_states(num_states), row_inputs(spec.num_scan_inputs);
+    std::vector<std::vector<Tensor>> final_states(num_states), scans(spec.num_scan_outputs);
+    for (int64_t b = 0; b < batch; ++b) {
+      std::vector<const Tensor*> s_ptrs, x_ptrs;
+      for (int s = 0; s < num_states; ++s) {
+        SliceAlong(*states[s], 0, b, &row_states[s]);
+        s_ptrs.push_back(&row_states[s]);
+      }
+      for (int i = 0; i < spec.num_scan_inputs; ++i) {
+        SliceAlong(*scan_inputs[i], 0, b, &row_inputs[i]);
+        x_ptrs.push_back(&row_inputs[i]);
+      }
+      std::vector<Tensor> s_out(num_states), x_out(spec.num_scan_outputs);
+      std::vector<Tensor*> s_out_ptrs, x_out_ptrs;
+      for (Tensor& t : s_out) s_out_ptrs.push_back(&t);
+      for (Tensor& t : x_out) x_out_ptrs.push_back(&t);
+      QAT_RETURN_IF_ERROR(RunScanLoop(*body, spec, s_ptrs, x_ptrs, axes, lens[b],
+                                      Outer(ctx, num_inputs), ctx.pool,
+                                      SplitMix64(ctx.seed + b), st, s_out_ptrs, x_out_ptrs));
+      for (int s = 0; s < num_states; ++s) final_states[s].push_back(std::move(s_out[s]));
+      for (int j = 0; j < spec.num_scan_outputs; ++j) {
+        Tensor padded;
+        PadRows(x_out[j], length, &padded);
+        scans[j].push_back(std::move(padded));
+      }
     }
     for (int s = 0; s < num_states; ++s) {
-      if (length == 0) {
-        ctx.output(s) = *args[s];
-      } else {
-        std::swap(ctx.output(s), st.results[(length - 1) % 2][s]);
-      }
+      QAT_RETURN_IF_ERROR(StackAlong(final_states[s], 0, false, out_states[s]));
     }
-    for (int j = 0; j < num_scan_outputs; ++j) {
-      Tensor& out = ctx.output(num_states + j);
-      if (st.scans[j].empty()) {
-        out.Resize(DataType::kFloat32, {0});
-      } else {
-        QAT_RETURN_IF_ERROR(StackAlong(st.scans[j], out_axes[j], out_dirs[j] != 0, &out));
-      }
+    for (int j = 0; j < spec.num_scan_outputs; ++j) {
+      QAT_RETURN_IF_ERROR(StackAlong(scans[j], 0, false, out_scans[j]));
     }
     return absl::OkStatus();
   });

@@ -112,7 +112,7 @@ QAT_OP("", "ConvTranspose", 1, MakeConvTranspose)
 // lib/exec/ops/control_flow.cc
 QAT_OP("", "If", 1, MakeIf)
 QAT_OP("", "Loop", 1, MakeLoop)
-QAT_OP("", "Scan", 9, MakeScan)
+QAT_OP("", "Scan", 8, MakeScan)
 
 // lib/exec/ops/rnn.cc
 QAT_OP("", "RNN", 7, MakeRnn)

@@ -274,6 +274,11 @@ absl::Status RunRecurrent(const Config& cfg, KernelContext& ctx) {
         std::copy(hn.begin(), hn.end(), h.begin());
         std::copy(h.begin(), h.end(), y_at(t, d, b));
       }
+      // A row of length 0 has no last state: zeros, as ONNX Runtime gives.
+      if (len == 0) {
+        std::fill(h.begin(), h.end(), T(0));
+        std::fill(c.begin(), c.end(), T(0));
+      }
       std::copy(h.begin(), h.end(), Yh.data<T>() + state_at(d, b));
       if (cfg.cell == Cell::kLstm) std::copy(c.begin(), c.end(), Yc.data<T>() + state_at(d, b));
     }
