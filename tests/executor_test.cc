@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -689,6 +690,125 @@ TEST(ExecutorSubgraphTest, InitializersReadOnlyInsideASubgraphAreUses) {
   EXPECT_EQ(index.NumUses("x"), 3);  // Mul, Neg and Loop's initial value
   EXPECT_FALSE(passes::PruneUnusedInitializers(proto.mutable_graph()));
   EXPECT_EQ(proto.graph().initializer_size(), 3);
+}
+
+// ---------------------------------------------------------------- recurrent
+
+// Runs one recurrent op (hidden size 2, input size 3) on X [seq, batch, 3];
+// W, R, B hold `dirs` directions; lens (may be empty) is sequence_lens.
+std::map<std::string, Tensor> RunRecurrent(const std::string& op, const std::string& direction,
+                                           const Tensor& x, const Tensor& w, const Tensor& r,
+                                           const Tensor& b, std::vector<int32_t> lens,
+                                           int64_t linear_before_reset = 0) {
+  GraphBuilder g;
+  g.Input("x", kFloat, x.shape());
+  g.Output("y", kFloat, {-1, -1, -1, -1}).Output("y_h", kFloat, {-1, -1, -1});
+  g.Initializer("w", w).Initializer("r", r).Initializer("b", b);
+  std::vector<std::string> inputs = {"x", "w", "r", "b", ""};
+  if (!lens.empty()) {
+    g.Initializer("lens", Tensor::FromValues<int32_t>({static_cast<int64_t>(lens.size())}, lens));
+    inputs[4] = "lens";
+  }
+  onnx::NodeProto& node = g.Node(op, inputs, {"y", "y_h"});
+  auto attr = [&](const std::string& name) {
+    auto* a = node.add_attribute();
+    a->set_name(name);
+    return a;
+  };
+  auto* hidden = attr("hidden_size");
+  hidden->set_type(onnx::AttributeProto::INT);
+  hidden->set_i(2);
+  auto* dir = attr("direction");
+  dir->set_type(onnx::AttributeProto::STRING);
+  dir->set_s(direction);
+  if (op == "GRU") {
+    auto* lbr = attr("linear_before_reset");
+    lbr->set_type(onnx::AttributeProto::INT);
+    lbr->set_i(linear_before_reset);
+  }
+  auto executor = MustCreate(g.Build());
+  if (executor == nullptr) return {};
+  auto out = executor->Run({{"x", x}});
+  EXPECT_TRUE(out.ok()) << out.status();
+  return out.ok() ? *std::move(out) : std::map<std::string, Tensor>{};
+}
+
+Tensor RandomTensor(std::vector<int64_t> shape, std::mt19937* rng) {
+  Tensor t(DataType::kFloat32, shape);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (float& v : t.values<float>()) v = dist(*rng);
+  return t;
+}
+
+// Direction d of a [2, ...] tensor as a [1, ...] one.
+Tensor Direction(const Tensor& t, int64_t d) {
+  std::vector<int64_t> shape = t.shape();
+  shape[0] = 1;
+  Tensor out(t.dtype(), shape);
+  std::memcpy(out.raw_data(), t.data<float>() + d * out.num_elements(), out.num_bytes());
+  return out;
+}
+
+TEST(ExecutorRecurrentTest, BidirectionalIsForwardAndReverseSideBySide) {
+  for (const std::string op : {"RNN", "GRU", "LSTM"}) {
+    for (int64_t lbr : {0, 1}) {
+      if (lbr == 1 && op != "GRU") continue;
+      const int64_t gates = op == "RNN" ? 1 : op == "GRU" ? 3 : 4;
+      std::mt19937 rng(7);
+      const Tensor x = RandomTensor({4, 2, 3}, &rng);
+      const Tensor w = RandomTensor({2, gates * 2, 3}, &rng);
+      const Tensor r = RandomTensor({2, gates * 2, 2}, &rng);
+      const Tensor b = RandomTensor({2, gates * 4}, &rng);
+      const std::vector<int32_t> lens = {4, 2};
+      auto both = RunRecurrent(op, "bidirectional", x, w, r, b, lens, lbr);
+      auto fwd = RunRecurrent(op, "forward", x, Direction(w, 0), Direction(r, 0),
+                              Direction(b, 0), lens, lbr);
+      auto rev = RunRecurrent(op, "reverse", x, Direction(w, 1), Direction(r, 1),
+                              Direction(b, 1), lens, lbr);
+      ASSERT_EQ(both.at("y").shape(), (std::vector<int64_t>{4, 2, 2, 2})) << op;
+      for (int64_t t = 0; t < 4; ++t) {
+        for (int64_t k = 0; k < 4; ++k) {  // batch x hidden
+          EXPECT_EQ(both.at("y").data<float>()[(t * 2 + 0) * 4 + k],
+                    fwd.at("y").data<float>()[t * 4 + k]) << op << " t=" << t;
+          EXPECT_EQ(both.at("y").data<float>()[(t * 2 + 1) * 4 + k],
+                    rev.at("y").data<float>()[t * 4 + k]) << op << " t=" << t;
+        }
+      }
+      for (int64_t k = 0; k < 4; ++k) {
+        EXPECT_EQ(both.at("y_h").data<float>()[k], fwd.at("y_h").data<float>()[k]) << op;
+        EXPECT_EQ(both.at("y_h").data<float>()[4 + k], rev.at("y_h").data<float>()[k]) << op;
+      }
+    }
+  }
+}
+
+TEST(ExecutorRecurrentTest, SequenceLengthsStopEachRowAndZeroTheRest) {
+  for (const std::string direction : {"forward", "reverse"}) {
+    std::mt19937 rng(11);
+    const Tensor x = RandomTensor({3, 3, 3}, &rng);  // seq 3, batch 3
+    const Tensor w = RandomTensor({1, 6, 3}, &rng);
+    const Tensor r = RandomTensor({1, 6, 2}, &rng);
+    const Tensor b = RandomTensor({1, 12}, &rng);
+    auto out = RunRecurrent("GRU", direction, x, w, r, b, {3, 2, 0});
+    // Row 1 (length 2) alone: its first two steps, as a batch of one.
+    Tensor x1(DataType::kFloat32, {2, 1, 3});
+    for (int64_t t = 0; t < 2; ++t) {
+      std::memcpy(x1.data<float>() + t * 3, x.data<float>() + (t * 3 + 1) * 3, 3 * sizeof(float));
+    }
+    auto alone = RunRecurrent("GRU", direction, x1, w, r, b, {});
+    const Tensor& y = out.at("y");  // [3, 1, 3, 2]
+    for (int64_t t = 0; t < 3; ++t) {
+      for (int64_t k = 0; k < 2; ++k) {
+        const float got = y.data<float>()[(t * 3 + 1) * 2 + k];
+        EXPECT_EQ(got, t < 2 ? alone.at("y").data<float>()[t * 2 + k] : 0.0f) << direction;
+        EXPECT_EQ(y.data<float>()[(t * 3 + 2) * 2 + k], 0.0f);  // row 2 has length 0
+      }
+    }
+    for (int64_t k = 0; k < 2; ++k) {
+      EXPECT_EQ(out.at("y_h").data<float>()[1 * 2 + k], alone.at("y_h").data<float>()[k]);
+      EXPECT_EQ(out.at("y_h").data<float>()[2 * 2 + k], 0.0f);
+    }
+  }
 }
 
 }  // namespace
