@@ -52,6 +52,9 @@ const std::map<std::string, std::string>& KnownFailures() {
       {"test_training_dropout_default", kNumpyRng},
       {"test_training_dropout_default_mask", kNumpyRng},
       {"test_training_dropout_mask", kNumpyRng},
+      // ONNX's generator computed the expected values with epsilon 1e-2 but
+      // left the attribute off the node, whose default is 1e-6.
+      {"test_adam_multiple", "expected outputs use an epsilon the node does not set"},
   };
   return *failures;
 }

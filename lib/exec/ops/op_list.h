@@ -64,6 +64,7 @@ QAT_OP("", "ReduceMax", 1, MakeReduceMax)
 // lib/exec/ops/linalg.cc
 QAT_OP("", "MatMul", 1, MakeMatMul)
 QAT_OP("", "Gemm", 1, MakeGemm)
+QAT_OP("", "Det", 11, MakeDet)
 
 // lib/exec/ops/conv.cc
 QAT_OP("", "Conv", 1, MakeConv)
@@ -126,6 +127,15 @@ QAT_OP("", "QLinearConv", 10, MakeQLinearConv)
 QAT_OP("", "QLinearMatMul", 10, MakeQLinearMatMul)
 QAT_OP("", "DynamicQuantizeLinear", 11, MakeDynamicQuantizeLinear)
 
-// lib/exec/ops/signal.cc: DFT, STFT, windows, MelWeightMatrix
+// lib/exec/ops/signal.cc
+QAT_OP("", "DFT", 17, MakeDft)
+QAT_OP("", "STFT", 17, MakeStft)
+QAT_OP("", "HannWindow", 17, MakeHannWindow)
+QAT_OP("", "HammingWindow", 17, MakeHammingWindow)
+QAT_OP("", "BlackmanWindow", 17, MakeBlackmanWindow)
+QAT_OP("", "MelWeightMatrix", 17, MakeMelWeightMatrix)
 
-// lib/exec/ops/optimizer_ops.cc: ai.onnx.preview.training Adam, Adagrad, Momentum
+// lib/exec/ops/optimizer_ops.cc
+QAT_OP("ai.onnx.preview.training", "Adagrad", 1, MakeAdagrad)
+QAT_OP("ai.onnx.preview.training", "Momentum", 1, MakeMomentum)
+QAT_OP("ai.onnx.preview.training", "Adam", 1, MakeAdam)
