@@ -88,6 +88,25 @@ bool HasGraphAttribute(const onnx::NodeProto& node) {
   return false;
 }
 
+// A random op, or a node whose subgraphs hold one: never folded.
+bool DrawsRandomNumbers(const onnx::NodeProto& node) {
+  if (IsRandomOp(node.op_type())) return true;
+  if (!HasGraphAttribute(node)) return false;
+  auto any = [](const onnx::GraphProto& g) {
+    for (const auto& n : g.node()) {
+      if (DrawsRandomNumbers(n)) return true;
+    }
+    return false;
+  };
+  for (const auto& a : node.attribute()) {
+    if (a.has_g() && any(a.g())) return true;
+    for (const auto& g : a.graphs()) {
+      if (any(g)) return true;
+    }
+  }
+  return false;
+}
+
 void AddOuterNames(const onnx::GraphProto& graph, std::vector<std::string>* names,
                    std::unordered_set<std::string>* seen);
 
@@ -532,7 +551,7 @@ absl::StatusOr<std::unique_ptr<GraphPlan>> CompileGraph(
       step.outputs.push_back(slot_of[out]);
     }
     step.scratch.resize(std::max<size_t>(1, step.outputs.size()));
-    step.random = IsRandomOp(node.op_type());
+    step.random = DrawsRandomNumbers(node);
     plan->steps.push_back(std::move(step));
   }
 

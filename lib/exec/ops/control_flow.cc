@@ -357,19 +357,9 @@ absl::StatusOr<Kernel> MakeScan(const NodeView& node) {
         return absl::InvalidArgumentError("every scan input must have the batch axis first");
       }
     }
-    std::vector<int64_t> lens(static_cast<size_t>(batch), length);
-    if (ctx.has_input(0)) {
-      QAT_ASSIGN_OR_RETURN(lens, ReadIndices(ctx.input(0), "sequence_lens"));
-      if (static_cast<int64_t>(lens.size()) != batch) {
-        return absl::InvalidArgumentError("sequence_lens must have one length per batch row");
-      }
-      for (int64_t len : lens) {
-        if (len < 0 || len > length) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("sequence_lens has ", len, ", outside [0, ", length, "]"));
-        }
-      }
-    }
+    QAT_ASSIGN_OR_RETURN(
+        const std::vector<int64_t> lens,
+        ReadSequenceLengths(ctx.has_input(0) ? &ctx.input(0) : nullptr, batch, length));
     std::vector<Tensor> row_states(num_states), row_inputs(spec.num_scan_inputs);
     std::vector<std::vector<Tensor>> final_states(num_states), scans(spec.num_scan_outputs);
     for (int64_t b = 0; b < batch; ++b) {

@@ -24,15 +24,6 @@ absl::StatusOr<Kernel> MakeMatMul(const NodeView& node);
 
 namespace {
 
-template <typename F>
-absl::Status VisitQuantizedType(DataType type, F&& f) {
-  switch (type) {
-    case DataType::kUInt8: return f(uint8_t{});
-    case DataType::kInt8: return f(int8_t{});
-    default: return UnsupportedType("this quantized op", type);
-  }
-}
-
 // A scale or zero point: one value, or one per index along an axis of the
 // tensor it applies to (element i uses values[(i / inner) % size]).
 struct AxisParam {
@@ -70,7 +61,7 @@ template <typename Out>
 absl::Status Shifted(const Tensor& x, const AxisParam& zp, Tensor* out) {
   out->Resize(DataTypeOf<Out>(), x.shape());
   Out* y = out->data<Out>();
-  return VisitQuantizedType(x.dtype(), [&](auto tag) -> absl::Status {
+  return VisitQuantized(x.dtype(), [&](auto tag) -> absl::Status {
     using Q = decltype(tag);
     const Q* v = x.data<Q>();
     for (int64_t i = 0; i < x.num_elements(); ++i) {
@@ -99,7 +90,7 @@ absl::Status Requantize(const Tensor& acc, Multiplier&& multiplier, const Kernel
                         int zp_input, const AxisParam& y_zp, Tensor* y) {
   const DataType type = ctx.has_input(zp_input) ? ctx.input(zp_input).dtype() : DataType::kUInt8;
   y->Resize(type, acc.shape());
-  return VisitQuantizedType(type, [&](auto tag) -> absl::Status {
+  return VisitQuantized(type, [&](auto tag) -> absl::Status {
     using Q = decltype(tag);
     constexpr double lo = std::numeric_limits<Q>::min(), hi = std::numeric_limits<Q>::max();
     const Acc* a = acc.data<Acc>();

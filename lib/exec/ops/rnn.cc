@@ -151,19 +151,8 @@ absl::Status RunRecurrent(const Config& cfg, KernelContext& ctx) {
     QAT_RETURN_IF_ERROR(require_shape(ctx.input(3), {dirs, 2 * G * H}, "B"));
     B = ctx.input(3).data<T>();
   }
-  std::vector<int64_t> lens(static_cast<size_t>(batch), seq);
-  if (ctx.has_input(4)) {
-    QAT_ASSIGN_OR_RETURN(lens, ReadIndices(ctx.input(4), "sequence_lens"));
-    if (static_cast<int64_t>(lens.size()) != batch) {
-      return absl::InvalidArgumentError("sequence_lens must have one length per batch row");
-    }
-    for (int64_t len : lens) {
-      if (len < 0 || len > seq) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("sequence_lens has ", len, ", outside [0, ", seq, "]"));
-      }
-    }
-  }
+  QAT_ASSIGN_OR_RETURN(const std::vector<int64_t> lens,
+                       ReadSequenceLengths(ctx.has_input(4) ? &ctx.input(4) : nullptr, batch, seq));
   const std::vector<int64_t> state_shape =
       cfg.layout == 0 ? std::vector<int64_t>{dirs, batch, H} : std::vector<int64_t>{batch, dirs, H};
   auto optional_state = [&](int i, const char* what) -> absl::StatusOr<const T*> {
