@@ -692,6 +692,31 @@ TEST(ExecutorSubgraphTest, InitializersReadOnlyInsideASubgraphAreUses) {
   EXPECT_EQ(proto.graph().initializer_size(), 3);
 }
 
+TEST(ExecutorSubgraphTest, ABranchThatDrawsRandomNumbersIsNotFolded) {
+  // Every input of the If is a constant, but its branch runs Dropout in
+  // training mode: each run must draw a new mask.
+  GraphBuilder g;
+  g.Output("y", kFloat, {256});
+  g.Initializer("cond", Tensor::Scalar<bool>(true));
+  g.Initializer("data", Tensor::FromValues<float>({256}, std::vector<float>(256, 1.0f)));
+  g.Initializer("ratio", Tensor::Scalar<float>(0.5f));
+  g.Initializer("training", Tensor::Scalar<bool>(true));
+  onnx::GraphProto then_branch = Subgraph("then", {}, {"t"});
+  AddNode(&then_branch, "Dropout", {"data", "ratio", "training"}, {"t"});
+  onnx::GraphProto else_branch = Subgraph("else", {}, {"e"});
+  AddNode(&else_branch, "Identity", {"data"}, {"e"});
+  onnx::NodeProto& node = g.Node("If", {"cond"}, {"y"});
+  SetGraph(&node, "then_branch", then_branch);
+  SetGraph(&node, "else_branch", else_branch);
+  auto executor = MustCreate(g.Build());
+  ASSERT_NE(executor, nullptr);
+  auto first = executor->Run(std::map<std::string, Tensor>{});
+  auto second = executor->Run(std::map<std::string, Tensor>{});
+  ASSERT_TRUE(first.ok() && second.ok()) << first.status() << second.status();
+  EXPECT_NE(std::memcmp(first->at("y").raw_data(), second->at("y").raw_data(),
+                        first->at("y").num_bytes()), 0);
+}
+
 // ---------------------------------------------------------------- recurrent
 
 // Runs one recurrent op (hidden size 2, input size 3) on X [seq, batch, 3];
