@@ -246,7 +246,10 @@ absl::StatusOr<std::unique_ptr<exec::Subgraph>> NodeSubgraphCompiler::Compile(
   std::unordered_map<std::string, int> outer;
   for (const std::string& name : names) {
     auto it = std::find(implicit_->begin(), implicit_->end(), name);
-    outer[name] = static_cast<int>(it - implicit_->begin());  // always found
+    if (it == implicit_->end()) {  // a graph that is not one of the node's attributes
+      return absl::InternalError(absl::StrCat("'", name, "' is not an implicit input"));
+    }
+    outer[name] = static_cast<int>(it - implicit_->begin());
   }
   std::vector<std::string> formal;
   for (const auto& v : graph.input()) formal.push_back(v.name());
