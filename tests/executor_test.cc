@@ -13,7 +13,10 @@
 
 #include "gtest/gtest.h"
 #include "graph_builder.h"
+#include "core/model_internal.h"
 #include "exec/ops/gemm.h"
+#include "graph/graph_index.h"
+#include "passes/prune_unused_initializers.h"
 #include "qat/model.h"
 
 namespace qat {
@@ -627,6 +630,290 @@ TEST(ExecutorTest, MathOpsRefuseBadInputNamingTheNode) {
     node.set_name("the_op");
     attr(node, "alpha", nullptr, 0.0f);
     expect_refused(g, "alpha", {{"x", Tensor(DataType::kFloat32, {3})}});
+  }
+}
+
+// ---------------------------------------------------------------- subgraphs
+
+// A subgraph for a graph attribute: declared inputs and outputs (float [3]
+// unless given), and nodes added by the caller.
+onnx::GraphProto Subgraph(const std::string& name,
+                          std::vector<std::pair<std::string, int>> inputs,
+                          std::vector<std::string> outputs) {
+  onnx::GraphProto g;
+  g.set_name(name);
+  for (const auto& [in, type] : inputs) {
+    auto* v = g.add_input();
+    v->set_name(in);
+    v->mutable_type()->mutable_tensor_type()->set_elem_type(type);
+  }
+  for (const auto& out : outputs) {
+    auto* v = g.add_output();
+    v->set_name(out);
+    v->mutable_type()->mutable_tensor_type()->set_elem_type(kFloat);
+  }
+  return g;
+}
+
+onnx::NodeProto* AddNode(onnx::GraphProto* g, const std::string& op,
+                         std::vector<std::string> inputs, std::vector<std::string> outputs) {
+  onnx::NodeProto* node = g->add_node();
+  node->set_op_type(op);
+  node->set_name(op + "_" + outputs[0]);
+  for (const auto& i : inputs) node->add_input(i);
+  for (const auto& o : outputs) node->add_output(o);
+  return node;
+}
+
+void SetGraph(onnx::NodeProto* node, const std::string& name, onnx::GraphProto g) {
+  auto* a = node->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::GRAPH);
+  *a->mutable_g() = std::move(g);
+}
+
+// y, ys = Loop(3, v = x) { w = If(c) { v + a } else { v - a }; v = w; scan w }
+// with a = 2x computed in the main graph and read two scopes down, and the
+// initializer `one` read only inside the branch.
+absl::StatusOr<Model> LoopWithNestedIf(int64_t trips) {
+  GraphBuilder g;
+  g.Input("x", kFloat, {3}).Input("flip", kBool, {});
+  g.Output("y", kFloat, {3}).Output("ys", kFloat, {-1, 3});
+  g.Initializer("two", Tensor::FromValues<float>({1}, {2.0f}));
+  g.Initializer("one", Tensor::FromValues<float>({1}, {1.0f}));
+  g.Initializer("m", Tensor::Scalar<int64_t>(trips));
+  g.Node("Mul", {"x", "two"}, {"a"});
+  g.Node("Neg", {"x"}, {"unrelated"});  // may take a's buffer if a looked dead
+  onnx::GraphProto then_branch = Subgraph("then", {}, {"t"});
+  AddNode(&then_branch, "Add", {"v", "a"}, {"t0"});
+  AddNode(&then_branch, "Mul", {"t0", "one"}, {"t"});
+  onnx::GraphProto else_branch = Subgraph("else", {}, {"e"});
+  AddNode(&else_branch, "Sub", {"v", "a"}, {"e"});
+  onnx::GraphProto body =
+      Subgraph("body", {{"i", onnx::TensorProto::INT64}, {"c", kBool}, {"v", kFloat}},
+               {"c_out", "w", "w_scan"});
+  body.mutable_output(0)->mutable_type()->mutable_tensor_type()->set_elem_type(kBool);
+  AddNode(&body, "Identity", {"c"}, {"c_out"});
+  onnx::NodeProto* branch = AddNode(&body, "If", {"flip"}, {"w"});
+  SetGraph(branch, "then_branch", then_branch);
+  SetGraph(branch, "else_branch", else_branch);
+  AddNode(&body, "Identity", {"w"}, {"w_scan"});
+  onnx::NodeProto& loop = g.Node("Loop", {"m", "", "x"}, {"y", "ys"});
+  SetGraph(&loop, "body", body);
+  g.Node("Add", {"unrelated", "unrelated"}, {"unused"});
+  return g.Build();
+}
+
+TEST(ExecutorSubgraphTest, LoopCarriesValuesAndNestedIfReadsOuterScopes) {
+  auto executor = MustCreate(LoopWithNestedIf(3));
+  ASSERT_NE(executor, nullptr);
+  const Tensor x = Tensor::FromValues<float>({3}, {1, -2, 0.5f});
+  for (bool flip : {true, false, true}) {  // again: buffers reused across runs
+    auto out = executor->Run({{"x", x}, {"flip", Tensor::Scalar<bool>(flip)}});
+    ASSERT_TRUE(out.ok()) << out.status();
+    const float sign = flip ? 1.0f : -1.0f;
+    const Tensor& y = out->at("y");
+    const Tensor& ys = out->at("ys");
+    ASSERT_EQ(y.shape(), (std::vector<int64_t>{3}));
+    ASSERT_EQ(ys.shape(), (std::vector<int64_t>{3, 3}));
+    for (int j = 0; j < 3; ++j) {
+      const float xj = x.data<float>()[j];
+      EXPECT_FLOAT_EQ(y.data<float>()[j], xj + sign * 3 * 2 * xj);
+      for (int k = 0; k < 3; ++k) {
+        EXPECT_FLOAT_EQ(ys.data<float>()[k * 3 + j], xj + sign * (k + 1) * 2 * xj);
+      }
+    }
+  }
+}
+
+TEST(ExecutorSubgraphTest, ZeroTripsReturnTheInitialValuesAndAnEmptyScan) {
+  auto executor = MustCreate(LoopWithNestedIf(0));
+  ASSERT_NE(executor, nullptr);
+  const Tensor x = Tensor::FromValues<float>({3}, {1, 2, 3});
+  auto out = executor->Run({{"x", x}, {"flip", Tensor::Scalar<bool>(true)}});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->at("y").shape(), (std::vector<int64_t>{3}));
+  EXPECT_EQ(out->at("y").data<float>()[2], 3.0f);
+  EXPECT_EQ(out->at("ys").num_elements(), 0);
+}
+
+TEST(ExecutorSubgraphTest, ErrorsInsideABodyNameTheNodeAndTheAttribute) {
+  GraphBuilder g;
+  g.Input("x", kFloat, {3}).Input("c", kBool, {}).Output("y", kFloat, {3});
+  onnx::GraphProto then_branch = Subgraph("then", {}, {"t"});
+  AddNode(&then_branch, "NoSuchOp", {"x"}, {"t"});
+  onnx::GraphProto else_branch = Subgraph("else", {}, {"e"});
+  AddNode(&else_branch, "Identity", {"x"}, {"e"});
+  onnx::NodeProto& node = g.Node("If", {"c"}, {"y"});
+  SetGraph(&node, "then_branch", then_branch);
+  SetGraph(&node, "else_branch", else_branch);
+  auto model = g.Build(/*check=*/false);
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto executor = Executor::Create(*model);
+  ASSERT_FALSE(executor.ok());
+  EXPECT_NE(executor.status().message().find("then_branch"), std::string::npos)
+      << executor.status();
+  EXPECT_NE(executor.status().message().find("NoSuchOp"), std::string::npos);
+}
+
+TEST(ExecutorSubgraphTest, InitializersReadOnlyInsideASubgraphAreUses) {
+  auto model = LoopWithNestedIf(2);
+  ASSERT_TRUE(model.ok()) << model.status();
+  onnx::ModelProto proto = ModelAccess::Proto(*model);
+  const graph::GraphIndex index(proto.graph());
+  int loop = -1;
+  for (int n = 0; n < proto.graph().node_size(); ++n) {
+    if (proto.graph().node(n).op_type() == "Loop") loop = n;
+  }
+  EXPECT_EQ(index.Consumers("one"), (std::vector<int>{loop}));
+  EXPECT_EQ(index.Consumers("a"), (std::vector<int>{loop}));
+  EXPECT_EQ(index.NumUses("one"), 1);
+  EXPECT_EQ(index.NumUses("x"), 3);  // Mul, Neg and Loop's initial value
+  EXPECT_FALSE(passes::PruneUnusedInitializers(proto.mutable_graph()));
+  EXPECT_EQ(proto.graph().initializer_size(), 3);
+}
+
+TEST(ExecutorSubgraphTest, ABranchThatDrawsRandomNumbersIsNotFolded) {
+  // Every input of the If is a constant, but its branch runs Dropout in
+  // training mode: each run must draw a new mask.
+  GraphBuilder g;
+  g.Output("y", kFloat, {256});
+  g.Initializer("cond", Tensor::Scalar<bool>(true));
+  g.Initializer("data", Tensor::FromValues<float>({256}, std::vector<float>(256, 1.0f)));
+  g.Initializer("ratio", Tensor::Scalar<float>(0.5f));
+  g.Initializer("training", Tensor::Scalar<bool>(true));
+  onnx::GraphProto then_branch = Subgraph("then", {}, {"t"});
+  AddNode(&then_branch, "Dropout", {"data", "ratio", "training"}, {"t"});
+  onnx::GraphProto else_branch = Subgraph("else", {}, {"e"});
+  AddNode(&else_branch, "Identity", {"data"}, {"e"});
+  onnx::NodeProto& node = g.Node("If", {"cond"}, {"y"});
+  SetGraph(&node, "then_branch", then_branch);
+  SetGraph(&node, "else_branch", else_branch);
+  auto executor = MustCreate(g.Build());
+  ASSERT_NE(executor, nullptr);
+  auto first = executor->Run(std::map<std::string, Tensor>{});
+  auto second = executor->Run(std::map<std::string, Tensor>{});
+  ASSERT_TRUE(first.ok() && second.ok()) << first.status() << second.status();
+  EXPECT_NE(std::memcmp(first->at("y").raw_data(), second->at("y").raw_data(),
+                        first->at("y").num_bytes()), 0);
+}
+
+// ---------------------------------------------------------------- recurrent
+
+// Runs one recurrent op (hidden size 2, input size 3) on X [seq, batch, 3];
+// W, R, B hold `dirs` directions; lens (may be empty) is sequence_lens.
+std::map<std::string, Tensor> RunRecurrent(const std::string& op, const std::string& direction,
+                                           const Tensor& x, const Tensor& w, const Tensor& r,
+                                           const Tensor& b, std::vector<int32_t> lens,
+                                           int64_t linear_before_reset = 0) {
+  GraphBuilder g;
+  g.Input("x", kFloat, x.shape());
+  g.Output("y", kFloat, {-1, -1, -1, -1}).Output("y_h", kFloat, {-1, -1, -1});
+  g.Initializer("w", w).Initializer("r", r).Initializer("b", b);
+  std::vector<std::string> inputs = {"x", "w", "r", "b", ""};
+  if (!lens.empty()) {
+    g.Initializer("lens", Tensor::FromValues<int32_t>({static_cast<int64_t>(lens.size())}, lens));
+    inputs[4] = "lens";
+  }
+  onnx::NodeProto& node = g.Node(op, inputs, {"y", "y_h"});
+  auto attr = [&](const std::string& name) {
+    auto* a = node.add_attribute();
+    a->set_name(name);
+    return a;
+  };
+  auto* hidden = attr("hidden_size");
+  hidden->set_type(onnx::AttributeProto::INT);
+  hidden->set_i(2);
+  auto* dir = attr("direction");
+  dir->set_type(onnx::AttributeProto::STRING);
+  dir->set_s(direction);
+  if (op == "GRU") {
+    auto* lbr = attr("linear_before_reset");
+    lbr->set_type(onnx::AttributeProto::INT);
+    lbr->set_i(linear_before_reset);
+  }
+  auto executor = MustCreate(g.Build());
+  if (executor == nullptr) return {};
+  auto out = executor->Run({{"x", x}});
+  EXPECT_TRUE(out.ok()) << out.status();
+  return out.ok() ? *std::move(out) : std::map<std::string, Tensor>{};
+}
+
+Tensor RandomTensor(std::vector<int64_t> shape, std::mt19937* rng) {
+  Tensor t(DataType::kFloat32, shape);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (float& v : t.values<float>()) v = dist(*rng);
+  return t;
+}
+
+// Direction d of a [2, ...] tensor as a [1, ...] one.
+Tensor Direction(const Tensor& t, int64_t d) {
+  std::vector<int64_t> shape = t.shape();
+  shape[0] = 1;
+  Tensor out(t.dtype(), shape);
+  std::memcpy(out.raw_data(), t.data<float>() + d * out.num_elements(), out.num_bytes());
+  return out;
+}
+
+TEST(ExecutorRecurrentTest, BidirectionalIsForwardAndReverseSideBySide) {
+  for (const std::string op : {"RNN", "GRU", "LSTM"}) {
+    for (int64_t lbr : {0, 1}) {
+      if (lbr == 1 && op != "GRU") continue;
+      const int64_t gates = op == "RNN" ? 1 : op == "GRU" ? 3 : 4;
+      std::mt19937 rng(7);
+      const Tensor x = RandomTensor({4, 2, 3}, &rng);
+      const Tensor w = RandomTensor({2, gates * 2, 3}, &rng);
+      const Tensor r = RandomTensor({2, gates * 2, 2}, &rng);
+      const Tensor b = RandomTensor({2, gates * 4}, &rng);
+      const std::vector<int32_t> lens = {4, 2};
+      auto both = RunRecurrent(op, "bidirectional", x, w, r, b, lens, lbr);
+      auto fwd = RunRecurrent(op, "forward", x, Direction(w, 0), Direction(r, 0),
+                              Direction(b, 0), lens, lbr);
+      auto rev = RunRecurrent(op, "reverse", x, Direction(w, 1), Direction(r, 1),
+                              Direction(b, 1), lens, lbr);
+      ASSERT_EQ(both.at("y").shape(), (std::vector<int64_t>{4, 2, 2, 2})) << op;
+      for (int64_t t = 0; t < 4; ++t) {
+        for (int64_t k = 0; k < 4; ++k) {  // batch x hidden
+          EXPECT_EQ(both.at("y").data<float>()[(t * 2 + 0) * 4 + k],
+                    fwd.at("y").data<float>()[t * 4 + k]) << op << " t=" << t;
+          EXPECT_EQ(both.at("y").data<float>()[(t * 2 + 1) * 4 + k],
+                    rev.at("y").data<float>()[t * 4 + k]) << op << " t=" << t;
+        }
+      }
+      for (int64_t k = 0; k < 4; ++k) {
+        EXPECT_EQ(both.at("y_h").data<float>()[k], fwd.at("y_h").data<float>()[k]) << op;
+        EXPECT_EQ(both.at("y_h").data<float>()[4 + k], rev.at("y_h").data<float>()[k]) << op;
+      }
+    }
+  }
+}
+
+TEST(ExecutorRecurrentTest, SequenceLengthsStopEachRowAndZeroTheRest) {
+  for (const std::string direction : {"forward", "reverse"}) {
+    std::mt19937 rng(11);
+    const Tensor x = RandomTensor({3, 3, 3}, &rng);  // seq 3, batch 3
+    const Tensor w = RandomTensor({1, 6, 3}, &rng);
+    const Tensor r = RandomTensor({1, 6, 2}, &rng);
+    const Tensor b = RandomTensor({1, 12}, &rng);
+    auto out = RunRecurrent("GRU", direction, x, w, r, b, {3, 2, 0});
+    // Row 1 (length 2) alone: its first two steps, as a batch of one.
+    Tensor x1(DataType::kFloat32, {2, 1, 3});
+    for (int64_t t = 0; t < 2; ++t) {
+      std::memcpy(x1.data<float>() + t * 3, x.data<float>() + (t * 3 + 1) * 3, 3 * sizeof(float));
+    }
+    auto alone = RunRecurrent("GRU", direction, x1, w, r, b, {});
+    const Tensor& y = out.at("y");  // [3, 1, 3, 2]
+    for (int64_t t = 0; t < 3; ++t) {
+      for (int64_t k = 0; k < 2; ++k) {
+        const float got = y.data<float>()[(t * 3 + 1) * 2 + k];
+        EXPECT_EQ(got, t < 2 ? alone.at("y").data<float>()[t * 2 + k] : 0.0f) << direction;
+        EXPECT_EQ(y.data<float>()[(t * 3 + 2) * 2 + k], 0.0f);  // row 2 has length 0
+      }
+    }
+    for (int64_t k = 0; k < 2; ++k) {
+      EXPECT_EQ(out.at("y_h").data<float>()[1 * 2 + k], alone.at("y_h").data<float>()[k]);
+      EXPECT_EQ(out.at("y_h").data<float>()[2 * 2 + k], 0.0f);
+    }
   }
 }
 

@@ -4,7 +4,9 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <functional>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -21,19 +23,23 @@
 namespace qat {
 namespace {
 
-// Where a value lives during a run.
-enum class SlotKind { kGraphInput, kInitializer, kNodeOutput };
+// Where a value lives during a run: a formal input of the graph, an
+// initializer (or folded constant), a node output, or (in a subgraph) a value
+// of an enclosing graph, passed in by the node that owns the subgraph.
+enum class SlotKind { kGraphInput, kInitializer, kNodeOutput, kOuter };
 
 struct Slot {
   std::string name;
   SlotKind kind = SlotKind::kNodeOutput;
-  int index = -1;  // into graph inputs, constants or buffers
+  int index = -1;  // into graph inputs, constants, buffers or outer values
 };
 
 struct Step {
   std::string description;  // "node 'conv1' (Conv)"
   exec::Kernel kernel;
-  std::vector<int> inputs;   // slot ids, -1 for absent optional inputs
+  // Slot ids, -1 for absent optional inputs; after the node's own inputs,
+  // the outer-scope values its subgraphs read (its implicit inputs).
+  std::vector<int> inputs;
   std::vector<int> outputs;  // slot ids, -1 for absent optional outputs
   // Stand-ins for outputs the node does not name (at least one output).
   std::vector<Tensor> scratch;
@@ -75,6 +81,183 @@ absl::Status CheckInput(const ValueInfo& info, const Tensor& tensor) {
   return absl::OkStatus();
 }
 
+bool HasGraphAttribute(const onnx::NodeProto& node) {
+  for (const auto& a : node.attribute()) {
+    if (a.has_g() || a.graphs_size() > 0) return true;
+  }
+  return false;
+}
+
+// A random op, or a node whose subgraphs hold one: never folded.
+bool DrawsRandomNumbers(const onnx::NodeProto& node) {
+  if (IsRandomOp(node.op_type())) return true;
+  if (!HasGraphAttribute(node)) return false;
+  auto any = [](const onnx::GraphProto& g) {
+    for (const auto& n : g.node()) {
+      if (DrawsRandomNumbers(n)) return true;
+    }
+    return false;
+  };
+  for (const auto& a : node.attribute()) {
+    if (a.has_g() && any(a.g())) return true;
+    for (const auto& g : a.graphs()) {
+      if (any(g)) return true;
+    }
+  }
+  return false;
+}
+
+void AddOuterNames(const onnx::GraphProto& graph, std::vector<std::string>* names,
+                   std::unordered_set<std::string>* seen);
+
+// Appends, once each and in order of first use, the names that the graph
+// attributes of `node` read from enclosing scopes.
+void AddImplicitInputs(const onnx::NodeProto& node, std::vector<std::string>* names,
+                       std::unordered_set<std::string>* seen) {
+  for (const auto& a : node.attribute()) {
+    if (a.has_g()) AddOuterNames(a.g(), names, seen);
+    for (const auto& g : a.graphs()) AddOuterNames(g, names, seen);
+  }
+}
+
+// The names `graph` reads (in its nodes, its nested subgraphs and its
+// outputs) and does not define itself: its free variables.
+void AddOuterNames(const onnx::GraphProto& graph, std::vector<std::string>* names,
+                   std::unordered_set<std::string>* seen) {
+  std::unordered_set<std::string> defined;
+  for (const auto& v : graph.input()) defined.insert(v.name());
+  for (const auto& t : graph.initializer()) defined.insert(t.name());
+  for (const auto& n : graph.node()) {
+    for (const auto& o : n.output()) defined.insert(o);
+  }
+  auto use = [&](const std::string& name) {
+    if (!name.empty() && defined.count(name) == 0 && seen->insert(name).second) {
+      names->push_back(name);
+    }
+  };
+  for (const auto& n : graph.node()) {
+    for (const auto& i : n.input()) use(i);
+    if (!HasGraphAttribute(n)) continue;
+    std::vector<std::string> inner;
+    std::unordered_set<std::string> inner_seen;
+    AddImplicitInputs(n, &inner, &inner_seen);
+    for (const auto& name : inner) use(name);
+  }
+  for (const auto& v : graph.output()) use(v.name());
+}
+
+using OpsetOf = std::function<int64_t(const std::string& domain)>;
+
+// A compiled graph: the model's main graph, or a subgraph with its own plan.
+struct GraphPlan {
+  std::vector<Slot> slots;
+  std::vector<int> input_slots;   // slot id of each formal input
+  std::vector<int> output_slots;  // slot id of each graph output
+  std::vector<std::string> output_names;
+  std::vector<Tensor> constants;  // initializers
+  std::vector<Tensor> buffers;    // node outputs, kept across runs and shared
+                                  // by values whose lifetimes do not overlap
+  std::vector<Step> steps;        // in topological order
+
+  void FoldConstantSteps(ThreadPool* pool);
+  void AssignBuffers();
+
+  const Tensor* Read(int slot_id, const Tensor* const* given,
+                     const Tensor* const* outer) const {
+    const Slot& slot = slots[slot_id];
+    switch (slot.kind) {
+      case SlotKind::kGraphInput: return given[slot.index];
+      case SlotKind::kInitializer: return &constants[slot.index];
+      case SlotKind::kNodeOutput: return &buffers[slot.index];
+      case SlotKind::kOuter: return outer[slot.index];
+    }
+    return nullptr;
+  }
+  // Runs every step; step s draws its seed from SplitMix64(seed + s).
+  absl::Status RunSteps(const Tensor* const* given, const Tensor* const* outer,
+                        ThreadPool* pool, uint64_t seed);
+  // Hands output i to out(i): node outputs own their buffers (AssignBuffers
+  // never shares them), so they are swapped out; inputs, initializers, outer
+  // values and a value named by two outputs are copied.
+  template <typename Out>
+  void TakeOutputs(const Tensor* const* given, const Tensor* const* outer, Out&& out);
+};
+
+// Compiles `graph`.  `formal_inputs` are the values a caller passes to each
+// run, in order (the main graph's non-initializer inputs, a subgraph's
+// inputs); `outer` names the values of enclosing scopes it reads, by their
+// index in the outer values of a run.
+absl::StatusOr<std::unique_ptr<GraphPlan>> CompileGraph(
+    const onnx::GraphProto& graph, const std::vector<std::string>& formal_inputs,
+    const std::unordered_map<std::string, int>& outer, const OpsetOf& opset_of,
+    const std::string& source, ThreadPool* pool);
+
+// The executor's SubgraphCompiler for one node: the subgraph's outer names
+// are looked up among the node's implicit inputs.
+class NodeSubgraphCompiler : public exec::SubgraphCompiler {
+ public:
+  NodeSubgraphCompiler(const std::vector<std::string>* implicit, const OpsetOf* opset_of,
+                       const std::string* source, ThreadPool* pool)
+      : implicit_(implicit), opset_of_(opset_of), source_(source), pool_(pool) {}
+
+  absl::StatusOr<std::unique_ptr<exec::Subgraph>> Compile(
+      const onnx::GraphProto& graph) const override;
+
+ private:
+  const std::vector<std::string>* implicit_;
+  const OpsetOf* opset_of_;
+  const std::string* source_;
+  ThreadPool* pool_;
+};
+
+class CompiledSubgraph : public exec::Subgraph {
+ public:
+  explicit CompiledSubgraph(std::unique_ptr<GraphPlan> plan) : plan_(std::move(plan)) {}
+  int num_inputs() const override { return static_cast<int>(plan_->input_slots.size()); }
+  int num_outputs() const override { return static_cast<int>(plan_->output_slots.size()); }
+  const std::string& output_name(int i) const override { return plan_->output_names[i]; }
+
+  absl::Status Run(absl::Span<const Tensor* const> inputs,
+                   absl::Span<const Tensor* const> outer, ThreadPool* pool, uint64_t seed,
+                   std::vector<Tensor>* outputs) override {
+    if (static_cast<int>(inputs.size()) != num_inputs()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the subgraph takes ", num_inputs(), " inputs, got ", inputs.size()));
+    }
+    for (const Tensor* t : inputs) {
+      if (t == nullptr) return absl::InvalidArgumentError("a subgraph input is missing");
+    }
+    QAT_RETURN_IF_ERROR(plan_->RunSteps(inputs.data(), outer.data(), pool, seed));
+    outputs->resize(plan_->output_slots.size());
+    plan_->TakeOutputs(inputs.data(), outer.data(),
+                       [&](size_t i) -> Tensor& { return (*outputs)[i]; });
+    return absl::OkStatus();
+  }
+
+ private:
+  std::unique_ptr<GraphPlan> plan_;
+};
+
+absl::StatusOr<std::unique_ptr<exec::Subgraph>> NodeSubgraphCompiler::Compile(
+    const onnx::GraphProto& graph) const {
+  std::vector<std::string> names;
+  std::unordered_set<std::string> seen;
+  AddOuterNames(graph, &names, &seen);
+  std::unordered_map<std::string, int> outer;
+  for (const std::string& name : names) {
+    auto it = std::find(implicit_->begin(), implicit_->end(), name);
+    if (it == implicit_->end()) {  // a graph that is not one of the node's attributes
+      return absl::InternalError(absl::StrCat("'", name, "' is not an implicit input"));
+    }
+    outer[name] = static_cast<int>(it - implicit_->begin());
+  }
+  std::vector<std::string> formal;
+  for (const auto& v : graph.input()) formal.push_back(v.name());
+  QAT_ASSIGN_OR_RETURN(auto plan,
+                       CompileGraph(graph, formal, outer, *opset_of_, *source_, pool_));
+  return std::unique_ptr<exec::Subgraph>(new CompiledSubgraph(std::move(plan)));
+}
+
 }  // namespace
 
 struct Executor::Plan {
@@ -82,19 +265,12 @@ struct Executor::Plan {
   std::unique_ptr<ThreadPool> pool;
   std::vector<ValueInfo> inputs;
   std::vector<ValueInfo> outputs;
-  std::vector<Slot> slots;
-  std::vector<int> input_slots;   // slot id of each graph input
-  std::vector<int> output_slots;  // slot id of each graph output
-  std::vector<Tensor> constants;  // initializers
-  std::vector<Tensor> buffers;    // node outputs, kept across runs and shared
-                                  // by values whose lifetimes do not overlap
-  std::vector<Step> steps;        // in topological order
+  std::unique_ptr<GraphPlan> graph;
   uint64_t run_count = 0;
   std::mutex mutex;
-
-  void FoldConstantSteps();
-  void AssignBuffers();
 };
+
+namespace {
 
 // Runs, once, every step whose inputs are all constants and that draws no
 // random numbers, and makes its outputs constants: DequantizeLinear of int8
@@ -102,7 +278,7 @@ struct Executor::Plan {
 // per run (and the GEMM sees the result as constant, so it keeps it
 // packed).  A step that fails here is kept, so that its error surfaces from
 // Run() as it would without folding.
-void Executor::Plan::FoldConstantSteps() {
+void GraphPlan::FoldConstantSteps(ThreadPool* pool) {
   std::vector<Step> kept;
   for (Step& step : steps) {
     bool foldable = !step.random;
@@ -112,7 +288,7 @@ void Executor::Plan::FoldConstantSteps() {
     std::vector<Tensor> values(step.outputs.size());
     if (foldable) {
       exec::KernelContext ctx;
-      ctx.pool = pool.get();
+      ctx.pool = pool;
       for (int id : step.inputs) {
         ctx.inputs.push_back(id < 0 ? nullptr : &constants[slots[id].index]);
         ctx.input_constant.push_back(id >= 0);
@@ -147,8 +323,8 @@ void Executor::Plan::FoldConstantSteps() {
 // step that reads it has run (graph outputs keep theirs).  A step's outputs
 // are placed before its inputs are released, so no kernel ever writes into
 // a buffer it is reading.
-void Executor::Plan::AssignBuffers() {
-  Plan& plan = *this;
+void GraphPlan::AssignBuffers() {
+  GraphPlan& plan = *this;
   std::vector<int> last_use(plan.slots.size(), -1);
   for (size_t s = 0; s < plan.steps.size(); ++s) {
     for (int id : plan.steps[s].inputs) {
@@ -186,49 +362,89 @@ void Executor::Plan::AssignBuffers() {
   plan.buffers.resize(static_cast<size_t>(num_buffers));
 }
 
-Executor::Executor(std::unique_ptr<Plan> plan) : plan_(std::move(plan)) {}
-Executor::~Executor() = default;
+absl::Status GraphPlan::RunSteps(const Tensor* const* given, const Tensor* const* outer,
+                                 ThreadPool* pool, uint64_t seed) {
+  exec::KernelContext ctx;
+  ctx.pool = pool;
+  size_t s = 0;
+  try {
+    for (; s < steps.size(); ++s) {
+      Step& step = steps[s];
+      ctx.inputs.clear();
+      ctx.input_constant.clear();
+      ctx.outputs.clear();
+      ctx.output_requested.clear();
+      for (int id : step.inputs) {
+        ctx.inputs.push_back(id < 0 ? nullptr : Read(id, given, outer));
+        ctx.input_constant.push_back(id >= 0 && slots[id].kind == SlotKind::kInitializer);
+      }
+      for (size_t o = 0; o < step.scratch.size(); ++o) {
+        const int id = o < step.outputs.size() ? step.outputs[o] : -1;
+        // Node outputs always live in the plan's buffers.
+        ctx.outputs.push_back(id < 0 ? &step.scratch[o] : &buffers[slots[id].index]);
+        ctx.output_requested.push_back(id >= 0);
+      }
+      ctx.seed = exec::SplitMix64(seed + s);
+      absl::Status status = step.kernel(ctx);
+      if (!status.ok()) {
+        return absl::Status(status.code(), absl::StrCat(step.description, ": ",
+                                                        status.message()));
+      }
+    }
+  } catch (const std::exception&) {
+    // Allocation (a shape too large for memory) and Tensor's checks (a
+    // shape whose size does not fit, qat/tensor.h) are what can throw here.
+    return StatusFromCurrentException(steps[s].description);
+  }
+  return absl::OkStatus();
+}
 
-const std::vector<ValueInfo>& Executor::inputs() const { return plan_->inputs; }
-const std::vector<ValueInfo>& Executor::outputs() const { return plan_->outputs; }
-int Executor::num_threads() const { return plan_->pool->num_threads(); }
+template <typename Out>
+void GraphPlan::TakeOutputs(const Tensor* const* given, const Tensor* const* outer,
+                            Out&& out) {
+  std::vector<const Tensor*> swapped_into(slots.size(), nullptr);
+  for (size_t i = 0; i < output_slots.size(); ++i) {
+    const int id = output_slots[i];
+    Tensor& dest = out(i);
+    if (swapped_into[id] != nullptr) {
+      dest = *swapped_into[id];
+    } else if (slots[id].kind == SlotKind::kNodeOutput) {
+      std::swap(dest, buffers[slots[id].index]);
+      swapped_into[id] = &dest;
+    } else {
+      dest = *Read(id, given, outer);
+    }
+  }
+}
 
-absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
-    const Model& model, const ExecutorOptions& options) {
-  const onnx::ModelProto& proto = ModelAccess::Proto(model);
-  const onnx::GraphProto& graph = proto.graph();
-  auto plan = std::make_unique<Plan>();
-  plan->options = options;
-  QAT_RETURN_IF_ERROR(CheckThreadCount(options.num_threads, "num_threads"));
-
+absl::StatusOr<std::unique_ptr<GraphPlan>> CompileGraph(
+    const onnx::GraphProto& graph, const std::vector<std::string>& formal_inputs,
+    const std::unordered_map<std::string, int>& outer, const OpsetOf& opset_of,
+    const std::string& source, ThreadPool* pool) {
+  auto plan = std::make_unique<GraphPlan>();
   std::unordered_map<std::string, int> slot_of;
   auto add_slot = [&](const std::string& name, SlotKind kind, int index) {
     slot_of[name] = static_cast<int>(plan->slots.size());
     plan->slots.push_back({name, kind, index});
   };
 
-  // Initializers first: a graph input with an initializer is a constant.
+  // Outer values first, so that a local definition of the same name wins.
+  for (const auto& [name, index] : outer) add_slot(name, SlotKind::kOuter, index);
+  // Initializers next: a graph input with an initializer is a constant.
   for (const auto& init : graph.initializer()) {
     auto tensor = TensorFromProto(init);
     if (!tensor.ok()) {
       return absl::Status(tensor.status().code(),
-                          absl::StrCat("initializer of '", model.source(),
-                                       "': ", tensor.status().message()));
+                          absl::StrCat("initializer of '", source, "': ",
+                                       tensor.status().message()));
     }
     add_slot(init.name(), SlotKind::kInitializer,
              static_cast<int>(plan->constants.size()));
     plan->constants.push_back(*std::move(tensor));
   }
-  plan->inputs = model.inputs();
-  for (const ValueInfo& input : plan->inputs) {
-    if (input.dtype == DataType::kUndefined) {
-      return absl::UnimplementedError(absl::StrCat(
-          "graph input '", input.name, "' of '", model.source(),
-          "' does not have a supported tensor type"));
-    }
-    add_slot(input.name, SlotKind::kGraphInput,
-             static_cast<int>(plan->input_slots.size()));
-    plan->input_slots.push_back(slot_of[input.name]);
+  for (const std::string& input : formal_inputs) {
+    add_slot(input, SlotKind::kGraphInput, static_cast<int>(plan->input_slots.size()));
+    plan->input_slots.push_back(slot_of[input]);
   }
 
   // Which node produces each value; a value produced twice is an error.
@@ -237,30 +453,46 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
   for (int n = 0; n < num_nodes; ++n) {
     for (const std::string& out : graph.node(n).output()) {
       if (out.empty()) continue;
-      if (slot_of.count(out) > 0 || !producer.emplace(out, n).second) {
+      const auto defined = slot_of.find(out);
+      const bool shadows_outer =
+          defined != slot_of.end() && plan->slots[defined->second].kind == SlotKind::kOuter;
+      if ((defined != slot_of.end() && !shadows_outer) || !producer.emplace(out, n).second) {
         return absl::InvalidArgumentError(absl::StrCat(
-            Describe(graph.node(n), n), " in '", model.source(),
+            Describe(graph.node(n), n), " in '", source,
             "' writes '", out, "', which is already defined elsewhere"));
       }
     }
+  }
+
+  // The values each node reads: its inputs, then its implicit inputs (the
+  // outer-scope values of its subgraphs), which order it like inputs do.
+  std::vector<std::vector<std::string>> implicit(num_nodes);
+  for (int n = 0; n < num_nodes; ++n) {
+    if (!HasGraphAttribute(graph.node(n))) continue;
+    std::unordered_set<std::string> seen;
+    AddImplicitInputs(graph.node(n), &implicit[n], &seen);
   }
 
   // Kahn's algorithm, taking ready nodes in file order so the plan is stable.
   std::vector<int> pending(num_nodes, 0);
   std::vector<std::vector<int>> consumers(num_nodes);
   for (int n = 0; n < num_nodes; ++n) {
-    for (const std::string& in : graph.node(n).input()) {
-      if (in.empty() || slot_of.count(in) > 0) continue;
+    auto depend = [&](const std::string& in) -> absl::Status {
+      if (in.empty()) return absl::OkStatus();
       auto it = producer.find(in);
       if (it == producer.end()) {
+        if (slot_of.count(in) > 0) return absl::OkStatus();
         return absl::InvalidArgumentError(absl::StrCat(
-            Describe(graph.node(n), n), " in '", model.source(), "' reads '",
+            Describe(graph.node(n), n), " in '", source, "' reads '",
             in, "', which is not a graph input, an initializer or any "
             "node's output"));
       }
       ++pending[n];
       consumers[it->second].push_back(n);
-    }
+      return absl::OkStatus();
+    };
+    for (const std::string& in : graph.node(n).input()) QAT_RETURN_IF_ERROR(depend(in));
+    for (const std::string& in : implicit[n]) QAT_RETURN_IF_ERROR(depend(in));
   }
   std::deque<int> ready;
   for (int n = 0; n < num_nodes; ++n) {
@@ -281,7 +513,7 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
       if (pending[n] > 0) stuck.push_back(Describe(graph.node(n), n));
     }
     return absl::InvalidArgumentError(absl::StrCat(
-        "the graph of '", model.source(), "' has a cycle through ",
+        "the graph of '", source, "' has a cycle through ",
         absl::StrJoin(stuck, ", ")));
   }
 
@@ -290,18 +522,19 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
     const onnx::NodeProto& node = graph.node(n);
     const std::string description = Describe(node, n);
     const std::string& domain = node.domain();
-    const int64_t opset = model.OpsetVersion(domain);
+    const int64_t opset = opset_of(domain);
     const exec::OpEntry* entry = exec::FindOp(domain, node.op_type(), opset);
     if (entry == nullptr) {
       return absl::UnimplementedError(absl::StrCat(
           "op '", node.op_type(), "' (domain '",
           domain.empty() ? "ai.onnx" : domain, "', opset ", opset, ") of ",
-          description, " in '", model.source(), "' is not supported"));
+          description, " in '", source, "' is not supported"));
     }
-    auto kernel = entry->factory(exec::NodeView(node, opset));
+    NodeSubgraphCompiler compiler(&implicit[n], &opset_of, &source, pool);
+    auto kernel = entry->factory(exec::NodeView(node, opset, &compiler));
     if (!kernel.ok()) {
       return absl::Status(kernel.status().code(),
-                          absl::StrCat(description, " in '", model.source(),
+                          absl::StrCat(description, " in '", source,
                                        "': ", kernel.status().message()));
     }
     Step step;
@@ -311,6 +544,7 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
     for (const std::string& in : node.input()) {
       step.inputs.push_back(in.empty() ? -1 : slot_of.at(in));
     }
+    for (const std::string& in : implicit[n]) step.inputs.push_back(slot_of.at(in));
     for (const std::string& out : node.output()) {
       if (out.empty()) {
         step.outputs.push_back(-1);
@@ -320,23 +554,60 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
       step.outputs.push_back(slot_of[out]);
     }
     step.scratch.resize(std::max<size_t>(1, step.outputs.size()));
-    step.random = IsRandomOp(node.op_type());
+    step.random = DrawsRandomNumbers(node);
     plan->steps.push_back(std::move(step));
   }
 
-  plan->outputs = model.outputs();
-  for (const ValueInfo& output : plan->outputs) {
-    auto it = slot_of.find(output.name);
+  for (const auto& output : graph.output()) {
+    auto it = slot_of.find(output.name());
     if (it == slot_of.end()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "graph output '", output.name, "' of '", model.source(),
+          "graph output '", output.name(), "' of '", source,
           "' is not produced by any node"));
     }
     plan->output_slots.push_back(it->second);
+    plan->output_names.push_back(output.name());
   }
-  QAT_ASSIGN_OR_RETURN(plan->pool, ThreadPool::Create(options.num_threads));
-  plan->FoldConstantSteps();
+  plan->FoldConstantSteps(pool);
   plan->AssignBuffers();
+  return plan;
+}
+
+}  // namespace
+
+Executor::Executor(std::unique_ptr<Plan> plan) : plan_(std::move(plan)) {}
+Executor::~Executor() = default;
+
+const std::vector<ValueInfo>& Executor::inputs() const { return plan_->inputs; }
+const std::vector<ValueInfo>& Executor::outputs() const { return plan_->outputs; }
+int Executor::num_threads() const { return plan_->pool->num_threads(); }
+
+absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
+    const Model& model, const ExecutorOptions& options) {
+  const onnx::ModelProto& proto = ModelAccess::Proto(model);
+  auto plan = std::make_unique<Plan>();
+  plan->options = options;
+  QAT_RETURN_IF_ERROR(CheckThreadCount(options.num_threads, "num_threads"));
+  QAT_ASSIGN_OR_RETURN(plan->pool, ThreadPool::Create(options.num_threads));
+
+  plan->inputs = model.inputs();
+  std::vector<std::string> formal_inputs;
+  for (const ValueInfo& input : plan->inputs) {
+    if (input.dtype == DataType::kUndefined) {
+      return absl::UnimplementedError(absl::StrCat(
+          "graph input '", input.name, "' of '", model.source(),
+          "' does not have a supported tensor type"));
+    }
+    formal_inputs.push_back(input.name);
+  }
+  const OpsetOf opset_of = [&model](const std::string& domain) {
+    return model.OpsetVersion(domain);
+  };
+  // The main graph's outputs are model.outputs(), which the graph's output
+  // list declares in the same order.
+  QAT_ASSIGN_OR_RETURN(plan->graph, CompileGraph(proto.graph(), formal_inputs, {}, opset_of,
+                                                 model.source(), plan->pool.get()));
+  plan->outputs = model.outputs();
   return std::unique_ptr<Executor>(new Executor(std::move(plan)));
 }
 
@@ -375,68 +646,11 @@ absl::Status Executor::Run(const std::map<std::string, const Tensor*>& inputs,
     }
   }
 
-  auto read = [&](int slot_id) -> const Tensor* {
-    const Slot& slot = plan.slots[slot_id];
-    switch (slot.kind) {
-      case SlotKind::kGraphInput: return given[slot.index];
-      case SlotKind::kInitializer: return &plan.constants[slot.index];
-      case SlotKind::kNodeOutput: return &plan.buffers[slot.index];
-    }
-    return nullptr;
-  };
-
   const uint64_t run_seed = exec::SplitMix64(plan.options.seed ^ exec::SplitMix64(plan.run_count++));
-  exec::KernelContext ctx;
-  ctx.pool = plan.pool.get();
-  size_t s = 0;
-  try {
-    for (; s < plan.steps.size(); ++s) {
-      Step& step = plan.steps[s];
-      ctx.inputs.clear();
-      ctx.input_constant.clear();
-      ctx.outputs.clear();
-      ctx.output_requested.clear();
-      for (int id : step.inputs) {
-        ctx.inputs.push_back(id < 0 ? nullptr : read(id));
-        ctx.input_constant.push_back(id >= 0 &&
-                                     plan.slots[id].kind == SlotKind::kInitializer);
-      }
-      for (size_t o = 0; o < step.scratch.size(); ++o) {
-        const int id = o < step.outputs.size() ? step.outputs[o] : -1;
-        // Node outputs always live in the plan's buffers.
-        ctx.outputs.push_back(id < 0 ? &step.scratch[o]
-                                     : &plan.buffers[plan.slots[id].index]);
-        ctx.output_requested.push_back(id >= 0);
-      }
-      ctx.seed = exec::SplitMix64(run_seed + s);
-      absl::Status status = step.kernel(ctx);
-      if (!status.ok()) {
-        return absl::Status(status.code(), absl::StrCat(step.description, ": ",
-                                                        status.message()));
-      }
-    }
-  } catch (const std::exception&) {
-    // Allocation (a shape too large for memory) and Tensor's checks (a
-    // shape whose size does not fit, qat/tensor.h) are what can throw here.
-    return StatusFromCurrentException(plan.steps[s].description);
-  }
-
-  // Graph outputs that are node outputs own their buffers (AssignBuffers
-  // never shares them), so they can be swapped out; inputs, initializers and
-  // a value named by two outputs are copied.
-  std::vector<const Tensor*> swapped_into(plan.slots.size(), nullptr);
-  for (size_t i = 0; i < plan.outputs.size(); ++i) {
-    const int id = plan.output_slots[i];
-    Tensor& out = (*outputs)[plan.outputs[i].name];
-    if (swapped_into[id] != nullptr) {
-      out = *swapped_into[id];
-    } else if (plan.slots[id].kind == SlotKind::kNodeOutput) {
-      std::swap(out, plan.buffers[plan.slots[id].index]);
-      swapped_into[id] = &out;
-    } else {
-      out = *read(id);
-    }
-  }
+  QAT_RETURN_IF_ERROR(plan.graph->RunSteps(given.data(), nullptr, plan.pool.get(), run_seed));
+  plan.graph->TakeOutputs(given.data(), nullptr, [&](size_t i) -> Tensor& {
+    return (*outputs)[plan.outputs[i].name];
+  });
   return absl::OkStatus();
 }
 

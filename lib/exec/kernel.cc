@@ -1,5 +1,7 @@
 #include "exec/kernel.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace qat {
 namespace exec {
 
@@ -30,6 +32,25 @@ std::vector<int64_t> NodeView::GetInts(const std::string& name) const {
   const auto* attr = Find(name);
   if (attr == nullptr) return {};
   return std::vector<int64_t>(attr->ints().begin(), attr->ints().end());
+}
+
+absl::StatusOr<std::unique_ptr<Subgraph>> NodeView::CompileSubgraph(
+    const std::string& name) const {
+  const auto* attr = Find(name);
+  if (attr == nullptr || attr->type() != onnx::AttributeProto::GRAPH || !attr->has_g()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the graph attribute '", name, "' is missing"));
+  }
+  if (compiler_ == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the graph attribute '", name, "' cannot be compiled here"));
+  }
+  auto graph = compiler_->Compile(attr->g());
+  if (!graph.ok()) {
+    return absl::Status(graph.status().code(), absl::StrCat("in its attribute '", name,
+                                                            "': ", graph.status().message()));
+  }
+  return graph;
 }
 
 std::vector<float> NodeView::GetFloats(const std::string& name) const {

@@ -8,17 +8,27 @@
 // A kernel resizes its outputs itself (Tensor::Resize keeps the previous
 // run's allocation when it fits) and reports bad input as InvalidArgument;
 // the executor prefixes every error with the node's name and op.
+//
+// Subgraphs (If's branches, Loop's and Scan's body) are compiled by the
+// node's factory through NodeView::CompileSubgraph into a Subgraph: a nested
+// plan of its own.  A subgraph reads the values of enclosing graphs by name;
+// the executor resolves those names when it compiles the node, and passes
+// their values to the kernel as implicit inputs after the node's own (see
+// KernelContext::inputs), so their buffers stay alive and the node is
+// ordered after their producers like any other reader.
 #ifndef QAT_LIB_EXEC_KERNEL_H_
 #define QAT_LIB_EXEC_KERNEL_H_
 
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "onnx/onnx_pb.h"
 #include "qat/tensor.h"
 #include "qat/thread_pool.h"
@@ -26,12 +36,42 @@
 namespace qat {
 namespace exec {
 
+// A compiled subgraph.  Run() is not reentrant: the kernel that owns it
+// runs it (the executor serializes runs).
+class Subgraph {
+ public:
+  virtual ~Subgraph() = default;
+  // The subgraph's formal inputs and outputs, in declaration order.
+  virtual int num_inputs() const = 0;
+  virtual int num_outputs() const = 0;
+  virtual const std::string& output_name(int i) const = 0;
+
+  // Runs the subgraph once.  `inputs` holds one tensor per formal input,
+  // read in place; `outer` is the node's implicit inputs (the kernel
+  // context's inputs from index NodeView::num_inputs() on).  Output i is
+  // swapped into (*outputs)[i] (resized to num_outputs()), whose previous
+  // tensor becomes the subgraph's buffer for the next run, so a loop that
+  // passes the same vector allocates nothing after its first iteration.
+  virtual absl::Status Run(absl::Span<const Tensor* const> inputs,
+                           absl::Span<const Tensor* const> outer, ThreadPool* pool,
+                           uint64_t seed, std::vector<Tensor>* outputs) = 0;
+};
+
+// Compiles a node's graph attributes; provided by the executor.
+class SubgraphCompiler {
+ public:
+  virtual ~SubgraphCompiler() = default;
+  virtual absl::StatusOr<std::unique_ptr<Subgraph>> Compile(
+      const onnx::GraphProto& graph) const = 0;
+};
+
 // A node as its factory sees it: the NodeProto, the opset of its domain, and
 // typed attribute getters.
 class NodeView {
  public:
-  NodeView(const onnx::NodeProto& proto, int64_t opset)
-      : proto_(proto), opset_(opset) {}
+  NodeView(const onnx::NodeProto& proto, int64_t opset,
+           const SubgraphCompiler* compiler = nullptr)
+      : proto_(proto), opset_(opset), compiler_(compiler) {}
 
   const onnx::NodeProto& proto() const { return proto_; }
   const std::string& op_type() const { return proto_.op_type(); }
@@ -55,14 +95,21 @@ class NodeView {
   std::vector<float> GetFloats(const std::string& name) const;
   const onnx::AttributeProto* Find(const std::string& name) const;
 
+  // Compiles the graph attribute `name`; InvalidArgument when it is missing
+  // or not a graph.  Only during the factory call.
+  absl::StatusOr<std::unique_ptr<Subgraph>> CompileSubgraph(const std::string& name) const;
+
  private:
   const onnx::NodeProto& proto_;
   int64_t opset_;
+  const SubgraphCompiler* compiler_;
 };
 
 // What a kernel sees when it runs.
 struct KernelContext {
-  std::vector<const Tensor*> inputs;  // nullptr for an absent optional input
+  // nullptr for an absent optional input.  A node with graph attributes
+  // gets, after its own inputs, the outer-scope values its subgraphs read.
+  std::vector<const Tensor*> inputs;
   // input_constant[i]: input i is an initializer, the same tensor at the same
   // address on every run of this executor (kernels may cache work on it).
   std::vector<bool> input_constant;

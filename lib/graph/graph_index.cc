@@ -6,6 +6,36 @@
 namespace qat {
 namespace graph {
 
+namespace {
+
+bool HasSubgraph(const onnx::NodeProto& node) {
+  for (const auto& a : node.attribute()) {
+    if (a.has_g() || a.graphs_size() > 0) return true;
+  }
+  return false;
+}
+
+void ForEachGraphRead(const onnx::GraphProto& graph,
+                      const std::function<void(const std::string&)>& read) {
+  for (const auto& n : graph.node()) {
+    for (const auto& i : n.input()) {
+      if (!i.empty()) read(i);
+    }
+    if (HasSubgraph(n)) ForEachSubgraphRead(n, read);
+  }
+  for (const auto& o : graph.output()) read(o.name());
+}
+
+}  // namespace
+
+void ForEachSubgraphRead(const onnx::NodeProto& node,
+                         const std::function<void(const std::string&)>& read) {
+  for (const auto& a : node.attribute()) {
+    if (a.has_g()) ForEachGraphRead(a.g(), read);
+    for (const auto& g : a.graphs()) ForEachGraphRead(g, read);
+  }
+}
+
 GraphIndex::GraphIndex(const onnx::GraphProto& graph) : graph_(&graph) {}
 
 void GraphIndex::IndexValues() const {
@@ -47,6 +77,11 @@ void GraphIndex::IndexUses() const {
   for (const auto& out : graph_->output()) ++uses_[out.name()];
   for (const auto& n : graph_->node()) {
     for (const auto& i : n.input()) ++uses_[i];
+    if (!HasSubgraph(n)) continue;
+    std::unordered_set<std::string> seen;  // one use per node and name
+    ForEachSubgraphRead(n, [&](const std::string& name) {
+      if (seen.insert(name).second) ++uses_[name];
+    });
   }
 }
 
@@ -54,11 +89,13 @@ void GraphIndex::IndexConsumers() const {
   if (consumers_) return;
   consumers_ = true;
   for (int k = 0; k < graph_->node_size(); ++k) {
-    for (const auto& i : graph_->node(k).input()) {
-      if (i.empty()) continue;
+    auto add = [&](const std::string& i) {
+      if (i.empty()) return;
       std::vector<int>& readers = consumer_[i];
       if (readers.empty() || readers.back() != k) readers.push_back(k);
-    }
+    };
+    for (const auto& i : graph_->node(k).input()) add(i);
+    if (HasSubgraph(graph_->node(k))) ForEachSubgraphRead(graph_->node(k), add);
   }
 }
 

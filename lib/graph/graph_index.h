@@ -14,6 +14,7 @@
 #ifndef QAT_LIB_GRAPH_GRAPH_INDEX_H_
 #define QAT_LIB_GRAPH_GRAPH_INDEX_H_
 
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -25,6 +26,13 @@
 
 namespace qat {
 namespace graph {
+
+// Calls read(name) for every name that the subgraphs of `node` read (node
+// inputs and graph outputs, nested subgraphs included).  Names the subgraphs
+// define themselves are passed too: ONNX names are unique across scopes, so
+// they never match a value of the enclosing graph.
+void ForEachSubgraphRead(const onnx::NodeProto& node,
+                         const std::function<void(const std::string&)>& read);
 
 class GraphIndex {
  public:
@@ -57,7 +65,9 @@ class GraphIndex {
   // The nodes that read `name`, in graph order, each once.
   const std::vector<int>& Consumers(const std::string& name) const;
   // How many node input slots read `name`, plus one per graph output that
-  // names it: 1 means exactly one reader.
+  // names it: 1 means exactly one reader.  A name read inside a node's
+  // subgraphs (If's branches, Loop's body) counts as one more use by that
+  // node, and makes it a consumer.
   int NumUses(const std::string& name) const;
 
  private:

@@ -6,6 +6,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "graph/graph_index.h"
+
 namespace qat {
 namespace passes {
 
@@ -23,6 +25,8 @@ bool PruneUnusedInitializers(onnx::GraphProto* graph) {
   };
   for (const auto& n : graph->node()) {
     for (const auto& i : n.input()) mark(i);
+    // An initializer read only inside If's branches or Loop's body is used.
+    graph::ForEachSubgraphRead(n, [&](const std::string& v) { mark(v); });
   }
   for (const auto& o : graph->output()) mark(o.name());
   std::unordered_set<std::string> removed;

@@ -1,6 +1,9 @@
 // Linear algebra: MatMul (numpy semantics, batched with broadcasting) and
-// Gemm.  Both go through Gemm() in ops/gemm.h.
+// Gemm, both through Gemm() in ops/gemm.h; Det.
+#include <cmath>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "exec/ops/gemm.h"
 #include "exec/ops/op_util.h"
@@ -127,6 +130,52 @@ absl::StatusOr<Kernel> MakeGemm(const NodeView& node) {
                           [&](int64_t i, const std::array<int64_t, 1>& o) {
                             py[i] = t_alpha * py[i] + t_beta * pc[o[0]];
                           });
+      return absl::OkStatus();
+    });
+  });
+}
+
+// Det of [..., M, M]: LU with partial pivoting, in double, per matrix.
+absl::StatusOr<Kernel> MakeDet(const NodeView&) {
+  return Kernel([](KernelContext& ctx) -> absl::Status {
+    QAT_RETURN_IF_ERROR(RequireInput(ctx, 0));
+    const Tensor& x = ctx.input(0);
+    if (x.rank() < 2 || x.dim(x.rank() - 1) != x.dim(x.rank() - 2)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("Det needs square matrices [..., M, M], got ", ShapeToString(x.shape())));
+    }
+    const int64_t m = x.dim(x.rank() - 1);
+    const std::vector<int64_t> batch(x.shape().begin(), x.shape().end() - 2);
+    return VisitFloat(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      Tensor& y = ctx.output(0);
+      y.Resize(x.dtype(), batch);
+      std::vector<double> lu(static_cast<size_t>(m * m));
+      for (int64_t b = 0; b < y.num_elements(); ++b) {
+        const T* a = x.data<T>() + b * m * m;
+        for (int64_t i = 0; i < m * m; ++i) lu[i] = static_cast<double>(a[i]);
+        double det = 1.0;
+        for (int64_t c = 0; c < m && det != 0.0; ++c) {
+          int64_t pivot = c;
+          for (int64_t r = c + 1; r < m; ++r) {
+            if (std::fabs(lu[r * m + c]) > std::fabs(lu[pivot * m + c])) pivot = r;
+          }
+          if (lu[pivot * m + c] == 0.0) {
+            det = 0.0;
+            break;
+          }
+          if (pivot != c) {
+            for (int64_t k = 0; k < m; ++k) std::swap(lu[c * m + k], lu[pivot * m + k]);
+            det = -det;
+          }
+          det *= lu[c * m + c];
+          for (int64_t r = c + 1; r < m; ++r) {
+            const double f = lu[r * m + c] / lu[c * m + c];
+            for (int64_t k = c; k < m; ++k) lu[r * m + k] -= f * lu[c * m + k];
+          }
+        }
+        y.data<T>()[b] = static_cast<T>(det);
+      }
       return absl::OkStatus();
     });
   });

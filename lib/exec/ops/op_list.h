@@ -73,6 +73,7 @@ QAT_OP("", "ReduceSumSquare", 1, MakeReduceSumSquare)
 // lib/exec/ops/linalg.cc
 QAT_OP("", "MatMul", 1, MakeMatMul)
 QAT_OP("", "Gemm", 1, MakeGemm)
+QAT_OP("", "Det", 11, MakeDet)
 
 // lib/exec/ops/conv.cc
 QAT_OP("", "Conv", 1, MakeConv)
@@ -189,12 +190,32 @@ QAT_OP("", "GridSample", 16, MakeGridSample)
 QAT_OP("", "RoiAlign", 10, MakeRoiAlign)
 QAT_OP("", "NonMaxSuppression", 10, MakeNonMaxSuppression)
 
-// lib/exec/ops/control_flow.cc: If, Loop, Scan
+// lib/exec/ops/control_flow.cc
+QAT_OP("", "If", 1, MakeIf)
+QAT_OP("", "Loop", 1, MakeLoop)
+QAT_OP("", "Scan", 8, MakeScan)
 
-// lib/exec/ops/rnn.cc: RNN, GRU, LSTM
+// lib/exec/ops/rnn.cc
+QAT_OP("", "RNN", 7, MakeRnn)
+QAT_OP("", "GRU", 7, MakeGru)
+QAT_OP("", "LSTM", 7, MakeLstm)
 
-// lib/exec/ops/integer_ops.cc: ConvInteger, MatMulInteger, QLinear*, ...
+// lib/exec/ops/integer_ops.cc
+QAT_OP("", "ConvInteger", 10, MakeConvInteger)
+QAT_OP("", "MatMulInteger", 10, MakeMatMulInteger)
+QAT_OP("", "QLinearConv", 10, MakeQLinearConv)
+QAT_OP("", "QLinearMatMul", 10, MakeQLinearMatMul)
+QAT_OP("", "DynamicQuantizeLinear", 11, MakeDynamicQuantizeLinear)
 
-// lib/exec/ops/signal.cc: DFT, STFT, windows, MelWeightMatrix
+// lib/exec/ops/signal.cc
+QAT_OP("", "DFT", 17, MakeDft)
+QAT_OP("", "STFT", 17, MakeStft)
+QAT_OP("", "HannWindow", 17, MakeHannWindow)
+QAT_OP("", "HammingWindow", 17, MakeHammingWindow)
+QAT_OP("", "BlackmanWindow", 17, MakeBlackmanWindow)
+QAT_OP("", "MelWeightMatrix", 17, MakeMelWeightMatrix)
 
-// lib/exec/ops/optimizer_ops.cc: ai.onnx.preview.training Adam, Adagrad, Momentum
+// lib/exec/ops/optimizer_ops.cc
+QAT_OP("ai.onnx.preview.training", "Adagrad", 1, MakeAdagrad)
+QAT_OP("ai.onnx.preview.training", "Momentum", 1, MakeMomentum)
+QAT_OP("ai.onnx.preview.training", "Adam", 1, MakeAdam)

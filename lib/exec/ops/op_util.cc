@@ -146,5 +146,22 @@ std::vector<int64_t> BroadcastStrides(const std::vector<int64_t>& shape,
   return strides;
 }
 
+absl::StatusOr<std::vector<int64_t>> ReadSequenceLengths(const Tensor* lens, int64_t batch,
+                                                         int64_t max_length) {
+  if (lens == nullptr) return std::vector<int64_t>(static_cast<size_t>(batch), max_length);
+  auto values = ReadIndices(*lens, "sequence_lens");
+  if (!values.ok()) return values.status();
+  if (static_cast<int64_t>(values->size()) != batch) {
+    return absl::InvalidArgumentError("sequence_lens must have one length per batch row");
+  }
+  for (int64_t len : *values) {
+    if (len < 0 || len > max_length) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sequence_lens has ", len, ", outside [0, ", max_length, "]"));
+    }
+  }
+  return values;
+}
+
 }  // namespace exec
 }  // namespace qat

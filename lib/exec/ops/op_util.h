@@ -54,6 +54,15 @@ absl::Status VisitNumeric(DataType type, F&& f) {
 }
 
 template <typename F>
+absl::Status VisitQuantized(DataType type, F&& f) {
+  switch (type) {
+    case DataType::kInt8: return f(int8_t{});
+    case DataType::kUInt8: return f(uint8_t{});
+    default: return UnsupportedType("the quantized type", type);
+  }
+}
+
+template <typename F>
 absl::Status VisitAll(DataType type, F&& f) {
   if (type == DataType::kBool) return f(bool{});
   return VisitNumeric(type, std::forward<F>(f));
@@ -108,6 +117,10 @@ absl::StatusOr<std::vector<int64_t>> ReadInts(const Tensor& t, const char* what)
 
 // Reads a float32/float64 tensor of any rank as flat double values.
 absl::StatusOr<std::vector<double>> ReadReals(const Tensor& t, const char* what);
+// The sequence_lens input of RNN, GRU, LSTM and opset 8's Scan: one length
+// in [0, max_length] per batch row; max_length for every row when absent.
+absl::StatusOr<std::vector<int64_t>> ReadSequenceLengths(const Tensor* lens, int64_t batch,
+                                                         int64_t max_length);
 
 // Reads a scalar (or one-element tensor) of any numeric type as double.
 absl::StatusOr<double> ReadScalar(const Tensor& t, const char* what);

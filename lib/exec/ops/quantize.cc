@@ -47,14 +47,6 @@ absl::StatusOr<QuantAxis> ResolveQuantAxis(const Tensor& x, const Tensor& scale,
   return q;
 }
 
-template <typename F>
-absl::Status VisitQuantized(DataType type, F&& f) {
-  switch (type) {
-    case DataType::kInt8: return f(int8_t{});
-    case DataType::kUInt8: return f(uint8_t{});
-    default: return UnsupportedType("the quantized type", type);
-  }
-}
 
 // The zero point's values as int32 (zeros when absent), and its type.
 absl::Status ReadZeroPoint(const KernelContext& ctx, int input, int64_t count,
