@@ -11,6 +11,9 @@
 # ASan; it runs in the main suite), the Python example (an uninstrumented
 # interpreter cannot load an ASan library without LD_PRELOAD) and the
 # exported-symbol check (the sanitizer runtimes export their own symbols),
+# the real-model suite and the PyTorch autograd comparison (minutes of
+# training on torchvision-sized models, ten times slower under ASan; the
+# ops they use have their own gtests here),
 # and the two tests that run under an address-space limit (prlimit --as,
 # RLIMIT_AS): ASan reserves terabytes of shadow memory at start-up and
 # aborts under such a limit.  All of these run in the main suite.
@@ -32,4 +35,4 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 cd "$build_dir"
 ctest --output-on-failure -j "$(nproc)" \
-  -E '^(ort\.|consumer\.|examples\.python|cli\.crash_safety|capi\.exported_symbols|CliTest\.HostileInputsExitWithAMessageNotASignal|BadInputCatalogue\.AllocationFailureIsAStatusAtEveryEntryPoint)'
+  -E '^(ort\.|consumer\.|real_models\.|torch\.|examples\.python|cli\.crash_safety|capi\.exported_symbols|CliTest\.HostileInputsExitWithAMessageNotASignal|BadInputCatalogue\.AllocationFailureIsAStatusAtEveryEntryPoint)'
