@@ -5,6 +5,7 @@
 #include "qat/executor.h"
 
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <map>
 #include <random>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "graph/graph_editor.h"
 #include "graph_builder.h"
 #include "core/model_internal.h"
 #include "exec/ops/gemm.h"
@@ -913,6 +915,36 @@ TEST(ExecutorRecurrentTest, SequenceLengthsStopEachRowAndZeroTheRest) {
     for (int64_t k = 0; k < 2; ++k) {
       EXPECT_EQ(out.at("y_h").data<float>()[1 * 2 + k], alone.at("y_h").data<float>()[k]);
       EXPECT_EQ(out.at("y_h").data<float>()[2 * 2 + k], 0.0f);
+    }
+  }
+}
+
+// Casting a float that an integer type cannot hold is undefined in C++:
+// NaN gives 0 and the rest saturate, the same on every platform.
+TEST(ExecutorTest, CastOfNanAndOutOfRangeFloatsIsPinned) {
+  for (const auto& [to, want] : std::vector<std::pair<int, std::vector<double>>>{
+           {onnx::TensorProto::UINT8, {0, 255, 0, 255, 0, 7}},
+           {onnx::TensorProto::INT32, {0, 2147483647.0, -2147483648.0, 2147483647.0,
+                                       -2147483648.0, 7}},
+           {onnx::TensorProto::INT64, {0, 9223372036854775807.0, -9223372036854775808.0,
+                                       9223372036854775807.0, -9223372036854775808.0, 7}}}) {
+    GraphBuilder g;
+    g.Input("x", kFloat, {6}).Output("y", to, {6});
+    onnx::NodeProto& cast = g.Node("Cast", {"x"}, {"y"});
+    *cast.add_attribute() = training::AttrInt("to", to);
+    auto executor = MustCreate(g.Build());
+    ASSERT_NE(executor, nullptr);
+    const float inf = std::numeric_limits<float>::infinity();
+    auto out = executor->Run({{"x", Tensor::FromValues<float>(
+                                        {6}, {std::nanf(""), inf, -inf, 1e30f, -1e30f, 7.5f})}});
+    ASSERT_TRUE(out.ok()) << out.status();
+    const Tensor& y = out->at("y");
+    for (int i = 0; i < 6; ++i) {
+      double got = 0;
+      if (to == onnx::TensorProto::UINT8) got = y.data<uint8_t>()[i];
+      if (to == onnx::TensorProto::INT32) got = y.data<int32_t>()[i];
+      if (to == onnx::TensorProto::INT64) got = static_cast<double>(y.data<int64_t>()[i]);
+      EXPECT_EQ(got, want[i]) << "type " << to << " element " << i;
     }
   }
 }

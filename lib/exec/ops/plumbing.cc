@@ -1,4 +1,6 @@
 // Graph plumbing: Identity, Constant, Cast, CastLike.
+#include <cmath>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -45,6 +47,21 @@ absl::StatusOr<Kernel> MakeConstant(const NodeView& node) {
 
 namespace {
 
+// A float converted to an integer type: C++ leaves NaN and out-of-range
+// values undefined (and ONNX leaves them unspecified), so they are pinned
+// here: NaN gives 0, the rest saturate at the type's limits.
+template <typename Out, typename In>
+Out FloatToInteger(In v) {
+  if (std::isnan(v)) return Out(0);
+  if (v <= static_cast<In>(std::numeric_limits<Out>::lowest())) {
+    return std::numeric_limits<Out>::lowest();
+  }
+  // max() may round up when converted to In (2^63 - 1 to 2^63): compare
+  // with >= so that the value that rounded is caught too.
+  if (v >= static_cast<In>(std::numeric_limits<Out>::max())) return std::numeric_limits<Out>::max();
+  return static_cast<Out>(v);
+}
+
 // out = x converted to `to` (nonzero is true for bool).
 absl::Status CastTensor(ThreadPool* pool, const Tensor& x, DataType to, Tensor& out) {
   return VisitAll(x.dtype(), [&](auto in_tag) {
@@ -54,6 +71,8 @@ absl::Status CastTensor(ThreadPool* pool, const Tensor& x, DataType to, Tensor& 
       MapUnary<In, Out>(pool, x, out, [](In v) {
         if constexpr (std::is_same_v<Out, bool>) {
           return v != In(0);
+        } else if constexpr (std::is_floating_point_v<In> && std::is_integral_v<Out>) {
+          return FloatToInteger<Out>(v);
         } else {
           return static_cast<Out>(v);
         }
