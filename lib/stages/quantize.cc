@@ -7,6 +7,7 @@
 #include "core/model_internal.h"
 #include "graph/pass_pipeline.h"
 #include "passes/fold_constants.h"
+#include "passes/inline_control_flow.h"
 #include "passes/insert_qdq.h"
 #include "passes/opset_upgrade.h"
 #include "passes/prune_unused_initializers.h"
@@ -48,6 +49,7 @@ absl::StatusOr<Model> QuantizeModel(const Model& model, const CalibrationTable& 
   pipeline_options.disabled = options.disabled_passes;
   passes::PassPipeline pipeline(pipeline_options);
   const passes::OpsetUpgradePass& upgrade = passes::AddUpgradePasses(&pipeline);
+  pipeline.Add(std::make_unique<passes::InlineControlFlowPass>());  // constant If, Loop
   pipeline.Add(std::make_unique<passes::FoldConstantsPass>());
   pipeline.Add(std::make_unique<passes::InsertQdqPass>(table, options));
   pipeline.Add(std::make_unique<passes::PruneUnusedInitializersPass>());

@@ -16,6 +16,7 @@
 #include "passes/add_loss.h"
 #include "passes/fold_shapes.h"
 #include "passes/gradient_builder.h"
+#include "passes/inline_control_flow.h"
 #include "train/parameters.h"
 #include "qat/status_macros.h"
 
@@ -60,6 +61,7 @@ absl::StatusOr<TrainingModels> BuildTrainingModelsFromProto(
   passes::PassPipeline gradients;
   // Shape computations the model fixes become constants first, so that
   // the rules see them (the batch may stay symbolic).
+  gradients.Add(std::make_unique<passes::InlineControlFlowPass>());  // constant If, Loop
   gradients.Add(std::make_unique<passes::FoldShapesPass>());
   gradients.Add(std::make_unique<training::BuildGradientsPass>(training::BuildGradientsConfig{
       kLossOutput, params, options.accumulate_gradients}));
