@@ -48,6 +48,7 @@ absl::StatusOr<TrainingModels> BuildTrainingModelsFromProto(
         "quantization parameters can be learned or observed, not both");
   }
   passes::PassPipeline loss;
+  loss.Add(std::make_unique<passes::InlineControlFlowPass>());  // before choosing parameters
   loss.Add(std::make_unique<training::AddLossPass>(options.loss));
   QAT_RETURN_IF_ERROR(loss.Run(&eval).status());
   QAT_ASSIGN_OR_RETURN(std::vector<std::string> params,
@@ -61,7 +62,6 @@ absl::StatusOr<TrainingModels> BuildTrainingModelsFromProto(
   passes::PassPipeline gradients;
   // Shape computations the model fixes become constants first, so that
   // the rules see them (the batch may stay symbolic).
-  gradients.Add(std::make_unique<passes::InlineControlFlowPass>());  // constant If, Loop
   gradients.Add(std::make_unique<passes::FoldShapesPass>());
   gradients.Add(std::make_unique<training::BuildGradientsPass>(training::BuildGradientsConfig{
       kLossOutput, params, options.accumulate_gradients}));
