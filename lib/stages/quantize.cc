@@ -39,6 +39,8 @@ absl::StatusOr<Model> QuantizeModel(const Model& model, const CalibrationTable& 
   // The quantize pipeline, in order:
   //  0. opset_upgrade (models below opset 13, said in a warning) and
   //     promote_constants (weights in Constant nodes become initializers);
+  //  0b. inline_control_flow: If and Loop fixed by constants become plain
+  //     nodes, so that the ops inside them get quantized too;
   //  1. fold_constants: weights behind Constant, Transpose, Reshape and the
   //     like become initializers, so that insert_qdq sees them as weights;
   //  2. insert_qdq: Q/DQ pairs around the selected nodes;

@@ -25,6 +25,8 @@ namespace qat {
 // The training-graph build.  The QDQ pairs of a quantized model became
 // FakeQuant before (FuseQdqToFakeQuant, lib/stages/qdq_conversion.cc); then,
 // in this order:
+//  0. inline_control_flow: If and Loop fixed by constants become plain nodes
+//     (no gradient rule reads a subgraph, nor does the parameter choice);
 //  1. add_loss: the eval model is the inference graph with its loss and the
 //     labels input; the trainable parameters are chosen on it, since only
 //     what the loss depends on trains;
