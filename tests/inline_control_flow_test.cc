@@ -16,6 +16,9 @@
 #include "graph/pass_pipeline.h"
 #include "passes/inline_control_flow.h"
 #include "pass_tester.h"
+#include "qat/calibrate.h"
+#include "qat/dataset.h"
+#include "qat/quantize.h"
 #include "qat/training_graph.h"
 
 namespace qat {
@@ -214,6 +217,46 @@ TEST(InlineControlFlowTest, ThePassHasAnOffSwitch) {
   passes::PassPipeline pipeline(options);
   pipeline.Add(std::make_unique<passes::InlineControlFlowPass>());
   t.Apply(pipeline).ExpectChanged(false).ExpectOpCount("If", 1);
+}
+
+// Calibration and quantize inline the same If the same way: the Gemm of the
+// taken branch, on a value local to the branch, gets its Q/DQ pairs.
+TEST(InlineControlFlowTest, QuantizeQuantizesTheOpsOfAConstantBranch) {
+  PassTester t;
+  t.Initializer("cond", Bool(true));
+  t.Input("x", {-1, 4}).Weight("W", {4, 3}).Weight("B", {3});
+  auto then_branch = GraphAttr(
+      "then_branch", {MakeNode("Relu", {"x"}, {"r"}), MakeNode("Gemm", {"r", "W", "B"}, {"y_then"})},
+      {}, {{"y_then", kFloat, {-1, 3}}});
+  auto else_branch = GraphAttr("else_branch", {MakeNode("MatMul", {"x", "W"}, {"y_else"})}, {},
+                               {{"y_else", kFloat, {-1, 3}}});
+  t.Node("If", {"cond"}, {"y"}, {then_branch, else_branch}).Output("y", {-1, 3});
+  auto model = ModelAccess::FromProto(t.proto(), "if.onnx");
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto data = Dataset::Create(testing::RandomTensor({16, 4}, 7, -1.0f, 1.0f),
+                              Tensor(DataType::kInt64, {16}));
+  ASSERT_TRUE(data.ok()) << data.status();
+  auto table = Calibrate(*model, *data, {});
+  ASSERT_TRUE(table.ok()) << table.status();
+  auto q = QuantizeModel(*model, *table, {});
+  ASSERT_TRUE(q.ok()) << q.status();
+  const onnx::ModelProto& proto = ModelAccess::Proto(*q);
+  int ifs = 0, quantize = 0;
+  for (const auto& n : proto.graph().node()) {
+    ifs += n.op_type() == "If";
+    quantize += n.op_type() == "QuantizeLinear";
+  }
+  EXPECT_EQ(ifs, 0);
+  EXPECT_GE(quantize, 1);
+  // With the pass off, the If stays as it was (and nothing in it is quantized).
+  QuantizeOptions off;
+  off.disabled_passes = {"inline_control_flow"};
+  CalibrationTable empty;
+  auto kept = QuantizeModel(*model, empty, off);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  ifs = 0;
+  for (const auto& n : ModelAccess::Proto(*kept).graph().node()) ifs += n.op_type() == "If";
+  EXPECT_EQ(ifs, 1);
 }
 
 }  // namespace

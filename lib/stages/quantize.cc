@@ -23,6 +23,14 @@ absl::StatusOr<Model> QuantizeModel(const Model& model, const CalibrationTable& 
                                     const QuantizeOptions& options,
                                     std::vector<std::string>* warnings) {
   onnx::ModelProto proto = ModelAccess::Proto(model);
+  // If and Loop fixed by constants become plain nodes first, as calibration
+  // does (the same pass on the same graph, so the same names), so that the
+  // ops inside get quantized and the table's names are checked against them.
+  passes::InlineControlFlowPass inline_control_flow;
+  const std::string inline_name(inline_control_flow.name());
+  if (options.disabled_passes.count(inline_name) == 0) {
+    QAT_RETURN_IF_ERROR(inline_control_flow.Run(&proto).status());
+  }
   // A table entry for a tensor the model does not have is most likely a
   // typo in a hand-edited table: say so rather than ignore it.
   std::set<std::string> names;
@@ -39,8 +47,6 @@ absl::StatusOr<Model> QuantizeModel(const Model& model, const CalibrationTable& 
   // The quantize pipeline, in order:
   //  0. opset_upgrade (models below opset 13, said in a warning) and
   //     promote_constants (weights in Constant nodes become initializers);
-  //  0b. inline_control_flow: If and Loop fixed by constants become plain
-  //     nodes, so that the ops inside them get quantized too;
   //  1. fold_constants: weights behind Constant, Transpose, Reshape and the
   //     like become initializers, so that insert_qdq sees them as weights;
   //  2. insert_qdq: Q/DQ pairs around the selected nodes;
@@ -49,9 +55,9 @@ absl::StatusOr<Model> QuantizeModel(const Model& model, const CalibrationTable& 
   // The result is checked and shape-inferred once, as a Model.
   passes::PassPipelineOptions pipeline_options;
   pipeline_options.disabled = options.disabled_passes;
+  pipeline_options.disabled.erase(inline_name);  // ran (or not) above
   passes::PassPipeline pipeline(pipeline_options);
   const passes::OpsetUpgradePass& upgrade = passes::AddUpgradePasses(&pipeline);
-  pipeline.Add(std::make_unique<passes::InlineControlFlowPass>());  // constant If, Loop
   pipeline.Add(std::make_unique<passes::FoldConstantsPass>());
   pipeline.Add(std::make_unique<passes::InsertQdqPass>(table, options));
   pipeline.Add(std::make_unique<passes::PruneUnusedInitializersPass>());
