@@ -17,16 +17,10 @@ namespace passes {
 namespace {
 
 using Renames = std::unordered_map<std::string, std::string>;
+using graph::HasSubgraph;
 
 bool Standard(const onnx::NodeProto& node) {
   return node.domain().empty() || node.domain() == "ai.onnx";
-}
-
-bool HasSubgraph(const onnx::NodeProto& node) {
-  for (const auto& a : node.attribute()) {
-    if (a.has_g() || a.graphs_size() > 0) return true;
-  }
-  return false;
 }
 
 const onnx::GraphProto* GraphAttr(const onnx::NodeProto& node, const std::string& name) {

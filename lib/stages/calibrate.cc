@@ -43,14 +43,18 @@ absl::StatusOr<std::unique_ptr<Calibrator>> Calibrator::Create(
   // If and Loop fixed by constants are inlined, as quantize does first (the
   // same pass on the same graph, so the same names), so that the ops inside
   // them are observed and get entries.
-  onnx::ModelProto proto = ModelAccess::Proto(given);
-  passes::InlineControlFlowPass inline_control_flow;
-  QAT_ASSIGN_OR_RETURN(const bool inlined, inline_control_flow.Run(&proto));
   std::optional<Model> owned;
-  if (inlined) {
-    QAT_ASSIGN_OR_RETURN(owned, ModelAccess::FromTransformedProto(std::move(proto), given.source()));
+  const onnx::GraphProto& given_graph = ModelAccess::Proto(given).graph();
+  if (std::any_of(given_graph.node().begin(), given_graph.node().end(), graph::HasSubgraph)) {
+    onnx::ModelProto proto = ModelAccess::Proto(given);
+    passes::InlineControlFlowPass inline_control_flow;
+    QAT_ASSIGN_OR_RETURN(const bool inlined, inline_control_flow.Run(&proto));
+    if (inlined) {
+      QAT_ASSIGN_OR_RETURN(owned,
+                           ModelAccess::FromTransformedProto(std::move(proto), given.source()));
+    }
   }
-  const Model& model = inlined ? *owned : given;
+  const Model& model = owned ? *owned : given;
   auto s = std::make_unique<State>();
   s->options = options;
   s->graph = ModelAccess::Proto(model).graph();

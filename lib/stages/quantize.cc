@@ -63,6 +63,10 @@ absl::StatusOr<Model> QuantizeModel(const Model& model, const CalibrationTable& 
   pipeline.Add(std::make_unique<passes::PruneUnusedInitializersPass>());
   QAT_RETURN_IF_ERROR(pipeline.Run(&proto).status());
   upgrade.ReportWarning(model.source(), warnings);
+  if (warnings != nullptr) {
+    warnings->insert(warnings->end(), inline_control_flow.warnings().begin(),
+                     inline_control_flow.warnings().end());
+  }
   return ModelAccess::FromTransformedProto(std::move(proto), model.source() + " (quantized)");
 }
 
