@@ -166,6 +166,31 @@ TEST(InlineControlFlowTest, AnInlinedIfTrainsAndItsGradientsMatchFiniteDifferenc
   check.ExpectMatchesFiniteDifferences();
 }
 
+TEST(InlineControlFlowTest, TheBranchesOfAComputedConditionDoNotTrain) {
+  PassTester t;
+  t.Weight("zero", {});
+  t.Node("ReduceSum", {"x"}, {"xs"}, {AttrInt("keepdims", 0)})
+      .Node("Greater", {"xs", "zero"}, {"cond"});
+  BuildIfModel(&t, "cond");
+  auto model = ModelAccess::FromProto(t.proto(), "if.onnx");
+  ASSERT_TRUE(model.ok()) << model.status();
+  TrainingGraphOptions options;
+  options.loss.kind = LossKind::kMse;
+  options.loss.output = "y";
+  // The weights the branches read are not seen through the If ...
+  auto m = BuildTrainingModels(*model, options);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("no trainable parameters"), std::string::npos)
+      << m.status();
+  // ... and named, the loss still does not reach them.
+  options.trainable = {"W"};
+  m = BuildTrainingModels(*model, options);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("does not depend on any trainable parameter"),
+            std::string::npos)
+      << m.status();
+}
+
 TEST(InlineControlFlowTest, AnUnrolledLoopMatchesTheExecutorsLoopBitForBit) {
   for (int opset : {11, 13}) {
     PassTester t(opset);

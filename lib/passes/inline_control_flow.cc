@@ -195,6 +195,17 @@ class Inliner {
     }
   }
 
+  // Whether a node of `body` (or a body output) reads `name`.
+  static bool Reads(const onnx::GraphProto& body, const std::string& name) {
+    for (const auto& n : body.node()) {
+      if (std::find(n.input().begin(), n.input().end(), name) != n.input().end()) return true;
+    }
+    for (const auto& o : body.output()) {
+      if (o.name() == name) return true;
+    }
+    return false;
+  }
+
   static std::string Resolve(const Renames& names, const std::string& name) {
     auto it = names.find(name);
     return it == names.end() ? name : it->second;
@@ -306,8 +317,10 @@ class Inliner {
       iter.set_data_type(onnx::TensorProto::INT64);
       iter.add_int64_data(i);
       Renames names;
-      names[body->input(0).name()] = ScalarInitializer(iter, copy + "_iter");
-      names[cond_in] = ScalarInitializer(t_true, copy + "_cond");
+      if (Reads(*body, body->input(0).name())) {
+        names[body->input(0).name()] = ScalarInitializer(iter, copy + "_iter");
+      }
+      if (Reads(*body, cond_in)) names[cond_in] = ScalarInitializer(t_true, copy + "_cond");
       for (int c = 0; c < carried; ++c) names[body->input(2 + c).name()] = state[c];
       Copy(*body, copy, &names);
       for (int c = 0; c < carried; ++c) state[c] = Resolve(names, body->output(1 + c).name());
