@@ -144,15 +144,21 @@ TEST(InlineControlFlowTest, AComputedConditionIsLeftAlone) {
   EXPECT_TRUE(pass.warnings().empty());
 }
 
+// Training options for BuildIfModel's graphs: an MSE loss on y.
+TrainingGraphOptions MseOnY() {
+  TrainingGraphOptions options;
+  options.loss.kind = LossKind::kMse;
+  options.loss.output = "y";
+  return options;
+}
+
 TEST(InlineControlFlowTest, AnInlinedIfTrainsAndItsGradientsMatchFiniteDifferences) {
   PassTester t;
   t.Initializer("cond", Bool(true));
   BuildIfModel(&t, "cond");
   auto model = ModelAccess::FromProto(t.proto(), "if.onnx");
   ASSERT_TRUE(model.ok()) << model.status();
-  TrainingGraphOptions options;
-  options.loss.kind = LossKind::kMse;
-  options.loss.output = "y";
+  TrainingGraphOptions options = MseOnY();
   auto m = BuildTrainingModels(*model, options);
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_NE(std::find(m->params.begin(), m->params.end(), "W"), m->params.end());
@@ -174,9 +180,7 @@ TEST(InlineControlFlowTest, TheBranchesOfAComputedConditionDoNotTrain) {
   BuildIfModel(&t, "cond");
   auto model = ModelAccess::FromProto(t.proto(), "if.onnx");
   ASSERT_TRUE(model.ok()) << model.status();
-  TrainingGraphOptions options;
-  options.loss.kind = LossKind::kMse;
-  options.loss.output = "y";
+  TrainingGraphOptions options = MseOnY();
   // The weights the branches read are not seen through the If ...
   auto m = BuildTrainingModels(*model, options);
   ASSERT_FALSE(m.ok());
