@@ -6,14 +6,14 @@
 namespace qat {
 namespace graph {
 
-namespace {
-
 bool HasSubgraph(const onnx::NodeProto& node) {
   for (const auto& a : node.attribute()) {
     if (a.has_g() || a.graphs_size() > 0) return true;
   }
   return false;
 }
+
+namespace {
 
 void ForEachGraphRead(const onnx::GraphProto& graph,
                       const std::function<void(const std::string&)>& read) {

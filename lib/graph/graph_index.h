@@ -27,6 +27,9 @@
 namespace qat {
 namespace graph {
 
+// True when a graph attribute of `node` holds a subgraph (If, Loop, Scan).
+bool HasSubgraph(const onnx::NodeProto& node);
+
 // Calls read(name) for every name that the subgraphs of `node` read (node
 // inputs and graph outputs, nested subgraphs included).  Names the subgraphs
 // define themselves are passed too: ONNX names are unique across scopes, so

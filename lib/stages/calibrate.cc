@@ -14,6 +14,7 @@
 #include "qat/quantize.h"
 #include "qat/status_macros.h"
 #include "qat/thread_pool.h"
+#include "passes/inline_control_flow.h"
 #include "passes/node_selection.h"
 
 namespace qat {
@@ -37,8 +38,23 @@ Calibrator::~Calibrator() = default;
 int64_t Calibrator::samples() const { return state_->samples; }
 
 absl::StatusOr<std::unique_ptr<Calibrator>> Calibrator::Create(
-    const Model& model, const CalibrateOptions& options) {
+    const Model& given, const CalibrateOptions& options) {
   QAT_RETURN_IF_ERROR(CheckThreadCount(options.num_threads, "CalibrateOptions::num_threads"));
+  // If and Loop fixed by constants are inlined, as quantize does first (the
+  // same pass on the same graph, so the same names), so that the ops inside
+  // them are observed and get entries.
+  std::optional<Model> owned;
+  const onnx::GraphProto& given_graph = ModelAccess::Proto(given).graph();
+  if (std::any_of(given_graph.node().begin(), given_graph.node().end(), graph::HasSubgraph)) {
+    onnx::ModelProto proto = ModelAccess::Proto(given);
+    passes::InlineControlFlowPass inline_control_flow;
+    QAT_ASSIGN_OR_RETURN(const bool inlined, inline_control_flow.Run(&proto));
+    if (inlined) {
+      QAT_ASSIGN_OR_RETURN(owned,
+                           ModelAccess::FromTransformedProto(std::move(proto), given.source()));
+    }
+  }
+  const Model& model = owned ? *owned : given;
   auto s = std::make_unique<State>();
   s->options = options;
   s->graph = ModelAccess::Proto(model).graph();

@@ -7,6 +7,7 @@
 #include "core/model_internal.h"
 #include "graph/pass_pipeline.h"
 #include "passes/fold_constants.h"
+#include "passes/inline_control_flow.h"
 #include "passes/insert_qdq.h"
 #include "passes/opset_upgrade.h"
 #include "passes/prune_unused_initializers.h"
@@ -22,6 +23,14 @@ absl::StatusOr<Model> QuantizeModel(const Model& model, const CalibrationTable& 
                                     const QuantizeOptions& options,
                                     std::vector<std::string>* warnings) {
   onnx::ModelProto proto = ModelAccess::Proto(model);
+  // If and Loop fixed by constants become plain nodes first, as calibration
+  // does (the same pass on the same graph, so the same names), so that the
+  // ops inside get quantized and the table's names are checked against them.
+  passes::InlineControlFlowPass inline_control_flow;
+  const std::string inline_name(inline_control_flow.name());
+  if (options.disabled_passes.count(inline_name) == 0) {
+    QAT_RETURN_IF_ERROR(inline_control_flow.Run(&proto).status());
+  }
   // A table entry for a tensor the model does not have is most likely a
   // typo in a hand-edited table: say so rather than ignore it.
   std::set<std::string> names;
@@ -46,6 +55,7 @@ absl::StatusOr<Model> QuantizeModel(const Model& model, const CalibrationTable& 
   // The result is checked and shape-inferred once, as a Model.
   passes::PassPipelineOptions pipeline_options;
   pipeline_options.disabled = options.disabled_passes;
+  pipeline_options.disabled.erase(inline_name);  // ran (or not) above
   passes::PassPipeline pipeline(pipeline_options);
   const passes::OpsetUpgradePass& upgrade = passes::AddUpgradePasses(&pipeline);
   pipeline.Add(std::make_unique<passes::FoldConstantsPass>());
@@ -53,6 +63,10 @@ absl::StatusOr<Model> QuantizeModel(const Model& model, const CalibrationTable& 
   pipeline.Add(std::make_unique<passes::PruneUnusedInitializersPass>());
   QAT_RETURN_IF_ERROR(pipeline.Run(&proto).status());
   upgrade.ReportWarning(model.source(), warnings);
+  if (warnings != nullptr) {
+    warnings->insert(warnings->end(), inline_control_flow.warnings().begin(),
+                     inline_control_flow.warnings().end());
+  }
   return ModelAccess::FromTransformedProto(std::move(proto), model.source() + " (quantized)");
 }
 

@@ -16,6 +16,7 @@
 #include "passes/add_loss.h"
 #include "passes/fold_shapes.h"
 #include "passes/gradient_builder.h"
+#include "passes/inline_control_flow.h"
 #include "train/parameters.h"
 #include "qat/status_macros.h"
 
@@ -24,6 +25,8 @@ namespace qat {
 // The training-graph build.  The QDQ pairs of a quantized model became
 // FakeQuant before (FuseQdqToFakeQuant, lib/stages/qdq_conversion.cc); then,
 // in this order:
+//  0. inline_control_flow: If and Loop fixed by constants become plain nodes
+//     (no gradient rule reads a subgraph, nor does the parameter choice);
 //  1. add_loss: the eval model is the inference graph with its loss and the
 //     labels input; the trainable parameters are chosen on it, since only
 //     what the loss depends on trains;
@@ -47,6 +50,7 @@ absl::StatusOr<TrainingModels> BuildTrainingModelsFromProto(
         "quantization parameters can be learned or observed, not both");
   }
   passes::PassPipeline loss;
+  loss.Add(std::make_unique<passes::InlineControlFlowPass>());  // before choosing parameters
   loss.Add(std::make_unique<training::AddLossPass>(options.loss));
   QAT_RETURN_IF_ERROR(loss.Run(&eval).status());
   QAT_ASSIGN_OR_RETURN(std::vector<std::string> params,
