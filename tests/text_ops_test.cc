@@ -159,6 +159,28 @@ TEST(TfIdfVectorizerTest, IdfAndTfIdfUseTheWeightOfEachColumn) {
   EXPECT_THAT(Vectorize(t, {7}, tokens), ElementsAre(2, 2, 0, 1));
 }
 
+TEST(TfIdfVectorizerTest, ALargePoolCountsEveryNgram) {
+  // 300 2-grams (i, i + 1) and 300 3-grams (i, i + 1, i + 2): the trie grows
+  // well past its first allocation while it is built.
+  TfIdf t;
+  t.min_gram_length = 2;
+  t.max_gram_length = 3;
+  t.ngram_counts = {0, 0, 600};
+  t.pool_int64s.clear();
+  t.ngram_indexes.clear();
+  for (int64_t i = 0; i < 300; ++i) {
+    t.pool_int64s.insert(t.pool_int64s.end(), {i, i + 1});
+    t.ngram_indexes.push_back(i);
+  }
+  for (int64_t i = 0; i < 300; ++i) {
+    t.pool_int64s.insert(t.pool_int64s.end(), {i, i + 1, i + 2});
+    t.ngram_indexes.push_back(300 + i);
+  }
+  std::vector<int64_t> tokens(302);
+  for (int64_t i = 0; i < 302; ++i) tokens[i] = i;
+  EXPECT_THAT(Vectorize(t, {302}, tokens), ElementsAreArray(std::vector<float>(600, 1.0f)));
+}
+
 // Creating the executor must fail with `code`, naming the node and `why`.
 void ExpectRefusedAtCreate(const TfIdf& t, const std::string& why,
                            absl::StatusCode code = absl::StatusCode::kInvalidArgument) {

@@ -42,32 +42,31 @@ class NgramTrie {
   // Adds an n-gram that counts into `column`; a repeated n-gram counts into
   // the column of its last occurrence, as in ONNX's reference.
   void Add(absl::Span<const int64_t> tokens, int64_t column) {
-    int32_t node = 0;
+    int64_t node = 0;
     for (const int64_t token : tokens) {
-      auto [it, inserted] = nodes_[node].next.emplace(token, 0);
-      if (inserted) {
-        it->second = static_cast<int32_t>(nodes_.size());
-        nodes_.emplace_back();
-      }
+      const auto [it, inserted] =
+          nodes_[node].next.emplace(token, static_cast<int64_t>(nodes_.size()));
       node = it->second;
+      // After the read: growing nodes_ may move the map `it` points into.
+      if (inserted) nodes_.emplace_back();
     }
     nodes_[node].column = column;
     depth_ = std::max(depth_, static_cast<int64_t>(tokens.size()));
   }
 
   // The child of `node` for `token`, or -1.
-  int32_t Next(int32_t node, int64_t token) const {
+  int64_t Next(int64_t node, int64_t token) const {
     const auto it = nodes_[node].next.find(token);
     return it == nodes_[node].next.end() ? -1 : it->second;
   }
   // The output column of the n-gram that ends at `node`, or -1.
-  int64_t Column(int32_t node) const { return nodes_[node].column; }
+  int64_t Column(int64_t node) const { return nodes_[node].column; }
   // The longest n-gram's length.
   int64_t depth() const { return depth_; }
 
  private:
   struct Node {
-    std::unordered_map<int64_t, int32_t> next;
+    std::unordered_map<int64_t, int64_t> next;
     int64_t column = -1;
   };
   std::vector<Node> nodes_;
@@ -182,7 +181,7 @@ void CountRow(const TfIdfParams& p, const int64_t* x, int64_t c, int64_t* counts
   for (int64_t skip = 0; skip <= last_skip; ++skip) {
     if (skip > 0 && trie.depth() < 2) break;
     for (int64_t start = 0; start < c; ++start) {
-      int32_t node = 0;
+      int64_t node = 0;
       int64_t n = 1;
       for (int64_t pos = start; pos < c; pos += skip + 1, ++n) {
         node = trie.Next(node, x[pos]);
