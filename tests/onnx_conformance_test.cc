@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/file_util.h"
@@ -73,6 +74,10 @@ std::string UnsupportedNode(const onnx::GraphProto& graph,
                               " (supported from opset ", entry.since_opset, ")");
         }
       }
+      if (domain == "ai.onnx.preview.training" && node.op_type() == "Gradient") {
+        // A meta-op: it asks the runtime to differentiate its graph.
+        return "op Gradient (a request to differentiate, not an op libqat runs)";
+      }
       return absl::StrCat("op ", node.op_type(), " (not supported)");
     }
     for (const auto& attr : node.attribute()) {
@@ -85,6 +90,26 @@ std::string UnsupportedNode(const onnx::GraphProto& graph,
   return "";
 }
 
+// The name of a graph input or output type that libqat cannot bind
+// ("float16", "string", "sequence", "optional", ...), short and stable since
+// skip reasons are counted by their text.
+std::string TypeName(const onnx::TypeProto& type) {
+  switch (type.value_case()) {
+    case onnx::TypeProto::kTensorType: {
+      const int32_t code = type.tensor_type().elem_type();
+      if (!onnx::TensorProto::DataType_IsValid(code)) return absl::StrCat("tensor type ", code);
+      return absl::AsciiStrToLower(onnx::TensorProto::DataType_Name(code));
+    }
+    case onnx::TypeProto::kSequenceType: return "sequence";
+    case onnx::TypeProto::kMapType: return "map";
+    case onnx::TypeProto::kOptionalType: return "optional";
+    case onnx::TypeProto::kSparseTensorType: return "sparse tensor";
+    case onnx::TypeProto::kOpaqueType: return "opaque";
+    case onnx::TypeProto::VALUE_NOT_SET: break;
+  }
+  return "no type";
+}
+
 // Why a case cannot run, or "" when it can.
 std::string SkipReason(const onnx::ModelProto& model) {
   std::map<std::string, int64_t> opsets;
@@ -94,7 +119,8 @@ std::string SkipReason(const onnx::ModelProto& model) {
   if (auto r = UnsupportedNode(model.graph(), opsets); !r.empty()) return r;
   auto check_type = [](const onnx::ValueInfoProto& value) -> std::string {
     if (ValueInfoFromProto(value).dtype == DataType::kUndefined) {
-      return "a graph input or output of an unsupported type";
+      return absl::StrCat("a graph input or output of type ", TypeName(value.type()),
+                          " (not supported)");
     }
     return "";
   };
@@ -183,6 +209,12 @@ TEST(OnnxConformanceTest, NodeTestsPass) {
   const bool verbose = std::getenv("QAT_CONFORMANCE_VERBOSE") != nullptr;
 
   int passed = 0, failed = 0, skipped = 0;
+  // The same counts per suite, for the summary (ONNX's conformance goal is
+  // about the node suite).
+  struct Counts {
+    int passed = 0, failed = 0, skipped = 0;
+  };
+  std::map<std::string, Counts> by_suite;
   std::map<std::string, int> skip_reasons;
   std::vector<std::string> unexpected_failures, unexpected_passes;
   std::set<std::string> seen;
@@ -192,6 +224,7 @@ TEST(OnnxConformanceTest, NodeTestsPass) {
       cases.push_back(entry.path());
     }
     std::sort(cases.begin(), cases.end());
+    Counts& counts = by_suite[suite];
     for (const fs::path& dir : cases) {
       const std::string name = dir.filename().string();
       if (name.find(filter) == std::string::npos) continue;
@@ -202,6 +235,7 @@ TEST(OnnxConformanceTest, NodeTestsPass) {
       if (bytes.ok() && proto.ParseFromString(*bytes)) reason = SkipReason(proto);
       if (!reason.empty()) {
         ++skipped;
+        ++counts.skipped;
         ++skip_reasons[reason];
         if (verbose) std::printf("SKIP %s: %s\n", name.c_str(), reason.c_str());
         continue;
@@ -210,10 +244,12 @@ TEST(OnnxConformanceTest, NodeTestsPass) {
       const bool known = KnownFailures().count(name) > 0;
       if (problem.empty()) {
         ++passed;
+        ++counts.passed;
         if (known) unexpected_passes.push_back(name);
         if (verbose) std::printf("PASS %s\n", name.c_str());
       } else {
         ++failed;
+        ++counts.failed;
         if (!known) unexpected_failures.push_back(absl::StrCat(name, ": ", problem));
         if (verbose || !known) {
           std::printf("FAIL %s: %s\n", name.c_str(), problem.c_str());
@@ -224,6 +260,10 @@ TEST(OnnxConformanceTest, NodeTestsPass) {
   std::printf("skipped cases by reason:\n");
   for (const auto& [reason, count] : skip_reasons) {
     std::printf("  %4d  %s\n", count, reason.c_str());
+  }
+  for (const auto& [suite, counts] : by_suite) {
+    std::printf("%s: %d passed, %d failed, %d skipped\n", suite.c_str(), counts.passed,
+                counts.failed, counts.skipped);
   }
   std::printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
 

@@ -172,6 +172,7 @@ QAT_NO_GRAD("", "ConstantOfShape")
 QAT_NO_GRAD("", "Constant")
 QAT_NO_GRAD("", "OneHot")
 QAT_NO_GRAD("", "Range")
+QAT_NO_GRAD("", "TfIdfVectorizer")
 
 #ifdef QAT_NO_GRAD_DEFAULTED_
 #undef QAT_NO_GRAD

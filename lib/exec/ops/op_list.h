@@ -219,3 +219,6 @@ QAT_OP("", "MelWeightMatrix", 17, MakeMelWeightMatrix)
 QAT_OP("ai.onnx.preview.training", "Adagrad", 1, MakeAdagrad)
 QAT_OP("ai.onnx.preview.training", "Momentum", 1, MakeMomentum)
 QAT_OP("ai.onnx.preview.training", "Adam", 1, MakeAdam)
+
+// lib/exec/ops/text.cc
+QAT_OP("", "TfIdfVectorizer", 9, MakeTfIdfVectorizer)
