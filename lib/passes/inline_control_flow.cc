@@ -370,6 +370,11 @@ class Inliner {
 
 absl::StatusOr<bool> InlineControlFlowPass::RunImpl(onnx::ModelProto* model) {
   warnings_.clear();
+  // Most models have no If or Loop: then there is nothing to index.
+  if (std::none_of(model->graph().node().begin(), model->graph().node().end(),
+                   [](const onnx::NodeProto& n) { return graph::HasSubgraph(n); })) {
+    return false;
+  }
   bool changed = false;
   // Each round expands the top-level nodes; an If inside a taken branch is
   // top-level in the next round.
