@@ -277,6 +277,14 @@ TEST(OnnxConformanceTest, NodeTestsPass) {
     for (const auto& [name, reason] : KnownFailures()) {
       EXPECT_TRUE(seen.count(name) > 0) << "kKnownFailures lists unknown case " << name;
     }
+    // The goal of issue 14: at least 90% of the node cases pass, and of all
+    // cases; what is left is named above by reason.
+    const Counts& node = by_suite["node"];
+    const int node_total = node.passed + node.failed + node.skipped;
+    EXPECT_GE(10 * node.passed, 9 * node_total)
+        << node.passed << " of " << node_total << " node cases pass";
+    EXPECT_GE(10 * passed, 9 * (passed + failed + skipped))
+        << passed << " of " << passed + failed + skipped << " cases pass";
   }
 }
 
