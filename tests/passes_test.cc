@@ -16,6 +16,7 @@
 #include "graph/pass_pipeline.h"
 #include "passes/add_loss.h"
 #include "passes/fake_quant_to_qdq.h"
+#include "passes/fold_batch_norm.h"
 #include "passes/fold_constants.h"
 #include "passes/fold_shapes.h"
 #include "passes/fuse_qdq_to_fake_quant.h"
@@ -671,6 +672,90 @@ TEST(FoldShapesPassTest, FoldsConstantOfShapeOfAStaticLength) {
   EXPECT_EQ(editor.ConstantInts("ones"), (std::vector<int64_t>{1, 1}));
   EXPECT_EQ(editor.FindConstant("length"), nullptr);  // folded, then read by nothing
   EXPECT_EQ(editor.ConstantInts("target"), std::nullopt);  // holds the batch
+}
+
+}  // namespace
+}  // namespace qat
+
+namespace qat {
+namespace {
+
+// A BatchNormalization with seeded statistics (variance in [0.5, 2)) over
+// `channels`, reading `x` and writing `y`.
+void AddBatchNorm(PassTester& t, const std::string& x, const std::string& y, int64_t channels,
+                  std::vector<onnx::AttributeProto> attrs = {}) {
+  t.Weight(y + "_scale", {channels}, 0.5f, 1.5f)
+      .Weight(y + "_bias", {channels})
+      .Weight(y + "_mean", {channels})
+      .Weight(y + "_var", {channels}, 0.5f, 2.0f)
+      .Node("BatchNormalization", {x, y + "_scale", y + "_bias", y + "_mean", y + "_var"}, {y},
+            std::move(attrs));
+}
+
+// Issue 15's PTQ folding: Conv (with and without bias), grouped
+// ConvTranspose and Gemm (transB, beta, a [M] bias) absorb the inference
+// BatchNormalization after them; the model computes the same to float
+// rounding.
+TEST(FoldBatchNormPassTest, FoldsIntoConvConvTransposeAndGemm) {
+  PassTester t;
+  t.Input("x", {2, 4, 5, 5})
+      .Weight("w1", {6, 4, 3, 3})
+      .Weight("b1", {6})
+      .Node("Conv", {"x", "w1", "b1"}, {"c1"}, {AttrInts("pads", {1, 1, 1, 1})});
+  AddBatchNorm(t, "c1", "n1", 6, {training::AttrFloat("epsilon", 1e-3f)});
+  t.Weight("w2", {6, 2, 2, 2})  // ConvTranspose W [C, M/g, k, k], 2 groups: M = 4
+      .Node("ConvTranspose", {"n1", "w2"}, {"c2"},
+            {AttrInt("group", 2), AttrInts("strides", {2, 2})});
+  AddBatchNorm(t, "c2", "n2", 4);
+  t.Node("GlobalAveragePool", {"n2"}, {"p"})
+      .Node("Flatten", {"p"}, {"f"})
+      .Weight("w3", {3, 4})
+      .Weight("b3", {3})
+      .Node("Gemm", {"f", "w3", "b3"}, {"g"},
+            {AttrInt("transB", 1), training::AttrFloat("beta", 0.5f)});
+  AddBatchNorm(t, "g", "y", 3);
+  t.Output("y", {2, 3});
+  passes::FoldBatchNormPass pass;
+  t.Apply(pass)
+      .ExpectChanged(true)
+      .ExpectOutputsNear(1e-5, 1e-5)
+      .ExpectOpCount("BatchNormalization", 0)
+      .ExpectOpCount("Conv", 1)
+      .ExpectOpCount("ConvTranspose", 1)
+      .ExpectOpCount("Gemm", 1);
+}
+
+// Left alone: training mode, a pre-BN tensor that something else reads, and
+// a BatchNormalization after an op it cannot fold into.
+TEST(FoldBatchNormPassTest, LeavesWhatItCannotFold) {
+  PassTester t;
+  t.Input("x", {2, 3, 4, 4})
+      .Weight("w", {3, 3, 1, 1})
+      .Node("Conv", {"x", "w"}, {"c"});
+  AddBatchNorm(t, "c", "n", 3);
+  t.Node("Relu", {"c"}, {"also"});  // c has a second reader
+  AddBatchNorm(t, "also", "m", 3);  // after a Relu
+  t.Output("n", {2, 3, 4, 4}).Output("m", {2, 3, 4, 4});
+  passes::FoldBatchNormPass pass;
+  t.Apply(pass).ExpectChanged(false).ExpectOpCount("BatchNormalization", 2);
+
+  PassTester training(/*opset=*/15);
+  training.Input("x", {2, 3, 4, 4}).Weight("w", {3, 3, 1, 1}).Node("Conv", {"x", "w"}, {"c"});
+  training.Weight("s", {3}, 0.5f, 1.5f).Weight("b", {3}).Weight("m", {3}).Weight("v", {3}, 0.5f, 2)
+      .Node("BatchNormalization", {"c", "s", "b", "m", "v"}, {"y", "running_mean", "running_var"},
+            {AttrInt("training_mode", 1)});
+  training.Output("y", {2, 3, 4, 4});
+  training.Apply(pass).ExpectChanged(false).ExpectOpCount("BatchNormalization", 1);
+
+  // Opset 13 has no training_mode: the named running statistics are what
+  // make torch's training-mode exports normalize with the batch's own.
+  PassTester opset13(/*opset=*/13);
+  opset13.Input("x", {2, 3, 4, 4}).Weight("w", {3, 3, 1, 1}).Node("Conv", {"x", "w"}, {"c"});
+  opset13.Weight("s", {3}, 0.5f, 1.5f).Weight("b", {3}).Weight("m", {3}).Weight("v", {3}, 0.5f, 2)
+      .Node("BatchNormalization", {"c", "s", "b", "m", "v"},
+            {"y", "running_mean", "running_var", "saved_mean", "saved_var"});
+  opset13.Output("y", {2, 3, 4, 4});
+  opset13.Apply(pass).ExpectChanged(false).ExpectOpCount("BatchNormalization", 1);
 }
 
 }  // namespace

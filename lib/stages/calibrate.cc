@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 
@@ -14,6 +15,8 @@
 #include "qat/quantize.h"
 #include "qat/status_macros.h"
 #include "qat/thread_pool.h"
+#include "graph/pass_pipeline.h"
+#include "passes/fold_batch_norm.h"
 #include "passes/inline_control_flow.h"
 #include "passes/node_selection.h"
 
@@ -40,16 +43,24 @@ int64_t Calibrator::samples() const { return state_->samples; }
 absl::StatusOr<std::unique_ptr<Calibrator>> Calibrator::Create(
     const Model& given, const CalibrateOptions& options) {
   QAT_RETURN_IF_ERROR(CheckThreadCount(options.num_threads, "CalibrateOptions::num_threads"));
-  // If and Loop fixed by constants are inlined, as quantize does first (the
-  // same pass on the same graph, so the same names), so that the ops inside
-  // them are observed and get entries.
+  // The graph is observed as quantize will quantize it: If and Loop fixed
+  // by constants are inlined and inference BatchNormalizations folded into
+  // the layer before them (the same passes on the same graph, so the same
+  // names), so that the ops inside the branches get entries and a folded
+  // layer's output its post-normalization range.
   std::optional<Model> owned;
   const onnx::GraphProto& given_graph = ModelAccess::Proto(given).graph();
-  if (std::any_of(given_graph.node().begin(), given_graph.node().end(), graph::HasSubgraph)) {
+  const bool has_batch_norm =
+      std::any_of(given_graph.node().begin(), given_graph.node().end(),
+                  [](const onnx::NodeProto& n) { return n.op_type() == "BatchNormalization"; });
+  if (has_batch_norm ||
+      std::any_of(given_graph.node().begin(), given_graph.node().end(), graph::HasSubgraph)) {
     onnx::ModelProto proto = ModelAccess::Proto(given);
-    passes::InlineControlFlowPass inline_control_flow;
-    QAT_ASSIGN_OR_RETURN(const bool inlined, inline_control_flow.Run(&proto));
-    if (inlined) {
+    passes::PassPipeline pipeline;
+    pipeline.Add(std::make_unique<passes::InlineControlFlowPass>());
+    pipeline.Add(std::make_unique<passes::FoldBatchNormPass>());
+    QAT_ASSIGN_OR_RETURN(const bool changed, pipeline.Run(&proto));
+    if (changed) {
       QAT_ASSIGN_OR_RETURN(owned,
                            ModelAccess::FromTransformedProto(std::move(proto), given.source()));
     }
@@ -65,6 +76,16 @@ absl::StatusOr<std::unique_ptr<Calibrator>> Calibrator::Create(
   quantization::NodeSelection::Tensors tensors = selection.Collect(s->graph);
   s->activations = std::move(tensors.activations);
   s->weights = std::move(tensors.weights);
+  // A weight that folding made (W·γ/σ) is not in the model that quantize
+  // gets: quantize takes its grid from the folded values themselves.
+  if (owned.has_value()) {
+    const graph::GraphIndex original(given_graph);
+    s->weights.erase(std::remove_if(s->weights.begin(), s->weights.end(),
+                                    [&](const std::string& w) {
+                                      return !original.IsInitializer(w);
+                                    }),
+                     s->weights.end());
+  }
   for (const auto& n : s->graph.node()) {
     if (!selection.Selects(n) || n.input_size() < 2) continue;
     bool trans_b = false;

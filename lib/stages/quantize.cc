@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/model_internal.h"
 #include "graph/pass_pipeline.h"
+#include "passes/fold_batch_norm.h"
 #include "passes/fold_constants.h"
 #include "passes/inline_control_flow.h"
 #include "passes/insert_qdq.h"
@@ -49,8 +50,11 @@ absl::StatusOr<Model> QuantizeModel(const Model& model, const CalibrationTable& 
   //     promote_constants (weights in Constant nodes become initializers);
   //  1. fold_constants: weights behind Constant, Transpose, Reshape and the
   //     like become initializers, so that insert_qdq sees them as weights;
-  //  2. insert_qdq: Q/DQ pairs around the selected nodes;
-  //  3. prune: the float weights that insert_qdq stored as integers, and
+  //  2. fold_batch_norm: an inference-mode BatchNormalization after a Conv,
+  //     ConvTranspose or Gemm goes into that layer's weight and bias, so
+  //     the int8 weights are the ones the deployed model uses;
+  //  3. insert_qdq: Q/DQ pairs around the selected nodes;
+  //  4. prune: the float weights that insert_qdq stored as integers, and
   //     whatever else nothing reads any more, go.
   // The result is checked and shape-inferred once, as a Model.
   passes::PassPipelineOptions pipeline_options;
@@ -59,6 +63,7 @@ absl::StatusOr<Model> QuantizeModel(const Model& model, const CalibrationTable& 
   passes::PassPipeline pipeline(pipeline_options);
   const passes::OpsetUpgradePass& upgrade = passes::AddUpgradePasses(&pipeline);
   pipeline.Add(std::make_unique<passes::FoldConstantsPass>());
+  pipeline.Add(std::make_unique<passes::FoldBatchNormPass>());
   pipeline.Add(std::make_unique<passes::InsertQdqPass>(table, options));
   pipeline.Add(std::make_unique<passes::PruneUnusedInitializersPass>());
   QAT_RETURN_IF_ERROR(pipeline.Run(&proto).status());
