@@ -503,6 +503,14 @@ absl::Status TopologicalSort(onnx::GraphProto* graph) {
   return absl::OkStatus();
 }
 
+bool IsDefaultDomain(const onnx::NodeProto& node) {
+  return node.domain().empty() || node.domain() == "ai.onnx";
+}
+
+bool IsDefaultOp(const onnx::NodeProto& node, const char* op_type) {
+  return node.op_type() == op_type && IsDefaultDomain(node);
+}
+
 std::string DescribeNode(const onnx::NodeProto& node) {
   return absl::StrCat("node '", node.name(), "' (",
                       node.domain().empty() ? "" : node.domain() + ".",

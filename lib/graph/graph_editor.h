@@ -182,6 +182,11 @@ absl::Status TopologicalSort(onnx::GraphProto* graph);
 // "node 'name' (OpType)" for error messages.
 std::string DescribeNode(const onnx::NodeProto& node);
 
+// The node is in ONNX's default domain ("" or "ai.onnx"); IsDefaultOp also
+// checks its op type.
+bool IsDefaultDomain(const onnx::NodeProto& node);
+bool IsDefaultOp(const onnx::NodeProto& node, const char* op_type);
+
 }  // namespace training
 }  // namespace qat
 

@@ -18,10 +18,6 @@ using training::GetAttrFloat;
 using training::GetAttrInt;
 using training::GraphEditor;
 
-bool IsStandard(const onnx::NodeProto& n, const char* op) {
-  return n.op_type() == op && (n.domain().empty() || n.domain() == "ai.onnx");
-}
-
 // A float32 constant's values, or an empty vector when `name` is not one.
 std::vector<float> FloatConstant(const graph::GraphIndex& index, const std::string& name,
                                  std::vector<int64_t>* dims = nullptr) {
@@ -75,11 +71,11 @@ std::vector<int64_t> OutputChannels(const onnx::NodeProto& layer,
   int64_t count = 1;
   for (int64_t d : dims) count *= d;
   std::vector<int64_t> channel(static_cast<size_t>(count));
-  if (IsStandard(layer, "Conv")) {  // W [M, C/g, k...]
+  if (training::IsDefaultOp(layer, "Conv")) {  // W [M, C/g, k...]
     if (dims.size() < 3 || dims[0] != m) return {};
     const int64_t per = count / m;
     for (int64_t i = 0; i < count; ++i) channel[i] = i / per;
-  } else if (IsStandard(layer, "ConvTranspose")) {  // W [C, M/g, k...]
+  } else if (training::IsDefaultOp(layer, "ConvTranspose")) {  // W [C, M/g, k...]
     const int64_t groups = GetAttrInt(layer, "group", 1);
     if (dims.size() < 3 || groups < 1 || dims[0] % groups != 0 || dims[1] * groups != m) {
       return {};
@@ -108,13 +104,13 @@ absl::StatusOr<bool> FoldBatchNormPass::RunImpl(onnx::ModelProto* model) {
   std::set<int> removed;
   for (int k = 0; k < graph->node_size(); ++k) {
     const onnx::NodeProto& bn = graph->node(k);
-    if (!IsStandard(bn, "BatchNormalization") || bn.input_size() < 1) continue;
+    if (!training::IsDefaultOp(bn, "BatchNormalization") || bn.input_size() < 1) continue;
     const std::string& t = bn.input(0);
     const int p = index.Producer(t);
     if (p < 0 || index.NumUses(t) != 1 || index.IsGraphOutput(t)) continue;
     onnx::NodeProto* layer = graph->mutable_node(p);
-    const bool gemm = IsStandard(*layer, "Gemm");
-    if (!(gemm || IsStandard(*layer, "Conv") || IsStandard(*layer, "ConvTranspose")) ||
+    const bool gemm = training::IsDefaultOp(*layer, "Gemm");
+    if (!(gemm || training::IsDefaultOp(*layer, "Conv") || training::IsDefaultOp(*layer, "ConvTranspose")) ||
         layer->input_size() < 2 || layer->output_size() != 1) {
       continue;
     }

@@ -20,10 +20,6 @@ using training::AttrInt;
 using training::DescribeNode;
 using training::GraphEditor;
 
-bool IsOp(const onnx::NodeProto& n, const char* op) {
-  return n.op_type() == op && (n.domain().empty() || n.domain() == "ai.onnx");
-}
-
 QuantRange StorageRange(DataType t) {
   return t == DataType::kInt8 ? QuantRange::Int8() : QuantRange::UInt8();
 }
@@ -51,16 +47,16 @@ absl::StatusOr<bool> FuseQdqToFakeQuantPass::RunImpl(onnx::ModelProto* model) {
   bool per_channel_seen = false, per_tensor_seen = false;
   for (int k = 0; k < graph->node_size(); ++k) {
     const onnx::NodeProto& dq = graph->node(k);
-    if (!IsOp(dq, "DequantizeLinear")) continue;
+    if (!training::IsDefaultOp(dq, "DequantizeLinear")) continue;
     int clip = -1, q = index.Producer(dq.input(0));
     if (q < 0) continue;  // a stored (int8) weight: not a pair
-    if (IsOp(graph->node(q), "Clip")) {
+    if (training::IsDefaultOp(graph->node(q), "Clip")) {
       clip = q;
       q = index.Producer(graph->node(clip).input(0));
       if (q < 0) continue;
     }
     const onnx::NodeProto& qn = graph->node(q);
-    if (!IsOp(qn, "QuantizeLinear")) continue;
+    if (!training::IsDefaultOp(qn, "QuantizeLinear")) continue;
     if (!only_use(qn.output(0)) || (clip >= 0 && !only_use(graph->node(clip).output(0)))) {
       warnings_.push_back(absl::StrCat(DescribeNode(qn),
                                        " has consumers besides its DequantizeLinear; left as is"));

@@ -17,10 +17,6 @@ namespace qat {
 namespace training {
 namespace {
 
-bool IsDefaultDomain(const onnx::NodeProto& n) {
-  return n.domain().empty() || n.domain() == "ai.onnx";
-}
-
 // Values whose gradient can be non-zero: floats that depend on a parameter.
 class Dependence {
  public:

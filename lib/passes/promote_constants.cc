@@ -2,6 +2,8 @@
 
 #include <optional>
 
+#include "graph/graph_editor.h"
+
 namespace qat {
 namespace passes {
 namespace {
@@ -31,8 +33,7 @@ std::optional<onnx::TensorProto> FloatConstant(const onnx::NodeProto& node) {
 }
 
 bool IsDefaultDomainConstant(const onnx::NodeProto& node) {
-  return (node.domain().empty() || node.domain() == "ai.onnx") && node.op_type() == "Constant" &&
-         node.output_size() == 1;
+  return training::IsDefaultOp(node, "Constant") && node.output_size() == 1;
 }
 
 }  // namespace

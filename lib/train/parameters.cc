@@ -8,16 +8,13 @@
 #include "core/checked_size.h"
 #include "core/model_internal.h"
 #include "core/onnx_tensor.h"
+#include "graph/graph_editor.h"
 #include "graph/graph_index.h"
 #include "qat/status_macros.h"
 
 namespace qat {
 namespace training {
 namespace {
-
-bool IsDefaultDomain(const onnx::NodeProto& node) {
-  return node.domain().empty() || node.domain() == "ai.onnx";
-}
 
 // Rule 1 of ChooseParameters: the slots that hold a layer's weight or bias.
 bool IsWeightSlot(const onnx::NodeProto& node, int slot, bool learn_quant_params) {
