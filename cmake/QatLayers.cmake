@@ -51,6 +51,7 @@ function(qat_layer name)
   target_compile_definitions(qat_${name} PRIVATE QAT_BUILDING_LIBRARY)
   target_link_libraries(qat_${name}
     PUBLIC absl::status absl::statusor absl::span absl::strings
+           absl::flat_hash_map absl::flat_hash_set
     PRIVATE qat_compile_options qat_kernel_config Threads::Threads
             onnx onnx_proto Eigen3::Eigen)
   set_property(GLOBAL APPEND PROPERTY QAT_LAYER_OBJECTS $<TARGET_OBJECTS:qat_${name}>)

@@ -3,17 +3,21 @@
 // transformed graphs run on the same inputs and compared within explicit
 // tolerances, and op counts for what was added and removed.  Then the pass
 // pipeline: order, the off switch, invariant checks and the error prefix.
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "core/arena_model_proto.h"
 #include "core/model_internal.h"
+#include "core/onnx_tensor.h"
 #include "core/op_schemas.h"
 #include "graph/graph_editor.h"
 #include "graph/graph_index.h"
 #include "graph/pass_pipeline.h"
+#include "graph/rearrange.h"
 #include "passes/add_loss.h"
 #include "passes/fake_quant_to_qdq.h"
 #include "passes/fold_batch_norm.h"
@@ -76,6 +80,103 @@ TEST(GraphIndexTest, AnswersConstantsProducersAndConsumers) {
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->values<float>()[0], 2.0f);
   EXPECT_FALSE(index.ConstantValue("y").ok());
+}
+
+// ------------------------------------------------------- arena and rearrange
+
+// Nodes "n0" .. "n{count-1}" in an arena-owned model.
+ArenaModelProto NamedNodes(int count) {
+  ArenaModelProto model;
+  for (int k = 0; k < count; ++k) model->mutable_graph()->add_node()->set_name("n" + std::to_string(k));
+  return model;
+}
+
+std::vector<std::string> NodeNames(const onnx::GraphProto& g) {
+  std::vector<std::string> names;
+  for (const auto& n : g.node()) names.push_back(n.name());
+  return names;
+}
+
+TEST(RearrangeTest, ReordersAndDropsByMovingTheSameMessages) {
+  ArenaModelProto model = NamedNodes(6);
+  onnx::GraphProto* g = model->mutable_graph();
+  ASSERT_NE(g->GetArena(), nullptr);
+  std::vector<const onnx::NodeProto*> before;
+  for (const auto& n : g->node()) before.push_back(&n);
+  graph::Rearrange(g->mutable_node(), {4, 0, 5, 2});
+  EXPECT_EQ(NodeNames(*g), (std::vector<std::string>{"n4", "n0", "n5", "n2"}));
+  // The very messages moved: nothing was copied.
+  EXPECT_EQ(&g->node(0), before[4]);
+  EXPECT_EQ(&g->node(1), before[0]);
+  EXPECT_EQ(&g->node(2), before[5]);
+  EXPECT_EQ(&g->node(3), before[2]);
+  graph::Rearrange(g->mutable_node(), {0, 1, 2, 3});  // the identity
+  EXPECT_EQ(NodeNames(*g), (std::vector<std::string>{"n4", "n0", "n5", "n2"}));
+  graph::Rearrange(g->mutable_node(), {});
+  EXPECT_EQ(g->node_size(), 0);
+}
+
+TEST(RearrangeTest, EveryPermutationOfFiveLandsInOrder) {
+  std::vector<int> order = {0, 1, 2, 3, 4};
+  do {
+    ArenaModelProto model = NamedNodes(5);
+    graph::Rearrange(model->mutable_graph()->mutable_node(), order);
+    std::vector<std::string> want;
+    for (int k : order) want.push_back("n" + std::to_string(k));
+    ASSERT_EQ(NodeNames(model->graph()), want);
+  } while (std::next_permutation(order.begin(), order.end()));
+}
+
+TEST(KeepIfTest, KeepsTheOrderOfWhatStaysOnTheHeapAndOnAnArena) {
+  onnx::GraphProto heap;
+  for (int k = 0; k < 5; ++k) heap.add_node()->set_name("n" + std::to_string(k));
+  ArenaModelProto arena = NamedNodes(5);
+  for (onnx::GraphProto* g : {&heap, arena->mutable_graph()}) {
+    const onnx::NodeProto* n3 = &g->node(3);
+    auto odd = [](const onnx::NodeProto& n) { return (n.name().back() - '0') % 2 == 1; };
+    EXPECT_TRUE(graph::KeepIf(g->mutable_node(), odd));
+    EXPECT_EQ(NodeNames(*g), (std::vector<std::string>{"n1", "n3"}));
+    EXPECT_EQ(&g->node(1), n3);
+    EXPECT_FALSE(graph::KeepIf(g->mutable_node(), odd));  // nothing more to drop
+  }
+}
+
+TEST(ArenaModelProtoTest, CopiesDeeplyAndMovesTheArena) {
+  ArenaModelProto a = NamedNodes(2);
+  ArenaModelProto copy(*a);
+  copy->mutable_graph()->mutable_node(0)->set_name("changed");
+  EXPECT_EQ(a->graph().node(0).name(), "n0");
+  const onnx::ModelProto* proto = a.get();
+  ArenaModelProto moved(std::move(a));
+  EXPECT_EQ(moved.get(), proto);
+  EXPECT_EQ(a.get(), nullptr);  // NOLINT(bugprone-use-after-move): what a move leaves
+  EXPECT_EQ(moved->graph().node(1).name(), "n1");
+}
+
+TEST(MoveTensorProtoTest, RawDataMovesOntoAnArenaWithoutACopy) {
+  onnx::TensorProto heap;
+  heap.set_name("w");
+  heap.set_data_type(onnx::TensorProto::FLOAT);
+  heap.add_dims(1 << 18);
+  heap.mutable_raw_data()->assign(size_t{4} << 18, '\x7f');
+  const char* data = heap.raw_data().data();
+  ArenaModelProto model;
+  onnx::TensorProto* to = model->mutable_graph()->add_initializer();
+  MoveTensorProto(std::move(heap), to);
+  EXPECT_EQ(to->name(), "w");
+  EXPECT_EQ(to->dims(0), 1 << 18);
+  ASSERT_EQ(to->raw_data().size(), size_t{4} << 18);
+  EXPECT_EQ(to->raw_data().data(), data);  // the same buffer
+  // A tensor without raw_data keeps its typed fields, and replaces what
+  // `to` held.
+  onnx::TensorProto floats;
+  floats.set_name("f");
+  floats.add_float_data(1.5f);
+  MoveTensorProto(std::move(floats), to);
+  EXPECT_FALSE(to->has_raw_data());
+  EXPECT_EQ(to->name(), "f");
+  ASSERT_EQ(to->float_data_size(), 1);
+  EXPECT_EQ(to->float_data(0), 1.5f);
 }
 
 // ------------------------------------------------------------- fold_constants

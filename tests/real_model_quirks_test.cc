@@ -97,7 +97,7 @@ TEST(StaticBatchTest, CalibrateMakesTheBatchSymbolic) {
       if (shape->dim_size() > 0) shape->mutable_dim(0)->set_dim_value(1);
     }
   }
-  auto fixed = ModelAccess::FromTransformedProto(proto, "batch1.onnx");
+  auto fixed = ModelAccess::FromTransformedProto(ArenaModelProto(std::move(proto)), "batch1.onnx");
   ASSERT_TRUE(fixed.ok()) << fixed.status();
   ASSERT_EQ(fixed->inputs()[0].shape[0], 1);
   Tensor x(DataType::kFloat32, {10, 4});

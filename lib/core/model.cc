@@ -3,10 +3,10 @@
 #include <exception>
 #include <map>
 #include <set>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "qat/status_macros.h"
@@ -179,20 +179,20 @@ absl::Status CheckModelProto(onnx::ModelProto* proto, const std::string& source,
   return absl::OkStatus();
 }
 
-absl::StatusOr<Model> ModelAccess::FromProto(onnx::ModelProto proto, const std::string& source,
+absl::StatusOr<Model> ModelAccess::FromProto(ArenaModelProto proto, const std::string& source,
                                              const ModelLoadOptions& options) {
   auto impl = std::make_unique<Model::Impl>();
   impl->source = source;
   impl->proto = std::move(proto);
-  QAT_RETURN_IF_ERROR(CheckModelProto(&impl->proto, source, options));
+  QAT_RETURN_IF_ERROR(CheckModelProto(impl->proto.get(), source, options));
   return Model(std::move(impl));
 }
 
 absl::StatusOr<Model> Model::FromBytes(absl::string_view bytes,
                                        const std::string& source,
                                        const ModelLoadOptions& options) {
-  onnx::ModelProto proto;
-  if (!proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+  ArenaModelProto proto;
+  if (!proto->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     return absl::InvalidArgumentError(
         absl::StrCat("'", source, "' is not a valid ONNX model (protobuf parse failed)"));
   }
@@ -202,8 +202,8 @@ absl::StatusOr<Model> Model::FromBytes(absl::string_view bytes,
 const std::string& Model::source() const { return impl_->source; }
 
 std::vector<ValueInfo> Model::inputs() const {
-  const auto& graph = impl_->proto.graph();
-  std::unordered_set<std::string> initializers;
+  const auto& graph = impl_->proto->graph();
+  absl::flat_hash_set<std::string> initializers;
   for (const auto& init : graph.initializer()) initializers.insert(init.name());
   std::vector<ValueInfo> result;
   for (const auto& input : graph.input()) {
@@ -216,7 +216,7 @@ std::vector<ValueInfo> Model::inputs() const {
 
 std::vector<ValueInfo> Model::outputs() const {
   std::vector<ValueInfo> result;
-  for (const auto& output : impl_->proto.graph().output()) {
+  for (const auto& output : impl_->proto->graph().output()) {
     result.push_back(ValueInfoFromProto(output));
   }
   return result;
@@ -224,7 +224,7 @@ std::vector<ValueInfo> Model::outputs() const {
 
 int64_t Model::OpsetVersion(const std::string& domain) const {
   const std::string wanted = domain == "ai.onnx" ? "" : domain;
-  for (const auto& opset : impl_->proto.opset_import()) {
+  for (const auto& opset : impl_->proto->opset_import()) {
     const std::string d = opset.domain() == "ai.onnx" ? "" : opset.domain();
     if (d == wanted) return opset.version();
   }
@@ -233,7 +233,7 @@ int64_t Model::OpsetVersion(const std::string& domain) const {
 
 std::string Model::Serialize() const {
   std::string bytes;
-  impl_->proto.SerializeToString(&bytes);
+  impl_->proto->SerializeToString(&bytes);
   return bytes;
 }
 
@@ -243,7 +243,7 @@ absl::Status Model::Save(const std::string& path) const {
 
 absl::StatusOr<Model> Model::WithOutputs(const std::vector<std::string>& names) const {
   auto impl = std::make_unique<Impl>(*impl_);
-  onnx::GraphProto* g = impl->proto.mutable_graph();
+  onnx::GraphProto* g = impl->proto->mutable_graph();
   // What shape inference (or the declaration) says about each value.
   std::map<std::string, const onnx::ValueInfoProto*> infos;
   for (const auto* list : {&g->input(), &g->output(), &g->value_info()}) {

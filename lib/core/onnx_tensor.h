@@ -30,6 +30,11 @@ absl::StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto);
 // Stores the elements in raw_data.
 onnx::TensorProto TensorToProto(const Tensor& tensor, const std::string& name);
 
+// Moves `from` into `*to`, which may live on another protobuf arena: there
+// an assignment or Swap copies, and raw_data (the bulk of a weight) is
+// moved on its own so that it is not.
+void MoveTensorProto(onnx::TensorProto&& from, onnx::TensorProto* to);
+
 }  // namespace qat
 
 #endif  // QAT_LIB_CORE_ONNX_TENSOR_H_

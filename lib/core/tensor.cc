@@ -341,4 +341,12 @@ absl::StatusOr<std::string> SerializeTensorProto(const Tensor& tensor,
   return bytes;
 }
 
+void MoveTensorProto(onnx::TensorProto&& from, onnx::TensorProto* to) {
+  const bool has_raw = from.has_raw_data();
+  std::string raw = std::move(*from.mutable_raw_data());
+  from.clear_raw_data();
+  *to = std::move(from);
+  if (has_raw) to->set_raw_data(std::move(raw));
+}
+
 }  // namespace qat

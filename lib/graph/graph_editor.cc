@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/onnx_tensor.h"
 #include "graph/graph_index.h"
+#include "graph/rearrange.h"
 #include "qat/tensor.h"
 
 namespace qat {
@@ -92,7 +93,7 @@ absl::Status GraphEditor::RaiseOpset(int64_t version) {
         "upgrade the model to opset 13 first"));
   }
   // Values read by a node or a graph output.
-  std::unordered_set<std::string> read;
+  absl::flat_hash_set<std::string> read;
   for (const auto& n : graph_->node()) read.insert(n.input().begin(), n.input().end());
   for (const auto& o : graph_->output()) read.insert(o.name());
   for (auto& n : *graph_->mutable_node()) {
@@ -162,7 +163,7 @@ std::string GraphEditor::Add(const std::string& op,
 std::string GraphEditor::Initializer(onnx::TensorProto tensor) {
   const std::string name = FreshName(tensor.name().empty() ? "const" : tensor.name());
   tensor.set_name(name);
-  graph_->add_initializer()->Swap(&tensor);  // ShapeOf finds it there
+  MoveTensorProto(std::move(tensor), graph_->add_initializer());  // ShapeOf finds it there
   return name;
 }
 
@@ -496,10 +497,7 @@ absl::Status TopologicalSort(onnx::GraphProto* graph) {
   bool unchanged = true;
   for (int k = 0; k < n; ++k) unchanged &= order[k] == k;
   if (unchanged) return absl::OkStatus();
-  google::protobuf::RepeatedPtrField<onnx::NodeProto> sorted;
-  sorted.Reserve(n);
-  for (int k : order) sorted.Add()->Swap(graph->mutable_node(k));
-  graph->mutable_node()->Swap(&sorted);
+  graph::Rearrange(graph->mutable_node(), order);
   return absl::OkStatus();
 }
 

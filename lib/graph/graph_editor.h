@@ -10,10 +10,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "onnx/onnx_pb.h"
@@ -121,7 +121,7 @@ class GraphEditor {
   // name -> position in one of the graph's declaration lists, first
   // occurrence; `indexed` is how much of the list the map covers.
   struct ListIndex {
-    std::unordered_map<std::string, int> position;
+    absl::flat_hash_map<std::string, int> position;
     int indexed = 0;
   };
   // The position of `name` in `list`, or -1; catches up with appends.
@@ -132,11 +132,11 @@ class GraphEditor {
   onnx::ModelProto* model_;
   onnx::GraphProto* graph_;
   int64_t opset_ = 0;
-  std::unordered_set<std::string> used_;
+  absl::flat_hash_set<std::string> used_;
   // The next suffix FreshName tries per hint, so that a hint used n times
   // costs O(n) in all, not O(n^2).
-  std::unordered_map<std::string, int> next_suffix_;
-  std::unordered_map<std::string, ValueShape> shapes_;
+  absl::flat_hash_map<std::string, int> next_suffix_;
+  absl::flat_hash_map<std::string, ValueShape> shapes_;
   mutable ListIndex inputs_, outputs_, value_info_, initializers_;
   mutable ListIndex constant_nodes_;  // Constant nodes, by output
 };

@@ -78,7 +78,7 @@ void GraphIndex::IndexUses() const {
   for (const auto& n : graph_->node()) {
     for (const auto& i : n.input()) ++uses_[i];
     if (!HasSubgraph(n)) continue;
-    std::unordered_set<std::string> seen;  // one use per node and name
+    absl::flat_hash_set<std::string> seen;  // one use per node and name
     ForEachSubgraphRead(n, [&](const std::string& name) {
       if (seen.insert(name).second) ++uses_[name];
     });

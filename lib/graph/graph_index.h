@@ -16,10 +16,10 @@
 
 #include <functional>
 #include <string>
-#include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "onnx/onnx_pb.h"
 #include "qat/tensor.h"
@@ -83,12 +83,12 @@ class GraphIndex {
   const onnx::GraphProto* graph_;
   mutable bool values_ = false, declarations_ = false, producers_ = false,
                consumers_ = false, uses_indexed_ = false;
-  mutable std::unordered_map<std::string, const onnx::TensorProto*> initializers_;
-  mutable std::unordered_map<std::string, const onnx::TensorProto*> constant_nodes_;
-  mutable std::unordered_set<std::string> inputs_, outputs_;
-  mutable std::unordered_map<std::string, int> producer_;
-  mutable std::unordered_map<std::string, std::vector<int>> consumer_;
-  mutable std::unordered_map<std::string, int> uses_;
+  mutable absl::flat_hash_map<std::string, const onnx::TensorProto*> initializers_;
+  mutable absl::flat_hash_map<std::string, const onnx::TensorProto*> constant_nodes_;
+  mutable absl::flat_hash_set<std::string> inputs_, outputs_;
+  mutable absl::flat_hash_map<std::string, int> producer_;
+  mutable absl::flat_hash_map<std::string, std::vector<int>> consumer_;
+  mutable absl::flat_hash_map<std::string, int> uses_;
 };
 
 }  // namespace graph

@@ -8,6 +8,7 @@
 
 #include "graph/graph_editor.h"
 #include "graph/graph_index.h"
+#include "graph/rearrange.h"
 #include "passes/prune_unused_initializers.h"
 
 namespace qat {
@@ -162,11 +163,11 @@ absl::StatusOr<bool> FoldBatchNormPass::RunImpl(onnx::ModelProto* model) {
     removed.insert(k);
   }
   if (removed.empty()) return false;
-  google::protobuf::RepeatedPtrField<onnx::NodeProto> nodes;
+  std::vector<int> kept;
   for (int k = 0; k < graph->node_size(); ++k) {
-    if (removed.count(k) == 0) nodes.Add()->Swap(graph->mutable_node(k));
+    if (removed.count(k) == 0) kept.push_back(k);
   }
-  graph->mutable_node()->Swap(&nodes);
+  graph::Rearrange(graph->mutable_node(), kept);
   PruneUnusedInitializers(graph);
   return true;
 }

@@ -4,13 +4,14 @@
 #include <numeric>
 #include <optional>
 #include <set>
-#include <unordered_map>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "qat/status_macros.h"
 #include "core/onnx_tensor.h"
 #include "graph/graph_editor.h"
 #include "graph/graph_index.h"
+#include "graph/rearrange.h"
 #include "passes/prune_unused_initializers.h"
 #include "qat/tensor.h"
 
@@ -53,7 +54,7 @@ absl::StatusOr<bool> FoldConstantsPass::RunImpl(onnx::ModelProto* model) {
   const graph::GraphIndex index(*g);
   // Values this run folded, as the initializers it added; a node folds
   // when its inputs are constants of the graph or folded before it.
-  std::unordered_map<std::string, int> folded_here;
+  absl::flat_hash_map<std::string, int> folded_here;
   auto constant = [&](const std::string& name) -> const onnx::TensorProto* {
     if (auto it = folded_here.find(name); it != folded_here.end()) {
       return &g->initializer(it->second);
@@ -61,8 +62,9 @@ absl::StatusOr<bool> FoldConstantsPass::RunImpl(onnx::ModelProto* model) {
     return index.IsInitializer(name) ? index.ConstantProto(name) : nullptr;
   };
   bool changed = false;
-  google::protobuf::RepeatedPtrField<onnx::NodeProto> kept;
-  for (auto& node : *g->mutable_node()) {
+  std::vector<int> kept;  // the nodes that do not fold, in order
+  for (int k = 0; k < g->node_size(); ++k) {
+    const onnx::NodeProto& node = g->node(k);
     const bool default_domain = node.domain().empty() || node.domain() == "ai.onnx";
     bool all_constant = default_domain && node.output_size() == 1;
     for (const auto& in : node.input()) {
@@ -90,7 +92,7 @@ absl::StatusOr<bool> FoldConstantsPass::RunImpl(onnx::ModelProto* model) {
       folded = TensorToProto(TransposeTensor(t, perm), node.output(0));
     }
     if (!folded.has_value()) {
-      kept.Add()->Swap(&node);
+      kept.push_back(k);
       continue;
     }
     folded->set_name(node.output(0));
@@ -98,7 +100,7 @@ absl::StatusOr<bool> FoldConstantsPass::RunImpl(onnx::ModelProto* model) {
     *g->add_initializer() = *folded;
     changed = true;
   }
-  g->mutable_node()->Swap(&kept);
+  graph::Rearrange(g->mutable_node(), kept);
   if (changed) PruneUnusedInitializers(g);
   return changed;
 }

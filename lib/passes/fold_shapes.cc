@@ -3,11 +3,12 @@
 #include <algorithm>
 #include <cstring>
 #include <optional>
-#include <unordered_map>
 
+#include "absl/container/flat_hash_map.h"
 #include "core/onnx_tensor.h"
 #include "graph/graph_editor.h"
 #include "graph/graph_index.h"
+#include "graph/rearrange.h"
 #include "passes/prune_unused_initializers.h"
 #include "qat/tensor.h"
 
@@ -66,11 +67,11 @@ class Folder {
       folded[k] = true;
     }
     if (std::find(folded.begin(), folded.end(), true) == folded.end()) return false;
-    google::protobuf::RepeatedPtrField<onnx::NodeProto> kept;
+    std::vector<int> kept;
     for (int k = 0; k < graph.node_size(); ++k) {
-      if (!folded[k]) kept.Add()->Swap(graph.mutable_node(k));
+      if (!folded[k]) kept.push_back(k);
     }
-    graph.mutable_node()->Swap(&kept);
+    graph::Rearrange(graph.mutable_node(), kept);
     PruneUnusedInitializers(&graph);
     return true;
   }
@@ -204,7 +205,7 @@ class Folder {
   }
 
   training::GraphEditor g_;
-  std::unordered_map<std::string, Dims> tracked_;
+  absl::flat_hash_map<std::string, Dims> tracked_;
 };
 
 }  // namespace

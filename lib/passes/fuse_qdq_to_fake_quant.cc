@@ -2,11 +2,13 @@
 
 #include <map>
 #include <set>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/op_schemas.h"
 #include "graph/graph_editor.h"
 #include "graph/graph_index.h"
+#include "graph/rearrange.h"
 #include "passes/prune_unused_initializers.h"
 #include "qat/quant_range.h"
 #include "qat/status_macros.h"
@@ -133,15 +135,19 @@ absl::StatusOr<bool> FuseQdqToFakeQuantPass::RunImpl(onnx::ModelProto* model) {
     if (clip >= 0) removed.insert(clip);
   }
   if (replacement.empty()) return false;
-  google::protobuf::RepeatedPtrField<onnx::NodeProto> nodes;
-  for (int k = 0; k < graph->node_size(); ++k) {
+  // Each FakeQuant is appended, then takes its QuantizeLinear's place.
+  const int original = graph->node_size();
+  std::vector<int> order;
+  order.reserve(static_cast<size_t>(original));
+  for (int k = 0; k < original; ++k) {
     if (auto it = replacement.find(k); it != replacement.end()) {
-      nodes.Add()->Swap(&it->second);
+      order.push_back(graph->node_size());
+      *graph->add_node() = std::move(it->second);
     } else if (removed.count(k) == 0) {
-      nodes.Add()->Swap(graph->mutable_node(k));
+      order.push_back(k);
     }
   }
-  graph->mutable_node()->Swap(&nodes);
+  graph::Rearrange(graph->mutable_node(), order);
   if (per_tensor_seen) g.EnsureOpset(kMicrosoftDomain, 1);
   if (per_channel_seen) g.EnsureOpset(kLibqatDomain, 1);
   PruneUnusedInitializers(graph);

@@ -4,9 +4,9 @@
 #include <map>
 #include <optional>
 #include <set>
-#include <unordered_map>
-#include <unordered_set>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "qat/status_macros.h"
 #include "graph/graph_editor.h"
@@ -43,7 +43,7 @@ class Dependence {
            s->elem_type == onnx::TensorProto::FLOAT ||
            s->elem_type == onnx::TensorProto::DOUBLE;
   }
-  std::unordered_set<std::string> depends_;
+  absl::flat_hash_set<std::string> depends_;
 };
 
 // Adjusts forward nodes for training (see the header).
@@ -350,7 +350,7 @@ absl::StatusOr<bool> BuildGradientsPass::RunImpl(onnx::ModelProto* model) {
   }
 
   // Gradient contributions per value, summed when a value has several uses.
-  std::unordered_map<std::string, std::vector<std::string>> contributions;
+  absl::flat_hash_map<std::string, std::vector<std::string>> contributions;
   contributions[loss].push_back(g.ConstantFloat(1.0f, loss + "_grad_seed"));
   auto total = [&](const std::string& v) -> std::string {
     auto it = contributions.find(v);

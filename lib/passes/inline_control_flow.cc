@@ -3,20 +3,22 @@
 #include <algorithm>
 #include <functional>
 #include <optional>
-#include <unordered_map>
-#include <unordered_set>
+#include <set>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "graph/graph_editor.h"
 #include "graph/graph_index.h"
+#include "graph/rearrange.h"
 #include "qat/tensor.h"
 
 namespace qat {
 namespace passes {
 namespace {
 
-using Renames = std::unordered_map<std::string, std::string>;
+using Renames = absl::flat_hash_map<std::string, std::string>;
 using graph::HasSubgraph;
 
 bool Standard(const onnx::NodeProto& node) {
@@ -44,7 +46,8 @@ void ForEachNestedGraph(const onnx::NodeProto& node,
 }
 
 // The names a graph defines itself: inputs, initializers, node outputs.
-void AddDefinitions(const onnx::GraphProto& g, std::unordered_set<std::string>* names) {
+template <typename NameSet>
+void AddDefinitions(const onnx::GraphProto& g, NameSet* names) {
   for (const auto& v : g.input()) names->insert(v.name());
   for (const auto& t : g.initializer()) names->insert(t.name());
   for (const auto& n : g.node()) {
@@ -140,7 +143,7 @@ class Inliner {
   static std::string CannotCopy(const onnx::GraphProto& body, bool allow_subgraphs,
                                 const Renames& bound) {
     if (body.sparse_initializer_size() > 0) return "the subgraph has sparse initializers";
-    std::unordered_set<std::string> locals;
+    absl::flat_hash_set<std::string> locals;
     AddDefinitions(body, &locals);
     for (const auto& [name, unused] : bound) locals.insert(name);
     for (const auto& n : body.node()) {
@@ -149,7 +152,7 @@ class Inliner {
         return absl::StrCat("its body holds ", training::DescribeNode(n),
                             ", which has a subgraph of its own");
       }
-      std::unordered_set<std::string> inner;
+      std::set<std::string> inner;  // sorted: the error names the same value every run
       ForEachNestedGraph(
           n, [&inner](const onnx::GraphProto& sub) { AddDefinitions(sub, &inner); });
       for (const auto& name : inner) {
@@ -239,7 +242,7 @@ class Inliner {
       Warn(node, why);
       return false;
     }
-    std::unordered_set<std::string> produced;
+    absl::flat_hash_set<std::string> produced;
     for (const auto& n : branch->node()) produced.insert(n.output().begin(), n.output().end());
     // A branch output produced by a branch node is written under the If's
     // name; the rest go through an Identity.
@@ -362,8 +365,8 @@ class Inliner {
   training::GraphEditor g_;
   const graph::GraphIndex index_;
   std::vector<std::string>* warnings_;
-  std::unordered_set<std::string> nested_;    // names defined in any subgraph
-  std::unordered_set<std::string> declared_;  // graph inputs, outputs, value_info
+  absl::flat_hash_set<std::string> nested_;    // names defined in any subgraph
+  absl::flat_hash_set<std::string> declared_;  // graph inputs, outputs, value_info
 };
 
 }  // namespace
@@ -398,17 +401,15 @@ absl::StatusOr<bool> InlineControlFlowPass::RunImpl(onnx::ModelProto* model) {
     changed = true;
     // The expansions take their node's place, so that the order stays
     // topological.
-    google::protobuf::RepeatedPtrField<onnx::NodeProto> rebuilt;
+    std::vector<int> order;
     for (int k = 0; k < original; ++k) {
       if (expansion[k].first < 0) {
-        rebuilt.Add()->Swap(graph.mutable_node(k));
+        order.push_back(k);
         continue;
       }
-      for (int r = expansion[k].first; r < expansion[k].second; ++r) {
-        rebuilt.Add()->Swap(graph.mutable_node(r));
-      }
+      for (int r = expansion[k].first; r < expansion[k].second; ++r) order.push_back(r);
     }
-    graph.mutable_node()->Swap(&rebuilt);
+    graph::Rearrange(graph.mutable_node(), order);
   }
   return changed;
 }

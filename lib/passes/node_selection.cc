@@ -9,7 +9,7 @@ namespace qat {
 namespace quantization {
 namespace {
 
-bool Contains(const std::unordered_set<std::string>& set, const std::string& v) {
+bool Contains(const absl::flat_hash_set<std::string>& set, const std::string& v) {
   return set.count(v) != 0;
 }
 
@@ -43,7 +43,7 @@ bool NodeSelection::Selects(const onnx::NodeProto& n) const {
 
 NodeSelection::Tensors NodeSelection::Collect(const onnx::GraphProto& graph) const {
   const graph::GraphIndex index(graph);
-  std::unordered_set<std::string> seen;
+  absl::flat_hash_set<std::string> seen;
   Tensors out;
   auto add = [&](const std::string& name) {
     if (name.empty() || !seen.insert(name).second) return;

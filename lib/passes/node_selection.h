@@ -5,9 +5,9 @@
 #define QAT_LIB_PASSES_NODE_SELECTION_H_
 
 #include <string>
-#include <unordered_set>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "onnx/onnx_pb.h"
@@ -39,7 +39,7 @@ class NodeSelection {
   Tensors Collect(const onnx::GraphProto& graph) const;
 
  private:
-  std::unordered_set<std::string> op_types_, include_, exclude_;
+  absl::flat_hash_set<std::string> op_types_, include_, exclude_;
 };
 
 }  // namespace quantization

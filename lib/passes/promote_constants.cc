@@ -1,8 +1,11 @@
 #include "passes/promote_constants.h"
 
 #include <optional>
+#include <vector>
 
+#include "core/onnx_tensor.h"
 #include "graph/graph_editor.h"
+#include "graph/rearrange.h"
 
 namespace qat {
 namespace passes {
@@ -45,12 +48,13 @@ bool IsPromotableConstant(const onnx::NodeProto& node) {
 absl::StatusOr<bool> PromoteConstantsPass::RunImpl(onnx::ModelProto* model) {
   onnx::GraphProto* g = model->mutable_graph();
   bool changed = false;
-  google::protobuf::RepeatedPtrField<onnx::NodeProto> kept;
-  for (auto& node : *g->mutable_node()) {
+  std::vector<int> kept;  // the nodes that stay, in order
+  for (int k = 0; k < g->node_size(); ++k) {
+    const onnx::NodeProto& node = g->node(k);
     std::optional<onnx::TensorProto> value;
     if (IsDefaultDomainConstant(node)) value = FloatConstant(node);
     if (!value.has_value()) {
-      kept.Add()->Swap(&node);
+      kept.push_back(k);
       continue;
     }
     value->set_name(node.output(0));
@@ -62,10 +66,10 @@ absl::StatusOr<bool> PromoteConstantsPass::RunImpl(onnx::ModelProto* model) {
       auto* shape = type->mutable_shape();
       for (int64_t d : value->dims()) shape->add_dim()->set_dim_value(d);
     }
-    g->add_initializer()->Swap(&*value);
+    MoveTensorProto(std::move(*value), g->add_initializer());
     changed = true;
   }
-  g->mutable_node()->Swap(&kept);
+  graph::Rearrange(g->mutable_node(), kept);
   return changed;
 }
 

@@ -3,10 +3,11 @@
 #include <algorithm>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "graph/graph_index.h"
+#include "graph/rearrange.h"
 
 namespace qat {
 namespace passes {
@@ -29,22 +30,16 @@ bool PruneUnusedInitializers(onnx::GraphProto* graph) {
     graph::ForEachSubgraphRead(n, [&](const std::string& v) { mark(v); });
   }
   for (const auto& o : graph->output()) mark(o.name());
-  std::unordered_set<std::string> removed;
+  absl::flat_hash_set<std::string> removed;
   for (size_t k = 0; k < names.size(); ++k) {
     if (!used[k]) removed.emplace(names[k]);
   }
   if (removed.empty()) return false;
-  google::protobuf::RepeatedPtrField<onnx::TensorProto> kept;
-  for (auto& t : *graph->mutable_initializer()) {
-    if (removed.count(t.name()) == 0) kept.Add()->Swap(&t);
-  }
-  graph->mutable_initializer()->Swap(&kept);
+  graph::KeepIf(graph->mutable_initializer(),
+                [&](const onnx::TensorProto& t) { return removed.count(t.name()) == 0; });
   // Older models also list initializers as graph inputs: drop those too.
-  google::protobuf::RepeatedPtrField<onnx::ValueInfoProto> inputs;
-  for (auto& in : *graph->mutable_input()) {
-    if (removed.count(in.name()) == 0) inputs.Add()->Swap(&in);
-  }
-  graph->mutable_input()->Swap(&inputs);
+  graph::KeepIf(graph->mutable_input(),
+                [&](const onnx::ValueInfoProto& in) { return removed.count(in.name()) == 0; });
   return true;
 }
 

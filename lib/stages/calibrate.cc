@@ -55,11 +55,11 @@ absl::StatusOr<std::unique_ptr<Calibrator>> Calibrator::Create(
                   [](const onnx::NodeProto& n) { return n.op_type() == "BatchNormalization"; });
   if (has_batch_norm ||
       std::any_of(given_graph.node().begin(), given_graph.node().end(), graph::HasSubgraph)) {
-    onnx::ModelProto proto = ModelAccess::Proto(given);
+    ArenaModelProto proto = ModelAccess::CopyProto(given);
     passes::PassPipeline pipeline;
     pipeline.Add(std::make_unique<passes::InlineControlFlowPass>());
     pipeline.Add(std::make_unique<passes::FoldBatchNormPass>());
-    QAT_ASSIGN_OR_RETURN(const bool changed, pipeline.Run(&proto));
+    QAT_ASSIGN_OR_RETURN(const bool changed, pipeline.Run(proto.get()));
     if (changed) {
       QAT_ASSIGN_OR_RETURN(owned,
                            ModelAccess::FromTransformedProto(std::move(proto), given.source()));
@@ -191,7 +191,7 @@ namespace {
 // relaxed model does not load (its graph fixes the batch inside).
 absl::StatusOr<std::optional<Model>> WithSymbolicBatch(const Model& model) {
   const std::vector<ValueInfo> inputs = model.inputs();
-  onnx::ModelProto proto = ModelAccess::Proto(model);
+  ArenaModelProto proto = ModelAccess::CopyProto(model);
   auto relax = [](onnx::ValueInfoProto& v) {
     if (!v.type().tensor_type().has_shape()) return;
     auto* shape = v.mutable_type()->mutable_tensor_type()->mutable_shape();
@@ -199,10 +199,10 @@ absl::StatusOr<std::optional<Model>> WithSymbolicBatch(const Model& model) {
       shape->mutable_dim(0)->set_dim_param("batch");
     }
   };
-  for (auto& v : *proto.mutable_graph()->mutable_input()) {
+  for (auto& v : *proto->mutable_graph()->mutable_input()) {
     if (v.name() == inputs[0].name) relax(v);
   }
-  for (auto& v : *proto.mutable_graph()->mutable_output()) relax(v);
+  for (auto& v : *proto->mutable_graph()->mutable_output()) relax(v);
   absl::StatusOr<Model> relaxed =
       ModelAccess::FromTransformedProto(std::move(proto), model.source());
   if (!relaxed.ok()) return std::optional<Model>();  // a graph that fixes the batch inside

@@ -12,12 +12,12 @@ namespace qat {
 
 absl::StatusOr<Model> DecomposeCustomOps(const Model& model,
                                          const DecomposeOptions& options) {
-  onnx::ModelProto proto = ModelAccess::Proto(model);
+  ArenaModelProto proto = ModelAccess::CopyProto(model);
   passes::DecomposeConfig config;
   config.lsq_sums_in_double = options.lsq_sums_in_double;
   passes::PassPipeline pipeline;
   pipeline.Add(std::make_unique<passes::DecomposePass>(config));
-  QAT_ASSIGN_OR_RETURN(const bool changed, pipeline.Run(&proto));
+  QAT_ASSIGN_OR_RETURN(const bool changed, pipeline.Run(proto.get()));
   if (!changed) return model;
   return ModelAccess::FromTransformedProto(std::move(proto), model.source() + " (decomposed)");
 }

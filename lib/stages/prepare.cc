@@ -23,19 +23,19 @@ absl::StatusOr<TrainingModels> PrepareModels(const Model& model, const PrepareOp
   // trains as it is), and the training build starts from the result.  The
   // steps are libqat's own passes, so the result is checked once, as the
   // eval model (and after every pass with QAT_CHECK_PASS_INVARIANTS=1).
-  onnx::ModelProto proto = ModelAccess::Proto(model);
+  ArenaModelProto proto = ModelAccess::CopyProto(model);
   std::vector<std::string> upgrade_warnings;
-  if (std::any_of(proto.graph().node().begin(), proto.graph().node().end(),
+  if (std::any_of(proto->graph().node().begin(), proto->graph().node().end(),
                   passes::IsPromotableConstant) ||
-      passes::DefaultOpset(proto) < passes::kUpgradeTargetOpset) {
+      passes::DefaultOpset(*proto) < passes::kUpgradeTargetOpset) {
     passes::PassPipelineOptions pipeline_options;
     pipeline_options.disabled = options.disabled_passes;
     passes::PassPipeline upgrade(pipeline_options);
     const passes::OpsetUpgradePass& opset = passes::AddUpgradePasses(&upgrade);
-    QAT_RETURN_IF_ERROR(upgrade.Run(&proto).status());
+    QAT_RETURN_IF_ERROR(upgrade.Run(proto.get()).status());
     opset.ReportWarning(model.source(), &upgrade_warnings);
   }
-  QAT_RETURN_IF_ERROR(FuseQdqPairs(&proto, warnings));
+  QAT_RETURN_IF_ERROR(FuseQdqPairs(proto.get(), warnings));
   if (warnings != nullptr) {  // the fusion's warnings replace the list's contents
     warnings->insert(warnings->begin(), upgrade_warnings.begin(), upgrade_warnings.end());
   }

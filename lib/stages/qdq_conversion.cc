@@ -26,8 +26,8 @@ absl::Status FuseQdqPairs(onnx::ModelProto* proto, std::vector<std::string>* war
 
 absl::StatusOr<Model> FuseQdqToFakeQuant(const Model& model,
                                          std::vector<std::string>* warnings) {
-  onnx::ModelProto proto = ModelAccess::Proto(model);
-  QAT_RETURN_IF_ERROR(FuseQdqPairs(&proto, warnings));
+  ArenaModelProto proto = ModelAccess::CopyProto(model);
+  QAT_RETURN_IF_ERROR(FuseQdqPairs(proto.get(), warnings));
   return ModelAccess::FromTransformedProto(std::move(proto), model.source() + " (fused)");
 }
 
@@ -39,12 +39,12 @@ absl::StatusOr<Model> ExportQuantizedModel(const Model& eval,
                                            const std::map<std::string, Tensor>& params,
                                            const ExportOptions& options) {
   QAT_ASSIGN_OR_RETURN(Model inference, ExportInferenceModel(eval, params));
-  onnx::ModelProto proto = ModelAccess::Proto(inference);
+  ArenaModelProto proto = ModelAccess::CopyProto(inference);
   passes::FakeQuantToQdqConfig config;
   config.int8_weights = !options.keep_float_weights;
   passes::PassPipeline pipeline;
   pipeline.Add(std::make_unique<passes::FakeQuantToQdqPass>(config));
-  QAT_RETURN_IF_ERROR(pipeline.Run(&proto).status());
+  QAT_RETURN_IF_ERROR(pipeline.Run(proto.get()).status());
   return ModelAccess::FromTransformedProto(std::move(proto), eval.source() + " (exported)");
 }
 

@@ -23,21 +23,21 @@ int64_t WeightChannelAxis(const std::string& op_type, bool trans_b) {
 absl::StatusOr<Model> QuantizeModel(const Model& model, const CalibrationTable& table,
                                     const QuantizeOptions& options,
                                     std::vector<std::string>* warnings) {
-  onnx::ModelProto proto = ModelAccess::Proto(model);
+  ArenaModelProto proto = ModelAccess::CopyProto(model);
   // If and Loop fixed by constants become plain nodes first, as calibration
   // does (the same pass on the same graph, so the same names), so that the
   // ops inside get quantized and the table's names are checked against them.
   passes::InlineControlFlowPass inline_control_flow;
   const std::string inline_name(inline_control_flow.name());
   if (options.disabled_passes.count(inline_name) == 0) {
-    QAT_RETURN_IF_ERROR(inline_control_flow.Run(&proto).status());
+    QAT_RETURN_IF_ERROR(inline_control_flow.Run(proto.get()).status());
   }
   // A table entry for a tensor the model does not have is most likely a
   // typo in a hand-edited table: say so rather than ignore it.
   std::set<std::string> names;
-  for (const auto& v : proto.graph().input()) names.insert(v.name());
-  for (const auto& t : proto.graph().initializer()) names.insert(t.name());
-  for (const auto& n : proto.graph().node()) names.insert(n.output().begin(), n.output().end());
+  for (const auto& v : proto->graph().input()) names.insert(v.name());
+  for (const auto& t : proto->graph().initializer()) names.insert(t.name());
+  for (const auto& n : proto->graph().node()) names.insert(n.output().begin(), n.output().end());
   for (const auto& [name, entry] : table.entries()) {
     if (names.count(name) == 0) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -66,7 +66,7 @@ absl::StatusOr<Model> QuantizeModel(const Model& model, const CalibrationTable& 
   pipeline.Add(std::make_unique<passes::FoldBatchNormPass>());
   pipeline.Add(std::make_unique<passes::InsertQdqPass>(table, options));
   pipeline.Add(std::make_unique<passes::PruneUnusedInitializersPass>());
-  QAT_RETURN_IF_ERROR(pipeline.Run(&proto).status());
+  QAT_RETURN_IF_ERROR(pipeline.Run(proto.get()).status());
   upgrade.ReportWarning(model.source(), warnings);
   if (warnings != nullptr) {
     warnings->insert(warnings->end(), inline_control_flow.warnings().begin(),

@@ -1,15 +1,18 @@
 #include "qat/training_artifacts.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
-#include <unordered_set>
+#include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/file_util.h"
 #include "core/model_internal.h"
 #include "core/onnx_tensor.h"
 #include "graph/graph_index.h"
+#include "graph/rearrange.h"
 #include "qat/status_macros.h"
 
 namespace qat {
@@ -82,51 +85,40 @@ std::map<std::string, Tensor> ExportedParameters(const Checkpoint& checkpoint) {
 
 absl::StatusOr<Model> ExportInferenceModel(
     const Model& eval, const std::map<std::string, Tensor>& params) {
-  onnx::ModelProto proto = ModelAccess::Proto(eval);
-  onnx::GraphProto* g = proto.mutable_graph();
+  ArenaModelProto proto = ModelAccess::CopyProto(eval);
+  onnx::GraphProto* g = proto->mutable_graph();
   // Keep the outputs other than the loss, and what they need.
-  google::protobuf::RepeatedPtrField<onnx::ValueInfoProto> outputs;
-  for (const auto& o : g->output()) {
-    if (o.name() != kLossOutput) *outputs.Add() = o;
-  }
-  if (outputs.empty()) {
+  graph::KeepIf(g->mutable_output(),
+                [](const onnx::ValueInfoProto& o) { return o.name() != kLossOutput; });
+  if (g->output().empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("'", eval.source(), "' has no outputs besides the loss"));
   }
-  *g->mutable_output() = outputs;
-  std::unordered_set<std::string> needed;
+  absl::flat_hash_set<std::string> needed;
   for (const auto& o : g->output()) needed.insert(o.name());
-  std::vector<bool> keep(g->node_size(), false);
+  std::vector<int> kept;  // in reverse order until the end of the walk
   for (int k = g->node_size() - 1; k >= 0; --k) {
     const auto& node = g->node(k);
-    for (const auto& o : node.output()) keep[k] = keep[k] || needed.count(o) != 0;
-    if (keep[k]) {
-      for (const auto& i : node.input()) needed.insert(i);
-    }
+    bool keep = false;
+    for (const auto& o : node.output()) keep = keep || needed.count(o) != 0;
+    if (!keep) continue;
+    kept.push_back(k);
+    for (const auto& i : node.input()) needed.insert(i);
   }
-  google::protobuf::RepeatedPtrField<onnx::NodeProto> nodes;
-  for (int k = 0; k < g->node_size(); ++k) {
-    if (keep[k]) *nodes.Add() = g->node(k);
-  }
-  *g->mutable_node() = nodes;
-  google::protobuf::RepeatedPtrField<onnx::ValueInfoProto> inputs;
-  for (const auto& in : g->input()) {
-    if (needed.count(in.name()) != 0) *inputs.Add() = in;
-  }
-  *g->mutable_input() = inputs;
-  google::protobuf::RepeatedPtrField<onnx::TensorProto> inits;
+  std::reverse(kept.begin(), kept.end());
+  graph::Rearrange(g->mutable_node(), kept);
+  graph::KeepIf(g->mutable_input(),
+                [&](const onnx::ValueInfoProto& in) { return needed.count(in.name()) != 0; });
+  graph::KeepIf(g->mutable_initializer(),
+                [&](const onnx::TensorProto& t) { return needed.count(t.name()) != 0; });
+  // The trained values replace the initial ones.
   std::set<std::string> written;
-  for (const auto& t : g->initializer()) {
-    if (needed.count(t.name()) == 0) continue;
+  for (auto& t : *g->mutable_initializer()) {
     auto it = params.find(t.name());
-    if (it == params.end()) {
-      *inits.Add() = t;
-      continue;
-    }
-    *inits.Add() = TensorToProto(it->second, t.name());
+    if (it == params.end()) continue;
+    MoveTensorProto(TensorToProto(it->second, t.name()), &t);
     written.insert(t.name());
   }
-  *g->mutable_initializer() = inits;
   for (const auto& [name, value] : params) {
     if (written.count(name) == 0) {
       return absl::InvalidArgumentError(absl::StrCat(

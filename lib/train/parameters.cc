@@ -1,8 +1,8 @@
 #include "train/parameters.h"
 
 #include <set>
-#include <unordered_set>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "autodiff/gradient_rules.h"
 #include "core/checked_size.h"
@@ -10,6 +10,7 @@
 #include "core/onnx_tensor.h"
 #include "graph/graph_editor.h"
 #include "graph/graph_index.h"
+#include "graph/rearrange.h"
 #include "qat/status_macros.h"
 
 namespace qat {
@@ -60,12 +61,12 @@ bool FeedsWeightSlot(const graph::GraphIndex& index, const std::string& name,
 }
 
 // The values that reach `loss` through inputs that carry a gradient.
-std::unordered_set<std::string> DifferentiableAncestors(const graph::GraphIndex& index,
+absl::flat_hash_set<std::string> DifferentiableAncestors(const graph::GraphIndex& index,
                                                         const std::string& loss,
                                                         bool learn_quant_params) {
-  std::unordered_set<std::string> seen = {loss};
+  absl::flat_hash_set<std::string> seen = {loss};
   std::vector<std::string> todo = {loss};
-  std::unordered_set<int> visited;
+  absl::flat_hash_set<int> visited;
   while (!todo.empty()) {
     const int k = index.Producer(todo.back());
     todo.pop_back();
@@ -110,7 +111,7 @@ absl::StatusOr<std::vector<std::string>> ChooseParameters(const onnx::GraphProto
                                                           const std::string& loss,
                                                           const ParameterSelection& selection) {
   const graph::GraphIndex index(graph);
-  std::unordered_set<std::string> frozen;
+  absl::flat_hash_set<std::string> frozen;
   for (const std::string& f : selection.frozen) {
     bool matched = false;
     for (const auto& t : graph.initializer()) {
@@ -129,7 +130,7 @@ absl::StatusOr<std::vector<std::string>> ChooseParameters(const onnx::GraphProto
   std::vector<std::string> params;
   if (!selection.trainable.empty()) {
     const std::set<std::string> frozen_names(selection.frozen.begin(), selection.frozen.end());
-    std::unordered_set<std::string> chosen;
+    absl::flat_hash_set<std::string> chosen;
     for (const std::string& p : selection.trainable) {
       if (!HasWildcard(p)) {
         if (frozen_names.count(p) != 0) {
@@ -165,7 +166,7 @@ absl::StatusOr<std::vector<std::string>> ChooseParameters(const onnx::GraphProto
     }
     return params;
   }
-  const std::unordered_set<std::string> reach =
+  const absl::flat_hash_set<std::string> reach =
       DifferentiableAncestors(index, loss, selection.learn_quant_params);
   for (const auto& t : graph.initializer()) {  // in the model's order
     if (t.data_type() != onnx::TensorProto::FLOAT) continue;
@@ -184,9 +185,9 @@ absl::StatusOr<std::vector<std::string>> ChooseParameters(const onnx::GraphProto
 
 absl::StatusOr<DetachedParameters> DetachParameters(
     const Model& model, const std::vector<std::string>& names) {
-  onnx::ModelProto proto = ModelAccess::Proto(model);
-  onnx::GraphProto* graph = proto.mutable_graph();
-  const std::unordered_set<std::string> wanted(names.begin(), names.end());
+  ArenaModelProto proto = ModelAccess::CopyProto(model);
+  onnx::GraphProto* graph = proto->mutable_graph();
+  const absl::flat_hash_set<std::string> wanted(names.begin(), names.end());
   std::map<std::string, Tensor> values;
   {
     const graph::GraphIndex index(*graph);
@@ -210,11 +211,8 @@ absl::StatusOr<DetachedParameters> DetachParameters(
           "'", n, "' is not an initializer of ", model.source()));
     }
   }
-  google::protobuf::RepeatedPtrField<onnx::TensorProto> kept;
-  for (auto& t : *graph->mutable_initializer()) {
-    if (wanted.count(t.name()) == 0) kept.Add()->Swap(&t);
-  }
-  graph->mutable_initializer()->Swap(&kept);
+  graph::KeepIf(graph->mutable_initializer(),
+                [&](const onnx::TensorProto& t) { return wanted.count(t.name()) == 0; });
   // The model passed the checker and shape inference, and an initializer
   // that becomes an input of the same type and shape changes neither: no
   // need to check it again.

@@ -44,7 +44,7 @@ namespace qat {
 namespace training {
 
 absl::StatusOr<TrainingModels> BuildTrainingModelsFromProto(
-    onnx::ModelProto eval, const std::string& source, const TrainingGraphOptions& options) {
+    ArenaModelProto eval, const std::string& source, const TrainingGraphOptions& options) {
   if (options.learn_quant_params && options.observe_quant_params) {
     return absl::InvalidArgumentError(
         "quantization parameters can be learned or observed, not both");
@@ -52,24 +52,24 @@ absl::StatusOr<TrainingModels> BuildTrainingModelsFromProto(
   passes::PassPipeline loss;
   loss.Add(std::make_unique<passes::InlineControlFlowPass>());  // before choosing parameters
   loss.Add(std::make_unique<training::AddLossPass>(options.loss));
-  QAT_RETURN_IF_ERROR(loss.Run(&eval).status());
+  QAT_RETURN_IF_ERROR(loss.Run(eval.get()).status());
   QAT_ASSIGN_OR_RETURN(std::vector<std::string> params,
                        training::ChooseParameters(
-                           eval.graph(), kLossOutput,
+                           eval->graph(), kLossOutput,
                            {options.trainable, options.frozen, options.learn_quant_params}));
-  eval.mutable_graph()->clear_value_info();  // inferred anew for the new graph
+  eval->mutable_graph()->clear_value_info();  // inferred anew for the new graph
   QAT_ASSIGN_OR_RETURN(Model eval_model,
                        ModelAccess::FromProto(std::move(eval), source + " (eval)"));
-  onnx::ModelProto training = ModelAccess::Proto(eval_model);
+  ArenaModelProto training = ModelAccess::CopyProto(eval_model);
   passes::PassPipeline gradients;
   // Shape computations the model fixes become constants first, so that
   // the rules see them (the batch may stay symbolic).
   gradients.Add(std::make_unique<passes::FoldShapesPass>());
   gradients.Add(std::make_unique<training::BuildGradientsPass>(training::BuildGradientsConfig{
       kLossOutput, params, options.accumulate_gradients}));
-  QAT_RETURN_IF_ERROR(gradients.Run(&training).status());
+  QAT_RETURN_IF_ERROR(gradients.Run(training.get()).status());
   if (options.observe_quant_params) {
-    onnx::StringStringEntryProto* entry = training.add_metadata_props();
+    onnx::StringStringEntryProto* entry = training->add_metadata_props();
     entry->set_key(kQuantParamsMetadataKey);
     entry->set_value("observe");
   }
@@ -87,7 +87,7 @@ absl::StatusOr<TrainingModels> BuildTrainingModelsFromProto(
 
 absl::StatusOr<TrainingModels> BuildTrainingModels(
     const Model& model, const TrainingGraphOptions& options) {
-  return training::BuildTrainingModelsFromProto(ModelAccess::Proto(model), model.source(),
+  return training::BuildTrainingModelsFromProto(ModelAccess::CopyProto(model), model.source(),
                                                 options);
 }
 

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "onnx/onnx_pb.h"
+#include "core/arena_model_proto.h"
 #include "qat/training_graph.h"
 
 namespace qat {
@@ -18,7 +18,7 @@ namespace training {
 // shape inference) before the gradients are built.  `source` names it in
 // errors.
 absl::StatusOr<TrainingModels> BuildTrainingModelsFromProto(
-    onnx::ModelProto model, const std::string& source, const TrainingGraphOptions& options);
+    ArenaModelProto model, const std::string& source, const TrainingGraphOptions& options);
 
 }  // namespace training
 }  // namespace qat
