@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <new>
@@ -743,14 +744,16 @@ static absl::StatusOr<qat::TrainFolderOptions> ToTrainFolderOptions(
   return t;
 }
 
-QatStatus* qat_train_folder(QatTrainResult* result, const char* folder, const QatDataset* data,
-                            const QatTrainFolderOptions* options) {
-  QAT_C_API_BEGIN
+// What qat_train_folder and qat_train_folder_callback share: the options,
+// the progress hook, the result.  `train` runs the stage.
+static QatStatus* TrainFolderCall(
+    QatTrainResult* result, const char* folder, const QatTrainFolderOptions* options,
+    const std::function<absl::StatusOr<qat::TrainFolderResult>(
+        const qat::TrainFolderOptions&, const qat::TrainFolderHooks&)>& train) {
   if (result != nullptr) {
     QAT_CHECK_OPTIONS(result, QAT_TRAIN_RESULT_VERSION, "QatTrainResult");
   }
   QAT_CHECK_PTR(folder, "folder");
-  if (data != nullptr) QAT_CHECK_HANDLE(data, "data");
   QAT_CHECK_OPTIONS(options, QAT_TRAIN_FOLDER_OPTIONS_VERSION, "QatTrainFolderOptions");
   QatTrainFolderOptions d = QAT_TRAIN_FOLDER_OPTIONS_INIT;
   if (options == nullptr) options = &d;
@@ -776,14 +779,59 @@ QatStatus* qat_train_folder(QatTrainResult* result, const char* folder, const Qa
           " (the checkpoint holds it: resume to go on)"));
     };
   }
-  auto r = data != nullptr ? qat::TrainFolder(folder, data->data, *t, hooks)
-                           : qat::TrainFolder(folder, *t, hooks);
+  auto r = train(*t, hooks);
   if (!r.ok()) return ToStatus(r.status());
   if (result != nullptr) {
     result->epochs = r->epochs;
     result->steps = r->steps;
   }
   return nullptr;
+}
+
+QatStatus* qat_train_folder(QatTrainResult* result, const char* folder, const QatDataset* data,
+                            const QatTrainFolderOptions* options) {
+  QAT_C_API_BEGIN
+  if (data != nullptr) QAT_CHECK_HANDLE(data, "data");
+  return TrainFolderCall(result, folder, options,
+                         [&](const qat::TrainFolderOptions& t, const qat::TrainFolderHooks& h) {
+                           return data != nullptr ? qat::TrainFolder(folder, data->data, t, h)
+                                                  : qat::TrainFolder(folder, t, h);
+                         });
+  QAT_C_API_END
+}
+
+QatStatus* qat_train_folder_callback(QatTrainResult* result, const char* folder,
+                                     QatTrainBatchCallback next_batch, void* user_data,
+                                     int64_t steps_per_epoch,
+                                     const QatTrainFolderOptions* options) {
+  QAT_C_API_BEGIN
+  QAT_CHECK_PTR(next_batch, "next_batch");
+  auto batches = [next_batch, user_data](int64_t epoch, int64_t step, qat::Tensor* x,
+                                         qat::Tensor* y) -> absl::Status {
+    const QatTensor* features = nullptr;
+    const QatTensor* labels = nullptr;
+    const int r = next_batch(user_data, epoch, step, &features, &labels);
+    if (r < 0) {
+      return absl::CancelledError(absl::StrCat("the batch callback stopped training at step ",
+                                               step, " of epoch ", epoch));
+    }
+    if (r == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the batch callback gave no batch for step ", step, " of epoch ", epoch,
+          ": an epoch is steps_per_epoch batches"));
+    }
+    if (features == nullptr || !features->live() || labels == nullptr || !labels->live()) {
+      return absl::InvalidArgumentError(
+          "the batch callback returned 1 without live features and labels tensors");
+    }
+    *x = features->tensor;
+    *y = labels->tensor;
+    return absl::OkStatus();
+  };
+  return TrainFolderCall(result, folder, options,
+                         [&](const qat::TrainFolderOptions& t, const qat::TrainFolderHooks& h) {
+                           return qat::TrainFolder(folder, batches, steps_per_epoch, t, h);
+                         });
   QAT_C_API_END
 }
 
@@ -847,6 +895,34 @@ QatStatus* qat_evaluate(QatEvalReport* report, const QatModel* model, const QatD
 
 // ---- Trainer ----------------------------------------------------------------------
 
+// The trainer settings of QatTrainerOptions (its loss and frozen names are
+// the caller's business: they shape the graph).
+static absl::StatusOr<qat::TrainerOptions> ToTrainerOptions(const QatTrainerOptions& o) {
+  if (o.optimizer != QAT_OPTIMIZER_ADAMW && o.optimizer != QAT_OPTIMIZER_SGD) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown optimizer ", static_cast<int>(o.optimizer)));
+  }
+  qat::TrainerOptions t;
+  t.optimizer.kind =
+      o.optimizer == QAT_OPTIMIZER_SGD ? qat::OptimizerKind::kSgd : qat::OptimizerKind::kAdamW;
+  t.optimizer.momentum = o.momentum;
+  t.optimizer.nesterov = o.nesterov;
+  t.optimizer.weight_decay = o.weight_decay;
+  t.optimizer.max_grad_norm = o.max_grad_norm;
+  t.schedule.lr = o.learning_rate;
+  t.num_threads = o.num_threads;
+  t.seed = o.seed;
+  return t;
+}
+
+// The data input a QatTrainer feeds: the first input that is not the labels.
+static std::string DataInput(const qat::Model& model) {
+  for (const qat::ValueInfo& v : model.inputs()) {
+    if (v.name != qat::kLabelsInput) return v.name;
+  }
+  return "";
+}
+
 QatStatus* qat_trainer_create(QatTrainer** out, const QatModel* model,
                               const QatTrainerOptions* options) {
   QAT_C_API_BEGIN
@@ -858,28 +934,38 @@ QatStatus* qat_trainer_create(QatTrainer** out, const QatModel* model,
   if (options == nullptr) options = &d;
   auto loss = ToLoss(options->loss);
   if (!loss.ok()) return ToStatus(loss.status());
-  if (options->optimizer != QAT_OPTIMIZER_ADAMW && options->optimizer != QAT_OPTIMIZER_SGD) {
-    return Invalid(absl::StrCat("unknown optimizer ", static_cast<int>(options->optimizer)));
-  }
+  auto t = ToTrainerOptions(*options);
+  if (!t.ok()) return ToStatus(t.status());
   qat::PrepareOptions prepare;
   prepare.graph.loss.kind = *loss;
   prepare.graph.frozen = Names(options->frozen, options->num_frozen);
   auto models = qat::PrepareModels(model->model, prepare);
   if (!models.ok()) return ToStatus(models.status());
-  qat::TrainerOptions t;
-  t.optimizer.kind = options->optimizer == QAT_OPTIMIZER_SGD ? qat::OptimizerKind::kSgd
-                                                             : qat::OptimizerKind::kAdamW;
-  t.optimizer.momentum = options->momentum;
-  t.optimizer.nesterov = options->nesterov;
-  t.optimizer.weight_decay = options->weight_decay;
-  t.optimizer.max_grad_norm = options->max_grad_norm;
-  t.schedule.lr = options->learning_rate;
-  t.num_threads = options->num_threads;
-  t.seed = options->seed;
-  auto trainer = qat::Trainer::Create(*models, t);
+  auto trainer = qat::Trainer::Create(*models, *t);
   if (!trainer.ok()) return ToStatus(trainer.status());
   *out = new QatTrainer(*std::move(models), *std::move(trainer),
                         model->model.inputs().empty() ? "" : model->model.inputs()[0].name);
+  return nullptr;
+  QAT_C_API_END
+}
+
+QatStatus* qat_trainer_open_folder(QatTrainer** out, const char* folder,
+                                   const QatTrainerOptions* options) {
+  QAT_C_API_BEGIN
+  QAT_CHECK_PTR(out, "out");
+  *out = nullptr;
+  QAT_CHECK_PTR(folder, "folder");
+  QAT_CHECK_OPTIONS(options, QAT_TRAINER_OPTIONS_VERSION, "QatTrainerOptions");
+  QatTrainerOptions d = QAT_TRAINER_OPTIONS_INIT;
+  if (options == nullptr) options = &d;
+  auto t = ToTrainerOptions(*options);
+  if (!t.ok()) return ToStatus(t.status());
+  auto models = qat::LoadTrainingModels(folder);
+  if (!models.ok()) return ToStatus(models.status());
+  auto trainer = qat::OpenFolderTrainer(folder, *models, *t);
+  if (!trainer.ok()) return ToStatus(trainer.status());
+  std::string input = DataInput(models->eval);
+  *out = new QatTrainer(*std::move(models), *std::move(trainer), std::move(input));
   return nullptr;
   QAT_C_API_END
 }

@@ -649,6 +649,183 @@ TEST(CApiStagesTest, StoppedRunResumesExactly) {
   qat_model_free(model);
 }
 
+// Batches for qat_train_folder_callback: the examples in the order that
+// qat_train_folder's own shuffling gives (seed 5), 32 at a time; stops
+// (returns `give_up`) at call `stop_at` when that is >= 0.
+struct Batches {
+  const Examples* examples;
+  int64_t stop_at = -1;
+  int give_up = 0;
+  int64_t calls = 0;
+  std::vector<std::pair<int64_t, int64_t>> asked;  // (epoch, step)
+  QatTensor* x = nullptr;
+  QatTensor* y = nullptr;
+  ~Batches() {
+    qat_tensor_free(x);
+    qat_tensor_free(y);
+  }
+};
+int NextBatch(void* user_data, int64_t epoch, int64_t step, const QatTensor** features,
+              const QatTensor** labels) {
+  auto* b = static_cast<Batches*>(user_data);
+  if (b->calls++ == b->stop_at) return b->give_up;
+  b->asked.emplace_back(epoch, step);
+  const int64_t n = b->examples->n();
+  const std::vector<int64_t> order = qat::EpochOrder(n, 5, epoch, true);
+  const int64_t begin = step * 32, end = std::min<int64_t>(n, begin + 32);
+  std::vector<float> x;
+  std::vector<int64_t> y;
+  for (int64_t i = begin; i < end; ++i) {
+    const float* row = b->examples->x.data() + order[i] * 784;
+    x.insert(x.end(), row, row + 784);
+    y.push_back(b->examples->y[order[i]]);
+  }
+  qat_tensor_free(b->x);
+  qat_tensor_free(b->y);
+  const int64_t xs[2] = {end - begin, 784}, ys[1] = {end - begin};
+  if (qat_tensor_create(&b->x, QAT_FLOAT32, xs, 2, x.data()) != nullptr) return -1;
+  if (qat_tensor_create(&b->y, QAT_INT64, ys, 1, y.data()) != nullptr) return -1;
+  *features = b->x;
+  *labels = b->y;
+  return 1;
+}
+
+// Batches from a callback train exactly as the same batches from a data
+// set; a callback that gives too few is InvalidArgument, one that aborts is
+// Cancelled; a stopped run resumes at the step it stopped at.
+TEST(CApiStagesTest, TrainFolderCallbackIsTheDatasetRun) {
+  const Examples examples(96);
+  QatModel* model = nullptr;
+  ASSERT_EQ(qat_model_zoo(&model, "mlp", 0), nullptr);
+  QatDataset* data = MakeDataset(examples);
+  QatTrainFolderOptions options = QAT_TRAIN_FOLDER_OPTIONS_INIT;
+  options.epochs = 2;
+  options.batch = 32;
+  options.seed = 5;
+  options.schedule = QAT_SCHEDULE_COSINE;
+  options.num_threads = 1;
+  const std::string by_data = TempFolder("by_data"), by_callback = TempFolder("by_callback");
+  ASSERT_EQ(qat_prepare(model, by_data.c_str(), nullptr), nullptr);
+  ASSERT_EQ(qat_prepare(model, by_callback.c_str(), nullptr), nullptr);
+  ASSERT_EQ(qat_train_folder(nullptr, by_data.c_str(), data, &options), nullptr);
+
+  Batches batches{&examples};
+  QatTrainResult result = QAT_TRAIN_RESULT_INIT;
+  QatStatus* s = qat_train_folder_callback(&result, by_callback.c_str(), NextBatch, &batches, 3,
+                                           &options);
+  ASSERT_EQ(s, nullptr) << qat_status_message(s);
+  EXPECT_EQ(result.steps, 6);
+  EXPECT_EQ(result.epochs, 2);
+  const std::vector<std::pair<int64_t, int64_t>> in_order = {{0, 0}, {0, 1}, {0, 2},
+                                                             {1, 0}, {1, 1}, {1, 2}};
+  EXPECT_EQ(batches.asked, in_order);
+  QatExportOptions keep = QAT_EXPORT_OPTIONS_INIT;
+  keep.keep_float_weights = true;
+  QatModel* a = nullptr;
+  QatModel* b = nullptr;
+  ASSERT_EQ(qat_export_folder(&a, by_data.c_str(), &keep), nullptr);
+  ASSERT_EQ(qat_export_folder(&b, by_callback.c_str(), &keep), nullptr);
+  EXPECT_EQ(Bytes(a), Bytes(b));
+  qat_model_free(b);
+
+  // Too few batches, an abort, a bad count, no callback.
+  Batches short_epoch{&examples, 4, 0};
+  EXPECT_THAT(Take(qat_train_folder_callback(nullptr, by_callback.c_str(), NextBatch,
+                                             &short_epoch, 3, &options)),
+              HasSubstr(std::to_string(QAT_INVALID_ARGUMENT) +
+                        ": the batch callback gave no batch for step 1 of epoch 1"));
+  Batches abort{&examples, 1, -1};
+  EXPECT_THAT(Take(qat_train_folder_callback(nullptr, by_callback.c_str(), NextBatch, &abort,
+                                             3, &options)),
+              HasSubstr(std::to_string(QAT_CANCELLED) + ": the batch callback stopped"));
+  EXPECT_THAT(Take(qat_train_folder_callback(nullptr, by_callback.c_str(), NextBatch, &abort,
+                                             0, &options)),
+              HasSubstr("steps per epoch must be >= 1, not 0"));
+  EXPECT_THAT(Take(qat_train_folder_callback(nullptr, by_callback.c_str(), nullptr, nullptr, 3,
+                                             &options)),
+              HasSubstr("next_batch is NULL"));
+
+  // Stopped by the progress callback after step 4, then resumed: the
+  // resume asks for step 1 of epoch 1 first and ends bit-identical.
+  const std::string resumed = TempFolder("resumed");
+  ASSERT_EQ(qat_prepare(model, resumed.c_str(), nullptr), nullptr);
+  StopAt stop{4};
+  QatTrainFolderOptions stopping = options;
+  stopping.progress = StopAtStep;
+  stopping.user_data = &stop;
+  Batches first{&examples};
+  EXPECT_THAT(Take(qat_train_folder_callback(nullptr, resumed.c_str(), NextBatch, &first, 3,
+                                             &stopping)),
+              HasSubstr("stopped training after step 4"));
+  QatTrainFolderOptions resume = QAT_TRAIN_FOLDER_OPTIONS_INIT;
+  resume.resume = true;
+  resume.num_threads = 1;
+  Batches rest{&examples};
+  ASSERT_EQ(qat_train_folder_callback(nullptr, resumed.c_str(), NextBatch, &rest, 3, &resume),
+            nullptr);
+  const std::vector<std::pair<int64_t, int64_t>> the_rest = {{1, 1}, {1, 2}};
+  EXPECT_EQ(rest.asked, the_rest);
+  ASSERT_EQ(qat_export_folder(&b, resumed.c_str(), &keep), nullptr);
+  EXPECT_EQ(Bytes(a), Bytes(b));
+  qat_model_free(b);
+  qat_model_free(a);
+  qat_dataset_free(data);
+  qat_model_free(model);
+}
+
+// A trainer opened on a folder starts from its checkpoint, and steps taken
+// through it, saved to FOLDER/checkpoint, are what a folder run of the same
+// batches at a constant rate gives.
+TEST(CApiStagesTest, TrainerOpensAFolder) {
+  const Examples examples(96);
+  QatModel* model = nullptr;
+  ASSERT_EQ(qat_model_zoo(&model, "mlp", 0), nullptr);
+  const std::string by_run = TempFolder("by_run"), by_steps = TempFolder("by_steps");
+  ASSERT_EQ(qat_prepare(model, by_run.c_str(), nullptr), nullptr);
+  ASSERT_EQ(qat_prepare(model, by_steps.c_str(), nullptr), nullptr);
+  QatTrainFolderOptions options = QAT_TRAIN_FOLDER_OPTIONS_INIT;
+  options.seed = 5;
+  options.num_threads = 1;
+  Batches run_batches{&examples};
+  ASSERT_EQ(qat_train_folder_callback(nullptr, by_run.c_str(), NextBatch, &run_batches, 3,
+                                      &options),
+            nullptr);
+
+  QatTrainerOptions trainer_options = QAT_TRAINER_OPTIONS_INIT;
+  trainer_options.num_threads = 1;
+  trainer_options.seed = 5;
+  QatTrainer* trainer = nullptr;
+  QatStatus* s = qat_trainer_open_folder(&trainer, by_steps.c_str(), &trainer_options);
+  ASSERT_EQ(s, nullptr) << qat_status_message(s);
+  Batches step_batches{&examples};
+  for (int64_t step = 0; step < 3; ++step) {
+    const QatTensor* x = nullptr;
+    const QatTensor* y = nullptr;
+    ASSERT_EQ(NextBatch(&step_batches, 0, step, &x, &y), 1);
+    float loss = 0;
+    ASSERT_EQ(qat_trainer_train_step(&loss, trainer, x, y), nullptr);
+    EXPECT_GT(loss, 0.0f);
+  }
+  EXPECT_EQ(qat_trainer_step_count(trainer), 3);
+  ASSERT_EQ(qat_trainer_save_checkpoint(trainer, (by_steps + "/checkpoint").c_str()), nullptr);
+  QatExportOptions keep = QAT_EXPORT_OPTIONS_INIT;
+  keep.keep_float_weights = true;
+  QatModel* a = nullptr;
+  QatModel* b = nullptr;
+  ASSERT_EQ(qat_export_folder(&a, by_run.c_str(), &keep), nullptr);
+  ASSERT_EQ(qat_export_folder(&b, by_steps.c_str(), &keep), nullptr);
+  EXPECT_EQ(Bytes(a), Bytes(b));
+
+  QatTrainer* none = nullptr;
+  EXPECT_THAT(Take(qat_trainer_open_folder(&none, "/no/such/folder", nullptr)),
+              HasSubstr("/no/such/folder"));
+  EXPECT_EQ(none, nullptr);
+  qat_model_free(a);
+  qat_model_free(b);
+  qat_trainer_free(trainer);
+  qat_model_free(model);
+}
+
 // Version 2 of QatPrepareOptions carries trainable globs; frozen wins, and
 // an unmatched glob is an error naming it.  Version 1 callers are unchanged.
 TEST(CApiStagesTest, PrepareTakesTrainableAndFrozenGlobs) {

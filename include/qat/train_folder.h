@@ -56,6 +56,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -166,6 +167,26 @@ QAT_API absl::StatusOr<TrainFolderResult> TrainFolder(const std::string& folder,
                                                       const Dataset& data,
                                                       const TrainFolderOptions& options,
                                                       const TrainFolderHooks& hooks = {});
+
+// Trains on batches that `batches` gives, `steps_per_epoch` (>= 1) per
+// epoch: the caller's own data (the C ABI's batch callback, Python's
+// iterators), shuffled or not as the caller likes.  `batch`, `data` and
+// `limit` are stored (and compared on resume) as given, but not applied; a
+// resume asks for the batches from the step the run stopped at.
+QAT_API absl::StatusOr<TrainFolderResult> TrainFolder(const std::string& folder,
+                                                      const Trainer::BatchSource& batches,
+                                                      int64_t steps_per_epoch,
+                                                      const TrainFolderOptions& options,
+                                                      const TrainFolderHooks& hooks = {});
+
+// A trainer over `models` (LoadTrainingModels(folder)) that starts where a
+// TrainFolder call without resume starts: the folder's checkpoint's
+// parameters and observed quantization parameters, a fresh optimizer and
+// progress.  For callers that drive the steps themselves (the C ABI's
+// qat_trainer_open_folder).  Errors: the checkpoint's, naming the file.
+QAT_API absl::StatusOr<std::unique_ptr<Trainer>> OpenFolderTrainer(const std::string& folder,
+                                                                   const TrainingModels& models,
+                                                                   const TrainerOptions& options);
 
 // True for an error about the caller's settings (see above): the CLI
 // reports it as a usage error.

@@ -117,6 +117,18 @@ class QAT_API Trainer {
   absl::Status TrainEpochs(const Dataset& data, int64_t epochs,
                            int64_t batch_size, const StepCallback& on_step = {});
 
+  // Fills *features and *labels with the batch of step `step` (0-based) of
+  // epoch `epoch`.  The steps of an epoch are asked for in order; a restored
+  // run starts at the step it stopped at.
+  using BatchSource = std::function<absl::Status(int64_t epoch, int64_t step,
+                                                 Tensor* features, Tensor* labels)>;
+  // The same over batches that `next` gives, `steps_per_epoch` (>= 1) of
+  // them per epoch: for callers that bring their own data (the C ABI's
+  // batch callback, the Python package's iterators).  An error from `next`
+  // stops the run and is returned.
+  absl::Status TrainEpochs(const BatchSource& next, int64_t steps_per_epoch, int64_t epochs,
+                           const StepCallback& on_step = {});
+
   // Mean loss and accuracy over a dataset, with the eval model.
   absl::StatusOr<EvalMetrics> Evaluate(const Dataset& data, int64_t batch_size);
 

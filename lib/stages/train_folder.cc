@@ -208,7 +208,25 @@ absl::StatusOr<Run> Open(const std::string& folder, const TrainFolderOptions& gi
   return run;
 }
 
-absl::StatusOr<TrainFolderResult> Train(Run& run, const Dataset& data,
+// A new run starting from a checkpoint's parameters.  The observed
+// quantization parameters belong to the model too; the observed-step count
+// carries over, so freezing holds across runs.
+Checkpoint NewRunStart(Checkpoint checkpoint, uint64_t seed) {
+  Checkpoint start;
+  start.parameters = std::move(checkpoint.parameters);
+  start.quant_params = std::move(checkpoint.quant_params);
+  start.observer_state = std::move(checkpoint.observer_state);
+  start.observed_steps = checkpoint.observed_steps;
+  start.progress.seed = seed;
+  return start;
+}
+
+// Trains `run`: `train_epochs` runs the trainer's epochs (over a data set or a
+// batch source), `steps_per_epoch` of them.
+using EpochRunner = std::function<absl::Status(Trainer&, int64_t epochs, const StepCallback&)>;
+
+absl::StatusOr<TrainFolderResult> Train(Run& run, int64_t steps_per_epoch,
+                                        const EpochRunner& train_epochs,
                                         const TrainFolderHooks& hooks) {
   const TrainSettings& t = run.settings;
   TrainerOptions options;
@@ -220,7 +238,6 @@ absl::StatusOr<TrainFolderResult> Train(Run& run, const Dataset& data,
   options.num_threads = t.threads;
   options.seed = t.seed;
   options.observe.freeze_after_steps = t.observe_steps;
-  QAT_ASSIGN_OR_RETURN(const int64_t steps_per_epoch, StepsPerEpoch(data.size(), t.batch));
   int64_t total_steps = 0;
   if (__builtin_mul_overflow(t.epochs, steps_per_epoch, &total_steps)) {
     return SettingError(absl::StrCat("--epochs ", t.epochs, " of ", steps_per_epoch,
@@ -231,16 +248,8 @@ absl::StatusOr<TrainFolderResult> Train(Run& run, const Dataset& data,
   if (t.resume) {
     QAT_RETURN_IF_ERROR(trainer->RestoreCheckpoint(run.checkpoint));
   } else {
-    // A new run starting from the checkpoint's parameters.  The observed
-    // quantization parameters belong to the model too; the observed-step
-    // count carries over, so freezing holds across runs.
-    Checkpoint start;
-    start.parameters = std::move(run.checkpoint.parameters);
-    start.quant_params = std::move(run.checkpoint.quant_params);
-    start.observer_state = std::move(run.checkpoint.observer_state);
-    start.observed_steps = run.checkpoint.observed_steps;
-    start.progress.seed = options.seed;
-    QAT_RETURN_IF_ERROR(trainer->RestoreCheckpoint(start));
+    QAT_RETURN_IF_ERROR(
+        trainer->RestoreCheckpoint(NewRunStart(std::move(run.checkpoint), options.seed)));
   }
 
   TrainFolderResult result;
@@ -263,8 +272,8 @@ absl::StatusOr<TrainFolderResult> Train(Run& run, const Dataset& data,
   };
   double loss_sum = 0.0;
   int64_t loss_count = 0;
-  const absl::Status trained = trainer->TrainEpochs(
-      data, t.epochs, t.batch, [&](const StepReport& r) -> absl::Status {
+  const absl::Status trained = train_epochs(
+      *trainer, t.epochs, [&](const StepReport& r) -> absl::Status {
         if (loss_count == 0 || r.step_in_epoch == 0) {
           loss_sum = 0.0;
           loss_count = 0;
@@ -307,7 +316,29 @@ absl::StatusOr<TrainFolderResult> Train(Run& run, const Dataset& data,
   return result;
 }
 
+absl::StatusOr<TrainFolderResult> TrainOn(Run& run, const Dataset& data,
+                                          const TrainFolderHooks& hooks) {
+  QAT_ASSIGN_OR_RETURN(const int64_t steps_per_epoch,
+                       StepsPerEpoch(data.size(), run.settings.batch));
+  const int64_t batch = run.settings.batch;
+  return Train(run, steps_per_epoch,
+               [&](Trainer& trainer, int64_t epochs, const StepCallback& on_step) {
+                 return trainer.TrainEpochs(data, epochs, batch, on_step);
+               },
+               hooks);
+}
+
 }  // namespace
+
+absl::StatusOr<std::unique_ptr<Trainer>> OpenFolderTrainer(const std::string& folder,
+                                                           const TrainingModels& models,
+                                                           const TrainerOptions& options) {
+  QAT_ASSIGN_OR_RETURN(Checkpoint checkpoint, LoadCheckpoint(folder + "/" + kCheckpointFile));
+  QAT_ASSIGN_OR_RETURN(auto trainer, Trainer::Create(models, options));
+  QAT_RETURN_IF_ERROR(
+      trainer->RestoreCheckpoint(NewRunStart(std::move(checkpoint), options.seed)));
+  return trainer;
+}
 
 bool IsSettingError(const absl::Status& status) {
   return status.GetPayload(kSettingErrorUrl).has_value();
@@ -330,14 +361,31 @@ absl::StatusOr<TrainFolderResult> TrainFolder(const std::string& folder,
   spec.split = "train";
   spec.limit = run.settings.limit;
   QAT_ASSIGN_OR_RETURN(Dataset data, LoadDataSpec(run.settings.data, run.models.training, spec));
-  return Train(run, data, hooks);
+  return TrainOn(run, data, hooks);
 }
 
 absl::StatusOr<TrainFolderResult> TrainFolder(const std::string& folder, const Dataset& data,
                                               const TrainFolderOptions& options,
                                               const TrainFolderHooks& hooks) {
   QAT_ASSIGN_OR_RETURN(Run run, Open(folder, options));
-  return Train(run, data, hooks);
+  return TrainOn(run, data, hooks);
+}
+
+absl::StatusOr<TrainFolderResult> TrainFolder(const std::string& folder,
+                                              const Trainer::BatchSource& batches,
+                                              int64_t steps_per_epoch,
+                                              const TrainFolderOptions& options,
+                                              const TrainFolderHooks& hooks) {
+  QAT_ASSIGN_OR_RETURN(Run run, Open(folder, options));
+  if (steps_per_epoch < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("steps per epoch must be >= 1, not ", steps_per_epoch));
+  }
+  return Train(run, steps_per_epoch,
+               [&](Trainer& trainer, int64_t epochs, const StepCallback& on_step) {
+                 return trainer.TrainEpochs(batches, steps_per_epoch, epochs, on_step);
+               },
+               hooks);
 }
 
 }  // namespace qat

@@ -286,14 +286,36 @@ absl::Status Trainer::TrainEpochs(const Dataset& data, int64_t epochs,
   }
   if (data.size() == 0) return absl::InvalidArgumentError("the dataset is empty");
   QAT_ASSIGN_OR_RETURN(const int64_t steps, StepsPerEpoch(data.size(), batch_size));
+  // The order of an epoch, made when its first batch is asked for.
+  std::vector<int64_t> order;
+  int64_t order_epoch = -1;
+  auto gather = [&](int64_t epoch, int64_t step, Tensor* x, Tensor* y) {
+    if (epoch != order_epoch) {
+      order = EpochOrder(data.size(), s.progress.seed, epoch, s.options.shuffle);
+      order_epoch = epoch;
+    }
+    const int64_t begin = step * batch_size;
+    const int64_t end = std::min(data.size(), begin + batch_size);
+    data.Gather(absl::MakeConstSpan(order).subspan(begin, end - begin), x, y);
+    return absl::OkStatus();
+  };
+  return TrainEpochs(gather, steps, epochs, on_step);
+}
+
+absl::Status Trainer::TrainEpochs(const BatchSource& next, int64_t steps, int64_t epochs,
+                                  const StepCallback& on_step) {
+  State& s = *state_;
+  if (steps <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("steps per epoch must be >= 1, not ", steps));
+  }
+  if (s.data_input.empty()) {
+    return absl::FailedPreconditionError(
+        "TrainEpochs needs a model with exactly one data input");
+  }
   Tensor x, y;
   while (s.progress.epoch < epochs) {
-    const std::vector<int64_t> order =
-        EpochOrder(data.size(), s.progress.seed, s.progress.epoch, s.options.shuffle);
     while (s.progress.step_in_epoch < steps) {
-      const int64_t begin = s.progress.step_in_epoch * batch_size;
-      const int64_t end = std::min(data.size(), begin + batch_size);
-      data.Gather(absl::MakeConstSpan(order).subspan(begin, end - begin), &x, &y);
+      QAT_RETURN_IF_ERROR(next(s.progress.epoch, s.progress.step_in_epoch, &x, &y));
       const float lr = s.options.schedule.At(s.progress.global_step);
       QAT_ASSIGN_OR_RETURN(float loss, TrainStep({{s.data_input, x}, {kLabelsInput, y}}));
       ++s.progress.step_in_epoch;

@@ -398,6 +398,26 @@ QAT_API QatStatus* qat_train_folder(QatTrainResult* result, const char* folder,
                                     const QatDataset* data,
                                     const QatTrainFolderOptions* options);
 
+/* Added in 0.2.x (additive; look the symbol up to detect it): the train
+ * stage on batches that a callback gives, for callers that bring their own
+ * data (the Python package's iterators).  For step `step` (0-based) of
+ * epoch `epoch` (0-based) the callback sets *features and *labels to
+ * tensors it keeps owning until its next call or the end of the call, and
+ * returns 1; anything else stops the run: 0 fails with
+ * QAT_INVALID_ARGUMENT (it gave fewer than steps_per_epoch batches), a
+ * negative number with QAT_CANCELLED.  The steps of an epoch are asked for
+ * in order, steps_per_epoch (>= 1) of them; a resumed run starts at the
+ * step it stopped at.  Shuffling is the callback's: options->seed seeds
+ * only dropout, and options->batch, data and limit are stored in the
+ * checkpoint as given, not applied.  Otherwise as qat_train_folder.  The
+ * callback runs on the calling thread. */
+typedef int (*QatTrainBatchCallback)(void* user_data, int64_t epoch, int64_t step,
+                                     const QatTensor** features, const QatTensor** labels);
+QAT_API QatStatus* qat_train_folder_callback(QatTrainResult* result, const char* folder,
+                                             QatTrainBatchCallback next_batch, void* user_data,
+                                             int64_t steps_per_epoch,
+                                             const QatTrainFolderOptions* options);
+
 typedef struct QatExportOptions {
   uint32_t version;
   bool keep_float_weights; /* weights stay float behind their QDQ pair */
@@ -473,6 +493,15 @@ typedef struct QatTrainer QatTrainer;
  * gradient graph are added.  `model` may be fp32 or QDQ. */
 QAT_API QatStatus* qat_trainer_create(QatTrainer** out, const QatModel* model,
                                       const QatTrainerOptions* options);
+/* Added in 0.2.x (additive): a trainer over a folder that qat_prepare wrote,
+ * starting from its checkpoint's parameters (and observed quantization
+ * parameters) with a fresh optimizer, as a new qat_train_folder run does.
+ * The folder fixes the loss and the frozen parameters: options->loss,
+ * frozen and num_frozen are not used.  qat_trainer_save_checkpoint to
+ * FOLDER/checkpoint hands the trained parameters back to the folder
+ * stages. */
+QAT_API QatStatus* qat_trainer_open_folder(QatTrainer** out, const char* folder,
+                                           const QatTrainerOptions* options);
 /* One optimizer step; `labels` are int64 [N] for cross-entropy.  *loss
  * (when loss is not NULL) receives the loss before the update. */
 QAT_API QatStatus* qat_trainer_train_step(float* loss, QatTrainer* trainer,
