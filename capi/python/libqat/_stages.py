@@ -1,0 +1,264 @@
+"""The stages as functions: calibrate, quantize, prepare, eval, run (through
+a reusable Session) and fake_quant.  One C call each; the Trainer is in
+_trainer.py."""
+import ctypes as C
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _ffi
+from ._core import (CalibrationTable, Dataset, Model, Tensor, _Handle, _Stored, as_array,
+                    as_model, call_with_callbacks, is_spec, split_batch, tensor_to_numpy)
+
+_METHODS = {"minmax": 0, "moving_average": 1, "percentile": 2, "entropy": 3, "mse": 4}
+_LOSSES = {"cross_entropy": 0, "mse": 1, "bce_with_logits": 2, "l1": 3}
+_QUANT_PARAMS = {"fixed": 0, "learn": 1, "observe": 2}
+_ACTIVATION_TYPES = {"uint8": _ffi.UINT8, "int8": _ffi.INT8}
+
+
+def choice(table, value, what):
+    if value not in table:
+        raise ValueError(f"{what} must be one of {', '.join(table)}, not {value!r}")
+    return table[value]
+
+
+def calibrate(model, data, method="minmax", per_channel=False, symmetric_activations=False,
+              batch_size=64, max_samples=0, num_threads=0, split="train", limit=0):
+    """The calibrate stage: each tensor's range over `data` -> CalibrationTable.
+
+    data: a data spec as the CLI's --data takes it (an IDX folder, or
+    "FEATURES.npy,LABELS.npy"; `split` and `limit` apply), a libqat.Dataset,
+    a numpy array of samples [N, ...], or any iterable of batches (dicts of
+    numpy arrays, (x, y) pairs or arrays; labels are not used), which
+    libqat pulls one batch at a time through its batch callback; then
+    batch_size and max_samples do not apply.  An exception raised by the
+    iterable propagates with its traceback.
+    """
+    model = as_model(model)
+    options = _ffi.CalibrateOptions.init()
+    options.method = choice(_METHODS, method, "method")
+    options.per_channel_weights = per_channel
+    options.symmetric_activations = symmetric_activations
+    options.batch_size = batch_size
+    options.num_threads = num_threads
+    options.max_samples = max_samples
+    lib = _ffi.lib()
+    out = _ffi.P()
+    if is_spec(data):
+        data = Dataset.load(data, model, split=split, limit=limit)
+    if isinstance(data, Dataset):
+        lib.check(lib.qat_calibrate(C.byref(out), model.handle, data.handle, C.byref(options)))
+    elif isinstance(data, np.ndarray):
+        x = Tensor(data, "samples")
+        lib.check(lib.qat_calibrate_arrays(C.byref(out), model.handle, x.handle,
+                                           C.byref(options)))
+    else:
+        stored = _Stored()
+        batches = iter(data)
+        current = [None]
+
+        def next_batch(_, batch):
+            try:
+                item = next(batches)
+            except StopIteration:
+                return 0
+            except BaseException as e:  # the caller's error, re-raised below
+                stored.hold(e)
+                return -1
+            try:
+                current[0] = Tensor(split_batch(item)[0], "a calibration batch")
+            except BaseException as e:
+                stored.hold(e)
+                return -1
+            batch[0] = current[0].handle
+            return 1
+
+        callback = _ffi.BatchCallback(next_batch)
+        call_with_callbacks(stored, lib.qat_calibrate_callback, C.byref(out), model.handle,
+                            callback, None, C.byref(options))
+    return CalibrationTable(out)
+
+
+def quantize(model, table, weight_bits=8, activation_type="uint8", per_channel=False,
+             weights_as_int8=False, symmetric_activations=False, exclude_nodes=()):
+    """The quantize stage: QuantizeLinear/DequantizeLinear pairs with the
+    table's ranges -> the QDQ Model (runs in ONNX Runtime as it is)."""
+    if not isinstance(table, CalibrationTable):
+        table = CalibrationTable.load(table)
+    options = _ffi.QuantizeOptions.init()
+    options.weight_bits = weight_bits
+    options.activation_type = choice(_ACTIVATION_TYPES, activation_type, "activation_type")
+    options.per_channel = per_channel
+    options.weights_as_int8 = weights_as_int8
+    options.symmetric_activations = symmetric_activations
+    names, count = _ffi.strings(exclude_nodes)
+    options.exclude_nodes, options.num_exclude_nodes = names, count
+    out = _ffi.P()
+    model = as_model(model)  # alive until the call returns
+    _ffi.lib().check(_ffi.lib().qat_quantize(C.byref(out), model.handle,
+                                             table.handle, C.byref(options)))
+    return Model(out)
+
+
+def prepare(model, out_dir, loss="cross_entropy", quant_params="fixed", frozen=(),
+            trainable=()):
+    """The prepare stage: writes the training folder out_dir (training.onnx,
+    eval.onnx, checkpoint) and returns a Trainer over it.
+
+    loss: cross_entropy, mse, bce_with_logits or l1.  quant_params: fixed
+    (the calibrated scales stay), learn (LSQ) or observe (moving min/max).
+    frozen / trainable: parameter name globs.  (A teacher model for
+    distillation is not in the C ABI yet; this function will take one when
+    it is.)
+    """
+    from ._trainer import Trainer
+    options = _ffi.PrepareOptions.init()
+    options.loss = choice(_LOSSES, loss, "loss")
+    options.quant_params = choice(_QUANT_PARAMS, quant_params, "quant_params")
+    frozen_names, options.num_frozen = _ffi.strings(frozen)
+    trainable_names, options.num_trainable = _ffi.strings(trainable)
+    options.frozen, options.trainable = frozen_names, trainable_names
+    model = as_model(model)  # alive until the call returns
+    _ffi.lib().check(_ffi.lib().qat_prepare(model.handle, os.fsencode(out_dir),
+                                            C.byref(options)))
+    return Trainer(out_dir)
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """A classifier's accuracy and loss (what `qat eval` prints)."""
+    examples: int
+    correct: int
+    accuracy: float
+    mean_loss: float
+    seconds: float
+
+
+def gather(data, what="data"):
+    """A Dataset from an iterable of labelled batches (concatenated)."""
+    xs, ys = [], []
+    for i, batch in enumerate(data):
+        x, y = split_batch(batch, f"{what} batch {i}")
+        if y is None:
+            raise ValueError(f"{what} batch {i} has no \"labels\"")
+        xs.append(as_array(x, "features"))
+        ys.append(as_array(y, "labels"))
+    if not xs:
+        raise ValueError(f"{what} gave no batch")
+    return Dataset.from_arrays(np.concatenate(xs), np.concatenate(ys))
+
+
+def eval(model, data, batch_size=64, num_threads=0, input=None, output=None, split="test",
+         limit=0):
+    """The evaluate stage: a classifier's accuracy and mean cross-entropy on
+    labelled data -> EvalReport.
+
+    data: a data spec (its `split`, "test" by default, and `limit`), a
+    Dataset, or an iterable of labelled batches (gathered into one data set:
+    evaluation is one pass, in batches of batch_size)."""
+    model = as_model(model)
+    if is_spec(data):
+        data = Dataset.load(data, model, split=split, limit=limit)
+    elif not isinstance(data, Dataset):
+        data = gather(data)
+    options = _ffi.EvaluateOptions.init()
+    options.batch_size = batch_size
+    options.num_threads = num_threads
+    options.input = input.encode() if input else None
+    options.output = output.encode() if output else None
+    report = _ffi.EvalReport.init()
+    _ffi.lib().check(_ffi.lib().qat_evaluate(C.byref(report), model.handle, data.handle,
+                                             C.byref(options)))
+    return EvalReport(report.examples, report.correct, report.accuracy, report.mean_loss,
+                      report.seconds)
+
+
+class Session(_Handle):
+    """A model compiled once (a QatExecutor), run any number of times.
+
+    One run at a time per session (a second thread gets FailedPrecondition);
+    use one session per thread to run concurrently."""
+    _free = "qat_executor_free"
+
+    def __init__(self, model, num_threads=0, seed=0):
+        options = _ffi.ExecutorOptions.init()
+        options.num_threads = num_threads
+        options.seed = seed
+        out = _ffi.P()
+        lib = _ffi.lib()
+        model = as_model(model)  # alive until the call returns
+        lib.check(lib.qat_executor_create(C.byref(out), model.handle,
+                                          C.byref(options)))
+        super().__init__(out)
+        self.input_names = [lib.qat_executor_input_name(out, i).decode()
+                            for i in range(lib.qat_executor_num_inputs(out))]
+        self.output_names = [lib.qat_executor_output_name(out, i).decode()
+                             for i in range(lib.qat_executor_num_outputs(out))]
+
+    def run(self, inputs, outputs=None):
+        """inputs: {name: numpy array}; returns {name: numpy array} for
+        `outputs` (names; all the model's outputs by default)."""
+        if not isinstance(inputs, dict):
+            raise TypeError("inputs is a dict {input name: numpy array}")
+        tensors = [Tensor(v, f"input '{k}'") for k, v in inputs.items()]
+        names, n = _ffi.strings(inputs.keys())
+        handles = (_ffi.P * max(1, n))(*[t.handle for t in tensors])
+        wanted = list(self.output_names if outputs is None else outputs)
+        out_names, m = _ffi.strings(wanted)
+        results = (_ffi.P * max(1, m))()
+        lib = _ffi.lib()
+        lib.check(lib.qat_executor_run(results, self.handle, names, handles, n, out_names, m))
+        try:
+            return {name: tensor_to_numpy(results[i]) for i, name in enumerate(wanted)}
+        finally:
+            for i in range(m):
+                lib.qat_tensor_free(results[i])
+
+
+def run(model, inputs, outputs=None, num_threads=0):
+    """One run of `model` on {name: numpy array} -> {name: numpy array}.
+    To run a model more than once, make a Session."""
+    return Session(model, num_threads=num_threads).run(inputs, outputs)
+
+
+def _float32(value, what):
+    a = np.asarray(value)
+    if a.dtype.kind != "f" or a.dtype.itemsize != 4:
+        if isinstance(value, np.ndarray):
+            raise TypeError(f"{what} has dtype {a.dtype}; fake_quant takes float32 "
+                            "(convert it with .astype(np.float32))")
+        a = np.asarray(value, dtype=np.float32)  # Python numbers and lists
+    return np.ascontiguousarray(a, dtype=np.dtype(np.float32))
+
+
+def fake_quant(x, scale, zero_point, qmin, qmax, axis=None, return_mask=False):
+    """y = (clamp(round(x / scale) + zero_point, qmin, qmax) - zero_point) * scale
+    on a float32 array (copied when not contiguous; other dtypes refused),
+    per tensor or, with `axis`, per channel (scale and zero_point 1-D, one
+    per channel).  With return_mask also the mask qmin <= q <= qmax."""
+    xs = _float32(x, "x")
+    y = np.empty_like(xs)
+    mask = np.empty(xs.shape, dtype=np.bool_) if return_mask else None
+    mask_ptr = mask.ctypes.data if return_mask else None
+    lib = _ffi.lib()
+    if axis is None:
+        params = _ffi.FakeQuantParams(1, float(scale), float(zero_point), int(qmin), int(qmax))
+        lib.check(lib.qat_fake_quant(y.ctypes.data, mask_ptr, xs.ctypes.data, xs.size,
+                                     C.byref(params)))
+    else:
+        rank = xs.ndim
+        if not -rank <= axis < rank:
+            raise ValueError(f"axis {axis} is out of range for rank {rank}")
+        channels = xs.shape[axis]
+        scales = _float32(scale, "scale").reshape(-1)
+        zero_points = _float32(zero_point, "zero_point").reshape(-1)
+        for name, a in (("scale", scales), ("zero_point", zero_points)):
+            if a.size != channels:
+                raise ValueError(f"{name} has {a.size} values for {channels} channels "
+                                 f"(axis {axis} of shape {xs.shape})")
+        shape = (C.c_int64 * max(1, rank))(*xs.shape)
+        lib.check(lib.qat_fake_quant_per_channel(
+            y.ctypes.data, mask_ptr, xs.ctypes.data, shape, rank, axis, scales.ctypes.data,
+            zero_points.ctypes.data, int(qmin), int(qmax)))
+    return (y, mask) if return_mask else y
