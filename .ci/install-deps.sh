@@ -12,6 +12,8 @@ packages=(
   clang libclang-rt-14-dev
   # the real-model tests (tests/models): PyTorch exports, ONNX-helper models
   python3-torch python3-torchvision libopenblas0-pthread python3-onnx python3-numpy
+  # the Python package (capi/python) and its pytest suite
+  python3-setuptools python3-venv python3-pytest
   "$@"
 )
 

@@ -62,3 +62,8 @@ def examples(n, seed=7):
 
 def batches(x, y, size=32, name="input"):
     return [{name: x[i:i + size], "labels": y[i:i + size]} for i in range(0, len(y), size)]
+
+
+def pytest_report_header(config):
+    return [f"libqat package: {os.path.dirname(libqat.__file__)}",
+            f"libqat.so: {libqat.library_path()} (version {libqat.version()})"]
