@@ -41,6 +41,12 @@ def test_missing_library_is_a_clear_error(tmp_path):
     assert f"$LIBQAT_LIBRARY is '{tmp_path / 'none.so'}', which does not exist" in r.stderr
 
 
+def test_one_library_per_process():
+    assert libqat.load(libqat.library_path()).path == libqat.library_path()
+    with pytest.raises(libqat.LibraryNotFound, match="already loaded"):
+        libqat.load("/some/other/libqat.so")
+
+
 def test_environment_variable_names_the_library():
     r = _python("import libqat; print(libqat.library_path())",
                 LIBQAT_LIBRARY=libqat.library_path())

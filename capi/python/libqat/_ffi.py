@@ -282,13 +282,19 @@ def _candidates():
 
 
 def load(path=None):
-    """Loads libqat.so once: `path` when given, else $LIBQAT_LIBRARY, else
-    a copy in the package directory, the in-tree build, or the installed
-    library.  Raises errors.LibraryNotFound, naming every place tried."""
+    """Loads libqat.so once per process: `path` when given, else
+    $LIBQAT_LIBRARY, else a copy in the package directory, the in-tree
+    build, or the installed library.  Raises errors.LibraryNotFound, naming
+    every place tried (or the library already loaded, for another path)."""
     global _library
     with _lock:
-        if path is None and _library is not None:
-            return _library
+        if _library is not None:
+            # Handles must go back to the library that made them: one per process.
+            if path is None or os.path.realpath(path) == os.path.realpath(_library.path):
+                return _library
+            raise errors.LibraryNotFound(
+                f"libqat is already loaded from '{_library.path}'; cannot switch to '{path}' "
+                "in the same process")
         if path is None:
             path = os.environ.get(ENV_VAR) or None
             if path is not None and not os.path.exists(path):
