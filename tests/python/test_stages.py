@@ -269,3 +269,39 @@ def test_eval_and_evaluate(mlp, tmp_path, npy_spec):
         libqat.eval(int8, [x])
     with pytest.raises(libqat.InvalidArgument):
         libqat.eval(int8, [{"input": x, "labels": y.astype(np.float32)}])
+
+
+def test_progress_true_draws_a_tqdm_bar(mlp, tmp_path, monkeypatch, capsys):
+    """progress=True: a tqdm bar over the run's steps when tqdm imports (a
+    stand-in module here, since Debian's python3-tqdm may be absent), else
+    a line per epoch on stderr."""
+    import sys
+    import types
+    x, y = examples(96)
+    data = batches(x, y, 32)
+    bars = []
+
+    class FakeTqdm:
+        def __init__(self, total, unit, initial):
+            self.total, self.n, self.closed, self.postfix = total, initial, False, None
+            bars.append(self)
+
+        def update(self, n):
+            self.n += n
+
+        def set_postfix(self, **kw):
+            self.postfix = kw
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setitem(sys.modules, "tqdm", types.SimpleNamespace(tqdm=FakeTqdm))
+    trainer = _fresh(mlp, tmp_path, "bar")
+    trainer.fit(data, epochs=2, progress=True)
+    assert len(bars) == 1
+    assert (bars[0].total, bars[0].n, bars[0].closed) == (6, 6, True)
+    assert bars[0].postfix["epoch"] == "2/2"
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm fails
+    trainer.fit(data, epochs=2, progress=True)
+    err = capsys.readouterr().err
+    assert "epoch 1/2: mean loss" in err and "epoch 2/2: mean loss" in err
