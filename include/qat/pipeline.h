@@ -87,7 +87,7 @@ struct PipelineOptions {
   // data (docs/quantization.md).
   bool low_bit_rows = false;
   CalibrationMethod low_bit_method = CalibrationMethod::kMse;
-  int64_t low_bit_qat_epochs = 3;
+  int64_t low_bit_qat_epochs = 6;
   double low_bit_qat_lr = 1e-3;
 };
 
