@@ -21,29 +21,16 @@
 #include "qat/quant_params.h"
 #include "qat/quantize.h"
 #include "qat/training_graph.h"
+#include "synthetic_data.h"
 
 namespace qat {
 namespace {
 
 using ::testing::HasSubstr;
 
-Dataset Blobs(int64_t n, int64_t features, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> noise(0.0f, 0.5f);
-  Tensor x(DataType::kFloat32, {n, features});
-  Tensor y(DataType::kInt64, {n});
-  for (int64_t i = 0; i < n; ++i) {
-    y.data<int64_t>()[i] = i % 3;
-    for (int64_t j = 0; j < features; ++j) {
-      x.data<float>()[i * features + j] = (j % 3 == i % 3 ? 1.5f : -0.5f) + noise(rng);
-    }
-  }
-  return *Dataset::Create(std::move(x), std::move(y));
-}
-
 Model SmallMlp() {
   MlpSpec spec;
-  spec.inputs = 12;
+  spec.inputs = 8;  // Blobs' features
   spec.hidden = {16};
   spec.outputs = 3;
   return *MakeMlp(spec);
@@ -81,6 +68,23 @@ std::map<std::string, QuantRange> ClipBounds(const Model& m) {
   return out;
 }
 
+// Calibrated and quantized (per-channel weights) at the given widths.
+absl::StatusOr<Model> CalibrateAndQuantize(const Model& model, const Dataset& data, int wbits,
+                                           int abits, QuantType activation_type) {
+  CalibrateOptions co;
+  co.activation_type = activation_type;
+  co.activation_bits = abits;
+  co.weight_bits = wbits;
+  auto table = Calibrate(model, data, co);
+  if (!table.ok()) return table.status();
+  QuantizeOptions qo;
+  qo.per_channel = true;
+  qo.weight_bits = wbits;
+  qo.activation_bits = abits;
+  qo.activation_type = activation_type;
+  return QuantizeModel(model, *table, qo);
+}
+
 TEST(QuantRangeForBitsTest, SignedUnsignedNarrowFull) {
   struct Case {
     bool is_signed;
@@ -116,22 +120,11 @@ TEST(QuantRangeForBitsTest, SignedUnsignedNarrowFull) {
 // FakeQuant nodes with the same quant_min and quant_max.
 TEST(LowBitQuantizeTest, ClipBoundsAndFakeQuantRanges) {
   const Model mlp = SmallMlp();
-  const Dataset data = Blobs(64, 12, 1);
+  const Dataset data = Blobs(64, 1);
   for (int wbits : {2, 3, 5}) {
     for (QuantType act : {QuantType::kUInt8, QuantType::kInt8}) {
       SCOPED_TRACE(testing::Message() << "W" << wbits << " " << QuantTypeName(act));
-      CalibrateOptions co;
-      co.activation_type = act;
-      co.activation_bits = 3;
-      co.weight_bits = wbits;
-      auto table = Calibrate(mlp, data, co);
-      ASSERT_TRUE(table.ok()) << table.status();
-      QuantizeOptions qo;
-      qo.per_channel = true;
-      qo.weight_bits = wbits;
-      qo.activation_bits = 3;
-      qo.activation_type = act;
-      auto q = QuantizeModel(mlp, *table, qo);
+      auto q = CalibrateAndQuantize(mlp, data, wbits, 3, act);
       ASSERT_TRUE(q.ok()) << q.status();
       const QuantRange wr = QuantRangeForBits(true, wbits, true, false);
       const QuantRange ar = act == QuantType::kInt8 ? QuantRange{-4, 3} : QuantRange{0, 7};
@@ -170,7 +163,7 @@ TEST(LowBitQuantizeTest, ClipBoundsAndFakeQuantRanges) {
 // weights clipped to ONNX Runtime's [-127, 127], activations not clipped.
 TEST(LowBitQuantizeTest, EightBitsUnchanged) {
   const Model mlp = SmallMlp();
-  const Dataset data = Blobs(64, 12, 1);
+  const Dataset data = Blobs(64, 1);
   auto table = Calibrate(mlp, data, {});
   ASSERT_TRUE(table.ok());
   auto q = QuantizeModel(mlp, *table, {});
@@ -238,20 +231,13 @@ TEST(LowBitCalibrationTest, MseAtThreeBitsClipsTighter) {
 // (2^(b-1) - 1 for signed weights, 2^b - 1 for unsigned activations), at
 // every width.
 TEST(LowBitLsqTest, GradScaleFollowsThePaperPerWidth) {
-  const Model mlp = SmallMlp();  // 12 -> 16 -> 3
-  const Dataset data = Blobs(64, 12, 1);
+  const Model mlp = SmallMlp();  // 8 -> 16 -> 3
+  const Dataset data = Blobs(64, 1);
   for (int bits : {2, 3, 5, 8}) {
     SCOPED_TRACE(testing::Message() << bits << " bits");
-    CalibrateOptions co;
-    co.activation_bits = bits;
-    co.weight_bits = bits;
-    auto table = Calibrate(mlp, data, co);
-    ASSERT_TRUE(table.ok()) << table.status();
-    QuantizeOptions qo;
-    qo.per_channel = true;
-    qo.weight_bits = bits;
-    qo.activation_bits = bits;
-    auto fused = FuseQdqToFakeQuant(*QuantizeModel(mlp, *table, qo));
+    auto q = CalibrateAndQuantize(mlp, data, bits, bits, QuantType::kUInt8);
+    ASSERT_TRUE(q.ok()) << q.status();
+    auto fused = FuseQdqToFakeQuant(*q);
     ASSERT_TRUE(fused.ok()) << fused.status();
     TrainingGraphOptions to;
     to.learn_quant_params = true;
@@ -270,10 +256,10 @@ TEST(LowBitLsqTest, GradScaleFollowsThePaperPerWidth) {
       }
       const bool weight = n.input(0).find("weight") != std::string::npos;
       EXPECT_EQ(qmax, weight ? qp_weight : qp_act) << n.input(0);
-      // N: a weight's elements per output channel (fc1 12, fc2 16), an
+      // N: a weight's elements per output channel (fc1 8, fc2 16), an
       // activation's features per sample.
       int64_t n_elems = 0;
-      if (n.input(0).find("fc1.weight") != std::string::npos) n_elems = 12;
+      if (n.input(0).find("fc1.weight") != std::string::npos) n_elems = 8;
       if (n.input(0).find("fc2.weight") != std::string::npos) n_elems = 16;
       if (n_elems == 0) continue;  // activations: N depends on the inferred shape
       EXPECT_FLOAT_EQ(g, static_cast<float>(1.0 / std::sqrt(double(n_elems) * qp_weight)))
@@ -288,7 +274,7 @@ TEST(LowBitLsqTest, GradScaleFollowsThePaperPerWidth) {
 // at 8 bits (no Clip on its weight), keep_float leaves a node alone.
 TEST(NodeOverrideTest, OptionsAndTable) {
   const Model mlp = SmallMlp();
-  const Dataset data = Blobs(64, 12, 1);
+  const Dataset data = Blobs(64, 1);
   const std::vector<std::string> gemms = GemmNames(mlp);
   ASSERT_EQ(gemms.size(), 2u);
   auto table = Calibrate(mlp, data, {});
@@ -335,7 +321,7 @@ TEST(NodeOverrideTest, OptionsAndTable) {
 
 TEST(LowBitErrorsTest, BadBitsRejected) {
   const Model mlp = SmallMlp();
-  const Dataset data = Blobs(16, 12, 1);
+  const Dataset data = Blobs(16, 1);
   auto table = Calibrate(mlp, data, {});
   ASSERT_TRUE(table.ok());
   for (int bits : {0, 1, 9, 16}) {
