@@ -150,7 +150,9 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
     return b != 0 ? b : weight ? options_.weight_bits : options_.activation_bits;
   };
   bool sub_byte = false;
-  for (const auto& n : graph->node()) sub_byte |= node_bits(n, true) != 8;
+  for (const auto& n : graph->node()) {
+    sub_byte |= node_bits(n, true) != 8 || node_bits(n, false) != 8;  // Clip on int8
+  }
   const bool needs_axis = options_.per_channel || sub_byte;
   if (g.opset() < (needs_axis ? 13 : 10)) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -200,7 +202,10 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
     }
     Grid grid;
     grid.type = options_.activation_type;
-    grid.range = QuantRangeForBits(act_signed, activation_bits[t],
+    const auto bits = activation_bits.find(t);
+    grid.range = QuantRangeForBits(act_signed,
+                                   bits != activation_bits.end() ? bits->second
+                                                                 : options_.activation_bits,
                                    options_.symmetric_activations, false,
                                    options_.activation_range);
     if (e->type == grid.type && e->symmetric == options_.symmetric_activations &&
