@@ -93,7 +93,6 @@ void ChannelRanges(const Tensor& w, int64_t axis, std::vector<float>* lo,
   }
 }
 
-
 // The MSE-optimal symmetric clip of each channel of `w` on `range`: at 2
 // and 3 bits the min/max range wastes most levels on rare outliers, so the
 // weight grid (and LSQ's starting scale) comes from it instead.
