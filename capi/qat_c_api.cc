@@ -525,6 +525,10 @@ static absl::StatusOr<qat::CalibrateOptions> ToCalibrateOptions(const QatCalibra
     }
     c.max_samples = o->max_samples;
   }
+  if (o->version >= 3) {  // the widths came with version 3
+    c.weight_bits = o->weight_bits;
+    c.activation_bits = o->activation_bits;
+  }
   return c;
 }
 
@@ -647,6 +651,28 @@ QatStatus* qat_quantize(QatModel** out, const QatModel* model, const QatCalibrat
   q.weights_as_int8 = options->weights_as_int8;
   q.symmetric_activations = options->symmetric_activations;
   q.exclude_nodes = Names(options->exclude_nodes, options->num_exclude_nodes);
+  if (options->version >= 2) {  // the widths came with version 2
+    q.activation_bits = options->activation_bits;
+    q.weight_signed = !options->unsigned_weights;
+    q.symmetric_weights = !options->affine_weights;
+    const qat::QuantRangeMode modes[] = {qat::QuantRangeMode::kAuto, qat::QuantRangeMode::kNarrow,
+                                         qat::QuantRangeMode::kFull};
+    for (QatRangeMode m : {options->weight_range, options->activation_range}) {
+      if (m < QAT_RANGE_AUTO || m > QAT_RANGE_FULL) {
+        return Invalid(absl::StrCat("unknown range mode ", static_cast<int>(m)));
+      }
+    }
+    q.weight_range = modes[options->weight_range];
+    q.activation_range = modes[options->activation_range];
+    if (options->num_node_overrides > 0 && options->node_overrides == nullptr) {
+      return Invalid("node_overrides is NULL but num_node_overrides is not 0");
+    }
+    for (size_t i = 0; i < options->num_node_overrides; ++i) {
+      const QatNodeOverride& o = options->node_overrides[i];
+      if (o.node == nullptr) return Invalid(absl::StrCat("node_overrides[", i, "].node is NULL"));
+      q.node_overrides[o.node] = {o.keep_float, o.weight_bits, o.activation_bits};
+    }
+  }
   return WrapModel(out, qat::QuantizeModel(model->model, table->table, q));
   QAT_C_API_END
 }

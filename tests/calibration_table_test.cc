@@ -249,7 +249,13 @@ TEST(CalibrationTableTest, LoadErrorsNameTheFileAndTheProblem) {
   expect(TableWith("zero_point", "255, \"symmetric\": true"),
          "zero_point[0] = 255 is outside [0, 254] for uint8 symmetric");
   expect(TableWith("rmin", "3"), "must be finite with rmin <= rmax, got [3, 2]");
-  expect(TableWith("bits", "4"), "bits is 4 but type uint8 has 8");
+  // Since issue 15 a uint8 entry may hold a 2..8-bit grid ("bits": 4 is the
+  // grid [0, 15], which zero_point 3 fits); wider or narrower is an error.
+  ASSERT_TRUE(load(TableWith("bits", "4")).ok());
+  expect(TableWith("bits", "9"), "bits is 9 but type uint8 holds 2 to 8");
+  expect(TableWith("bits", "1"), "bits is 1 but type uint8 holds 2 to 8");
+  expect(TableWith("bits", "2, \"range\": \"narrow\""), "zero_point[0] = 3 is outside [0, 2]");
+  expect(TableWith("range", "\"wide\""), "unknown range mode 'wide'");
   expect(TableWith("type", "\"int9\""), "unknown quantized type 'int9'");
   expect(TableWith("role", "\"bias\""), "role must be \"activation\" or \"weight\"");
   expect(TableWith("method", "\"kl\""), "unknown calibration method 'kl'");

@@ -21,6 +21,9 @@
 #include "graph_builder.h"
 #include "gtest/gtest.h"
 #include "qat/c_api.h"
+#include "core/model_internal.h"
+#include "qat/calibrate.h"
+#include "qat/quantize.h"
 #include "qat/checkpoint.h"
 #include "qat/training_artifacts.h"
 #include "qat/data_spec.h"
@@ -987,6 +990,100 @@ TEST(CApiStagesTest, CalibrateFromADatasetArraysOrACallback) {
   qat_calibration_table_free(from_arrays);
   qat_calibration_table_free(from_callback);
   qat_tensor_free(features);
+  qat_dataset_free(data);
+  qat_model_free(model);
+}
+
+// Issue 15's widths through the C ABI: calibrate (version 3) and quantize
+// (version 2) give the bytes the stages API gives; a version-1 quantize
+// struct still reads as 8 bits; bad widths fail, naming the setting.
+TEST(CApiStagesTest, BitWidthsAndNodeOverrides) {
+  QatModel* model = nullptr;
+  ASSERT_EQ(qat_model_zoo(&model, "mlp", 0), nullptr);
+  const Examples examples(64);
+  QatDataset* data = MakeDataset(examples);
+  QatCalibrateOptions co = QAT_CALIBRATE_OPTIONS_INIT;
+  co.method = QAT_CALIBRATION_MSE;
+  co.weight_bits = 3;
+  co.activation_bits = 3;
+  co.num_threads = 1;
+  QatCalibrationTable* table = nullptr;
+  ASSERT_EQ(qat_calibrate(&table, model, data, &co), nullptr);
+
+  auto zoo = qat::MakeMlp();
+  ASSERT_TRUE(zoo.ok());
+  qat::CalibrateOptions cpp_co;
+  cpp_co.method = qat::CalibrationMethod::kMse;
+  cpp_co.weight_bits = 3;
+  cpp_co.activation_bits = 3;
+  cpp_co.num_threads = 1;
+  auto dataset = qat::Dataset::Create(
+      [&] {
+        qat::Tensor x(qat::DataType::kFloat32, {64, 784});
+        std::copy(examples.x.begin(), examples.x.end(), x.values<float>().begin());
+        return x;
+      }(),
+      [&] {
+        qat::Tensor y(qat::DataType::kInt64, {64});
+        std::copy(examples.y.begin(), examples.y.end(), y.values<int64_t>().begin());
+        return y;
+      }());
+  ASSERT_TRUE(dataset.ok()) << dataset.status();
+  auto cpp_table = qat::Calibrate(*zoo, *dataset, cpp_co);
+  ASSERT_TRUE(cpp_table.ok()) << cpp_table.status();
+  std::string first_gemm;
+  for (const auto& n : qat::ModelAccess::Proto(*zoo).graph().node()) {
+    if (n.op_type() == "Gemm") {
+      first_gemm = n.name();
+      break;
+    }
+  }
+  ASSERT_FALSE(first_gemm.empty());
+
+  QatQuantizeOptions qo = QAT_QUANTIZE_OPTIONS_INIT;
+  qo.weight_bits = 3;
+  qo.activation_bits = 3;
+  qo.per_channel = true;
+  const QatNodeOverride keep8 = {first_gemm.c_str(), false, 8, 8};
+  qo.node_overrides = &keep8;
+  qo.num_node_overrides = 1;
+  QatModel* q = nullptr;
+  ASSERT_EQ(qat_quantize(&q, model, table, &qo), nullptr);
+  qat::QuantizeOptions cpp_qo;
+  cpp_qo.weight_bits = 3;
+  cpp_qo.activation_bits = 3;
+  cpp_qo.per_channel = true;
+  cpp_qo.node_overrides[first_gemm] = {false, 8, 8};
+  auto cpp_q = qat::QuantizeModel(*zoo, *cpp_table, cpp_qo);
+  ASSERT_TRUE(cpp_q.ok()) << cpp_q.status();
+  void* bytes = nullptr;
+  size_t size = 0;
+  ASSERT_EQ(qat_model_serialize(&bytes, &size, q), nullptr);
+  EXPECT_EQ(std::string(static_cast<const char*>(bytes), size), cpp_q->Serialize());
+  qat_free(bytes);
+  qat_model_free(q);
+
+  // Version 1 knows no activation_bits: 8-bit activations whatever follows.
+  QatQuantizeOptions v1 = QAT_QUANTIZE_OPTIONS_INIT;
+  v1.version = 1;
+  v1.activation_bits = 3;
+  ASSERT_EQ(qat_quantize(&q, model, table, &v1), nullptr);
+  auto cpp_v1 = qat::QuantizeModel(*zoo, *cpp_table, {});
+  ASSERT_TRUE(cpp_v1.ok()) << cpp_v1.status();
+  ASSERT_EQ(qat_model_serialize(&bytes, &size, q), nullptr);
+  EXPECT_EQ(std::string(static_cast<const char*>(bytes), size), cpp_v1->Serialize());
+  qat_free(bytes);
+  qat_model_free(q);
+  QatQuantizeOptions bad = QAT_QUANTIZE_OPTIONS_INIT;
+  bad.weight_bits = 9;
+  EXPECT_THAT(Take(qat_quantize(&q, model, table, &bad)), HasSubstr("weight bits must be from 2 to 8"));
+  bad = QAT_QUANTIZE_OPTIONS_INIT;
+  bad.num_node_overrides = 1;
+  EXPECT_THAT(Take(qat_quantize(&q, model, table, &bad)), HasSubstr("node_overrides is NULL"));
+  co.activation_bits = 1;
+  QatCalibrationTable* none = nullptr;
+  EXPECT_THAT(Take(qat_calibrate(&none, model, data, &co)), HasSubstr("activation bits"));
+  qat_calibration_table_free(table);
   qat_dataset_free(data);
   qat_model_free(model);
 }

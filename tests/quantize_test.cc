@@ -268,9 +268,9 @@ TEST(QuantizeTest, Errors) {
   EXPECT_THAT(std::string(QuantizeModel(s.model, *table, bad).status().message()),
               HasSubstr("'no_such_node'"));
   bad = {};
-  bad.weight_bits = 3;
+  bad.weight_bits = 9;  // 2..8 since issue 15 (was 8 or 4)
   EXPECT_THAT(std::string(QuantizeModel(s.model, *table, bad).status().message()),
-              HasSubstr("weight bits must be 8 or 4"));
+              HasSubstr("weight bits must be from 2 to 8, got 9"));
   const Dataset none = RandomImages(0, {784}, 4);
   EXPECT_THAT(std::string(Calibrate(s.model, none, {}).status().message()),
               HasSubstr("at least one sample"));

@@ -240,8 +240,8 @@ int PipelineCommand(int argc, char** argv) {
                  {"--model", "--zoo", "--data", "--out", "--epochs", "--qat-epochs", "--qat-lr",
                   "--qat-quant-params", "--qat-method", "--qat-schedule", "--threads", "--seed", "--limit",
                   "--test-limit", "--batch", "--calibration-samples", "--method", "--ort-script-dir",
-                  "--latency-seconds"},
-                 {"--no-ort"}, &args, &error)) {
+                  "--latency-seconds", "--low-bit-epochs", "--low-bit-lr", "--low-bit-method"},
+                 {"--no-ort", "--low-bits"}, &args, &error)) {
     return Usage(error);
   }
   if (!args.positional.empty()) return Usage("pipeline takes options only");
@@ -254,7 +254,9 @@ int PipelineCommand(int argc, char** argv) {
       !IntFlag(args, "--batch", 1, &o.batch) ||
       !IntFlag(args, "--calibration-samples", 1, &o.calibration_samples) ||
       !FloatFlag(args, "--qat-lr", 0.0, &o.qat_lr) ||
-      !FloatFlag(args, "--latency-seconds", 0.0, &o.latency_seconds)) {
+      !FloatFlag(args, "--latency-seconds", 0.0, &o.latency_seconds) ||
+      !IntFlag(args, "--low-bit-epochs", 0, &o.low_bit_qat_epochs) ||
+      !FloatFlag(args, "--low-bit-lr", 0.0, &o.low_bit_qat_lr)) {
     return Usage("a numeric option is out of range or does not parse");
   }
   o.threads = static_cast<int>(threads);
@@ -266,6 +268,11 @@ int PipelineCommand(int argc, char** argv) {
       args.Get("--qat-method", qat::CalibrationMethodName(o.ptq_method)));
   if (!qat_method.ok()) return Usage(std::string(qat_method.status().message()));
   o.qat_method = *qat_method;
+  o.low_bit_rows = args.On("--low-bits");
+  auto low_bit_method = qat::ParseCalibrationMethod(
+      args.Get("--low-bit-method", qat::CalibrationMethodName(o.low_bit_method)));
+  if (!low_bit_method.ok()) return Usage(std::string(low_bit_method.status().message()));
+  o.low_bit_method = *low_bit_method;
   const std::string quant_params = args.Get("--qat-quant-params", "learn");
   if (quant_params != "fixed" && quant_params != "learn") {
     return Usage("--qat-quant-params must be fixed or learn");

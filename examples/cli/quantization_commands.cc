@@ -1,8 +1,10 @@
 // qat calibrate and qat quantize.
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <string>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "cli_common.h"
 #include "commands.h"
@@ -12,13 +14,63 @@
 #include "qat/quantize.h"
 
 namespace qat_cli {
+namespace {
+
+// --weight-bits / --activation-bits: 2..8, with the library's message.
+bool BitsFlag(const Args& args, const std::string& flag, int* bits, std::string* error) {
+  if (!args.Has(flag)) return true;
+  int64_t v = 0;
+  if (!IntFlag(args, flag, -1000, &v) || v < qat::kMinQuantBits || v > qat::kMaxQuantBits) {
+    *error = absl::StrCat(flag, " must be an integer from ", qat::kMinQuantBits, " to ",
+                          qat::kMaxQuantBits, ", got '", args.Get(flag, ""), "'");
+    return false;
+  }
+  *bits = static_cast<int>(v);
+  return true;
+}
+
+// --bits NODE=N[,NODE=N]: weight bits per node; N may be "float" to keep the
+// node unquantized.
+bool ParseBitsOverrides(const std::string& list,
+                        std::map<std::string, qat::NodeQuantOverride>* out,
+                        std::string* error) {
+  for (const std::string& item : SplitList(list)) {
+    const size_t eq = item.rfind('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == item.size()) {
+      *error = absl::StrCat("--bits takes NODE=N[,NODE=N], got '", item, "'");
+      return false;
+    }
+    const std::string node = item.substr(0, eq), value = item.substr(eq + 1);
+    qat::NodeQuantOverride o = (*out)[node];
+    if (value == "float") {
+      o.keep_float = true;
+    } else {
+      int bits = 0;
+      if (!absl::SimpleAtoi(value, &bits) || bits < qat::kMinQuantBits ||
+          bits > qat::kMaxQuantBits) {
+        *error = absl::StrCat("--bits ", item, ": N must be from ", qat::kMinQuantBits, " to ",
+                              qat::kMaxQuantBits, " or 'float'");
+        return false;
+      }
+      o.weight_bits = bits;
+    }
+    (*out)[node] = o;
+  }
+  return true;
+}
+
+absl::StatusOr<qat::QuantRangeMode> RangeFlag(const Args& args, const std::string& flag) {
+  return qat::ParseQuantRangeMode(args.Get(flag, "auto"));
+}
+
+}  // namespace
 
 int CalibrateCommand(int argc, char** argv) {
   Args args;
   std::string error;
   if (!ParseArgs(argc, argv,
                  {"--data", "--out", "--samples", "--method", "--batch", "--threads",
-                  "--percentile", "--bins"},
+                  "--percentile", "--bins", "--weight-bits", "--activation-bits"},
                  {"--per-channel", "--symmetric-activations"}, &args, &error)) {
     return Usage(error);
   }
@@ -44,6 +96,10 @@ int CalibrateCommand(int argc, char** argv) {
   options.per_channel_weights = args.On("--per-channel");
   options.symmetric_activations = args.On("--symmetric-activations");
   if (options.symmetric_activations) options.activation_type = qat::QuantType::kInt8;
+  if (!BitsFlag(args, "--weight-bits", &options.weight_bits, &error) ||
+      !BitsFlag(args, "--activation-bits", &options.activation_bits, &error)) {
+    return Usage(error);
+  }
 
   auto model = qat::Model::Load(args.positional[0]);
   if (!model.ok()) return Fail(model.status());
@@ -70,9 +126,10 @@ int QuantizeCommand(int argc, char** argv) {
   std::string error;
   if (!ParseArgs(argc, argv,
                  {"--table", "--out", "--weight-bits", "--activation-type", "--exclude",
-                  "--include", "--op-types"},
+                  "--include", "--op-types", "--activation-bits", "--bits", "--weight-range",
+                  "--activation-range"},
                  {"--per-channel", "--weights-as-int8", "--symmetric-activations",
-                  "--reduce-range"},
+                  "--reduce-range", "--unsigned-weights", "--affine-weights"},
                  &args, &error)) {
     return Usage(error);
   }
@@ -80,11 +137,19 @@ int QuantizeCommand(int argc, char** argv) {
   if (!args.Has("--table")) return Usage("quantize needs --table TABLE.json");
   if (!args.Has("--out")) return Usage("quantize needs -o OUT.onnx");
   qat::QuantizeOptions options;
-  int64_t bits = 8;
-  if (!IntFlag(args, "--weight-bits", 1, &bits) || (bits != 8 && bits != 4)) {
-    return Usage("--weight-bits must be 8 or 4");
+  if (!BitsFlag(args, "--weight-bits", &options.weight_bits, &error) ||
+      !BitsFlag(args, "--activation-bits", &options.activation_bits, &error) ||
+      !ParseBitsOverrides(args.Get("--bits", ""), &options.node_overrides, &error)) {
+    return Usage(error);
   }
-  options.weight_bits = static_cast<int>(bits);
+  auto weight_range = RangeFlag(args, "--weight-range");
+  if (!weight_range.ok()) return Usage(std::string(weight_range.status().message()));
+  auto activation_range = RangeFlag(args, "--activation-range");
+  if (!activation_range.ok()) return Usage(std::string(activation_range.status().message()));
+  options.weight_range = *weight_range;
+  options.activation_range = *activation_range;
+  options.weight_signed = !args.On("--unsigned-weights");
+  options.symmetric_weights = !args.On("--affine-weights");
   auto type = qat::ParseQuantType(args.Get("--activation-type", "uint8"));
   if (!type.ok()) return Usage(std::string(type.status().message()));
   options.activation_type = *type;

@@ -34,6 +34,14 @@ struct CalibrateOptions {
   std::vector<std::string> include_nodes, exclude_nodes;
   QuantType activation_type = QuantType::kUInt8;
   bool symmetric_activations = false;
+  // The widths the table is for (2..8; qat/quant_params.h).  Below 8 bits
+  // the MSE search measures the error on that grid and entropy assumes
+  // 2^(bits-1) levels, and the entries hold that width; weights at 2 and 3
+  // bits take the MSE-optimal clip whatever the method (as quantize does).
+  // At 8 bits everything is as it always was.
+  int activation_bits = 8;
+  QuantRangeMode activation_range = QuantRangeMode::kAuto;
+  int weight_bits = 8;
   bool per_channel_weights = false;
   int64_t max_samples = 0;  // 0: the whole dataset
   int64_t batch_size = 64;

@@ -24,8 +24,16 @@
 // per-tensor entries hold numbers.  Every entry is checked when it is set or
 // loaded: known role, type and method; bits equal to the type's; equal array
 // lengths; finite rmin <= rmax; a positive, finite scale; an integer zero
-// point inside QuantRangeFor(type, symmetric, reduce_range).  Load rejects
-// unknown fields, so a misspelt key is an error rather than a silent default.
+// point inside the entry's quant_range().  Load rejects unknown fields, so a
+// misspelt key is an error rather than a silent default.
+//
+// Sub-8-bit grids (issue 15): "bits" may be smaller than the type's width
+// (from 2), with the values stored in the type: {"type": "uint8", "bits": 3}
+// is the grid [0, 7].  An optional "range": "narrow" | "full" sets
+// QuantRangeMode (absent: auto).  An optional top-level "node_overrides"
+// object maps node names to {"keep_float": bool, "weight_bits": N,
+// "activation_bits": N} (each optional; 0 or absent: the quantizer's own),
+// which quantize honours (docs/formats.md).
 #ifndef QAT_CALIBRATION_TABLE_H_
 #define QAT_CALIBRATION_TABLE_H_
 
@@ -39,6 +47,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "qat/api.h"
+#include "qat/node_quant_override.h"
 #include "qat/observer.h"
 #include "qat/quant_params.h"
 
@@ -55,16 +64,21 @@ struct CalibrationEntry {
   CalibrationMethod method = CalibrationMethod::kMinMax;
   bool symmetric = false;
   bool reduce_range = false;
+  // The grid's width: 0 is the type's; else from 2 to the type's width.
+  int num_bits = 0;
+  QuantRangeMode range_mode = QuantRangeMode::kAuto;
   // Set for per-channel entries: the axis the channels run along.
   std::optional<int64_t> axis;
   // One value per channel, or exactly one for a per-tensor entry.
   std::vector<float> rmin, rmax, scale;
   std::vector<int32_t> zero_point;
 
-  int bits() const { return QuantTypeBits(type); }
-  // The range zero_point must lie in, and that the quantizer clamps to.
+  int bits() const { return num_bits > 0 ? num_bits : QuantTypeBits(type); }
+  // The range zero_point must lie in, and that the quantizer clamps to
+  // (QuantRangeFor(type, symmetric, reduce_range) at the type's width).
   QuantRange quant_range() const {
-    return QuantRangeFor(type, symmetric, reduce_range);
+    return QuantRangeForBits(QuantTypeRange(type).quant_min < 0, bits(), symmetric,
+                             reduce_range, range_mode);
   }
   int64_t num_channels() const { return static_cast<int64_t>(scale.size()); }
 };
@@ -80,6 +94,11 @@ QAT_API absl::StatusOr<CalibrationEntry> MakeCalibrationEntry(
     TensorRole role, QuantType type, CalibrationMethod method, bool symmetric,
     bool reduce_range, std::optional<int64_t> axis,
     const std::vector<ObservedRange>& ranges);
+// The same at `bits` (2 up to the type's width) with a range mode.
+QAT_API absl::StatusOr<CalibrationEntry> MakeCalibrationEntry(
+    TensorRole role, QuantType type, int bits, QuantRangeMode range_mode,
+    CalibrationMethod method, bool symmetric, bool reduce_range,
+    std::optional<int64_t> axis, const std::vector<ObservedRange>& ranges);
 
 // What Merge does with a tensor that both tables hold.
 enum class MergeRule {
@@ -121,6 +140,14 @@ class QAT_API CalibrationTable {
     return entries_;
   }
 
+  // Per-node bit widths for quantize (see above), by node name.  Set
+  // validates: widths 0 or 2..8.  Merge takes the other table's overrides
+  // where both name a node.
+  absl::Status SetNodeOverride(const std::string& node, const NodeQuantOverride& o);
+  const std::map<std::string, NodeQuantOverride, std::less<>>& node_overrides() const {
+    return node_overrides_;
+  }
+
   // Adds every entry of `other`; see MergeRule for tensors in both.  On
   // error this table is unchanged.
   absl::Status Merge(const CalibrationTable& other, MergeRule rule);
@@ -135,7 +162,12 @@ class QAT_API CalibrationTable {
 
  private:
   std::map<std::string, CalibrationEntry, std::less<>> entries_;
+  std::map<std::string, NodeQuantOverride, std::less<>> node_overrides_;
 };
+
+// InvalidArgument naming the node unless each width is 0 or 2..8.
+QAT_API absl::Status ValidateNodeQuantOverride(absl::string_view node,
+                                               const NodeQuantOverride& o);
 
 }  // namespace qat
 

@@ -15,7 +15,8 @@
 // Every artifact lands in `out` (created if needed): untrained.onnx,
 // fp32/ (a training folder), fp32.onnx, calibration.json
 // [calibration_qat.json], ptq_int8.onnx, qdq_int8.onnx, qat_int8/,
-// qat_int8.onnx, qdq_w4a8.onnx, qat_w4a8/, qat_w4a8.onnx.
+// qat_int8.onnx, qdq_w4a8.onnx, qat_w4a8/, qat_w4a8.onnx [and the low-bit
+// rows' files, see PipelineOptions::low_bit_rows].
 // PipelineResult::artifacts lists them in the order written, with what the
 // on_graph hook adds.  Drawing (plots, graph pictures), ONNX Runtime's
 // measurements and the report files are the caller's (examples/cli).
@@ -76,6 +77,18 @@ struct PipelineOptions {
   int threads = 0;
   uint64_t seed = 0;
   double latency_seconds = 1.0;  // measure each model's latency this long
+  // Issue 15's low-bit rows, after the others: for each of W4A4, W2A8 and
+  // W3A3 (weight and activation bits), a calibration at those bits
+  // (low_bit_method; calibration_wXaY.json), a PTQ row ("ptq w4a4",
+  // ptq_w4a4.onnx) and a QAT row from the same table ("qat w4a4": qdq_w4a4.onnx,
+  // qat_w4a4/, qat_w4a4.onnx) trained for low_bit_qat_epochs at
+  // low_bit_qat_lr with qat_schedule.  Off by default: the four rows above
+  // stay as they are.  Settings chosen on a validation split of the training
+  // data (docs/quantization.md).
+  bool low_bit_rows = false;
+  CalibrationMethod low_bit_method = CalibrationMethod::kMse;
+  int64_t low_bit_qat_epochs = 6;
+  double low_bit_qat_lr = 1e-3;
 };
 
 // One curve point per epoch (x may be fractional for the start of a stage).

@@ -1,11 +1,21 @@
 // What the insert_qdq pass quantizes and how: the settings that
 // qat::QuantizeOptions (qat/quantize.h) extends for the quantize stage.
+//
+// Bit widths (issue 15): weights and activations each take 2 to 8 bits,
+// independently.  Values are stored in int8 or uint8; a grid narrower than
+// its storage type is QuantizeLinear -> Clip(quant_min, quant_max) ->
+// DequantizeLinear at opset 13, which ONNX Runtime runs and which
+// fuse_qdq_to_fake_quant reads back as FakeQuant's quant_min/quant_max.
+// Ranges come from QuantRangeForBits (qat/quant_params.h); at 8 bits and
+// at 4-bit weights with the defaults they are exactly what they always were.
 #ifndef QAT_QDQ_INSERTION_H_
 #define QAT_QDQ_INSERTION_H_
 
+#include <map>
 #include <string>
 #include <vector>
 
+#include "qat/node_quant_override.h"
 #include "qat/quant_params.h"
 
 namespace qat {
@@ -15,12 +25,23 @@ struct QdqInsertionConfig {
   // Node names to skip; when `include_nodes` is not empty, only those.
   std::vector<std::string> exclude_nodes;
   std::vector<std::string> include_nodes;
+  // Activations: the storage type gives the signedness (uint8 or int8).
   QuantType activation_type = QuantType::kUInt8;  // or kInt8
   bool symmetric_activations = false;
-  int weight_bits = 8;  // 8 or 4
+  int activation_bits = 8;  // 2..8
+  QuantRangeMode activation_range = QuantRangeMode::kAuto;
+  // Weights: signed (int8 storage) symmetric by default.
+  int weight_bits = 8;  // 2..8
+  bool weight_signed = true;      // false: uint8 storage
+  bool symmetric_weights = true;  // false: affine, with a zero point
+  QuantRangeMode weight_range = QuantRangeMode::kAuto;
   bool per_channel = false;
   bool reduce_range = false;  // weights in [-64, 64]
   bool weights_as_int8 = false;
+  // Per-node exceptions by node name (qat/node_quant_override.h).  A
+  // calibration table's node_overrides apply too; these win for a node that
+  // both name.  A name the model does not have is an error.
+  std::map<std::string, NodeQuantOverride> node_overrides;
 };
 
 }  // namespace qat

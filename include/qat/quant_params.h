@@ -55,6 +55,33 @@ QAT_API QuantRange QuantTypeRange(QuantType type);
 QAT_API QuantRange QuantRangeFor(QuantType type, bool symmetric,
                                  bool reduce_range);
 
+// Whether a range drops its type's lone extreme value (int8's -128, uint8's
+// 255): kNarrow drops it ([-127, 127], [0, 254] at 8 bits; [-3, 3], [0, 6]
+// at 3 bits), kFull keeps it, kAuto does what QuantRangeFor does for the
+// 4-, 8- and 16-bit types (narrow only for symmetric 8- and 16-bit) and keeps
+// the full range at every other width.
+enum class QuantRangeMode { kAuto, kNarrow, kFull };
+
+// "auto", "narrow", "full"; ParseQuantRangeMode: InvalidArgument otherwise.
+QAT_API const char* QuantRangeModeName(QuantRangeMode mode);
+QAT_API absl::StatusOr<QuantRangeMode> ParseQuantRangeMode(absl::string_view name);
+
+// The smallest and largest bit width the quantizer takes below 16: 2 and 8.
+inline constexpr int kMinQuantBits = 2;
+inline constexpr int kMaxQuantBits = 8;
+// InvalidArgument naming `what` unless kMinQuantBits <= bits <= kMaxQuantBits.
+QAT_API absl::Status ValidateQuantBits(int bits, absl::string_view what);
+
+// The range of a `bits`-wide grid (2..16), signed or unsigned:
+//   kAuto at 4, 8 and 16 bits: QuantRangeFor of that type, unchanged;
+//   otherwise reduce_range takes one bit less, then signed full is
+//   [-2^(b-1), 2^(b-1) - 1], unsigned full [0, 2^b - 1], and narrow drops
+//   the lone extreme as above.
+// Bits outside 2..16 are clamped into it (callers validate first).
+QAT_API QuantRange QuantRangeForBits(bool is_signed, int bits, bool symmetric,
+                                     bool reduce_range,
+                                     QuantRangeMode mode = QuantRangeMode::kAuto);
+
 // OK when quant_min <= 0 <= quant_max and quant_min < quant_max, the ranges
 // a zero point can map 0.0 into; InvalidArgument naming the range otherwise.
 QAT_API absl::Status ValidateQuantRangeHoldsZero(QuantRange range);

@@ -18,6 +18,11 @@ struct QuantRange {
   static constexpr QuantRange UInt8() { return {0, 255}; }
   static constexpr QuantRange Int16() { return {-32768, 32767}; }
   static constexpr QuantRange UInt16() { return {0, 65535}; }
+
+  constexpr bool operator==(const QuantRange& o) const {
+    return quant_min == o.quant_min && quant_max == o.quant_max;
+  }
+  constexpr bool operator!=(const QuantRange& o) const { return !(*this == o); }
 };
 
 // Ranges wider than this cannot be represented exactly in float, which the

@@ -13,8 +13,11 @@
 // Biases stay in float.  This is ONNX Runtime's quantize_static with
 // AddQDQPairToWeight=True and QuantizeBias=False.
 //
-// 4-bit weights are stored in int8 and clipped: QuantizeLinear -> Clip(-8, 7)
-// -> DequantizeLinear, which standard ONNX expresses from opset 13.
+// Weights and activations below 8 bits (2..8, qat/qdq_insertion.h) are
+// stored in int8/uint8 and clipped, e.g. 4-bit weights QuantizeLinear ->
+// Clip(-8, 7) -> DequantizeLinear, which standard ONNX expresses from
+// opset 13.  Per-node widths come from options.node_overrides and the
+// table's node_overrides (the options win).
 //
 // A model below opset 13 is upgraded to 13 first (every op whose meaning
 // changed is rewritten; value names stay), which adds a line to `warnings`;
@@ -27,11 +30,12 @@
 // Unsqueeze, Squeeze, Reshape of initializers) are folded first.  A tensor
 // shared by several nodes gets one pair.
 //
-// The table's entry for an activation is used as written when its type is
-// the requested activation type (so hand edits survive); otherwise scale
+// The table's entry for an activation is used as written when its type and
+// grid (bits, range) are the requested ones (so hand edits survive); otherwise scale
 // and zero point are recomputed from its rmin/rmax.  A table entry with role
 // "weight" replaces the parameters computed from the weight's values when it
-// has the requested form (per channel or not, bit width).
+// has the requested form (per channel or not, bit width, signedness,
+// symmetry, range).
 //
 // Errors: an activation without a table entry (naming it), an op type or
 // node name that does not exist in the model, an op that the opset upgrade

@@ -136,9 +136,17 @@ absl::StatusOr<CalibrationEntry> FromProto(absl::string_view name,
   auto method = ParseCalibrationMethod(p.method());
   if (!method.ok()) return EntryError(name, method.status().message());
   e.method = *method;
-  if (p.bits() != QuantTypeBits(e.type)) {
+  if (p.bits() != QuantTypeBits(e.type) &&
+      (p.bits() < kMinQuantBits || p.bits() > QuantTypeBits(e.type))) {
     return EntryError(name, absl::StrCat("bits is ", p.bits(), " but type ",
-                                         p.type(), " has ", QuantTypeBits(e.type)));
+                                         p.type(), " holds ", kMinQuantBits, " to ",
+                                         QuantTypeBits(e.type)));
+  }
+  if (p.bits() != QuantTypeBits(e.type)) e.num_bits = p.bits();
+  if (p.has_range()) {
+    auto mode = ParseQuantRangeMode(p.range());
+    if (!mode.ok()) return EntryError(name, mode.status().message());
+    e.range_mode = *mode;
   }
   e.symmetric = p.symmetric();
   e.reduce_range = p.reduce_range();
@@ -165,6 +173,7 @@ proto::Entry ToProto(const CalibrationEntry& e) {
   p.set_method(CalibrationMethodName(e.method));
   p.set_symmetric(e.symmetric);
   p.set_reduce_range(e.reduce_range);
+  if (e.range_mode != QuantRangeMode::kAuto) p.set_range(QuantRangeModeName(e.range_mode));
   const bool per_channel = e.axis.has_value();
   if (per_channel) p.set_axis(static_cast<int32_t>(*e.axis));
   *p.mutable_rmin() = NumbersValue(e.rmin, per_channel);
@@ -205,6 +214,44 @@ absl::StatusOr<std::string> PrintJson(const google::protobuf::Message& message) 
     return absl::InternalError(absl::StrCat("cannot print JSON: ", status.ToString()));
   }
   return json;
+}
+
+// ---- Node overrides ---------------------------------------------------------
+
+absl::StatusOr<NodeQuantOverride> NodeOverrideFromJson(absl::string_view node, const Value& v) {
+  auto bad = [&](absl::string_view what) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("node_overrides '", node, "': ", what));
+  };
+  if (v.kind_case() != Value::kStructValue) return bad("must be an object");
+  NodeQuantOverride o;
+  for (const auto& [field, x] : v.struct_value().fields()) {
+    if (field == "keep_float") {
+      if (x.kind_case() != Value::kBoolValue) return bad("keep_float must be true or false");
+      o.keep_float = x.bool_value();
+    } else if (field == "weight_bits" || field == "activation_bits") {
+      if (x.kind_case() != Value::kNumberValue || x.number_value() != std::floor(x.number_value()) ||
+          std::fabs(x.number_value()) > 64) {
+        return bad(absl::StrCat(field, " must be an integer"));
+      }
+      (field == "weight_bits" ? o.weight_bits : o.activation_bits) =
+          static_cast<int>(x.number_value());
+    } else {
+      return bad(absl::StrCat("unknown field '", field,
+                              "'; expected keep_float, weight_bits, activation_bits"));
+    }
+  }
+  QAT_RETURN_IF_ERROR(ValidateNodeQuantOverride(node, o));
+  return o;
+}
+
+Value NodeOverrideToJson(const NodeQuantOverride& o) {
+  Value v;
+  auto& f = *v.mutable_struct_value()->mutable_fields();
+  if (o.keep_float) f["keep_float"].set_bool_value(true);
+  if (o.weight_bits != 0) f["weight_bits"] = Number(o.weight_bits);
+  if (o.activation_bits != 0) f["activation_bits"] = Number(o.activation_bits);
+  return v;
 }
 
 // ---- Parsing ----------------------------------------------------------------
@@ -282,6 +329,11 @@ absl::Status ValidateCalibrationEntry(absl::string_view name,
                                            " values but scale has ", n));
     }
   }
+  if (e.num_bits != 0 && (e.num_bits < kMinQuantBits || e.num_bits > QuantTypeBits(e.type))) {
+    return EntryError(name, absl::StrCat("bits ", e.num_bits, " is outside ", kMinQuantBits,
+                                         "..", QuantTypeBits(e.type), " for ",
+                                         QuantTypeName(e.type)));
+  }
   const QuantRange range = e.quant_range();
   for (size_t c = 0; c < n; ++c) {
     if (!std::isfinite(e.rmin[c]) || !std::isfinite(e.rmax[c]) ||
@@ -308,7 +360,22 @@ absl::StatusOr<CalibrationEntry> MakeCalibrationEntry(
     TensorRole role, QuantType type, CalibrationMethod method, bool symmetric,
     bool reduce_range, std::optional<int64_t> axis,
     const std::vector<ObservedRange>& ranges) {
+  return MakeCalibrationEntry(role, type, QuantTypeBits(type), QuantRangeMode::kAuto, method,
+                              symmetric, reduce_range, axis, ranges);
+}
+
+absl::StatusOr<CalibrationEntry> MakeCalibrationEntry(
+    TensorRole role, QuantType type, int bits, QuantRangeMode range_mode,
+    CalibrationMethod method, bool symmetric, bool reduce_range,
+    std::optional<int64_t> axis, const std::vector<ObservedRange>& ranges) {
   CalibrationEntry e;
+  if (bits < kMinQuantBits || bits > QuantTypeBits(type)) {
+    return absl::InvalidArgumentError(absl::StrCat("bits ", bits, " is outside ", kMinQuantBits,
+                                                   "..", QuantTypeBits(type), " for ",
+                                                   QuantTypeName(type)));
+  }
+  e.num_bits = bits == QuantTypeBits(type) ? 0 : bits;
+  e.range_mode = range_mode;
   e.role = role;
   e.type = type;
   e.method = method;
@@ -354,6 +421,11 @@ absl::StatusOr<CalibrationTable> CalibrationTable::FromJson(
     if (!e.ok()) return fail(e.status());
     out.entries_.emplace(name, *std::move(e));
   }
+  for (const auto& [node, value] : table.node_overrides().fields()) {
+    auto o = NodeOverrideFromJson(node, value);
+    if (!o.ok()) return fail(o.status());
+    out.node_overrides_.emplace(node, *o);
+  }
   return out;
 }
 
@@ -373,12 +445,34 @@ absl::StatusOr<std::string> CalibrationTable::ToJson() const {
   for (const auto& [name, entry] : entries_) {
     (*table.mutable_tensors())[name] = ToProto(entry);
   }
+  for (const auto& [node, o] : node_overrides_) {
+    (*table.mutable_node_overrides()->mutable_fields())[node] = NodeOverrideToJson(o);
+  }
   return PrintJson(table);
 }
 
 absl::Status CalibrationTable::Save(const std::string& path) const {
   QAT_ASSIGN_OR_RETURN(const std::string json, ToJson());
   return WriteFileAtomically(path, json);
+}
+
+absl::Status ValidateNodeQuantOverride(absl::string_view node, const NodeQuantOverride& o) {
+  for (const auto& [field, bits] : {std::pair<const char*, int>{"weight_bits", o.weight_bits},
+                                    {"activation_bits", o.activation_bits}}) {
+    if (bits != 0 && (bits < kMinQuantBits || bits > kMaxQuantBits)) {
+      return absl::InvalidArgumentError(absl::StrCat("node override '", node, "': ", field,
+                                                     " must be 0 or from ", kMinQuantBits,
+                                                     " to ", kMaxQuantBits, ", got ", bits));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CalibrationTable::SetNodeOverride(const std::string& node,
+                                               const NodeQuantOverride& o) {
+  QAT_RETURN_IF_ERROR(ValidateNodeQuantOverride(node, o));
+  node_overrides_[node] = o;
+  return absl::OkStatus();
 }
 
 absl::Status CalibrationTable::Set(const std::string& name, CalibrationEntry entry) {
@@ -418,13 +512,14 @@ absl::Status CalibrationTable::Merge(const CalibrationTable& other, MergeRule ru
       ranges[c].rmin = std::min(ours.rmin[c], theirs.rmin[c]);
       ranges[c].rmax = std::max(ours.rmax[c], theirs.rmax[c]);
     }
-    auto entry = MakeCalibrationEntry(ours.role, ours.type, ours.method,
-                                      ours.symmetric, ours.reduce_range,
+    auto entry = MakeCalibrationEntry(ours.role, ours.type, ours.bits(), ours.range_mode,
+                                      ours.method, ours.symmetric, ours.reduce_range,
                                       ours.axis, ranges);
     if (!entry.ok()) return EntryError(name, entry.status().message());
     it->second = *std::move(entry);
   }
   entries_.swap(merged);
+  for (const auto& [node, o] : other.node_overrides_) node_overrides_[node] = o;
   return absl::OkStatus();
 }
 

@@ -60,6 +60,49 @@ QuantRange QuantRangeFor(QuantType type, bool symmetric, bool reduce_range) {
   return symmetric ? info.symmetric : info.full;
 }
 
+const char* QuantRangeModeName(QuantRangeMode mode) {
+  switch (mode) {
+    case QuantRangeMode::kNarrow:
+      return "narrow";
+    case QuantRangeMode::kFull:
+      return "full";
+    default:
+      return "auto";
+  }
+}
+
+absl::StatusOr<QuantRangeMode> ParseQuantRangeMode(absl::string_view name) {
+  for (QuantRangeMode m : {QuantRangeMode::kAuto, QuantRangeMode::kNarrow, QuantRangeMode::kFull}) {
+    if (name == QuantRangeModeName(m)) return m;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown range mode '", name, "'; expected auto, narrow or full"));
+}
+
+absl::Status ValidateQuantBits(int bits, absl::string_view what) {
+  if (bits < kMinQuantBits || bits > kMaxQuantBits) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " must be from ", kMinQuantBits,
+                                                   " to ", kMaxQuantBits, ", got ", bits));
+  }
+  return absl::OkStatus();
+}
+
+QuantRange QuantRangeForBits(bool is_signed, int bits, bool symmetric, bool reduce_range,
+                             QuantRangeMode mode) {
+  bits = std::clamp(bits, 2, 16);
+  if (mode == QuantRangeMode::kAuto && (bits == 4 || bits == 8 || bits == 16)) {
+    const QuantType type = bits == 4    ? (is_signed ? QuantType::kInt4 : QuantType::kUInt4)
+                           : bits == 8  ? (is_signed ? QuantType::kInt8 : QuantType::kUInt8)
+                                        : (is_signed ? QuantType::kInt16 : QuantType::kUInt16);
+    return QuantRangeFor(type, symmetric, reduce_range);
+  }
+  if (reduce_range && bits > 2) --bits;
+  const bool narrow = mode == QuantRangeMode::kNarrow;
+  const int32_t half = int32_t{1} << (bits - 1);
+  if (is_signed) return QuantRange{narrow ? 1 - half : -half, half - 1};
+  return QuantRange{0, 2 * half - (narrow ? 2 : 1)};
+}
+
 absl::Status ValidateQuantRangeHoldsZero(QuantRange range) {
   if (range.quant_min > 0 || range.quant_max < 0 ||
       range.quant_min >= range.quant_max) {

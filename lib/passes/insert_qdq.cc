@@ -11,6 +11,7 @@
 #include "graph/graph_index.h"
 #include "passes/node_selection.h"
 #include "passes/stored_weights.h"
+#include "qat/observer.h"
 #include "qat/status_macros.h"
 #include "qat/tensor.h"
 
@@ -30,14 +31,9 @@ struct Grid {
   int64_t axis = -1;  // -1: per tensor
 };
 
+// Grids store their values in int8 or uint8.
 int32_t OnnxTypeOf(QuantType t) {
-  switch (t) {
-    case QuantType::kUInt8:
-    case QuantType::kUInt4:
-      return onnx::TensorProto::UINT8;
-    default:
-      return onnx::TensorProto::INT8;
-  }
+  return t == QuantType::kUInt8 ? onnx::TensorProto::UINT8 : onnx::TensorProto::INT8;
 }
 
 // The scale and zero-point initializers of a grid.
@@ -68,11 +64,8 @@ void EmitPair(GraphEditor& g, const std::string& x, const Grid& grid,
               const std::string& out) {
   const auto [scale, zp] = GridInitializers(g, grid, x);
   std::string q = g.Add("QuantizeLinear", {x, scale, zp}, x + "_quantized", AxisAttr(grid));
-  const QuantRange full = QuantTypeRange(grid.type == QuantType::kUInt4 ? QuantType::kUInt8
-                                         : grid.type == QuantType::kInt4 ? QuantType::kInt8
-                                                                         : grid.type);
-  if (grid.range.quant_min != full.quant_min || grid.range.quant_max != full.quant_max) {
-    // A range narrower than the storage type (4-bit, reduce_range): clip.
+  if (grid.range != QuantTypeRange(grid.type)) {
+    // A range narrower than the storage type (below 8 bits, reduce_range): clip.
     onnx::TensorProto lo, hi;
     for (auto* t : {&lo, &hi}) t->set_data_type(OnnxTypeOf(grid.type));
     lo.set_name(x + "_qmin");
@@ -100,21 +93,71 @@ void ChannelRanges(const Tensor& w, int64_t axis, std::vector<float>* lo,
   }
 }
 
+// The MSE-optimal symmetric clip of each channel of `w` on `range`: at 2
+// and 3 bits the min/max range wastes most levels on rare outliers, so the
+// weight grid (and LSQ's starting scale) comes from it instead.
+absl::Status MseChannelRanges(const Tensor& w, int64_t axis, QuantRange range, bool symmetric,
+                              std::vector<float>* lo, std::vector<float>* hi) {
+  ObserverOptions o;
+  o.method = CalibrationMethod::kMse;
+  o.symmetric = symmetric;
+  o.mse_quant_range = range;
+  if (axis >= 0) o.axis = axis;
+  QAT_ASSIGN_OR_RETURN(auto observer, MakeObserver(o));
+  QAT_RETURN_IF_ERROR(observer->Observe(w.shape(), w.values<float>()));
+  QAT_ASSIGN_OR_RETURN(const std::vector<ObservedRange> ranges, observer->Ranges());
+  lo->clear();
+  hi->clear();
+  for (const ObservedRange& r : ranges) {
+    lo->push_back(r.rmin);
+    hi->push_back(r.rmax);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+bool UsesMseWeightClip(int weight_bits) { return weight_bits <= 3; }
 
 absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
   GraphEditor g(model);
   onnx::GraphProto* graph = &g.graph();
-  const bool needs_axis = options_.per_channel || options_.weight_bits == 4;
+  QAT_RETURN_IF_ERROR(ValidateQuantBits(options_.weight_bits, "weight bits"));
+  QAT_RETURN_IF_ERROR(ValidateQuantBits(options_.activation_bits, "activation bits"));
+  // The table's node overrides, then the options' (which win).
+  std::map<std::string, NodeQuantOverride> overrides(table_.node_overrides().begin(),
+                                                     table_.node_overrides().end());
+  for (const auto& [node, o] : options_.node_overrides) overrides[node] = o;
+  std::vector<std::string> exclude = options_.exclude_nodes;
+  {
+    std::set<std::string> names;
+    for (const auto& n : graph->node()) names.insert(n.name());
+    for (const auto& [node, o] : overrides) {
+      if (names.count(node) == 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "a bit-width override names node '", node, "', which the model does not have"));
+      }
+      QAT_RETURN_IF_ERROR(ValidateNodeQuantOverride(node, o));
+      if (o.keep_float) exclude.push_back(node);
+    }
+  }
+  auto node_bits = [&](const onnx::NodeProto& n, bool weight) {
+    const auto it = overrides.find(n.name());
+    const int b = it == overrides.end() ? 0
+                  : weight             ? it->second.weight_bits
+                                       : it->second.activation_bits;
+    return b != 0 ? b : weight ? options_.weight_bits : options_.activation_bits;
+  };
+  bool sub_byte = false;
+  for (const auto& n : graph->node()) {
+    sub_byte |= node_bits(n, true) != 8 || node_bits(n, false) != 8;  // Clip on int8
+  }
+  const bool needs_axis = options_.per_channel || sub_byte;
   if (g.opset() < (needs_axis ? 13 : 10)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "quantizing needs opset ", needs_axis ? 13 : 10,
         " or newer (QuantizeLinear", needs_axis ? " with axis and Clip on int8" : "",
         "); the model imports opset ", g.opset()));
-  }
-  if (options_.weight_bits != 8 && options_.weight_bits != 4) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("weight bits must be 8 or 4, got ", options_.weight_bits));
   }
   if (options_.activation_type != QuantType::kUInt8 &&
       options_.activation_type != QuantType::kInt8) {
@@ -125,10 +168,25 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
   QAT_ASSIGN_OR_RETURN(
       quantization::NodeSelection selection,
       quantization::NodeSelection::Create(*graph, options_.op_types, options_.include_nodes,
-                                          options_.exclude_nodes));
+                                          exclude));
   // Weights are initializers (also those a graph input may override, as
   // ONNX Runtime's quantizer takes them); activations are the rest.
   const graph::GraphIndex index(*graph);
+  // Each activation's width: the widest of the selected nodes that touch it.
+  std::map<std::string, int> activation_bits;
+  for (const auto& n : graph->node()) {
+    if (!selection.Selects(n)) continue;
+    std::vector<std::string> touched(n.input().begin(),
+                                     n.input().begin() +
+                                         std::min(quantization::NodeSelection::kDataInputs,
+                                                  n.input_size()));
+    if (n.output_size() > 0) touched.push_back(n.output(0));
+    for (const std::string& t : touched) {
+      int& b = activation_bits[t];
+      b = std::max(b, node_bits(n, false));
+    }
+  }
+  const bool act_signed = options_.activation_type == QuantType::kInt8;
 
   // Activation grids from the table.
   auto activation_grid = [&](const std::string& t) -> absl::StatusOr<Grid> {
@@ -143,9 +201,14 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
     }
     Grid grid;
     grid.type = options_.activation_type;
-    grid.range = QuantRangeFor(grid.type, options_.symmetric_activations, false);
+    const auto bits = activation_bits.find(t);
+    grid.range = QuantRangeForBits(act_signed,
+                                   bits != activation_bits.end() ? bits->second
+                                                                 : options_.activation_bits,
+                                   options_.symmetric_activations, false,
+                                   options_.activation_range);
     if (e->type == grid.type && e->symmetric == options_.symmetric_activations &&
-        !e->reduce_range) {
+        !e->reduce_range && e->quant_range() == grid.range) {
       grid.scale = e->scale;
       grid.zero_point = e->zero_point;
       return grid;
@@ -158,28 +221,34 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
   };
 
   // Weight grids from the values (or a weight entry of the table).
-  auto weight_grid = [&](const std::string& w, const Tensor& value,
-                         int64_t axis) -> absl::StatusOr<Grid> {
+  auto weight_grid = [&](const std::string& w, const Tensor& value, int64_t axis,
+                         int bits) -> absl::StatusOr<Grid> {
     Grid grid;
-    grid.type = options_.weight_bits == 4 ? QuantType::kInt4 : QuantType::kInt8;
-    grid.range = QuantRangeFor(grid.type, /*symmetric=*/true, options_.reduce_range);
+    grid.type = options_.weight_signed ? QuantType::kInt8 : QuantType::kUInt8;
+    grid.range = QuantRangeForBits(options_.weight_signed, bits, options_.symmetric_weights,
+                                   options_.reduce_range, options_.weight_range);
     grid.axis = options_.per_channel ? axis : -1;
     // A weight entry of the table wins when it matches the requested form.
     if (const CalibrationEntry* e = table_.Find(w);
         e != nullptr && e->role == TensorRole::kWeight &&
-        e->axis.has_value() == options_.per_channel &&
-        e->bits() == options_.weight_bits) {
-      grid.type = e->type;
-      grid.range = e->quant_range();
+        e->axis.has_value() == options_.per_channel && e->bits() == bits &&
+        e->symmetric == options_.symmetric_weights && e->quant_range() == grid.range &&
+        (QuantTypeRange(e->type).quant_min < 0) == options_.weight_signed) {
       grid.scale = e->scale;
       grid.zero_point = e->zero_point;
       grid.axis = e->axis.has_value() ? *e->axis : -1;
       return grid;
     }
     std::vector<float> lo, hi;
-    ChannelRanges(value, grid.axis, &lo, &hi);
+    if (UsesMseWeightClip(bits)) {
+      QAT_RETURN_IF_ERROR(MseChannelRanges(value, grid.axis, grid.range,
+                                           options_.symmetric_weights, &lo, &hi));
+    } else {
+      ChannelRanges(value, grid.axis, &lo, &hi);
+    }
     for (size_t c = 0; c < lo.size(); ++c) {
-      QAT_ASSIGN_OR_RETURN(QuantParams p, ComputeQuantParams(lo[c], hi[c], grid.range, true));
+      QAT_ASSIGN_OR_RETURN(QuantParams p, ComputeQuantParams(lo[c], hi[c], grid.range,
+                                                             options_.symmetric_weights));
       grid.scale.push_back(p.scale);
       grid.zero_point.push_back(p.zero_point);
     }
@@ -213,8 +282,9 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
     return read;
   };
 
-  auto quantize_weight = [&](const std::string& w, int64_t axis) -> absl::StatusOr<std::string> {
-    const std::string key = absl::StrCat(w, "#", options_.per_channel ? axis : -1);
+  auto quantize_weight = [&](const std::string& w, int64_t axis,
+                             int bits) -> absl::StatusOr<std::string> {
+    const std::string key = absl::StrCat(w, "#", options_.per_channel ? axis : -1, "#", bits);
     if (auto it = done_weights.find(key); it != done_weights.end()) return it->second;
     QAT_ASSIGN_OR_RETURN(Tensor value, TensorFromProto(*index.FindInitializer(w)));
     if (value.dtype() != DataType::kFloat32) return w;  // not a float weight
@@ -222,7 +292,7 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
       return absl::InvalidArgumentError(absl::StrCat(
           "weight '", w, "' of rank ", value.rank(), " has no channel axis ", axis));
     }
-    QAT_ASSIGN_OR_RETURN(Grid grid, weight_grid(w, value, axis));
+    QAT_ASSIGN_OR_RETURN(Grid grid, weight_grid(w, value, axis, bits));
     const std::string out = g.FreshName(w + "_dequantized");
     if (!options_.weights_as_int8) {
       EmitPair(g, w, grid, out);
@@ -233,9 +303,7 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
       storage.zero_point.assign(grid.zero_point.begin(), grid.zero_point.end());
       if (grid.axis >= 0) storage.axis = grid.axis;
       storage.range = grid.range;
-      storage.storage = grid.type == QuantType::kUInt4 || grid.type == QuantType::kUInt8
-                            ? DataType::kUInt8
-                            : DataType::kInt8;
+      storage.storage = grid.type == QuantType::kUInt8 ? DataType::kUInt8 : DataType::kInt8;
       QAT_ASSIGN_OR_RETURN(const std::string qname, AddStoredWeight(g, value, storage, w));
       const auto [scale, zp] = GridInitializers(g, grid, w);
       g.AddNode("DequantizeLinear", "", {qname, scale, zp}, {out}, AxisAttr(grid));
@@ -257,7 +325,7 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
       if (index.IsInitializer(in)) {
         const int64_t axis =
             WeightChannelAxis(node.op_type(), training::GetAttrInt(node, "transB", 0) != 0);
-        QAT_ASSIGN_OR_RETURN(read, quantize_weight(in, axis));
+        QAT_ASSIGN_OR_RETURN(read, quantize_weight(in, axis, node_bits(node, true)));
       } else {
         QAT_ASSIGN_OR_RETURN(read, quantize_activation(in));
       }

@@ -12,7 +12,10 @@
 //     value and every consumer, including graph outputs, reads it;
 //  2. a graph input is not renamed; the node reads its DQ output instead;
 //  3. a weight (initializer) gets scale = max|w| / 127 (symmetric), per
-//     tensor or per channel, zero point 0 for int8;
+//     tensor or per channel, zero point 0 for int8; at other widths the
+//     range QuantRangeForBits gives (a node override's width for that node),
+//     from the MSE-optimal clip at 2 and 3 bits (UsesMseWeightClip);
+//  3a. a grid narrower than int8/uint8 gets a Clip between Q and DQ;
 //  4. a tensor is quantized once, however many nodes read it.
 // The graph is re-sorted topologically at the end.
 #ifndef QAT_LIB_PASSES_INSERT_QDQ_H_
@@ -37,6 +40,11 @@ using InsertQdqConfig = QdqInsertionConfig;
 // The weight's channel axis for a node's input, as ONNX Runtime chooses it:
 // Conv 0, MatMul 1, Gemm 0 when transB else 1.  -1 for other ops.
 int64_t WeightChannelAxis(const std::string& op_type, bool trans_b);
+
+// Whether weights at this width take their range from the MSE-optimal clip
+// rather than from min/max (2 and 3 bits): so the quantized start, and
+// LSQ's initial scale, do not spend the few levels on outliers.
+bool UsesMseWeightClip(int weight_bits);
 
 class InsertQdqPass : public GraphPass {
  public:

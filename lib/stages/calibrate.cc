@@ -18,9 +18,23 @@
 #include "graph/pass_pipeline.h"
 #include "passes/fold_batch_norm.h"
 #include "passes/inline_control_flow.h"
+#include "passes/insert_qdq.h"
 #include "passes/node_selection.h"
 
 namespace qat {
+namespace {
+
+// Observer settings that search for a `bits`-wide grid `range`: unchanged
+// at 8 bits; below, MSE measures on `range` and entropy assumes
+// 2^(bits - 1) levels on |x|.
+ObserverOptions ForBits(ObserverOptions o, int bits, QuantRange range) {
+  if (bits >= 8) return o;
+  o.mse_quant_range = range;
+  o.num_quantized_bins = 1 << (bits - 1);
+  return o;
+}
+
+}  // namespace
 
 struct Calibrator::State {
   CalibrateOptions options;
@@ -43,6 +57,8 @@ int64_t Calibrator::samples() const { return state_->samples; }
 absl::StatusOr<std::unique_ptr<Calibrator>> Calibrator::Create(
     const Model& given, const CalibrateOptions& options) {
   QAT_RETURN_IF_ERROR(CheckThreadCount(options.num_threads, "CalibrateOptions::num_threads"));
+  QAT_RETURN_IF_ERROR(ValidateQuantBits(options.activation_bits, "activation bits"));
+  QAT_RETURN_IF_ERROR(ValidateQuantBits(options.weight_bits, "weight bits"));
   // The graph is observed as quantize will quantize it: If and Loop fixed
   // by constants are inlined and inference BatchNormalizations folded into
   // the layer before them (the same passes on the same graph, so the same
@@ -103,7 +119,11 @@ absl::StatusOr<std::unique_ptr<Calibrator>> Calibrator::Create(
   ExecutorOptions exec;
   exec.num_threads = options.num_threads;
   QAT_ASSIGN_OR_RETURN(s->executor, Executor::Create(exposed, exec));
-  ObserverOptions act = options.observer;
+  ObserverOptions act = ForBits(options.observer, options.activation_bits,
+                                QuantRangeForBits(options.activation_type == QuantType::kInt8,
+                                                  options.activation_bits,
+                                                  options.symmetric_activations, false,
+                                                  options.activation_range));
   act.method = options.method;
   act.axis.reset();
   act.symmetric = options.symmetric_activations;
@@ -148,6 +168,7 @@ absl::StatusOr<CalibrationTable> Calibrator::Finish() {
     absl::StatusOr<CalibrationEntry> e = [&]() -> absl::StatusOr<CalibrationEntry> {
       QAT_ASSIGN_OR_RETURN(auto ranges, s.observers.at(t)->Ranges());
       return MakeCalibrationEntry(TensorRole::kActivation, options.activation_type,
+                                  options.activation_bits, options.activation_range,
                                   options.method, options.symmetric_activations, false,
                                   std::nullopt, ranges);
     }();
@@ -162,8 +183,13 @@ absl::StatusOr<CalibrationTable> Calibrator::Finish() {
   for (const std::string& w : s.weights) {
     QAT_ASSIGN_OR_RETURN(Tensor value, TensorFromProto(*index.FindInitializer(w)));
     if (value.dtype() != DataType::kFloat32) continue;
-    ObserverOptions wo = options.observer;
-    wo.method = options.method;
+    const QuantRange weight_range =
+        QuantRangeForBits(true, options.weight_bits, true, false, QuantRangeMode::kAuto);
+    ObserverOptions wo = ForBits(options.observer, options.weight_bits, weight_range);
+    const CalibrationMethod weight_method = passes::UsesMseWeightClip(options.weight_bits)
+                                                ? CalibrationMethod::kMse
+                                                : options.method;
+    wo.method = weight_method;
     wo.symmetric = true;
     std::optional<int64_t> axis;
     auto it = s.weight_axes.find(w);
@@ -177,7 +203,8 @@ absl::StatusOr<CalibrationTable> Calibrator::Finish() {
     QAT_ASSIGN_OR_RETURN(auto ranges, observer->Ranges());
     QAT_ASSIGN_OR_RETURN(CalibrationEntry e,
                          MakeCalibrationEntry(TensorRole::kWeight, QuantType::kInt8,
-                                              options.method, true, false, axis, ranges));
+                                              options.weight_bits, QuantRangeMode::kAuto,
+                                              weight_method, true, false, axis, ranges));
     QAT_RETURN_IF_ERROR(table.Set(w, std::move(e)));
   }
   return table;

@@ -131,13 +131,24 @@ class Recipe {
                      const std::vector<std::pair<int64_t, float>>& phases, uint64_t seed,
                      double first_epoch, bool evaluate_start, LrScheduleKind schedule,
                      StageCurve* curve);
+  // The bits, table and training settings of one QAT row.
+  struct QatSpec {
+    int weight_bits = 8;
+    int activation_bits = 8;
+    const CalibrationTable* table = nullptr;
+    CalibrationMethod method = CalibrationMethod::kPercentile;
+    int64_t epochs = 1;
+    double lr = 1e-4;
+  };
   absl::StatusOr<PipelineRow> RunQat(const std::string& name, const std::string& stem,
-                                     int weight_bits, double first_epoch, Model* exported);
+                                     const QatSpec& spec, double first_epoch, Model* exported);
+  absl::Status RunLowBitRows(double first_epoch);
 
   const PipelineOptions& o_;
   const PipelineHooks& hooks_;
   PipelineResult result_;
   std::unique_ptr<Dataset> train_, test_;
+  std::vector<CalibrationTable> low_bit_tables_;
 };
 
 absl::Status Recipe::Train(const std::string& folder,
@@ -186,21 +197,23 @@ absl::Status Recipe::Train(const std::string& folder,
 // One QAT run: quantize fp32 with the QAT table (float weights behind QDQ),
 // prepare (QDQ -> FakeQuant), train, export.
 absl::StatusOr<PipelineRow> Recipe::RunQat(const std::string& name, const std::string& stem,
-                                           int weight_bits, double first_epoch,
+                                           const QatSpec& spec, double first_epoch,
                                            Model* exported_out) {
   const double t0 = Now();
   const Model fp32 = result_.models[0];
+  const int weight_bits = spec.weight_bits;
   QuantizeOptions qo;
   qo.per_channel = true;
   qo.weight_bits = weight_bits;
-  QAT_ASSIGN_OR_RETURN(Model qdq, QuantizeModel(fp32, result_.qat_table, qo));
+  qo.activation_bits = spec.activation_bits;
+  QAT_ASSIGN_OR_RETURN(Model qdq, QuantizeModel(fp32, *spec.table, qo));
   QAT_RETURN_IF_ERROR(SaveArtifact(qdq, absl::StrCat("qdq_", stem.substr(4), ".onnx")));
   PrepareOptions po;
   po.graph.learn_quant_params = o_.learn_quant_params;
   const std::string folder = Path(stem);
   QAT_RETURN_IF_ERROR(Prepare(qdq, folder, po).status());
   result_.artifacts.push_back(stem + "/");
-  if (weight_bits == 8 && hooks_.on_graph) {
+  if (weight_bits == 8 && spec.activation_bits == 8 && hooks_.on_graph) {
     QAT_RETURN_IF_ERROR(ShowGraph("graph_qdq", "QDQ model (int8, float weights)", qdq));
     QAT_ASSIGN_OR_RETURN(Model training,
                          Model::Load(absl::StrCat(folder, "/", kTrainingModelFile)));
@@ -208,24 +221,31 @@ absl::StatusOr<PipelineRow> Recipe::RunQat(const std::string& name, const std::s
                                   "FakeQuant training graph (loss and gradients)", training));
   }
   StageCurve curve{name};
-  if (o_.qat_epochs > 0) {
-    QAT_RETURN_IF_ERROR(Train(folder, {{o_.qat_epochs, static_cast<float>(o_.qat_lr)}},
-                              o_.seed + 100 + static_cast<uint64_t>(weight_bits), first_epoch,
-                              true, o_.qat_schedule, &curve));
+  if (spec.epochs > 0) {
+    // The 8-bit-activation rows keep their seeds; the others add theirs.
+    const uint64_t seed = o_.seed + 100 + static_cast<uint64_t>(weight_bits) +
+                          (spec.activation_bits == 8 ? 0 : 10 * spec.activation_bits);
+    QAT_RETURN_IF_ERROR(Train(folder, {{spec.epochs, static_cast<float>(spec.lr)}}, seed,
+                              first_epoch, true, o_.qat_schedule, &curve));
   }
   QAT_ASSIGN_OR_RETURN(Model exported, ExportFolder(folder));
   const std::string file = stem + ".onnx";
   QAT_RETURN_IF_ERROR(SaveArtifact(exported, file));
   PipelineRow row(name, file);
+  const QuantRange wr = QuantRangeForBits(true, weight_bits, true, false);
   row.recipe = absl::StrFormat(
-      "%s calibration, %d-bit per-channel weights, uint8 activations; QAT %lld epoch(s) AdamW "
+      "%s calibration, %d-bit per-channel weights, %s activations; QAT %lld epoch(s) AdamW "
       "lr %g (%s), quantization parameters %s; exported as QDQ%s",
-      CalibrationMethodName(o_.qat_method), weight_bits, static_cast<long long>(o_.qat_epochs),
-      o_.qat_lr, LrScheduleKindName(o_.qat_schedule),
+      CalibrationMethodName(spec.method), weight_bits,
+      spec.activation_bits == 8 ? std::string("uint8")
+                                : absl::StrFormat("%d-bit unsigned", spec.activation_bits),
+      static_cast<long long>(spec.epochs), spec.lr, LrScheduleKindName(o_.qat_schedule),
       o_.learn_quant_params ? "learned (LSQ)" : "fixed",
-      weight_bits == 4 ? " (4-bit values in int8 initializers; before training, Q -> "
-                         "Clip(-8, 7) -> DQ at opset 13)"
-                       : "");
+      weight_bits < 8 || spec.activation_bits < 8
+          ? absl::StrFormat(" (sub-8-bit values in int8/uint8 initializers; before training, "
+                            "Q -> Clip -> DQ at opset 13, weights Clip(%d, %d))",
+                            wr.quant_min, wr.quant_max)
+          : "");
   if (!curve.points.empty()) {
     row.start_accuracy = curve.points.front().test_accuracy;
     result_.curves.push_back(curve);
@@ -234,6 +254,62 @@ absl::StatusOr<PipelineRow> Recipe::RunQat(const std::string& name, const std::s
   row.seconds = Now() - t0;
   *exported_out = exported;
   return row;
+}
+
+// Issue 15's rows: PTQ and QAT at W4A4, W2A8 and W3A3, each from a table
+// calibrated at its own bits.
+absl::Status Recipe::RunLowBitRows(double first_epoch) {
+  const Model fp32 = result_.models[0];
+  low_bit_tables_.reserve(3);  // RunQat keeps a pointer to each
+  for (const auto& [wbits, abits] : {std::pair<int, int>{4, 4}, {2, 8}, {3, 3}}) {
+    const std::string tag = absl::StrFormat("w%da%d", wbits, abits);
+    double t0 = Now();
+    CalibrateOptions co;
+    co.method = o_.low_bit_method;
+    co.max_samples = o_.calibration_samples;
+    co.per_channel_weights = true;
+    co.num_threads = o_.threads;
+    co.weight_bits = wbits;
+    co.activation_bits = abits;
+    QAT_ASSIGN_OR_RETURN(CalibrationTable table, Calibrate(fp32, *train_, co));
+    const std::string table_file = absl::StrCat("calibration_", tag, ".json");
+    QAT_RETURN_IF_ERROR(table.Save(Path(table_file)));
+    result_.artifacts.push_back(table_file);
+    low_bit_tables_.push_back(std::move(table));
+    QuantizeOptions qo;
+    qo.per_channel = true;
+    qo.weights_as_int8 = true;
+    qo.weight_bits = wbits;
+    qo.activation_bits = abits;
+    QAT_ASSIGN_OR_RETURN(Model ptq, QuantizeModel(fp32, low_bit_tables_.back(), qo));
+    const std::string ptq_file = absl::StrCat("ptq_", tag, ".onnx");
+    QAT_RETURN_IF_ERROR(SaveArtifact(ptq, ptq_file));
+    PipelineRow ptq_row(absl::StrCat("ptq ", tag), ptq_file);
+    ptq_row.recipe = absl::StrFormat(
+        "%s calibration at W%dA%d on %lld training samples, %d-bit per-channel weights, "
+        "%d-bit unsigned activations",
+        CalibrationMethodName(o_.low_bit_method), wbits, abits,
+        static_cast<long long>(o_.calibration_samples), wbits, abits);
+    QAT_ASSIGN_OR_RETURN(ptq_row.accuracy, Accuracy(ptq, *test_, o_.threads));
+    ptq_row.seconds = Now() - t0;
+    result_.rows.push_back(ptq_row);
+    result_.models.push_back(ptq);
+
+    QatSpec spec;
+    spec.weight_bits = wbits;
+    spec.activation_bits = abits;
+    spec.table = &low_bit_tables_.back();
+    spec.method = o_.low_bit_method;
+    spec.epochs = o_.low_bit_qat_epochs;
+    spec.lr = o_.low_bit_qat_lr;
+    Model exported = fp32;
+    QAT_ASSIGN_OR_RETURN(PipelineRow row, RunQat(absl::StrCat("qat ", tag),
+                                                 absl::StrCat("qat_", tag), spec, first_epoch,
+                                                 &exported));
+    result_.rows.push_back(row);
+    result_.models.push_back(exported);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<PipelineResult> Recipe::Run() {
@@ -336,13 +412,21 @@ absl::StatusOr<PipelineResult> Recipe::Run() {
   for (const QatStage& stage : {QatStage{"qat int8", "qat_int8", 8},
                                 QatStage{"qat w4a8", "qat_w4a8", 4}}) {
     Model exported = fp32;
-    QAT_ASSIGN_OR_RETURN(PipelineRow row, RunQat(stage.name, stage.stem, stage.weight_bits,
-                                                 fp32_epochs, &exported));
+    QatSpec spec;
+    spec.weight_bits = stage.weight_bits;
+    spec.table = &result_.qat_table;
+    spec.method = o_.qat_method;
+    spec.epochs = o_.qat_epochs;
+    spec.lr = o_.qat_lr;
+    QAT_ASSIGN_OR_RETURN(PipelineRow row, RunQat(stage.name, stage.stem, spec, fp32_epochs,
+                                                 &exported));
     QAT_RETURN_IF_ERROR(ShowGraph(absl::StrCat("graph_", stage.stem, "_exported"),
                                   absl::StrCat("exported ", stage.name, " QDQ model"), exported));
     result_.rows.push_back(row);
     result_.models.push_back(exported);
   }
+
+  if (o_.low_bit_rows) QAT_RETURN_IF_ERROR(RunLowBitRows(fp32_epochs));
 
   // 5. The activation that a histogram shows, on the calibration samples.
   QAT_ASSIGN_OR_RETURN(result_.activation.tensor,

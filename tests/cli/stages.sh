@@ -66,5 +66,27 @@ printf 'not a checkpoint' > bad_dir_checkpoint
 mkdir -p broken && cp qat_dir/*.onnx broken/ && cp bad_dir_checkpoint broken/checkpoint
 "$qat" export broken -o x.onnx 2> err.txt; [ $? -eq 1 ] || fail "corrupt checkpoint should exit 1"
 grep -q "not a libqat checkpoint" err.txt || fail "corrupt checkpoint message: $(cat err.txt)"
+# Issue 15's widths: 2..8, per node with --bits NODE=N; anything else exits 2.
+for flag in "--weight-bits 9" "--activation-bits 1" "--weight-bits x"; do
+  # shellcheck disable=SC2086
+  "$qat" quantize mlp.onnx --table table.json -o never.onnx $flag 2> err.txt
+  [ $? -eq 2 ] || fail "quantize $flag should exit 2"
+  grep -q "must be an integer from 2 to 8" err.txt || fail "quantize $flag message: $(cat err.txt)"
+done
+"$qat" quantize mlp.onnx --table table.json -o never.onnx --bits fc1_out_node=12 2> err.txt
+[ $? -eq 2 ] || fail "--bits NODE=12 should exit 2"
+grep -q "N must be from 2 to 8" err.txt || fail "--bits message: $(cat err.txt)"
+"$qat" quantize mlp.onnx --table table.json -o never.onnx --bits no_such_node=4 2> err.txt
+[ $? -eq 1 ] || fail "--bits on a missing node should exit 1"
+grep -q "no_such_node" err.txt || fail "--bits should name the node: $(cat err.txt)"
+"$qat" calibrate mlp.onnx --data "$data" -o never.json --activation-bits 0 2> err.txt
+[ $? -eq 2 ] || fail "calibrate --activation-bits 0 should exit 2"
+[ ! -e never.onnx ] && [ ! -e never.json ] || fail "a failed call left a file"
 set -e
+"$qat" calibrate mlp.onnx --data "$data" -o table3.json --samples 256 --method mse \
+  --weight-bits 3 --activation-bits 3 2> /dev/null
+"$qat" quantize mlp.onnx --table table3.json -o w3a3.onnx --per-channel --weight-bits 3 \
+  --activation-bits 3 --bits fc1_out_node=8,fc2_out_node=float > /dev/null
+"$qat" run w3a3.onnx input=data/x.npy --out w3a3_out > /dev/null
+[ -s w3a3_out/logits.npy ] || fail "the W3A3 model with --bits overrides did not run"
 echo "1 passed, 0 failed"

@@ -15,6 +15,11 @@
 #       fixed, observed and learned quantization parameters, and with 4-bit
 #       weights, train, export); ORT (graph optimizations off) runs every
 #       exported int8 model and matches `qat run` within one output step
+#   low-bits
+#       the MLP at W3A3 and W2A8 (issue 15: calibrated with MSE at those
+#       bits, Q -> Clip -> DQ at opset 13), as QDQ with float and with int8
+#       weights and after QAT with learned scales: ORT (graph optimizations
+#       off) matches `qat run` within one output step
 #   decompose-mlp, decompose-lenet5
 #       the model quantized (per-channel weights, per-tensor activations) and
 #       prepared with fixed and with learned (LSQ) quantization parameters;
@@ -112,6 +117,37 @@ case "$mode" in
         echo "== $name, QAT $variant, exported (one output step = $step)"
         compare exported.onnx "in_$name" ours --rtol 0 --atol "$step" || failed=1
       done
+    done
+    exit $failed
+    ;;
+  low-bits)
+    failed=0
+    "$qat" zoo mlp -o mlp.onnx
+    node "$here/make_inputs.js" data "features=float:256x784:-1:2" labels=labels:256:10
+    node "$here/make_inputs.js" in "input=float:32x784:-1:2"
+    for bits in "3 3" "2 8"; do
+      set -- $bits
+      "$qat" calibrate mlp.onnx --data data/features.npy,data/labels.npy -o table.json \
+        --per-channel --method mse --weight-bits "$1" --activation-bits "$2" > /dev/null 2>&1
+      step=$(step_of table.json logits)
+      for variant in "" "--weights-as-int8"; do
+        # shellcheck disable=SC2086
+        "$qat" quantize mlp.onnx --table table.json -o q.onnx --per-channel \
+          --weight-bits "$1" --activation-bits "$2" $variant > /dev/null
+        "$qat" run q.onnx input=in/input.npy --out ours > /dev/null
+        echo "== mlp W$1A$2, quantize $variant (one output step = $step)"
+        compare q.onnx in ours --rtol 0 --atol "$step" || failed=1
+      done
+      rm -rf prep
+      "$qat" quantize mlp.onnx --table table.json -o qdq.onnx --per-channel \
+        --weight-bits "$1" --activation-bits "$2" > /dev/null
+      "$qat" prepare qdq.onnx -o prep --quant-params learn > /dev/null
+      "$qat" train prep --data data/features.npy,data/labels.npy --epochs 1 --batch 32 \
+        --lr 1e-3 > /dev/null 2>&1
+      "$qat" export prep -o exported.onnx > /dev/null
+      "$qat" run exported.onnx input=in/input.npy --out ours > /dev/null
+      echo "== mlp W$1A$2, QAT (learned scales), exported (one output step = $step)"
+      compare exported.onnx in ours --rtol 0 --atol "$step" || failed=1
     done
     exit $failed
     ;;

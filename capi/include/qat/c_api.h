@@ -219,10 +219,14 @@ typedef struct QatCalibrateOptions {
   int64_t batch_size;
   int num_threads;     /* 0: all cores */
   int64_t max_samples; /* version 2: the first examples only; 0: all */
+  /* Version 3: the widths the table is for, 2..8 (MSE and entropy search
+   * for that grid; 2- and 3-bit weights take the MSE clip). */
+  int weight_bits;
+  int activation_bits;
 } QatCalibrateOptions;
-#define QAT_CALIBRATE_OPTIONS_VERSION 2
+#define QAT_CALIBRATE_OPTIONS_VERSION 3
 #define QAT_CALIBRATE_OPTIONS_INIT \
-  { QAT_CALIBRATE_OPTIONS_VERSION, QAT_CALIBRATION_MINMAX, false, false, 64, 0, 0 }
+  { QAT_CALIBRATE_OPTIONS_VERSION, QAT_CALIBRATION_MINMAX, false, false, 64, 0, 0, 8, 8 }
 
 typedef struct QatCalibrationTable QatCalibrationTable;
 /* The calibrate stage over a data set (from a spec string or from arrays;
@@ -250,19 +254,44 @@ QAT_API void qat_calibration_table_free(QatCalibrationTable* table);
 
 /* ---- Quantization --------------------------------------------------------- */
 
+/* Whether a grid keeps its type's lone extreme value (docs/quantization.md):
+ * AUTO is ONNX Runtime's choice (narrow for symmetric 8-bit, else full). */
+typedef enum QatRangeMode {
+  QAT_RANGE_AUTO = 0,
+  QAT_RANGE_NARROW = 1,
+  QAT_RANGE_FULL = 2
+} QatRangeMode;
+
+/* One node's exception to the widths (version 2 of QatQuantizeOptions). */
+typedef struct QatNodeOverride {
+  const char* node;    /* the node's name */
+  bool keep_float;     /* leave it unquantized */
+  int weight_bits;     /* 2..8; 0: the options' */
+  int activation_bits; /* 2..8; 0: the options' */
+} QatNodeOverride;
+
 typedef struct QatQuantizeOptions {
   uint32_t version;
-  int weight_bits;                /* 8 or 4 */
+  int weight_bits;                /* 2..8 (version 1: 8 or 4) */
   QatDataType activation_type;    /* QAT_UINT8 or QAT_INT8 */
   bool per_channel;
   bool weights_as_int8;           /* deployment form */
   bool symmetric_activations;
   const char* const* exclude_nodes; /* node names, may be NULL */
   size_t num_exclude_nodes;
+  /* Version 2 (issue 15's bit widths): */
+  int activation_bits;            /* 2..8 */
+  bool unsigned_weights;          /* uint8 storage instead of int8 */
+  bool affine_weights;            /* a zero point instead of symmetric */
+  QatRangeMode weight_range;
+  QatRangeMode activation_range;
+  const QatNodeOverride* node_overrides; /* may be NULL */
+  size_t num_node_overrides;
 } QatQuantizeOptions;
-#define QAT_QUANTIZE_OPTIONS_VERSION 1
-#define QAT_QUANTIZE_OPTIONS_INIT \
-  { QAT_QUANTIZE_OPTIONS_VERSION, 8, QAT_UINT8, false, false, false, NULL, 0 }
+#define QAT_QUANTIZE_OPTIONS_VERSION 2
+#define QAT_QUANTIZE_OPTIONS_INIT                                                  \
+  { QAT_QUANTIZE_OPTIONS_VERSION, 8, QAT_UINT8, false, false, false, NULL, 0, 8, \
+    false, false, QAT_RANGE_AUTO, QAT_RANGE_AUTO, NULL, 0 }
 
 QAT_API QatStatus* qat_quantize(QatModel** out, const QatModel* model,
                                 const QatCalibrationTable* table,
