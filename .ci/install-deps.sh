@@ -12,6 +12,8 @@ packages=(
   clang libclang-rt-14-dev
   # the real-model tests (tests/models): PyTorch exports, ONNX-helper models
   python3-torch python3-torchvision libopenblas0-pthread python3-onnx python3-numpy
+  # data-parallel training (QAT_WITH_MPI) and its ctests (label mpi)
+  libopenmpi-dev openmpi-bin
   "$@"
 )
 

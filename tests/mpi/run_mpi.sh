@@ -33,6 +33,9 @@ mkdir -p "$work/$mode"
 cd "$work/$mode"
 # OpenMPI refuses to run as root without these (CI runs as root).
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Containers often forbid the cross-memory attach of OpenMPI's shared-memory
+# transport; copying through the shared segment works everywhere.
+export OMPI_MCA_btl_vader_single_copy_mechanism=none
 mpi() { mpirun --oversubscribe -np 2 "$@"; }
 probe=$(mpi "$qat" train /nonexistent 2>&1 || true)
 if grep -q "built without MPI" <<< "$probe"; then
