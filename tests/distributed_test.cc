@@ -14,6 +14,8 @@
 #include "gtest/gtest.h"
 #include "qat/calibrate.h"
 #include "qat/collective.h"
+#include "qat/histogram.h"
+#include "qat/observer.h"
 #include "qat/model_zoo.h"
 #include "qat/qdq_conversion.h"
 #include "qat/quantize.h"
@@ -226,6 +228,95 @@ TEST(DistributedTest, AFailingReductionStopsTrainingAndChangesNothing) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("rank 1 died"));
   EXPECT_TRUE(BitIdentical(before, State(**trainer)));
   EXPECT_EQ((*trainer)->progress().global_step, 0);
+}
+
+// Calibration: each rank observes its shard; the merged observers give one
+// process's table, bit for bit (histograms are functions of the multiset of
+// values, ranges of their extremes).
+class DistributedCalibrationTest
+    : public ::testing::TestWithParam<std::tuple<int, CalibrationMethod>> {};
+
+TEST_P(DistributedCalibrationTest, RanksGiveTheSingleProcessTable) {
+  const auto [ranks, method] = GetParam();
+  const Model mlp = SmallMlp();
+  const Dataset data = Blobs(145, 4);
+  CalibrateOptions options;
+  options.method = method;
+  options.batch_size = 16;
+  options.num_threads = 1;
+  auto one = Calibrate(mlp, data, options);
+  ASSERT_TRUE(one.ok()) << one.status();
+  const std::string expected = *one->ToJson();
+  RunRanks(ranks, [&](int rank, std::shared_ptr<Collective> c) {
+    CalibrateOptions o = options;
+    o.collective = c;
+    auto table = Calibrate(mlp, data, o);
+    ASSERT_TRUE(table.ok()) << table.status();
+    EXPECT_EQ(*table->ToJson(), expected) << "rank " << rank;
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Ranks, DistributedCalibrationTest,
+    ::testing::Combine(::testing::Values(2, 3),
+                       ::testing::Values(CalibrationMethod::kMinMax,
+                                         CalibrationMethod::kPercentile,
+                                         CalibrationMethod::kEntropy, CalibrationMethod::kMse)));
+
+TEST(DistributedCalibrationTest, MovingAverageIsUnimplemented) {
+  const Model mlp = SmallMlp();
+  RunRanks(2, [&](int, std::shared_ptr<Collective> c) {
+    CalibrateOptions o;
+    o.method = CalibrationMethod::kMovingAverage;
+    o.num_threads = 1;
+    o.collective = c;
+    auto table = Calibrate(mlp, Blobs(64, 4), o);
+    EXPECT_EQ(table.status().code(), absl::StatusCode::kUnimplemented);
+  });
+}
+
+// Histogram::Merge gives the histogram of both multisets, and an observer's
+// state survives SaveState / FromState.
+TEST(ObserverMergeTest, MergedHistogramEqualsTheOneBuiltFromAllValues) {
+  const std::vector<float> small = {0.1f, -0.2f, 0.05f}, large = {3.0f, -7.5f, 0.0f, 1.0f};
+  auto a = *Histogram::Create(64), b = *Histogram::Create(64), both = *Histogram::Create(64);
+  ASSERT_TRUE(a.Add(small).ok());
+  ASSERT_TRUE(b.Add(large).ok());
+  ASSERT_TRUE(both.Add(large).ok());
+  ASSERT_TRUE(both.Add(small).ok());
+  ASSERT_TRUE(a.Merge(b).ok());  // the narrower one grows
+  EXPECT_EQ(a.limit(), both.limit());
+  EXPECT_EQ(std::vector<uint64_t>(a.counts().begin(), a.counts().end()),
+            std::vector<uint64_t>(both.counts().begin(), both.counts().end()));
+  EXPECT_EQ(a.total(), 7u);
+  EXPECT_FALSE(a.Merge(*Histogram::Create(32)).ok());
+  EXPECT_FALSE(Histogram::FromCounts(3.0, std::vector<uint64_t>(64, 0)).ok());
+
+  ObserverOptions options;
+  options.method = CalibrationMethod::kPercentile;
+  auto observer = *MakeObserver(options);
+  ASSERT_TRUE(observer->Observe(large).ok());
+  auto words = observer->SaveState();
+  ASSERT_TRUE(words.ok());
+  auto back = Observer::FromState(options, *words);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ((*back)->Ranges()->at(0).rmax, observer->Ranges()->at(0).rmax);
+  words->pop_back();
+  EXPECT_FALSE(Observer::FromState(options, *words).ok());
+}
+
+TEST(CollectiveTest, AllgatherWordsIsExactForEveryBit) {
+  RunRanks(3, [&](int rank, std::shared_ptr<Collective> c) {
+    const std::vector<uint64_t> mine = {~uint64_t{0} - rank, uint64_t{1} << 63,
+                                        static_cast<uint64_t>(rank)};
+    auto all = AllgatherWords(*c, mine);
+    ASSERT_TRUE(all.ok());
+    ASSERT_EQ(all->size(), 3u);
+    for (int r = 0; r < 3; ++r) {
+      EXPECT_EQ((*all)[r], (std::vector<uint64_t>{~uint64_t{0} - r, uint64_t{1} << 63,
+                                                  static_cast<uint64_t>(r)}));
+    }
+  });
 }
 
 TEST(CollectiveTest, WithoutMpiTheMpiWorldIsUnimplemented) {

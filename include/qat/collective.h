@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -48,6 +49,14 @@ struct Shard {
   int64_t end = 0;
 };
 QAT_API Shard ShardOf(int64_t n, int rank, int size);
+
+// Every rank's `words`, in rank order, on every rank: a gather made of
+// Allreduce(kSum), each word travelling as four 16-bit pieces in floats
+// (exact) in its rank's slot of a zeroed buffer.  For small states such as
+// calibration observers (the traffic grows with size() squared).
+// InvalidArgument when the ranks' lengths differ.
+QAT_API absl::StatusOr<std::vector<std::vector<uint64_t>>> AllgatherWords(
+    Collective& collective, absl::Span<const uint64_t> words);
 
 // True when this libqat was built with MPI (QAT_WITH_MPI).
 QAT_API bool HaveMpi();
