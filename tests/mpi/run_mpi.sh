@@ -11,6 +11,9 @@
 #       the parameters agree within 1e-3 (the gradient sums round in another
 #       order; docs/training.md), and the two exports give the same accuracy
 #       in ONNX Runtime within 0.2 points (when node is installed)
+#   calibrate
+#       `qat calibrate` of LeNet-5 on 1000 samples, one process against 2
+#       ranks: the same table byte for byte for minmax, percentile, entropy
 #   kill-resume
 #       one rank of the 2-rank MLP run is killed (SIGKILL) mid-epoch: the
 #       job ends with an error within 30 s, the checkpoint loads, and
@@ -90,6 +93,17 @@ case $mode in
       echo "$name: ONNX Runtime accuracy, 1 process $a, 2 ranks $b"
       /usr/bin/python3 -c "import sys; sys.exit(0 if abs($a - $b) <= 0.002 else 1)"
     fi
+    ;;
+  calibrate)
+    "$qat" zoo lenet5 -o lenet5.onnx --seed 3
+    for method in minmax percentile entropy; do
+      "$qat" calibrate lenet5.onnx --data "$data" --samples 1000 --batch 50 --threads 1 \
+        --method "$method" -o "one_$method.json" > /dev/null
+      mpi "$qat" calibrate lenet5.onnx --data "$data" --samples 1000 --batch 50 --threads 1 \
+        --method "$method" -o "two_$method.json" > /dev/null
+      cmp "one_$method.json" "two_$method.json"
+      echo "$method: the 2-rank table equals the single-process table"
+    done
     ;;
   kill-resume)
     prepare mlp whole killed
