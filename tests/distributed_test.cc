@@ -28,13 +28,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-Model SmallMlp() {
-  MlpSpec spec;
-  spec.inputs = 8;
-  spec.hidden = {16};
-  spec.outputs = 3;
-  return *MakeMlp(spec);
-}
+Model SmallMlp() { return BlobsMlp(3); }
 
 enum class Mode { kFloat, kObserve, kLearn };
 
@@ -174,7 +168,9 @@ TEST_P(DistributedTest, RanksAgreeBitForBitAndMatchOneProcess) {
     EXPECT_NEAR(one.losses[i], many[0].losses[i], 1e-4f * (1 + one.losses[i])) << "step " << i;
   }
   // And training did something.
-  if (stop_after < 0) EXPECT_LT(one.losses.back(), one.losses.front() * 0.7f);
+  if (stop_after < 0) {
+    EXPECT_LT(one.losses.back(), one.losses.front() * 0.7f);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Ranks, DistributedTest,
