@@ -14,6 +14,8 @@ packages=(
   python3-torch python3-torchvision libopenblas0-pthread python3-onnx python3-numpy
   # the Python package (capi/python) and its pytest suite
   python3-setuptools python3-venv python3-pytest
+  # data-parallel training (QAT_WITH_MPI) and its ctests (label mpi)
+  libopenmpi-dev openmpi-bin
   "$@"
 )
 

@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "qat/calibrate.h"
+#include "qat/collective.h"
 #include "qat/checkpoint.h"
 #include "qat/data_spec.h"
 #include "qat/evaluate.h"
@@ -716,6 +717,52 @@ QatStatus* qat_prepare(const QatModel* model, const char* folder,
 
 // The C options' run settings as the stage's optionals: QAT_UNSET stays
 // unset; enums and flags are range-checked here, numbers by the stage.
+namespace {
+
+// QatTrainFolderOptions::allreduce as a Collective (qat/collective.h).
+class HookCollective final : public qat::Collective {
+ public:
+  HookCollective(QatAllreduceFn fn, void* user_data, int rank, int size)
+      : fn_(fn), user_data_(user_data), rank_(rank), size_(size) {}
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  absl::Status Allreduce(absl::Span<float> values, qat::ReduceOp op) override {
+    const int rc = fn_(user_data_, values.data(), values.size(), static_cast<QatReduceOp>(op));
+    if (rc == 0) return absl::OkStatus();
+    return absl::UnavailableError(absl::StrCat(
+        "rank ", rank_, " of ", size_, ": the allreduce hook returned ", rc,
+        " (the last checkpoint holds the run: resume to go on)"));
+  }
+
+ private:
+  QatAllreduceFn fn_;
+  void* user_data_;
+  int rank_, size_;
+};
+
+absl::StatusOr<std::shared_ptr<qat::Collective>> ToCollective(const QatTrainFolderOptions& o) {
+  if (o.version < 2) return std::shared_ptr<qat::Collective>();
+  if (o.allreduce != nullptr && o.mpi_comm != nullptr) {
+    return absl::InvalidArgumentError(
+        "QatTrainFolderOptions: set allreduce or mpi_comm, not both");
+  }
+  if (o.allreduce != nullptr) {
+    if (o.num_ranks < 1 || o.rank < 0 || o.rank >= o.num_ranks) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "QatTrainFolderOptions: rank ", o.rank, " is not in [0, num_ranks ", o.num_ranks, ")"));
+    }
+    return std::shared_ptr<qat::Collective>(
+        new HookCollective(o.allreduce, o.allreduce_user_data, o.rank, o.num_ranks));
+  }
+  if (o.mpi_comm != nullptr) {
+    return qat::MpiCommunicator(o.mpi_comm,
+                                o.mpi_timeout_seconds > 0 ? o.mpi_timeout_seconds : 20.0);
+  }
+  return std::shared_ptr<qat::Collective>();
+}
+
+}  // namespace
+
 static absl::StatusOr<qat::TrainFolderOptions> ToTrainFolderOptions(
     const QatTrainFolderOptions& o) {
   constexpr int64_t kUnset = QAT_UNSET;
@@ -785,6 +832,9 @@ static QatStatus* TrainFolderCall(
   if (options == nullptr) options = &d;
   auto t = ToTrainFolderOptions(*options);
   if (!t.ok()) return ToStatus(t.status());
+  auto collective = ToCollective(*options);
+  if (!collective.ok()) return ToStatus(collective.status());
+  t->collective = *std::move(collective);
   qat::TrainFolderHooks hooks;
   if (options->progress != nullptr) {
     const QatTrainCallback progress = options->progress;

@@ -15,3 +15,12 @@ endif()
 if(QAT_BUILD_BENCHMARKS)
   find_package(benchmark REQUIRED)
 endif()
+
+# Data-parallel training over MPI (Debian's libopenmpi-dev), optional: ON
+# when an MPI is found; the library builds without it (qat/collective.h).
+find_package(MPI COMPONENTS C QUIET)
+option(QAT_WITH_MPI "Data-parallel training over MPI" ${MPI_C_FOUND})
+if(QAT_WITH_MPI AND NOT MPI_C_FOUND)
+  message(FATAL_ERROR "QAT_WITH_MPI is ON but no MPI was found (install libopenmpi-dev)")
+endif()
+message(STATUS "libqat: MPI data-parallel training ${QAT_WITH_MPI}")

@@ -1123,3 +1123,118 @@ TEST(CApiStatusTest, OutOfMemoryStatusIsFreed) {
 #endif
 
 }  // namespace
+
+// Data-parallel training through QatTrainFolderOptions' allreduce hook, with
+// ranks as threads (thread_collective.h): the ranks share one folder, a run
+// that every rank stops at step 7 resumes to the uninterrupted run's bits,
+// and a failing hook or a bad rank is an error.
+#include "thread_collective.h"
+
+namespace {
+
+int ThreadAllreduce(void* user_data, float* values, size_t count, QatReduceOp op) {
+  auto* c = static_cast<qat::Collective*>(user_data);
+  return c->Allreduce(absl::MakeSpan(values, count), static_cast<qat::ReduceOp>(op)).ok() ? 0
+                                                                                       : 1;
+}
+
+int FailingAllreduce(void*, float*, size_t, QatReduceOp) { return 42; }
+
+TEST(CApiDistributedTest, HookRanksShareAFolderAndResumeExactly) {
+  const Examples examples(160);
+  QatModel* model = nullptr;
+  ASSERT_EQ(qat_model_zoo(&model, "mlp", 0), nullptr);
+  QatDataset* data = MakeDataset(examples);
+  // Every rank trains `folder`; with stop_at, each stops after that step.
+  auto train_ranks = [&](const std::string& folder, int64_t stop_at, bool resume) {
+    std::vector<std::string> errors(2);
+    qat::RunRanks(2, [&](int rank, std::shared_ptr<qat::Collective> c) {
+      QatTrainFolderOptions options = QAT_TRAIN_FOLDER_OPTIONS_INIT;
+      if (!resume) {
+        options.epochs = 2;
+        options.batch = 32;
+        options.seed = 5;
+        options.save_every = 3;
+      }
+      options.num_threads = 1;
+      options.resume = resume;
+      options.allreduce = ThreadAllreduce;
+      options.allreduce_user_data = c.get();
+      options.rank = rank;
+      options.num_ranks = 2;
+      StopAt stop{stop_at};
+      if (stop_at > 0) {
+        options.progress = StopAtStep;
+        options.user_data = &stop;
+      }
+      QatStatus* s = qat_train_folder(nullptr, folder.c_str(), data, &options);
+      if (s != nullptr) errors[rank] = Take(s);
+    });
+    return errors;
+  };
+  const std::string whole = TempFolder("ranks_whole"), stopped = TempFolder("ranks_stopped"),
+                    single = TempFolder("ranks_single");
+  for (const std::string& f : {whole, stopped, single}) {
+    ASSERT_EQ(qat_prepare(model, f.c_str(), nullptr), nullptr);
+  }
+  EXPECT_EQ(train_ranks(whole, 0, false), std::vector<std::string>(2));
+  const std::vector<std::string> stop = train_ranks(stopped, 7, false);
+  for (const std::string& e : stop) EXPECT_THAT(e, HasSubstr("stopped training after step 7"));
+  EXPECT_EQ(train_ranks(stopped, 0, true), std::vector<std::string>(2));
+
+  QatExportOptions keep = QAT_EXPORT_OPTIONS_INIT;
+  keep.keep_float_weights = true;
+  QatModel* a = nullptr;
+  QatModel* b = nullptr;
+  ASSERT_EQ(qat_export_folder(&a, whole.c_str(), &keep), nullptr);
+  ASSERT_EQ(qat_export_folder(&b, stopped.c_str(), &keep), nullptr);
+  EXPECT_EQ(Bytes(a), Bytes(b));
+
+  // One process on the same global batches: the same parameters up to the
+  // rounding of the gradient sums (docs/training.md).
+  QatTrainFolderOptions one = QAT_TRAIN_FOLDER_OPTIONS_INIT;
+  one.epochs = 2;
+  one.batch = 32;
+  one.seed = 5;
+  one.num_threads = 1;
+  ASSERT_EQ(qat_train_folder(nullptr, single.c_str(), data, &one), nullptr);
+  auto x = qat::LoadCheckpoint(whole + "/" + qat::kCheckpointFile);
+  auto y = qat::LoadCheckpoint(single + "/" + qat::kCheckpointFile);
+  ASSERT_TRUE(x.ok() && y.ok());
+  ASSERT_EQ(x->parameters.size(), y->parameters.size());
+  float worst = 0;
+  for (size_t i = 0; i < x->parameters.size(); ++i) {
+    const auto u = x->parameters[i].second.values<float>();
+    const auto v = y->parameters[i].second.values<float>();
+    ASSERT_EQ(u.size(), v.size());
+    for (size_t j = 0; j < u.size(); ++j) worst = std::max(worst, std::fabs(u[j] - v[j]));
+  }
+  EXPECT_LT(worst, 1e-4f);
+  EXPECT_EQ(x->progress.global_step, y->progress.global_step);
+
+  // A hook that fails stops the run with its code; a rank out of range and
+  // a batch that does not divide are errors before any step.
+  QatTrainFolderOptions bad = QAT_TRAIN_FOLDER_OPTIONS_INIT;
+  bad.num_threads = 1;
+  bad.allreduce = FailingAllreduce;
+  bad.rank = 0;
+  bad.num_ranks = 2;
+  EXPECT_THAT(Take(qat_train_folder(nullptr, single.c_str(), data, &bad)),
+              HasSubstr("the allreduce hook returned 42"));
+  bad.rank = 2;
+  EXPECT_THAT(Take(qat_train_folder(nullptr, single.c_str(), data, &bad)),
+              HasSubstr("rank 2 is not in [0, num_ranks 2)"));
+  bad.rank = 1;
+  bad.batch = 33;
+  EXPECT_THAT(Take(qat_train_folder(nullptr, single.c_str(), data, &bad)),
+              HasSubstr("--batch 33 does not split evenly over 2 ranks"));
+  bad.mpi_comm = &bad;  // both transports
+  EXPECT_THAT(Take(qat_train_folder(nullptr, single.c_str(), data, &bad)),
+              HasSubstr("not both"));
+  qat_model_free(a);
+  qat_model_free(b);
+  qat_dataset_free(data);
+  qat_model_free(model);
+}
+
+}  // namespace

@@ -35,14 +35,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-Model SmallMlp() {
-  MlpSpec spec;
-  spec.inputs = 8;
-  spec.hidden = {16};
-  spec.outputs = 3;
-  spec.seed = 3;
-  return *MakeMlp(spec);
-}
+Model SmallMlp() { return BlobsMlp(3); }
 
 // A QDQ model of SmallMlp, as quantize writes it.
 Model SmallQdq(const Dataset& data) {

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "qat/dataset.h"
+#include "qat/model_zoo.h"
 #include "qat/tensor.h"
 
 namespace qat {
@@ -25,6 +26,16 @@ inline Dataset Blobs(int64_t n, uint32_t seed) {
     }
   }
   return *Dataset::Create(std::move(x), std::move(y));
+}
+
+// The 8-16-3 MLP that classifies Blobs.
+inline Model BlobsMlp(uint64_t seed = 3) {
+  MlpSpec spec;
+  spec.inputs = 8;
+  spec.hidden = {16};
+  spec.outputs = 3;
+  spec.seed = seed;
+  return *MakeMlp(spec);
 }
 
 }  // namespace qat

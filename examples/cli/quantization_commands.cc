@@ -107,14 +107,24 @@ int CalibrateCommand(int argc, char** argv) {
   spec.limit = samples;
   auto data = qat::LoadDataSpec(args.Get("--data", ""), *model, spec);
   if (!data.ok()) return Fail(data.status());
+  // Under `mpirun -np N`: each rank observes its shard, the observers merge
+  // exactly, and rank 0 writes the table (docs/training.md).
+  if (qat::LaunchedByMpirun()) {
+    auto world = qat::MpiWorld();
+    if (!world.ok()) return Fail(world.status());
+    options.collective = *world;
+  }
+  const bool quiet = options.collective && options.collective->rank() != 0;
   std::unique_ptr<Progress> bar;
   options.progress = [&](int64_t done, int64_t total) {
+    if (quiet) return;
     if (!bar) bar = std::make_unique<Progress>("calibrate", total, "samples");
     bar->Update(done, "observing activations");
   };
   auto table = qat::Calibrate(*model, *data, options);
   if (!table.ok()) return Fail(table.status());
   const std::string out = args.Get("--out", "");
+  if (quiet) return 0;
   if (absl::Status s = table->Save(out); !s.ok()) return Fail(s);
   std::printf("wrote %s: %zu tensors, method %s\n", out.c_str(), table->entries().size(),
               qat::CalibrationMethodName(options.method));

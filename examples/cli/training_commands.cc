@@ -158,10 +158,19 @@ int TrainCommand(int argc, char** argv) {
   }
   if (args.On("--nesterov")) options.nesterov = true;
   if (args.Has("--data")) options.data = args.Get("--data", "");
+  // Under `mpirun -np N` (N > 1): data-parallel over MPI_COMM_WORLD, and
+  // only rank 0 prints (docs/training.md).
+  if (qat::LaunchedByMpirun()) {
+    auto world = qat::MpiWorld();
+    if (!world.ok()) return Fail(world.status());
+    options.collective = *world;
+  }
+  const bool quiet = options.collective && options.collective->rank() != 0;
 
   std::unique_ptr<Progress> bar;
   qat::TrainFolderHooks hooks;
   hooks.on_step = [&](const qat::TrainFolderStep& s) {
+    if (quiet) return absl::OkStatus();
     const qat::StepReport& r = s.step;
     if (!bar || r.step_in_epoch == 0) {
       bar = std::make_unique<Progress>(absl::StrCat("epoch ", r.epoch + 1, "/", s.epochs),
@@ -172,6 +181,7 @@ int TrainCommand(int argc, char** argv) {
     return absl::OkStatus();
   };
   hooks.on_epoch = [&](const qat::TrainFolderEpoch& e) {
+    if (quiet) return absl::OkStatus();
     std::printf("epoch %lld/%lld: mean training loss %.4f\n", static_cast<long long>(e.epoch),
                 static_cast<long long>(e.epochs), e.mean_train_loss);
     std::fflush(stdout);
@@ -184,6 +194,7 @@ int TrainCommand(int argc, char** argv) {
     }
     return Fail(result.status());
   }
+  if (quiet) return 0;
   std::printf("{\"epochs\": %lld, \"steps\": %lld, \"checkpoint\": \"%s\"}\n",
               static_cast<long long>(result->epochs), static_cast<long long>(result->steps),
               result->checkpoint.c_str());

@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "qat/calibration_table.h"
+#include "qat/collective.h"
 #include "qat/dataset.h"
 #include "qat/api.h"
 #include "qat/model.h"
@@ -48,6 +49,13 @@ struct CalibrateOptions {
   int num_threads = 0;  // 0: one per core; at most kMaxThreads (qat/thread_pool.h)
   // Called after each batch with (samples done, samples in total).
   std::function<void(int64_t, int64_t)> progress;
+  // Data-parallel calibration (qat/collective.h): every rank calls
+  // Calibrate with the same model, data and options and observes its shard
+  // (ShardOf) of the max_samples; Finish merges the activation observers
+  // exactly (Observer::Merge), so every rank gets the table of one process,
+  // bit for bit, for minmax, percentile, entropy and mse (the moving average
+  // is Unimplemented).  progress counts this rank's shard.
+  std::shared_ptr<Collective> collective;
 };
 
 // Streaming calibration: batches go in one at a time (from any source), the

@@ -55,10 +55,21 @@ class QAT_API Histogram {
   // [k w, (k + 1) w).
   std::vector<uint64_t> MagnitudeCounts() const;
 
+  // Adds another histogram's values (the same num_bins, else
+  // InvalidArgument): exactly the histogram of both multisets, since both
+  // are first grown to the wider limit.  Data-parallel calibration merges
+  // the ranks' histograms so.
+  absl::Status Merge(const Histogram& other);
+  // The histogram with these counts() and limit() (a power of two >=
+  // 2^-126, or 0 with no counts), as a transport hands them over.
+  static absl::StatusOr<Histogram> FromCounts(double limit, std::vector<uint64_t> counts);
+
  private:
   explicit Histogram(int num_bins) : counts_(num_bins, 0) {}
   // Doubles the limit until it exceeds absmax, merging bins.
   void Cover(float absmax);
+  // Grows the limit to `limit` (a power of two), merging bins.
+  void GrowTo(double limit);
 
   std::vector<uint64_t> counts_;
   double limit_ = 0.0;

@@ -107,6 +107,20 @@ class QAT_API Observer {
   // channel has seen no value.
   absl::StatusOr<std::vector<ObservedRange>> Ranges() const;
 
+  // Adds what `other` observed (the same method, axis and bins, else
+  // InvalidArgument): the result is the observer that saw both's batches,
+  // exactly, for minmax, percentile, entropy and mse (a histogram is a
+  // function of the multiset of values); Unimplemented for the moving
+  // average, whose result depends on the batches' order.  Data-parallel
+  // calibration merges the ranks' observers so.
+  absl::Status Merge(const Observer& other);
+  // The state as 64-bit words, and an observer with `options` back from
+  // them (InvalidArgument for words that are not such a state), for a
+  // transport between processes.  Unimplemented for the moving average.
+  absl::StatusOr<std::vector<uint64_t>> SaveState() const;
+  static absl::StatusOr<std::unique_ptr<Observer>> FromState(const ObserverOptions& options,
+                                                             absl::Span<const uint64_t> words);
+
  private:
   friend QAT_API absl::StatusOr<std::unique_ptr<Observer>> MakeObserver(
       const ObserverOptions& options);

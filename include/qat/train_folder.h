@@ -63,6 +63,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "qat/api.h"
+#include "qat/collective.h"
 #include "qat/dataset.h"
 #include "qat/lr_schedule.h"
 #include "qat/optimizer.h"
@@ -91,6 +92,12 @@ struct TrainFolderOptions {
   int threads = 0;          // 0: one per core
   int64_t save_every = 100;  // >= 1
   bool resume = false;
+  // Data-parallel training (qat/collective.h, TrainerOptions::collective):
+  // every rank calls TrainFolder on the same folder and data; `batch` is the
+  // global batch and must divide by the rank count.  Rank 0 alone writes the
+  // checkpoint; every rank reads it on resume (resume with the same rank
+  // count for a bit-identical finish).
+  std::shared_ptr<Collective> collective;
 };
 
 // The settings of a call, every one resolved.

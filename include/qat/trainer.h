@@ -31,6 +31,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "qat/checkpoint.h"
+#include "qat/collective.h"
 #include "qat/dataset.h"
 #include "qat/api.h"
 #include "qat/lr_schedule.h"
@@ -61,6 +62,17 @@ struct TrainerOptions {
   int num_threads = 0;  // 0: one per core; at most kMaxThreads (qat/thread_pool.h)
   uint64_t seed = 0;    // shuffling (and dropout)
   bool shuffle = true;
+  // Data-parallel training (qat/collective.h); null: this process alone.
+  // Every rank creates its Trainer from the same models and options and
+  // calls TrainEpochs with the same data: each takes its shard (ShardOf) of
+  // every global batch of `batch_size`, which must divide by the rank count.
+  // A step sums the gradients (and the loss), weighted by the shards'
+  // example counts for a mean loss, over the ranks before the optimizer
+  // runs, and in observe mode reduces the batch ranges with min / max: so
+  // every rank holds the same parameters, those of one process on the
+  // global batch up to float rounding (docs/training.md).  TrainStep called
+  // directly takes this rank's shard.
+  std::shared_ptr<Collective> collective;
 };
 
 struct EvalMetrics {
@@ -145,6 +157,9 @@ class QAT_API Trainer {
  private:
   struct State;
   explicit Trainer(std::unique_ptr<State> state);
+  // TrainStep on this rank's shard; null: a rank without examples in this
+  // (last, short) batch, which still takes part in the reductions.
+  absl::StatusOr<float> Step(const std::map<std::string, Tensor>* batch);
   std::unique_ptr<State> state_;
 };
 

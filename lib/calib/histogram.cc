@@ -32,8 +32,9 @@ absl::StatusOr<Histogram> Histogram::Create(int num_bins) {
   return Histogram(num_bins);
 }
 
-void Histogram::Cover(float absmax) {
-  const double wanted = LimitFor(absmax);
+void Histogram::Cover(float absmax) { GrowTo(LimitFor(absmax)); }
+
+void Histogram::GrowTo(double wanted) {
   if (limit_ == 0.0) {
     limit_ = wanted;
     return;
@@ -68,6 +69,50 @@ absl::Status Histogram::Add(absl::Span<const float> values) {
     ++counts[v < 0.0f ? half - 1 - k : half + k];
   }
   total_ += values.size();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Histogram> Histogram::FromCounts(double limit, std::vector<uint64_t> counts) {
+  QAT_ASSIGN_OR_RETURN(Histogram h, Create(static_cast<int>(
+                                        std::min<size_t>(counts.size(), size_t{1} << 25))));
+  int exponent = 0;
+  const bool power_of_two = std::frexp(limit, &exponent) == 0.5;
+  uint64_t total = 0;
+  for (uint64_t c : counts) {
+    if (__builtin_add_overflow(total, c, &total)) {
+      return absl::InvalidArgumentError("the histogram's counts overflow 64 bits");
+    }
+  }
+  if (limit == 0.0 ? total != 0
+                   : !(power_of_two && limit >= std::numeric_limits<float>::min() &&
+                       std::isfinite(limit))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a histogram's limit must be a power of two >= 2^-126 (or 0 when empty), got ", limit));
+  }
+  h.counts_ = std::move(counts);
+  h.limit_ = limit;
+  h.total_ = total;
+  return h;
+}
+
+absl::Status Histogram::Merge(const Histogram& other) {
+  if (other.num_bins() != num_bins()) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot merge a histogram of ",
+                                                   other.num_bins(), " bins into one of ",
+                                                   num_bins()));
+  }
+  if (other.limit_ == 0.0) return absl::OkStatus();
+  uint64_t total = 0;
+  if (__builtin_add_overflow(total_, other.total_, &total)) {
+    return absl::InvalidArgumentError("the merged histogram's counts overflow 64 bits");
+  }
+  // Both at the wider limit: each is then the histogram built directly with
+  // it (see the header), so their sum is the histogram of both multisets.
+  Histogram wide = other;
+  wide.GrowTo(limit_);
+  GrowTo(wide.limit_);
+  for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += wide.counts_[i];
+  total_ = total;
   return absl::OkStatus();
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <utility>
 
+#include "absl/base/casts.h"
 #include "absl/strings/str_cat.h"
 #include "kernels/finite_check.h"
 #include "calib/range_search.h"
@@ -36,6 +37,11 @@ class ChannelState {
                               float batch_max) = 0;
   virtual absl::StatusOr<FloatRange> Range(float data_min,
                                            float data_max) const = 0;
+  // Adds another channel's state of the same method (Observer::Merge), and
+  // writes / reads the state as 64-bit words (Observer::SaveState).
+  virtual absl::Status Merge(const ChannelState& other) = 0;
+  virtual absl::Status Save(std::vector<uint64_t>* words) const = 0;
+  virtual absl::Status Load(absl::Span<const uint64_t>* words) = 0;
 };
 
 namespace {
@@ -48,7 +54,16 @@ class MinMaxState final : public ChannelState {
   absl::StatusOr<FloatRange> Range(float data_min, float data_max) const override {
     return FloatRange{data_min, data_max};
   }
+  absl::Status Merge(const ChannelState&) override { return absl::OkStatus(); }
+  absl::Status Save(std::vector<uint64_t>*) const override { return absl::OkStatus(); }
+  absl::Status Load(absl::Span<const uint64_t>*) override { return absl::OkStatus(); }
 };
+
+absl::Status OrderDependent() {
+  return absl::UnimplementedError(
+      "the moving-average method depends on the order of the batches, so its observers do "
+      "not merge (data-parallel calibration takes minmax, percentile, entropy or mse)");
+}
 
 class MovingAverageState final : public ChannelState {
  public:
@@ -69,6 +84,9 @@ class MovingAverageState final : public ChannelState {
   absl::StatusOr<FloatRange> Range(float, float) const override {
     return FloatRange{min_, max_};
   }
+  absl::Status Merge(const ChannelState&) override { return OrderDependent(); }
+  absl::Status Save(std::vector<uint64_t>*) const override { return OrderDependent(); }
+  absl::Status Load(absl::Span<const uint64_t>*) override { return OrderDependent(); }
 
  private:
   float constant_;
@@ -102,6 +120,26 @@ class HistogramState final : public ChannelState {
       default:
         return absl::InternalError("not a histogram method");
     }
+  }
+
+  absl::Status Merge(const ChannelState& other) override {
+    return histogram_.Merge(static_cast<const HistogramState&>(other).histogram_);
+  }
+  // [limit's bits, counts...]
+  absl::Status Save(std::vector<uint64_t>* words) const override {
+    words->push_back(absl::bit_cast<uint64_t>(histogram_.limit()));
+    words->insert(words->end(), histogram_.counts().begin(), histogram_.counts().end());
+    return absl::OkStatus();
+  }
+  absl::Status Load(absl::Span<const uint64_t>* words) override {
+    const size_t n = 1 + static_cast<size_t>(histogram_.num_bins());
+    if (words->size() < n) return absl::InvalidArgumentError("the observer state is truncated");
+    QAT_ASSIGN_OR_RETURN(histogram_, Histogram::FromCounts(
+                                         absl::bit_cast<double>((*words)[0]),
+                                         std::vector<uint64_t>(words->begin() + 1,
+                                                               words->begin() + n)));
+    words->remove_prefix(n);
+    return absl::OkStatus();
   }
 
  private:
@@ -265,6 +303,63 @@ absl::Status Observer::Observe(absl::Span<const int64_t> shape,
     seen_[c] += static_cast<uint64_t>(slice.runs * slice.run_length);
   }
   return absl::OkStatus();
+}
+
+absl::Status Observer::Merge(const Observer& other) {
+  const ObserverOptions& a = options_;
+  const ObserverOptions& b = other.options_;
+  if (a.method != b.method || a.axis != b.axis || a.num_bins != b.num_bins) {
+    return absl::InvalidArgumentError(
+        "cannot merge observers of another method, axis or bin count");
+  }
+  if (other.channels_.empty()) return absl::OkStatus();
+  QAT_RETURN_IF_ERROR(ResizeChannels(static_cast<int64_t>(other.channels_.size())));
+  for (size_t c = 0; c < channels_.size(); ++c) {
+    if (other.seen_[c] == 0) continue;
+    QAT_RETURN_IF_ERROR(channels_[c]->Merge(*other.channels_[c]));
+    data_min_[c] = seen_[c] == 0 ? other.data_min_[c] : std::min(data_min_[c], other.data_min_[c]);
+    data_max_[c] = seen_[c] == 0 ? other.data_max_[c] : std::max(data_max_[c], other.data_max_[c]);
+    seen_[c] += other.seen_[c];
+  }
+  return absl::OkStatus();
+}
+
+// [channels, then per channel: values seen, min's and max's bits, state]
+absl::StatusOr<std::vector<uint64_t>> Observer::SaveState() const {
+  std::vector<uint64_t> words = {channels_.size()};
+  for (size_t c = 0; c < channels_.size(); ++c) {
+    words.push_back(seen_[c]);
+    words.push_back(absl::bit_cast<uint32_t>(data_min_[c]));
+    words.push_back(absl::bit_cast<uint32_t>(data_max_[c]));
+    QAT_RETURN_IF_ERROR(channels_[c]->Save(&words));
+  }
+  return words;
+}
+
+absl::StatusOr<std::unique_ptr<Observer>> Observer::FromState(const ObserverOptions& options,
+                                                              absl::Span<const uint64_t> words) {
+  QAT_ASSIGN_OR_RETURN(std::unique_ptr<Observer> o, MakeObserver(options));
+  auto truncated = [] { return absl::InvalidArgumentError("the observer state is truncated"); };
+  if (words.empty()) return truncated();
+  const uint64_t channels = words[0];
+  words.remove_prefix(1);
+  if (channels > words.size()) return truncated();
+  if (channels > 0) {
+    o->channels_.clear();
+    QAT_RETURN_IF_ERROR(o->ResizeChannels(static_cast<int64_t>(channels)));
+  }
+  for (uint64_t c = 0; c < channels; ++c) {
+    if (words.size() < 3) return truncated();
+    o->seen_[c] = words[0];
+    o->data_min_[c] = absl::bit_cast<float>(static_cast<uint32_t>(words[1]));
+    o->data_max_[c] = absl::bit_cast<float>(static_cast<uint32_t>(words[2]));
+    words.remove_prefix(3);
+    QAT_RETURN_IF_ERROR(o->channels_[c]->Load(&words));
+  }
+  if (!words.empty()) {
+    return absl::InvalidArgumentError("the observer state has words past its end");
+  }
+  return o;
 }
 
 absl::StatusOr<std::vector<ObservedRange>> Observer::Ranges() const {

@@ -34,6 +34,19 @@ ObserverOptions ForBits(ObserverOptions o, int bits, QuantRange range) {
   return o;
 }
 
+// The activation observers' options: the method's, per tensor.
+ObserverOptions ActivationObserverOptions(const CalibrateOptions& options) {
+  ObserverOptions act = ForBits(options.observer, options.activation_bits,
+                                QuantRangeForBits(options.activation_type == QuantType::kInt8,
+                                                  options.activation_bits,
+                                                  options.symmetric_activations, false,
+                                                  options.activation_range));
+  act.method = options.method;
+  act.axis.reset();
+  act.symmetric = options.symmetric_activations;
+  return act;
+}
+
 }  // namespace
 
 struct Calibrator::State {
@@ -119,14 +132,7 @@ absl::StatusOr<std::unique_ptr<Calibrator>> Calibrator::Create(
   ExecutorOptions exec;
   exec.num_threads = options.num_threads;
   QAT_ASSIGN_OR_RETURN(s->executor, Executor::Create(exposed, exec));
-  ObserverOptions act = ForBits(options.observer, options.activation_bits,
-                                QuantRangeForBits(options.activation_type == QuantType::kInt8,
-                                                  options.activation_bits,
-                                                  options.symmetric_activations, false,
-                                                  options.activation_range));
-  act.method = options.method;
-  act.axis.reset();
-  act.symmetric = options.symmetric_activations;
+  const ObserverOptions act = ActivationObserverOptions(options);
   for (const std::string& t : s->activations) {
     QAT_ASSIGN_OR_RETURN(s->observers[t], MakeObserver(act));
   }
@@ -153,9 +159,57 @@ absl::Status Calibrator::Observe(const Tensor& batch) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// Data-parallel: every activation observer (and the sample count) becomes
+// the merge, in rank order, of the ranks' observers.
+absl::Status MergeRanks(Collective& collective, const CalibrateOptions& options,
+                        const std::vector<std::string>& activations,
+                        std::map<std::string, std::unique_ptr<Observer>>* observers,
+                        int64_t* samples) {
+  std::vector<uint64_t> words = {static_cast<uint64_t>(*samples)};
+  for (const std::string& t : activations) {
+    QAT_ASSIGN_OR_RETURN(std::vector<uint64_t> state, observers->at(t)->SaveState());
+    words.push_back(state.size());
+    words.insert(words.end(), state.begin(), state.end());
+  }
+  QAT_ASSIGN_OR_RETURN(auto ranks, AllgatherWords(collective, words));
+  const ObserverOptions act = ActivationObserverOptions(options);
+  std::map<std::string, std::unique_ptr<Observer>> merged;
+  int64_t total = 0;
+  for (const std::vector<uint64_t>& rank : ranks) {
+    absl::Span<const uint64_t> rest(rank);
+    total += static_cast<int64_t>(rest[0]);
+    rest.remove_prefix(1);
+    for (const std::string& t : activations) {
+      const uint64_t n = rest.empty() ? 0 : rest[0];
+      if (rest.empty() || n > rest.size() - 1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("the ranks' observers of '", t, "' do not match"));
+      }
+      QAT_ASSIGN_OR_RETURN(auto observer, Observer::FromState(act, rest.subspan(1, n)));
+      rest.remove_prefix(1 + n);
+      if (merged.count(t) == 0) {
+        merged[t] = std::move(observer);
+      } else {
+        QAT_RETURN_IF_ERROR(merged[t]->Merge(*observer));
+      }
+    }
+  }
+  *observers = std::move(merged);
+  *samples = total;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<CalibrationTable> Calibrator::Finish() {
   State& s = *state_;
   const CalibrateOptions& options = s.options;
+  if (options.collective) {
+    QAT_RETURN_IF_ERROR(MergeRanks(*options.collective, options, s.activations, &s.observers,
+                                   &s.samples));
+  }
   if (s.samples == 0) {
     return absl::FailedPreconditionError(
         "calibration needs at least one sample; no batch was observed");
@@ -255,9 +309,13 @@ absl::StatusOr<CalibrationTable> CalibrateUnguarded(const Model& model, const Da
   QAT_ASSIGN_OR_RETURN(auto calibrator,
                        Calibrator::Create(relaxed ? *relaxed : model, options));
   const std::vector<int64_t> order = EpochOrder(data.size(), 0, 0, false);
+  // This rank's shard of the samples (all of them in one process).
+  const Shard shard = options.collective ? ShardOf(samples, options.collective->rank(),
+                                                   options.collective->size())
+                                         : Shard{0, samples};
   Tensor x, y;
-  for (int64_t begin = 0; begin < samples; begin += options.batch_size) {
-    const int64_t end = std::min(samples, begin + options.batch_size);
+  for (int64_t begin = shard.begin; begin < shard.end; begin += options.batch_size) {
+    const int64_t end = std::min(shard.end, begin + options.batch_size);
     data.Gather(absl::MakeConstSpan(order).subspan(begin, end - begin), &x, &y);
     if (absl::Status s = calibrator->Observe(x); !s.ok()) {
       if (!batch_of_one) return s;
@@ -266,7 +324,7 @@ absl::StatusOr<CalibrationTable> CalibrateUnguarded(const Model& model, const Da
                                                   "' has a static batch of 1: calibrate with "
                                                   "--batch 1 (CalibrateOptions::batch_size)"));
     }
-    if (options.progress) options.progress(end, samples);
+    if (options.progress) options.progress(end - shard.begin, shard.end - shard.begin);
   }
   return calibrator->Finish();
 }

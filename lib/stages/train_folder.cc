@@ -123,6 +123,7 @@ struct Run {
   Checkpoint checkpoint;
   TrainSettings settings;
   std::map<std::string, std::string> metadata;  // what the checkpoints store
+  std::shared_ptr<Collective> collective;       // data-parallel; null: one process
 };
 
 absl::Status CheckAtLeast(const char* key, double value, double min) {
@@ -134,7 +135,7 @@ absl::StatusOr<Run> Open(const std::string& folder, const TrainFolderOptions& gi
   const std::string checkpoint_path = folder + "/" + kCheckpointFile;
   QAT_ASSIGN_OR_RETURN(TrainingModels models, LoadTrainingModels(folder));
   QAT_ASSIGN_OR_RETURN(Checkpoint checkpoint, LoadCheckpoint(checkpoint_path));
-  Run run{checkpoint_path, std::move(models), std::move(checkpoint), {}, {}};
+  Run run{checkpoint_path, std::move(models), std::move(checkpoint), {}, {}, given.collective};
 
   // With resume the interrupted run's settings win; a setting that says
   // otherwise is an error rather than a silent change.
@@ -202,6 +203,11 @@ absl::StatusOr<Run> Open(const std::string& folder, const TrainFolderOptions& gi
   if (!std::isfinite(t.lr)) return SettingError(absl::StrCat("--lr must be finite, got ", t.lr));
   QAT_RETURN_IF_ERROR(CheckAtLeast("momentum", t.momentum, 0));
   QAT_RETURN_IF_ERROR(CheckAtLeast("max-grad-norm", t.max_grad_norm, 0));
+  if (run.collective && t.batch % run.collective->size() != 0) {
+    return SettingError(absl::StrCat("--batch ", t.batch, " does not split evenly over ",
+                                     run.collective->size(),
+                                     " ranks: the global batch must divide by the rank count"));
+  }
   if (o.observe_steps && !run.models.observe_quant_params) {
     return SettingError("--observe-steps needs a folder prepared with --quant-params observe");
   }
@@ -238,6 +244,7 @@ absl::StatusOr<TrainFolderResult> Train(Run& run, int64_t steps_per_epoch,
   options.num_threads = t.threads;
   options.seed = t.seed;
   options.observe.freeze_after_steps = t.observe_steps;
+  options.collective = run.collective;
   int64_t total_steps = 0;
   if (__builtin_mul_overflow(t.epochs, steps_per_epoch, &total_steps)) {
     return SettingError(absl::StrCat("--epochs ", t.epochs, " of ", steps_per_epoch,
@@ -261,7 +268,10 @@ absl::StatusOr<TrainFolderResult> Train(Run& run, int64_t steps_per_epoch,
   }
   // `epoch_end`: the epoch's counters advance after the step callback; the
   // checkpoint holds the state as TrainEpochs will have it.
+  // Data-parallel ranks hold the same state: rank 0 writes it.
+  const bool writer = run.collective == nullptr || run.collective->rank() == 0;
   auto save = [&](bool epoch_end) {
+    if (!writer) return absl::OkStatus();
     Checkpoint c = trainer->MakeCheckpoint();
     if (epoch_end) {
       ++c.progress.epoch;

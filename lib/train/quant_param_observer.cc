@@ -1,5 +1,6 @@
 #include "train/quant_param_observer.h"
 
+#include <limits>
 #include <set>
 #include <utility>
 
@@ -103,16 +104,22 @@ std::vector<std::string> QuantParamObserver::activation_names() const {
 
 absl::Status QuantParamObserver::Update(
     const std::function<const Tensor*(const std::string&)>& value_of,
-    std::map<std::string, Tensor>* quant) {
-  // Computed aside, then committed: an error changes nothing.
-  std::map<std::string, Tensor> new_quant, new_state;
+    std::map<std::string, Tensor>* quant, const RangeReducer& reduce) {
+  // Each site's batch extremes per channel, flat, in site order (an empty
+  // value contributes +inf / -inf, which any other rank's range replaces).
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  std::vector<float> batch_lo, batch_hi;
   for (const Site& s : sites_) {
     const Tensor* x = value_of(s.x);
     if (x == nullptr || x->dtype() != DataType::kFloat32) {
       return absl::InternalError(absl::StrCat(s.node, ": no float value of '", s.x,
                                               "' to observe"));
     }
-    if (x->num_elements() == 0) continue;
+    if (x->num_elements() == 0) {
+      batch_lo.insert(batch_lo.end(), s.channels, kInf);
+      batch_hi.insert(batch_hi.end(), s.channels, -kInf);
+      continue;
+    }
     ObserverOptions options;
     options.method = CalibrationMethod::kMinMax;
     options.axis = s.axis;
@@ -128,12 +135,26 @@ absl::Status QuantParamObserver::Update(
           s.node, ": '", s.x, "' has ", ranges.size(), " channels, the scale has ",
           s.channels, " values"));
     }
+    for (const ObservedRange& r : ranges) {
+      batch_lo.push_back(r.data_min);
+      batch_hi.push_back(r.data_max);
+    }
+  }
+  if (reduce) QAT_RETURN_IF_ERROR(reduce(absl::MakeSpan(batch_lo), absl::MakeSpan(batch_hi)));
+
+  // Computed aside, then committed: an error changes nothing.
+  std::map<std::string, Tensor> new_quant, new_state;
+  size_t at = 0;
+  for (const Site& s : sites_) {
+    const size_t first = at;
+    at += s.channels;
+    if (batch_lo[first] == kInf) continue;  // nothing observed
     const std::vector<int64_t> shape = quant->at(s.scale).shape();
     Tensor lo(DataType::kFloat32, shape), hi(DataType::kFloat32, shape);
     auto old_lo = state_.find(MinName(s.scale));
     auto old_hi = state_.find(MaxName(s.scale));
     for (int64_t c = 0; c < s.channels; ++c) {
-      float rmin = ranges[c].data_min, rmax = ranges[c].data_max;
+      float rmin = batch_lo[first + c], rmax = batch_hi[first + c];
       if (!s.weight && old_lo != state_.end()) {
         rmin = MovingAverageStep(old_lo->second.values<float>()[c], rmin, averaging_constant_);
         rmax = MovingAverageStep(old_hi->second.values<float>()[c], rmax, averaging_constant_);

@@ -31,6 +31,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "qat/model.h"
 #include "qat/quant_range.h"
 #include "qat/tensor.h"
@@ -58,8 +59,16 @@ class QuantParamObserver {
   // zero points into `quant`.  Either everything is updated or, on an error
   // (a missing value, NaN or Inf, a channel count that disagrees with the
   // scale), nothing is.
+  //
+  // Data-parallel training passes `reduce`, which replaces this rank's batch
+  // extremes (every site's channels, flat, in graph order) by the minimum
+  // and maximum over the ranks before the moving averages move: so every
+  // rank applies the global batch's range, exactly as one process would.
+  // An empty value (a rank without examples) contributes +inf / -inf.
+  using RangeReducer = std::function<absl::Status(absl::Span<float> mins,
+                                                  absl::Span<float> maxs)>;
   absl::Status Update(const std::function<const Tensor*(const std::string&)>& value_of,
-                      std::map<std::string, Tensor>* quant);
+                      std::map<std::string, Tensor>* quant, const RangeReducer& reduce = {});
 
   const std::map<std::string, Tensor>& state() const { return state_; }
   // InvalidArgument, naming the tensor, for a name or a shape that is not

@@ -41,6 +41,12 @@ struct Trainer::State {
   std::vector<std::string> quant_names;
   std::map<std::string, Tensor> quant;
   int64_t observed_steps = 0;
+  // Data-parallel: the reduction over the ranks, whether the loss is a sum
+  // over the examples (else a mean: shards weigh by their examples), and
+  // the buffer the gradients are reduced in.
+  std::shared_ptr<Collective> collective;
+  bool loss_is_sum = false;
+  std::vector<float> reduced;
 };
 
 namespace {
@@ -105,6 +111,42 @@ std::map<std::string, const Tensor*> StepInputs(
   }
   for (const auto& [name, value] : observed) inputs.emplace(name, &value);
   return inputs;
+}
+
+// Whether the training model's loss sums over the examples (a ReduceSum or
+// a loss op with reduction "sum" makes it, through Identity nodes) rather
+// than averaging them.
+bool LossIsSum(const Model& training) {
+  const auto& graph = ModelAccess::Proto(training).graph();
+  std::string value = kLossOutput;
+  for (int hops = 0; hops < graph.node_size(); ++hops) {
+    const onnx::NodeProto* producer = nullptr;
+    for (const auto& n : graph.node()) {
+      for (const auto& out : n.output()) {
+        if (out == value) producer = &n;
+      }
+    }
+    if (producer == nullptr) return false;
+    if (producer->op_type() == "Identity" && producer->input_size() == 1) {
+      value = producer->input(0);
+      continue;
+    }
+    if (producer->op_type() == "ReduceSum") return true;
+    for (const auto& a : producer->attribute()) {
+      if (a.name() == "reduction") return a.s() == "sum";
+    }
+    return false;
+  }
+  return false;
+}
+
+// A batch's example count: the leading dimension of its labels (or of its
+// first tensor).
+int64_t BatchExamples(const std::map<std::string, Tensor>& batch) {
+  auto it = batch.find(kLabelsInput);
+  if (it == batch.end()) it = batch.begin();
+  if (it == batch.end() || it->second.shape().empty()) return 1;
+  return it->second.dim(0);
 }
 
 // InvalidArgument unless `stored` holds `names`, in that order, with the
@@ -192,6 +234,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   QAT_ASSIGN_OR_RETURN(state->eval, Executor::Create(eval.model, exec));
   QAT_ASSIGN_OR_RETURN(state->optimizer, Optimizer::Create(options.optimizer));
   state->progress.seed = options.seed;
+  state->collective = options.collective;
+  state->loss_is_sum = LossIsSum(models.training);
   const std::vector<std::string> data = DataInputs(train.model, state->params, state->quant);
   if (data.size() == 1) state->data_input = data[0];
   // Classification: int64 labels and logits [N, C, ...] with a static C.
@@ -219,15 +263,49 @@ absl::Status Trainer::SetSchedule(const LrSchedule& schedule) {
 }
 
 absl::StatusOr<float> Trainer::TrainStep(const std::map<std::string, Tensor>& batch) {
+  return Step(&batch);
+}
+
+absl::StatusOr<float> Trainer::Step(const std::map<std::string, Tensor>* batch) {
   State& s = *state_;
-  if (auto it = batch.find(kLabelsInput); it != batch.end()) {
-    QAT_RETURN_IF_ERROR(CheckLabels(it->second, s.num_classes));
-  }
-  std::map<std::string, Tensor> rounded;
-  QAT_RETURN_IF_ERROR(s.train->Run(
-      StepInputs(batch, s.params, s.zero_points, s.quant, &rounded), &s.outputs));
   std::map<std::string, Tensor>& outputs = s.outputs;
-  const float loss = outputs.at(kLossOutput).values<float>()[0];
+  float loss = 0.0f;
+  if (batch != nullptr) {
+    if (auto it = batch->find(kLabelsInput); it != batch->end()) {
+      QAT_RETURN_IF_ERROR(CheckLabels(it->second, s.num_classes));
+    }
+    std::map<std::string, Tensor> rounded;
+    QAT_RETURN_IF_ERROR(s.train->Run(
+        StepInputs(*batch, s.params, s.zero_points, s.quant, &rounded), &outputs));
+    loss = outputs.at(kLossOutput).values<float>()[0];
+  }
+  if (s.collective) {
+    // One buffer: [examples, loss, every gradient], summed in rank order;
+    // a mean loss weighs each shard by its examples.  A non-finite loss on
+    // any rank makes the sum non-finite, so every rank stops together.
+    const int64_t examples = batch != nullptr ? BatchExamples(*batch) : 0;
+    const float weight = s.loss_is_sum ? 1.0f : static_cast<float>(examples);
+    std::vector<float>& buffer = s.reduced;
+    buffer.assign({static_cast<float>(examples), batch != nullptr ? weight * loss : 0.0f});
+    for (const std::string& name : s.names) {
+      Tensor& g = outputs[name + "_grad"];
+      const Tensor& p = s.params.at(name);
+      if (batch == nullptr) g = Tensor(p.dtype(), p.shape());  // zeros
+      if (g.dtype() != DataType::kFloat32 || g.shape() != p.shape()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "data-parallel training reduces float gradients; '", name, "_grad' is ",
+            ShapeToString(g.shape()), " for a parameter of ", ShapeToString(p.shape())));
+      }
+      for (float v : g.values<float>()) buffer.push_back(batch != nullptr ? weight * v : 0.0f);
+    }
+    QAT_RETURN_IF_ERROR(s.collective->Allreduce(absl::MakeSpan(buffer), ReduceOp::kSum));
+    const float total = s.loss_is_sum ? 1.0f : buffer[0];
+    loss = buffer[1] / total;
+    size_t at = 2;
+    for (const std::string& name : s.names) {
+      for (float& v : outputs.at(name + "_grad").values<float>()) v = buffer[at++] / total;
+    }
+  }
   if (!std::isfinite(loss)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "the loss is ", loss, " at step ", s.progress.global_step + 1,
@@ -248,14 +326,25 @@ absl::StatusOr<float> Trainer::TrainStep(const std::map<std::string, Tensor>& ba
   // Observe mode: the activations this step saw, the weights it produced.
   const int64_t freeze = s.options.observe.freeze_after_steps;
   if (s.observer && (freeze < 0 || s.observed_steps < freeze)) {
+    // A rank without examples saw no activations: empty ones.
+    static const Tensor* const kNothing = new Tensor(DataType::kFloat32, {0});
     auto value_of = [&](const std::string& name) -> const Tensor* {
+      if (auto it = s.params.find(name); it != s.params.end()) return &it->second;
+      if (batch == nullptr) return kNothing;
       using Values = const std::map<std::string, Tensor>*;
-      for (Values m : {Values{&s.params}, Values{&outputs}, Values{&batch}}) {
+      for (Values m : {Values{&outputs}, Values{batch}}) {
         if (auto it = m->find(name); it != m->end()) return &it->second;
       }
       return nullptr;
     };
-    absl::Status observed = s.observer->Update(value_of, &s.quant);
+    training::QuantParamObserver::RangeReducer reduce;
+    if (s.collective) {
+      reduce = [&](absl::Span<float> mins, absl::Span<float> maxs) {
+        QAT_RETURN_IF_ERROR(s.collective->Allreduce(mins, ReduceOp::kMin));
+        return s.collective->Allreduce(maxs, ReduceOp::kMax);
+      };
+    }
+    absl::Status observed = s.observer->Update(value_of, &s.quant, reduce);
     if (!observed.ok()) {
       return absl::Status(observed.code(),
                           absl::StrCat("step ", s.progress.global_step,
@@ -286,6 +375,13 @@ absl::Status Trainer::TrainEpochs(const Dataset& data, int64_t epochs,
   }
   if (data.size() == 0) return absl::InvalidArgumentError("the dataset is empty");
   QAT_ASSIGN_OR_RETURN(const int64_t steps, StepsPerEpoch(data.size(), batch_size));
+  const int ranks = s.collective ? s.collective->size() : 1;
+  const int rank = s.collective ? s.collective->rank() : 0;
+  if (batch_size % ranks != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the global batch of ", batch_size, " examples does not split evenly over ", ranks,
+        " ranks: choose a batch size that divides by ", ranks));
+  }
   // The order of an epoch, made when its first batch is asked for.
   std::vector<int64_t> order;
   int64_t order_epoch = -1;
@@ -296,7 +392,10 @@ absl::Status Trainer::TrainEpochs(const Dataset& data, int64_t epochs,
     }
     const int64_t begin = step * batch_size;
     const int64_t end = std::min(data.size(), begin + batch_size);
-    data.Gather(absl::MakeConstSpan(order).subspan(begin, end - begin), x, y);
+    // This rank's shard of the global batch (all of it in one process).
+    const Shard shard = ShardOf(end - begin, rank, ranks);
+    data.Gather(absl::MakeConstSpan(order).subspan(begin + shard.begin, shard.end - shard.begin),
+                x, y);
     return absl::OkStatus();
   };
   return TrainEpochs(gather, steps, epochs, on_step);
@@ -316,8 +415,21 @@ absl::Status Trainer::TrainEpochs(const BatchSource& next, int64_t steps, int64_
   while (s.progress.epoch < epochs) {
     while (s.progress.step_in_epoch < steps) {
       QAT_RETURN_IF_ERROR(next(s.progress.epoch, s.progress.step_in_epoch, &x, &y));
+      if (x.num_elements() == 0 && !s.collective) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "the batch of step ", s.progress.step_in_epoch, " of epoch ", s.progress.epoch,
+            " is empty"));
+      }
       const float lr = s.options.schedule.At(s.progress.global_step);
-      QAT_ASSIGN_OR_RETURN(float loss, TrainStep({{s.data_input, x}, {kLabelsInput, y}}));
+      float loss = 0.0f;
+      // A rank whose shard of a short last batch is empty still joins the
+      // step's reductions.
+      if (x.num_elements() > 0) {
+        const std::map<std::string, Tensor> batch = {{s.data_input, x}, {kLabelsInput, y}};
+        QAT_ASSIGN_OR_RETURN(loss, Step(&batch));
+      } else {
+        QAT_ASSIGN_OR_RETURN(loss, Step(nullptr));
+      }
       ++s.progress.step_in_epoch;
       if (on_step) {
         QAT_RETURN_IF_ERROR(on_step({s.progress.epoch, s.progress.step_in_epoch - 1,

@@ -370,6 +370,20 @@ typedef struct QatTrainProgress {
  * QAT_CANCELLED. */
 typedef int (*QatTrainCallback)(void* user_data, const QatTrainProgress* progress);
 
+/* Data-parallel training over the caller's own transport: replace
+ * values[0..count) on every rank by the elementwise reduction over the
+ * ranks.  QAT_REDUCE_SUM must add the ranks' buffers in rank order,
+ * ((b0 + b1) + b2) + ..., so that every rank gets the same bits; MIN and
+ * MAX are exact in any order.  Every rank calls it the same number of times
+ * with the same counts.  Return 0 on success; anything else stops training
+ * with an error (the last checkpoint survives). */
+typedef enum QatReduceOp {
+  QAT_REDUCE_SUM = 0,
+  QAT_REDUCE_MIN = 1,
+  QAT_REDUCE_MAX = 2
+} QatReduceOp;
+typedef int (*QatAllreduceFn)(void* user_data, float* values, size_t count, QatReduceOp op);
+
 typedef struct QatTrainFolderOptions {
   uint32_t version;
   /* Run settings, kept in the folder's checkpoint.  QAT_UNSET gives the
@@ -395,12 +409,24 @@ typedef struct QatTrainFolderOptions {
   bool resume;           /* finish the interrupted run in the folder */
   QatTrainCallback progress; /* may be NULL */
   void* user_data;           /* for progress */
+  /* Version 2: data-parallel training (docs/training.md): every rank calls
+   * qat_train_folder on the same folder and data; `batch` is the global
+   * batch and must divide by the rank count; rank 0 writes the checkpoint.
+   * Either a hook (allreduce, with rank in [0, num_ranks)) or mpi_comm,
+   * a pointer to an MPI_Comm of the MPI this libqat was built with
+   * (QAT_UNIMPLEMENTED without MPI); neither: one process. */
+  QatAllreduceFn allreduce;
+  void* allreduce_user_data;
+  int32_t rank;
+  int32_t num_ranks;
+  const void* mpi_comm;
+  double mpi_timeout_seconds; /* 0: 20 s */
 } QatTrainFolderOptions;
-#define QAT_TRAIN_FOLDER_OPTIONS_VERSION 1
+#define QAT_TRAIN_FOLDER_OPTIONS_VERSION 2
 #define QAT_TRAIN_FOLDER_OPTIONS_INIT                                                     \
   { QAT_TRAIN_FOLDER_OPTIONS_VERSION, QAT_UNSET, QAT_UNSET, QAT_UNSET, QAT_UNSET,         \
     QAT_UNSET, QAT_UNSET, QAT_UNSET, QAT_UNSET, QAT_UNSET, QAT_UNSET, QAT_UNSET, NULL,    \
-    QAT_UNSET, QAT_UNSET, 0, 0, false, NULL, NULL }
+    QAT_UNSET, QAT_UNSET, 0, 0, false, NULL, NULL, NULL, NULL, 0, 0, NULL, 0.0 }
 
 typedef struct QatTrainResult {
   uint32_t version;
