@@ -201,6 +201,46 @@ class PerChannelTester {
   ThreadPool* pool_ = nullptr;
 };
 
+// Per block: random scales and zero points shaped as opset 21 defines, the
+// forward (with mask) and LSQ against the reference.
+class PerBlockTester {
+ public:
+  PerBlockTester& shape(std::vector<int64_t> s) {
+    shape_ = std::move(s);
+    return *this;
+  }
+  PerBlockTester& axis(int64_t a) {
+    axis_ = a;
+    return *this;
+  }
+  PerBlockTester& block_size(int64_t b) {
+    block_size_ = b;
+    return *this;
+  }
+  PerBlockTester& range(QuantRange r) {
+    range_ = r;
+    return *this;
+  }
+  PerBlockTester& seed(uint32_t s) {
+    seed_ = s;
+    return *this;
+  }
+  PerBlockTester& pool(ThreadPool* p) {
+    pool_ = p;
+    return *this;
+  }
+
+  void Test(const kernels::FakeQuantKernels& k) const;
+
+ private:
+  std::vector<int64_t> shape_;
+  int64_t axis_ = 0;
+  int64_t block_size_ = 32;
+  QuantRange range_ = QuantRange::Int4();
+  uint32_t seed_ = 1;
+  ThreadPool* pool_ = nullptr;
+};
+
 }  // namespace testing
 }  // namespace qat
 

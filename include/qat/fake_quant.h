@@ -16,11 +16,12 @@
 // a scale that is not positive and finite; a zero point that is not an
 // integer inside [quant_min, quant_max]; quant_min >= quant_max or a range
 // wider than 2^24; spans whose sizes disagree; a per-channel axis or
-// parameter count that does not fit the shape.
+// parameter count that does not fit the shape; a block size below 1.
 #ifndef QAT_FAKE_QUANT_H_
 #define QAT_FAKE_QUANT_H_
 
 #include <cstdint>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -48,6 +49,24 @@ struct PerChannelFakeQuantParams {
   QuantRange range = QuantRange::Int8();
 };
 
+// Per-block parameters (ONNX opset 21's blocked quantization): along
+// `axis`, each run of block_size consecutive elements shares one scale and
+// zero point; the last block may be shorter.  scales and zero_points are
+// row-major tensors of BlockedParamShape(x's shape, axis, block_size).
+struct BlockFakeQuantParams {
+  absl::Span<const float> scales;
+  absl::Span<const float> zero_points;
+  int64_t axis = 0;
+  int64_t block_size = 0;
+  QuantRange range = QuantRange::Int4();
+};
+
+// The shape of a blocked scale for a tensor of `shape`: the same, except
+// ceil(shape[axis] / block_size) along axis (as QuantizeLinear-21 defines).
+// InvalidArgument for a scalar shape, an axis out of range or block_size < 1.
+QAT_API absl::StatusOr<std::vector<int64_t>> BlockedParamShape(
+    absl::Span<const int64_t> shape, int64_t axis, int64_t block_size);
+
 QAT_API absl::Status ValidateFakeQuantParams(const FakeQuantParams& params);
 
 // ---- Forward ---------------------------------------------------------------
@@ -66,6 +85,14 @@ QAT_API absl::Status FakeQuantPerChannel(absl::Span<const int64_t> shape,
                                          absl::Span<bool> mask,
                                          const PerChannelFakeQuantParams& params,
                                          ThreadPool* pool = nullptr);
+
+// Per block: x has the given shape; y and mask (optional) likewise.
+QAT_API absl::Status FakeQuantPerBlock(absl::Span<const int64_t> shape,
+                                       absl::Span<const float> x,
+                                       absl::Span<float> y,
+                                       absl::Span<bool> mask,
+                                       const BlockFakeQuantParams& params,
+                                       ThreadPool* pool = nullptr);
 
 // ---- Backward: straight-through estimator ----------------------------------
 
@@ -101,6 +128,15 @@ QAT_API absl::Status FakeQuantLsqGradPerChannel(
     absl::Span<const float> dy, absl::Span<float> dx,
     absl::Span<float> scale_grads, absl::Span<float> zero_point_grads,
     const PerChannelFakeQuantParams& params, float grad_scale = 1.0f,
+    ThreadPool* pool = nullptr);
+
+// Per block: scale_grads and zero_point_grads receive one value per block
+// entry, shaped as the parameters.
+QAT_API absl::Status FakeQuantLsqGradPerBlock(
+    absl::Span<const int64_t> shape, absl::Span<const float> x,
+    absl::Span<const float> dy, absl::Span<float> dx,
+    absl::Span<float> scale_grads, absl::Span<float> zero_point_grads,
+    const BlockFakeQuantParams& params, float grad_scale = 1.0f,
     ThreadPool* pool = nullptr);
 
 // The zero point a learnable (real-valued) zero point stands for: clamped
