@@ -2,7 +2,8 @@
 // since opset 13; int8 and uint8), and libqat's FakeQuant family on the
 // kernels of qat/fake_quant.h:
 //   com.microsoft FakeQuant      per tensor, ONNX Runtime's schema
-//   ai.libqat FakeQuant          per channel along `axis`
+//   ai.libqat FakeQuant          per channel along `axis`, or per block
+//                                along it when block_size > 0
 //   com.microsoft FakeQuantGrad  dX = dY * mask
 #include <cmath>
 
@@ -240,6 +241,25 @@ absl::Span<bool> PrepareFakeQuantOutputs(KernelContext& ctx, const Tensor& x) {
   return ctx.output(1).values<bool>();
 }
 
+// Per-block parameters after checking that the scale and zero point have
+// the shape opset 21 defines for X, axis and block_size.
+absl::StatusOr<BlockFakeQuantParams> ReadBlockParams(const Tensor& x, const Tensor& scale,
+                                                     const Tensor& zp, int64_t axis,
+                                                     int64_t block_size, QuantRange range) {
+  QAT_ASSIGN_OR_RETURN(const std::vector<int64_t> want,
+                       BlockedParamShape(x.shape(), axis, block_size));
+  for (const Tensor* t : {&scale, &zp}) {
+    if (t->shape() != want) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "block-wise FakeQuant of X ", ShapeToString(x.shape()), " with axis ", axis,
+          " and block_size ", block_size, " needs ", t == &scale ? "scale" : "zero_point",
+          " of shape ", ShapeToString(want), ", got ", ShapeToString(t->shape())));
+    }
+  }
+  return BlockFakeQuantParams{scale.values<float>(), zp.values<float>(), axis, block_size,
+                              range};
+}
+
 }  // namespace
 
 absl::StatusOr<Kernel> MakeFakeQuantPerTensor(const NodeView& node) {
@@ -262,9 +282,18 @@ absl::StatusOr<Kernel> MakeFakeQuantPerTensor(const NodeView& node) {
 absl::StatusOr<Kernel> MakeFakeQuantPerChannel(const NodeView& node) {
   const QuantRange range = RangeFromNode(node);
   const int64_t axis = node.GetInt("axis", 0);
-  return Kernel([range, axis](KernelContext& ctx) -> absl::Status {
+  const int64_t block_size = node.GetInt("block_size", 0);
+  return Kernel([range, axis, block_size](KernelContext& ctx) -> absl::Status {
     QAT_RETURN_IF_ERROR(RequireFloatTensors(ctx, 3));
     const Tensor& x = ctx.input(0);
+    if (block_size != 0) {
+      QAT_ASSIGN_OR_RETURN(const BlockFakeQuantParams params,
+                           ReadBlockParams(x, ctx.input(1), ctx.input(2), axis, block_size,
+                                           range));
+      absl::Span<bool> mask = PrepareFakeQuantOutputs(ctx, x);
+      return FakeQuantPerBlock(x.shape(), x.values<float>(), ctx.output(0).values<float>(),
+                               mask, params, ctx.pool);
+    }
     PerChannelFakeQuantParams params;
     params.scales = ctx.input(1).values<float>();
     params.zero_points = ctx.input(2).values<float>();
@@ -301,8 +330,9 @@ absl::StatusOr<Kernel> MakeFakeQuantGrad(const NodeView&) {
 absl::StatusOr<Kernel> MakeFakeQuantLsqGrad(const NodeView& node) {
   const QuantRange range = RangeFromNode(node);
   const int64_t axis = node.GetInt("axis", 0);
+  const int64_t block_size = node.GetInt("block_size", 0);
   const float grad_scale = node.GetFloat("grad_scale", 1.0f);
-  return Kernel([range, axis, grad_scale](KernelContext& ctx) -> absl::Status {
+  return Kernel([range, axis, block_size, grad_scale](KernelContext& ctx) -> absl::Status {
     QAT_RETURN_IF_ERROR(RequireFloatTensors(ctx, 4));
     const Tensor& x = ctx.input(0);
     const Tensor& dy = ctx.input(1);
@@ -315,6 +345,15 @@ absl::StatusOr<Kernel> MakeFakeQuantLsqGrad(const NodeView& node) {
     ctx.output(0).Resize(DataType::kFloat32, x.shape());
     ctx.output(1).Resize(DataType::kFloat32, scale.shape());
     ctx.output(2).Resize(DataType::kFloat32, zp.shape());
+    if (block_size != 0) {
+      QAT_ASSIGN_OR_RETURN(const BlockFakeQuantParams params,
+                           ReadBlockParams(x, scale, zp, axis, block_size, range));
+      return FakeQuantLsqGradPerBlock(x.shape(), x.values<float>(), dy.values<float>(),
+                                      ctx.output(0).values<float>(),
+                                      ctx.output(1).values<float>(),
+                                      ctx.output(2).values<float>(), params, grad_scale,
+                                      ctx.pool);
+    }
     if (scale.num_elements() == 1 && scale.rank() <= 1) {
       const FakeQuantParams params{scale.values<float>()[0], zp.values<float>()[0], range};
       QAT_ASSIGN_OR_RETURN(LsqGradients g,
