@@ -21,12 +21,12 @@
 #define QAT_FAKE_QUANT_H_
 
 #include <cstdint>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "qat/api.h"
+#include "qat/quant_params.h"
 #include "qat/quant_range.h"
 #include "qat/thread_pool.h"
 
@@ -52,7 +52,8 @@ struct PerChannelFakeQuantParams {
 // Per-block parameters (ONNX opset 21's blocked quantization): along
 // `axis`, each run of block_size consecutive elements shares one scale and
 // zero point; the last block may be shorter.  scales and zero_points are
-// row-major tensors of BlockedParamShape(x's shape, axis, block_size).
+// row-major tensors of BlockedParamShape(x's shape, axis, block_size)
+// (qat/quant_params.h).
 struct BlockFakeQuantParams {
   absl::Span<const float> scales;
   absl::Span<const float> zero_points;
@@ -60,12 +61,6 @@ struct BlockFakeQuantParams {
   int64_t block_size = 0;
   QuantRange range = QuantRange::Int4();
 };
-
-// The shape of a blocked scale for a tensor of `shape`: the same, except
-// ceil(shape[axis] / block_size) along axis (as QuantizeLinear-21 defines).
-// InvalidArgument for a scalar shape, an axis out of range or block_size < 1.
-QAT_API absl::StatusOr<std::vector<int64_t>> BlockedParamShape(
-    absl::Span<const int64_t> shape, int64_t axis, int64_t block_size);
 
 QAT_API absl::Status ValidateFakeQuantParams(const FakeQuantParams& params);
 
