@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "qat/executor.h"
+#include "qat/export.h"
 #include "qat/model.h"
 #include "qat/quant_params.h"
 
@@ -235,8 +236,8 @@ TEST(Opset21Test, BadFilesAreRejectedWithAClearError) {
     auto* a = split->add_attribute();
     a->set_name("num_outputs");
     a->set_type(onnx::AttributeProto::INT);
-    a->set_i(1);
-    ExpectRejected(m, "node 'split' (Split) uses the num_outputs attribute");
+    a->set_i(2);
+    ExpectRejected(m, "node 'split' (Split) uses a num_outputs other than its number of outputs");
   }
   {
     onnx::ModelProto m = MakeInt4Model({});
@@ -250,6 +251,151 @@ TEST(Opset21Test, BadFilesAreRejectedWithAClearError) {
     auto model = Load(m);
     EXPECT_FALSE(model.ok());
   }
+}
+
+}  // namespace
+}  // namespace qat
+
+namespace qat {
+namespace {
+
+// x -> FakeQuant(uint8, per tensor) -> MatMul(., FakeQuant(W; 4-bit, axis 0,
+// block_size)) -> y: what prepare's eval model holds for a 4-bit weight.
+Model FakeQuantMatMul(int64_t k, int64_t n, int64_t block) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  for (const auto& [domain, version] :
+       std::vector<std::pair<std::string, int64_t>>{{"", 13}, {"ai.libqat", 1},
+                                                    {"com.microsoft", 1}}) {
+    auto* op = m.add_opset_import();
+    op->set_domain(domain);
+    op->set_version(version);
+  }
+  auto* g = m.mutable_graph();
+  g->set_name("fq");
+  Declare(g->add_input(), "x", {2, k});
+  Declare(g->add_output(), "y", {2, n});
+  Tensor w(DataType::kFloat32, {k, n});
+  for (int64_t i = 0; i < w.num_elements(); ++i) {
+    w.data<float>()[i] = 0.3f * std::cos(0.7f * static_cast<float>(i));
+  }
+  *g->add_initializer() = TensorToProto(w, "W");
+  std::vector<int64_t> ps = block > 0 ? *BlockedParamShape({k, n}, 0, block)
+                                      : std::vector<int64_t>{n};
+  int64_t count = 1;
+  for (int64_t d : ps) count *= d;
+  std::vector<float> s(count), z(count, 0.0f);
+  for (int64_t e = 0; e < count; ++e) s[e] = 0.02f + 0.01f * static_cast<float>(e % 5);
+  *g->add_initializer() = TensorToProto(Tensor::FromValues<float>(ps, s), "W_scale");
+  *g->add_initializer() = TensorToProto(Tensor::FromValues<float>(ps, z), "W_zp");
+  *g->add_initializer() = TensorToProto(Tensor::Scalar<float>(0.02f), "x_scale");
+  *g->add_initializer() = TensorToProto(Tensor::Scalar<float>(128.0f), "x_zp");
+  auto add_int = [](onnx::NodeProto* node, const char* name, int64_t v) {
+    auto* a = node->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(v);
+  };
+  auto* fx = g->add_node();
+  fx->set_op_type("FakeQuant");
+  fx->set_domain("com.microsoft");
+  fx->set_name("fq_x");
+  for (const char* i : {"x", "x_scale", "x_zp"}) fx->add_input(i);
+  fx->add_output("xq");
+  add_int(fx, "quant_min", 0);
+  add_int(fx, "quant_max", 255);
+  auto* fw = g->add_node();
+  fw->set_op_type("FakeQuant");
+  fw->set_domain("ai.libqat");
+  fw->set_name("fq_w");
+  for (const char* i : {"W", "W_scale", "W_zp"}) fw->add_input(i);
+  fw->add_output("Wq");
+  add_int(fw, "quant_min", -8);
+  add_int(fw, "quant_max", 7);
+  add_int(fw, "axis", block > 0 ? 0 : 1);
+  if (block > 0) add_int(fw, "block_size", block);
+  auto* mm = g->add_node();
+  mm->set_op_type("MatMul");
+  mm->set_name("matmul");
+  mm->add_input("xq");
+  mm->add_input("Wq");
+  mm->add_output("y");
+  auto model = Model::FromBytes(m.SerializeAsString(), "eval.onnx");
+  EXPECT_TRUE(model.ok()) << model.status();
+  return *model;
+}
+
+Tensor RunY(const Model& m, int64_t k) {
+  Tensor x(DataType::kFloat32, {2, k});
+  for (int64_t i = 0; i < x.num_elements(); ++i) {
+    x.data<float>()[i] = std::sin(1.3f * static_cast<float>(i));
+  }
+  auto exec = Executor::Create(m);
+  EXPECT_TRUE(exec.ok()) << exec.status();
+  auto out = (*exec)->Run({{"x", x}});
+  EXPECT_TRUE(out.ok()) << out.status();
+  return out->at("y");
+}
+
+// The stored weight: the initializer of `type` with W's dims [10, 3].
+const onnx::TensorProto* FindInit(const onnx::ModelProto& m, int32_t type) {
+  for (const auto& t : m.graph().initializer()) {
+    if (t.data_type() == type && t.dims_size() == 2 && t.dims(0) == 10) return &t;
+  }
+  return nullptr;
+}
+
+TEST(Int4ExportTest, FourBitWeightsExportPackedAtOpset21AndRunAsTrained) {
+  for (int64_t block : {0, 4}) {  // per channel, and blocks of 4 over K = 10
+    SCOPED_TRACE(::testing::Message() << "block " << block);
+    const Model eval = FakeQuantMatMul(10, 3, block);
+    auto exported = ExportQuantizedModel(eval);
+    ASSERT_TRUE(exported.ok()) << exported.status();
+    onnx::ModelProto proto;
+    ASSERT_TRUE(proto.ParseFromString(exported->Serialize()));
+    EXPECT_EQ(proto.ir_version(), 10);
+    int64_t opset = 0;
+    for (const auto& op : proto.opset_import()) {
+      if (op.domain().empty()) opset = op.version();
+    }
+    EXPECT_EQ(opset, 21);
+    const onnx::TensorProto* w4 = FindInit(proto, kOnnxInt4);
+    ASSERT_NE(w4, nullptr);
+    EXPECT_EQ(w4->raw_data().size(), 15u);  // 30 values, two per byte
+    bool block_attr = false;
+    for (const auto& n : proto.graph().node()) {
+      for (const auto& a : n.attribute()) block_attr |= a.name() == "block_size" && a.i() == 4;
+    }
+    EXPECT_EQ(block_attr, block > 0);
+    // The file loads again (libqat's opset-21 checks) and computes what the
+    // FakeQuant model computed.
+    auto reloaded = Model::FromBytes(exported->Serialize(), "exported.onnx");
+    ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+    const Tensor want = RunY(eval, 10);
+    const Tensor got = RunY(*reloaded, 10);
+    ASSERT_EQ(want.num_elements(), got.num_elements());
+    for (int64_t i = 0; i < want.num_elements(); ++i) {
+      ASSERT_EQ(want.data<float>()[i], got.data<float>()[i]) << i;
+    }
+  }
+}
+
+TEST(Int4ExportTest, Opset13KeepsTheClipFormAndRefusesBlocks) {
+  ExportOptions options;
+  options.opset = 13;
+  auto exported = ExportQuantizedModel(FakeQuantMatMul(10, 3, 0), {}, options);
+  ASSERT_TRUE(exported.ok()) << exported.status();
+  onnx::ModelProto proto;
+  ASSERT_TRUE(proto.ParseFromString(exported->Serialize()));
+  EXPECT_EQ(FindInit(proto, kOnnxInt4), nullptr);
+  EXPECT_NE(FindInit(proto, onnx::TensorProto::INT8), nullptr);
+  auto blocked = ExportQuantizedModel(FakeQuantMatMul(10, 3, 4), {}, options);
+  ASSERT_FALSE(blocked.ok());
+  EXPECT_EQ(blocked.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(std::string(blocked.status().message()), HasSubstr("export at opset 21"));
+  options.opset = 17;
+  EXPECT_EQ(ExportQuantizedModel(FakeQuantMatMul(10, 3, 0), {}, options).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

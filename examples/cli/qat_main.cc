@@ -62,7 +62,7 @@ void PrintHelp(std::FILE* out) {
                "              train from DIR/checkpoint and update it\n"
                "  grad TRAINING.onnx [NAME=]IN.npy ... --out DIR\n"
                "              run a training model once; write loss and gradients\n"
-               "  export DIR -o OUT.onnx [--keep-float-weights]\n"
+               "  export DIR -o OUT.onnx [--keep-float-weights] [--opset 13|21]\n"
                "              write the trained inference model (int8 QDQ if quantized)\n"
                "  decompose MODEL.onnx -o OUT.onnx [--float-sums]\n"
                "              rewrite the custom ops (FakeQuant, FakeQuantGrad, LSQ\n"

@@ -29,7 +29,7 @@ struct Change {
   const char* refused;
 };
 constexpr Change kChangedAfter17[] = {
-    {"Split", 18, "the num_outputs attribute"},
+    {"Split", 18, "a num_outputs other than its number of outputs"},
     {"AveragePool", 19, "dilations other than 1"},
     {"LpPool", 18, "ceil_mode 1"},
     {"Pad", 19, "mode 'wrap'"},
@@ -46,7 +46,9 @@ bool UsesChange(const onnx::NodeProto& n, const Change& c) {
     }
     return nullptr;
   };
-  if (op == "Split") return attr("num_outputs") != nullptr;
+  if (op == "Split") {
+    return attr("num_outputs") != nullptr && attr("num_outputs")->i() != n.output_size();
+  }
   if (op == "AveragePool") {
     const auto* d = attr("dilations");
     if (d == nullptr) return false;

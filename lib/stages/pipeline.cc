@@ -213,7 +213,11 @@ absl::StatusOr<PipelineRow> Recipe::RunQat(const std::string& name, const std::s
                               o_.seed + 100 + static_cast<uint64_t>(weight_bits), first_epoch,
                               true, o_.qat_schedule, &curve));
   }
-  QAT_ASSIGN_OR_RETURN(Model exported, ExportFolder(folder));
+  // Opset 13 for every row (W4A8 too), so that the table's rows stay those
+  // of earlier releases; `qat export` writes W4A8 at opset 21, packed.
+  ExportOptions export_options;
+  export_options.opset = 13;
+  QAT_ASSIGN_OR_RETURN(Model exported, ExportFolder(folder, export_options));
   const std::string file = stem + ".onnx";
   QAT_RETURN_IF_ERROR(SaveArtifact(exported, file));
   PipelineRow row(name, file);
