@@ -44,7 +44,7 @@ void PrintHelp(std::FILE* out) {
                "              --batch: samples per forward run (default 64)\n"
                "  quantize MODEL.onnx --table TABLE.json -o OUT.onnx [--weight-bits 8|4]\n"
                "       [--activation-type uint8|int8] [--per-channel] [--weights-as-int8]\n"
-               "       [--exclude NODE,...]\n"
+               "       [--exclude NODE,...] [--block-size 32|64|128]\n"
                "              insert QuantizeLinear/DequantizeLinear pairs (a model below\n"
                "              opset 13 is upgraded to 13 first, with a warning)\n"
                "  prepare MODEL.onnx -o DIR [--loss cross-entropy|mse|bce-with-logits|l1]\n"

@@ -70,7 +70,7 @@ int QuantizeCommand(int argc, char** argv) {
   std::string error;
   if (!ParseArgs(argc, argv,
                  {"--table", "--out", "--weight-bits", "--activation-type", "--exclude",
-                  "--include", "--op-types"},
+                  "--include", "--op-types", "--block-size"},
                  {"--per-channel", "--weights-as-int8", "--symmetric-activations",
                   "--reduce-range"},
                  &args, &error)) {
@@ -85,6 +85,12 @@ int QuantizeCommand(int argc, char** argv) {
     return Usage("--weight-bits must be 8 or 4");
   }
   options.weight_bits = static_cast<int>(bits);
+  if (args.Has("--block-size")) {
+    // Block-wise 4-bit MatMul/Gemm weights along the reduction axis (opset 21).
+    if (!IntFlag(args, "--block-size", 1, &options.block_size) || bits != 4) {
+      return Usage("--block-size needs a positive block size and --weight-bits 4");
+    }
+  }
   auto type = qat::ParseQuantType(args.Get("--activation-type", "uint8"));
   if (!type.ok()) return Usage(std::string(type.status().message()));
   options.activation_type = *type;

@@ -21,6 +21,11 @@ struct QdqInsertionConfig {
   bool per_channel = false;
   bool reduce_range = false;  // weights in [-64, 64]
   bool weights_as_int8 = false;
+  // > 0: 4-bit weights of MatMul and Gemm quantized per block of this many
+  // along the reduction axis (opset 21's block_size; the quantize stage
+  // raises the model to opset 21, and with weights_as_int8 stores them as
+  // packed INT4).  Ranges are the blocks' min/max.  0: off.
+  int64_t block_size = 0;
 };
 
 }  // namespace qat
