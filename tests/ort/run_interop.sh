@@ -33,7 +33,9 @@
 #       DequantizeLinear-21 per block with a partial last block, blocks that
 #       divide, blocks along the last axis, per channel with an odd count)
 #       feeding a MatMul: ORT (graph optimizations off) equals `qat run` bit
-#       for bit, the DequantizeLinear output and the MatMul's
+#       for bit, the DequantizeLinear output and the MatMul's; the zoo MLP
+#       quantized with --block-size 32 (packed INT4) and its opset-21 export
+#       after prepare match `qat run` within one output step
 #   accuracy
 #       a Fashion-MNIST MLP trained by libqat: PTQ int8 per tensor and per
 #       channel within 0.5 points of fp32 under ORT's int8 kernels; the 4-bit
@@ -111,6 +113,21 @@ case "$mode" in
       echo "== $name"
       compare "$name.onnx" "in_$name" "ours_$name" --rtol 0 --atol 0 || failed=1
     done
+    # libqat's own block-wise W4A8 MLP (quantize --block-size, packed INT4),
+    # and its opset-21 export after prepare: within one output step.
+    zoo_model_with_table mlp
+    "$qat" quantize mlp.onnx --table table_mlp.json -o b32.onnx --weight-bits 4 \
+      --block-size 32 --weights-as-int8 > /dev/null
+    "$qat" run b32.onnx "input=in_mlp/input.npy" --out ours_b32 > /dev/null
+    echo "== mlp, quantize --weight-bits 4 --block-size 32 (one output step = $step)"
+    compare b32.onnx in_mlp ours_b32 --rtol 0 --atol "$step" || failed=1
+    "$qat" quantize mlp.onnx --table table_mlp.json -o b32f.onnx --weight-bits 4 \
+      --block-size 32 > /dev/null
+    "$qat" prepare b32f.onnx -o prepared_b32 > /dev/null
+    "$qat" export prepared_b32 -o b32_export.onnx > /dev/null
+    "$qat" run b32_export.onnx "input=in_mlp/input.npy" --out ours_b32e > /dev/null
+    echo "== mlp, block 32 prepared and exported at opset 21"
+    compare b32_export.onnx in_mlp ours_b32e --rtol 0 --atol "$step" || failed=1
     exit $failed
     ;;
   qat-export)
