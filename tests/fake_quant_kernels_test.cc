@@ -325,13 +325,7 @@ void PerChannelTester::Test(const kernels::FakeQuantKernels& k) const {
       absl::MakeSpan(zg), params, g, pool_);
   ASSERT_TRUE(lst.ok()) << lst;
   ExpectSameFloats(want_dx, dx, x, "per-channel LSQ dx");
-  for (int64_t c = 0; c < channels; ++c) {
-    ASSERT_TRUE(SameBits(kernels::LsqScaleGrad(want_sums[c], g), sg[c]))
-        << "scale grad of channel " << c;
-    ASSERT_TRUE(
-        SameBits(kernels::LsqZeroPointGrad(want_sums[c], grids[c], g), zg[c]))
-        << "zero-point grad of channel " << c;
-  }
+  ExpectSameLsqGrads(want_sums, grids, g, sg, zg, "channel");
 }
 
 }  // namespace testing
@@ -403,13 +397,7 @@ void PerBlockTester::Test(const kernels::FakeQuantKernels& k) const {
       absl::MakeSpan(zg), params, g, pool_);
   ASSERT_TRUE(lst.ok()) << lst;
   ExpectSameFloats(want_dx, dx, x, "per-block LSQ dx");
-  for (int64_t e = 0; e < entries; ++e) {
-    ASSERT_TRUE(SameBits(kernels::LsqScaleGrad(want_sums[e], g), sg[e]))
-        << "scale grad of block entry " << e;
-    ASSERT_TRUE(
-        SameBits(kernels::LsqZeroPointGrad(want_sums[e], grids[e], g), zg[e]))
-        << "zero-point grad of block entry " << e;
-  }
+  ExpectSameLsqGrads(want_sums, grids, g, sg, zg, "block entry");
 }
 
 }  // namespace testing

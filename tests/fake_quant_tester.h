@@ -71,6 +71,22 @@ inline void ExpectSameMasks(const bool* want, const bool* got, size_t n,
   }
 }
 
+// The LSQ gradients of every channel (or block entry) against the
+// reference sums, multiplied by g; `what` names the unit in messages.
+inline void ExpectSameLsqGrads(const std::vector<kernels::LsqSums>& want,
+                               const std::vector<kernels::FakeQuantGrid>& grids,
+                               float g, const std::vector<float>& scale_grads,
+                               const std::vector<float>& zero_point_grads,
+                               const char* what) {
+  for (size_t c = 0; c < want.size(); ++c) {
+    ASSERT_TRUE(SameBits(kernels::LsqScaleGrad(want[c], g), scale_grads[c]))
+        << "scale grad of " << what << " " << c;
+    ASSERT_TRUE(SameBits(kernels::LsqZeroPointGrad(want[c], grids[c], g),
+                         zero_point_grads[c]))
+        << "zero-point grad of " << what << " " << c;
+  }
+}
+
 inline kernels::FakeQuantGrid GridOf(float scale, float zero_point,
                                      QuantRange r) {
   return {scale, zero_point, static_cast<float>(r.quant_min),

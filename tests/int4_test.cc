@@ -88,6 +88,13 @@ struct Int4Model {
   std::vector<int64_t> scale_dims;  // default: the blocked shape
 };
 
+void AddInt(onnx::NodeProto* node, const char* name, int64_t v) {
+  auto* a = node->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(v);
+}
+
 onnx::ValueInfoProto* Declare(onnx::ValueInfoProto* v, const std::string& name,
                               std::vector<int64_t> dims) {
   v->set_name(name);
@@ -142,14 +149,8 @@ onnx::ModelProto MakeInt4Model(const Int4Model& c) {
   dq->set_name("dq");
   for (const auto& i : dq_inputs) dq->add_input(i);
   dq->add_output("w");
-  auto add_int = [](onnx::NodeProto* node, const char* name, int64_t v) {
-    auto* a = node->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INT);
-    a->set_i(v);
-  };
-  add_int(dq, "axis", c.axis);
-  if (c.block > 0) add_int(dq, "block_size", c.block);
+  AddInt(dq, "axis", c.axis);
+  if (c.block > 0) AddInt(dq, "block_size", c.block);
   auto* mm = g->add_node();
   mm->set_op_type("MatMul");
   mm->set_name("matmul");
@@ -290,30 +291,24 @@ Model FakeQuantMatMul(int64_t k, int64_t n, int64_t block) {
   *g->add_initializer() = TensorToProto(Tensor::FromValues<float>(ps, z), "W_zp");
   *g->add_initializer() = TensorToProto(Tensor::Scalar<float>(0.02f), "x_scale");
   *g->add_initializer() = TensorToProto(Tensor::Scalar<float>(128.0f), "x_zp");
-  auto add_int = [](onnx::NodeProto* node, const char* name, int64_t v) {
-    auto* a = node->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INT);
-    a->set_i(v);
-  };
   auto* fx = g->add_node();
   fx->set_op_type("FakeQuant");
   fx->set_domain("com.microsoft");
   fx->set_name("fq_x");
   for (const char* i : {"x", "x_scale", "x_zp"}) fx->add_input(i);
   fx->add_output("xq");
-  add_int(fx, "quant_min", 0);
-  add_int(fx, "quant_max", 255);
+  AddInt(fx, "quant_min", 0);
+  AddInt(fx, "quant_max", 255);
   auto* fw = g->add_node();
   fw->set_op_type("FakeQuant");
   fw->set_domain("ai.libqat");
   fw->set_name("fq_w");
   for (const char* i : {"W", "W_scale", "W_zp"}) fw->add_input(i);
   fw->add_output("Wq");
-  add_int(fw, "quant_min", -8);
-  add_int(fw, "quant_max", 7);
-  add_int(fw, "axis", block > 0 ? 0 : 1);
-  if (block > 0) add_int(fw, "block_size", block);
+  AddInt(fw, "quant_min", -8);
+  AddInt(fw, "quant_max", 7);
+  AddInt(fw, "axis", block > 0 ? 0 : 1);
+  if (block > 0) AddInt(fw, "block_size", block);
   auto* mm = g->add_node();
   mm->set_op_type("MatMul");
   mm->set_name("matmul");
