@@ -23,6 +23,7 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/model_internal.h"
@@ -34,6 +35,7 @@
 #include "qat/calibrate.h"
 #include "qat/decompose.h"
 #include "qat/executor.h"
+#include "qat/fake_quant.h"
 #include "qat/kernels/fake_quant_reference.h"
 #include "qat/model_zoo.h"
 #include "qat/qdq_conversion.h"
@@ -163,7 +165,8 @@ std::vector<float> EdgeValues() {
 // x -> FakeQuant -> (y, mask), per tensor or per channel.
 Model FakeQuantModel(const std::vector<int64_t>& shape, const Tensor& scale,
                      const Tensor& zero_point, int64_t qmin, int64_t qmax,
-                     int64_t axis, bool per_channel, bool with_mask = true) {
+                     int64_t axis, bool per_channel, bool with_mask = true,
+                     int64_t block_size = 0) {
   GraphBuilder b;
   b.AddOpset(per_channel ? "ai.libqat" : "com.microsoft", 1);
   b.Input("x", kFloat, shape).Output("y", kFloat, shape);
@@ -175,6 +178,7 @@ Model FakeQuantModel(const std::vector<int64_t>& shape, const Tensor& scale,
   SetInt(n, "quant_min", qmin);
   SetInt(n, "quant_max", qmax);
   if (per_channel) SetInt(n, "axis", axis);
+  if (block_size != 0) SetInt(n, "block_size", block_size);
   auto m = b.Build();
   EXPECT_TRUE(m.ok()) << m.status();
   return *m;
@@ -287,6 +291,52 @@ TEST(DecomposeTest, PerChannelFakeQuantBroadcastsAlongAnyAxis) {
   }
 }
 
+// Blocked scale values for X of `shape`: entry e gets a distinct scale.
+Tensor BlockScales(const std::vector<int64_t>& shape, int64_t axis, int64_t block) {
+  auto ps = BlockedParamShape(shape, axis, block);
+  EXPECT_TRUE(ps.ok()) << ps.status();
+  int64_t n = 1;
+  for (int64_t d : *ps) n *= d;
+  std::vector<float> v(n);
+  for (int64_t e = 0; e < n; ++e) v[e] = 0.05f * static_cast<float>(e % 7 + 1);
+  return Floats(*ps, v);
+}
+Tensor BlockZeroPoints(const std::vector<int64_t>& shape, int64_t axis, int64_t block) {
+  Tensor z = BlockScales(shape, axis, block);
+  for (int64_t e = 0; e < z.num_elements(); ++e) {
+    z.values<float>()[e] = static_cast<float>(e % 5) - 2.0f;
+  }
+  return z;
+}
+
+TEST(DecomposeTest, PerBlockFakeQuantRepeatsBlocksAndIsBitIdentical) {
+  struct Case {
+    std::vector<int64_t> shape;
+    int64_t axis, block;
+    int slices;  // the last block's padding is sliced off unless blocks divide
+  };
+  for (const Case& c : {Case{{8, 3}, 0, 4, 0}, Case{{10, 3}, 0, 4, 1}, Case{{3, 10}, 1, 4, 1},
+                        Case{{2, 7, 3}, 1, 3, 1}, Case{{2, 6, 3}, -2, 2, 0}}) {
+    SCOPED_TRACE(::testing::Message() << "axis " << c.axis << " block " << c.block);
+    const Tensor s = BlockScales(c.shape, c.axis, c.block);
+    const Tensor z = BlockZeroPoints(c.shape, c.axis, c.block);
+    Tensor x = RandomTensor(c.shape, 5, -3.0f, 3.0f);
+    const std::vector<float> edges = EdgeValues();
+    for (int64_t i = 0; i < x.num_elements() && i < static_cast<int64_t>(edges.size()); ++i) {
+      x.values<float>()[i] = edges[i];
+    }
+    const Model m = FakeQuantModel(c.shape, s, z, -8, 7, c.axis, true, true, c.block);
+    const Model d = Decompose(m);
+    EXPECT_EQ(CountCustomNodes(d), 0);
+    EXPECT_EQ(CountNodes(d, "Tile"), 2);
+    EXPECT_EQ(CountNodes(d, "Slice"), 2 * c.slices);
+    auto want = RunModel(m, {{"x", x}});
+    auto got = RunModel(d, {{"x", x}});
+    ExpectSameBits(want.at("y"), got.at("y"), "y");
+    ExpectSameBits(want.at("mask"), got.at("mask"), "mask");
+  }
+}
+
 TEST(DecomposeTest, AbsentMaskIsNotComputed) {
   const Model m = FakeQuantModel({5}, Scalar(0.5f), Scalar(0.0f), -8, 7, 0, false, false);
   const Model d = Decompose(m);
@@ -330,6 +380,7 @@ struct LsqCase {
   Tensor scale, zero_point;
   int64_t qmin, qmax, axis;
   float grad_scale;
+  int64_t block_size = 0;
 };
 
 Model LsqModel(const LsqCase& c) {
@@ -344,6 +395,7 @@ Model LsqModel(const LsqCase& c) {
   SetInt(n, "quant_min", c.qmin);
   SetInt(n, "quant_max", c.qmax);
   SetInt(n, "axis", c.axis);
+  if (c.block_size != 0) SetInt(n, "block_size", c.block_size);
   auto* g = n.add_attribute();
   g->set_name("grad_scale");
   g->set_type(onnx::AttributeProto::FLOAT);
@@ -396,6 +448,30 @@ TEST(DecomposeTest, LsqGradMatchesTheKernelAndItsDoubleSums) {
     std::cout << "LSQ gradients bit-identical: " << same << " of "
               << 2 * c.scale.num_elements() << "\n";
     // Out-of-range inputs exist, so the zero-point gradient is not trivially 0.
+    bool nonzero = false;
+    for (float v : got.at("dz").values<float>()) nonzero |= v != 0.0f;
+    EXPECT_TRUE(nonzero);
+  }
+}
+
+TEST(DecomposeTest, PerBlockLsqGradSumsEachBlock) {
+  for (const auto& [shape, axis, block] :
+       {std::make_tuple(std::vector<int64_t>{10, 3}, int64_t{0}, int64_t{4}),
+        std::make_tuple(std::vector<int64_t>{3, 8}, int64_t{1}, int64_t{4}),
+        std::make_tuple(std::vector<int64_t>{2, 7, 3}, int64_t{1}, int64_t{3})}) {
+    SCOPED_TRACE(::testing::Message() << "axis " << axis << " block " << block);
+    LsqCase c{shape, BlockScales(shape, axis, block), BlockZeroPoints(shape, axis, block),
+              -8, 7, axis, 0.3f, block};
+    const Model m = LsqModel(c);
+    const Model d = Decompose(m);
+    EXPECT_EQ(CountCustomNodes(d), 0);
+    EXPECT_EQ(CountNodes(d, "ReduceSum"), 2);
+    const auto in = LsqInputs(c, 13);
+    auto want = RunModel(m, in);
+    auto got = RunModel(d, in);
+    ExpectSameBits(want.at("dx"), got.at("dx"), "dx");
+    ExpectWithinUlps(want.at("ds"), got.at("ds"), 1, "dScale");
+    ExpectWithinUlps(want.at("dz"), got.at("dz"), 1, "dZeroPoint");
     bool nonzero = false;
     for (float v : got.at("dz").values<float>()) nonzero |= v != 0.0f;
     EXPECT_TRUE(nonzero);

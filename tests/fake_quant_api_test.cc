@@ -119,6 +119,68 @@ TEST(FakeQuantApiTest, RejectsBadPerChannelArguments) {
                 "scale_grads has 3 elements, expected 2");
 }
 
+TEST(FakeQuantApiTest, BlockedParamShapeIsOpset21s) {
+  auto s = BlockedParamShape({70, 5}, 0, 32);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(*s, (std::vector<int64_t>{3, 5}));  // ceil(70 / 32)
+  s = BlockedParamShape({5, 64}, -1, 32);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(*s, (std::vector<int64_t>{5, 2}));
+  ExpectInvalid(BlockedParamShape({5, 64}, 1, 0).status(), "block_size >= 1");
+  ExpectInvalid(BlockedParamShape({5, 64}, 2, 4).status(), "out of range");
+  ExpectInvalid(BlockedParamShape({}, 0, 4).status(), "got a scalar");
+}
+
+TEST(FakeQuantApiTest, RejectsBadPerBlockArguments) {
+  std::vector<float> x(70 * 5), y(70 * 5);
+  std::vector<float> s3(15, 0.1f), z3(15, 0.0f), s2(10, 0.1f), z2(10, 0.0f);
+  BlockFakeQuantParams p{s3, z3, 0, 32, QuantRange::Int4()};
+  EXPECT_TRUE(FakeQuantPerBlock({70, 5}, x, absl::MakeSpan(y), {}, p).ok());
+  // Scales shaped for blocks of 35 (2 blocks), not 32 (3 blocks).
+  BlockFakeQuantParams wrong{s2, z2, 0, 32, QuantRange::Int4()};
+  ExpectInvalid(FakeQuantPerBlock({70, 5}, x, absl::MakeSpan(y), {}, wrong),
+                "scales has 10 elements, expected 15");
+  p.block_size = -1;
+  ExpectInvalid(FakeQuantPerBlock({70, 5}, x, absl::MakeSpan(y), {}, p),
+                "block_size >= 1");
+  p.block_size = 32;
+  z3[4] = 9.0f;  // outside int4
+  ExpectInvalid(FakeQuantPerBlock({70, 5}, x, absl::MakeSpan(y), {}, p),
+                "zero_point[4] must be an integer in [-8, 7]");
+  z3[4] = 0.0f;
+  s3[14] = 0.0f;
+  std::vector<float> g(15);
+  ExpectInvalid(FakeQuantLsqGradPerBlock({70, 5}, x, x, absl::MakeSpan(y),
+                                         absl::MakeSpan(g), absl::MakeSpan(g), p),
+                "scale[14] must be positive and finite");
+}
+
+TEST(FakeQuantApiTest, OneBlockOverTheAxisIsPerChannelOnTheOthers) {
+  // Blocks of the whole axis 0 of [K, N]: scale [1, N], which is per
+  // channel along axis 1.
+  const int64_t k = 9, n = 4;
+  std::vector<float> x(k * n);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 0.37f * (static_cast<float>(i) - 17.0f);
+  const std::vector<float> scales = {0.1f, 0.5f, 1.5f, 0.03f};
+  const std::vector<float> zps = {0.0f, -3.0f, 2.0f, 7.0f};
+  std::vector<float> yb(x.size()), yc(x.size());
+  ASSERT_TRUE(FakeQuantPerBlock({k, n}, x, absl::MakeSpan(yb), {},
+                                {scales, zps, 0, k, QuantRange::Int4()})
+                  .ok());
+  ASSERT_TRUE(FakeQuantPerChannel({k, n}, x, absl::MakeSpan(yc), {},
+                                  {scales, zps, 1, QuantRange::Int4()})
+                  .ok());
+  EXPECT_EQ(yb, yc);
+  // With blocks of 4 the second block row has its own scales: results differ.
+  std::vector<float> s2(12), z2(12, 0.0f), y4(x.size());
+  for (int i = 0; i < 12; ++i) s2[i] = 0.05f * static_cast<float>(i + 1);
+  ASSERT_TRUE(FakeQuantPerBlock({k, n}, x, absl::MakeSpan(y4), {},
+                                {s2, z2, 0, 4, QuantRange::Int4()})
+                  .ok());
+  // Element (5, 0) is in block 1 and uses scale s2[4] = 0.25.
+  EXPECT_EQ(y4[5 * n], std::nearbyint(x[5 * n] / 0.25f) * 0.25f);
+}
+
 TEST(FakeQuantApiTest, RejectsBadGradScale) {
   std::vector<float> x(4);
   const FakeQuantParams p{0.1f, 0.0f, QuantRange::Int8()};

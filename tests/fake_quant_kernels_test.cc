@@ -217,6 +217,44 @@ TEST_P(FakeQuantKernelsTest, PerChannelLsqAcrossChunks) {
   PerChannelTester().shape({700, 2, 13}).axis(1).Test(kernels());
 }
 
+TEST_P(FakeQuantKernelsTest, PerBlockDividingAndPartialLastBlock) {
+  struct Case {
+    std::vector<int64_t> shape;
+    int64_t axis, block;
+  };
+  const std::vector<Case> cases = {
+      {{64, 5}, 0, 32},     // MatMul weight [K, N], blocks divide K
+      {{70, 5}, 0, 32},     // last block of 6
+      {{5, 70}, 1, 32},     // Gemm transB weight [N, K]: contiguous blocks
+      {{5, 64}, -1, 16},    // contiguous, dividing
+      {{7}, 0, 3},          // 1-D, partial
+      {{3, 7, 9}, 1, 4},    // middle axis, partial
+      {{2, 9, 4, 3}, 1, 9}, // one block: per-channel-like
+      {{2, 5, 3}, 1, 64},   // block larger than the axis
+      {{9000, 2}, 0, 8500}, // a block longer than one LSQ chunk, strided
+      {{2, 9000}, 1, 8500}, // and contiguous
+  };
+  uint32_t seed = 7;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(absl::StrFormat("rank %d axis %d block %d", c.shape.size(),
+                                 c.axis, c.block));
+    PerBlockTester().shape(c.shape).axis(c.axis).block_size(c.block)
+        .seed(seed++).Test(kernels());
+    PerBlockTester().shape(c.shape).axis(c.axis).block_size(c.block)
+        .range(QuantRange::UInt4()).seed(seed++).Test(kernels());
+  }
+}
+
+TEST_P(FakeQuantKernelsTest, PerBlockBitIdenticalForAnyThreadCount) {
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    PerBlockTester().shape({1024, 96}).axis(0).block_size(32).pool(&pool)
+        .Test(kernels());
+    PerBlockTester().shape({96, 1000}).axis(1).block_size(128).pool(&pool)
+        .Test(kernels());
+  }
+}
+
 std::string VariantName(
     const ::testing::TestParamInfo<const FakeQuantKernels*>& info) {
   return info.param->name;
@@ -287,13 +325,79 @@ void PerChannelTester::Test(const kernels::FakeQuantKernels& k) const {
       absl::MakeSpan(zg), params, g, pool_);
   ASSERT_TRUE(lst.ok()) << lst;
   ExpectSameFloats(want_dx, dx, x, "per-channel LSQ dx");
-  for (int64_t c = 0; c < channels; ++c) {
-    ASSERT_TRUE(SameBits(kernels::LsqScaleGrad(want_sums[c], g), sg[c]))
-        << "scale grad of channel " << c;
-    ASSERT_TRUE(
-        SameBits(kernels::LsqZeroPointGrad(want_sums[c], grids[c], g), zg[c]))
-        << "zero-point grad of channel " << c;
+  ExpectSameLsqGrads(want_sums, grids, g, sg, zg, "channel");
+}
+
+}  // namespace testing
+}  // namespace qat
+
+namespace qat {
+namespace testing {
+
+void PerBlockTester::Test(const kernels::FakeQuantKernels& k) const {
+  const int64_t rank = static_cast<int64_t>(shape_.size());
+  const int64_t axis = axis_ < 0 ? axis_ + rank : axis_;
+  int64_t outer = 1, inner = 1, n = 1;
+  for (int64_t d = 0; d < rank; ++d) {
+    n *= shape_[d];
+    if (d < axis) outer *= shape_[d];
+    if (d > axis) inner *= shape_[d];
   }
+  const int64_t len = shape_[axis];
+  const int64_t blocks = (len + block_size_ - 1) / block_size_;
+  const int64_t entries = outer * blocks * inner;
+  auto pshape = BlockedParamShape(shape_, axis_, block_size_);
+  ASSERT_TRUE(pshape.ok()) << pshape.status();
+  ASSERT_EQ((*pshape)[axis], blocks);
+  std::mt19937 rng(seed_);
+  std::uniform_real_distribution<float> scale_dist(0.05f, 1.0f);
+  std::uniform_int_distribution<int32_t> zp_dist(range_.quant_min,
+                                                 range_.quant_max);
+  std::vector<float> scales(entries), zps(entries);
+  std::vector<kernels::FakeQuantGrid> grids(entries);
+  for (int64_t e = 0; e < entries; ++e) {
+    scales[e] = scale_dist(rng);
+    zps[e] = static_cast<float>(zp_dist(rng));
+    grids[e] = GridOf(scales[e], zps[e], range_);
+  }
+  std::vector<float> x = RandomInputs(n, 4.0f, seed_ + 1000);
+  if (n > 2) {
+    x[0] = std::numeric_limits<float>::quiet_NaN();
+    x[n / 2] = std::numeric_limits<float>::infinity();
+    x[n - 1] = -0.0f;
+  }
+  const BlockFakeQuantParams params{scales, zps, axis_, block_size_, range_};
+
+  std::vector<float> want_y(n);
+  BoolBuffer want_mask = MakeBools(n, false);
+  kernels::FakeQuantPerBlockReference(outer, len, inner, block_size_, x.data(),
+                                      want_y.data(), want_mask.get(),
+                                      grids.data());
+  std::vector<float> y(n, kSentinel);
+  BoolBuffer mask = MakeBools(n, true);
+  const absl::Status st = internal::FakeQuantPerBlock(
+      k, shape_, x, absl::MakeSpan(y), absl::Span<bool>(mask.get(), n), params,
+      pool_);
+  ASSERT_TRUE(st.ok()) << st;
+  ExpectSameFloats(want_y, y, x, "per-block y");
+  ExpectSameMasks(want_mask.get(), mask.get(), n, x);
+
+  // LSQ, with NaN and Inf removed so that the sums are finite.
+  if (n > 2) x[0] = 0.3f, x[n / 2] = -2.0f;
+  std::vector<float> dy = RandomInputs(n, 1.0f, seed_ + 2000);
+  std::vector<kernels::LsqSums> want_sums(entries);
+  std::vector<float> want_dx(n), dx(n, kSentinel);
+  kernels::LsqBackwardPerBlockReference(outer, len, inner, block_size_,
+                                        x.data(), dy.data(), want_dx.data(),
+                                        grids.data(), want_sums.data());
+  std::vector<float> sg(entries, kSentinel), zg(entries, kSentinel);
+  const float g = 0.5f;
+  const absl::Status lst = internal::FakeQuantLsqGradPerBlock(
+      k, shape_, x, dy, absl::MakeSpan(dx), absl::MakeSpan(sg),
+      absl::MakeSpan(zg), params, g, pool_);
+  ASSERT_TRUE(lst.ok()) << lst;
+  ExpectSameFloats(want_dx, dx, x, "per-block LSQ dx");
+  ExpectSameLsqGrads(want_sums, grids, g, sg, zg, "block entry");
 }
 
 }  // namespace testing

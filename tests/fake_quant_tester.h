@@ -71,6 +71,22 @@ inline void ExpectSameMasks(const bool* want, const bool* got, size_t n,
   }
 }
 
+// The LSQ gradients of every channel (or block entry) against the
+// reference sums, multiplied by g; `what` names the unit in messages.
+inline void ExpectSameLsqGrads(const std::vector<kernels::LsqSums>& want,
+                               const std::vector<kernels::FakeQuantGrid>& grids,
+                               float g, const std::vector<float>& scale_grads,
+                               const std::vector<float>& zero_point_grads,
+                               const char* what) {
+  for (size_t c = 0; c < want.size(); ++c) {
+    ASSERT_TRUE(SameBits(kernels::LsqScaleGrad(want[c], g), scale_grads[c]))
+        << "scale grad of " << what << " " << c;
+    ASSERT_TRUE(SameBits(kernels::LsqZeroPointGrad(want[c], grids[c], g),
+                         zero_point_grads[c]))
+        << "zero-point grad of " << what << " " << c;
+  }
+}
+
 inline kernels::FakeQuantGrid GridOf(float scale, float zero_point,
                                      QuantRange r) {
   return {scale, zero_point, static_cast<float>(r.quant_min),
@@ -197,6 +213,46 @@ class PerChannelTester {
   std::vector<int64_t> shape_;
   int64_t axis_ = 0;
   QuantRange range_ = QuantRange::Int8();
+  uint32_t seed_ = 1;
+  ThreadPool* pool_ = nullptr;
+};
+
+// Per block: random scales and zero points shaped as opset 21 defines, the
+// forward (with mask) and LSQ against the reference.
+class PerBlockTester {
+ public:
+  PerBlockTester& shape(std::vector<int64_t> s) {
+    shape_ = std::move(s);
+    return *this;
+  }
+  PerBlockTester& axis(int64_t a) {
+    axis_ = a;
+    return *this;
+  }
+  PerBlockTester& block_size(int64_t b) {
+    block_size_ = b;
+    return *this;
+  }
+  PerBlockTester& range(QuantRange r) {
+    range_ = r;
+    return *this;
+  }
+  PerBlockTester& seed(uint32_t s) {
+    seed_ = s;
+    return *this;
+  }
+  PerBlockTester& pool(ThreadPool* p) {
+    pool_ = p;
+    return *this;
+  }
+
+  void Test(const kernels::FakeQuantKernels& k) const;
+
+ private:
+  std::vector<int64_t> shape_;
+  int64_t axis_ = 0;
+  int64_t block_size_ = 32;
+  QuantRange range_ = QuantRange::Int4();
   uint32_t seed_ = 1;
   ThreadPool* pool_ = nullptr;
 };

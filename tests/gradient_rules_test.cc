@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <string>
 #include <utility>
@@ -312,6 +313,58 @@ void ExpectLsqKernel(const OpCase& c) {
   }
 }
 
+// The straight-through estimator of block-wise FakeQuant (the case's
+// attributes: axis 0, block_size 4, range [-8, 7]), its mask from the kernel.
+void ExpectStraightThroughBlock(const OpCase& c) {
+  std::map<std::string, Tensor> values;
+  const auto out = RunOnce(c, &values);
+  ASSERT_EQ(out.count("x_grad"), 1u);
+  const Tensor& x = values.at("x");
+  const Tensor& dx = out.at("x_grad");
+  const Tensor r = Upstream(x.shape());
+  const Tensor& s = c.inputs[1].second;
+  const Tensor& z = c.inputs[2].second;
+  const int64_t n = x.num_elements();
+  std::vector<float> y(n);
+  std::unique_ptr<bool[]> mask(new bool[n]);
+  ASSERT_TRUE(FakeQuantPerBlock(x.shape(), x.values<float>(), absl::MakeSpan(y),
+                                absl::Span<bool>(mask.get(), n),
+                                {s.values<float>(), z.values<float>(), 0, 4, {-8, 7}})
+                  .ok());
+  int inside = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    inside += mask[i];
+    EXPECT_EQ(dx.values<float>()[i], mask[i] ? r.values<float>()[i] : 0.0f) << i;
+  }
+  EXPECT_GT(inside, 0);
+  EXPECT_LT(inside, n);
+}
+
+// Learnable block-wise FakeQuant (axis 0, block_size 4 over 6 rows): the
+// FakeQuantLsqGrad node keeps the blocks and g = 1 / sqrt(block_size * qmax).
+void ExpectLsqBlockKernel(const OpCase& c) {
+  const auto out = RunOnce(c);
+  ASSERT_EQ(out.count("s_grad") + out.count("z_grad"), 2u);
+  const Tensor& x = c.inputs[0].second;
+  const Tensor& s = c.inputs[1].second;
+  const Tensor& z = c.inputs[2].second;
+  const Tensor r = Upstream(x.shape());
+  const QuantRange range{-8, 7};
+  const float g = static_cast<float>(1.0 / std::sqrt(4.0 * range.quant_max));
+  const int64_t entries = s.num_elements();
+  std::vector<float> ds(entries), dz(entries);
+  const BlockFakeQuantParams params{s.values<float>(), z.values<float>(), 0, 4, range};
+  ASSERT_TRUE(FakeQuantLsqGradPerBlock(x.shape(), x.values<float>(), r.values<float>(), {},
+                                       absl::MakeSpan(ds), absl::MakeSpan(dz), params, g)
+                  .ok());
+  ASSERT_EQ(out.at("s_grad").shape(), s.shape());
+  for (int64_t k = 0; k < entries; ++k) {
+    EXPECT_FLOAT_EQ(out.at("s_grad").values<float>()[k], ds[k]) << k;
+    EXPECT_FLOAT_EQ(out.at("z_grad").values<float>()[k], dz[k]) << k;
+    EXPECT_NE(ds[k], 0.0f);
+  }
+}
+
 // Every case, grouped as the manifest groups the rules.
 std::vector<RuleCase> Cases() {
   std::vector<RuleCase> all;
@@ -383,6 +436,26 @@ std::vector<RuleCase> Cases() {
          {{"x", RandomTensor({3, 8}, 131, -2.5f, 2.5f)}, {"s", scales}, {"z", zeros}},
          {"s", "z"}, attrs, 2},
         ExpectLsqKernel);
+  }
+
+  {
+    // Per block: X [6, 3], blocks of 4 along axis 0 (the last one of 2), so
+    // scale and zero point are [2, 3].
+    const Tensor scales = Tensor::FromValues<float>(
+        {2, 3}, std::vector<float>{0.3f, 0.2f, 0.25f, 0.15f, 0.35f, 0.1f});
+    const Tensor zeros = Tensor::FromValues<float>(
+        {2, 3}, std::vector<float>{0.0f, 1.0f, -1.0f, 2.0f, 0.0f, -2.0f});
+    const std::vector<onnx::AttributeProto> attrs = {
+        AttrInt("quant_min", -8), AttrInt("quant_max", 7), AttrInt("axis", 0),
+        AttrInt("block_size", 4)};
+    own({"FakeQuant", "ai.libqat",
+         {{"x", RandomTensor({6, 3}, 112, -2.0f, 2.0f)}, {"s", scales}, {"z", zeros}},
+         {"x"}, attrs, 2},
+        ExpectStraightThroughBlock);
+    own({"FakeQuant", "ai.libqat",
+         {{"x", RandomTensor({6, 3}, 132, -2.5f, 2.5f)}, {"s", scales}, {"z", zeros}},
+         {"s", "z"}, attrs, 2},
+        ExpectLsqBlockKernel);
   }
 
   // Linear algebra and reductions.

@@ -12,6 +12,7 @@
 #include "qat/calibrate.h"
 #include "qat/executor.h"
 #include "qat/model_zoo.h"
+#include "qat/qdq_conversion.h"
 #include "qat/quantize.h"
 #include "graph/graph_editor.h"
 
@@ -289,6 +290,69 @@ TEST(QuantizeTest, ExcludedNodeStaysFloat) {
   ASSERT_TRUE(q.ok()) << q.status();
   // input, fc1.weight and fc1_out; relu1 only fed fc2.
   EXPECT_EQ(CountOps(*q, "QuantizeLinear"), 3);
+}
+
+}  // namespace
+}  // namespace qat
+
+namespace qat {
+namespace {
+
+// Block-wise 4-bit weights (issue 18): the model is raised to opset 21, each
+// MatMul/Gemm weight gets DequantizeLinear(axis = reduction axis,
+// block_size) with blocked scales, stored as packed INT4 with
+// weights_as_int8; fusing keeps the blocks, bit for bit.
+TEST(QuantizeTest, BlockWiseFourBitWeightsAtOpset21) {
+  ModelAndData s = Mlp();
+  auto table = Calibrate(s.model, s.data, {});
+  ASSERT_TRUE(table.ok()) << table.status();
+  const Tensor x = s.data.features();
+  for (bool stored : {false, true}) {
+    SCOPED_TRACE(stored ? "stored as INT4" : "float weights behind Q -> Clip -> DQ");
+    QuantizeOptions o;
+    o.weight_bits = 4;
+    o.block_size = 32;
+    o.weights_as_int8 = stored;
+    auto q = QuantizeModel(s.model, *table, o);
+    ASSERT_TRUE(q.ok()) << q.status();
+    onnx::ModelProto proto;
+    ASSERT_TRUE(proto.ParseFromString(q->Serialize()));
+    EXPECT_EQ(proto.opset_import(0).version(), 21);
+    int blocked = 0;
+    for (const auto& n : proto.graph().node()) {
+      for (const auto& a : n.attribute()) blocked += a.name() == "block_size" && a.i() == 32;
+    }
+    EXPECT_EQ(blocked, stored ? 2 : 4);  // DQ only, or Q and DQ, of both weights
+    int packed = 0;
+    for (const auto& t : proto.graph().initializer()) packed += t.data_type() == 22;
+    EXPECT_EQ(packed, stored ? 4 : 0);  // weights and their zero points
+    // fc1.weight is [500, 784] under Gemm(transB=1): blocks along axis 1.
+    bool scale_seen = false;
+    for (const auto& t : proto.graph().initializer()) {
+      if (t.name() == "fc1.weight_scale") {
+        scale_seen = true;
+        EXPECT_EQ(std::vector<int64_t>(t.dims().begin(), t.dims().end()),
+                  (std::vector<int64_t>{500, 25}));  // ceil(784 / 32)
+      }
+    }
+    EXPECT_TRUE(scale_seen);
+    const Tensor want = RunFirstOutput(s.model, x);
+    const Tensor got = RunFirstOutput(*q, x);
+    EXPECT_LT(RelativeError(want, got), 0.15);
+    if (!stored) {
+      auto fused = FuseQdqToFakeQuant(*q);
+      ASSERT_TRUE(fused.ok()) << fused.status();
+      const Tensor f = RunFirstOutput(*fused, x);
+      for (int64_t i = 0; i < f.num_elements(); ++i) {
+        ASSERT_EQ(f.values<float>()[i], got.values<float>()[i]) << i;
+      }
+    }
+  }
+  QuantizeOptions bad;
+  bad.block_size = 32;  // with 8-bit weights
+  auto q = QuantizeModel(s.model, *table, bad);
+  EXPECT_EQ(q.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(q.status().message()), ::testing::HasSubstr("4-bit weights"));
 }
 
 }  // namespace

@@ -137,7 +137,7 @@ int QuantizeCommand(int argc, char** argv) {
   if (!ParseArgs(argc, argv,
                  {"--table", "--out", "--weight-bits", "--activation-type", "--exclude",
                   "--include", "--op-types", "--activation-bits", "--bits", "--weight-range",
-                  "--activation-range"},
+                  "--activation-range", "--block-size"},
                  {"--per-channel", "--weights-as-int8", "--symmetric-activations",
                   "--reduce-range", "--unsigned-weights", "--affine-weights"},
                  &args, &error)) {
@@ -160,6 +160,12 @@ int QuantizeCommand(int argc, char** argv) {
   options.activation_range = *activation_range;
   options.weight_signed = !args.On("--unsigned-weights");
   options.symmetric_weights = !args.On("--affine-weights");
+  if (args.Has("--block-size")) {
+    // Block-wise 4-bit MatMul/Gemm weights along the reduction axis (opset 21).
+    if (!IntFlag(args, "--block-size", 1, &options.block_size) || options.weight_bits != 4) {
+      return Usage("--block-size needs a positive block size and --weight-bits 4");
+    }
+  }
   auto type = qat::ParseQuantType(args.Get("--activation-type", "uint8"));
   if (!type.ok()) return Usage(std::string(type.status().message()));
   options.activation_type = *type;

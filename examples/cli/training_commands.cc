@@ -216,13 +216,21 @@ int GradCommand(int argc, char** argv) {
 int ExportCommand(int argc, char** argv) {
   Args args;
   std::string error;
-  if (!ParseArgs(argc, argv, {"--out"}, {"--keep-float-weights"}, &args, &error)) {
+  if (!ParseArgs(argc, argv, {"--out", "--opset"}, {"--keep-float-weights"}, &args, &error)) {
     return Usage(error);
   }
   if (args.positional.size() != 1) return Usage("export needs the folder that prepare wrote");
   if (!args.Has("--out")) return Usage("export needs -o OUT.onnx");
   qat::ExportOptions options;
   options.keep_float_weights = args.On("--keep-float-weights");
+  // Default: 21 for 4-bit or block-wise weights (packed INT4), 13 otherwise.
+  if (args.Has("--opset")) {
+    int64_t opset = 0;
+    if (!IntFlag(args, "--opset", 13, &opset) || (opset != 13 && opset != 21)) {
+      return Usage("--opset must be 13 or 21");
+    }
+    options.opset = static_cast<int>(opset);
+  }
   // A model without FakeQuant exports as a plain float inference model.
   auto exported = qat::ExportFolder(args.positional[0], options);
   if (!exported.ok()) return Fail(exported.status());

@@ -13,8 +13,10 @@
 //  - each FakeQuant becomes QuantizeLinear -> DequantizeLinear with its
 //    scale and zero point, and weights become int8 initializers behind a
 //    DequantizeLinear (about 4x smaller than fp32) unless
-//    keep_float_weights; 4-bit weights are int8 values behind
-//    QuantizeLinear -> Clip(-8, 7) -> DequantizeLinear at opset 13.
+//    keep_float_weights; 4-bit weights are packed INT4 initializers behind
+//    DequantizeLinear-21 (about 8x smaller; ExportOptions::opset), or at
+//    opset 13 int8 values behind QuantizeLinear -> Clip(-8, 7) ->
+//    DequantizeLinear.
 //    Dequantized weights are bit-identical to what FakeQuant computed in
 //    training.  A model without FakeQuant exports as a float model.
 // ONNX Runtime runs the result as it is.
@@ -42,6 +44,11 @@ namespace qat {
 
 struct ExportOptions {
   bool keep_float_weights = false;  // weights stay float behind their QDQ pair
+  // The default-domain opset of the export: 13, or 21 (packed INT4 / UINT4
+  // weights behind DequantizeLinear-21, block-wise grids as its block_size;
+  // the rest of the graph upgraded, see docs/formats.md).  0 picks 21 when
+  // some weight is stored with a 4-bit range or is block-wise, 13 otherwise.
+  int opset = 0;
 };
 
 // The folder that Prepare wrote and TrainFolder trained.

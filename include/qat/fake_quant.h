@@ -16,7 +16,7 @@
 // a scale that is not positive and finite; a zero point that is not an
 // integer inside [quant_min, quant_max]; quant_min >= quant_max or a range
 // wider than 2^24; spans whose sizes disagree; a per-channel axis or
-// parameter count that does not fit the shape.
+// parameter count that does not fit the shape; a block size below 1.
 #ifndef QAT_FAKE_QUANT_H_
 #define QAT_FAKE_QUANT_H_
 
@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "qat/api.h"
+#include "qat/quant_params.h"
 #include "qat/quant_range.h"
 #include "qat/thread_pool.h"
 
@@ -48,6 +49,19 @@ struct PerChannelFakeQuantParams {
   QuantRange range = QuantRange::Int8();
 };
 
+// Per-block parameters (ONNX opset 21's blocked quantization): along
+// `axis`, each run of block_size consecutive elements shares one scale and
+// zero point; the last block may be shorter.  scales and zero_points are
+// row-major tensors of BlockedParamShape(x's shape, axis, block_size)
+// (qat/quant_params.h).
+struct BlockFakeQuantParams {
+  absl::Span<const float> scales;
+  absl::Span<const float> zero_points;
+  int64_t axis = 0;
+  int64_t block_size = 0;
+  QuantRange range = QuantRange::Int4();
+};
+
 QAT_API absl::Status ValidateFakeQuantParams(const FakeQuantParams& params);
 
 // ---- Forward ---------------------------------------------------------------
@@ -66,6 +80,14 @@ QAT_API absl::Status FakeQuantPerChannel(absl::Span<const int64_t> shape,
                                          absl::Span<bool> mask,
                                          const PerChannelFakeQuantParams& params,
                                          ThreadPool* pool = nullptr);
+
+// Per block: x has the given shape; y and mask (optional) likewise.
+QAT_API absl::Status FakeQuantPerBlock(absl::Span<const int64_t> shape,
+                                       absl::Span<const float> x,
+                                       absl::Span<float> y,
+                                       absl::Span<bool> mask,
+                                       const BlockFakeQuantParams& params,
+                                       ThreadPool* pool = nullptr);
 
 // ---- Backward: straight-through estimator ----------------------------------
 
@@ -101,6 +123,15 @@ QAT_API absl::Status FakeQuantLsqGradPerChannel(
     absl::Span<const float> dy, absl::Span<float> dx,
     absl::Span<float> scale_grads, absl::Span<float> zero_point_grads,
     const PerChannelFakeQuantParams& params, float grad_scale = 1.0f,
+    ThreadPool* pool = nullptr);
+
+// Per block: scale_grads and zero_point_grads receive one value per block
+// entry, shaped as the parameters.
+QAT_API absl::Status FakeQuantLsqGradPerBlock(
+    absl::Span<const int64_t> shape, absl::Span<const float> x,
+    absl::Span<const float> dy, absl::Span<float> dx,
+    absl::Span<float> scale_grads, absl::Span<float> zero_point_grads,
+    const BlockFakeQuantParams& params, float grad_scale = 1.0f,
     ThreadPool* pool = nullptr);
 
 // The zero point a learnable (real-valued) zero point stands for: clamped

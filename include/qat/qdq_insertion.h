@@ -42,6 +42,11 @@ struct QdqInsertionConfig {
   // calibration table's node_overrides apply too; these win for a node that
   // both name.  A name the model does not have is an error.
   std::map<std::string, NodeQuantOverride> node_overrides;
+  // > 0: 4-bit weights of MatMul and Gemm quantized per block of this many
+  // along the reduction axis (opset 21's block_size; the quantize stage
+  // raises the model to opset 21, and with weights_as_int8 stores them as
+  // packed INT4).  Ranges are the blocks' min/max.  0: off.
+  int64_t block_size = 0;
 };
 
 }  // namespace qat

@@ -22,10 +22,12 @@
 #define QAT_QUANT_PARAMS_H_
 
 #include <cstdint>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "qat/api.h"
 #include "qat/quant_range.h"
 
@@ -97,6 +99,12 @@ struct QuantParams {
 QAT_API absl::StatusOr<QuantParams> ComputeQuantParams(float rmin, float rmax,
                                                        QuantRange range,
                                                        bool symmetric);
+
+// The shape of a blocked scale for a tensor of `shape`: the same, except
+// ceil(shape[axis] / block_size) along axis (as QuantizeLinear-21 defines).
+// InvalidArgument for a scalar shape, an axis out of range or block_size < 1.
+QAT_API absl::StatusOr<std::vector<int64_t>> BlockedParamShape(
+    absl::Span<const int64_t> shape, int64_t axis, int64_t block_size);
 
 }  // namespace qat
 

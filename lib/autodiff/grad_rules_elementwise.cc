@@ -230,6 +230,7 @@ absl::Status GradFakeQuantLearnable(GradContext& ctx) {
   const int64_t qmax = GetAttrInt(ctx.node(), "quant_max", 255);
   const bool per_channel = ctx.node().domain() == "ai.libqat";
   const int64_t axis = GetAttrInt(ctx.node(), "axis", 0);
+  const int64_t block_size = per_channel ? GetAttrInt(ctx.node(), "block_size", 0) : 0;
   float g = 1.0f;
   if (std::optional<ValueShape> x = ctx.g().ShapeOf(ctx.input(0));
       x.has_value() && x->rank_known && qmax > 0) {
@@ -240,12 +241,15 @@ absl::Status GradFakeQuantLearnable(GradContext& ctx) {
       if (per_channel && d == a) continue;
       n = x->dims[d] < 0 ? -1 : (n < 0 ? -1 : n * x->dims[d]);
     }
+    // Per block, a weight's scale entry covers block_size elements.
+    if (weight && block_size > 0) n = block_size;
     if (n > 0) g = static_cast<float>(1.0 / std::sqrt(static_cast<double>(n) * qmax));
   }
   std::vector<onnx::AttributeProto> attrs = {
       AttrInt("quant_min", GetAttrInt(ctx.node(), "quant_min", 0)), AttrInt("quant_max", qmax),
       AttrFloat("grad_scale", g)};
   if (per_channel) attrs.push_back(AttrInt("axis", axis));
+  if (block_size > 0) attrs.push_back(AttrInt("block_size", block_size));
   const std::string dx = ctx.g().FreshName(ctx.Hint("x"));
   const std::string ds = ctx.g().FreshName(ctx.Hint("scale"));
   const std::string dz = ctx.g().FreshName(ctx.Hint("zero_point"));

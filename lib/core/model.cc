@@ -14,6 +14,7 @@
 #include "core/model_internal.h"
 #include "core/onnx_tensor.h"
 #include "core/op_schemas.h"
+#include "core/opset21_check.h"
 #include "onnx/checker.h"
 #include "onnx/shape_inference/implementation.h"
 
@@ -126,11 +127,17 @@ absl::Status CheckModelProto(onnx::ModelProto* proto, const std::string& source,
   RegisterOpSchemas();  // so that the checker and inference know FakeQuant
   // The default domain's opset must be one that the installed ONNX defines
   // (an opset too old for one op's kernel is reported by the executor, per
-  // op).
+  // op), or 21, which libqat checks itself (core/opset21_check.h) because
+  // ONNX 1.12 cannot: the exports with packed 4-bit weights.
+  bool opset21 = false;
   for (const auto& opset : proto->opset_import()) {
     if (!(opset.domain().empty() || opset.domain() == "ai.onnx")) continue;
     const auto& ranges = onnx::OpSchemaRegistry::DomainToVersionRange::Instance().Map();
     const int64_t newest = ranges.count("") ? ranges.at("").second : 17;
+    if (opset.version() == kInt4Opset && newest < kInt4Opset) {
+      opset21 = true;
+      continue;
+    }
     if (opset.version() < kOldestOpset || opset.version() > newest) {
       return absl::InvalidArgumentError(absl::StrCat(
           "'", source, "' imports ONNX opset ", opset.version(), "; libqat supports opsets ",
@@ -139,6 +146,11 @@ absl::Status CheckModelProto(onnx::ModelProto* proto, const std::string& source,
   }
   QAT_RETURN_IF_ERROR(CheckWindowAttributes(proto->graph(), source));
   QAT_RETURN_IF_ERROR(CheckStoredTensors(proto->graph(), source));
+  if (opset21) {
+    // In place of ONNX's checker and shape inference (which would reject
+    // the opset and the INT4 type); the executor infers shapes as it runs.
+    return options.check ? CheckOpset21Model(*proto, source) : absl::OkStatus();
+  }
   // ONNX 1.12's checker requires a shape field on every graph input and
   // output ("Field 'shape' of 'type' is required but missing"), while
   // ONNX Runtime and the ONNX spec accept a value of unknown rank.  Such

@@ -42,7 +42,12 @@ OpSchema FakeQuantSchema(const char* domain, bool per_channel) {
       .TypeConstraint("T_BOOL", {"tensor(bool)"}, "bool tensors")
       .TypeAndShapeInferenceFunction(InferFakeQuant);
   if (per_channel) {
-    s.Attr("axis", "the channel axis", AttributeProto::INT, static_cast<int64_t>(0));
+    s.Attr("axis", "the channel (or blocked) axis", AttributeProto::INT,
+           static_cast<int64_t>(0));
+    s.Attr("block_size",
+           "0: per channel along axis; > 0: blocks of this many elements along "
+           "axis, scale and zero point shaped as QuantizeLinear-21's",
+           AttributeProto::INT, static_cast<int64_t>(0));
   }
   return s;
 }
@@ -73,7 +78,8 @@ OpSchema FakeQuantLsqGradSchema() {
   OpSchema s;
   s.SetName("FakeQuantLsqGrad").SetDomain(kLibqatDomain).SinceVersion(1)
       .SetDoc("LSQ/LSQ+ backward of FakeQuant with a learnable scale and zero point "
-              "(libqat).  A scalar scale is per tensor, a 1-D scale per channel.")
+              "(libqat).  A scalar scale is per tensor, a 1-D scale per channel, and "
+              "block_size > 0 per block.")
       .Input(0, "X", "FakeQuant's input", "T")
       .Input(1, "dY", "gradient of FakeQuant's output", "T")
       .Input(2, "scale", "scale", "T")
@@ -87,6 +93,8 @@ OpSchema FakeQuantLsqGradSchema() {
             static_cast<int64_t>(255))
       .Attr("axis", "the channel axis, for a 1-D scale", AttributeProto::INT,
             static_cast<int64_t>(0))
+      .Attr("block_size", "> 0: per block along axis, as FakeQuant's",
+            AttributeProto::INT, static_cast<int64_t>(0))
       .Attr("grad_scale", "LSQ's gradient scale g", AttributeProto::FLOAT, 1.0f)
       .TypeConstraint("T", {"tensor(float)"}, "float tensors")
       .TypeAndShapeInferenceFunction(InferFakeQuantLsqGrad);

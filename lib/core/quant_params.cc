@@ -154,4 +154,26 @@ absl::StatusOr<QuantParams> ComputeQuantParams(float rmin, float rmax,
                      static_cast<int32_t>(zero_point)};
 }
 
+absl::StatusOr<std::vector<int64_t>> BlockedParamShape(
+    absl::Span<const int64_t> shape, int64_t axis, int64_t block_size) {
+  const int64_t rank = static_cast<int64_t>(shape.size());
+  if (rank == 0) {
+    return absl::InvalidArgumentError(
+        "block-wise quantization needs a tensor of rank >= 1, got a scalar");
+  }
+  if (axis < -rank || axis >= rank) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("block-wise quantization axis ", axis,
+                     " is out of range for a tensor of rank ", rank));
+  }
+  if (block_size < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "block-wise quantization needs block_size >= 1, got ", block_size));
+  }
+  std::vector<int64_t> out(shape.begin(), shape.end());
+  const int64_t a = axis < 0 ? axis + rank : axis;
+  if (out[a] > 0) out[a] = (out[a] - 1) / block_size + 1;
+  return out;
+}
+
 }  // namespace qat

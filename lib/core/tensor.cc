@@ -12,6 +12,7 @@
 #include "core/checked_size.h"
 #include "core/file_util.h"
 #include "core/onnx_tensor.h"
+#include "core/int4_packing.h"
 #include "qat/status_macros.h"
 
 namespace qat {
@@ -224,6 +225,36 @@ std::string ExternalDataLocation(const onnx::TensorProto& proto) {
   return "";
 }
 
+namespace {
+
+// INT4 / UINT4 (core/int4_packing.h): packed raw_data of exactly ceil(n / 2)
+// bytes.  (The external-data and segment checks ran before.)
+absl::Status Check4BitTensorProto(const onnx::TensorProto& proto) {
+  const std::string& name = proto.name();
+  const char* type = proto.data_type() == kOnnxInt4 ? "INT4" : "UINT4";
+  const std::vector<int64_t> dims(proto.dims().begin(), proto.dims().end());
+  const absl::StatusOr<int64_t> count = CheckedElementCount(dims);
+  if (!count.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor '", name, "': ", count.status().message()));
+  }
+  if (!proto.has_raw_data()) {
+    return absl::UnimplementedError(absl::StrCat(
+        "tensor '", name, "' is ", type, " without raw_data; libqat reads 4-bit "
+        "tensors packed in raw_data only"));
+  }
+  const int64_t want = PackedInt4Bytes(*count);
+  if (static_cast<int64_t>(proto.raw_data().size()) != want) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tensor '", name, "': ", type, " raw_data holds ", proto.raw_data().size(),
+        " bytes but dims ", ShapeToString(dims), " need ", want,
+        " (two 4-bit values per byte)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status CheckTensorProto(const onnx::TensorProto& proto) {
   const std::string& name = proto.name();
   if (proto.data_location() == onnx::TensorProto::EXTERNAL ||
@@ -237,6 +268,7 @@ absl::Status CheckTensorProto(const onnx::TensorProto& proto) {
     return absl::UnimplementedError(
         absl::StrCat("tensor '", name, "' is segmented, which is not supported"));
   }
+  if (IsOnnx4BitType(proto.data_type())) return Check4BitTensorProto(proto);
   if (!IsSupportedDataType(proto.data_type())) {
     return absl::InvalidArgumentError(absl::StrCat(
         "tensor '", name, "' has ONNX data type ", proto.data_type(),
@@ -274,7 +306,11 @@ absl::Status CheckTensorProto(const onnx::TensorProto& proto) {
 absl::StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto) {
   QAT_RETURN_IF_ERROR(CheckTensorProto(proto));
   const std::string& name = proto.name();
-  const DataType type = static_cast<DataType>(proto.data_type());
+  const bool four_bit = IsOnnx4BitType(proto.data_type());
+  // 4-bit values are read one per byte (core/int4_packing.h).
+  const DataType type = four_bit ? (proto.data_type() == kOnnxInt4 ? DataType::kInt8
+                                                                   : DataType::kUInt8)
+                                 : static_cast<DataType>(proto.data_type());
   absl::StatusOr<Tensor> created =
       Tensor::Create(type, std::vector<int64_t>(proto.dims().begin(), proto.dims().end()));
   if (!created.ok()) {
@@ -282,6 +318,11 @@ absl::StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto) {
                         absl::StrCat("tensor '", name, "': ", created.status().message()));
   }
   Tensor tensor = *std::move(created);
+  if (four_bit) {
+    UnpackInt4(proto.raw_data().data(), tensor.num_elements(), type == DataType::kInt8,
+               static_cast<uint8_t*>(tensor.raw_data()));
+    return tensor;
+  }
   if (proto.has_raw_data()) {
     if (tensor.num_bytes() > 0) {
       std::memcpy(tensor.raw_data(), proto.raw_data().data(), tensor.num_bytes());

@@ -110,26 +110,29 @@ struct ChannelLayout {
   int64_t size() const { return outer * channels * inner; }
 };
 
-absl::StatusOr<ChannelLayout> ResolvePerChannel(
-    absl::Span<const int64_t> shape, size_t x_size,
-    const PerChannelFakeQuantParams& p) {
-  QAT_RETURN_IF_ERROR(ValidateRange(p.range));
+// Splits `shape` around `axis` after checking the range, the rank, the axis
+// and the element count; `what` names the granularity in messages.
+absl::StatusOr<ChannelLayout> SplitAtAxis(absl::Span<const int64_t> shape,
+                                          size_t x_size, int64_t axis_attr,
+                                          const QuantRange& range,
+                                          const char* what) {
+  QAT_RETURN_IF_ERROR(ValidateRange(range));
   const int64_t rank = static_cast<int64_t>(shape.size());
   if (rank == 0) {
-    return absl::InvalidArgumentError(
-        "per-channel FakeQuant needs a tensor of rank >= 1, got a scalar");
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " FakeQuant needs a tensor of rank >= 1, got a scalar"));
   }
-  if (p.axis < -rank || p.axis >= rank) {
+  if (axis_attr < -rank || axis_attr >= rank) {
     return absl::InvalidArgumentError(
-        absl::StrCat("per-channel FakeQuant axis ", p.axis,
+        absl::StrCat(what, " FakeQuant axis ", axis_attr,
                      " is out of range for a tensor of rank ", rank));
   }
-  const int64_t axis = p.axis < 0 ? p.axis + rank : p.axis;
+  const int64_t axis = axis_attr < 0 ? axis_attr + rank : axis_attr;
   // Checked once for the whole shape: then no partial product below wraps.
   const absl::StatusOr<int64_t> count = CheckedElementCount(shape);
   if (!count.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("per-channel FakeQuant: ", count.status().message()));
+        absl::StrCat(what, " FakeQuant: ", count.status().message()));
   }
   ChannelLayout layout;
   for (int64_t d = 0; d < rank; ++d) {
@@ -139,21 +142,66 @@ absl::StatusOr<ChannelLayout> ResolvePerChannel(
     part *= shape[d];
   }
   QAT_RETURN_IF_ERROR(CheckSize("input", x_size, layout.size()));
-  QAT_RETURN_IF_ERROR(CheckSize("scales", p.scales.size(), layout.channels));
-  QAT_RETURN_IF_ERROR(
-      CheckSize("zero_points", p.zero_points.size(), layout.channels));
-  for (int64_t c = 0; c < layout.channels; ++c) {
-    QAT_RETURN_IF_ERROR(ValidateScaleAndZeroPoint(
-        p.scales[c], p.zero_points[c], p.range, absl::StrCat("[", c, "]")));
-  }
   return layout;
 }
 
-std::vector<FakeQuantGrid> MakeGrids(const PerChannelFakeQuantParams& p) {
+// Checks `count` scale and zero-point pairs.
+absl::Status ValidateParamSpans(absl::Span<const float> scales,
+                                absl::Span<const float> zero_points,
+                                int64_t count, const QuantRange& range) {
+  QAT_RETURN_IF_ERROR(CheckSize("scales", scales.size(), count));
+  QAT_RETURN_IF_ERROR(CheckSize("zero_points", zero_points.size(), count));
+  for (int64_t c = 0; c < count; ++c) {
+    QAT_RETURN_IF_ERROR(ValidateScaleAndZeroPoint(
+        scales[c], zero_points[c], range, absl::StrCat("[", c, "]")));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ChannelLayout> ResolvePerChannel(
+    absl::Span<const int64_t> shape, size_t x_size,
+    const PerChannelFakeQuantParams& p) {
+  QAT_ASSIGN_OR_RETURN(const ChannelLayout layout,
+                       SplitAtAxis(shape, x_size, p.axis, p.range, "per-channel"));
+  QAT_RETURN_IF_ERROR(
+      ValidateParamSpans(p.scales, p.zero_points, layout.channels, p.range));
+  return layout;
+}
+
+// A per-block tensor: [outer, n, inner] with n (the `channels` of the
+// layout) cut into `blocks` blocks of block_size.
+struct BlockLayout {
+  ChannelLayout split;
+  int64_t block_size = 1;
+  int64_t blocks = 1;
+  int64_t entries() const { return split.outer * blocks * split.inner; }
+  // Length of block b (the last may be short).
+  int64_t Length(int64_t b) const {
+    return std::min(block_size, split.channels - b * block_size);
+  }
+};
+
+absl::StatusOr<BlockLayout> ResolvePerBlock(absl::Span<const int64_t> shape,
+                                            size_t x_size,
+                                            const BlockFakeQuantParams& p) {
+  QAT_RETURN_IF_ERROR(BlockedParamShape(shape, p.axis, p.block_size).status());
+  BlockLayout layout;
+  QAT_ASSIGN_OR_RETURN(layout.split,
+                       SplitAtAxis(shape, x_size, p.axis, p.range, "per-block"));
+  layout.block_size = p.block_size;
+  layout.blocks = (layout.split.channels + p.block_size - 1) / p.block_size;
+  QAT_RETURN_IF_ERROR(
+      ValidateParamSpans(p.scales, p.zero_points, layout.entries(), p.range));
+  return layout;
+}
+
+std::vector<FakeQuantGrid> MakeGrids(absl::Span<const float> scales,
+                                     absl::Span<const float> zero_points,
+                                     const QuantRange& range) {
   std::vector<FakeQuantGrid> grids;
-  grids.reserve(p.scales.size());
-  for (size_t c = 0; c < p.scales.size(); ++c) {
-    grids.push_back(MakeGrid(p.scales[c], p.zero_points[c], p.range));
+  grids.reserve(scales.size());
+  for (size_t c = 0; c < scales.size(); ++c) {
+    grids.push_back(MakeGrid(scales[c], zero_points[c], range));
   }
   return grids;
 }
@@ -183,6 +231,30 @@ LsqSums LsqChannelSums(const FakeQuantKernels& k, const ChannelLayout& layout,
     }
   }
   if (in_chunk != 0) sums.AddChunk(lanes);
+  return sums;
+}
+
+// LSQ of one block entry whose terms are strided `inner` apart: gathered
+// into contiguous scratch (memory order is the canonical order), summed as
+// one channel, and dx scattered back.
+LsqSums LsqStridedSums(const FakeQuantKernels& k, int64_t len, int64_t inner,
+                       const float* x, const float* dy, float* dx,
+                       const FakeQuantGrid& grid, std::vector<float>* scratch) {
+  scratch->resize(3 * static_cast<size_t>(len));
+  float* xs = scratch->data();
+  float* dys = xs + len;
+  float* dxs = dys + len;
+  for (int64_t j = 0; j < len; ++j) {
+    xs[j] = x[j * inner];
+    dys[j] = dy[j * inner];
+  }
+  ChannelLayout run;
+  run.inner = len;
+  const LsqSums sums = LsqChannelSums(k, run, 0, xs, dys,
+                                      dx == nullptr ? nullptr : dxs, grid);
+  if (dx != nullptr) {
+    for (int64_t j = 0; j < len; ++j) dx[j * inner] = dxs[j];
+  }
   return sums;
 }
 
@@ -241,7 +313,7 @@ absl::Status FakeQuantPerChannel(const FakeQuantKernels& k,
     });
     return absl::OkStatus();
   }
-  const std::vector<FakeQuantGrid> grids = MakeGrids(params);
+  const std::vector<FakeQuantGrid> grids = MakeGrids(params.scales, params.zero_points, params.range);
   const int64_t runs = layout.outer * layout.channels;
   const int64_t inner = layout.inner;
   ParallelRanges(pool, runs, inner, [&](int64_t b, int64_t e) {
@@ -317,7 +389,7 @@ absl::Status FakeQuantLsqGradPerChannel(
       CheckSize("scale_grads", scale_grads.size(), layout.channels));
   QAT_RETURN_IF_ERROR(CheckSize("zero_point_grads", zero_point_grads.size(),
                                 layout.channels));
-  const std::vector<FakeQuantGrid> grids = MakeGrids(params);
+  const std::vector<FakeQuantGrid> grids = MakeGrids(params.scales, params.zero_points, params.range);
   float* dxp = dx.empty() ? nullptr : dx.data();
   auto run_channel = [&](int64_t c) {
     const LsqSums sums =
@@ -329,6 +401,109 @@ absl::Status FakeQuantLsqGradPerChannel(
     ParallelFor(pool, layout.channels, run_channel);
   } else {
     for (int64_t c = 0; c < layout.channels; ++c) run_channel(c);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FakeQuantPerBlock(const FakeQuantKernels& k,
+                               absl::Span<const int64_t> shape,
+                               absl::Span<const float> x, absl::Span<float> y,
+                               absl::Span<bool> mask,
+                               const BlockFakeQuantParams& params,
+                               ThreadPool* pool) {
+  QAT_ASSIGN_OR_RETURN(const BlockLayout layout,
+                       ResolvePerBlock(shape, x.size(), params));
+  QAT_RETURN_IF_ERROR(CheckSize("output", y.size(), x.size()));
+  QAT_RETURN_IF_ERROR(CheckOptionalSize("mask", mask.size(), x.size()));
+  bool* m = mask.empty() ? nullptr : mask.data();
+  const int64_t n = layout.split.channels;
+  const int64_t inner = layout.split.inner;
+  if (inner == 1) {
+    // Blocks along the last axis: each block is a contiguous run with one grid.
+    const std::vector<FakeQuantGrid> grids =
+        MakeGrids(params.scales, params.zero_points, params.range);
+    ParallelRanges(pool, layout.entries(), layout.block_size,
+                   [&](int64_t b, int64_t e) {
+                     for (int64_t r = b; r < e; ++r) {
+                       const int64_t o = r / layout.blocks;
+                       const int64_t blk = r % layout.blocks;
+                       const int64_t at = o * n + blk * layout.block_size;
+                       k.forward(layout.Length(blk), x.data() + at, y.data() + at,
+                                 m == nullptr ? nullptr : m + at, grids[r]);
+                     }
+                   });
+    return absl::OkStatus();
+  }
+  // Otherwise each row of `inner` elements takes a row of parameters.
+  const float qmin = static_cast<float>(params.range.quant_min);
+  const float qmax = static_cast<float>(params.range.quant_max);
+  ParallelRanges(pool, layout.split.outer * n, inner, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const int64_t o = r / n, j = r % n;
+      const int64_t p = (o * layout.blocks + j / layout.block_size) * inner;
+      k.forward_row(inner, x.data() + r * inner, y.data() + r * inner,
+                    m == nullptr ? nullptr : m + r * inner,
+                    params.scales.data() + p, params.zero_points.data() + p,
+                    qmin, qmax);
+    }
+  });
+  return absl::OkStatus();
+}
+
+absl::Status FakeQuantLsqGradPerBlock(
+    const FakeQuantKernels& k, absl::Span<const int64_t> shape,
+    absl::Span<const float> x, absl::Span<const float> dy,
+    absl::Span<float> dx, absl::Span<float> scale_grads,
+    absl::Span<float> zero_point_grads, const BlockFakeQuantParams& params,
+    float grad_scale, ThreadPool* pool) {
+  QAT_ASSIGN_OR_RETURN(const BlockLayout layout,
+                       ResolvePerBlock(shape, x.size(), params));
+  QAT_RETURN_IF_ERROR(ValidateGradScale(grad_scale));
+  QAT_RETURN_IF_ERROR(CheckSize("dy", dy.size(), x.size()));
+  QAT_RETURN_IF_ERROR(CheckOptionalSize("dx", dx.size(), x.size()));
+  QAT_RETURN_IF_ERROR(
+      CheckSize("scale_grads", scale_grads.size(), layout.entries()));
+  QAT_RETURN_IF_ERROR(CheckSize("zero_point_grads", zero_point_grads.size(),
+                                layout.entries()));
+  const std::vector<FakeQuantGrid> grids =
+      MakeGrids(params.scales, params.zero_points, params.range);
+  float* dxp = dx.empty() ? nullptr : dx.data();
+  const int64_t n = layout.split.channels;
+  const int64_t inner = layout.split.inner;
+  // One task per (outer, block): its entries' sums do not depend on the
+  // thread that computes them.
+  auto run_block = [&](int64_t t, std::vector<float>* scratch) {
+    const int64_t o = t / layout.blocks, blk = t % layout.blocks;
+    const int64_t len = layout.Length(blk);
+    const int64_t base = (o * n + blk * layout.block_size) * inner;
+    for (int64_t i = 0; i < inner; ++i) {
+      const int64_t entry = t * inner + i;
+      const int64_t at = base + i;
+      LsqSums sums;
+      if (inner == 1) {
+        ChannelLayout run;
+        run.inner = len;
+        sums = LsqChannelSums(k, run, 0, x.data() + at, dy.data() + at,
+                              dxp == nullptr ? nullptr : dxp + at, grids[entry]);
+      } else {
+        sums = LsqStridedSums(k, len, inner, x.data() + at, dy.data() + at,
+                              dxp == nullptr ? nullptr : dxp + at, grids[entry],
+                              scratch);
+      }
+      scale_grads[entry] = kernels::LsqScaleGrad(sums, grad_scale);
+      zero_point_grads[entry] =
+          kernels::LsqZeroPointGrad(sums, grids[entry], grad_scale);
+    }
+  };
+  const int64_t tasks = layout.split.outer * layout.blocks;
+  if (layout.split.size() >= kMinParallelElements) {
+    ParallelFor(pool, tasks, [&](int64_t t) {
+      std::vector<float> scratch;
+      run_block(t, &scratch);
+    });
+  } else {
+    std::vector<float> scratch;
+    for (int64_t t = 0; t < tasks; ++t) run_block(t, &scratch);
   }
   return absl::OkStatus();
 }
@@ -357,6 +532,25 @@ absl::Status FakeQuantGrad(absl::Span<const float> dy,
                            ThreadPool* pool) {
   return internal::FakeQuantGrad(kernels::SelectedFakeQuantKernels(), dy,
                                  mask, dx, pool);
+}
+
+absl::Status FakeQuantPerBlock(absl::Span<const int64_t> shape,
+                               absl::Span<const float> x, absl::Span<float> y,
+                               absl::Span<bool> mask,
+                               const BlockFakeQuantParams& params,
+                               ThreadPool* pool) {
+  return internal::FakeQuantPerBlock(kernels::SelectedFakeQuantKernels(),
+                                     shape, x, y, mask, params, pool);
+}
+
+absl::Status FakeQuantLsqGradPerBlock(
+    absl::Span<const int64_t> shape, absl::Span<const float> x,
+    absl::Span<const float> dy, absl::Span<float> dx,
+    absl::Span<float> scale_grads, absl::Span<float> zero_point_grads,
+    const BlockFakeQuantParams& params, float grad_scale, ThreadPool* pool) {
+  return internal::FakeQuantLsqGradPerBlock(
+      kernels::SelectedFakeQuantKernels(), shape, x, dy, dx, scale_grads,
+      zero_point_grads, params, grad_scale, pool);
 }
 
 absl::StatusOr<float> LsqGradScale(int64_t num_elements, int32_t quant_max) {

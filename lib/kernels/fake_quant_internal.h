@@ -41,6 +41,20 @@ absl::Status FakeQuantLsqGradPerChannel(
     const PerChannelFakeQuantParams& params, float grad_scale,
     ThreadPool* pool);
 
+absl::Status FakeQuantPerBlock(const kernels::FakeQuantKernels& kernels,
+                               absl::Span<const int64_t> shape,
+                               absl::Span<const float> x, absl::Span<float> y,
+                               absl::Span<bool> mask,
+                               const BlockFakeQuantParams& params,
+                               ThreadPool* pool);
+
+absl::Status FakeQuantLsqGradPerBlock(
+    const kernels::FakeQuantKernels& kernels, absl::Span<const int64_t> shape,
+    absl::Span<const float> x, absl::Span<const float> dy,
+    absl::Span<float> dx, absl::Span<float> scale_grads,
+    absl::Span<float> zero_point_grads, const BlockFakeQuantParams& params,
+    float grad_scale, ThreadPool* pool);
+
 }  // namespace internal
 }  // namespace qat
 

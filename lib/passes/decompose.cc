@@ -176,6 +176,12 @@ class Decomposer {
     if (!per_channel) return grid;
     QAT_ASSIGN_OR_RETURN(const int64_t axis, ChannelAxis(node, x));
     QAT_ASSIGN_OR_RETURN(const ValueShape xs, KnownShape(x, "X"));
+    if (const int64_t block = GetAttrInt(node, "block_size", 0); block != 0) {
+      QAT_ASSIGN_OR_RETURN(const BlockView view, Blocks(x, axis, block));
+      grid.scale = RepeatBlocks(grid.scale, view, node.input(1) + "_per_element");
+      grid.zero_point = RepeatBlocks(grid.zero_point, view, node.input(2) + "_per_element");
+      return grid;
+    }
     const int64_t trailing = xs.rank() - 1 - axis;
     if (trailing == 0) return grid;  // 1-D parameters already broadcast on the last axis
     std::vector<int64_t> shape(trailing + 1, 1);
@@ -186,6 +192,71 @@ class Decomposer {
     grid.zero_point =
         Op("Reshape", {grid.zero_point, it->second}, node.input(2) + "_per_channel");
     return grid;
+  }
+
+  // X's static shape cut into blocks along `axis`.
+  struct BlockView {
+    std::vector<int64_t> dims;  // X's shape
+    int64_t axis = 0, block = 1, blocks = 1;
+    int64_t padded() const { return blocks * block; }
+  };
+  absl::StatusOr<BlockView> Blocks(const std::string& x,
+                                   int64_t axis, int64_t block) {
+    QAT_ASSIGN_OR_RETURN(const ValueShape xs, KnownShape(x, "X"));
+    for (int64_t d : xs.dims) {
+      if (d < 0) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "block-wise FakeQuant needs X '", x, "' of a static shape"));
+      }
+    }
+    QAT_ASSIGN_OR_RETURN(const std::vector<int64_t> ps,
+                         BlockedParamShape(xs.dims, axis, block));
+    BlockView v;
+    v.dims = xs.dims;
+    v.axis = axis;
+    v.block = block;
+    v.blocks = ps[axis];
+    return v;
+  }
+
+  // A blocked parameter [.., blocks, ..] repeated to X's shape [.., n, ..]:
+  // Unsqueeze after the axis, Tile by the block size, Reshape, and Slice
+  // off the last block's padding.
+  std::string RepeatBlocks(const std::string& p, const BlockView& v, const std::string& hint) {
+    const int64_t a = v.axis;
+    std::string t = Op("Unsqueeze", {p, g_.ConstantInt64s({a + 1}, "decompose_axes")},
+                       hint + "_unsqueezed");
+    std::vector<int64_t> repeats(v.dims.size() + 1, 1);
+    repeats[a + 1] = v.block;
+    t = Op("Tile", {t, g_.ConstantInt64s(repeats, "decompose_repeats")}, hint + "_tiled");
+    std::vector<int64_t> flat = v.dims;
+    flat[a] = v.padded();
+    t = Op("Reshape", {t, g_.ConstantInt64s(flat, "decompose_shape")}, hint + "_flat");
+    if (v.padded() == v.dims[a]) return t;
+    return Op("Slice",
+              {t, g_.ConstantInt64s({0}, "decompose_starts"),
+               g_.ConstantInt64s({v.dims[a]}, "decompose_ends"),
+               g_.ConstantInt64s({a}, "decompose_axes")},
+              hint);
+  }
+
+  // Sums of X-shaped terms over each block: Pad the axis to whole blocks
+  // (with zeros, which add nothing), Reshape to [.., blocks, block, ..] and
+  // ReduceSum the block axis.
+  std::string SumBlocks(const std::string& terms, const BlockView& v, const std::string& hint) {
+    const int64_t a = v.axis;
+    const int64_t rank = static_cast<int64_t>(v.dims.size());
+    std::string t = terms;
+    if (v.padded() != v.dims[a]) {
+      std::vector<int64_t> pads(2 * rank, 0);
+      pads[rank + a] = v.padded() - v.dims[a];
+      t = Op("Pad", {t, g_.ConstantInt64s(pads, "decompose_pads")}, hint + "_padded");
+    }
+    std::vector<int64_t> split(v.dims.begin(), v.dims.end());
+    split[a] = v.blocks;
+    split.insert(split.begin() + a + 1, v.block);
+    t = Op("Reshape", {t, g_.ConstantInt64s(split, "decompose_shape")}, hint + "_blocks");
+    return g_.ReduceSum(t, {a + 1}, false, hint);
   }
 
   absl::StatusOr<int64_t> ChannelAxis(const onnx::NodeProto& node, const std::string& x) {
@@ -261,23 +332,32 @@ class Decomposer {
     onnx::NodeProto params = node;
     params.clear_input();
     for (int i : {0, 2, 3}) params.add_input(node.input(i));
+    const int64_t block = GetAttrInt(node, "block_size", 0);
     QAT_ASSIGN_OR_RETURN(const ValueShape ss, KnownShape(node.input(2), "scale"));
     int64_t count = 1;
     for (int64_t d : ss.dims) count = d < 0 ? -1 : count * d;
-    if (ss.rank() > 1 || count < 0) {
+    if ((block == 0 && ss.rank() > 1) || count < 0) {
       return absl::InvalidArgumentError(absl::StrCat(
           "scale '", node.input(2), "' must be a scalar or 1-D with a known size"));
     }
-    const bool per_channel = count != 1;
+    const bool per_channel = block != 0 || count != 1;
     QAT_ASSIGN_OR_RETURN(const Grid grid, MakeGrid(params, x, per_channel));
     std::vector<int64_t> reduce_axes;  // empty: every axis (per tensor)
+    std::optional<BlockView> blocks;   // per block: sums over each block
     if (per_channel) {
       QAT_ASSIGN_OR_RETURN(const int64_t axis, ChannelAxis(node, x));
       QAT_ASSIGN_OR_RETURN(const ValueShape xs, KnownShape(x, "X"));
+      if (block != 0) {
+        QAT_ASSIGN_OR_RETURN(blocks, Blocks(x, axis, block));
+      }
       for (int64_t d = 0; d < xs.rank(); ++d) {
         if (d != axis) reduce_axes.push_back(d);
       }
     }
+    const auto reduce = [&](const std::string& terms, const std::string& h) {
+      if (blocks.has_value()) return SumBlocks(terms, *blocks, h);
+      return g_.ReduceSum(terms, reduce_axes, false, h);
+    };
     const std::string hint = Hint(node);
     const Quantized q = Quantize(x, grid, hint);
     if (const std::string dx = OutputOf(node, 0); !dx.empty()) {
@@ -315,7 +395,7 @@ class Decomposer {
              hint + "_local");
       const std::string terms =
           Op("Mul", {wide_dy, widen(local, hint + "_local_wide")}, hint + "_scale_terms");
-      const std::string sum = g_.ReduceSum(terms, reduce_axes, false, hint + "_scale_sum");
+      const std::string sum = reduce(terms, hint + "_scale_sum");
       finish("Mul", {sum, g}, ds, hint + "_dscale");
     }
     if (!dz.empty()) {
@@ -326,7 +406,7 @@ class Decomposer {
       const std::string terms =
           Op("Where", {below, wide_dy, Op("Where", {above, wide_dy, zero}, hint + "_zp_above")},
              hint + "_zp_terms");
-      const std::string sum = g_.ReduceSum(terms, reduce_axes, false, hint + "_zp_sum");
+      const std::string sum = reduce(terms, hint + "_zp_sum");
       const std::string neg = Op("Neg", {widen(node.input(2), hint + "_scale_wide")},
                                  hint + "_neg_scale");
       finish("Mul", {Op("Mul", {sum, neg}, hint + "_zp_scaled"), g}, dz, hint + "_dzp");

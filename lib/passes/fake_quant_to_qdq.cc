@@ -1,6 +1,7 @@
 #include "passes/fake_quant_to_qdq.h"
 
 #include "absl/strings/str_cat.h"
+#include "core/int4_packing.h"
 #include "core/onnx_tensor.h"
 #include "core/op_schemas.h"
 #include "graph/graph_editor.h"
@@ -52,6 +53,17 @@ absl::StatusOr<bool> FakeQuantToQdqPass::RunImpl(onnx::ModelProto* model) {
     }
     const bool per_channel = n.domain() == kLibqatDomain;
     const int64_t axis = per_channel ? training::GetAttrInt(n, "axis", 0) : -1;
+    const int64_t block = per_channel ? training::GetAttrInt(n, "block_size", 0) : 0;
+    if (block != 0 && config_.opset < 21) {
+      return absl::UnimplementedError(absl::StrCat(
+          DescribeNode(n), " is block-wise (block_size ", block,
+          "), which QuantizeLinear / DequantizeLinear express from opset 21 on; export at "
+          "opset 21"));
+    }
+    // Packed 4-bit storage of a weight (opset 21).
+    const QuantRange four = is_signed ? QuantRange::Int4() : QuantRange::UInt4();
+    const bool packed = config_.opset >= 21 && config_.int8_weights && index.IsConstant(n.input(0)) &&
+                        range.quant_min >= four.quant_min && range.quant_max <= four.quant_max;
     Tensor zp(is_signed ? DataType::kInt8 : DataType::kUInt8, scale.shape());
     for (int64_t c = 0; c < zp.num_elements(); ++c) {
       // A learned zero point is real-valued; it stands for its rounding.
@@ -62,9 +74,16 @@ absl::StatusOr<bool> FakeQuantToQdqPass::RunImpl(onnx::ModelProto* model) {
     }
     const std::string x = n.input(0);
     const std::string s_name = g.Initializer(TensorToProto(scale, x + "_scale"));
-    const std::string z_name = g.Initializer(TensorToProto(zp, x + "_zero_point"));
+    std::string z_name;
+    if (packed) {
+      QAT_ASSIGN_OR_RETURN(onnx::TensorProto z4, TensorToInt4Proto(zp, x + "_zero_point"));
+      z_name = g.Initializer(std::move(z4));
+    } else {
+      z_name = g.Initializer(TensorToProto(zp, x + "_zero_point"));
+    }
     std::vector<onnx::AttributeProto> attrs;
     if (per_channel) attrs.push_back(AttrInt("axis", axis));
+    if (block != 0) attrs.push_back(AttrInt("block_size", block));
     if (config_.int8_weights && index.IsConstant(x)) {
       // Store the weight quantized: the same arithmetic as FakeQuant.
       QAT_ASSIGN_OR_RETURN(Tensor w, index.ConstantValue(x));
@@ -74,6 +93,8 @@ absl::StatusOr<bool> FakeQuantToQdqPass::RunImpl(onnx::ModelProto* model) {
       if (per_channel) grid.axis = axis;
       grid.range = range;
       grid.storage = zp.dtype();
+      grid.block_size = block;
+      grid.packed_4bit = packed;
       QAT_ASSIGN_OR_RETURN(const std::string q, AddStoredWeight(g, w, grid, x));
       g.AddNode("DequantizeLinear", "", {q, s_name, z_name}, {n.output(0)}, attrs);
     } else {

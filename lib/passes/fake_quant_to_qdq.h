@@ -14,7 +14,11 @@
 // (or, for stored weights, by the stored values themselves).  With
 // int8_weights, a constant input (a weight) is stored quantized with
 // FakeQuant's own arithmetic (stored_weights.h), so the dequantized weight
-// is bit-identical to what FakeQuant computed in training.
+// is bit-identical to what FakeQuant computed in training.  At opset 21
+// (config.opset), 4-bit stored weights are packed two per byte and the
+// per-block grids of ai.libqat FakeQuant(block_size) carry over as
+// QuantizeLinear / DequantizeLinear-21's block_size; at 13 a block-wise
+// FakeQuant is Unimplemented.
 #ifndef QAT_LIB_PASSES_FAKE_QUANT_TO_QDQ_H_
 #define QAT_LIB_PASSES_FAKE_QUANT_TO_QDQ_H_
 
@@ -26,6 +30,11 @@ namespace passes {
 struct FakeQuantToQdqConfig {
   // Store constant inputs as integers behind a DequantizeLinear.
   bool int8_weights = true;
+  // 13, or 21 for a model that Opset21UpgradePass raised: stored weights
+  // whose range fits 4 bits become packed INT4 / UINT4 (with their zero
+  // point), and block-wise FakeQuant (which needs 21) becomes
+  // DequantizeLinear-21 with block_size.
+  int64_t opset = 13;
 };
 
 class FakeQuantToQdqPass : public GraphPass {

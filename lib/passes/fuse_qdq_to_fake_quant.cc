@@ -112,14 +112,23 @@ absl::StatusOr<bool> FuseQdqToFakeQuantPass::RunImpl(onnx::ModelProto* model) {
         if (i == 2) range.quant_max = std::min(range.quant_max, v);
       }
     }
-    const bool per_tensor = scale.num_elements() == 1;
+    // Opset 21's block-wise pairs keep their blocks (ai.libqat block_size).
+    const int64_t block = g.opset() >= 21 ? training::GetAttrInt(qn, "block_size", 0) : 0;
+    if (block != 0 && (training::GetAttrInt(dq, "block_size", 0) != block ||
+                       training::GetAttrInt(dq, "axis", 1) != training::GetAttrInt(qn, "axis", 1))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          DescribeNode(qn), " and ", DescribeNode(dq), " disagree on axis or block_size"));
+    }
+    const bool per_tensor = block == 0 && scale.num_elements() == 1;
     onnx::NodeProto fq;
     fq.set_op_type("FakeQuant");
     fq.set_domain(per_tensor ? kMicrosoftDomain : kLibqatDomain);
     fq.set_name(g.FreshName(qn.name().empty() ? "FakeQuant" : qn.name() + "_fake_quant"));
     const std::string base = qn.input(0);
-    const std::vector<int64_t> dims = per_tensor ? std::vector<int64_t>{}
-                                                 : std::vector<int64_t>{scale.num_elements()};
+    const std::vector<int64_t> dims =
+        block != 0   ? std::vector<int64_t>(scale.shape().begin(), scale.shape().end())
+        : per_tensor ? std::vector<int64_t>{}
+                     : std::vector<int64_t>{scale.num_elements()};
     const std::vector<float> s(scale.values<float>().begin(), scale.values<float>().end());
     fq.add_input(qn.input(0));
     fq.add_input(g.Initializer(training::MakeFloatTensor(base + "_fq_scale", dims, s)));
@@ -129,6 +138,7 @@ absl::StatusOr<bool> FuseQdqToFakeQuantPass::RunImpl(onnx::ModelProto* model) {
     *fq.add_attribute() = AttrInt("quant_min", range.quant_min);
     *fq.add_attribute() = AttrInt("quant_max", range.quant_max);
     if (!per_tensor) *fq.add_attribute() = AttrInt("axis", training::GetAttrInt(qn, "axis", 1));
+    if (block != 0) *fq.add_attribute() = AttrInt("block_size", block);
     (per_tensor ? per_tensor_seen : per_channel_seen) = true;
     replacement[q] = std::move(fq);
     removed.insert(k);

@@ -14,7 +14,9 @@
 // The range is the zero point's type (uint8 when the zero point is absent,
 // as ONNX defines), narrowed by the Clip.  Per-tensor pairs become
 // com.microsoft FakeQuant (scale and zero point as float scalars, ONNX
-// Runtime's schema); per-axis pairs become ai.libqat FakeQuant with `axis`.
+// Runtime's schema); per-axis pairs become ai.libqat FakeQuant with `axis`,
+// and opset 21's block-wise pairs ai.libqat FakeQuant with `axis` and
+// `block_size` (Q and DQ must agree on both).
 // A non-constant scale or zero point is an error naming the node.
 #ifndef QAT_LIB_PASSES_FUSE_QDQ_TO_FAKE_QUANT_H_
 #define QAT_LIB_PASSES_FUSE_QDQ_TO_FAKE_QUANT_H_

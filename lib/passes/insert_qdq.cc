@@ -6,6 +6,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "core/int4_packing.h"
 #include "core/onnx_tensor.h"
 #include "graph/graph_editor.h"
 #include "graph/graph_index.h"
@@ -13,6 +14,7 @@
 #include "passes/stored_weights.h"
 #include "qat/observer.h"
 #include "qat/status_macros.h"
+#include "qat/quant_params.h"
 #include "qat/tensor.h"
 
 namespace qat {
@@ -29,6 +31,8 @@ struct Grid {
   std::vector<float> scale;
   std::vector<int32_t> zero_point;
   int64_t axis = -1;  // -1: per tensor
+  std::vector<int64_t> block_shape;  // per block (opset 21): the parameters' shape
+  int64_t block_size = 0;
 };
 
 // Grids store their values in int8 or uint8.
@@ -37,11 +41,14 @@ int32_t OnnxTypeOf(QuantType t) {
 }
 
 // The scale and zero-point initializers of a grid.
+// packed_4bit: the zero point as packed INT4, for an INT4 stored weight.
 std::pair<std::string, std::string> GridInitializers(GraphEditor& g, const Grid& grid,
-                                                     const std::string& base) {
+                                                     const std::string& base,
+                                                     bool packed_4bit = false) {
   const bool per_channel = grid.axis >= 0;
   std::vector<int64_t> dims;
   if (per_channel) dims.push_back(static_cast<int64_t>(grid.scale.size()));
+  if (grid.block_size > 0) dims = grid.block_shape;
   const std::string scale =
       g.Initializer(training::MakeFloatTensor(base + "_scale", dims, grid.scale));
   onnx::TensorProto zp;
@@ -50,13 +57,53 @@ std::pair<std::string, std::string> GridInitializers(GraphEditor& g, const Grid&
   for (int64_t d : dims) zp.add_dims(d);
   std::string raw;
   for (int32_t z : grid.zero_point) raw.push_back(static_cast<char>(z));
+  if (packed_4bit) {
+    zp.set_data_type(OnnxTypeOf(grid.type) == onnx::TensorProto::INT8 ? kOnnxInt4 : kOnnxUInt4);
+    raw = PackInt4(reinterpret_cast<const uint8_t*>(raw.data()),
+                   static_cast<int64_t>(raw.size()));
+  }
   zp.set_raw_data(raw);
   return {scale, g.Initializer(zp)};
 }
 
 std::vector<onnx::AttributeProto> AxisAttr(const Grid& grid) {
   if (grid.axis < 0) return {};
+  if (grid.block_size > 0) {
+    return {AttrInt("axis", grid.axis), AttrInt("block_size", grid.block_size)};
+  }
   return {AttrInt("axis", grid.axis)};
+}
+
+// The reduction axis of a MatMul or Gemm weight, along which blocks run
+// (the other axis of WeightChannelAxis); -1 for other ops.
+int64_t ReductionAxis(const std::string& op_type, bool trans_b) {
+  if (op_type == "MatMul") return 0;
+  if (op_type == "Gemm") return trans_b ? 1 : 0;
+  return -1;
+}
+
+// Per-block symmetric grids of a 2-D weight from its blocks' min and max.
+absl::Status FillBlockGrid(const Tensor& w, bool symmetric, Grid* grid) {
+  QAT_ASSIGN_OR_RETURN(grid->block_shape,
+                       BlockedParamShape(w.shape(), grid->axis, grid->block_size));
+  const int64_t rows = w.dim(0), cols = w.dim(1);
+  std::vector<float> lo(grid->block_shape[0] * grid->block_shape[1], 0.0f);
+  std::vector<float> hi(lo.size(), 0.0f);
+  const auto v = w.values<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      const int64_t e = grid->axis == 0 ? (r / grid->block_size) * cols + c
+                                        : r * grid->block_shape[1] + c / grid->block_size;
+      lo[e] = std::min(lo[e], v[r * cols + c]);
+      hi[e] = std::max(hi[e], v[r * cols + c]);
+    }
+  }
+  for (size_t e = 0; e < lo.size(); ++e) {
+    QAT_ASSIGN_OR_RETURN(QuantParams p, ComputeQuantParams(lo[e], hi[e], grid->range, symmetric));
+    grid->scale.push_back(p.scale);
+    grid->zero_point.push_back(p.zero_point);
+  }
+  return absl::OkStatus();
 }
 
 // Q -> [Clip] -> DQ from `x`, with the DQ output named `out`.
@@ -159,6 +206,13 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
         " or newer (QuantizeLinear", needs_axis ? " with axis and Clip on int8" : "",
         "); the model imports opset ", g.opset()));
   }
+  if (options_.block_size != 0 &&
+      (options_.block_size < 0 || options_.weight_bits != 4 || g.opset() < 21)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "block-wise weights need block_size > 0, 4-bit weights and opset 21 (the quantize "
+        "stage upgrades to it); got block_size ", options_.block_size, ", ",
+        options_.weight_bits, "-bit weights, opset ", g.opset()));
+  }
   if (options_.activation_type != QuantType::kUInt8 &&
       options_.activation_type != QuantType::kInt8) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -222,12 +276,18 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
 
   // Weight grids from the values (or a weight entry of the table).
   auto weight_grid = [&](const std::string& w, const Tensor& value, int64_t axis,
-                         int bits) -> absl::StatusOr<Grid> {
+                         int bits, int64_t block_axis) -> absl::StatusOr<Grid> {
     Grid grid;
     grid.type = options_.weight_signed ? QuantType::kInt8 : QuantType::kUInt8;
     grid.range = QuantRangeForBits(options_.weight_signed, bits, options_.symmetric_weights,
                                    options_.reduce_range, options_.weight_range);
     grid.axis = options_.per_channel ? axis : -1;
+    if (options_.block_size > 0 && bits == 4 && block_axis >= 0 && value.rank() == 2) {
+      grid.axis = block_axis;
+      grid.block_size = options_.block_size;
+      QAT_RETURN_IF_ERROR(FillBlockGrid(value, options_.symmetric_weights, &grid));
+      return grid;
+    }
     // A weight entry of the table wins when it matches the requested form.
     if (const CalibrationEntry* e = table_.Find(w);
         e != nullptr && e->role == TensorRole::kWeight &&
@@ -283,8 +343,9 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
   };
 
   auto quantize_weight = [&](const std::string& w, int64_t axis,
-                             int bits) -> absl::StatusOr<std::string> {
-    const std::string key = absl::StrCat(w, "#", options_.per_channel ? axis : -1, "#", bits);
+                             int bits, int64_t block_axis) -> absl::StatusOr<std::string> {
+    const std::string key = absl::StrCat(w, "#", options_.per_channel ? axis : -1, "#", bits, "#",
+                                         options_.block_size > 0 ? block_axis : -1);
     if (auto it = done_weights.find(key); it != done_weights.end()) return it->second;
     QAT_ASSIGN_OR_RETURN(Tensor value, TensorFromProto(*index.FindInitializer(w)));
     if (value.dtype() != DataType::kFloat32) return w;  // not a float weight
@@ -292,7 +353,7 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
       return absl::InvalidArgumentError(absl::StrCat(
           "weight '", w, "' of rank ", value.rank(), " has no channel axis ", axis));
     }
-    QAT_ASSIGN_OR_RETURN(Grid grid, weight_grid(w, value, axis, bits));
+    QAT_ASSIGN_OR_RETURN(Grid grid, weight_grid(w, value, axis, bits, block_axis));
     const std::string out = g.FreshName(w + "_dequantized");
     if (!options_.weights_as_int8) {
       EmitPair(g, w, grid, out);
@@ -303,9 +364,11 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
       storage.zero_point.assign(grid.zero_point.begin(), grid.zero_point.end());
       if (grid.axis >= 0) storage.axis = grid.axis;
       storage.range = grid.range;
+      storage.block_size = grid.block_size;
+      storage.packed_4bit = grid.block_size > 0;  // at opset 21: INT4, two per byte
       storage.storage = grid.type == QuantType::kUInt8 ? DataType::kUInt8 : DataType::kInt8;
       QAT_ASSIGN_OR_RETURN(const std::string qname, AddStoredWeight(g, value, storage, w));
-      const auto [scale, zp] = GridInitializers(g, grid, w);
+      const auto [scale, zp] = GridInitializers(g, grid, w, storage.packed_4bit);
       g.AddNode("DequantizeLinear", "", {qname, scale, zp}, {out}, AxisAttr(grid));
     }
     done_weights[key] = out;
@@ -323,9 +386,11 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
       if (in.empty()) continue;
       std::string read;
       if (index.IsInitializer(in)) {
-        const int64_t axis =
-            WeightChannelAxis(node.op_type(), training::GetAttrInt(node, "transB", 0) != 0);
-        QAT_ASSIGN_OR_RETURN(read, quantize_weight(in, axis, node_bits(node, true)));
+        const bool trans_b = training::GetAttrInt(node, "transB", 0) != 0;
+        const int64_t axis = WeightChannelAxis(node.op_type(), trans_b);
+        // Blocks only for B, the weight operand (input 1).
+        const int64_t block_axis = i == 1 ? ReductionAxis(node.op_type(), trans_b) : -1;
+        QAT_ASSIGN_OR_RETURN(read, quantize_weight(in, axis, node_bits(node, true), block_axis));
       } else {
         QAT_ASSIGN_OR_RETURN(read, quantize_activation(in));
       }

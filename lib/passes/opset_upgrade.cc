@@ -307,5 +307,41 @@ absl::StatusOr<bool> OpsetUpgradePass::RunImpl(onnx::ModelProto* model) {
   return true;
 }
 
+absl::StatusOr<bool> Opset21UpgradePass::RunImpl(onnx::ModelProto* model) {
+  const int64_t from = DefaultOpset(*model);
+  if (from == kInt4ExportOpset) return false;
+  if (from < kUpgradeTargetOpset || from > 17) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "upgrading to opset 21 needs a model at opset 13 to 17, this one imports ", from));
+  }
+  GraphEditor editor(model);
+  static const char* const kAxesBecameInput[] = {
+      "ReduceMean", "ReduceMax",       "ReduceMin",      "ReduceProd",     "ReduceL1",
+      "ReduceL2",   "ReduceLogSum",    "ReduceLogSumExp", "ReduceSumSquare"};
+  for (auto& node : *model->mutable_graph()->mutable_node()) {
+    if (!(node.domain().empty() || node.domain() == "ai.onnx")) continue;
+    if (node.op_type() == "If" || node.op_type() == "Loop" || node.op_type() == "Scan") {
+      return absl::UnimplementedError(absl::StrCat(
+          training::DescribeNode(node), ": opset-21 export does not rewrite subgraphs yet"));
+    }
+    for (const char* op : kAxesBecameInput) {
+      if (node.op_type() == op) IntsAttrToInput(editor, &node, "axes", 1);
+    }
+    if (node.op_type() == "Split" && (node.input_size() < 2 || node.input(1).empty())) {
+      SetAttr(&node, training::AttrInt("num_outputs", node.output_size()));
+    }
+    if (node.op_type() == "GridSample" || node.op_type() == "DFT") {
+      return absl::UnimplementedError(absl::StrCat(
+          training::DescribeNode(node), " changed at opset 20 and libqat runs only its "
+          "opset-", node.op_type() == "DFT" ? "17" : "16", " form; export with --opset 13"));
+    }
+  }
+  for (auto& op : *model->mutable_opset_import()) {
+    if (op.domain().empty() || op.domain() == "ai.onnx") op.set_version(kInt4ExportOpset);
+  }
+  model->set_ir_version(10);
+  return true;
+}
+
 }  // namespace passes
 }  // namespace qat

@@ -65,6 +65,31 @@ class OpsetUpgradePass : public GraphPass {
   absl::StatusOr<bool> RunImpl(onnx::ModelProto* model) override;
 };
 
+// Opset21UpgradePass: from opset 13-17 to 21, for exports with packed
+// 4-bit weights (DequantizeLinear-21).  Per node of the main graph, for the
+// ops whose spelling changed in a way an older node does not already meet:
+//  1. ReduceMean, ReduceMax, ReduceMin, ReduceProd, ReduceL1, ReduceL2,
+//     ReduceLogSum, ReduceLogSumExp, ReduceSumSquare: `axes` became an input
+//     at opset 18;
+//  2. Split without a `split` input gets num_outputs (required since 18);
+//  3. GridSample and DFT changed at opset 20 into forms libqat does not run:
+//     Unimplemented.
+// Every other supported op either did not change or only gained types or
+// optional attributes whose defaults keep the old meaning (Pad, Resize,
+// AveragePool, LpPool, ScatterElements, Cast, Reshape, Shape, ...);
+// core/opset21_check.h refuses the forms libqat does not run.  Then the
+// default-domain import becomes 21 and ir_version 10.  Subgraphs of If and
+// Loop are not rewritten (the pass refuses a model that has them).
+inline constexpr int64_t kInt4ExportOpset = 21;
+
+class Opset21UpgradePass : public GraphPass {
+ public:
+  absl::string_view name() const override { return "opset21_upgrade"; }
+
+ private:
+  absl::StatusOr<bool> RunImpl(onnx::ModelProto* model) override;
+};
+
 // The passes every stage that reads a user's model starts with:
 // opset_upgrade, then promote_constants (passes/promote_constants.h).
 // Returns the upgrade pass, for its warning after the pipeline ran.

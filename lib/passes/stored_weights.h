@@ -25,6 +25,12 @@ struct StorageGrid {
   std::optional<int64_t> axis;
   QuantRange range;
   DataType storage = DataType::kInt8;  // kInt8 or kUInt8
+  // > 0: blocks of this many along `axis`, scale and zero point laid out as
+  // opset 21 defines (BlockedParamShape); needs `axis`.
+  int64_t block_size = 0;
+  // Store as INT4 (kInt8) or UINT4 (kUInt8), two values per byte (opset 21;
+  // core/int4_packing.h); the range must fit 4 bits.
+  bool packed_4bit = false;
 };
 
 // Quantizes the float weight `w` element by element with FakeQuant's
@@ -32,7 +38,8 @@ struct StorageGrid {
 // zero point, clamp) and adds the integers as an initializer named from
 // `hint`; returns its name.  InvalidArgument when the axis is outside the
 // weight's rank, or there are several channels and not as many as the
-// axis's size.
+// axis's size (per block: not the blocked count), or a 4-bit store of a
+// range wider than 4 bits.
 absl::StatusOr<std::string> AddStoredWeight(training::GraphEditor& g, const Tensor& w,
                                             const StorageGrid& grid, const std::string& hint);
 

@@ -228,7 +228,11 @@ absl::StatusOr<PipelineRow> Recipe::RunQat(const std::string& name, const std::s
     QAT_RETURN_IF_ERROR(Train(folder, {{spec.epochs, static_cast<float>(spec.lr)}}, seed,
                               first_epoch, true, o_.qat_schedule, &curve));
   }
-  QAT_ASSIGN_OR_RETURN(Model exported, ExportFolder(folder));
+  // Opset 13 for every row (W4A8 too), so that the table's rows stay those
+  // of earlier releases; `qat export` writes W4A8 at opset 21, packed.
+  ExportOptions export_options;
+  export_options.opset = 13;
+  QAT_ASSIGN_OR_RETURN(Model exported, ExportFolder(folder, export_options));
   const std::string file = stem + ".onnx";
   QAT_RETURN_IF_ERROR(SaveArtifact(exported, file));
   PipelineRow row(name, file);

@@ -15,6 +15,10 @@
 // with MPI_ERRORS_RETURN a peer's failure is an error code, and a peer that
 // neither answers nor fails (hung, or killed while the runtime has not yet
 // noticed) is DeadlineExceeded, so a training step never waits forever.
+// The C API only: OpenMPI's and MPICH's mpi.h otherwise pull in their C++
+// bindings, which the C library (MPI::MPI_C) does not link.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
 #include <algorithm>

@@ -75,12 +75,21 @@ case $mode in
   equivalence-mlp|equivalence-lenet5)
     name=${mode#equivalence-}
     shape=784
-    [ "$name" = lenet5 ] && shape=1,28,28
+    # 200 steps on the MLP. LeNet-5's trajectories agree to 1e-7 after 20
+    # steps and 2e-5 after 50, then part: the ranks' partial gradient sums
+    # round differently from one process's (float addition is not
+    # associative), and once a ReLU or MaxPool decision flips on such a
+    # last-bit difference the two runs are different (equally valid) SGD
+    # runs, 0.2 apart after 200 steps (docs/training.md). So LeNet-5 is
+    # compared after 20 steps.
+    steps=200
+    if [ "$name" = lenet5 ]; then shape=1,28,28; steps=20; fi
+    flags=("${train_flags[@]}" --limit $((steps * 64)))
     prepare "$name" one two
-    "$qat" train one "${train_flags[@]}" > one.log
-    mpi "$qat" train two "${train_flags[@]}" > two.log
-    grep -q '"steps": 200' one.log
-    grep -q '"steps": 200' two.log
+    "$qat" train one "${flags[@]}" > one.log
+    mpi "$qat" train two "${flags[@]}" > two.log
+    grep -q "\"steps\": $steps" one.log
+    grep -q "\"steps\": $steps" two.log
     "$qat" export one -o one.onnx --keep-float-weights > /dev/null
     "$qat" export two -o two.onnx --keep-float-weights > /dev/null
     diff=$(max_difference one.onnx two.onnx)

@@ -42,8 +42,11 @@ async function main() {
   const std = Number(opt('--std', '0.3530'));
   const exampleShape = opt('--shape', '784').split(',').map(Number);
   const ort = loadOrt();
+  // --optimizations disabled|basic|extended|all (default: ORT's own, all).
+  const level = opt('--optimizations', '');
   const session = await ort.InferenceSession.create(model, {
     intraOpNumThreads: 1, interOpNumThreads: 1,
+    ...(level ? { graphOptimizationLevel: level } : {}),
   });
   const images = readIdx(dir, 't10k-images-idx3-ubyte');
   const labels = readIdx(dir, 't10k-labels-idx1-ubyte');

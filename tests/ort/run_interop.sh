@@ -33,6 +33,14 @@
 #       FakeQuantLsqGrad per tensor and per channel) on NaN, +-Inf, exact
 #       halves and out-of-range inputs (make_edge_model.js): ORT on the
 #       decomposed model equals `qat run` on the original bit for bit
+#   int4
+#       opset-21 models with packed INT4 / UINT4 weights (make_int4_models.py:
+#       DequantizeLinear-21 per block with a partial last block, blocks that
+#       divide, blocks along the last axis, per channel with an odd count)
+#       feeding a MatMul: ORT (graph optimizations off) equals `qat run` bit
+#       for bit, the DequantizeLinear output and the MatMul's; the zoo MLP
+#       quantized with --block-size 32 (packed INT4) and its opset-21 export
+#       after prepare match `qat run` within one output step
 #   accuracy
 #       a Fashion-MNIST MLP trained by libqat: PTQ int8 per tensor and per
 #       channel within 0.5 points of fp32 under ORT's int8 kernels; the 4-bit
@@ -95,6 +103,36 @@ case "$mode" in
         compare q.onnx "in_$name" ours --rtol 0 --atol "$step" || failed=1
       done
     done
+    exit $failed
+    ;;
+  int4)
+    failed=0
+    if ! /usr/bin/python3 -c 'import numpy, onnx' 2> /dev/null; then
+      echo "SKIPPED: /usr/bin/python3 has no numpy or onnx to write the models"
+      exit 77
+    fi
+    /usr/bin/python3 "$here/make_int4_models.py" .
+    for name in block32_int4 block64_uint4 block16_last_axis per_channel_int4 \
+                per_channel_uint4; do
+      "$qat" run "$name.onnx" "x=in_$name/x.npy" --out "ours_$name" > /dev/null
+      echo "== $name"
+      compare "$name.onnx" "in_$name" "ours_$name" --rtol 0 --atol 0 || failed=1
+    done
+    # libqat's own block-wise W4A8 MLP (quantize --block-size, packed INT4),
+    # and its opset-21 export after prepare: within one output step.
+    zoo_model_with_table mlp
+    "$qat" quantize mlp.onnx --table table_mlp.json -o b32.onnx --weight-bits 4 \
+      --block-size 32 --weights-as-int8 > /dev/null
+    "$qat" run b32.onnx "input=in_mlp/input.npy" --out ours_b32 > /dev/null
+    echo "== mlp, quantize --weight-bits 4 --block-size 32 (one output step = $step)"
+    compare b32.onnx in_mlp ours_b32 --rtol 0 --atol "$step" || failed=1
+    "$qat" quantize mlp.onnx --table table_mlp.json -o b32f.onnx --weight-bits 4 \
+      --block-size 32 > /dev/null
+    "$qat" prepare b32f.onnx -o prepared_b32 > /dev/null
+    "$qat" export prepared_b32 -o b32_export.onnx > /dev/null
+    "$qat" run b32_export.onnx "input=in_mlp/input.npy" --out ours_b32e > /dev/null
+    echo "== mlp, block 32 prepared and exported at opset 21"
+    compare b32_export.onnx in_mlp ours_b32e --rtol 0 --atol "$step" || failed=1
     exit $failed
     ;;
   qat-export)

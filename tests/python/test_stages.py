@@ -87,7 +87,7 @@ def test_quantize_options(mlp, tmp_path):
     with pytest.raises(ValueError, match="activation_type"):
         libqat.quantize(mlp, table, activation_type="int4")
     with pytest.raises(libqat.InvalidArgument):
-        libqat.quantize(mlp, table, weight_bits=3)
+        libqat.quantize(mlp, table, weight_bits=9)  # 2..8 are valid widths
     out = libqat.run(qdq, {"input": x[:4]})["logits"]
     ref = libqat.run(mlp, {"input": x[:4]})["logits"]
     assert np.abs(out - ref).max() < 0.5  # quantized, close to fp32

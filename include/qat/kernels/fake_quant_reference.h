@@ -27,7 +27,7 @@
 // balanced tree; chunk sums are added in order, starting from 0.  The
 // zero-point sum adds dy (or 0 inside the range) the same way and multiplies
 // by -s at the end.  Per channel, a channel's terms are taken in the order
-// of its elements in memory.
+// of its elements in memory; per block, likewise a block's.
 //
 // NaN results are NaN, but their sign and payload are unspecified (IEEE 754
 // leaves them open, and compilers swap the operands of a commutative add).
@@ -146,6 +146,28 @@ inline void FakeQuantPerChannelReference(int64_t outer, int64_t channels,
   }
 }
 
+// Per block (ONNX opset 21's blocked quantization): x has shape [outer, n,
+// inner], cut along n into blocks of block_size (the last may be shorter);
+// with blocks = ceil(n / block_size), element (o, j, i) uses
+// grids[(o * blocks + j / block_size) * inner + i].
+inline void FakeQuantPerBlockReference(int64_t outer, int64_t n, int64_t inner,
+                                       int64_t block_size, const float* x,
+                                       float* y, bool* mask,
+                                       const FakeQuantGrid* grids) {
+  const int64_t blocks = (n + block_size - 1) / block_size;
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t j = 0; j < n; ++j) {
+      for (int64_t i = 0; i < inner; ++i) {
+        const int64_t at = (o * n + j) * inner + i;
+        bool inside;
+        y[at] = FakeQuantElement(
+            x[at], grids[(o * blocks + j / block_size) * inner + i], &inside);
+        if (mask != nullptr) mask[at] = inside;
+      }
+    }
+  }
+}
+
 // dx = mask ? dy : +0.
 inline void FakeQuantGradReference(int64_t n, const float* dy, const bool* mask,
                                    float* dx) {
@@ -179,6 +201,41 @@ inline void LsqBackwardPerChannelReference(int64_t outer, int64_t channels,
     }
     if (k % kLsqChunk != 0) total.AddChunk(lanes);
     sums[c] = total;
+  }
+}
+
+// LSQ backward per block, the layout of FakeQuantPerBlockReference.  The
+// terms of block entry (o, b, i) are taken in the order of its elements in
+// memory (j ascending); sums[(o * blocks + b) * inner + i] receives them.
+inline void LsqBackwardPerBlockReference(int64_t outer, int64_t n,
+                                         int64_t inner, int64_t block_size,
+                                         const float* x, const float* dy,
+                                         float* dx, const FakeQuantGrid* grids,
+                                         LsqSums* sums) {
+  const int64_t blocks = (n + block_size - 1) / block_size;
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t end = n < (b + 1) * block_size ? n : (b + 1) * block_size;
+      for (int64_t i = 0; i < inner; ++i) {
+        const int64_t entry = (o * blocks + b) * inner + i;
+        LsqSums total;
+        LsqLanes lanes;
+        int64_t k = 0;  // index of the term within this block
+        for (int64_t j = b * block_size; j < end; ++j, ++k) {
+          const int64_t at = (o * n + j) * inner + i;
+          const float g =
+              LsqElement(x[at], dy[at], grids[entry],
+                         static_cast<int>(k % kLsqChunk % kLsqLanes), &lanes);
+          if (dx != nullptr) dx[at] = g;
+          if ((k + 1) % kLsqChunk == 0) {
+            total.AddChunk(lanes);
+            lanes = LsqLanes();
+          }
+        }
+        if (k % kLsqChunk != 0) total.AddChunk(lanes);
+        sums[entry] = total;
+      }
+    }
   }
 }
 

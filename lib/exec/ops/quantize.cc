@@ -1,8 +1,10 @@
-// Quantization: QuantizeLinear and DequantizeLinear (per tensor, and per axis
-// since opset 13; int8 and uint8), and libqat's FakeQuant family on the
+// Quantization: QuantizeLinear and DequantizeLinear (per tensor, per axis
+// since opset 13, per block since opset 21; int8 and uint8, and INT4 / UINT4,
+// which the executor holds one value per byte: core/int4_packing.h), and libqat's FakeQuant family on the
 // kernels of qat/fake_quant.h:
 //   com.microsoft FakeQuant      per tensor, ONNX Runtime's schema
-//   ai.libqat FakeQuant          per channel along `axis`
+//   ai.libqat FakeQuant          per channel along `axis`, or per block
+//                                along it when block_size > 0
 //   com.microsoft FakeQuantGrad  dX = dY * mask
 #include <cmath>
 
@@ -18,15 +20,45 @@ namespace {
 // Scale (and zero point) per element: either one value, or one per index
 // along `axis` of x.
 struct QuantAxis {
-  int64_t channels = 1;  // 1: per tensor
+  int64_t channels = 1;  // 1: per tensor; per block: the axis's length
   int64_t inner = 1;     // elements after the axis
+  int64_t block = 0;     // > 0: blocks of this many along the axis (opset 21)
+  int64_t blocks = 1;    // per block: ceil(channels / block)
 
-  // The channel of flat element i.
-  int64_t Channel(int64_t i) const { return (i / inner) % channels; }
+  // The scale (and zero point) index of flat element i.
+  int64_t Channel(int64_t i) const {
+    if (block == 0) return (i / inner) % channels;
+    const int64_t o = i / (channels * inner);
+    const int64_t j = (i / inner) % channels;
+    return (o * blocks + j / block) * inner + i % inner;
+  }
 };
 
+// Opset 21's blocked parameters: scale has x's shape but ceil(n / block)
+// along the axis.
+absl::StatusOr<QuantAxis> ResolveBlockAxis(const Tensor& x, const Tensor& scale,
+                                           int64_t axis_attr, int64_t block, const char* what) {
+  QAT_ASSIGN_OR_RETURN(const std::vector<int64_t> want,
+                       BlockedParamShape(x.shape(), axis_attr, block));
+  if (scale.shape() != want) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " has shape ", ShapeToString(scale.shape()), " but block_size ", block,
+        " along axis ", axis_attr, " of ", ShapeToString(x.shape()), " needs ",
+        ShapeToString(want)));
+  }
+  QAT_ASSIGN_OR_RETURN(const int64_t axis, NormalizeAxis(axis_attr, x.rank()));
+  QuantAxis q;
+  q.channels = x.dim(axis);
+  q.inner = Product(x.shape(), axis + 1, x.shape().size());
+  q.block = block;
+  q.blocks = want[axis];
+  return q;
+}
+
 absl::StatusOr<QuantAxis> ResolveQuantAxis(const Tensor& x, const Tensor& scale,
-                                           int64_t axis_attr, const char* what) {
+                                           int64_t axis_attr, int64_t block,
+                                           const char* what) {
+  if (block != 0) return ResolveBlockAxis(x, scale, axis_attr, block, what);
   QuantAxis q;
   if (scale.rank() == 0 || (scale.rank() == 1 && scale.num_elements() == 1 && x.rank() == 0)) {
     return q;
@@ -120,12 +152,13 @@ struct QuantArgs {
 };
 
 absl::StatusOr<QuantArgs> ReadQuantArgs(const KernelContext& ctx, int64_t axis,
-                                        const char* scale_name) {
+                                        int64_t block, const char* scale_name) {
   QAT_RETURN_IF_ERROR(RequireInputs(ctx, 2));
   const Tensor& scale = ctx.input(1);
   QAT_RETURN_IF_ERROR(RequireType(scale, DataType::kFloat32, scale_name));
   QuantArgs args;
-  QAT_ASSIGN_OR_RETURN(args.axis, ResolveQuantAxis(ctx.input(0), scale, axis, scale_name));
+  QAT_ASSIGN_OR_RETURN(args.axis,
+                       ResolveQuantAxis(ctx.input(0), scale, axis, block, scale_name));
   args.scales = scale.data<float>();
   QAT_RETURN_IF_ERROR(ReadZeroPoint(ctx, 2, scale.num_elements(), &args.zero_point_type,
                                     &args.zero_points));
@@ -136,8 +169,13 @@ absl::StatusOr<QuantArgs> ReadQuantArgs(const KernelContext& ctx, int64_t axis,
 
 absl::StatusOr<Kernel> MakeQuantizeLinear(const NodeView& node) {
   const int64_t axis = node.GetInt("axis", 1);
-  return Kernel([axis](KernelContext& ctx) -> absl::Status {
-    QAT_ASSIGN_OR_RETURN(const QuantArgs args, ReadQuantArgs(ctx, axis, "y_scale"));
+  // block_size exists since opset 21 (0: per tensor or per axis).
+  const int64_t block = node.opset() >= 21 ? node.GetInt("block_size", 0) : 0;
+  if (block < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("block_size must be >= 0, got ", block));
+  }
+  return Kernel([axis, block](KernelContext& ctx) -> absl::Status {
+    QAT_ASSIGN_OR_RETURN(const QuantArgs args, ReadQuantArgs(ctx, axis, block, "y_scale"));
     const Tensor& x = ctx.input(0);
     // Without a zero point the output is uint8.
     const DataType out_type = args.zero_point_type == DataType::kUndefined
@@ -180,8 +218,13 @@ absl::StatusOr<Kernel> MakeQuantizeLinear(const NodeView& node) {
 
 absl::StatusOr<Kernel> MakeDequantizeLinear(const NodeView& node) {
   const int64_t axis = node.GetInt("axis", 1);
-  return Kernel([axis](KernelContext& ctx) -> absl::Status {
-    QAT_ASSIGN_OR_RETURN(const QuantArgs args, ReadQuantArgs(ctx, axis, "x_scale"));
+  // block_size exists since opset 21 (0: per tensor or per axis).
+  const int64_t block = node.opset() >= 21 ? node.GetInt("block_size", 0) : 0;
+  if (block < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("block_size must be >= 0, got ", block));
+  }
+  return Kernel([axis, block](KernelContext& ctx) -> absl::Status {
+    QAT_ASSIGN_OR_RETURN(const QuantArgs args, ReadQuantArgs(ctx, axis, block, "x_scale"));
     const Tensor& x = ctx.input(0);
     if (args.zero_point_type != DataType::kUndefined && args.zero_point_type != x.dtype()) {
       return absl::InvalidArgumentError("x and x_zero_point have different types");
@@ -240,6 +283,25 @@ absl::Span<bool> PrepareFakeQuantOutputs(KernelContext& ctx, const Tensor& x) {
   return ctx.output(1).values<bool>();
 }
 
+// Per-block parameters after checking that the scale and zero point have
+// the shape opset 21 defines for X, axis and block_size.
+absl::StatusOr<BlockFakeQuantParams> ReadBlockParams(const Tensor& x, const Tensor& scale,
+                                                     const Tensor& zp, int64_t axis,
+                                                     int64_t block_size, QuantRange range) {
+  QAT_ASSIGN_OR_RETURN(const std::vector<int64_t> want,
+                       BlockedParamShape(x.shape(), axis, block_size));
+  for (const Tensor* t : {&scale, &zp}) {
+    if (t->shape() != want) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "block-wise FakeQuant of X ", ShapeToString(x.shape()), " with axis ", axis,
+          " and block_size ", block_size, " needs ", t == &scale ? "scale" : "zero_point",
+          " of shape ", ShapeToString(want), ", got ", ShapeToString(t->shape())));
+    }
+  }
+  return BlockFakeQuantParams{scale.values<float>(), zp.values<float>(), axis, block_size,
+                              range};
+}
+
 }  // namespace
 
 absl::StatusOr<Kernel> MakeFakeQuantPerTensor(const NodeView& node) {
@@ -262,9 +324,18 @@ absl::StatusOr<Kernel> MakeFakeQuantPerTensor(const NodeView& node) {
 absl::StatusOr<Kernel> MakeFakeQuantPerChannel(const NodeView& node) {
   const QuantRange range = RangeFromNode(node);
   const int64_t axis = node.GetInt("axis", 0);
-  return Kernel([range, axis](KernelContext& ctx) -> absl::Status {
+  const int64_t block_size = node.GetInt("block_size", 0);
+  return Kernel([range, axis, block_size](KernelContext& ctx) -> absl::Status {
     QAT_RETURN_IF_ERROR(RequireFloatTensors(ctx, 3));
     const Tensor& x = ctx.input(0);
+    if (block_size != 0) {
+      QAT_ASSIGN_OR_RETURN(const BlockFakeQuantParams params,
+                           ReadBlockParams(x, ctx.input(1), ctx.input(2), axis, block_size,
+                                           range));
+      absl::Span<bool> mask = PrepareFakeQuantOutputs(ctx, x);
+      return FakeQuantPerBlock(x.shape(), x.values<float>(), ctx.output(0).values<float>(),
+                               mask, params, ctx.pool);
+    }
     PerChannelFakeQuantParams params;
     params.scales = ctx.input(1).values<float>();
     params.zero_points = ctx.input(2).values<float>();
@@ -301,8 +372,9 @@ absl::StatusOr<Kernel> MakeFakeQuantGrad(const NodeView&) {
 absl::StatusOr<Kernel> MakeFakeQuantLsqGrad(const NodeView& node) {
   const QuantRange range = RangeFromNode(node);
   const int64_t axis = node.GetInt("axis", 0);
+  const int64_t block_size = node.GetInt("block_size", 0);
   const float grad_scale = node.GetFloat("grad_scale", 1.0f);
-  return Kernel([range, axis, grad_scale](KernelContext& ctx) -> absl::Status {
+  return Kernel([range, axis, block_size, grad_scale](KernelContext& ctx) -> absl::Status {
     QAT_RETURN_IF_ERROR(RequireFloatTensors(ctx, 4));
     const Tensor& x = ctx.input(0);
     const Tensor& dy = ctx.input(1);
@@ -315,6 +387,15 @@ absl::StatusOr<Kernel> MakeFakeQuantLsqGrad(const NodeView& node) {
     ctx.output(0).Resize(DataType::kFloat32, x.shape());
     ctx.output(1).Resize(DataType::kFloat32, scale.shape());
     ctx.output(2).Resize(DataType::kFloat32, zp.shape());
+    if (block_size != 0) {
+      QAT_ASSIGN_OR_RETURN(const BlockFakeQuantParams params,
+                           ReadBlockParams(x, scale, zp, axis, block_size, range));
+      return FakeQuantLsqGradPerBlock(x.shape(), x.values<float>(), dy.values<float>(),
+                                      ctx.output(0).values<float>(),
+                                      ctx.output(1).values<float>(),
+                                      ctx.output(2).values<float>(), params, grad_scale,
+                                      ctx.pool);
+    }
     if (scale.num_elements() == 1 && scale.rank() <= 1) {
       const FakeQuantParams params{scale.values<float>()[0], zp.values<float>()[0], range};
       QAT_ASSIGN_OR_RETURN(LsqGradients g,
