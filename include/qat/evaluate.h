@@ -17,9 +17,9 @@
 // batches of that size, and the examples left over at the end are then not
 // evaluated (EvalReport::examples says how many were).
 //
-// Errors: InvalidArgument for a model without exactly one input (unless
-// `input` names one), an output that is not float32 [N, classes], labels
-// that are not int64, or no example evaluated;
+// Errors: InvalidArgument for a model without inputs, data that does not
+// bind to them (Dataset::Bind), an output that is not float32 [N, classes],
+// no labels or labels that are not int64, or no example evaluated;
 // the executor's errors otherwise (Unimplemented naming an unsupported op).
 // Determinism: for a given thread count and batch size the report (but for
 // `seconds`) is bit-identical from run to run.
@@ -41,7 +41,7 @@ namespace qat {
 struct EvaluateOptions {
   int64_t batch_size = 64;
   int num_threads = 0;  // 0: one per core
-  std::string input;    // "": the model's only input
+  std::string input;    // "": every input (the data's arrays by name); else the one fed
   std::string output;   // "": the model's first output
 };
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <numeric>
 #include <vector>
 
@@ -38,6 +39,10 @@ absl::StatusOr<EvalReport> Evaluate(const Model& model, const Dataset& data,
     return absl::InvalidArgumentError(
         absl::StrCat("the evaluation batch size must be >= 1, got ", options.batch_size));
   }
+  if (!data.has_labels()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "accuracy needs labels, and '", data.source(), "' has none (labels.npy)"));
+  }
   if (data.labels().dtype() != DataType::kInt64) {
     return absl::InvalidArgumentError(absl::StrCat(
         "evaluation needs int64 class labels, got ", DataTypeName(data.labels().dtype())));
@@ -46,7 +51,7 @@ absl::StatusOr<EvalReport> Evaluate(const Model& model, const Dataset& data,
   const std::vector<ValueInfo> outputs = model.outputs();
   const ValueInfo* input = nullptr;
   if (options.input.empty()) {
-    if (inputs.size() == 1) input = &inputs[0];
+    if (!inputs.empty()) input = &inputs[0];  // every input is fed; this one sets the batch
   } else {
     for (const ValueInfo& v : inputs) {
       if (v.name == options.input) input = &v;
@@ -55,8 +60,8 @@ absl::StatusOr<EvalReport> Evaluate(const Model& model, const Dataset& data,
   if (input == nullptr) {
     return absl::InvalidArgumentError(
         options.input.empty()
-            ? absl::StrCat("evaluation needs a model with one input; '", model.source(),
-                           "' has ", inputs.size())
+            ? absl::StrCat("evaluation needs a model with an input; '", model.source(),
+                           "' has none")
             : absl::StrCat("'", model.source(), "' has no input '", options.input, "'"));
   }
   std::string output = options.output;
@@ -76,18 +81,21 @@ absl::StatusOr<EvalReport> Evaluate(const Model& model, const Dataset& data,
   const int64_t batch = fixed_batch ? input->shape[0] : options.batch_size;
   const int64_t total = data.size();
   const int64_t* labels = data.labels().data<int64_t>();
+  const std::vector<ValueInfo> fed =
+      options.input.empty() ? inputs : std::vector<ValueInfo>{*input};
+  QAT_ASSIGN_OR_RETURN(const InputBinding binding, data.Bind(fed, /*labels=*/false));
   EvalReport report;
   double loss_sum = 0.0;
-  Tensor features, batch_labels;
+  std::map<std::string, Tensor> features;
   std::vector<int64_t> indices;
   for (int64_t start = 0; start < total && (!fixed_batch || batch <= total - start);
        start += batch) {
     const int64_t n = std::min(batch, total - start);
     indices.resize(static_cast<size_t>(n));
     std::iota(indices.begin(), indices.end(), start);
-    data.Gather(indices, &features, &batch_labels);
+    QAT_RETURN_IF_ERROR(data.Gather(indices, binding, &features));
     const auto begin = std::chrono::steady_clock::now();
-    QAT_ASSIGN_OR_RETURN(auto out, executor->Run({{input->name, features}}));
+    QAT_ASSIGN_OR_RETURN(auto out, executor->Run(features));
     report.seconds +=
         std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
     auto it = out.find(output);

@@ -324,7 +324,7 @@ absl::StatusOr<TrainFolderResult> TrainFolder(const std::string& folder,
                                               const TrainFolderHooks& hooks) {
   QAT_ASSIGN_OR_RETURN(Run run, Open(folder, options));
   if (run.settings.data.empty()) {
-    return SettingError("train needs --data DIR (IDX) or FEATURES.npy,LABELS.npy");
+    return SettingError("train needs --data DIR (IDX or .npy files), DATA.npz or FEATURES.npy[,LABELS.npy]");
   }
   DataSpecOptions spec;
   spec.split = "train";

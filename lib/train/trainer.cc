@@ -29,6 +29,8 @@ struct Trainer::State {
   std::map<std::string, Tensor> outputs;
   TrainingProgress progress;
   std::string data_input;    // the model's (single) data input, if any
+  std::vector<ValueInfo> data_inputs;  // every data input, as datasets bind to them
+  bool needs_labels = false;           // the training model has a labels input
   // Learnable quantization parameters (LSQ): scales kept positive, zero
   // points fed rounded into their range.
   std::set<std::string> scales;
@@ -194,6 +196,10 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   state->progress.seed = options.seed;
   const std::vector<std::string> data = DataInputs(train.model, state->params, state->quant);
   if (data.size() == 1) state->data_input = data[0];
+  for (const ValueInfo& v : train.model.inputs()) {
+    if (std::find(data.begin(), data.end(), v.name) != data.end()) state->data_inputs.push_back(v);
+    if (v.name == kLabelsInput) state->needs_labels = true;
+  }
   // Classification: int64 labels and logits [N, C, ...] with a static C.
   for (const ValueInfo& v : train.model.inputs()) {
     if (v.name == kLabelsInput) state->classification = v.dtype == DataType::kInt64;
@@ -276,26 +282,44 @@ absl::StatusOr<std::map<std::string, Tensor>> Trainer::EvalStep(
   return outputs;
 }
 
+namespace {
+
+// Labels outside the classifier's range, named by the data's file.
+absl::Status CheckBatchLabels(const Dataset& data, const std::map<std::string, Tensor>& batch,
+                              int64_t classes) {
+  auto it = batch.find(kLabelsInput);
+  if (it == batch.end()) return absl::OkStatus();
+  absl::Status s = CheckLabels(it->second, classes);
+  if (s.ok()) return s;
+  return absl::Status(s.code(), absl::StrCat("'", data.source(), "': ", s.message()));
+}
+
+}  // namespace
+
 absl::Status Trainer::TrainEpochs(const Dataset& data, int64_t epochs,
                                   int64_t batch_size, const StepCallback& on_step) {
   State& s = *state_;
   if (batch_size <= 0) return absl::InvalidArgumentError("batch size must be > 0");
-  if (s.data_input.empty()) {
-    return absl::FailedPreconditionError(
-        "TrainEpochs needs a model with exactly one data input");
+  if (s.data_inputs.empty()) {
+    return absl::FailedPreconditionError("TrainEpochs needs a model with a data input");
   }
-  if (data.size() == 0) return absl::InvalidArgumentError("the dataset is empty");
+  if (data.size() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("the dataset '", data.source(), "' is empty"));
+  }
+  QAT_ASSIGN_OR_RETURN(const InputBinding binding, data.Bind(s.data_inputs, s.needs_labels));
   QAT_ASSIGN_OR_RETURN(const int64_t steps, StepsPerEpoch(data.size(), batch_size));
-  Tensor x, y;
+  std::map<std::string, Tensor> batch;
   while (s.progress.epoch < epochs) {
     const std::vector<int64_t> order =
         EpochOrder(data.size(), s.progress.seed, s.progress.epoch, s.options.shuffle);
     while (s.progress.step_in_epoch < steps) {
       const int64_t begin = s.progress.step_in_epoch * batch_size;
       const int64_t end = std::min(data.size(), begin + batch_size);
-      data.Gather(absl::MakeConstSpan(order).subspan(begin, end - begin), &x, &y);
+      QAT_RETURN_IF_ERROR(
+          data.Gather(absl::MakeConstSpan(order).subspan(begin, end - begin), binding, &batch));
+      QAT_RETURN_IF_ERROR(CheckBatchLabels(data, batch, s.num_classes));
       const float lr = s.options.schedule.At(s.progress.global_step);
-      QAT_ASSIGN_OR_RETURN(float loss, TrainStep({{s.data_input, x}, {kLabelsInput, y}}));
+      QAT_ASSIGN_OR_RETURN(float loss, TrainStep(batch));
       ++s.progress.step_in_epoch;
       if (on_step) {
         QAT_RETURN_IF_ERROR(on_step({s.progress.epoch, s.progress.step_in_epoch - 1,
@@ -311,28 +335,29 @@ absl::Status Trainer::TrainEpochs(const Dataset& data, int64_t epochs,
 absl::StatusOr<EvalMetrics> Trainer::Evaluate(const Dataset& data, int64_t batch_size) {
   State& s = *state_;
   if (batch_size <= 0) return absl::InvalidArgumentError("batch size must be > 0");
-  if (s.data_input.empty()) {
-    return absl::FailedPreconditionError(
-        "Evaluate needs a model with exactly one data input");
+  if (s.data_inputs.empty()) {
+    return absl::FailedPreconditionError("Evaluate needs a model with a data input");
   }
+  QAT_ASSIGN_OR_RETURN(const InputBinding binding, data.Bind(s.data_inputs, s.needs_labels));
   EvalMetrics m;
   double loss_sum = 0.0;
   int64_t correct = 0;
   const std::vector<int64_t> order = EpochOrder(data.size(), 0, 0, false);
   const std::vector<ValueInfo> outs = s.eval->outputs();
   const std::string logits = outs.size() > 1 ? outs[1].name : "";
-  Tensor x, y;
+  std::map<std::string, Tensor> batch;
   for (int64_t begin = 0; begin < data.size(); begin += batch_size) {
     const int64_t end = std::min(data.size(), begin + batch_size);
-    data.Gather(absl::MakeConstSpan(order).subspan(begin, end - begin), &x, &y);
-    if (s.classification) QAT_RETURN_IF_ERROR(CheckLabels(y, s.num_classes));
-    QAT_ASSIGN_OR_RETURN(auto out, EvalStep({{s.data_input, x}, {kLabelsInput, y}}));
+    QAT_RETURN_IF_ERROR(
+        data.Gather(absl::MakeConstSpan(order).subspan(begin, end - begin), binding, &batch));
+    if (s.classification) QAT_RETURN_IF_ERROR(CheckBatchLabels(data, batch, s.num_classes));
+    QAT_ASSIGN_OR_RETURN(auto out, EvalStep(batch));
     const int64_t n = end - begin;
     // The eval loss is a mean over the batch (or a sum); weigh by examples.
     loss_sum += static_cast<double>(out.at(kLossOutput).values<float>()[0]) * n;
     if (s.classification && !logits.empty()) {
       const Tensor& z = out.at(logits);
-      correct += CountCorrect(z.data<float>(), n, z.dim(1), y.data<int64_t>());
+      correct += CountCorrect(z.data<float>(), n, z.dim(1), batch.at(kLabelsInput).data<int64_t>());
     }
   }
   m.examples = data.size();
