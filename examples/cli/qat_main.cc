@@ -31,10 +31,12 @@ void PrintHelp(std::FILE* out) {
                "  run MODEL.onnx [NAME=]IN.npy ... --out DIR [--threads T]\n"
                "              run a model; write each output as DIR/<name>.npy\n"
                "              (inputs may also be ONNX TensorProto .pb files)\n"
-               "  eval MODEL.onnx [--data DIR] [--split test|train] [--limit N]\n"
-               "       [--batch B] [--threads T] [--mean M] [--std S]\n"
-               "              accuracy of a classifier on an IDX data set (MNIST\n"
-               "              layout; default %s);\n"
+               "  eval MODEL.onnx [--data DATA] [--reference FP32.onnx] [--split test|train]\n"
+               "       [--limit N] [--batch B] [--threads T] [--mean M] [--std S]\n"
+               "              accuracy of a classifier on labelled data (default %s);\n"
+               "              with --reference, several inputs or no labels: per-output\n"
+               "              top1/top5, relative_l2, sqnr_db, max_abs_error, cosine,\n"
+               "              argmax_agreement as JSON;\n"
                "              inputs are normalized as (x/255 - M) / S, by default\n"
                "              M=0.2860 S=0.3530\n"
                "  calibrate MODEL.onnx --data DATA -o TABLE.json [--samples N] [--batch B]\n"
@@ -66,7 +68,10 @@ void PrintHelp(std::FILE* out) {
                "  train DIR --data DATA [--epochs E] [--batch B] [--optimizer adamw|sgd]\n"
                "       [--lr X] [--schedule constant|linear|cosine] [--seed S]\n"
                "       [--threads T] [--observe-steps N] [--resume]\n"
-               "              train from DIR/checkpoint and update it\n"
+               "              train from DIR/checkpoint and update it; --lr and\n"
+               "              --schedule default to 1e-4 cosine for a folder prepared\n"
+               "              from a QDQ model, 1e-3 constant for an fp32 one; --limit N:\n"
+               "              the first N examples of any DATA\n"
                "  grad TRAINING.onnx [NAME=]IN.npy ... --out DIR\n"
                "              run a training model once; write loss and gradients\n"
                "  export DIR -o OUT.onnx [--keep-float-weights]\n"
@@ -86,7 +91,9 @@ void PrintHelp(std::FILE* out) {
                "  --version   print the version and the kernel variants in use\n"
                "  --help      print this help\n"
                "\n"
-               "DATA is an IDX folder (MNIST layout) or FEATURES.npy,LABELS.npy.\n",
+               "DATA is an IDX folder (MNIST layout); a folder of .npy files, one per model\n"
+               "input named after it, plus labels.npy when labelled; DATA.npz with the same\n"
+               "names; FEATURES.npy (one input, no labels); or FEATURES.npy,LABELS.npy.\n",
                QAT_VERSION_STRING, qat::kFashionMnistDir);
 }
 
@@ -98,7 +105,8 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   const std::string command = argv[1];
-  if (command == "--help" || command == "-h" || command == "help") {
+  const bool sub_help = argc == 3 && (std::string(argv[2]) == "--help" || std::string(argv[2]) == "-h");
+  if (command == "--help" || command == "-h" || command == "help" || sub_help) {
     PrintHelp(stdout);
     return 0;
   }

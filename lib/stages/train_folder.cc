@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/model_internal.h"
 #include "qat/checkpoint.h"
 #include "qat/data_spec.h"
 #include "qat/status_macros.h"
@@ -130,6 +131,13 @@ absl::Status CheckAtLeast(const char* key, double value, double min) {
   return SettingError(absl::StrCat("--", key, " must be >= ", min, ", got ", value));
 }
 
+bool HasFakeQuant(const Model& model) {
+  for (const auto& n : ModelAccess::Proto(model).graph().node()) {
+    if (n.op_type() == "FakeQuant") return true;
+  }
+  return false;
+}
+
 absl::StatusOr<Run> Open(const std::string& folder, const TrainFolderOptions& given) {
   const std::string checkpoint_path = folder + "/" + kCheckpointFile;
   QAT_ASSIGN_OR_RETURN(TrainingModels models, LoadTrainingModels(folder));
@@ -172,6 +180,10 @@ absl::StatusOr<Run> Open(const std::string& folder, const TrainFolderOptions& gi
   }
 
   TrainSettings& t = run.settings;
+  if (HasFakeQuant(run.models.training)) {  // fine-tuning a quantized model
+    t.lr = kQuantizedFolderLr;
+    t.schedule = LrScheduleKind::kCosine;
+  }
   t.epochs = o.epochs.value_or(t.epochs);
   t.batch = o.batch.value_or(t.batch);
   t.optimizer = o.optimizer.value_or(t.optimizer);
