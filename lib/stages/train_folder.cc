@@ -180,7 +180,9 @@ absl::StatusOr<Run> Open(const std::string& folder, const TrainFolderOptions& gi
   }
 
   TrainSettings& t = run.settings;
-  if (HasFakeQuant(run.models.training)) {  // fine-tuning a quantized model
+  // Fine-tuning a quantized model: 1e-4 with cosine decay, as a pair (a run
+  // that sets its own lr keeps the constant schedule unless it sets one).
+  if (!o.lr.has_value() && HasFakeQuant(run.models.training)) {
     t.lr = kQuantizedFolderLr;
     t.schedule = LrScheduleKind::kCosine;
   }
