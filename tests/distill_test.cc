@@ -80,6 +80,21 @@ TEST(DistillTest, TrainingWithoutLabelsBringsTheStudentToTheTeacher) {
   }
 }
 
+TEST(DistillTest, StudentAndTeacherAtDifferentOpsetsMeetAtTheHigher) {
+  MlpSpec newer = Small(1);
+  newer.opset = 17;
+  auto teacher = MakeMlp(newer);
+  auto student = MakeMlp(Small(1));
+  ASSERT_TRUE(teacher.ok() && student.ok()) << teacher.status();
+  auto models = BuildTrainingModels(*student, Distill(&*teacher, DistillKind::kMse));
+  ASSERT_TRUE(models.ok()) << models.status();
+  auto trainer = Trainer::Create(*models, {});
+  ASSERT_TRUE(trainer.ok());
+  auto metrics = (*trainer)->Evaluate(Unlabelled(), 8);
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_NEAR(metrics->loss, 0.0, 1e-6);  // the same weights at another opset
+}
+
 TEST(DistillTest, BadTermsAreNamed) {
   auto model = MakeMlp(Small(1));
   ASSERT_TRUE(model.ok());

@@ -124,7 +124,6 @@ struct Dataset::Column {
   std::string source;  // the file, for messages
   DataType dtype = DataType::kUndefined;
   std::vector<int64_t> shape;
-  size_t row_bytes = 0;
   const char* data = nullptr;
   std::shared_ptr<const Tensor> tensor;   // in memory, or
   std::shared_ptr<const void> mapping;    // the mapped file or archive holding `data`
@@ -169,9 +168,6 @@ absl::StatusOr<Dataset> Dataset::Make(std::vector<Column> inputs, std::optional<
           "'", c.source, "' has ", c.shape[0], " examples ", ShapeToString(c.shape), " but '",
           inputs[0].source, "' has ", inputs[0].shape[0], " ", ShapeToString(inputs[0].shape)));
     }
-    const int64_t n = std::max<int64_t>(1, c.shape[0]);
-    c.row_bytes = static_cast<size_t>(NumElements(c.shape) / n) * DataTypeSize(c.dtype);
-    if (c.shape[0] == 0) c.row_bytes = NumElements(c.shape) == 0 ? 0 : c.row_bytes;
   }
   d.size_ = inputs[0].shape[0];
   if (labels.has_value()) {
@@ -392,12 +388,10 @@ Dataset Dataset::Head(int64_t n) const {
     head.dtype = c.dtype;
     head.shape = c.shape;
     head.shape[0] = n;
-    head.row_bytes = c.row_bytes;
     if (c.tensor) {
       Tensor rows;
       GatherRows(c.data, c.dtype, c.shape, first, c.dtype, &rows);
       head = Column::InMemory(c.name, c.source, std::move(rows));
-      head.row_bytes = c.row_bytes;
     } else {
       head.data = c.data;
       head.mapping = c.mapping;

@@ -17,6 +17,10 @@ namespace training {
 
 absl::StatusOr<bool> AddTeacherPass::RunImpl(onnx::ModelProto* model) {
   onnx::ModelProto teacher = teacher_;
+  if (passes::DefaultOpset(teacher) < passes::kUpgradeTargetOpset) {
+    passes::OpsetUpgradePass upgrade;  // as prepare upgrades the student
+    QAT_RETURN_IF_ERROR(upgrade.Run(&teacher).status());
+  }
   QAT_RETURN_IF_ERROR(passes::InlineControlFlowPass().Run(&teacher).status());
   onnx::GraphProto& tg = *teacher.mutable_graph();
   onnx::GraphProto& sg = *model->mutable_graph();
@@ -31,7 +35,7 @@ absl::StatusOr<bool> AddTeacherPass::RunImpl(onnx::ModelProto* model) {
   // Opsets: both at 13 or later, the lower raised to the higher.
   const int64_t student_opset = passes::DefaultOpset(*model);
   const int64_t teacher_opset = passes::DefaultOpset(teacher);
-  if (student_opset < 13 || teacher_opset < 13) {
+  if (student_opset < passes::kUpgradeTargetOpset || teacher_opset < passes::kUpgradeTargetOpset) {
     return absl::InvalidArgumentError(absl::StrCat(
         "distillation needs student and teacher at opset 13 or later; they import ",
         student_opset, " and ", teacher_opset));

@@ -16,8 +16,9 @@
 //  2. the student has no value starting with "teacher/";
 //  3. the teacher has no subgraphs left (If and Loop fixed by constants are
 //     inlined first, as the student's are);
-//  4. both import the default domain at opset 13 or later; the lower one
-//     is raised to the higher (GraphEditor::RaiseOpset).
+//  4. both import the default domain at opset 13 or later (a teacher at
+//     7-12 is upgraded to 13 first, as prepare upgrades the student); the
+//     lower one is raised to the higher (GraphEditor::RaiseOpset).
 #ifndef QAT_LIB_PASSES_ADD_TEACHER_H_
 #define QAT_LIB_PASSES_ADD_TEACHER_H_
 
