@@ -478,6 +478,12 @@ absl::StatusOr<InputBinding> Dataset::Bind(absl::Span<const ValueInfo> model_inp
       if (fed[i] == nullptr) {
         std::vector<std::string> names;
         for (const ValueInfo& v : model_inputs) names.push_back(v.name);
+        if (inputs_[i]->name.empty()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "'", inputs_[i]->source, "' is one unnamed array, which feeds a single-input model; "
+              "this model has ", model_inputs.size(), " data inputs (", absl::StrJoin(names, ", "),
+              "): give a folder (or an .npz) with one .npy per input, named after it"));
+        }
         return absl::InvalidArgumentError(absl::StrCat(
             "'", inputs_[i]->source, "': the model has no input '", inputs_[i]->name,
             "' (its data inputs: ", absl::StrJoin(names, ", "), ")"));
@@ -487,10 +493,8 @@ absl::StatusOr<InputBinding> Dataset::Bind(absl::Span<const ValueInfo> model_inp
     for (const ValueInfo& v : model_inputs) {
       if (taken.count(v.name) == 0) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "'", source_, "' has no data for the model input '", v.name, "' (",
-            inputs_.size() == 1 && inputs_[0]->name.empty() ? "a single array feeds a single-input model; "
-                                                            : "",
-            "give " , v.name, ".npy)"));
+            "'", source_, "' has no data for the model input '", v.name, "' (give ", v.name,
+            ".npy)"));
       }
     }
   }
