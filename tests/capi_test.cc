@@ -859,15 +859,13 @@ TEST(CApiStagesTest, DatasetFromNamedBatchesCalibratesAndEvaluatesAsTheSameData)
   QatCalibrationTable* b = nullptr;
   ASSERT_EQ(qat_calibrate(&a, model, data, &options), nullptr);
   ASSERT_EQ(qat_calibrate(&b, model, from_callback, &options), nullptr);
-  const std::string dir = TempFolder("named");
-  ASSERT_EQ(::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST, true);
-  auto saved = [&](const QatCalibrationTable* t, const std::string& name) {
-    const std::string path = dir + "/" + name;
-    EXPECT_EQ(qat_calibration_table_save(t, path.c_str()), nullptr);
-    std::ifstream in(path);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  };
-  EXPECT_EQ(saved(a, "a.json"), saved(b, "b.json"));
+  EXPECT_EQ(qat_calibration_table_size(a), qat_calibration_table_size(b));
+  const std::string path_a = TempFolder("named_a.json"), path_b = TempFolder("named_b.json");
+  ASSERT_EQ(qat_calibration_table_save(a, path_a.c_str()), nullptr);
+  ASSERT_EQ(qat_calibration_table_save(b, path_b.c_str()), nullptr);
+  std::ifstream in_a(path_a), in_b(path_b);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in_a), {}),
+            std::string(std::istreambuf_iterator<char>(in_b), {}));
   QatEvalReport r1 = QAT_EVAL_REPORT_INIT, r2 = QAT_EVAL_REPORT_INIT;
   ASSERT_EQ(qat_evaluate(&r1, model, data, nullptr), nullptr);
   ASSERT_EQ(qat_evaluate(&r2, model, from_callback, nullptr), nullptr);
