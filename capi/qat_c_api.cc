@@ -29,6 +29,7 @@
 #include "qat/prepare.h"
 #include "qat/qdq_conversion.h"
 #include "qat/quantize.h"
+#include "qat/status_macros.h"
 #include "qat/train_folder.h"
 #include "qat/trainer.h"
 #include "qat/training_artifacts.h"
@@ -488,6 +489,105 @@ QatStatus* qat_dataset_create(QatDataset** out, const QatTensor* features,
   const qat::Tensor& x = features->tensor;
   qat::Tensor zeros(qat::DataType::kInt64, {x.rank() > 0 ? x.dim(0) : 0});
   return WrapDataset(out, qat::Dataset::Create(x, std::move(zeros)));
+  QAT_C_API_END
+}
+
+namespace {
+
+// Concatenates same-typed [n_i, ...] parts along the first axis.
+absl::StatusOr<qat::Tensor> Concatenate(const std::vector<qat::Tensor>& parts) {
+  std::vector<int64_t> shape = parts.front().shape();
+  int64_t n = 0;
+  for (const qat::Tensor& p : parts) n += p.dim(0);
+  shape[0] = n;
+  QAT_ASSIGN_OR_RETURN(qat::Tensor out, qat::Tensor::Create(parts.front().dtype(), shape));
+  char* to = static_cast<char*>(out.raw_data());
+  for (const qat::Tensor& p : parts) {
+    if (p.num_bytes() > 0) std::memcpy(to, p.raw_data(), p.num_bytes());
+    to += p.num_bytes();
+  }
+  return out;
+}
+
+// The trailing dimensions and type of `t` match `first`'s.
+bool SameKind(const qat::Tensor& t, const qat::Tensor& first) {
+  return t.dtype() == first.dtype() && t.rank() == first.rank() && t.rank() >= 1 &&
+         std::equal(t.shape().begin() + 1, t.shape().end(), first.shape().begin() + 1);
+}
+
+}  // namespace
+
+QatStatus* qat_dataset_from_callback(QatDataset** out, QatNamedBatchCallback next_batch,
+                                     void* user_data) {
+  QAT_C_API_BEGIN
+  QAT_CHECK_PTR(out, "out");
+  *out = nullptr;
+  QAT_CHECK_PTR(next_batch, "next_batch");
+  std::vector<std::string> names;
+  std::vector<std::vector<qat::Tensor>> parts;
+  std::vector<qat::Tensor> labels;
+  for (int64_t b = 0;; ++b) {
+    QatNamedBatch batch = QAT_NAMED_BATCH_INIT;
+    const int r = next_batch(user_data, &batch);
+    if (r == 0) break;
+    if (r < 0) return MakeStatus(QAT_CANCELLED, "the batch callback stopped reading the data");
+    if (batch.version != QAT_NAMED_BATCH_VERSION || batch.num_inputs == 0 ||
+        batch.names == nullptr || batch.inputs == nullptr) {
+      return Invalid(absl::StrCat("batch ", b, ": the callback gave no inputs (or a QatNamedBatch "
+                                  "of another version)"));
+    }
+    if (b > 0 && batch.num_inputs != names.size()) {
+      return Invalid(absl::StrCat("batch ", b, " has ", batch.num_inputs, " inputs, batch 0 has ",
+                                  names.size()));
+    }
+    if (b > 0 && (batch.labels != nullptr) != !labels.empty()) {
+      return Invalid(absl::StrCat("batch ", b, " differs from batch 0 in having labels"));
+    }
+    for (size_t i = 0; i < batch.num_inputs; ++i) {
+      if (batch.names[i] == nullptr || batch.names[i][0] == '\0') {
+        return Invalid(absl::StrCat("batch ", b, ": input ", i, " has no name"));
+      }
+      const QatTensor* t = batch.inputs[i];
+      if (t == nullptr || !t->live()) {
+        return Invalid(absl::StrCat("batch ", b, ": input '", batch.names[i], "' is not a tensor"));
+      }
+      if (b == 0) {
+        if (std::find(names.begin(), names.end(), batch.names[i]) != names.end()) {
+          return Invalid(absl::StrCat("batch 0 names the input '", batch.names[i], "' twice"));
+        }
+        names.push_back(batch.names[i]);
+        parts.emplace_back();
+      } else if (names[i] != batch.names[i] || !SameKind(t->tensor, parts[i].front())) {
+        return Invalid(absl::StrCat("batch ", b, ": input ", i, " '", batch.names[i],
+                                    "' differs from batch 0's (name, type or trailing shape)"));
+      }
+      if (t->tensor.rank() < 1) {
+        return Invalid(absl::StrCat("batch ", b, ": input '", batch.names[i], "' is a scalar"));
+      }
+      parts[i].push_back(t->tensor);
+    }
+    if (batch.labels != nullptr) {
+      if (!batch.labels->live()) return Invalid(absl::StrCat("batch ", b, ": bad labels tensor"));
+      if (!labels.empty() && !SameKind(batch.labels->tensor, labels.front())) {
+        return Invalid(absl::StrCat("batch ", b, ": labels differ from batch 0's"));
+      }
+      labels.push_back(batch.labels->tensor);
+    }
+  }
+  if (names.empty()) return Invalid("the batch callback gave no batch");
+  std::vector<std::pair<std::string, qat::Tensor>> inputs;
+  for (size_t i = 0; i < names.size(); ++i) {
+    auto whole = Concatenate(parts[i]);
+    if (!whole.ok()) return ToStatus(whole.status());
+    inputs.emplace_back(names[i], *std::move(whole));
+  }
+  std::optional<qat::Tensor> all_labels;
+  if (!labels.empty()) {
+    auto whole = Concatenate(labels);
+    if (!whole.ok()) return ToStatus(whole.status());
+    all_labels = *std::move(whole);
+  }
+  return WrapDataset(out, qat::Dataset::FromInputs(std::move(inputs), std::move(all_labels)));
   QAT_C_API_END
 }
 

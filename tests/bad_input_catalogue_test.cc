@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include <csignal>
+#include <filesystem>
 #include <cmath>
 #include <cstdint>
 #include <fstream>
@@ -22,6 +23,7 @@
 #include "gtest/gtest.h"
 #include "qat/calibrate.h"
 #include "qat/calibration_table.h"
+#include "qat/data_spec.h"
 #include "qat/checkpoint.h"
 #include "qat/executor.h"
 #include "qat/idx.h"
@@ -235,6 +237,91 @@ TEST(BadInputCatalogue, EmptyCalibrationSet) {
   ASSERT_TRUE(data.ok());
   ExpectError(Calibrate(*MakeMlp(), *data, {}).status(), absl::StatusCode::kInvalidArgument,
               "at least one sample");
+}
+
+// ---- Bad data files (issue 17): each error names the file and the problem ----------
+
+std::string DataDir(const std::string& name) {
+  const std::string d = Temp("bad_data_" + name);
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+TEST(BadInputCatalogue, DataShapeThatDoesNotFitTheModelInput) {
+  const std::string dir = DataDir("shape");
+  ASSERT_TRUE(WriteNpy(dir + "/input.npy", Tensor(DataType::kFloat32, {5, 100})).ok());
+  auto data = LoadDataSpec(dir, *MakeMlp());
+  ASSERT_TRUE(data.ok()) << data.status();
+  const absl::Status s = Calibrate(*MakeMlp(), *data, {}).status();
+  ExpectError(s, absl::StatusCode::kInvalidArgument, "input.npy' holds [5,100]");
+  EXPECT_THAT(std::string(s.message()), HasSubstr("does not fit the model input 'input' [?,784]"));
+}
+
+TEST(BadInputCatalogue, DataTypeThatDoesNotConvert) {
+  const std::string dir = DataDir("dtype");
+  ASSERT_TRUE(WriteNpy(dir + "/input.npy", Tensor(DataType::kInt64, {5, 784})).ok());
+  auto data = LoadDataSpec(dir, *MakeMlp());
+  ASSERT_TRUE(data.ok()) << data.status();
+  ExpectError(Calibrate(*MakeMlp(), *data, {}).status(), absl::StatusCode::kInvalidArgument,
+              "input.npy' holds int64, but the model input 'input' is float32");
+}
+
+TEST(BadInputCatalogue, NanInDataFeaturesNamesTheFileAndTheExample) {
+  const std::string dir = DataDir("nan");
+  Tensor x(DataType::kFloat32, {6, 784});
+  x.data<float>()[3 * 784 + 10] = std::numeric_limits<float>::quiet_NaN();
+  ASSERT_TRUE(WriteNpy(dir + "/input.npy", x).ok());
+  auto data = LoadDataSpec(dir, *MakeMlp());
+  ASSERT_TRUE(data.ok()) << data.status();
+  ExpectError(Calibrate(*MakeMlp(), *data, {}).status(), absl::StatusCode::kInvalidArgument,
+              "input.npy': example 3 holds a NaN or Inf (element 10)");
+}
+
+TEST(BadInputCatalogue, DataLabelsOutOfRangeNameTheFile) {
+  const std::string dir = DataDir("labels");
+  MlpSpec spec;
+  spec.inputs = 4;
+  spec.hidden = {3};
+  spec.outputs = 2;
+  ASSERT_TRUE(WriteNpy(dir + "/input.npy", Tensor(DataType::kFloat32, {3, 4})).ok());
+  ASSERT_TRUE(WriteNpy(dir + "/labels.npy", Tensor::FromValues<int64_t>({3}, {0, 1, 2})).ok());
+  auto data = LoadDataSpec(dir, *MakeMlp(spec));
+  ASSERT_TRUE(data.ok()) << data.status();
+  auto trainer = Trainer::Create(SmallTraining(), {});
+  ASSERT_TRUE(trainer.ok());
+  ExpectError((*trainer)->TrainEpochs(*data, 1, 8), absl::StatusCode::kInvalidArgument,
+              absl::StrCat("'", dir, "': label 2"));
+  EXPECT_EQ((*trainer)->progress().global_step, 0);
+}
+
+TEST(BadInputCatalogue, EmptyOrMissingDataNamesTheFile) {
+  const std::string dir = DataDir("empty");
+  ASSERT_TRUE(WriteNpy(dir + "/input.npy", Tensor(DataType::kFloat32, {0, 784})).ok());
+  ExpectError(LoadDataSpec(dir, *MakeMlp()).status(), absl::StatusCode::kInvalidArgument,
+              "input.npy' holds no examples");
+  const std::string none = DataDir("none");
+  ExpectError(LoadDataSpec(none, *MakeMlp()).status(), absl::StatusCode::kInvalidArgument,
+              "holds no input .npy files");
+  // A labelled loss, but no labels.npy.
+  const std::string unlabelled = DataDir("unlabelled");
+  ASSERT_TRUE(WriteNpy(unlabelled + "/input.npy", Tensor(DataType::kFloat32, {3, 4})).ok());
+  MlpSpec spec;
+  spec.inputs = 4;
+  auto data = LoadDataSpec(unlabelled, *MakeMlp(spec));
+  ASSERT_TRUE(data.ok());
+  auto trainer = Trainer::Create(SmallTraining(), {});
+  ExpectError((*trainer)->TrainEpochs(*data, 1, 8), absl::StatusCode::kInvalidArgument,
+              "has no labels");
+  // Arrays whose example counts differ, and a truncated .npz.
+  const std::string counts = DataDir("counts");
+  ASSERT_TRUE(WriteNpy(counts + "/a.npy", Tensor(DataType::kFloat32, {3, 4})).ok());
+  ASSERT_TRUE(WriteNpy(counts + "/b.npy", Tensor(DataType::kFloat32, {4, 4})).ok());
+  ExpectError(LoadDataSpec(counts, *MakeMlp()).status(), absl::StatusCode::kInvalidArgument,
+              "b.npy' has 4 examples");
+  Write(Temp("truncated.npz"), std::string("PK\x03\x04 not a whole zip", 24));
+  ExpectError(LoadDataSpec(Temp("truncated.npz"), *MakeMlp()).status(),
+              absl::StatusCode::kInvalidArgument, "truncated.npz': not a readable .npz");
 }
 
 // ---- Bad quantization parameters --------------------------------------------------

@@ -1088,6 +1088,83 @@ TEST(CApiStagesTest, BitWidthsAndNodeOverrides) {
   qat_model_free(model);
 }
 
+// Named batches from a callback: batches of 24 + 24 + 16 examples of the
+// MLP's input, with labels, in one data set.
+struct NamedBatches {
+  std::vector<QatTensor*> inputs, labels;
+  size_t next = 0;
+  const char* name = "input";
+  bool drop_labels_at_1 = false;
+};
+
+int NextNamedBatch(void* user_data, QatNamedBatch* batch) {
+  auto* b = static_cast<NamedBatches*>(user_data);
+  if (b->next == b->inputs.size()) return 0;
+  batch->num_inputs = 1;
+  batch->names = &b->name;
+  batch->inputs = &b->inputs[b->next];
+  batch->labels = b->drop_labels_at_1 && b->next == 1 ? nullptr : b->labels[b->next];
+  ++b->next;
+  return 1;
+}
+
+TEST(CApiStagesTest, DatasetFromNamedBatchesCalibratesAndEvaluatesAsTheSameData) {
+  QatModel* model = nullptr;
+  ASSERT_EQ(qat_model_zoo(&model, "mlp", 0), nullptr);
+  const Examples examples(64);
+  QatDataset* data = MakeDataset(examples);
+  NamedBatches batches;
+  for (int begin : {0, 24, 48}) {
+    const int n = begin == 48 ? 16 : 24;
+    batches.inputs.push_back(Floats({n, 784}, std::vector<float>(examples.x.begin() + begin * 784,
+                                                                examples.x.begin() + (begin + n) * 784)));
+    const int64_t shape[1] = {n};
+    QatTensor* y = nullptr;
+    ASSERT_EQ(qat_tensor_create(&y, QAT_INT64, shape, 1, examples.y.data() + begin), nullptr);
+    batches.labels.push_back(y);
+  }
+  QatDataset* from_callback = nullptr;
+  ASSERT_EQ(qat_dataset_from_callback(&from_callback, NextNamedBatch, &batches), nullptr);
+  EXPECT_EQ(qat_dataset_size(from_callback), 64);
+
+  QatCalibrateOptions options = QAT_CALIBRATE_OPTIONS_INIT;
+  options.num_threads = 1;
+  QatCalibrationTable* a = nullptr;
+  QatCalibrationTable* b = nullptr;
+  ASSERT_EQ(qat_calibrate(&a, model, data, &options), nullptr);
+  ASSERT_EQ(qat_calibrate(&b, model, from_callback, &options), nullptr);
+  EXPECT_EQ(qat_calibration_table_size(a), qat_calibration_table_size(b));
+  const std::string path_a = TempFolder("named_a.json"), path_b = TempFolder("named_b.json");
+  ASSERT_EQ(qat_calibration_table_save(a, path_a.c_str()), nullptr);
+  ASSERT_EQ(qat_calibration_table_save(b, path_b.c_str()), nullptr);
+  std::ifstream in_a(path_a), in_b(path_b);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in_a), {}),
+            std::string(std::istreambuf_iterator<char>(in_b), {}));
+  QatEvalReport r1 = QAT_EVAL_REPORT_INIT, r2 = QAT_EVAL_REPORT_INIT;
+  ASSERT_EQ(qat_evaluate(&r1, model, data, nullptr), nullptr);
+  ASSERT_EQ(qat_evaluate(&r2, model, from_callback, nullptr), nullptr);
+  EXPECT_EQ(r1.correct, r2.correct);
+  EXPECT_EQ(r1.examples, 64);
+
+  // Errors: labels in some batches only; a callback that stops.
+  batches.next = 0;
+  batches.drop_labels_at_1 = true;
+  QatDataset* bad = nullptr;
+  EXPECT_THAT(Take(qat_dataset_from_callback(&bad, NextNamedBatch, &batches)),
+              HasSubstr("batch 1 differs from batch 0 in having labels"));
+  EXPECT_EQ(bad, nullptr);
+  auto stop = [](void*, QatNamedBatch*) { return -1; };
+  EXPECT_THAT(Take(qat_dataset_from_callback(&bad, stop, nullptr)), HasSubstr("stopped"));
+
+  qat_calibration_table_free(a);
+  qat_calibration_table_free(b);
+  for (QatTensor* t : batches.inputs) qat_tensor_free(t);
+  for (QatTensor* t : batches.labels) qat_tensor_free(t);
+  qat_dataset_free(from_callback);
+  qat_dataset_free(data);
+  qat_model_free(model);
+}
+
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define QAT_TEST_UNDER_ASAN 1

@@ -1,11 +1,14 @@
-// qat eval MODEL.onnx [--data DIR] [--split test|train] [--limit N]
-//          [--batch B] [--threads T] [--mean M] [--std S]
+// qat eval MODEL.onnx [--data DATA] [--reference FP32.onnx] [--split test|train]
+//          [--limit N] [--batch B] [--threads T] [--mean M] [--std S]
 //
-// Accuracy of a classifier on an IDX data set laid out like MNIST: the
-// argmax of the model's first output against the labels.  Prints one JSON
-// line, {"accuracy": ..., "images_per_s": ...}, where the rate counts the
-// executor's time only.
+// A single-input classifier with labelled data and no --reference: the
+// accuracy of the argmax of the model's first output against the labels, as
+// one JSON line {"accuracy": ..., "images_per_s": ...}, where the rate
+// counts the executor's time only.  Any other model, data without labels,
+// or --reference: per-output metrics (qat/evaluate.h, EvaluateOutputs) as
+// one JSON line.
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -20,7 +23,8 @@ int EvalCommand(int argc, char** argv) {
   Args args;
   std::string error;
   if (!ParseArgs(argc, argv,
-                 {"--data", "--split", "--limit", "--batch", "--threads", "--mean", "--std"},
+                 {"--data", "--split", "--limit", "--batch", "--threads", "--mean", "--std",
+                  "--reference"},
                  {}, &args, &error)) {
     return Usage(error);
   }
@@ -44,7 +48,27 @@ int EvalCommand(int argc, char** argv) {
   auto model = qat::Model::Load(args.positional[0]);
   if (!model.ok()) return Fail(model.status());
   const std::vector<qat::ValueInfo> inputs = model->inputs();
-  if (inputs.size() != 1 || model->outputs().empty()) {
+  if (model->outputs().empty()) {
+    return Fail(absl::InvalidArgumentError("eval needs a model with an output"));
+  }
+  auto data = qat::LoadDataSpec(args.Get("--data", qat::kFashionMnistDir), *model, spec);
+  if (!data.ok()) return Fail(data.status());
+  qat::EvaluateOptions options;
+  options.batch_size = batch;
+  options.num_threads = static_cast<int>(threads);
+  if (args.Has("--reference") || inputs.size() != 1 || !data->has_labels()) {
+    std::optional<qat::Model> reference;
+    if (args.Has("--reference")) {
+      auto loaded = qat::Model::Load(args.Get("--reference", ""));
+      if (!loaded.ok()) return Fail(loaded.status());
+      reference = *std::move(loaded);
+    }
+    auto metrics = qat::EvaluateOutputs(*model, *data, reference ? &*reference : nullptr, options);
+    if (!metrics.ok()) return Fail(metrics.status());
+    std::printf("%s\n", metrics->ToJson().c_str());
+    return 0;
+  }
+  if (inputs.size() != 1) {
     return Fail(absl::InvalidArgumentError("eval needs a model with one input"));
   }
   if (inputs[0].shape.size() != 2 && inputs[0].shape.size() != 4) {
@@ -52,12 +76,6 @@ int EvalCommand(int argc, char** argv) {
         "the model's input '", inputs[0].name,
         "' must have rank 2 ([N,784]) or 4 ([N,1,28,28])")));
   }
-  // The images are shaped for the model's input (qat/data_spec.h).
-  auto data = qat::LoadDataSpec(args.Get("--data", qat::kFashionMnistDir), *model, spec);
-  if (!data.ok()) return Fail(data.status());
-  qat::EvaluateOptions options;
-  options.batch_size = batch;
-  options.num_threads = static_cast<int>(threads);
   auto report = qat::Evaluate(*model, *data, options);
   if (!report.ok()) return Fail(report.status());
   std::printf("%s\n", report->ToJson().c_str());

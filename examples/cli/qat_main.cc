@@ -31,10 +31,12 @@ void PrintHelp(std::FILE* out) {
                "  run MODEL.onnx [NAME=]IN.npy ... --out DIR [--threads T]\n"
                "              run a model; write each output as DIR/<name>.npy\n"
                "              (inputs may also be ONNX TensorProto .pb files)\n"
-               "  eval MODEL.onnx [--data DIR] [--split test|train] [--limit N]\n"
-               "       [--batch B] [--threads T] [--mean M] [--std S]\n"
-               "              accuracy of a classifier on an IDX data set (MNIST\n"
-               "              layout; default %s);\n"
+               "  eval MODEL.onnx [--data DATA] [--reference FP32.onnx] [--split test|train]\n"
+               "       [--limit N] [--batch B] [--threads T] [--mean M] [--std S]\n"
+               "              accuracy of a classifier on labelled data (default %s);\n"
+               "              with --reference, several inputs or no labels: per-output\n"
+               "              top1/top5, relative_l2, sqnr_db, max_abs_error, cosine,\n"
+               "              argmax_agreement as JSON;\n"
                "              inputs are normalized as (x/255 - M) / S, by default\n"
                "              M=0.2860 S=0.3530\n"
                "  calibrate MODEL.onnx --data DATA -o TABLE.json [--samples N] [--batch B]\n"
@@ -55,15 +57,26 @@ void PrintHelp(std::FILE* out) {
                "       [--reduction mean|sum] [--output NAME] [--trainable GLOB,...]\n"
                "       [--frozen GLOB,...] [--ignore-index N]\n"
                "       [--quant-params fixed|learn|observe] [--accumulate-gradients]\n"
+               "       [--teacher T.onnx] [--distill mse|kl|cosine] [--temperature T]\n"
+               "       [--distill-outputs NAME,...] [--distill-weights W,...]\n"
+               "       [--distill-tensors NAME,...] [--label-weight W]\n"
                "              fuse QDQ into FakeQuant, add the loss, build gradients;\n"
                "              write DIR/training.onnx, DIR/eval.onnx, DIR/checkpoint;\n"
                "              --output: the model output the loss reads (default the\n"
                "              first); --trainable/--frozen: parameter name globs (* ?),\n"
-               "              repeatable, frozen wins; prints the trainable parameters\n"
+               "              repeatable, frozen wins; prints the trainable parameters;\n"
+               "              --teacher/--distill: distillation, no labels needed: the\n"
+               "              loss compares the outputs (and --distill-tensors, mse) with\n"
+               "              the teacher's (default: the fp32 model quantize recorded);\n"
+               "              --label-weight W adds W x the labelled --loss\n"
                "  train DIR --data DATA [--epochs E] [--batch B] [--optimizer adamw|sgd]\n"
                "       [--lr X] [--schedule constant|linear|cosine] [--seed S]\n"
                "       [--threads T] [--observe-steps N] [--resume]\n"
-               "              train from DIR/checkpoint and update it\n"
+               "              train from DIR/checkpoint and update it; without --lr:\n"
+               "              1e-4 with cosine decay for a folder prepared from a QDQ\n"
+               "              model, 1e-3 constant for an fp32 one (--schedule defaults\n"
+               "              to constant when --lr is given); --limit N: the first N\n"
+               "              examples of any DATA\n"
                "  grad TRAINING.onnx [NAME=]IN.npy ... --out DIR\n"
                "              run a training model once; write loss and gradients\n"
                "  export DIR -o OUT.onnx [--keep-float-weights] [--opset 13|21]\n"
@@ -83,7 +96,9 @@ void PrintHelp(std::FILE* out) {
                "  --version   print the version and the kernel variants in use\n"
                "  --help      print this help\n"
                "\n"
-               "DATA is an IDX folder (MNIST layout) or FEATURES.npy,LABELS.npy.\n",
+               "DATA is an IDX folder (MNIST layout); a folder of .npy files, one per model\n"
+               "input named after it, plus labels.npy when labelled; DATA.npz with the same\n"
+               "names; FEATURES.npy (one input, no labels); or FEATURES.npy,LABELS.npy.\n",
                QAT_VERSION_STRING, qat::kFashionMnistDir);
 }
 
@@ -95,7 +110,8 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   const std::string command = argv[1];
-  if (command == "--help" || command == "-h" || command == "help") {
+  const bool sub_help = argc == 3 && (std::string(argv[2]) == "--help" || std::string(argv[2]) == "-h");
+  if (command == "--help" || command == "-h" || command == "help" || sub_help) {
     PrintHelp(stdout);
     return 0;
   }

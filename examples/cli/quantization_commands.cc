@@ -76,7 +76,7 @@ int CalibrateCommand(int argc, char** argv) {
   }
   if (args.positional.size() != 1) return Usage("calibrate needs one model");
   if (!args.Has("--out")) return Usage("calibrate needs -o TABLE.json");
-  if (!args.Has("--data")) return Usage("calibrate needs --data DIR or FEATURES.npy,LABELS.npy");
+  if (!args.Has("--data")) return Usage("calibrate needs --data DATA (a folder, DATA.npz or FEATURES.npy; no labels needed)");
   qat::CalibrateOptions options;
   auto method = qat::ParseCalibrationMethod(args.Get("--method", "minmax"));
   if (!method.ok()) return Usage(std::string(method.status().message()));

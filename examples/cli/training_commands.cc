@@ -1,8 +1,11 @@
 // qat prepare, train, grad and export.
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cli_common.h"
@@ -49,7 +52,9 @@ int PrepareCommand(int argc, char** argv) {
   std::string error;
   if (!ParseArgs(argc, argv,
                  {"--out", "--loss", "--reduction", "--frozen", "--trainable",
-                  "--ignore-index", "--quant-params", "--output"},
+                  "--ignore-index", "--quant-params", "--output", "--teacher", "--distill",
+                  "--distill-outputs", "--distill-weights", "--distill-tensors", "--temperature",
+                  "--label-weight"},
                  {"--accumulate-gradients"}, &args, &error)) {
     return Usage(error);
   }
@@ -82,6 +87,55 @@ int PrepareCommand(int argc, char** argv) {
 
   auto model = qat::Model::Load(args.positional[0]);
   if (!model.ok()) return Fail(model.status());
+  // Distillation: --teacher, or --distill with the teacher the model records.
+  std::optional<qat::Model> teacher;
+  if (args.Has("--teacher") || args.Has("--distill")) {
+    std::string path = args.Get("--teacher", "");
+    if (path.empty()) {
+      auto recorded = qat::RecordedTeacher(*model);
+      if (!recorded.ok()) return Fail(recorded.status());
+      path = *recorded;
+    }
+    auto loaded = qat::Model::Load(path);
+    if (!loaded.ok()) return Fail(loaded.status());
+    teacher = *std::move(loaded);
+    options.teacher = &*teacher;
+    auto kind = qat::ParseDistillKind(args.Get("--distill", "mse"));
+    if (!kind.ok()) return Usage(std::string(kind.status().message()));
+    double temperature = 1.0, label_weight = 0.0;
+    if (args.Has("--temperature") && !FloatFlag(args, "--temperature", 1e-6, &temperature)) {
+      return Usage("bad --temperature (> 0)");
+    }
+    if (args.Has("--label-weight") && !FloatFlag(args, "--label-weight", 0.0, &label_weight)) {
+      return Usage("bad --label-weight (>= 0)");
+    }
+    std::vector<std::string> outputs = ListFlag(args, "--distill-outputs");
+    if (outputs.empty()) {
+      for (const qat::ValueInfo& v : model->outputs()) outputs.push_back(v.name);
+    }
+    const std::vector<std::string> weights = ListFlag(args, "--distill-weights");
+    if (!weights.empty() && weights.size() != outputs.size()) {
+      return Usage("--distill-weights needs one weight per distilled output");
+    }
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      qat::DistillTerm term;
+      term.student = outputs[i];
+      term.kind = *kind;
+      term.temperature = static_cast<float>(temperature);
+      if (!weights.empty()) {
+        double w = 0.0;
+        if (!absl::SimpleAtod(weights[i], &w) || !(w >= 0.0)) {
+          return Usage("bad --distill-weights: " + weights[i]);
+        }
+        term.weight = static_cast<float>(w);
+      }
+      options.loss.distill.terms.push_back(term);
+    }
+    for (const std::string& t : ListFlag(args, "--distill-tensors")) {
+      options.loss.distill.terms.push_back({t});  // feature distillation: mse, weight 1
+    }
+    options.loss.distill.label_weight = static_cast<float>(label_weight);
+  }
   const std::string dir = args.Get("--out", "");
   auto summary = qat::Prepare(*model, dir, prepare);
   if (!summary.ok()) return Fail(summary.status());
@@ -90,10 +144,14 @@ int PrepareCommand(int argc, char** argv) {
   }
   int64_t total = 0;
   for (int64_t n : summary->param_elements) total += n;
+  const std::string loss_name =
+      teacher && !options.loss.distill.terms.empty()
+          ? std::string("distillation (") +
+                    qat::DistillKindName(options.loss.distill.terms.front().kind) + ")"
+              : qat::LossKindName(summary->loss);
   std::printf("wrote %s/{%s,%s,%s}: %zu trainable parameters (%lld elements), loss %s\n",
               dir.c_str(), qat::kTrainingModelFile, qat::kEvalModelFile, qat::kCheckpointFile,
-              summary->params.size(), static_cast<long long>(total),
-              qat::LossKindName(summary->loss));
+              summary->params.size(), static_cast<long long>(total), loss_name.c_str());
   for (size_t i = 0; i < summary->params.size(); ++i) {
     std::printf("  %s %lld\n", summary->params[i].c_str(),
                 static_cast<long long>(summary->param_elements[i]));

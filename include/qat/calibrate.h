@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,15 +63,17 @@ struct CalibrateOptions {
 // table comes out at the end.
 class QAT_API Calibrator {
  public:
-  // InvalidArgument for a model without exactly one data input, or a node
+  // InvalidArgument for a model without a data input, or a node
   // name in the options that the model does not have.
   static absl::StatusOr<std::unique_ptr<Calibrator>> Create(const Model& model,
                                                             const CalibrateOptions& options);
   ~Calibrator();
 
-  // One batch of the model's input.  InvalidArgument, naming the tensor,
-  // when an observed value is NaN or infinite.
+  // One batch of the model's input (a single-input model).  InvalidArgument,
+  // naming the tensor, when an observed value is NaN or infinite.
   absl::Status Observe(const Tensor& batch);
+  // One batch of every data input, by name (any model).
+  absl::Status Observe(const std::map<std::string, Tensor>& batch);
   int64_t samples() const;
 
   // The table over everything observed.  FailedPrecondition before any batch.

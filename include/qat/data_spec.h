@@ -4,8 +4,18 @@
 //
 //   DIR                       an IDX folder laid out like MNIST:
 //                             DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
-//   FEATURES.npy,LABELS.npy   two .npy arrays: float32 [N, ...] and int64
-//                             (or int32, or float32) [N, ...]
+//   DIR                       (no IDX files in it) a folder of .npy files, one per
+//                             model input and named after it (input_ids.npy,
+//                             attention_mask.npy), and labels.npy when the set has
+//                             labels; DIR/train/ and DIR/test/ when they exist
+//   DATA.npz                  the same names as members of an .npz archive
+//   FEATURES.npy              one array for a single-input model, no labels
+//   FEATURES.npy,LABELS.npy   two .npy arrays: [N, ...] of the input's type and
+//                             int64 (or int32, uint8, or float32) [N, ...] labels
+//
+// The first axis is the sample axis.  .npy inputs are memory-mapped (a batch
+// reads its rows); labels are read whole.  Dataset::Bind matches the inputs
+// to the model's inputs and checks their shapes and types.
 //
 //   QAT_ASSIGN_OR_RETURN(Model model, Model::Load("mlp.onnx"));
 //   DataSpecOptions options;
@@ -14,8 +24,8 @@
 //
 // IDX images are normalized as IdxOptions says and shaped for the model's
 // first input ([N, 784] or [N, 1, 28, 28]: its dimensions after the first).
-// A .npy pair is the same for both splits (the split names a file set only
-// for IDX).  `limit` keeps the first examples of either kind.
+// .npy and .npz data is the same for both splits unless the folder has train/
+// and test/.  `limit` keeps the first examples of every kind.
 //
 // Errors: NotFound naming the file that is missing; InvalidArgument naming
 // the file that does not parse or whose shapes do not match; InvalidArgument

@@ -17,9 +17,9 @@
 // batches of that size, and the examples left over at the end are then not
 // evaluated (EvalReport::examples says how many were).
 //
-// Errors: InvalidArgument for a model without exactly one input (unless
-// `input` names one), an output that is not float32 [N, classes], labels
-// that are not int64, or no example evaluated;
+// Errors: InvalidArgument for a model without inputs, data that does not
+// bind to them (Dataset::Bind), an output that is not float32 [N, classes],
+// no labels or labels that are not int64, or no example evaluated;
 // the executor's errors otherwise (Unimplemented naming an unsupported op).
 // Determinism: for a given thread count and batch size the report (but for
 // `seconds`) is bit-identical from run to run.
@@ -30,6 +30,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "qat/api.h"
@@ -41,7 +42,7 @@ namespace qat {
 struct EvaluateOptions {
   int64_t batch_size = 64;
   int num_threads = 0;  // 0: one per core
-  std::string input;    // "": the model's only input
+  std::string input;    // "": every input (the data's arrays by name); else the one fed
   std::string output;   // "": the model's first output
 };
 
@@ -60,6 +61,40 @@ struct EvalReport {
 
 QAT_API absl::StatusOr<EvalReport> Evaluate(const Model& model, const Dataset& data,
                                             const EvaluateOptions& options = {});
+
+// Metrics for any model, per float output, over the whole data set (every
+// input fed by name, Dataset::Bind):
+//  - top1, top5: when the data has int64 labels [N] and the output is a
+//    classifier's [N, C] (top5 only for C >= 5); -1 otherwise;
+//  - against a reference model (the fp32 model, say) run on the same
+//    batches, its output of the same name: relative L2 error
+//    ||y - r|| / ||r||, SQNR 10 log10(||r||^2 / ||y - r||^2) dB (capped at
+//    kMaxSqnrDb when they are equal), max |y - r|, cosine similarity of the
+//    flattened outputs, and argmax agreement over the last axis (rank >= 2).
+struct OutputMetrics {
+  std::string name;
+  double top1 = -1.0, top5 = -1.0;
+  bool has_reference = false;
+  double relative_l2 = 0.0, sqnr_db = 0.0, max_abs_error = 0.0, cosine = 0.0;
+  double argmax_agreement = -1.0;  // -1: rank < 2
+};
+
+inline constexpr double kMaxSqnrDb = 200.0;
+
+struct ModelMetrics {
+  int64_t examples = 0;
+  std::vector<OutputMetrics> outputs;  // in the model's output order
+  // One JSON line: {"examples": N, "outputs": {"<name>": {"top1": ..., ...}}};
+  // a metric that does not apply is left out.
+  QAT_API std::string ToJson() const;
+};
+
+// Errors: InvalidArgument when the data does not bind to the model's inputs
+// (or the reference's), a reference output of the same name is missing or
+// shaped differently, or no example was evaluated; the executors' errors.
+QAT_API absl::StatusOr<ModelMetrics> EvaluateOutputs(const Model& model, const Dataset& data,
+                                                     const Model* reference = nullptr,
+                                                     const EvaluateOptions& options = {});
 
 }  // namespace qat
 

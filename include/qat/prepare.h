@@ -65,6 +65,11 @@ QAT_API absl::StatusOr<TrainingModels> PrepareModels(const Model& model,
                                                      const PrepareOptions& options = {},
                                                      std::vector<std::string>* warnings = nullptr);
 
+// The teacher a quantized model records (kSourceModelMetadataKey, written
+// by QuantizeModel): the fp32 model it came from.  NotFound when it records
+// none (a model that was not quantized by libqat, or not from a file).
+QAT_API absl::StatusOr<std::string> RecordedTeacher(const Model& model);
+
 QAT_API absl::StatusOr<PrepareSummary> Prepare(const Model& model, const std::string& folder,
                                                const PrepareOptions& options = {});
 

@@ -62,6 +62,11 @@ struct QuantizeOptions : QdqInsertionConfig {
   std::set<std::string> disabled_passes;  // pass names to skip (see above)
 };
 
+// The quantized model's metadata_props records, under this key, the absolute
+// path of the model it came from (when that was a file): prepare's default
+// teacher for distillation.
+inline constexpr char kSourceModelMetadataKey[] = "libqat.source_model";
+
 QAT_API absl::StatusOr<Model> QuantizeModel(const Model& model,
                                             const CalibrationTable& table,
                                             const QuantizeOptions& options = {},

@@ -71,14 +71,20 @@
 
 namespace qat {
 
+inline constexpr double kQuantizedFolderLr = 1e-4;
+
 // Unset: the default (after the colon) for a new run, the stored value on
 // resume.
 struct TrainFolderOptions {
   std::optional<int64_t> epochs;           // stored; 1; >= 1, counted over the run
   std::optional<int64_t> batch;            // stored; 64; >= 1
   std::optional<OptimizerKind> optimizer;  // stored; adamw
-  std::optional<double> lr;                // stored; 1e-3; >= 0
-  std::optional<LrScheduleKind> schedule;  // stored; constant (decays over the run)
+  // A folder prepared from a QDQ model (its graph holds FakeQuant) defaults
+  // to kQuantizedFolderLr with cosine decay when lr is unset (a few steps at
+  // 1e-3 undo what calibration found); with lr set, the schedule defaults
+  // to constant.  An fp32 folder defaults to 1e-3, constant.
+  std::optional<double> lr;                // stored; 1e-3 or 1e-4 (above); >= 0
+  std::optional<LrScheduleKind> schedule;  // stored; constant or cosine (above)
   std::optional<int64_t> warmup;           // stored; 0 steps
   std::optional<double> momentum;          // stored; 0 (SGD)
   std::optional<bool> nesterov;            // stored; false (SGD)

@@ -160,6 +160,12 @@ class QAT_API Trainer {
   // TrainStep on this rank's shard; null: a rank without examples in this
   // (last, short) batch, which still takes part in the reductions.
   absl::StatusOr<float> Step(const std::map<std::string, Tensor>* batch);
+  // The epoch loop of both TrainEpochs: `next` fills the named inputs of
+  // step `step` of epoch `epoch` (no examples: this rank sits the step out).
+  using NamedBatchSource = std::function<absl::Status(
+      int64_t epoch, int64_t step, std::map<std::string, Tensor>* batch)>;
+  absl::Status RunEpochs(const NamedBatchSource& next, int64_t steps, int64_t epochs,
+                         const StepCallback& on_step);
   std::unique_ptr<State> state_;
 };
 

@@ -14,6 +14,9 @@
 // the training model is checked as a pass invariant (debug builds and
 // QAT_CHECK_PASS_INVARIANTS=1) and gets its shapes when it is loaded.
 //
+// With a teacher (distillation), the inputs are the model's own and the loss
+// compares the student with the teacher (qat/loss.h, DistillOptions).
+//
 // Losses, each with reduction mean (default) or sum:
 //   cross-entropy      SoftmaxCrossEntropyLoss(logits, labels); labels are
 //                      int64 [N] (or [N, d...]); optional ignore_index and
@@ -68,6 +71,11 @@ struct TrainingGraphOptions {
   // that LoadTrainingModels gives it back.  Exclusive with
   // learn_quant_params.
   bool observe_quant_params = false;
+  // Distillation: the teacher's graph joins the student's (its values named
+  // "teacher/<name>", its inputs the student's of the same names, its
+  // initializers frozen) and the loss is loss.distill's, without labels
+  // unless loss.distill.label_weight > 0.  Not owned; read during the call.
+  const Model* teacher = nullptr;
 };
 
 inline constexpr char kQuantParamsMetadataKey[] = "libqat.quant_params";

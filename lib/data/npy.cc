@@ -12,6 +12,7 @@
 #include "core/catch_exceptions.h"
 #include "core/checked_size.h"
 #include "core/file_util.h"
+#include "data/npy_header.h"
 #include "qat/status_macros.h"
 
 namespace qat {
@@ -53,7 +54,7 @@ absl::StatusOr<absl::string_view> DictValue(absl::string_view header,
   return absl::StripAsciiWhitespace(rest.substr(0, end));
 }
 
-absl::StatusOr<Tensor> ParseNpyImpl(absl::string_view bytes) {
+absl::StatusOr<NpyHeader> ParseHeaderImpl(absl::string_view bytes) {
   if (bytes.size() < kMagicSize + 4 ||
       std::memcmp(bytes.data(), kMagic, kMagicSize) != 0) {
     return absl::InvalidArgumentError("not an .npy file (bad magic)");
@@ -119,12 +120,24 @@ absl::StatusOr<Tensor> ParseNpyImpl(absl::string_view bytes) {
         "data holds ", data.size(), " bytes but ", DataTypeName(type), " shape ",
         ShapeToString(shape), " needs ", needed));
   }
-  QAT_ASSIGN_OR_RETURN(Tensor tensor, Tensor::Create(type, shape));
-  if (needed > 0) std::memcpy(tensor.raw_data(), data.data(), static_cast<size_t>(needed));
+  NpyHeader out;
+  out.dtype = type;
+  out.shape = std::move(shape);
+  out.data_offset = offset + header_len;
+  out.data_bytes = static_cast<size_t>(needed);
+  return out;
+}
+
+absl::StatusOr<Tensor> ParseNpyImpl(absl::string_view bytes) {
+  QAT_ASSIGN_OR_RETURN(NpyHeader h, ParseHeaderImpl(bytes));
+  QAT_ASSIGN_OR_RETURN(Tensor tensor, Tensor::Create(h.dtype, h.shape));
+  if (h.data_bytes > 0) std::memcpy(tensor.raw_data(), bytes.data() + h.data_offset, h.data_bytes);
   return tensor;
 }
 
 }  // namespace
+
+absl::StatusOr<NpyHeader> ParseNpyHeader(absl::string_view bytes) { return ParseHeaderImpl(bytes); }
 
 absl::StatusOr<Tensor> ParseNpy(absl::string_view bytes, const std::string& source) {
   absl::StatusOr<Tensor> tensor = ParseNpyImpl(bytes);

@@ -54,7 +54,8 @@ struct Calibrator::State {
   onnx::GraphProto graph;  // the original model's graph (for the weights)
   std::vector<std::string> activations, weights;
   std::map<std::string, int64_t> weight_axes;
-  std::string input;
+  std::string input;  // the single data input; empty for a multi-input model
+  std::vector<ValueInfo> inputs;
   std::unique_ptr<Executor> executor;
   std::map<std::string, std::unique_ptr<Observer>> observers;
   // Activations that are not float32, which have no observed range and no
@@ -122,11 +123,12 @@ absl::StatusOr<std::unique_ptr<Calibrator>> Calibrator::Create(
     s->weight_axes.emplace(n.input(1), WeightChannelAxis(n.op_type(), trans_b));
   }
   const std::vector<ValueInfo> inputs = model.inputs();
-  if (inputs.size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "calibration feeds one data input, but '", model.source(), "' has ", inputs.size()));
+  if (inputs.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("calibration feeds data inputs, but '", model.source(), "' has none"));
   }
-  s->input = inputs[0].name;
+  if (inputs.size() == 1) s->input = inputs[0].name;
+  s->inputs = inputs;
   // The observed activations as graph outputs, so that a run returns them.
   QAT_ASSIGN_OR_RETURN(Model exposed, model.WithOutputs(s->activations));
   ExecutorOptions exec;
@@ -140,9 +142,19 @@ absl::StatusOr<std::unique_ptr<Calibrator>> Calibrator::Create(
 }
 
 absl::Status Calibrator::Observe(const Tensor& batch) {
+  if (state_->input.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the model has ", state_->inputs.size(), " data inputs: observe a batch of named inputs"));
+  }
+  return Observe({{state_->input, batch}});
+}
+
+absl::Status Calibrator::Observe(const std::map<std::string, Tensor>& batch) {
   State& s = *state_;
-  QAT_ASSIGN_OR_RETURN(auto out, s.executor->Run({{s.input, batch}}));
-  const int64_t first = s.samples, last = s.samples + (batch.rank() > 0 ? batch.dim(0) : 1);
+  if (batch.empty()) return absl::InvalidArgumentError("a calibration batch needs its inputs");
+  QAT_ASSIGN_OR_RETURN(auto out, s.executor->Run(batch));
+  const Tensor& any = batch.begin()->second;
+  const int64_t first = s.samples, last = s.samples + (any.rank() > 0 ? any.dim(0) : 1);
   for (const std::string& t : s.activations) {
     const Tensor& v = out.at(t);
     if (v.dtype() != DataType::kFloat32) {
@@ -313,11 +325,13 @@ absl::StatusOr<CalibrationTable> CalibrateUnguarded(const Model& model, const Da
   const Shard shard = options.collective ? ShardOf(samples, options.collective->rank(),
                                                    options.collective->size())
                                          : Shard{0, samples};
-  Tensor x, y;
+  QAT_ASSIGN_OR_RETURN(const InputBinding binding, data.Bind(inputs, /*labels=*/false));
+  std::map<std::string, Tensor> batch;
   for (int64_t begin = shard.begin; begin < shard.end; begin += options.batch_size) {
     const int64_t end = std::min(shard.end, begin + options.batch_size);
-    data.Gather(absl::MakeConstSpan(order).subspan(begin, end - begin), &x, &y);
-    if (absl::Status s = calibrator->Observe(x); !s.ok()) {
+    QAT_RETURN_IF_ERROR(
+        data.Gather(absl::MakeConstSpan(order).subspan(begin, end - begin), binding, &batch));
+    if (absl::Status s = calibrator->Observe(batch); !s.ok()) {
       if (!batch_of_one) return s;
       // The graph fixes the batch somewhere (a Reshape to [1, ...], say).
       return absl::Status(s.code(), absl::StrCat(s.message(), "; '", model.source(),

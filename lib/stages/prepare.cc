@@ -8,6 +8,8 @@
 #include "graph/pass_pipeline.h"
 #include "passes/opset_upgrade.h"
 #include "passes/promote_constants.h"
+#include "absl/strings/str_cat.h"
+#include "qat/quantize.h"
 #include "qat/status_macros.h"
 #include "qat/training_artifacts.h"
 #include "stages/fuse_qdq_pairs.h"
@@ -41,6 +43,15 @@ absl::StatusOr<TrainingModels> PrepareModels(const Model& model, const PrepareOp
   }
   return training::BuildTrainingModelsFromProto(std::move(proto), model.source() + " (fused)",
                                                 options.graph);
+}
+
+absl::StatusOr<std::string> RecordedTeacher(const Model& model) {
+  for (const auto& entry : ModelAccess::Proto(model).metadata_props()) {
+    if (entry.key() == kSourceModelMetadataKey) return entry.value();
+  }
+  return absl::NotFoundError(absl::StrCat(
+      "'", model.source(), "' records no fp32 model it came from (",
+      kSourceModelMetadataKey, "); name the teacher"));
 }
 
 absl::StatusOr<PrepareSummary> Prepare(const Model& model, const std::string& folder,

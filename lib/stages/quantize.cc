@@ -1,5 +1,6 @@
 #include "qat/quantize.h"
 
+#include <filesystem>
 #include <memory>
 #include <set>
 
@@ -73,6 +74,18 @@ absl::StatusOr<Model> QuantizeModel(const Model& model, const CalibrationTable& 
   if (warnings != nullptr) {
     warnings->insert(warnings->end(), inline_control_flow.warnings().begin(),
                      inline_control_flow.warnings().end());
+  }
+  // The fp32 model this one came from: the default teacher for distillation.
+  std::error_code error;
+  if (std::filesystem::is_regular_file(model.source(), error)) {
+    const std::string path = std::filesystem::absolute(model.source(), error).string();
+    onnx::StringStringEntryProto* entry = nullptr;
+    for (auto& e : *proto->mutable_metadata_props()) {
+      if (e.key() == kSourceModelMetadataKey) entry = &e;
+    }
+    if (entry == nullptr) entry = proto->add_metadata_props();
+    entry->set_key(kSourceModelMetadataKey);
+    entry->set_value(path);
   }
   return ModelAccess::FromTransformedProto(std::move(proto), model.source() + " (quantized)");
 }

@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/model_internal.h"
 #include "qat/checkpoint.h"
 #include "qat/data_spec.h"
 #include "qat/status_macros.h"
@@ -131,6 +132,13 @@ absl::Status CheckAtLeast(const char* key, double value, double min) {
   return SettingError(absl::StrCat("--", key, " must be >= ", min, ", got ", value));
 }
 
+bool HasFakeQuant(const Model& model) {
+  for (const auto& n : ModelAccess::Proto(model).graph().node()) {
+    if (n.op_type() == "FakeQuant") return true;
+  }
+  return false;
+}
+
 absl::StatusOr<Run> Open(const std::string& folder, const TrainFolderOptions& given) {
   const std::string checkpoint_path = folder + "/" + kCheckpointFile;
   QAT_ASSIGN_OR_RETURN(TrainingModels models, LoadTrainingModels(folder));
@@ -173,6 +181,12 @@ absl::StatusOr<Run> Open(const std::string& folder, const TrainFolderOptions& gi
   }
 
   TrainSettings& t = run.settings;
+  // Fine-tuning a quantized model: 1e-4 with cosine decay, as a pair (a run
+  // that sets its own lr keeps the constant schedule unless it sets one).
+  if (!o.lr.has_value() && HasFakeQuant(run.models.training)) {
+    t.lr = kQuantizedFolderLr;
+    t.schedule = LrScheduleKind::kCosine;
+  }
   t.epochs = o.epochs.value_or(t.epochs);
   t.batch = o.batch.value_or(t.batch);
   t.optimizer = o.optimizer.value_or(t.optimizer);
@@ -365,7 +379,7 @@ absl::StatusOr<TrainFolderResult> TrainFolder(const std::string& folder,
                                               const TrainFolderHooks& hooks) {
   QAT_ASSIGN_OR_RETURN(Run run, Open(folder, options));
   if (run.settings.data.empty()) {
-    return SettingError("train needs --data DIR (IDX) or FEATURES.npy,LABELS.npy");
+    return SettingError("train needs --data DIR (IDX or .npy files), DATA.npz or FEATURES.npy[,LABELS.npy]");
   }
   DataSpecOptions spec;
   spec.split = "train";

@@ -29,6 +29,8 @@ struct Trainer::State {
   std::map<std::string, Tensor> outputs;
   TrainingProgress progress;
   std::string data_input;    // the model's (single) data input, if any
+  std::vector<ValueInfo> data_inputs;  // every data input, as datasets bind to them
+  bool needs_labels = false;           // the training model has a labels input
   // Learnable quantization parameters (LSQ): scales kept positive, zero
   // points fed rounded into their range.
   std::set<std::string> scales;
@@ -238,6 +240,10 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   state->loss_is_sum = LossIsSum(models.training);
   const std::vector<std::string> data = DataInputs(train.model, state->params, state->quant);
   if (data.size() == 1) state->data_input = data[0];
+  for (const ValueInfo& v : train.model.inputs()) {
+    if (std::find(data.begin(), data.end(), v.name) != data.end()) state->data_inputs.push_back(v);
+    if (v.name == kLabelsInput) state->needs_labels = true;
+  }
   // Classification: int64 labels and logits [N, C, ...] with a static C.
   for (const ValueInfo& v : train.model.inputs()) {
     if (v.name == kLabelsInput) state->classification = v.dtype == DataType::kInt64;
@@ -365,15 +371,31 @@ absl::StatusOr<std::map<std::string, Tensor>> Trainer::EvalStep(
   return outputs;
 }
 
+namespace {
+
+// Labels outside the classifier's range, named by the data's file.
+absl::Status CheckBatchLabels(const Dataset& data, const std::map<std::string, Tensor>& batch,
+                              int64_t classes) {
+  auto it = batch.find(kLabelsInput);
+  if (it == batch.end()) return absl::OkStatus();
+  absl::Status s = CheckLabels(it->second, classes);
+  if (s.ok()) return s;
+  return absl::Status(s.code(), absl::StrCat("'", data.source(), "': ", s.message()));
+}
+
+}  // namespace
+
 absl::Status Trainer::TrainEpochs(const Dataset& data, int64_t epochs,
                                   int64_t batch_size, const StepCallback& on_step) {
   State& s = *state_;
   if (batch_size <= 0) return absl::InvalidArgumentError("batch size must be > 0");
-  if (s.data_input.empty()) {
-    return absl::FailedPreconditionError(
-        "TrainEpochs needs a model with exactly one data input");
+  if (s.data_inputs.empty()) {
+    return absl::FailedPreconditionError("TrainEpochs needs a model with a data input");
   }
-  if (data.size() == 0) return absl::InvalidArgumentError("the dataset is empty");
+  if (data.size() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("the dataset '", data.source(), "' is empty"));
+  }
+  QAT_ASSIGN_OR_RETURN(const InputBinding binding, data.Bind(s.data_inputs, s.needs_labels));
   QAT_ASSIGN_OR_RETURN(const int64_t steps, StepsPerEpoch(data.size(), batch_size));
   const int ranks = s.collective ? s.collective->size() : 1;
   const int rank = s.collective ? s.collective->rank() : 0;
@@ -385,7 +407,7 @@ absl::Status Trainer::TrainEpochs(const Dataset& data, int64_t epochs,
   // The order of an epoch, made when its first batch is asked for.
   std::vector<int64_t> order;
   int64_t order_epoch = -1;
-  auto gather = [&](int64_t epoch, int64_t step, Tensor* x, Tensor* y) {
+  auto gather = [&](int64_t epoch, int64_t step, std::map<std::string, Tensor>* batch) {
     if (epoch != order_epoch) {
       order = EpochOrder(data.size(), s.progress.seed, epoch, s.options.shuffle);
       order_epoch = epoch;
@@ -394,11 +416,12 @@ absl::Status Trainer::TrainEpochs(const Dataset& data, int64_t epochs,
     const int64_t end = std::min(data.size(), begin + batch_size);
     // This rank's shard of the global batch (all of it in one process).
     const Shard shard = ShardOf(end - begin, rank, ranks);
-    data.Gather(absl::MakeConstSpan(order).subspan(begin + shard.begin, shard.end - shard.begin),
-                x, y);
-    return absl::OkStatus();
+    QAT_RETURN_IF_ERROR(data.Gather(
+        absl::MakeConstSpan(order).subspan(begin + shard.begin, shard.end - shard.begin),
+        binding, batch));
+    return CheckBatchLabels(data, *batch, s.num_classes);
   };
-  return TrainEpochs(gather, steps, epochs, on_step);
+  return RunEpochs(gather, steps, epochs, on_step);
 }
 
 absl::Status Trainer::TrainEpochs(const BatchSource& next, int64_t steps, int64_t epochs,
@@ -409,23 +432,33 @@ absl::Status Trainer::TrainEpochs(const BatchSource& next, int64_t steps, int64_
   }
   if (s.data_input.empty()) {
     return absl::FailedPreconditionError(
-        "TrainEpochs needs a model with exactly one data input");
+        "training on batches of features and labels needs a model with exactly one data input");
   }
-  Tensor x, y;
+  auto features_and_labels = [&](int64_t epoch, int64_t step,
+                                 std::map<std::string, Tensor>* batch) {
+    Tensor& x = (*batch)[s.data_input];
+    QAT_RETURN_IF_ERROR(next(epoch, step, &x, &(*batch)[kLabelsInput]));
+    if (x.num_elements() == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the batch of step ", step, " of epoch ", epoch, " is empty"));
+    }
+    return absl::OkStatus();
+  };
+  return RunEpochs(features_and_labels, steps, epochs, on_step);
+}
+
+absl::Status Trainer::RunEpochs(const NamedBatchSource& next, int64_t steps, int64_t epochs,
+                                const StepCallback& on_step) {
+  State& s = *state_;
+  std::map<std::string, Tensor> batch;
   while (s.progress.epoch < epochs) {
     while (s.progress.step_in_epoch < steps) {
-      QAT_RETURN_IF_ERROR(next(s.progress.epoch, s.progress.step_in_epoch, &x, &y));
-      if (x.num_elements() == 0 && !s.collective) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "the batch of step ", s.progress.step_in_epoch, " of epoch ", s.progress.epoch,
-            " is empty"));
-      }
+      QAT_RETURN_IF_ERROR(next(s.progress.epoch, s.progress.step_in_epoch, &batch));
       const float lr = s.options.schedule.At(s.progress.global_step);
       float loss = 0.0f;
       // A rank whose shard of a short last batch is empty still joins the
       // step's reductions.
-      if (x.num_elements() > 0) {
-        const std::map<std::string, Tensor> batch = {{s.data_input, x}, {kLabelsInput, y}};
+      if (!batch.empty() && BatchExamples(batch) > 0) {
         QAT_ASSIGN_OR_RETURN(loss, Step(&batch));
       } else {
         QAT_ASSIGN_OR_RETURN(loss, Step(nullptr));
@@ -445,28 +478,29 @@ absl::Status Trainer::TrainEpochs(const BatchSource& next, int64_t steps, int64_
 absl::StatusOr<EvalMetrics> Trainer::Evaluate(const Dataset& data, int64_t batch_size) {
   State& s = *state_;
   if (batch_size <= 0) return absl::InvalidArgumentError("batch size must be > 0");
-  if (s.data_input.empty()) {
-    return absl::FailedPreconditionError(
-        "Evaluate needs a model with exactly one data input");
+  if (s.data_inputs.empty()) {
+    return absl::FailedPreconditionError("Evaluate needs a model with a data input");
   }
+  QAT_ASSIGN_OR_RETURN(const InputBinding binding, data.Bind(s.data_inputs, s.needs_labels));
   EvalMetrics m;
   double loss_sum = 0.0;
   int64_t correct = 0;
   const std::vector<int64_t> order = EpochOrder(data.size(), 0, 0, false);
   const std::vector<ValueInfo> outs = s.eval->outputs();
   const std::string logits = outs.size() > 1 ? outs[1].name : "";
-  Tensor x, y;
+  std::map<std::string, Tensor> batch;
   for (int64_t begin = 0; begin < data.size(); begin += batch_size) {
     const int64_t end = std::min(data.size(), begin + batch_size);
-    data.Gather(absl::MakeConstSpan(order).subspan(begin, end - begin), &x, &y);
-    if (s.classification) QAT_RETURN_IF_ERROR(CheckLabels(y, s.num_classes));
-    QAT_ASSIGN_OR_RETURN(auto out, EvalStep({{s.data_input, x}, {kLabelsInput, y}}));
+    QAT_RETURN_IF_ERROR(
+        data.Gather(absl::MakeConstSpan(order).subspan(begin, end - begin), binding, &batch));
+    if (s.classification) QAT_RETURN_IF_ERROR(CheckBatchLabels(data, batch, s.num_classes));
+    QAT_ASSIGN_OR_RETURN(auto out, EvalStep(batch));
     const int64_t n = end - begin;
     // The eval loss is a mean over the batch (or a sum); weigh by examples.
     loss_sum += static_cast<double>(out.at(kLossOutput).values<float>()[0]) * n;
     if (s.classification && !logits.empty()) {
       const Tensor& z = out.at(logits);
-      correct += CountCorrect(z.data<float>(), n, z.dim(1), y.data<int64_t>());
+      correct += CountCorrect(z.data<float>(), n, z.dim(1), batch.at(kLabelsInput).data<int64_t>());
     }
   }
   m.examples = data.size();

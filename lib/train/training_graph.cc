@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <unordered_set>
 
@@ -14,6 +15,7 @@
 #include "graph/graph_index.h"
 #include "graph/pass_pipeline.h"
 #include "passes/add_loss.h"
+#include "passes/add_teacher.h"
 #include "passes/fold_shapes.h"
 #include "passes/gradient_builder.h"
 #include "passes/inline_control_flow.h"
@@ -51,12 +53,23 @@ absl::StatusOr<TrainingModels> BuildTrainingModelsFromProto(
   }
   passes::PassPipeline loss;
   loss.Add(std::make_unique<passes::InlineControlFlowPass>());  // before choosing parameters
-  loss.Add(std::make_unique<training::AddLossPass>(options.loss));
+  std::vector<std::string> frozen = options.frozen;
+  std::optional<ArenaModelProto> teacher;
+  if (options.teacher != nullptr) {
+    teacher.emplace(ModelAccess::CopyProto(*options.teacher));
+    loss.Add(std::make_unique<training::AddTeacherPass>(*teacher->get()));
+    // The teacher trains nothing (a pattern must match, so only when it has weights).
+    if ((*teacher)->graph().initializer_size() > 0) {
+      frozen.push_back(absl::StrCat(kTeacherPrefix, "*"));
+    }
+  }
+  loss.Add(std::make_unique<training::AddLossPass>(options.loss, options.teacher != nullptr));
   QAT_RETURN_IF_ERROR(loss.Run(eval.get()).status());
+  teacher.reset();
   QAT_ASSIGN_OR_RETURN(std::vector<std::string> params,
                        training::ChooseParameters(
                            eval->graph(), kLossOutput,
-                           {options.trainable, options.frozen, options.learn_quant_params}));
+                           {options.trainable, frozen, options.learn_quant_params}));
   eval->mutable_graph()->clear_value_info();  // inferred anew for the new graph
   QAT_ASSIGN_OR_RETURN(Model eval_model,
                        ModelAccess::FromProto(std::move(eval), source + " (eval)"));

@@ -187,7 +187,8 @@ typedef struct QatDatasetOptions {
 
 /* A data set named by a spec string, as `qat ... --data` takes it: an IDX
  * folder in MNIST's layout (the images shaped for `model`'s first input,
- * [N, 784] or [N, 1, 28, 28]), or "FEATURES.npy,LABELS.npy".  Errors:
+ * [N, 784] or [N, 1, 28, 28]), a folder of .npy files (one per model input,
+ * plus labels.npy), an .npz, "FEATURES.npy" or "FEATURES.npy,LABELS.npy".  Errors:
  * QAT_NOT_FOUND naming the missing file, QAT_INVALID_ARGUMENT naming the
  * file that does not parse or whose shapes do not match. */
 QAT_API QatStatus* qat_dataset_load(QatDataset** out, const char* spec, const QatModel* model,
@@ -197,6 +198,32 @@ QAT_API QatStatus* qat_dataset_load(QatDataset** out, const char* spec, const Qa
  * calibrate). */
 QAT_API QatStatus* qat_dataset_create(QatDataset** out, const QatTensor* features,
                                       const QatTensor* labels);
+/* One batch of named inputs, as a QatNamedBatchCallback fills it: inputs[i]
+ * feeds the model input names[i]; labels may be NULL.  The callback keeps
+ * owning the names and tensors (they must stay valid until its next call). */
+typedef struct QatNamedBatch {
+  uint32_t version;
+  size_t num_inputs;
+  const char* const* names;
+  const QatTensor* const* inputs;
+  const QatTensor* labels;
+} QatNamedBatch;
+#define QAT_NAMED_BATCH_VERSION 1
+#define QAT_NAMED_BATCH_INIT { QAT_NAMED_BATCH_VERSION, 0, NULL, NULL, NULL }
+/* Fills *batch (which libqat initialized with QAT_NAMED_BATCH_INIT) and
+ * returns 1, or returns 0 when done, or a negative number to abort (the
+ * call then fails with QAT_CANCELLED). */
+typedef int (*QatNamedBatchCallback)(void* user_data, QatNamedBatch* batch);
+/* A data set from every batch of a callback, copied into memory and
+ * concatenated along the first axis: named inputs (a multi-input model's,
+ * any types: int64 token ids, bool masks) and labels when every batch has
+ * them, for qat_calibrate, qat_train_folder and qat_evaluate (which feed
+ * each model input by name).  Every batch must name the same inputs, with
+ * the same types and trailing dimensions.  Errors: QAT_CANCELLED;
+ * QAT_INVALID_ARGUMENT naming the batch and the input that differs, an
+ * empty or repeated name, no batch at all. */
+QAT_API QatStatus* qat_dataset_from_callback(QatDataset** out, QatNamedBatchCallback next_batch,
+                                             void* user_data);
 /* The number of examples (-1 for a bad handle). */
 QAT_API int64_t qat_dataset_size(const QatDataset* data);
 QAT_API void qat_dataset_free(QatDataset* data);
