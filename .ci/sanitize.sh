@@ -35,4 +35,4 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 cd "$build_dir"
 ctest --output-on-failure -j "$(nproc)" \
-  -E '^(ort\.|consumer\.|real_models\.|torch\.|examples\.python|python\.|cli\.crash_safety|capi\.exported_symbols|CliTest\.HostileInputsExitWithAMessageNotASignal|BadInputCatalogue\.AllocationFailureIsAStatusAtEveryEntryPoint)'
+  -E '^(ort\.|mpi\.|consumer\.|real_models\.|torch\.|examples\.python|python\.|cli\.crash_safety|capi\.exported_symbols|CliTest\.HostileInputsExitWithAMessageNotASignal|BadInputCatalogue\.AllocationFailureIsAStatusAtEveryEntryPoint)'
