@@ -42,7 +42,9 @@ void Le(std::string* out, uint64_t v, int bytes) {
 // numpy-written archive covers).
 std::string Zip(const std::vector<std::pair<std::string, std::string>>& members, bool deflated) {
   std::string out, central;
-  for (const auto& [name, data] : members) {
+  for (const auto& member : members) {
+    const std::string& name = member.first;  // not a structured binding: the
+    const std::string& data = member.second;  // lambda below captures them
     std::string packed = data;
     if (deflated) {
       z_stream z{};
