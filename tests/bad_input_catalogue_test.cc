@@ -319,7 +319,7 @@ TEST(BadInputCatalogue, EmptyOrMissingDataNamesTheFile) {
   ASSERT_TRUE(WriteNpy(counts + "/b.npy", Tensor(DataType::kFloat32, {4, 4})).ok());
   ExpectError(LoadDataSpec(counts, *MakeMlp()).status(), absl::StatusCode::kInvalidArgument,
               "b.npy' has 4 examples");
-  Write(Temp("truncated.npz"), std::string("PK\x03\x04 not a whole zip", 24));
+  Write(Temp("truncated.npz"), std::string("PK\x03\x04 not a whole zip"));
   ExpectError(LoadDataSpec(Temp("truncated.npz"), *MakeMlp()).status(),
               absl::StatusCode::kInvalidArgument, "truncated.npz': not a readable .npz");
 }

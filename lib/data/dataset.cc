@@ -1,7 +1,7 @@
 #include "qat/dataset.h"
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -87,11 +87,16 @@ bool Converts(DataType from, DataType to) {
          (to == DataType::kFloat32 && from == DataType::kFloat64);
 }
 
+// Element by element through memcpy: a row of a mapped .npy, or of an .npz
+// member, need not be aligned for its type.
 template <typename From, typename To>
 void ConvertRow(const char* from, size_t count, char* to) {
-  const From* src = reinterpret_cast<const From*>(from);
-  To* dst = reinterpret_cast<To*>(to);
-  for (size_t i = 0; i < count; ++i) dst[i] = static_cast<To>(src[i]);
+  for (size_t i = 0; i < count; ++i) {
+    From v;
+    std::memcpy(&v, from + i * sizeof(From), sizeof(From));
+    const To w = static_cast<To>(v);
+    std::memcpy(to + i * sizeof(To), &w, sizeof(To));
+  }
 }
 
 void Convert(DataType from, const char* src, size_t count, DataType to, char* dst) {
@@ -100,15 +105,21 @@ void Convert(DataType from, const char* src, size_t count, DataType to, char* ds
     case DataType::kInt32: return ConvertRow<int32_t, int64_t>(src, count, dst);
     case DataType::kInt8: return ConvertRow<int8_t, int64_t>(src, count, dst);
     case DataType::kUInt8: return ConvertRow<uint8_t, int64_t>(src, count, dst);
-    default: return ConvertRow<bool, int64_t>(src, count, dst);
+    default:  // bool: any nonzero byte is true
+      for (size_t i = 0; i < count; ++i) {
+        const int64_t w = src[i] != 0 ? 1 : 0;
+        std::memcpy(dst + i * sizeof(int64_t), &w, sizeof(int64_t));
+      }
+      return;
   }
 }
 
 template <typename T>
 int64_t FirstNotFinite(const char* row, size_t count) {
-  const T* v = reinterpret_cast<const T*>(row);
   for (size_t i = 0; i < count; ++i) {
-    if (!std::isfinite(v[i])) return static_cast<int64_t>(i);
+    T v;  // memcpy: a mapped row need not be aligned
+    std::memcpy(&v, row + i * sizeof(T), sizeof(T));
+    if (!std::isfinite(v)) return static_cast<int64_t>(i);
   }
   return -1;
 }
