@@ -515,6 +515,34 @@ bool SameKind(const qat::Tensor& t, const qat::Tensor& first) {
          std::equal(t.shape().begin() + 1, t.shape().end(), first.shape().begin() + 1);
 }
 
+// Checks what a QatNamedBatchCallback filled for batch `b`: its version,
+// names and live tensors of rank >= 1.
+absl::Status CheckNamedBatch(const QatNamedBatch& batch, int64_t b) {
+  if (batch.version != QAT_NAMED_BATCH_VERSION || batch.num_inputs == 0 ||
+      batch.names == nullptr || batch.inputs == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "batch ", b, ": the callback gave no inputs (or a QatNamedBatch of another version)"));
+  }
+  for (size_t i = 0; i < batch.num_inputs; ++i) {
+    if (batch.names[i] == nullptr || batch.names[i][0] == '\0') {
+      return absl::InvalidArgumentError(absl::StrCat("batch ", b, ": input ", i, " has no name"));
+    }
+    const QatTensor* t = batch.inputs[i];
+    if (t == nullptr || !t->live()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("batch ", b, ": input '", batch.names[i], "' is not a tensor"));
+    }
+    if (t->tensor.rank() < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("batch ", b, ": input '", batch.names[i], "' is a scalar"));
+    }
+  }
+  if (batch.labels != nullptr && !batch.labels->live()) {
+    return absl::InvalidArgumentError(absl::StrCat("batch ", b, ": bad labels tensor"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 QatStatus* qat_dataset_from_callback(QatDataset** out, QatNamedBatchCallback next_batch,
@@ -531,11 +559,7 @@ QatStatus* qat_dataset_from_callback(QatDataset** out, QatNamedBatchCallback nex
     const int r = next_batch(user_data, &batch);
     if (r == 0) break;
     if (r < 0) return MakeStatus(QAT_CANCELLED, "the batch callback stopped reading the data");
-    if (batch.version != QAT_NAMED_BATCH_VERSION || batch.num_inputs == 0 ||
-        batch.names == nullptr || batch.inputs == nullptr) {
-      return Invalid(absl::StrCat("batch ", b, ": the callback gave no inputs (or a QatNamedBatch "
-                                  "of another version)"));
-    }
+    if (absl::Status s = CheckNamedBatch(batch, b); !s.ok()) return ToStatus(s);
     if (b > 0 && batch.num_inputs != names.size()) {
       return Invalid(absl::StrCat("batch ", b, " has ", batch.num_inputs, " inputs, batch 0 has ",
                                   names.size()));
@@ -544,13 +568,7 @@ QatStatus* qat_dataset_from_callback(QatDataset** out, QatNamedBatchCallback nex
       return Invalid(absl::StrCat("batch ", b, " differs from batch 0 in having labels"));
     }
     for (size_t i = 0; i < batch.num_inputs; ++i) {
-      if (batch.names[i] == nullptr || batch.names[i][0] == '\0') {
-        return Invalid(absl::StrCat("batch ", b, ": input ", i, " has no name"));
-      }
       const QatTensor* t = batch.inputs[i];
-      if (t == nullptr || !t->live()) {
-        return Invalid(absl::StrCat("batch ", b, ": input '", batch.names[i], "' is not a tensor"));
-      }
       if (b == 0) {
         if (std::find(names.begin(), names.end(), batch.names[i]) != names.end()) {
           return Invalid(absl::StrCat("batch 0 names the input '", batch.names[i], "' twice"));
@@ -561,13 +579,9 @@ QatStatus* qat_dataset_from_callback(QatDataset** out, QatNamedBatchCallback nex
         return Invalid(absl::StrCat("batch ", b, ": input ", i, " '", batch.names[i],
                                     "' differs from batch 0's (name, type or trailing shape)"));
       }
-      if (t->tensor.rank() < 1) {
-        return Invalid(absl::StrCat("batch ", b, ": input '", batch.names[i], "' is a scalar"));
-      }
       parts[i].push_back(t->tensor);
     }
     if (batch.labels != nullptr) {
-      if (!batch.labels->live()) return Invalid(absl::StrCat("batch ", b, ": bad labels tensor"));
       if (!labels.empty() && !SameKind(batch.labels->tensor, labels.front())) {
         return Invalid(absl::StrCat("batch ", b, ": labels differ from batch 0's"));
       }
@@ -774,6 +788,7 @@ QatStatus* qat_quantize(QatModel** out, const QatModel* model, const QatCalibrat
       q.node_overrides[o.node] = {o.keep_float, o.weight_bits, o.activation_bits};
     }
   }
+  if (options->version >= 3) q.block_size = options->block_size;  // came with version 3
   return WrapModel(out, qat::QuantizeModel(model->model, table->table, q));
   QAT_C_API_END
 }
@@ -787,6 +802,51 @@ static absl::StatusOr<qat::LossKind> ToLoss(QatLoss loss) {
     return absl::InvalidArgumentError(absl::StrCat("unknown loss ", static_cast<int>(loss)));
   }
   return losses[loss];
+}
+
+// Version 3 of QatPrepareOptions as the loss's DistillOptions: a term per
+// distilled output (every model output by default), then an mse term per
+// intermediate tensor.  The loss pass checks the values (temperature,
+// weights, names).
+static absl::StatusOr<qat::DistillOptions> ToDistillOptions(const QatPrepareOptions& o,
+                                                            const qat::Model& model) {
+  const qat::DistillKind kinds[] = {qat::DistillKind::kMse, qat::DistillKind::kKl,
+                                    qat::DistillKind::kCosine};
+  if (o.distill_kind < QAT_DISTILL_MSE || o.distill_kind > QAT_DISTILL_COSINE) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown distill_kind ", static_cast<int>(o.distill_kind)));
+  }
+  // distill_weights is read only beside named outputs: it has no count.
+  if (o.distill_weights != nullptr && (o.distill_outputs == nullptr || o.num_distill_outputs == 0)) {
+    return absl::InvalidArgumentError(
+        "distill_weights needs distill_outputs: one weight per named output");
+  }
+  std::vector<std::string> outputs;
+  for (size_t i = 0; o.distill_outputs != nullptr && i < o.num_distill_outputs; ++i) {
+    if (o.distill_outputs[i] == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("distill_outputs[", i, "] is NULL"));
+    }
+    outputs.emplace_back(o.distill_outputs[i]);
+  }
+  if (outputs.empty()) {
+    for (const qat::ValueInfo& v : model.outputs()) outputs.push_back(v.name);
+  }
+  qat::DistillOptions d;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    qat::DistillTerm term;
+    term.student = outputs[i];
+    term.kind = kinds[o.distill_kind];
+    term.temperature = o.temperature;
+    if (o.distill_weights != nullptr) term.weight = o.distill_weights[i];
+    d.terms.push_back(std::move(term));
+  }
+  for (std::string& t : Names(o.distill_tensors, o.num_distill_tensors)) {
+    qat::DistillTerm term;
+    term.student = std::move(t);
+    d.terms.push_back(std::move(term));
+  }
+  d.label_weight = o.label_weight;
+  return d;
 }
 
 QatStatus* qat_prepare(const QatModel* model, const char* folder,
@@ -810,6 +870,23 @@ QatStatus* qat_prepare(const QatModel* model, const char* folder,
   p.graph.observe_quant_params = options->quant_params == QAT_QUANT_PARAMS_OBSERVE;
   p.graph.frozen = Names(options->frozen, options->num_frozen);
   if (options->version >= 2) p.graph.trainable = Names(options->trainable, options->num_trainable);
+  std::optional<qat::Model> recorded_teacher;
+  if (options->version >= 3 && (options->teacher != nullptr || options->distill)) {
+    if (options->teacher != nullptr) {
+      QAT_CHECK_HANDLE(options->teacher, "options->teacher");
+      p.graph.teacher = &options->teacher->model;
+    } else {
+      auto path = qat::RecordedTeacher(model->model);
+      if (!path.ok()) return ToStatus(path.status());
+      auto loaded = qat::Model::Load(*path);
+      if (!loaded.ok()) return ToStatus(loaded.status());
+      recorded_teacher = *std::move(loaded);
+      p.graph.teacher = &*recorded_teacher;
+    }
+    auto distill = ToDistillOptions(*options, model->model);
+    if (!distill.ok()) return ToStatus(distill.status());
+    p.graph.loss.distill = *std::move(distill);
+  }
   auto summary = qat::Prepare(model->model, folder, p);
   return summary.ok() ? nullptr : ToStatus(summary.status());
   QAT_C_API_END
@@ -1013,7 +1090,10 @@ QatStatus* qat_train_folder_callback(QatTrainResult* result, const char* folder,
 
 static qat::ExportOptions ToExportOptions(const QatExportOptions* options) {
   qat::ExportOptions e;
-  if (options != nullptr) e.keep_float_weights = options->keep_float_weights;
+  if (options != nullptr) {
+    e.keep_float_weights = options->keep_float_weights;
+    if (options->version >= 2) e.opset = options->opset;  // came with version 2
+  }
   return e;
 }
 
@@ -1040,13 +1120,16 @@ QatStatus* qat_export_folder_to_file(const char* folder, const char* path,
   QAT_C_API_END
 }
 
-QatStatus* qat_evaluate(QatEvalReport* report, const QatModel* model, const QatDataset* data,
-                        const QatEvaluateOptions* options) {
-  QAT_C_API_BEGIN
+// What qat_evaluate and qat_evaluate_callback share: the report's, the
+// model's and the options' checks, and the report filled from what
+// `evaluate` returns.
+static QatStatus* EvaluateCall(
+    QatEvalReport* report, const QatModel* model, const QatEvaluateOptions* options,
+    const std::function<absl::StatusOr<qat::EvalReport>(const qat::EvaluateOptions&)>&
+        evaluate) {
   QAT_CHECK_PTR(report, "report");
   QAT_CHECK_OPTIONS(report, QAT_EVAL_REPORT_VERSION, "QatEvalReport");
   QAT_CHECK_HANDLE(model, "model");
-  QAT_CHECK_HANDLE(data, "data");
   QAT_CHECK_OPTIONS(options, QAT_EVALUATE_OPTIONS_VERSION, "QatEvaluateOptions");
   qat::EvaluateOptions e;
   if (options != nullptr) {
@@ -1058,7 +1141,7 @@ QatStatus* qat_evaluate(QatEvalReport* report, const QatModel* model, const QatD
     if (options->input != nullptr) e.input = options->input;
     if (options->output != nullptr) e.output = options->output;
   }
-  auto r = qat::Evaluate(model->model, data->data, e);
+  const absl::StatusOr<qat::EvalReport> r = evaluate(e);
   if (!r.ok()) return ToStatus(r.status());
   report->examples = r->examples;
   report->correct = r->correct;
@@ -1066,6 +1149,55 @@ QatStatus* qat_evaluate(QatEvalReport* report, const QatModel* model, const QatD
   report->mean_loss = r->mean_loss;
   report->seconds = r->seconds;
   return nullptr;
+}
+
+QatStatus* qat_evaluate(QatEvalReport* report, const QatModel* model, const QatDataset* data,
+                        const QatEvaluateOptions* options) {
+  QAT_C_API_BEGIN
+  QAT_CHECK_HANDLE(data, "data");
+  return EvaluateCall(report, model, options, [&](const qat::EvaluateOptions& e) {
+    return qat::Evaluate(model->model, data->data, e);
+  });
+  QAT_C_API_END
+}
+
+QatStatus* qat_evaluate_callback(QatEvalReport* report, const QatModel* model,
+                                 QatNamedBatchCallback next_batch, void* user_data,
+                                 const QatEvaluateOptions* options) {
+  QAT_C_API_BEGIN
+  QAT_CHECK_PTR(next_batch, "next_batch");
+  int64_t b = 0;
+  auto next = [&]() -> absl::StatusOr<std::optional<qat::Dataset>> {
+    QatNamedBatch batch = QAT_NAMED_BATCH_INIT;
+    const int r = next_batch(user_data, &batch);
+    if (r == 0) {
+      if (b == 0) return absl::InvalidArgumentError("the batch callback gave no batch");
+      return std::nullopt;
+    }
+    if (r < 0) {
+      return absl::CancelledError(
+          absl::StrCat("the batch callback stopped the evaluation at batch ", b));
+    }
+    QAT_RETURN_IF_ERROR(CheckNamedBatch(batch, b));
+    if (batch.labels == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("batch ", b, " has no labels: accuracy needs them"));
+    }
+    std::vector<std::pair<std::string, qat::Tensor>> inputs;
+    for (size_t i = 0; i < batch.num_inputs; ++i) {
+      inputs.emplace_back(batch.names[i], batch.inputs[i]->tensor);
+    }
+    auto part = qat::Dataset::FromInputs(std::move(inputs), batch.labels->tensor);
+    if (!part.ok()) {
+      return absl::Status(part.status().code(),
+                          absl::StrCat("batch ", b, ": ", part.status().message()));
+    }
+    ++b;
+    return std::optional<qat::Dataset>(*std::move(part));
+  };
+  return EvaluateCall(report, model, options, [&](const qat::EvaluateOptions& e) {
+    return qat::EvaluateBatches(model->model, next, e);
+  });
   QAT_C_API_END
 }
 

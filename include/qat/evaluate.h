@@ -29,6 +29,8 @@
 #define QAT_EVALUATE_H_
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,6 +63,19 @@ struct EvalReport {
 
 QAT_API absl::StatusOr<EvalReport> Evaluate(const Model& model, const Dataset& data,
                                             const EvaluateOptions& options = {});
+
+// The same over data that arrives in parts (the C ABI's batch callback, a
+// Python iterable): `next` gives each part as a labelled Dataset, or
+// nullopt when there are no more, and each part is scored as it comes, in
+// batches of batch_size (a fixed batch dimension drops each part's
+// leftover), so the parts never have to fit in memory together.  Every
+// example counts as in Evaluate, in the parts' order: parts that
+// concatenate to `data`, each a multiple of batch_size long but for the
+// last, give Evaluate(model, data)'s report.  An error from `next` stops
+// the evaluation and is returned.
+using EvalBatchSource = std::function<absl::StatusOr<std::optional<Dataset>>()>;
+QAT_API absl::StatusOr<EvalReport> EvaluateBatches(const Model& model, const EvalBatchSource& next,
+                                                   const EvaluateOptions& options = {});
 
 // Metrics for any model, per float output, over the whole data set (every
 // input fed by name, Dataset::Bind):

@@ -36,96 +36,142 @@ std::string EvalReport::ToJson() const {
                          seconds > 0 ? static_cast<double>(examples) / seconds : 0.0);
 }
 
+namespace {
+
+// What Evaluate and EvaluateBatches share: the model's input, output and
+// executor, checked once; then each data set is scored in order.
+class Scorer {
+ public:
+  static absl::StatusOr<Scorer> Create(const Model& model, const EvaluateOptions& options) {
+    if (options.batch_size < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the evaluation batch size must be >= 1, got ", options.batch_size));
+    }
+    Scorer s;
+    s.source_ = model.source();
+    const std::vector<ValueInfo> inputs = model.inputs();
+    const std::vector<ValueInfo> outputs = model.outputs();
+    const ValueInfo* input = nullptr;
+    if (options.input.empty()) {
+      if (!inputs.empty()) input = &inputs[0];  // every input is fed; this one sets the batch
+    } else {
+      for (const ValueInfo& v : inputs) {
+        if (v.name == options.input) input = &v;
+      }
+    }
+    if (input == nullptr) {
+      return absl::InvalidArgumentError(
+          options.input.empty()
+              ? absl::StrCat("evaluation needs a model with an input; '", model.source(),
+                             "' has none")
+              : absl::StrCat("'", model.source(), "' has no input '", options.input, "'"));
+    }
+    s.output_ = options.output;
+    if (s.output_.empty()) {
+      if (outputs.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat("'", model.source(), "' has no outputs"));
+      }
+      s.output_ = outputs[0].name;
+    }
+    ExecutorOptions exec_options;
+    exec_options.num_threads = options.num_threads;
+    QAT_ASSIGN_OR_RETURN(s.executor_, Executor::Create(model, exec_options));
+    // A model with a fixed batch size gets batches of that size; the examples
+    // left over at the end are then not evaluated.
+    s.fixed_batch_ = !input->shape.empty() && input->shape[0] > 0;
+    s.batch_ = s.fixed_batch_ ? input->shape[0] : options.batch_size;
+    s.fed_ = options.input.empty() ? inputs : std::vector<ValueInfo>{*input};
+    return s;
+  }
+
+  // Scores every example of `data` (in batches of the batch size).
+  absl::Status Add(const Dataset& data) {
+    if (!data.has_labels()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "accuracy needs labels, and '", data.source(), "' has none (labels.npy)"));
+    }
+    if (data.labels().dtype() != DataType::kInt64) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "evaluation needs int64 class labels, got ", DataTypeName(data.labels().dtype())));
+    }
+    const int64_t total = data.size();
+    total_ += total;
+    const int64_t* labels = data.labels().data<int64_t>();
+    QAT_ASSIGN_OR_RETURN(const InputBinding binding, data.Bind(fed_, /*labels=*/false));
+    for (int64_t start = 0; start < total && (!fixed_batch_ || batch_ <= total - start);
+         start += batch_) {
+      const int64_t n = std::min(batch_, total - start);
+      indices_.resize(static_cast<size_t>(n));
+      std::iota(indices_.begin(), indices_.end(), start);
+      QAT_RETURN_IF_ERROR(data.Gather(indices_, binding, &features_));
+      const auto begin = std::chrono::steady_clock::now();
+      QAT_ASSIGN_OR_RETURN(auto out, executor_->Run(features_));
+      report_.seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+      auto it = out.find(output_);
+      if (it == out.end()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("'", source_, "' has no output '", output_, "'"));
+      }
+      const Tensor& scores = it->second;
+      if (scores.dtype() != DataType::kFloat32 || scores.rank() != 2 || scores.dim(0) != n) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "the model's output '", output_, "' must be float32 [N, classes], got ",
+            DataTypeName(scores.dtype()), " ", ShapeToString(scores.shape())));
+      }
+      const int64_t classes = scores.dim(1);
+      report_.correct += CountCorrect(scores.data<float>(), n, classes, labels + start);
+      for (int64_t i = 0; i < n; ++i) {
+        loss_sum_ += CrossEntropy(scores.data<float>() + i * classes, classes, labels[start + i]);
+      }
+      report_.examples += n;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<EvalReport> Finish() const {
+    if (report_.examples == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "no examples were evaluated (", total_, " in the data set, batch ", batch_, ")"));
+    }
+    EvalReport r = report_;
+    r.accuracy = static_cast<double>(r.correct) / static_cast<double>(r.examples);
+    r.mean_loss = loss_sum_ / static_cast<double>(r.examples);
+    return r;
+  }
+
+ private:
+  Scorer() = default;
+  std::string source_, output_;
+  std::unique_ptr<Executor> executor_;
+  bool fixed_batch_ = false;
+  int64_t batch_ = 0;
+  std::vector<ValueInfo> fed_;
+  EvalReport report_;
+  double loss_sum_ = 0.0;
+  int64_t total_ = 0;
+  std::map<std::string, Tensor> features_;
+  std::vector<int64_t> indices_;
+};
+
+}  // namespace
+
 absl::StatusOr<EvalReport> Evaluate(const Model& model, const Dataset& data,
                                     const EvaluateOptions& options) {
-  if (options.batch_size < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the evaluation batch size must be >= 1, got ", options.batch_size));
-  }
-  if (!data.has_labels()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "accuracy needs labels, and '", data.source(), "' has none (labels.npy)"));
-  }
-  if (data.labels().dtype() != DataType::kInt64) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "evaluation needs int64 class labels, got ", DataTypeName(data.labels().dtype())));
-  }
-  const std::vector<ValueInfo> inputs = model.inputs();
-  const std::vector<ValueInfo> outputs = model.outputs();
-  const ValueInfo* input = nullptr;
-  if (options.input.empty()) {
-    if (!inputs.empty()) input = &inputs[0];  // every input is fed; this one sets the batch
-  } else {
-    for (const ValueInfo& v : inputs) {
-      if (v.name == options.input) input = &v;
-    }
-  }
-  if (input == nullptr) {
-    return absl::InvalidArgumentError(
-        options.input.empty()
-            ? absl::StrCat("evaluation needs a model with an input; '", model.source(),
-                           "' has none")
-            : absl::StrCat("'", model.source(), "' has no input '", options.input, "'"));
-  }
-  std::string output = options.output;
-  if (output.empty()) {
-    if (outputs.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("'", model.source(), "' has no outputs"));
-    }
-    output = outputs[0].name;
-  }
-  ExecutorOptions exec_options;
-  exec_options.num_threads = options.num_threads;
-  QAT_ASSIGN_OR_RETURN(auto executor, Executor::Create(model, exec_options));
+  QAT_ASSIGN_OR_RETURN(Scorer scorer, Scorer::Create(model, options));
+  QAT_RETURN_IF_ERROR(scorer.Add(data));
+  return scorer.Finish();
+}
 
-  // A model with a fixed batch size gets batches of that size; the examples
-  // left over at the end are then not evaluated.
-  const bool fixed_batch = !input->shape.empty() && input->shape[0] > 0;
-  const int64_t batch = fixed_batch ? input->shape[0] : options.batch_size;
-  const int64_t total = data.size();
-  const int64_t* labels = data.labels().data<int64_t>();
-  const std::vector<ValueInfo> fed =
-      options.input.empty() ? inputs : std::vector<ValueInfo>{*input};
-  QAT_ASSIGN_OR_RETURN(const InputBinding binding, data.Bind(fed, /*labels=*/false));
-  EvalReport report;
-  double loss_sum = 0.0;
-  std::map<std::string, Tensor> features;
-  std::vector<int64_t> indices;
-  for (int64_t start = 0; start < total && (!fixed_batch || batch <= total - start);
-       start += batch) {
-    const int64_t n = std::min(batch, total - start);
-    indices.resize(static_cast<size_t>(n));
-    std::iota(indices.begin(), indices.end(), start);
-    QAT_RETURN_IF_ERROR(data.Gather(indices, binding, &features));
-    const auto begin = std::chrono::steady_clock::now();
-    QAT_ASSIGN_OR_RETURN(auto out, executor->Run(features));
-    report.seconds +=
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-    auto it = out.find(output);
-    if (it == out.end()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("'", model.source(), "' has no output '", output, "'"));
-    }
-    const Tensor& scores = it->second;
-    if (scores.dtype() != DataType::kFloat32 || scores.rank() != 2 || scores.dim(0) != n) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the model's output '", output, "' must be float32 [N, classes], got ",
-          DataTypeName(scores.dtype()), " ", ShapeToString(scores.shape())));
-    }
-    const int64_t classes = scores.dim(1);
-    report.correct += CountCorrect(scores.data<float>(), n, classes, labels + start);
-    for (int64_t i = 0; i < n; ++i) {
-      loss_sum += CrossEntropy(scores.data<float>() + i * classes, classes, labels[start + i]);
-    }
-    report.examples += n;
+absl::StatusOr<EvalReport> EvaluateBatches(const Model& model, const EvalBatchSource& next,
+                                           const EvaluateOptions& options) {
+  QAT_ASSIGN_OR_RETURN(Scorer scorer, Scorer::Create(model, options));
+  for (;;) {
+    QAT_ASSIGN_OR_RETURN(std::optional<Dataset> part, next());
+    if (!part.has_value()) break;
+    QAT_RETURN_IF_ERROR(scorer.Add(*part));
   }
-  if (report.examples == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "no examples were evaluated (", total, " in the data set, batch ", batch, ")"));
-  }
-  report.accuracy = static_cast<double>(report.correct) / static_cast<double>(report.examples);
-  report.mean_loss = loss_sum / static_cast<double>(report.examples);
-  return report;
+  return scorer.Finish();
 }
 
 namespace {

@@ -126,7 +126,10 @@ def _readme_example():
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
-def test_the_readme_example_runs_as_written(fmnist, node_ort, tmp_path):
+def test_the_readme_example_runs_as_written(fmnist, node_ort, qat_cli, tmp_path):
+    """README.md's example, as written: its int8 export's accuracy in ONNX
+    Runtime equals the one it prints, and `qat` with the same settings
+    reports that accuracy too."""
     code = _readme_example()
     assert len(code.strip().splitlines()) <= 16
     r = subprocess.run([os.sys.executable, "-c", code], capture_output=True, text=True,
@@ -143,3 +146,23 @@ def test_the_readme_example_runs_as_written(fmnist, node_ort, tmp_path):
     assert paths, "the example writes an int8.onnx"
     ort = _ort_accuracy(node_ort, paths[0], fmnist, images)
     assert round(ort["accuracy"], 4) == round(accuracy, 4), (ort, r.stdout)
+
+    # The same settings through the CLI (the README's calls, flag for flag).
+    cli = tmp_path / "cli"
+    cli.mkdir()
+    _cli(qat_cli, "zoo", "mlp", "-o", cli / "mlp.onnx")
+    _cli(qat_cli, "prepare", cli / "mlp.onnx", "-o", cli / "fp32")
+    _cli(qat_cli, "train", cli / "fp32", "--data", fmnist, "--epochs", 1, "--lr", "1e-3",
+         "--limit", 10000, "--seed", 0)
+    _cli(qat_cli, "export", cli / "fp32", "-o", cli / "fp32.onnx")
+    _cli(qat_cli, "calibrate", cli / "fp32.onnx", "--data", fmnist, "--method", "percentile",
+         "--samples", 1000, "-o", cli / "table.json")
+    _cli(qat_cli, "quantize", cli / "fp32.onnx", "--table", cli / "table.json", "-o",
+         cli / "qdq.onnx")
+    _cli(qat_cli, "prepare", cli / "qdq.onnx", "-o", cli / "qat")
+    _cli(qat_cli, "train", cli / "qat", "--data", fmnist, "--epochs", 1, "--lr", "1e-4",
+         "--limit", 10000, "--seed", 0)
+    _cli(qat_cli, "export", cli / "qat", "-o", cli / "int8.onnx")
+    cli_eval = json.loads(_cli(qat_cli, "eval", cli / "int8.onnx", "--data", fmnist,
+                               "--limit", images).strip().splitlines()[-1])
+    assert cli_eval["accuracy"] == round(accuracy, 4), (cli_eval, r.stdout)

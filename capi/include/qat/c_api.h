@@ -314,11 +314,16 @@ typedef struct QatQuantizeOptions {
   QatRangeMode activation_range;
   const QatNodeOverride* node_overrides; /* may be NULL */
   size_t num_node_overrides;
+  /* Version 3 (issue 18): > 0 quantizes the 4-bit weights of MatMul and
+   * Gemm per block of this many along the reduction axis (`qat quantize
+   * --block-size`; the model is raised to opset 21); needs weight_bits 4.
+   * 0: per tensor or per channel. */
+  int64_t block_size;
 } QatQuantizeOptions;
-#define QAT_QUANTIZE_OPTIONS_VERSION 2
+#define QAT_QUANTIZE_OPTIONS_VERSION 3
 #define QAT_QUANTIZE_OPTIONS_INIT                                                  \
   { QAT_QUANTIZE_OPTIONS_VERSION, 8, QAT_UINT8, false, false, false, NULL, 0, 8, \
-    false, false, QAT_RANGE_AUTO, QAT_RANGE_AUTO, NULL, 0 }
+    false, false, QAT_RANGE_AUTO, QAT_RANGE_AUTO, NULL, 0, 0 }
 
 QAT_API QatStatus* qat_quantize(QatModel** out, const QatModel* model,
                                 const QatCalibrationTable* table,
@@ -346,6 +351,14 @@ typedef enum QatQuantParams {
   QAT_QUANT_PARAMS_OBSERVE = 2 /* moving-average min/max of what training sees */
 } QatQuantParams;
 
+/* The distillation losses (qat/loss.h): mse, KL divergence of the
+ * softmaxes at a temperature (classes on the last axis), 1 - cosine. */
+typedef enum QatDistillKind {
+  QAT_DISTILL_MSE = 0,
+  QAT_DISTILL_KL = 1,
+  QAT_DISTILL_COSINE = 2
+} QatDistillKind;
+
 typedef struct QatPrepareOptions {
   uint32_t version;
   QatLoss loss;
@@ -356,10 +369,26 @@ typedef struct QatPrepareOptions {
    * (scalars included when named); may be NULL.  Frozen wins. */
   const char* const* trainable;
   size_t num_trainable;
+  /* Version 3: distillation, as `qat prepare --teacher/--distill`.  On when
+   * `teacher` is set, or `distill` is true (the teacher is then the fp32
+   * model that quantize recorded: QAT_NOT_FOUND when it recorded none).  The
+   * teacher's graph joins the training graph (frozen) and the loss compares
+   * the student's tensors with its; no labels unless label_weight > 0. */
+  const QatModel* teacher;            /* read during the call only */
+  bool distill;
+  QatDistillKind distill_kind;        /* for every distilled output */
+  float temperature;                  /* > 0; KL only */
+  const char* const* distill_outputs; /* NULL: every model output */
+  size_t num_distill_outputs;
+  const float* distill_weights;       /* num_distill_outputs weights (>= 0); NULL: 1 */
+  const char* const* distill_tensors; /* intermediate tensors, mse, weight 1; may be NULL */
+  size_t num_distill_tensors;
+  float label_weight;                 /* > 0: adds label_weight x the labelled `loss` */
 } QatPrepareOptions;
-#define QAT_PREPARE_OPTIONS_VERSION 2
-#define QAT_PREPARE_OPTIONS_INIT \
-  { QAT_PREPARE_OPTIONS_VERSION, QAT_LOSS_CROSS_ENTROPY, QAT_QUANT_PARAMS_FIXED, NULL, 0, NULL, 0 }
+#define QAT_PREPARE_OPTIONS_VERSION 3
+#define QAT_PREPARE_OPTIONS_INIT                                                        \
+  { QAT_PREPARE_OPTIONS_VERSION, QAT_LOSS_CROSS_ENTROPY, QAT_QUANT_PARAMS_FIXED, NULL, 0, \
+    NULL, 0, NULL, false, QAT_DISTILL_MSE, 1.0f, NULL, 0, NULL, NULL, 0, 0.0f }
 
 /* The prepare stage: fuses QDQ pairs into FakeQuant (a float model trains
  * as it is), adds the loss and the gradients, and writes `folder` (created
@@ -503,9 +532,14 @@ QAT_API QatStatus* qat_train_folder_callback(QatTrainResult* result, const char*
 typedef struct QatExportOptions {
   uint32_t version;
   bool keep_float_weights; /* weights stay float behind their QDQ pair */
+  /* Version 2 (issue 18): the default-domain opset of the export, as `qat
+   * export --opset`: 13, or 21 (packed INT4 weights behind
+   * DequantizeLinear-21, blocks as its block_size); 0 picks 21 when a weight
+   * is 4-bit or block-wise, else 13. */
+  int opset;
 } QatExportOptions;
-#define QAT_EXPORT_OPTIONS_VERSION 1
-#define QAT_EXPORT_OPTIONS_INIT { QAT_EXPORT_OPTIONS_VERSION, false }
+#define QAT_EXPORT_OPTIONS_VERSION 2
+#define QAT_EXPORT_OPTIONS_INIT { QAT_EXPORT_OPTIONS_VERSION, false, 0 }
 
 /* The export stage: the folder's eval model with its checkpoint's
  * parameters, as the inference model (int8 QDQ when it was quantized).
@@ -546,6 +580,18 @@ typedef struct QatEvalReport {
  * not int64. */
 QAT_API QatStatus* qat_evaluate(QatEvalReport* report, const QatModel* model,
                                 const QatDataset* data, const QatEvaluateOptions* options);
+/* Added in 0.2.x (additive; look the symbol up to detect it): the same over
+ * the batches of a callback (QatNamedBatch, labels required), each scored as
+ * it comes and not kept, so the data never has to fit in memory.  Each batch
+ * is evaluated in pieces of batch_size; batches that concatenate to a data
+ * set give qat_evaluate's report on it when each but the last is a multiple
+ * of batch_size long.  The callback runs on the calling thread.  Errors: as
+ * qat_evaluate's; QAT_INVALID_ARGUMENT naming the batch that is malformed
+ * or has no labels, or for no batch at all; QAT_CANCELLED when the callback
+ * returns a negative number. */
+QAT_API QatStatus* qat_evaluate_callback(QatEvalReport* report, const QatModel* model,
+                                         QatNamedBatchCallback next_batch, void* user_data,
+                                         const QatEvaluateOptions* options);
 
 /* ---- Trainer: training step by step, in memory ----------------------------
  * For callers that feed their own batches; the folder stages above are the

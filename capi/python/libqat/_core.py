@@ -195,6 +195,20 @@ class Dataset(_Handle):
         return cls(out)
 
     @classmethod
+    def from_batches(cls, batches):
+        """A data set of every batch of an iterable, copied into libqat and
+        concatenated (qat_dataset_from_callback): dicts of named numpy
+        arrays, one per model input (int64 token ids, bool masks: any C ABI
+        type), with "labels" in every batch or in none.  An exception
+        raised by the iterable propagates with its traceback."""
+        stored = _Stored()
+        feeder = NamedBatches(iter(batches), stored, "data")
+        out = _ffi.P()
+        call_with_callbacks(stored, _ffi.lib().qat_dataset_from_callback, C.byref(out),
+                            _ffi.NamedBatchCallback(feeder), None)
+        return cls(out)
+
+    @classmethod
     def from_arrays(cls, features, labels=None):
         x = Tensor(features, "features")
         y = Tensor(labels, "labels") if labels is not None else None
@@ -210,23 +224,85 @@ class Dataset(_Handle):
 LABELS = "labels"
 
 
-def split_batch(batch, what="a batch"):
-    """(features, labels or None) of one batch: a dict of arrays with the
-    model's one data input and optionally "labels", an (x, y) pair, or an
-    array of features alone."""
+# The name of the one input of an (x, y) pair or a bare array: it feeds a
+# single-input model whatever the model calls its input (Dataset::Bind).
+UNNAMED = "input"
+
+
+def batch_parts(batch, what="a batch"):
+    """({input name: array}, labels or None) of one batch: a dict of arrays
+    (one per model input, optionally "labels"), an (x, y) pair, or an array
+    of features alone."""
     if isinstance(batch, dict):
-        features = [k for k in batch if k != LABELS]
-        if len(features) != 1:
-            raise ValueError(
-                f"{what} has inputs {sorted(features)}: the C ABI feeds one data input "
-                "(and \"labels\"); multi-input batches need a newer libqat")
-        return batch[features[0]], batch.get(LABELS)
+        inputs = {k: v for k, v in batch.items() if k != LABELS}
+        if not inputs:
+            raise ValueError(f"{what} has no inputs, only {sorted(batch)}")
+        return inputs, batch.get(LABELS)
     if isinstance(batch, tuple) and len(batch) == 2:
-        return batch
+        return {UNNAMED: batch[0]}, batch[1]
     if isinstance(batch, np.ndarray):
-        return batch, None
+        return {UNNAMED: batch}, None
     raise TypeError(f"{what} is a {type(batch).__name__}; expected a dict of numpy arrays "
                     "({name: x, \"labels\": y}), an (x, y) tuple or an array")
+
+
+def is_multi_input(batch):
+    return isinstance(batch, dict) and sum(1 for k in batch if k != LABELS) > 1
+
+
+def split_batch(batch, what="a batch"):
+    """(features, labels or None) of a batch of one input (the calls that
+    feed a single data input)."""
+    inputs, labels = batch_parts(batch, what)
+    if len(inputs) != 1:
+        raise ValueError(f"{what} has inputs {sorted(inputs)}; this call feeds a model's one "
+                         "data input (multi-input batches go to calibrate, fit and eval)")
+    return next(iter(inputs.values())), labels
+
+
+class NamedBatches:
+    """A QatNamedBatchCallback over an iterator of batches (batch_parts's
+    forms).  The tensors of a batch live until the next call; an exception
+    (the iterator's, or a batch that does not convert) is stored for the
+    caller to re-raise and aborts the C call.  need_labels: a batch without
+    "labels" is a ValueError."""
+
+    def __init__(self, iterator, stored, what, need_labels=False):
+        self._it = iterator
+        self._stored = stored
+        self._what = what
+        self._need_labels = need_labels
+        self._index = 0
+        self._kept = None
+
+    def __call__(self, _, out):
+        try:
+            item = next(self._it)
+        except StopIteration:
+            return 0
+        except BaseException as e:  # the caller's error, re-raised after the call
+            self._stored.hold(e)
+            return -1
+        try:
+            what = f"{self._what} batch {self._index}"
+            inputs, labels = batch_parts(item, what)
+            if labels is None and self._need_labels:
+                raise ValueError(f"{what} has no \"labels\"")
+            tensors = [Tensor(v, f"{what}: input '{k}'") for k, v in inputs.items()]
+            names, n = _ffi.strings(inputs.keys())
+            handles = (_ffi.P * n)(*[t.handle for t in tensors])
+            label_tensor = Tensor(labels, f"{what}: labels") if labels is not None else None
+        except BaseException as e:
+            self._stored.hold(e)
+            return -1
+        self._kept = (tensors, names, handles, label_tensor)
+        self._index += 1
+        batch = out.contents
+        batch.num_inputs = n
+        batch.names = names
+        batch.inputs = handles
+        batch.labels = label_tensor.handle if label_tensor is not None else None
+        return 1
 
 
 def is_spec(data):

@@ -34,32 +34,46 @@ def _versioned(cls, version, **defaults):
 class CalibrateOptions(C.Structure):
     _fields_ = [("version", C.c_uint32), ("method", C.c_int), ("per_channel_weights", C.c_bool),
                 ("symmetric_activations", C.c_bool), ("batch_size", C.c_int64),
-                ("num_threads", C.c_int), ("max_samples", C.c_int64)]
+                ("num_threads", C.c_int), ("max_samples", C.c_int64),
+                ("weight_bits", C.c_int), ("activation_bits", C.c_int)]
 
     @classmethod
     def init(cls):
-        return _versioned(cls, 2, batch_size=64)
+        return _versioned(cls, 3, batch_size=64, weight_bits=8, activation_bits=8)
 
 
 class QuantizeOptions(C.Structure):
     _fields_ = [("version", C.c_uint32), ("weight_bits", C.c_int), ("activation_type", C.c_int),
                 ("per_channel", C.c_bool), ("weights_as_int8", C.c_bool),
                 ("symmetric_activations", C.c_bool), ("exclude_nodes", C.POINTER(C.c_char_p)),
-                ("num_exclude_nodes", C.c_size_t)]
+                ("num_exclude_nodes", C.c_size_t),
+                # version 2
+                ("activation_bits", C.c_int), ("unsigned_weights", C.c_bool),
+                ("affine_weights", C.c_bool), ("weight_range", C.c_int),
+                ("activation_range", C.c_int), ("node_overrides", P),
+                ("num_node_overrides", C.c_size_t),
+                # version 3
+                ("block_size", C.c_int64)]
 
     @classmethod
     def init(cls):
-        return _versioned(cls, 1, weight_bits=8, activation_type=UINT8)
+        return _versioned(cls, 3, weight_bits=8, activation_type=UINT8, activation_bits=8)
 
 
 class PrepareOptions(C.Structure):
     _fields_ = [("version", C.c_uint32), ("loss", C.c_int), ("quant_params", C.c_int),
                 ("frozen", C.POINTER(C.c_char_p)), ("num_frozen", C.c_size_t),
-                ("trainable", C.POINTER(C.c_char_p)), ("num_trainable", C.c_size_t)]
+                ("trainable", C.POINTER(C.c_char_p)), ("num_trainable", C.c_size_t),
+                # version 3: distillation
+                ("teacher", P), ("distill", C.c_bool), ("distill_kind", C.c_int),
+                ("temperature", C.c_float), ("distill_outputs", C.POINTER(C.c_char_p)),
+                ("num_distill_outputs", C.c_size_t), ("distill_weights", C.POINTER(C.c_float)),
+                ("distill_tensors", C.POINTER(C.c_char_p)), ("num_distill_tensors", C.c_size_t),
+                ("label_weight", C.c_float)]
 
     @classmethod
     def init(cls):
-        return _versioned(cls, 2)
+        return _versioned(cls, 3, temperature=1.0)
 
 
 class TrainProgress(C.Structure):
@@ -68,7 +82,15 @@ class TrainProgress(C.Structure):
                 ("loss", C.c_float), ("lr", C.c_float), ("epoch_mean_loss", C.c_double)]
 
 
+class NamedBatch(C.Structure):
+    """QatNamedBatch: a batch of named inputs (and labels or NULL)."""
+    _fields_ = [("version", C.c_uint32), ("num_inputs", C.c_size_t),
+                ("names", C.POINTER(C.c_char_p)), ("inputs", PP), ("labels", P)]
+
+
+NAMED_BATCH_VERSION = 1
 TrainCallback = C.CFUNCTYPE(C.c_int, P, C.POINTER(TrainProgress))
+NamedBatchCallback = C.CFUNCTYPE(C.c_int, P, C.POINTER(NamedBatch))
 BatchCallback = C.CFUNCTYPE(C.c_int, P, PP)
 TrainBatchCallback = C.CFUNCTYPE(C.c_int, P, C.c_int64, C.c_int64, PP, PP)
 
@@ -104,11 +126,11 @@ class TrainResult(C.Structure):
 
 
 class ExportOptions(C.Structure):
-    _fields_ = [("version", C.c_uint32), ("keep_float_weights", C.c_bool)]
+    _fields_ = [("version", C.c_uint32), ("keep_float_weights", C.c_bool), ("opset", C.c_int)]
 
     @classmethod
     def init(cls):
-        return _versioned(cls, 1)
+        return _versioned(cls, 2)
 
 
 class EvaluateOptions(C.Structure):
@@ -194,6 +216,7 @@ _SIGNATURES = {
     "qat_executor_free": (None, [P]),
     "qat_dataset_load": (P, [PP, C.c_char_p, P, C.POINTER(DatasetOptions)]),
     "qat_dataset_create": (P, [PP, P, P]),
+    "qat_dataset_from_callback": (P, [PP, NamedBatchCallback, P]),
     "qat_dataset_size": (C.c_int64, [P]),
     "qat_dataset_free": (None, [P]),
     "qat_calibrate": (P, [PP, P, P, C.POINTER(CalibrateOptions)]),
@@ -223,6 +246,8 @@ _OPTIONAL_SIGNATURES = {
     "qat_train_folder_callback": (P, [C.POINTER(TrainResult), C.c_char_p, TrainBatchCallback,
                                       P, C.c_int64, C.POINTER(TrainFolderOptions)]),
     "qat_trainer_open_folder": (P, [PP, C.c_char_p, C.POINTER(TrainerOptions)]),
+    "qat_evaluate_callback": (P, [C.POINTER(EvalReport), P, NamedBatchCallback, P,
+                                  C.POINTER(EvaluateOptions)]),
 }
 
 

@@ -2,17 +2,20 @@
 a reusable Session) and fake_quant.  One C call each; the Trainer is in
 _trainer.py."""
 import ctypes as C
+import itertools
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _ffi
-from ._core import (CalibrationTable, Dataset, Model, Tensor, _Handle, _Stored, as_array,
-                    as_model, call_with_callbacks, is_spec, split_batch, tensor_to_numpy)
+from ._core import (CalibrationTable, Dataset, Model, NamedBatches, Tensor, _Handle, _Stored,
+                    as_model, call_with_callbacks, is_multi_input, is_spec, split_batch,
+                    tensor_to_numpy)
 
 _METHODS = {"minmax": 0, "moving_average": 1, "percentile": 2, "entropy": 3, "mse": 4}
 _LOSSES = {"cross_entropy": 0, "mse": 1, "bce_with_logits": 2, "l1": 3}
+_DISTILL = {"mse": 0, "kl": 1, "cosine": 2}
 _QUANT_PARAMS = {"fixed": 0, "learn": 1, "observe": 2}
 _ACTIVATION_TYPES = {"uint8": _ffi.UINT8, "int8": _ffi.INT8}
 
@@ -32,8 +35,11 @@ def calibrate(model, data, method="minmax", per_channel=False, symmetric_activat
     a numpy array of samples [N, ...], or any iterable of batches (dicts of
     numpy arrays, (x, y) pairs or arrays; labels are not used), which
     libqat pulls one batch at a time through its batch callback; then
-    batch_size and max_samples do not apply.  An exception raised by the
-    iterable propagates with its traceback.
+    batch_size and max_samples do not apply.  Batches of several named
+    inputs (a dict with more than one array besides "labels") are read
+    into one data set first (Dataset.from_batches), and then batch_size
+    and max_samples do apply.  An exception raised by the iterable
+    propagates with its traceback.
     """
     model = as_model(model)
     options = _ffi.CalibrateOptions.init()
@@ -54,8 +60,16 @@ def calibrate(model, data, method="minmax", per_channel=False, symmetric_activat
         lib.check(lib.qat_calibrate_arrays(C.byref(out), model.handle, x.handle,
                                            C.byref(options)))
     else:
-        stored = _Stored()
         batches = iter(data)
+        first = next(batches, None)
+        if first is not None:
+            batches = itertools.chain([first], batches)
+        if is_multi_input(first):
+            named = Dataset.from_batches(batches)
+            lib.check(lib.qat_calibrate(C.byref(out), model.handle, named.handle,
+                                        C.byref(options)))
+            return CalibrationTable(out)
+        stored = _Stored()
         current = [None]
 
         def next_batch(_, batch):
@@ -81,9 +95,15 @@ def calibrate(model, data, method="minmax", per_channel=False, symmetric_activat
 
 
 def quantize(model, table, weight_bits=8, activation_type="uint8", per_channel=False,
-             weights_as_int8=False, symmetric_activations=False, exclude_nodes=()):
+             weights_as_int8=False, symmetric_activations=False, exclude_nodes=(),
+             block_size=0):
     """The quantize stage: QuantizeLinear/DequantizeLinear pairs with the
-    table's ranges -> the QDQ Model (runs in ONNX Runtime as it is)."""
+    table's ranges -> the QDQ Model (runs in ONNX Runtime as it is).
+
+    block_size > 0 (with weight_bits=4): the weights of MatMul and Gemm are
+    quantized per block of that many along the reduction axis, one scale
+    per block (`qat quantize --block-size`; the model is raised to opset
+    21, and exports default to opset 21 with packed INT4 weights)."""
     if not isinstance(table, CalibrationTable):
         table = CalibrationTable.load(table)
     options = _ffi.QuantizeOptions.init()
@@ -94,6 +114,7 @@ def quantize(model, table, weight_bits=8, activation_type="uint8", per_channel=F
     options.symmetric_activations = symmetric_activations
     names, count = _ffi.strings(exclude_nodes)
     options.exclude_nodes, options.num_exclude_nodes = names, count
+    options.block_size = block_size
     out = _ffi.P()
     model = as_model(model)  # alive until the call returns
     _ffi.lib().check(_ffi.lib().qat_quantize(C.byref(out), model.handle,
@@ -102,15 +123,25 @@ def quantize(model, table, weight_bits=8, activation_type="uint8", per_channel=F
 
 
 def prepare(model, out_dir, loss="cross_entropy", quant_params="fixed", frozen=(),
-            trainable=()):
+            trainable=(), teacher=None, distill=None, temperature=1.0, distill_outputs=(),
+            distill_weights=None, distill_tensors=(), label_weight=0.0):
     """The prepare stage: writes the training folder out_dir (training.onnx,
     eval.onnx, checkpoint) and returns a Trainer over it.
 
     loss: cross_entropy, mse, bce_with_logits or l1.  quant_params: fixed
     (the calibrated scales stay), learn (LSQ) or observe (moving min/max).
-    frozen / trainable: parameter name globs.  (A teacher model for
-    distillation is not in the C ABI yet; this function will take one when
-    it is.)
+    frozen / trainable: parameter name globs.
+
+    Distillation (`qat prepare --teacher/--distill`), on when `teacher` or
+    `distill` is given: the loss compares the model's outputs with the
+    teacher's on the same batch, so the data needs no labels.  teacher: a
+    model (path, bytes, onnx.ModelProto, Model); None with `distill` set:
+    the fp32 model that quantize recorded (NotFound when none).  distill:
+    mse (the default), kl (at `temperature`) or cosine, for every output in
+    distill_outputs (all the model's outputs by default), weighted by
+    distill_weights (one per name in distill_outputs); distill_tensors: intermediate
+    tensors matched by mse; label_weight > 0 adds that times the labelled
+    `loss` (the data then needs labels).
     """
     from ._trainer import Trainer
     options = _ffi.PrepareOptions.init()
@@ -119,9 +150,31 @@ def prepare(model, out_dir, loss="cross_entropy", quant_params="fixed", frozen=(
     frozen_names, options.num_frozen = _ffi.strings(frozen)
     trainable_names, options.num_trainable = _ffi.strings(trainable)
     options.frozen, options.trainable = frozen_names, trainable_names
+    keep = []  # what the options point to, alive until the call returns
+    if teacher is not None or distill is not None:
+        if teacher is not None:
+            teacher = as_model(teacher)
+            options.teacher = teacher.handle
+        options.distill = True
+        options.distill_kind = choice(_DISTILL, distill or "mse", "distill")
+        options.temperature = temperature
+        outputs, options.num_distill_outputs = _ffi.strings(distill_outputs)
+        tensors, options.num_distill_tensors = _ffi.strings(distill_tensors)
+        options.distill_outputs, options.distill_tensors = outputs, tensors
+        if distill_weights is not None:
+            weights = [float(w) for w in distill_weights]
+            if len(weights) != len(distill_outputs):
+                raise ValueError(f"distill_weights has {len(weights)} weights for "
+                                 f"{len(distill_outputs)} distill_outputs")
+            array = (C.c_float * max(1, len(weights)))(*weights)
+            options.distill_weights = C.cast(array, C.POINTER(C.c_float))
+            keep.append(array)
+        options.label_weight = label_weight
+        keep += [outputs, tensors]
     model = as_model(model)  # alive until the call returns
     _ffi.lib().check(_ffi.lib().qat_prepare(model.handle, os.fsencode(out_dir),
                                             C.byref(options)))
+    del keep
     return Trainer(out_dir)
 
 
@@ -135,41 +188,35 @@ class EvalReport:
     seconds: float
 
 
-def gather(data, what="data"):
-    """A Dataset from an iterable of labelled batches (concatenated)."""
-    xs, ys = [], []
-    for i, batch in enumerate(data):
-        x, y = split_batch(batch, f"{what} batch {i}")
-        if y is None:
-            raise ValueError(f"{what} batch {i} has no \"labels\"")
-        xs.append(as_array(x, "features"))
-        ys.append(as_array(y, "labels"))
-    if not xs:
-        raise ValueError(f"{what} gave no batch")
-    return Dataset.from_arrays(np.concatenate(xs), np.concatenate(ys))
-
-
 def eval(model, data, batch_size=64, num_threads=0, input=None, output=None, split="test",
          limit=0):
     """The evaluate stage: a classifier's accuracy and mean cross-entropy on
     labelled data -> EvalReport.
 
     data: a data spec (its `split`, "test" by default, and `limit`), a
-    Dataset, or an iterable of labelled batches (gathered into one data set:
-    evaluation is one pass, in batches of batch_size)."""
+    Dataset, or an iterable of labelled batches (dicts of one or more named
+    inputs and "labels", or (x, y) pairs), scored one batch at a time as
+    libqat pulls them through its batch callback (qat_evaluate_callback):
+    nothing is gathered, and each batch is run in pieces of batch_size.  An
+    exception raised by the iterable propagates with its traceback."""
     model = as_model(model)
     if is_spec(data):
         data = Dataset.load(data, model, split=split, limit=limit)
-    elif not isinstance(data, Dataset):
-        data = gather(data)
     options = _ffi.EvaluateOptions.init()
     options.batch_size = batch_size
     options.num_threads = num_threads
     options.input = input.encode() if input else None
     options.output = output.encode() if output else None
     report = _ffi.EvalReport.init()
-    _ffi.lib().check(_ffi.lib().qat_evaluate(C.byref(report), model.handle, data.handle,
-                                             C.byref(options)))
+    lib = _ffi.lib()
+    if isinstance(data, Dataset):
+        lib.check(lib.qat_evaluate(C.byref(report), model.handle, data.handle, C.byref(options)))
+    else:
+        stored = _Stored()
+        feeder = NamedBatches(iter(data), stored, "data", need_labels=True)
+        call_with_callbacks(stored, lib.need("qat_evaluate_callback"), C.byref(report),
+                            model.handle, _ffi.NamedBatchCallback(feeder), None,
+                            C.byref(options))
     return EvalReport(report.examples, report.correct, report.accuracy, report.mean_loss,
                       report.seconds)
 

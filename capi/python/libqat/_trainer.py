@@ -1,13 +1,14 @@
 """Trainer: the train, evaluate and export stages on a folder that prepare
 wrote."""
 import ctypes as C
+import itertools
 import os
 import sys
 from dataclasses import dataclass
 
 from . import _ffi
-from ._core import (Dataset, Model, Tensor, _Handle, _Stored, call_with_callbacks, is_spec,
-                    split_batch)
+from ._core import (Dataset, Model, Tensor, _Handle, _Stored, call_with_callbacks,
+                    is_multi_input, is_spec, split_batch)
 from ._stages import EvalReport, choice, eval as _eval
 
 _OPTIMIZERS = {"adamw": 0, "sgd": 1}
@@ -82,11 +83,14 @@ class _Batches:
     Each epoch iterates `data` afresh (iter(data)); `data` may also be a
     function of the epoch returning the epoch's iterable (to shuffle per
     epoch).  A resumed run asks for a step > 0 first: the batches before it
-    are skipped.  The tensors of a batch live until the next call."""
+    are skipped.  The tensors of a batch live until the next call.
+    `primed`: epoch 0's iterator, already started (fit looked at its first
+    batch), used instead of asking `data` again."""
 
-    def __init__(self, data, stored):
+    def __init__(self, data, stored, primed=None):
         self._data = data
         self._stored = stored
+        self._primed = primed
         self._it = None
         self._epoch = None
         self._next_step = 0
@@ -98,7 +102,10 @@ class _Batches:
     def __call__(self, _, epoch, step, features, labels):
         try:
             if epoch != self._epoch or step != self._next_step:
-                self._it = iter(self._iterable(epoch))
+                if epoch == 0 and self._primed is not None:
+                    self._it, self._primed = self._primed, None
+                else:
+                    self._it = iter(self._iterable(epoch))
                 self._epoch, self._next_step = epoch, 0
             item = None
             while self._next_step <= step:
@@ -153,9 +160,13 @@ class Trainer:
         pulls them one at a time through its batch callback.  An iterable
         sets its own order and batch size (`batch` and `seed` then only
         record the run; seed still seeds dropout) and needs len() or
-        steps_per_epoch.  An exception raised by the data or by `progress`
-        stops the run (the checkpoint keeps what was saved) and propagates
-        with its traceback.
+        steps_per_epoch.  Batches of several named inputs (a multi-input
+        model's: ids, masks) are read once, from the first epoch's
+        iterable, into a libqat.Dataset (Dataset.from_batches), which then
+        trains as a Dataset does: libqat shuffles it with `seed` in batches
+        of `batch`, and steps_per_epoch does not apply.  An exception
+        raised by the data or by `progress` stops the run (the checkpoint
+        keeps what was saved) and propagates with its traceback.
 
         Unset settings (None) take the default for a new run and the stored
         value with resume=True, as `qat train` does.  progress: a callable
@@ -205,8 +216,18 @@ class Trainer:
                 call_with_callbacks(stored, lib.qat_train_folder, C.byref(result), folder,
                                     data.handle, C.byref(options))
             else:
+                # The first batch says whether the data has several inputs.
+                primed = iter(data(0) if callable(data) else data)
+                first = next(primed, None)
+                if first is not None:
+                    primed = itertools.chain([first], primed)
+                if is_multi_input(first):
+                    named = Dataset.from_batches(primed)
+                    call_with_callbacks(stored, lib.qat_train_folder, C.byref(result), folder,
+                                        named.handle, C.byref(options))
+                    return TrainResult(result.epochs, result.steps)
                 steps = self._steps_per_epoch(data, steps_per_epoch, epochs)
-                callback = _ffi.TrainBatchCallback(_Batches(data, stored))
+                callback = _ffi.TrainBatchCallback(_Batches(data, stored, primed))
                 call_with_callbacks(stored, lib.need("qat_train_folder_callback"),
                                     C.byref(result), folder, callback, None, steps,
                                     C.byref(options))
@@ -286,12 +307,18 @@ class Trainer:
 
     # -- export and evaluate ----------------------------------------------------------
 
-    def export(self, path=None, keep_float_weights=False):
+    def export(self, path=None, keep_float_weights=False, opset=None):
         """The export stage: the inference model (int8 QDQ when quantized);
-        written to `path` (atomically) when given.  Returns the Model."""
+        written to `path` (atomically) when given.  Returns the Model.
+
+        opset: 13, or 21 (4-bit weights packed two per byte as INT4 behind
+        DequantizeLinear-21, block-wise ones with its block_size), as `qat
+        export --opset`; None picks 21 when a weight is 4-bit or block-wise,
+        else 13."""
         self._sync()
         options = _ffi.ExportOptions.init()
         options.keep_float_weights = keep_float_weights
+        options.opset = opset or 0
         out = _ffi.P()
         _ffi.lib().check(_ffi.lib().qat_export_folder(C.byref(out), os.fsencode(self.folder),
                                                       C.byref(options)))
