@@ -1145,6 +1145,17 @@ TEST(CApiStagesTest, DatasetFromNamedBatchesCalibratesAndEvaluatesAsTheSameData)
   ASSERT_EQ(qat_evaluate(&r2, model, from_callback, nullptr), nullptr);
   EXPECT_EQ(r1.correct, r2.correct);
   EXPECT_EQ(r1.examples, 64);
+  // Scored batch by batch (qat_evaluate_callback): the data set's report
+  // in batches of 24, and nothing kept.
+  QatEvaluateOptions by24 = QAT_EVALUATE_OPTIONS_INIT;
+  by24.batch_size = 24;
+  QatEvalReport whole = QAT_EVAL_REPORT_INIT, streamed = QAT_EVAL_REPORT_INIT;
+  ASSERT_EQ(qat_evaluate(&whole, model, data, &by24), nullptr);
+  batches.next = 0;
+  ASSERT_EQ(qat_evaluate_callback(&streamed, model, NextNamedBatch, &batches, &by24), nullptr);
+  EXPECT_EQ(streamed.examples, 64);
+  EXPECT_EQ(streamed.correct, whole.correct);
+  EXPECT_EQ(streamed.mean_loss, whole.mean_loss);
 
   // Errors: labels in some batches only; a callback that stops.
   batches.next = 0;
@@ -1155,6 +1166,14 @@ TEST(CApiStagesTest, DatasetFromNamedBatchesCalibratesAndEvaluatesAsTheSameData)
   EXPECT_EQ(bad, nullptr);
   auto stop = [](void*, QatNamedBatch*) { return -1; };
   EXPECT_THAT(Take(qat_dataset_from_callback(&bad, stop, nullptr)), HasSubstr("stopped"));
+  batches.next = 0;
+  EXPECT_THAT(Take(qat_evaluate_callback(&streamed, model, NextNamedBatch, &batches, nullptr)),
+              HasSubstr("batch 1 has no labels"));
+  EXPECT_THAT(Take(qat_evaluate_callback(&streamed, model, stop, nullptr, nullptr)),
+              HasSubstr("stopped"));
+  auto none = [](void*, QatNamedBatch*) { return 0; };
+  EXPECT_THAT(Take(qat_evaluate_callback(&streamed, model, none, nullptr, nullptr)),
+              HasSubstr("no batch"));
 
   qat_calibration_table_free(a);
   qat_calibration_table_free(b);

@@ -36,10 +36,14 @@ def _fashion_mnist(folder, split, limit):
     return x.astype(np.float32), y
 
 
-def _ort_accuracy(node_ort, model_path, data, limit):
+def _ort_accuracy(node_ort, model_path, data, limit, optimizations="all"):
+    """ONNX Runtime's accuracy; optimizations "all" (its default: QDQ runs
+    on its int8 kernels) or "disabled" (DequantizeLinear, float ops,
+    QuantizeLinear, as written: libqat's arithmetic)."""
     node, scripts = node_ort
     r = subprocess.run([node, os.path.join(scripts, "ort_eval.js"), str(model_path), data,
-                        "--limit", str(limit), "--seconds", "0.1"],
+                        "--limit", str(limit), "--seconds", "0.1",
+                        "--optimizations", optimizations],
                        capture_output=True, text=True, timeout=300)
     if r.returncode == 77:
         pytest.skip("ONNX Runtime (node) is not installed: .ci/install-ort.sh")
@@ -70,9 +74,12 @@ def test_pipeline_with_a_python_iterator_runs_in_onnx_runtime(fmnist, node_ort, 
     report = libqat.eval(int8, fmnist, limit=1000)
     assert report.examples == 1000
     assert report.accuracy > 0.6, report  # trained: chance is 0.1
-    ort = _ort_accuracy(node_ort, path, fmnist, 1000)
+    ort = _ort_accuracy(node_ort, path, fmnist, 1000, optimizations="disabled")
     assert ort["images"] == 1000
     assert abs(ort["accuracy"] - report.accuracy) < 1e-9, (ort, report)
+    # ONNX Runtime's int8 kernels (its default) may move an example or two.
+    ort = _ort_accuracy(node_ort, path, fmnist, 1000)
+    assert abs(ort["accuracy"] - report.accuracy) <= 0.002, (ort, report)
     # The test images through run() give the accuracy eval reports.
     tx, ty = _fashion_mnist(fmnist, "test", 1000)
     logits = libqat.Session(int8).run({"input": tx})["logits"]
@@ -141,11 +148,16 @@ def test_the_readme_example_runs_as_written(fmnist, node_ort, qat_cli, tmp_path)
     assert printed, r.stdout
     accuracy, images = float(printed.group(1)), int(printed.group(2))
     assert accuracy > 0.7, r.stdout
-    # The int8 export it wrote runs in ONNX Runtime to the same accuracy.
+    # The int8 export it wrote runs in ONNX Runtime to the same accuracy as
+    # written (optimizations disabled); ONNX Runtime's default int8 kernels
+    # requantize in fixed point, which moves an example or two across a
+    # decision boundary (README.md's example: 0.8530 against 0.8525).
     paths = re.findall(r"\"([^\"]+int8\.onnx)\"", code)
     assert paths, "the example writes an int8.onnx"
-    ort = _ort_accuracy(node_ort, paths[0], fmnist, images)
+    ort = _ort_accuracy(node_ort, paths[0], fmnist, images, optimizations="disabled")
     assert round(ort["accuracy"], 4) == round(accuracy, 4), (ort, r.stdout)
+    ort_int8_kernels = _ort_accuracy(node_ort, paths[0], fmnist, images)
+    assert abs(ort_int8_kernels["accuracy"] - accuracy) <= 0.001, (ort_int8_kernels, r.stdout)
 
     # The same settings through the CLI (the README's calls, flag for flag).
     cli = tmp_path / "cli"
