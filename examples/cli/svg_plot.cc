@@ -75,11 +75,19 @@ std::string RenderSvgPlot(const PlotSpec& spec) {
       "<text x='%g' y='24' text-anchor='middle' font-size='15'>%s</text>\n",
       kWidth, kHeight, kWidth, kHeight, (kLeft + kRight) / 2, Escape(spec.title));
   // Axes, grid and ticks.
-  for (double t : Ticks(x_lo, x_hi, 8, spec.integer_x)) {
+  for (double t : spec.x_tick_labels.empty() ? Ticks(x_lo, x_hi, 8, spec.integer_x)
+                                              : std::vector<double>{}) {
     absl::StrAppendFormat(&svg,
                           "<line x1='%.1f' y1='%g' x2='%.1f' y2='%g' stroke='#ddd'/>"
                           "<text x='%.1f' y='%g' text-anchor='middle'>%s</text>\n",
                           px(t), kTop, px(t), kBottom, px(t), kBottom + 16, TickLabel(t));
+  }
+  for (const auto& [x, label] : spec.x_tick_labels) {
+    const std::string text = label.size() > 28 ? "..." + label.substr(label.size() - 25) : label;
+    absl::StrAppendFormat(&svg,
+                          "<text x='%.1f' y='%g' text-anchor='end' font-size='10' "
+                          "transform='rotate(-30 %.1f %g)'>%s</text>\n",
+                          px(x), kBottom + 12, px(x), kBottom + 12, Escape(text));
   }
   std::vector<double> y_ticks;
   if (spec.log_y) {  // counts 0, 1, 10, 100, ... at log10(1 + count)
