@@ -104,7 +104,7 @@ struct SensitivityOptions {
   bool measure_all_but = true;  // also the all-but configurations (2x the runs)
   // Set: propose a mixed assignment whose drop is at most this (>= 0).
   std::optional<double> target_drop;
-  int high_bits = 8;            // the middle level's weight and activation bits
+  int high_bits = 8;  // the middle level's weight and activation bits (>= the studied)
   // Called before each measurement with (measurements done, planned so far,
   // what is being measured); the plan grows while a proposal is searched.
   std::function<void(int, int, const std::string&)> progress;

@@ -227,6 +227,11 @@ absl::StatusOr<SensitivityReport> Analysis::Run() {
         "the target drop must be a finite number >= 0, got ", *o_.target_drop));
   }
   QAT_RETURN_IF_ERROR(ValidateQuantBits(o_.high_bits, "sensitivity high bits"));
+  if (o_.high_bits < o_.quantize.weight_bits || o_.high_bits < o_.quantize.activation_bits) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the high precision (", o_.high_bits, " bits) is below the studied W",
+        o_.quantize.weight_bits, "A", o_.quantize.activation_bits));
+  }
   accuracy_ = o_.metric == SensitivityMetric::kAccuracy ||
               (o_.metric == SensitivityMetric::kAuto && evaluation_.has_labels());
   if (accuracy_ && !evaluation_.has_labels()) {

@@ -170,7 +170,7 @@ PY
 "$qat" sensitivity mlp.onnx --data val_flat.npy --samples 100 --no-all-but --target-drop 0 \
   --json mlp.json --svg mlp.svg -o mlp_mixed.json > mlp.txt 2> mlp.err || fail "MLP: $(cat mlp.err)"
 check_report mlp.onnx mlp.json mlp.svg mlp.txt
-"$py" -c 'import json,sys; r=json.load(open("mlp.json")); sys.exit(any("all_but" in l for l in r["layers"]) or set(r["proposal"]["layers"].values()) - {"w8a8","fp32"})' ||
+"$py" -c 'import json,sys; r=json.load(open("mlp.json")); sys.exit(bool(any("all_but" in l for l in r["layers"]) or set(r["proposal"]["layers"].values()) - {"w8a8","fp32"}))' ||
   fail "--no-all-but or the W8A8 levels are wrong"
 
 # --- Bad calls: usage errors exit 2, errors 1 naming what is wrong.
