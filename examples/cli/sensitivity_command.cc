@@ -71,13 +71,12 @@ void PrintTable(const qat::SensitivityReport& r, const std::string& model) {
 
 std::string Chart(const qat::SensitivityReport& r) {
   const bool accuracy = r.metric == "accuracy";
-  PlotSpec plot(absl::StrFormat("per-layer sensitivity at W%dA%d", r.weight_bits,
-                                r.activation_bits),
-                "layer, most sensitive first",
-                accuracy ? "accuracy drop (points)" : "relative L2 vs fp32");
+  PlotSpec plot(absl::StrFormat("per-layer sensitivity at W%dA%d, most sensitive first",
+                                r.weight_bits, r.activation_bits),
+                "", accuracy ? "accuracy drop (points)" : "relative L2 vs fp32");
   plot.y_from_zero = true;
-  PlotSeries alone("only this layer quantized: drop");
-  PlotSeries recovery("every other layer quantized: recovery from keeping it fp32");
+  PlotSeries alone("alone: drop");
+  PlotSeries recovery("all but it: recovery");
   alone.bars = recovery.bars = true;
   alone.bar_width = recovery.bar_width = 0.4;
   for (size_t i = 0; i < r.layers.size(); ++i) {

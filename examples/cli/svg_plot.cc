@@ -122,12 +122,14 @@ std::string RenderSvgPlot(const PlotSpec& spec) {
     const char* color = kColors[k % (sizeof kColors / sizeof kColors[0])];
     if (s.bars) {
       for (size_t i = 0; i < n; ++i) {
-        const double top = py(ty(s.y[i])), base = py(std::max(y_lo, 0.0));
+        // From the base line to the value, below it for a negative value.
+        const double end = py(ty(s.y[i])), base = py(std::max(y_lo, 0.0));
         absl::StrAppendFormat(&svg,
                               "<rect x='%.2f' y='%.2f' width='%.2f' height='%.2f' fill='%s' "
                               "fill-opacity='0.7'/>\n",
-                              px(s.x[i]), top, std::max(0.5, px(s.x[i] + s.bar_width) - px(s.x[i])),
-                              std::max(0.0, base - top), color);
+                              px(s.x[i]), std::min(end, base),
+                              std::max(0.5, px(s.x[i] + s.bar_width) - px(s.x[i])),
+                              std::abs(base - end), color);
       }
     } else {
       std::vector<std::string> points;
