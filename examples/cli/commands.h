@@ -16,6 +16,7 @@ int ExportCommand(int argc, char** argv);     // training_commands.cc
 int PipelineCommand(int argc, char** argv);   // pipeline_command.cc
 int ZooCommand(int argc, char** argv);        // training_commands.cc
 int DecomposeCommand(int argc, char** argv);  // decompose_command.cc
+int SensitivityCommand(int argc, char** argv);  // sensitivity_command.cc
 
 }  // namespace qat_cli
 

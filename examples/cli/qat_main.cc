@@ -53,6 +53,14 @@ void PrintHelp(std::FILE* out) {
                "       [--block-size 32|64|128]\n"
                "              insert QuantizeLinear/DequantizeLinear pairs (a model below\n"
                "              opset 13 is upgraded to 13 first, with a warning)\n"
+               "  sensitivity MODEL.onnx --data DATA [--calibration-data DATA] [--limit N]\n"
+               "       [--metric auto|accuracy|relative-l2] [--target-drop X] [-o PROPOSAL.json]\n"
+               "       [--json REPORT.json] [--svg CHART.svg] [--no-all-but] [--high-bits N]\n"
+               "       [calibrate's --method/--samples, quantize's bit and type flags]\n"
+               "              per-layer sensitivity: each layer quantized alone and all but\n"
+               "              it, evaluated on DATA (validation data, train split by\n"
+               "              default); --target-drop: a mixed w<low>/w8a8/fp32 assignment\n"
+               "              meeting it, re-measured, as a table for quantize --table\n"
                "  prepare MODEL.onnx -o DIR [--loss cross-entropy|mse|bce-with-logits|l1]\n"
                "       [--reduction mean|sum] [--output NAME] [--trainable GLOB,...]\n"
                "       [--frozen GLOB,...] [--ignore-index N]\n"
@@ -149,6 +157,7 @@ int Dispatch(const std::string& command, int argc, char** argv) {
   if (command == "pipeline") return qat_cli::PipelineCommand(argc - 2, argv + 2);
   if (command == "zoo") return qat_cli::ZooCommand(argc - 2, argv + 2);
   if (command == "decompose") return qat_cli::DecomposeCommand(argc - 2, argv + 2);
+  if (command == "sensitivity") return qat_cli::SensitivityCommand(argc - 2, argv + 2);
   std::fprintf(stderr,
                "qat: unknown command '%s'; run 'qat --help' for the list\n",
                command.c_str());

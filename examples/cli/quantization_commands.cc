@@ -4,7 +4,6 @@
 #include <memory>
 #include <string>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "cli_common.h"
 #include "commands.h"
@@ -12,87 +11,25 @@
 #include "qat/calibrate.h"
 #include "qat/data_spec.h"
 #include "qat/quantize.h"
+#include "quantization_flags.h"
 
 namespace qat_cli {
-namespace {
-
-// --weight-bits / --activation-bits: 2..8, with the library's message.
-bool BitsFlag(const Args& args, const std::string& flag, int* bits, std::string* error) {
-  if (!args.Has(flag)) return true;
-  int64_t v = 0;
-  if (!IntFlag(args, flag, -1000, &v) || v < qat::kMinQuantBits || v > qat::kMaxQuantBits) {
-    *error = absl::StrCat(flag, " must be an integer from ", qat::kMinQuantBits, " to ",
-                          qat::kMaxQuantBits, ", got '", args.Get(flag, ""), "'");
-    return false;
-  }
-  *bits = static_cast<int>(v);
-  return true;
-}
-
-// --bits NODE=N[,NODE=N]: weight bits per node; N may be "float" to keep the
-// node unquantized.
-bool ParseBitsOverrides(const std::string& list,
-                        std::map<std::string, qat::NodeQuantOverride>* out,
-                        std::string* error) {
-  for (const std::string& item : SplitList(list)) {
-    const size_t eq = item.rfind('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == item.size()) {
-      *error = absl::StrCat("--bits takes NODE=N[,NODE=N], got '", item, "'");
-      return false;
-    }
-    const std::string node = item.substr(0, eq), value = item.substr(eq + 1);
-    qat::NodeQuantOverride o = (*out)[node];
-    if (value == "float") {
-      o.keep_float = true;
-    } else {
-      int bits = 0;
-      if (!absl::SimpleAtoi(value, &bits) || bits < qat::kMinQuantBits ||
-          bits > qat::kMaxQuantBits) {
-        *error = absl::StrCat("--bits ", item, ": N must be from ", qat::kMinQuantBits, " to ",
-                              qat::kMaxQuantBits, " or 'float'");
-        return false;
-      }
-      o.weight_bits = bits;
-    }
-    (*out)[node] = o;
-  }
-  return true;
-}
-
-absl::StatusOr<qat::QuantRangeMode> RangeFlag(const Args& args, const std::string& flag) {
-  return qat::ParseQuantRangeMode(args.Get(flag, "auto"));
-}
-
-}  // namespace
 
 int CalibrateCommand(int argc, char** argv) {
   Args args;
   std::string error;
-  if (!ParseArgs(argc, argv,
-                 {"--data", "--out", "--samples", "--method", "--batch", "--threads",
-                  "--percentile", "--bins", "--weight-bits", "--activation-bits"},
-                 {"--per-channel", "--symmetric-activations"}, &args, &error)) {
+  std::vector<std::string> valued = {"--data", "--out", "--weight-bits", "--activation-bits"};
+  valued.insert(valued.end(), kCalibrateMethodFlags.begin(), kCalibrateMethodFlags.end());
+  if (!ParseArgs(argc, argv, valued, {"--per-channel", "--symmetric-activations"}, &args,
+                 &error)) {
     return Usage(error);
   }
   if (args.positional.size() != 1) return Usage("calibrate needs one model");
   if (!args.Has("--out")) return Usage("calibrate needs -o TABLE.json");
   if (!args.Has("--data")) return Usage("calibrate needs --data DATA (a folder, DATA.npz or FEATURES.npy; no labels needed)");
   qat::CalibrateOptions options;
-  auto method = qat::ParseCalibrationMethod(args.Get("--method", "minmax"));
-  if (!method.ok()) return Usage(std::string(method.status().message()));
-  options.method = *method;
-  int64_t samples = 1000, batch = 64, threads = 0, bins = options.observer.num_bins;
-  double percentile = options.observer.percentile;
-  if (!IntFlag(args, "--samples", 1, &samples) || !IntFlag(args, "--batch", 1, &batch) ||
-      !IntFlag(args, "--threads", 0, &threads) || !IntFlag(args, "--bins", 2, &bins) ||
-      !FloatFlag(args, "--percentile", 0.0, &percentile)) {
-    return Usage("a numeric option is out of range or does not parse");
-  }
-  options.max_samples = samples;
-  options.batch_size = batch;
-  options.num_threads = static_cast<int>(threads);
-  options.observer.num_bins = static_cast<int>(bins);
-  options.observer.percentile = percentile;
+  if (!CalibrateMethodFlags(args, &options, &error)) return Usage(error);
+  const int64_t samples = options.max_samples;
   options.per_channel_weights = args.On("--per-channel");
   options.symmetric_activations = args.On("--symmetric-activations");
   if (options.symmetric_activations) options.activation_type = qat::QuantType::kInt8;
@@ -134,48 +71,14 @@ int CalibrateCommand(int argc, char** argv) {
 int QuantizeCommand(int argc, char** argv) {
   Args args;
   std::string error;
-  if (!ParseArgs(argc, argv,
-                 {"--table", "--out", "--weight-bits", "--activation-type", "--exclude",
-                  "--include", "--op-types", "--activation-bits", "--bits", "--weight-range",
-                  "--activation-range", "--block-size"},
-                 {"--per-channel", "--weights-as-int8", "--symmetric-activations",
-                  "--reduce-range", "--unsigned-weights", "--affine-weights"},
-                 &args, &error)) {
-    return Usage(error);
-  }
+  std::vector<std::string> valued = {"--table", "--out"};
+  valued.insert(valued.end(), kQuantizeFlags.begin(), kQuantizeFlags.end());
+  if (!ParseArgs(argc, argv, valued, kQuantizeSwitches, &args, &error)) return Usage(error);
   if (args.positional.size() != 1) return Usage("quantize needs one model");
   if (!args.Has("--table")) return Usage("quantize needs --table TABLE.json");
   if (!args.Has("--out")) return Usage("quantize needs -o OUT.onnx");
   qat::QuantizeOptions options;
-  if (!BitsFlag(args, "--weight-bits", &options.weight_bits, &error) ||
-      !BitsFlag(args, "--activation-bits", &options.activation_bits, &error) ||
-      !ParseBitsOverrides(args.Get("--bits", ""), &options.node_overrides, &error)) {
-    return Usage(error);
-  }
-  auto weight_range = RangeFlag(args, "--weight-range");
-  if (!weight_range.ok()) return Usage(std::string(weight_range.status().message()));
-  auto activation_range = RangeFlag(args, "--activation-range");
-  if (!activation_range.ok()) return Usage(std::string(activation_range.status().message()));
-  options.weight_range = *weight_range;
-  options.activation_range = *activation_range;
-  options.weight_signed = !args.On("--unsigned-weights");
-  options.symmetric_weights = !args.On("--affine-weights");
-  if (args.Has("--block-size")) {
-    // Block-wise 4-bit MatMul/Gemm weights along the reduction axis (opset 21).
-    if (!IntFlag(args, "--block-size", 1, &options.block_size) || options.weight_bits != 4) {
-      return Usage("--block-size needs a positive block size and --weight-bits 4");
-    }
-  }
-  auto type = qat::ParseQuantType(args.Get("--activation-type", "uint8"));
-  if (!type.ok()) return Usage(std::string(type.status().message()));
-  options.activation_type = *type;
-  options.per_channel = args.On("--per-channel");
-  options.weights_as_int8 = args.On("--weights-as-int8");
-  options.symmetric_activations = args.On("--symmetric-activations");
-  options.reduce_range = args.On("--reduce-range");
-  options.exclude_nodes = SplitList(args.Get("--exclude", ""));
-  options.include_nodes = SplitList(args.Get("--include", ""));
-  if (args.Has("--op-types")) options.op_types = SplitList(args.Get("--op-types", ""));
+  if (!QuantizeFlags(args, &options, &error)) return Usage(error);
 
   auto model = qat::Model::Load(args.positional[0]);
   if (!model.ok()) return Fail(model.status());

@@ -75,11 +75,19 @@ std::string RenderSvgPlot(const PlotSpec& spec) {
       "<text x='%g' y='24' text-anchor='middle' font-size='15'>%s</text>\n",
       kWidth, kHeight, kWidth, kHeight, (kLeft + kRight) / 2, Escape(spec.title));
   // Axes, grid and ticks.
-  for (double t : Ticks(x_lo, x_hi, 8, spec.integer_x)) {
+  for (double t : spec.x_tick_labels.empty() ? Ticks(x_lo, x_hi, 8, spec.integer_x)
+                                              : std::vector<double>{}) {
     absl::StrAppendFormat(&svg,
                           "<line x1='%.1f' y1='%g' x2='%.1f' y2='%g' stroke='#ddd'/>"
                           "<text x='%.1f' y='%g' text-anchor='middle'>%s</text>\n",
                           px(t), kTop, px(t), kBottom, px(t), kBottom + 16, TickLabel(t));
+  }
+  for (const auto& [x, label] : spec.x_tick_labels) {
+    const std::string text = label.size() > 28 ? "..." + label.substr(label.size() - 25) : label;
+    absl::StrAppendFormat(&svg,
+                          "<text x='%.1f' y='%g' text-anchor='end' font-size='10' "
+                          "transform='rotate(-30 %.1f %g)'>%s</text>\n",
+                          px(x), kBottom + 12, px(x), kBottom + 12, Escape(text));
   }
   std::vector<double> y_ticks;
   if (spec.log_y) {  // counts 0, 1, 10, 100, ... at log10(1 + count)
@@ -114,12 +122,14 @@ std::string RenderSvgPlot(const PlotSpec& spec) {
     const char* color = kColors[k % (sizeof kColors / sizeof kColors[0])];
     if (s.bars) {
       for (size_t i = 0; i < n; ++i) {
-        const double top = py(ty(s.y[i])), base = py(std::max(y_lo, 0.0));
+        // From the base line to the value, below it for a negative value.
+        const double end = py(ty(s.y[i])), base = py(std::max(y_lo, 0.0));
         absl::StrAppendFormat(&svg,
                               "<rect x='%.2f' y='%.2f' width='%.2f' height='%.2f' fill='%s' "
                               "fill-opacity='0.7'/>\n",
-                              px(s.x[i]), top, std::max(0.5, px(s.x[i] + s.bar_width) - px(s.x[i])),
-                              std::max(0.0, base - top), color);
+                              px(s.x[i]), std::min(end, base),
+                              std::max(0.5, px(s.x[i] + s.bar_width) - px(s.x[i])),
+                              std::abs(base - end), color);
       }
     } else {
       std::vector<std::string> points;

@@ -46,6 +46,9 @@ struct PlotSpec {
   bool y_from_zero = false;  // include 0 in the y range
   bool log_y = false;        // plot log10(1 + y); ticks show y
   bool integer_x = false;    // x ticks at integers only (epochs)
+  // When set, these labels (slanted, e.g. layer names) replace the numeric
+  // x ticks, each at its x.
+  std::vector<std::pair<double, std::string>> x_tick_labels;
 };
 
 // The plot as a complete SVG document.  Empty series are skipped; a plot

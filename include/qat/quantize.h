@@ -72,6 +72,21 @@ QAT_API absl::StatusOr<Model> QuantizeModel(const Model& model,
                                             const QuantizeOptions& options = {},
                                             std::vector<std::string>* warnings = nullptr);
 
+// A node that QuantizeModel quantizes, and the tensors it puts pairs on.
+struct QuantizableNode {
+  std::string name, op_type;  // name may be empty (an unnamed node)
+  std::vector<std::string> activations;  // data inputs that are not initializers, and output 0
+  std::vector<std::string> weights;      // initializer data inputs
+};
+
+// The nodes QuantizeModel(model, table, options) quantizes, in graph order:
+// those options.op_types, include_nodes and exclude_nodes select, less the
+// keep_float ones of options.node_overrides, in the graph QuantizeModel
+// sees (If and Loop fixed by constants inlined, unless disabled).
+// InvalidArgument for a node name in the options that the model lacks.
+QAT_API absl::StatusOr<std::vector<QuantizableNode>> QuantizableNodes(
+    const Model& model, const QuantizeOptions& options = {});
+
 // The weight's channel axis for a node's input, as ONNX Runtime chooses it:
 // Conv 0, MatMul 1, Gemm 0 when transB else 1.  -1 for other ops.
 QAT_API int64_t WeightChannelAxis(const std::string& op_type, bool trans_b);

@@ -1,16 +1,19 @@
 #include "qat/quantize.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "core/model_internal.h"
+#include "graph/graph_index.h"
 #include "graph/pass_pipeline.h"
 #include "passes/fold_batch_norm.h"
 #include "passes/fold_constants.h"
 #include "passes/inline_control_flow.h"
 #include "passes/insert_qdq.h"
+#include "passes/node_selection.h"
 #include "passes/opset_upgrade.h"
 #include "passes/prune_unused_initializers.h"
 #include "qat/status_macros.h"
@@ -19,6 +22,38 @@ namespace qat {
 
 int64_t WeightChannelAxis(const std::string& op_type, bool trans_b) {
   return passes::WeightChannelAxis(op_type, trans_b);
+}
+
+absl::StatusOr<std::vector<QuantizableNode>> QuantizableNodes(const Model& model,
+                                                               const QuantizeOptions& options) {
+  ArenaModelProto proto = ModelAccess::CopyProto(model);
+  passes::InlineControlFlowPass inline_control_flow;
+  if (options.disabled_passes.count(std::string(inline_control_flow.name())) == 0) {
+    QAT_RETURN_IF_ERROR(inline_control_flow.Run(proto.get()).status());
+  }
+  const onnx::GraphProto& graph = proto->graph();
+  std::vector<std::string> exclude = options.exclude_nodes;
+  for (const auto& [node, o] : options.node_overrides) {
+    if (o.keep_float) exclude.push_back(node);
+  }
+  QAT_ASSIGN_OR_RETURN(quantization::NodeSelection selection,
+                       quantization::NodeSelection::Create(graph, options.op_types,
+                                                           options.include_nodes, exclude));
+  const graph::GraphIndex index(graph);
+  std::vector<QuantizableNode> nodes;
+  for (const auto& n : graph.node()) {
+    if (!selection.Selects(n)) continue;
+    QuantizableNode q;
+    q.name = n.name();
+    q.op_type = n.op_type();
+    for (int i = 0; i < std::min(quantization::NodeSelection::kDataInputs, n.input_size()); ++i) {
+      if (n.input(i).empty()) continue;
+      (index.IsInitializer(n.input(i)) ? q.weights : q.activations).push_back(n.input(i));
+    }
+    if (n.output_size() > 0) q.activations.push_back(n.output(0));
+    nodes.push_back(std::move(q));
+  }
+  return nodes;
 }
 
 absl::StatusOr<Model> QuantizeModel(const Model& model, const CalibrationTable& table,
