@@ -4,7 +4,7 @@
 // (torchvision resnet18, mobilenet_v2) for benchmarks/conv_vs_peers.py,
 // which compares them with ONNX Runtime and PyTorch in the same run.
 //
-//   QAT_BENCH_MODEL=model.onnx QAT_BENCH_SHAPE=32x3x32x32 QAT_BENCH_CLASSES=10 \
+//   QAT_BENCH_MODEL=model.onnx QAT_BENCH_SHAPE=32x3x32x32 QAT_BENCH_CLASSES=10
 //     conv_models_benchmark
 //
 // The input is uniform in [0, 1) from a fixed seed; labels are i % classes.

@@ -83,14 +83,28 @@ struct DepthwiseConvSimd {
   static void Forward(const DepthwiseConv& a) {
     const Layout l = Layout::Of(a);
     for (int64_t p = 0; p < a.stride_w; ++p) {
+      // Entries [lo, hi) of this phase lie inside the row: j * stride_w + p -
+      // pad_left in [0, in_w).
+      const int64_t first = a.pad_left - p, last = a.in_w + a.pad_left - p;
+      int64_t lo = first <= 0 ? 0 : (first + a.stride_w - 1) / a.stride_w;
+      int64_t hi = last <= 0 ? 0 : (last + a.stride_w - 1) / a.stride_w;
+      lo = lo < l.width ? lo : l.width;
+      hi = hi < lo ? lo : hi < l.width ? hi : l.width;
       for (int64_t r = 0; r < l.rows; ++r) {
         const int64_t iy = r - a.pad_top;
         float* dst = a.scratch + l.Index(p, r, 0);
-        for (int64_t j = 0; j < l.width; ++j) {
-          const int64_t ix = j * a.stride_w + p - a.pad_left;
-          const bool inside = iy >= 0 && iy < a.in_h && ix >= 0 && ix < a.in_w;
-          dst[j] = inside ? a.in[iy * a.in_w + ix] : 0.0f;
+        if (iy < 0 || iy >= a.in_h) {
+          for (int64_t j = 0; j < l.width; ++j) dst[j] = 0.0f;
+          continue;
         }
+        const float* src = a.in + iy * a.in_w + p - a.pad_left;
+        for (int64_t j = 0; j < lo; ++j) dst[j] = 0.0f;
+        if (a.stride_w == 1) {
+          for (int64_t j = lo; j < hi; ++j) dst[j] = src[j];
+        } else {
+          for (int64_t j = lo; j < hi; ++j) dst[j] = src[j * a.stride_w];
+        }
+        for (int64_t j = hi; j < l.width; ++j) dst[j] = 0.0f;
       }
     }
     // Jobs: (output row, first column of a vector), kBlock at a time.

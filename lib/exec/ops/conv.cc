@@ -222,9 +222,9 @@ constexpr int64_t kPointwiseMinPositions = 64;
 constexpr int64_t kMinGemmColumns = 256;
 // The direct kernel broadcasts one weight per multiply-add and copies
 // nothing; im2col + GEMM copies the input once per tap but then reuses each
-// copy for every output channel from packed registers.  Measured on
-// AVX-512 (docs/kernels.md): direct wins up to about this many output
-// channels per group (LeNet-5's 6 and 16), GEMM beyond (ResNet's 64+).
+// copy for every output channel from packed register tiles.  So direct for
+// few output channels per group (LeNet-5's 6 and 16), GEMM for many
+// (ResNet's 64 and more).  The threshold is a rule of thumb, not tuned.
 constexpr int64_t kDirectMaxOutChannels = 32;
 
 enum class ConvPath { kPointwise, kDepthwise, kSmallOutput, kDirect, kIm2col };

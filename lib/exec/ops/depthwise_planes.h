@@ -56,7 +56,10 @@ inline void DepthwisePlanes(ThreadPool* pool, const Window& w, bool transpose, c
     } else {
       kernel.depthwise_conv(d);
       // After the sum, as the GEMM path adds it.
-      for (int64_t p = 0; bias != nullptr && p < out_plane; ++p) d.out[p] += bias[c];
+      if (bias != nullptr) {
+        const float b = bias[c];
+        for (int64_t p = 0; p < out_plane; ++p) d.out[p] += b;
+      }
     }
   });
 }

@@ -255,20 +255,26 @@ void ConvTransposeGemm(ThreadPool* pool, const ConvTransposeShape& s, const T* x
   const int64_t row = mg * K;  // one column row: every (j, kk) of one input position
   const std::vector<int64_t> kernel_offsets = KernelOffsets(win);
   const std::vector<int64_t> out_strides = ContiguousStrides(win.in);
-  scratch.Resize(DataTypeOf<T>(), {s.batch * in_size, row});
+  // The column buffer, then x's channels of one group as [cg x (batch *
+  // in_size)], so that one GEMM covers every image (as many rows as the
+  // batch has positions, instead of one GEMM per image as high as a small
+  // map).  Each column value is the same chain over c either way.
+  const int64_t positions = s.batch * in_size;
+  scratch.Resize(DataTypeOf<T>(), {positions * row + cg * positions});
   T* cols = scratch.data<T>();
-  const GemmShape shape{in_size, cg, row, /*trans_a=*/true, /*trans_b=*/false};
+  T* xt = cols + positions * row;
+  const GemmShape shape{positions, cg, row, /*trans_a=*/true, /*trans_b=*/false};
   std::vector<int64_t> corners(in_size * dims);  // WindowCorner of every input position
   for (int64_t p = 0; p < in_size; ++p) WindowCorner(win, p, &corners[p * dims]);
   for (int64_t g = 0; g < s.groups; ++g) {
     // cols[n * in_size + p, j * K + kk] = sum_c x[n, g * cg + c, p] * w[g * cg + c, j, kk]
-    // One task per image: these products are small, and one parallel loop
-    // costs less than one per image (each product's bits do not depend on
-    // the threads).
-    ParallelFor(pool, s.batch, [&](int64_t n) {
-      Gemm<T>(nullptr, shape, x + (n * s.in_channels + g * cg) * in_size, w + g * cg * row,
-              cols + n * in_size * row);
+    ParallelFor(pool, cg, [&](int64_t c) {
+      for (int64_t n = 0; n < s.batch; ++n) {
+        std::copy_n(x + (n * s.in_channels + g * cg + c) * in_size, in_size,
+                    xt + c * positions + n * in_size);
+      }
     });
+    Gemm<T>(pool, shape, xt, w + g * cg * row, cols);
     // col2im: one task per output plane, so every sum has a fixed order.
     ParallelFor(pool, s.batch * mg, [&](int64_t nj) {
       const int64_t n = nj / mg, j = nj % mg;
