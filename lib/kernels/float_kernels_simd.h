@@ -8,8 +8,10 @@
 
 #include <cstdint>
 
+#include "kernels/depthwise_conv_simd.h"
 #include "kernels/direct_conv_simd.h"
 #include "kernels/sgemm_simd.h"
+#include "kernels/small_output_conv_simd.h"
 
 namespace qat {
 namespace kernels {
@@ -23,6 +25,8 @@ struct FloatKernels {
   using Gemm = Sgemm<V, kGemmRows, kGemmVectors>;
   using ConvOneVector = DirectConvSimd<V, 1, kConvChannelsOne>;
   using ConvTwoVectors = DirectConvSimd<V, 2, kConvChannelsTwo>;
+  using Depthwise = DepthwiseConvSimd<V>;
+  using SmallOutput = SmallOutputConvSimd<V>;
 
   static int64_t PackedFloats(int64_t cols, int64_t depth) {
     return Gemm::PaddedCols(cols) * depth;
@@ -35,8 +39,9 @@ struct FloatKernels {
     }
   }
   static constexpr SgemmKernels Table(const char* name, Isa isa) {
-    return {name,         isa,           Gemm::Tile, Gemm::PackWholeB,
-            PackedFloats, RunDirectConv, ConvTwoVectors::Fits};
+    return {name,         isa,           Gemm::Tile,           Gemm::PackWholeB,
+            PackedFloats, RunDirectConv, ConvTwoVectors::Fits, Depthwise::Forward,
+            Depthwise::Transpose, SmallOutput::Run,     SmallOutput::Fits};
   }
 };
 

@@ -1,5 +1,5 @@
 // The AVX2+FMA float kernels: 6 x 16 GEMM micro-tiles (12 accumulator
-// registers) and the direct convolution.
+// registers), the direct convolution and the depthwise convolution.
 // This file alone is compiled with -mavx2 -mfma; the dispatcher uses it only
 // after checking the CPU.
 #include <immintrin.h>
@@ -37,6 +37,8 @@ struct Avx2Fma {
   static F MaskLoad(const float* p, M m) { return _mm256_maskload_ps(p, m); }
   static void MaskStore(float* p, M m, F v) { _mm256_maskstore_ps(p, m, v); }
   static F Fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static F Add(F a, F b) { return _mm256_add_ps(a, b); }
+  static F Mul(F a, F b) { return _mm256_mul_ps(a, b); }
 };
 
 }  // namespace

@@ -1,5 +1,5 @@
 // The AVX-512 float kernels: 8 x 32 GEMM micro-tiles (16 accumulator
-// registers) and the direct convolution.
+// registers), the direct convolution and the depthwise convolution.
 // This file alone is compiled with -mavx512f -mfma; the dispatcher uses it
 // only after checking the CPU.
 #include <immintrin.h>
@@ -35,6 +35,8 @@ struct Avx512 {
   static F MaskLoad(const float* p, M m) { return _mm512_maskz_loadu_ps(m, p); }
   static void MaskStore(float* p, M m, F v) { _mm512_mask_storeu_ps(p, m, v); }
   static F Fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static F Add(F a, F b) { return _mm512_add_ps(a, b); }
+  static F Mul(F a, F b) { return _mm512_mul_ps(a, b); }
 };
 
 }  // namespace

@@ -1,6 +1,6 @@
-// The scalar float kernels: SgemmReference and DirectConvReference behind the
-// variant table, the fallback on CPUs without FMA and in builds without the
-// SIMD variants (QAT_ENABLE_AVX2=OFF).  Built for baseline x86-64, where
+// The scalar float kernels: SgemmReference and the convolution references
+// behind the variant table, the fallback on CPUs without FMA and in builds
+// without the SIMD variants (QAT_ENABLE_AVX2=OFF).  Built for baseline x86-64, where
 // std::fma is a library call (one fused multiply-add in hardware when the CPU
 // has FMA, a correctly rounded software emulation otherwise): slow, but the
 // same bits as every other variant.
@@ -36,11 +36,21 @@ void Tile(const SgemmTile& t) {
 // faster than DirectConvReference's bounds check per tap (LeNet-5's forward
 // pass: 0.26 s against 0.44 s for 256 images on one thread).
 bool DirectConvFits(const DirectConv&) { return false; }
+bool SmallOutputConvFits(const SmallOutputConv&) { return false; }
 
 }  // namespace
 
-const SgemmKernels kSgemm_scalar = {"scalar",     Isa::kScalar, Tile, PackB,
-                                    PackedFloats, DirectConvReference, DirectConvFits};
+const SgemmKernels kSgemm_scalar = {"scalar",
+                                    Isa::kScalar,
+                                    Tile,
+                                    PackB,
+                                    PackedFloats,
+                                    DirectConvReference,
+                                    DirectConvFits,
+                                    DepthwiseConvReference,
+                                    DepthwiseConvTransposeReference,
+                                    SmallOutputConvReference,
+                                    SmallOutputConvFits};
 
 }  // namespace kernels
 }  // namespace qat

@@ -19,8 +19,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/depthwise_conv.h"
 #include "kernels/direct_conv.h"
 #include "kernels/isa.h"
+#include "kernels/small_output_conv.h"
 
 namespace qat {
 namespace kernels {
@@ -65,6 +67,14 @@ struct SgemmKernels {
   // direct_conv_fits accepts.
   void (*direct_conv)(const DirectConv& conv);
   bool (*direct_conv_fits)(const DirectConv& conv);
+  // One plane of a depthwise convolution and of its adjoint
+  // (kernels/depthwise_conv.h), any kernel, stride, dilation and padding.
+  void (*depthwise_conv)(const DepthwiseConv& conv);
+  void (*depthwise_conv_transpose)(const DepthwiseConv& conv);
+  // The small-output convolution (kernels/small_output_conv.h), for the
+  // shapes that small_output_conv_fits accepts.
+  void (*small_output_conv)(const SmallOutputConv& conv);
+  bool (*small_output_conv_fits)(const SmallOutputConv& conv);
 };
 
 // The manifest, slowest first: X(name) for every variant compiled into this

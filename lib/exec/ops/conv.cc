@@ -1,22 +1,36 @@
 // Conv, for 1, 2 or 3 spatial dimensions, with pads, strides, dilations,
-// groups and auto_pad.  Two paths that give the same bits:
+// groups and auto_pad.  Float layers take one of four paths by shape
+// (ChooseConvPath), all giving the same bits (each output one chain of fused
+// multiply-adds over (channel, kernel position) in increasing order, from
+// zero, then the bias):
 //
-// - direct (float32; 2-D, horizontal stride 1, no dilation, and rows short
-//   enough for the SIMD kernel's registers, or any row for the scalar
-//   reference): kernels/direct_conv.h, one task per image and group, no copy
-//   of the input;
-// - im2col + GEMM otherwise: for each group, the input patches of a few
-//   images become a [(channels_per_group * kernel_size) x (images *
-//   out_positions)] matrix, small enough to stay in L2; the group's weights
-//   [out_channels_per_group x same] times it give [out_channels_per_group x
-//   (images * out_positions)], which is copied into the NCHW output while
-//   the bias is added.
+// - pointwise (1x1 kernel, stride 1, no padding, maps of at least
+//   kPointwiseMinPositions): per image and group, W [mg x cg] times the
+//   image's X [cg x positions] straight into Y, no im2col;
+// - depthwise (one input and one output channel per group, 2-D):
+//   kernels/depthwise_conv.h, one task per image and channel;
+// - small output (2-D, one output channel per group, horizontal stride 1, a
+//   kernel larger than the output map of a few rows of one vector: a
+//   depthwise layer's weight gradient): kernels/small_output_conv.h, one task
+//   per image and group;
+// - direct (2-D, horizontal stride 1, no dilation, rows short enough for the
+//   SIMD kernel's registers, and few output channels per group):
+//   kernels/direct_conv.h, one task per image and group, no copy of the input;
+// - im2col + GEMM otherwise (many channels on small maps, strides, dilations,
+//   the weight-gradient convolutions of training): for each group, the input
+//   patches of a few images become a [(channels_per_group * kernel_size) x
+//   (images * out_positions)] matrix, small enough to stay in L2 but at least
+//   kMinGemmColumns wide; the group's weights [out_channels_per_group x same]
+//   times it give [out_channels_per_group x (images * out_positions)], which
+//   is copied into the NCHW output while the bias is added.
+// Other types take im2col + GEMM.
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
 #include <vector>
 
 #include "kernels/target_clones.h"
+#include "exec/ops/depthwise_planes.h"
 #include "exec/ops/gemm.h"
 #include "exec/ops/op_util.h"
 #include "exec/ops/spatial.h"
@@ -189,6 +203,103 @@ bool DirectConvFits(const Window& w, int64_t channels, int64_t out_channels) {
   return kernels::SelectedSgemmKernels().direct_conv_fits(DirectConvOf(w, channels, out_channels));
 }
 
+// A 1x1 kernel, stride 1 and no padding: im2col would copy X unchanged.
+bool IsPointwise(const Window& w) {
+  for (size_t d = 0; d < w.in.size(); ++d) {
+    if (w.kernel[d] != 1 || w.strides[d] != 1 || w.pad_begin[d] != 0 || w.pad_end[d] != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Per-image GEMMs narrower than this lose to im2col's images side by side
+// (a few micro-tiles wide at least).
+constexpr int64_t kPointwiseMinPositions = 64;
+// The im2col GEMM gets at least this many columns when the batch has them:
+// narrower products leave the micro-tiles mostly empty (a weight-gradient
+// convolution has as few columns per "image" as the kernel has taps).
+constexpr int64_t kMinGemmColumns = 256;
+// The direct kernel broadcasts one weight per multiply-add and copies
+// nothing; im2col + GEMM copies the input once per tap but then reuses each
+// copy for every output channel from packed register tiles.  So direct for
+// few output channels per group (LeNet-5's 6 and 16), GEMM for many
+// (ResNet's 64 and more).  The threshold is a rule of thumb, not tuned.
+constexpr int64_t kDirectMaxOutChannels = 32;
+
+enum class ConvPath { kPointwise, kDepthwise, kSmallOutput, kDirect, kIm2col };
+
+// The small-output kernel's description of one image and group.
+kernels::SmallOutputConv SmallOutputConvOf(const Window& w, int64_t channels) {
+  kernels::SmallOutputConv s{};
+  s.channels = channels;
+  s.in_h = w.in[0];
+  s.in_w = w.in[1];
+  s.out_h = w.out[0];
+  s.out_w = w.out[1];
+  s.kernel_h = w.kernel[0];
+  s.kernel_w = w.kernel[1];
+  s.stride_h = w.strides[0];
+  s.dilation_h = w.dilations[0];
+  s.dilation_w = w.dilations[1];
+  s.pad_top = w.pad_begin[0];
+  s.pad_left = w.pad_begin[1];
+  return s;
+}
+
+// One output channel per group, a kernel larger than the output map, and
+// what the variant accepts: a depthwise layer's weight gradient.
+bool SmallOutputFits(const Window& w, int64_t cg, int64_t mg) {
+  if (w.in.size() != 2 || mg != 1 || cg < 2 || w.strides[1] != 1 ||
+      w.kernel_size() < w.out_size()) {
+    return false;
+  }
+  return kernels::SelectedSgemmKernels().small_output_conv_fits(SmallOutputConvOf(w, cg));
+}
+
+// Small-output Conv, one task per image and group, then the bias.
+void SmallOutputConvAll(ThreadPool* pool, const Window& w, const float* x, const float* weights,
+                        const float* bias, int64_t batch, int64_t groups, int64_t cg,
+                        float* y) {
+  const kernels::SgemmKernels& kernel = kernels::SelectedSgemmKernels();
+  const int64_t in_size = w.in_size(), P = w.out_size(), K = w.kernel_size();
+  ParallelFor(pool, batch * groups, [&](int64_t task) {
+    const int64_t g = task % groups;
+    kernels::SmallOutputConv s = SmallOutputConvOf(w, cg);
+    s.x = x + task * cg * in_size;
+    s.w = weights + g * cg * K;
+    s.y = y + task * P;
+    kernel.small_output_conv(s);
+    for (int64_t p = 0; bias != nullptr && p < P; ++p) s.y[p] += bias[g];
+  });
+}
+
+// The float path for a layer (see the top of this file).
+ConvPath ChooseConvPath(const Window& w, int64_t groups, int64_t cg, int64_t mg) {
+  if (IsPointwise(w) && w.out_size() >= kPointwiseMinPositions) return ConvPath::kPointwise;
+  if (cg == 1 && mg == 1 && groups > 1 && w.in.size() == 2) return ConvPath::kDepthwise;
+  if (SmallOutputFits(w, cg, mg)) return ConvPath::kSmallOutput;
+  if (mg <= kDirectMaxOutChannels && DirectConvFits(w, cg, mg)) return ConvPath::kDirect;
+  return ConvPath::kIm2col;
+}
+
+// Pointwise Conv: Y[n, group g] = W_g [mg x cg] * X[n, group g] [cg x P],
+// one task per image and group, then the bias.
+void PointwiseConvAll(ThreadPool* pool, int64_t P, const float* x, const float* weights,
+                      const float* bias, int64_t batch, int64_t groups, int64_t cg, int64_t mg,
+                      float* y) {
+  const GemmShape shape{mg, cg, P, /*trans_a=*/false, /*trans_b=*/false};
+  ParallelFor(pool, batch * groups, [&](int64_t task) {
+    const int64_t n = task / groups, g = task % groups;
+    float* out = y + (n * groups + g) * mg * P;
+    Gemm<float>(nullptr, shape, weights + g * mg * cg, x + (n * groups + g) * cg * P, out);
+    for (int64_t j = 0; bias != nullptr && j < mg; ++j) {
+      const float b = bias[g * mg + j];
+      for (int64_t p = 0; p < P; ++p) out[j * P + p] += b;
+    }
+  });
+}
+
 // Conv by the direct kernel, one task per image and group, then the bias
 // (added after the sum, as the GEMM path adds it).
 void DirectConvAll(ThreadPool* pool, const Window& w, const float* x, const float* weights,
@@ -268,19 +379,36 @@ absl::StatusOr<Kernel> MakeConv(const NodeView& node) {
       const int64_t cg = in_channels / groups, mg = out_channels / groups;
       const int64_t P = w.out_size(), K = w.kernel_size(), in_size = w.in_size();
       if constexpr (std::is_same_v<T, float>) {
-        if (DirectConvFits(w, cg, mg)) {
-          DirectConvAll(ctx.pool, w, x.data<float>(), weights.data<float>(),
-                        bias != nullptr ? bias->data<float>() : nullptr, batch, groups, cg, mg,
-                        y.data<float>());
-          return absl::OkStatus();
+        const float* b = bias != nullptr ? bias->data<float>() : nullptr;
+        switch (ChooseConvPath(w, groups, cg, mg)) {
+          case ConvPath::kPointwise:
+            PointwiseConvAll(ctx.pool, P, x.data<float>(), weights.data<float>(), b, batch,
+                             groups, cg, mg, y.data<float>());
+            return absl::OkStatus();
+          case ConvPath::kDepthwise:
+            DepthwisePlanes(ctx.pool, w, /*transpose=*/false, x.data<float>(),
+                            weights.data<float>(), b, batch, groups, y.data<float>());
+            return absl::OkStatus();
+          case ConvPath::kSmallOutput:
+            SmallOutputConvAll(ctx.pool, w, x.data<float>(), weights.data<float>(), b, batch,
+                               groups, cg, y.data<float>());
+            return absl::OkStatus();
+          case ConvPath::kDirect:
+            DirectConvAll(ctx.pool, w, x.data<float>(), weights.data<float>(), b, batch, groups,
+                          cg, mg, y.data<float>());
+            return absl::OkStatus();
+          case ConvPath::kIm2col:
+            break;
         }
       }
       // Images go through im2col and the GEMM a few at a time, so that the
-      // column matrix (K * cg rows of P values per image) stays in L2.
+      // column matrix (K * cg rows of P values per image) stays in L2, but
+      // enough of them for kMinGemmColumns columns.
       constexpr int64_t kColumnBytes = int64_t{512} << 10;
-      const int64_t chunk = std::clamp<int64_t>(
-          kColumnBytes / std::max<int64_t>(1, cg * K * P * int64_t{sizeof(T)}), 1,
-          std::max<int64_t>(batch, 1));
+      const int64_t by_bytes = kColumnBytes / std::max<int64_t>(1, cg * K * P * int64_t{sizeof(T)});
+      const int64_t by_width = (kMinGemmColumns + std::max<int64_t>(P, 1) - 1) / std::max<int64_t>(P, 1);
+      const int64_t chunk =
+          std::clamp<int64_t>(std::max(by_bytes, by_width), 1, std::max<int64_t>(batch, 1));
       const int64_t width = chunk * P;
       scratch->cols.Resize(x.dtype(), {cg * K, width});
       scratch->product.Resize(x.dtype(), {mg, width});

@@ -6,13 +6,18 @@
 // ScatterElements applies its updates in index order on one thread, so
 // duplicate indices give the same result every run (the last write wins
 // without a reduction).  ConvTranspose runs the GEMM + col2im version; the
-// reference beside it is what the tests compare it with.
+// reference beside it is what the tests compare it with.  Two float shapes
+// that Conv's data gradient makes take a shortcut with the same bits:
+// pointwise (a 1x1 kernel, stride 1, no padding: one GEMM per image and
+// group, no col2im) and depthwise (one channel per group: its own kernel,
+// exec/ops/depthwise_planes.h, instead of GEMMs of depth 1).
 #include "exec/ops/training_ops.h"
 
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
 
+#include "exec/ops/depthwise_planes.h"
 #include "exec/ops/gemm.h"
 #include "exec/ops/op_util.h"
 #include "exec/ops/scatter.h"
@@ -250,20 +255,26 @@ void ConvTransposeGemm(ThreadPool* pool, const ConvTransposeShape& s, const T* x
   const int64_t row = mg * K;  // one column row: every (j, kk) of one input position
   const std::vector<int64_t> kernel_offsets = KernelOffsets(win);
   const std::vector<int64_t> out_strides = ContiguousStrides(win.in);
-  scratch.Resize(DataTypeOf<T>(), {s.batch * in_size, row});
+  // The column buffer, then x's channels of one group as [cg x (batch *
+  // in_size)], so that one GEMM covers every image (as many rows as the
+  // batch has positions, instead of one GEMM per image as high as a small
+  // map).  Each column value is the same chain over c either way.
+  const int64_t positions = s.batch * in_size;
+  scratch.Resize(DataTypeOf<T>(), {positions * row + cg * positions});
   T* cols = scratch.data<T>();
-  const GemmShape shape{in_size, cg, row, /*trans_a=*/true, /*trans_b=*/false};
+  T* xt = cols + positions * row;
+  const GemmShape shape{positions, cg, row, /*trans_a=*/true, /*trans_b=*/false};
   std::vector<int64_t> corners(in_size * dims);  // WindowCorner of every input position
   for (int64_t p = 0; p < in_size; ++p) WindowCorner(win, p, &corners[p * dims]);
   for (int64_t g = 0; g < s.groups; ++g) {
     // cols[n * in_size + p, j * K + kk] = sum_c x[n, g * cg + c, p] * w[g * cg + c, j, kk]
-    // One task per image: these products are small, and one parallel loop
-    // costs less than one per image (each product's bits do not depend on
-    // the threads).
-    ParallelFor(pool, s.batch, [&](int64_t n) {
-      Gemm<T>(nullptr, shape, x + (n * s.in_channels + g * cg) * in_size, w + g * cg * row,
-              cols + n * in_size * row);
+    ParallelFor(pool, cg, [&](int64_t c) {
+      for (int64_t n = 0; n < s.batch; ++n) {
+        std::copy_n(x + (n * s.in_channels + g * cg + c) * in_size, in_size,
+                    xt + c * positions + n * in_size);
+      }
     });
+    Gemm<T>(pool, shape, xt, w + g * cg * row, cols);
     // col2im: one task per output plane, so every sum has a fixed order.
     ParallelFor(pool, s.batch * mg, [&](int64_t nj) {
       const int64_t n = nj / mg, j = nj % mg;
@@ -419,6 +430,43 @@ absl::StatusOr<Kernel> MakeScatterElements(const NodeView& node) {
   });
 }
 
+namespace {
+
+// The float shortcuts (see the top of this file); false when neither fits.
+bool ConvTransposeByShape(ThreadPool* pool, const ConvTransposeShape& s, const float* x,
+                          const float* w, const float* bias, float* y) {
+  const Window& win = s.window;
+  const int64_t cg = s.in_channels / s.groups, mg = s.out_channels / s.groups;
+  bool pointwise = win.in == win.out;
+  for (size_t d = 0; d < win.in.size(); ++d) {
+    pointwise = pointwise && win.kernel[d] == 1 && win.strides[d] == 1 && win.pad_begin[d] == 0;
+  }
+  if (pointwise) {
+    // y[n, g] [mg x P] = w_g^T (w_g stored [cg x mg]) * x[n, g] [cg x P]: the
+    // col2im GEMM's chain over the input channels, then the bias (col2im
+    // starts from it: b + chain is chain + b).
+    const int64_t P = win.in_size();
+    const GemmShape shape{mg, cg, P, /*trans_a=*/true, /*trans_b=*/false};
+    ParallelFor(pool, s.batch * s.groups, [&](int64_t task) {
+      const int64_t n = task / s.groups, g = task % s.groups;
+      float* out = y + (n * s.groups + g) * mg * P;
+      Gemm<float>(nullptr, shape, w + g * cg * mg, x + (n * s.groups + g) * cg * P, out);
+      for (int64_t j = 0; bias != nullptr && j < mg; ++j) {
+        const float b = bias[g * mg + j];
+        for (int64_t p = 0; p < P; ++p) out[j * P + p] += b;
+      }
+    });
+    return true;
+  }
+  if (cg == 1 && mg == 1 && s.groups > 1 && win.in.size() == 2) {
+    DepthwisePlanes(pool, win, /*transpose=*/true, x, w, bias, s.batch, s.groups, y);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 absl::StatusOr<Kernel> MakeConvTranspose(const NodeView& node) {
   const ConvTransposeAttrs attrs = ConvTransposeAttrs::FromNode(node);
   if (attrs.group < 1) return absl::InvalidArgumentError("group must be positive");
@@ -442,6 +490,13 @@ absl::StatusOr<Kernel> MakeConvTranspose(const NodeView& node) {
       using T = decltype(tag);
       Tensor& y = ctx.output(0);
       y.Resize(x.dtype(), s.OutputShape());
+      if constexpr (std::is_same_v<T, float>) {
+        if (ConvTransposeByShape(ctx.pool, s, x.data<float>(), weights.data<float>(),
+                                 bias != nullptr ? bias->data<float>() : nullptr,
+                                 y.data<float>())) {
+          return absl::OkStatus();
+        }
+      }
       ConvTransposeGemm<T>(ctx.pool, s, x.data<T>(), weights.data<T>(),
                            bias != nullptr ? bias->data<T>() : nullptr, y.data<T>(),
                            *scratch);

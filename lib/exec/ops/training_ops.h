@@ -54,9 +54,10 @@ template <typename T>
 void ConvTransposeReference(const ConvTransposeShape& s, const T* x, const T* w,
                             const T* bias, T* y);
 
-// GEMM (Eigen, ops/gemm.h) then col2im, split into tasks by size only, so
-// the result is the same for every thread count.  `scratch` keeps the column
-// buffer from one call to the next.
+// One GEMM per group over every image (ops/gemm.h) then col2im, split into
+// tasks by size only, so the result is the same for every thread count.
+// `scratch` keeps the column buffer (and a copy of one group of X) from one
+// call to the next.
 template <typename T>
 void ConvTransposeGemm(ThreadPool* pool, const ConvTransposeShape& s, const T* x,
                        const T* w, const T* bias, T* y, Tensor& scratch);

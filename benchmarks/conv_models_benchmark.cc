@@ -1,0 +1,121 @@
+// The forward pass (Executor::Run) and the fp32 training step
+// (Trainer::TrainStep: forward, backward, AdamW, cross-entropy loss) of an
+// ONNX model from a file, at 1 and 2 threads: the CNNs of issue 16
+// (torchvision resnet18, mobilenet_v2) for benchmarks/conv_vs_peers.py,
+// which compares them with ONNX Runtime and PyTorch in the same run.
+//
+//   QAT_BENCH_MODEL=model.onnx QAT_BENCH_SHAPE=32x3x32x32 QAT_BENCH_CLASSES=10
+//     conv_models_benchmark
+//
+// The input is uniform in [0, 1) from a fixed seed; labels are i % classes.
+// Without QAT_BENCH_MODEL every benchmark says so and skips.
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "qat/executor.h"
+#include "qat/model.h"
+#include "qat/trainer.h"
+#include "qat/training_graph.h"
+
+namespace qat {
+namespace {
+
+struct Setup {
+  std::string error;  // non-empty: why the benchmarks skip
+  std::unique_ptr<Model> model;
+  std::map<std::string, Tensor> batch;  // the input and `labels`
+  std::string input;
+};
+
+const Setup& GetSetup() {
+  static const Setup* setup = [] {
+    auto* s = new Setup;
+    const char* path = std::getenv("QAT_BENCH_MODEL");
+    const char* shape_text = std::getenv("QAT_BENCH_SHAPE");
+    const char* classes_text = std::getenv("QAT_BENCH_CLASSES");
+    if (path == nullptr || shape_text == nullptr) {
+      s->error = "set QAT_BENCH_MODEL and QAT_BENCH_SHAPE (e.g. 32x3x32x32)";
+      return s;
+    }
+    auto model = Model::Load(path);
+    if (!model.ok()) {
+      s->error = model.status().ToString();
+      return s;
+    }
+    s->model = std::make_unique<Model>(*std::move(model));
+    std::vector<int64_t> shape;
+    std::stringstream in(shape_text);
+    for (std::string part; std::getline(in, part, 'x');) shape.push_back(std::stoll(part));
+    s->input = s->model->inputs().at(0).name;
+    Tensor x(DataType::kFloat32, shape);
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<float> u(0.0f, 1.0f);
+    for (float& v : x.values<float>()) v = u(rng);
+    const int64_t classes = classes_text != nullptr ? std::stoll(classes_text) : 10;
+    Tensor labels(DataType::kInt64, {shape.at(0)});
+    for (int64_t i = 0; i < shape.at(0); ++i) labels.data<int64_t>()[i] = i % classes;
+    s->batch = {{s->input, x}, {"labels", labels}};
+    return s;
+  }();
+  return *setup;
+}
+
+void ModelForward(benchmark::State& state) {
+  const Setup& s = GetSetup();
+  if (!s.error.empty()) {
+    state.SkipWithError(s.error.c_str());
+    return;
+  }
+  ExecutorOptions options;
+  options.num_threads = static_cast<int>(state.range(0));
+  auto exec = Executor::Create(*s.model, options);
+  if (!exec.ok()) {
+    state.SkipWithError(exec.status().ToString().c_str());
+    return;
+  }
+  const std::map<std::string, Tensor> in = {{s.input, s.batch.at(s.input)}};
+  for (auto _ : state) {
+    auto out = (*exec)->Run(in);
+    if (!out.ok()) state.SkipWithError(out.status().ToString().c_str());
+  }
+}
+
+void ModelTrainStep(benchmark::State& state) {
+  const Setup& s = GetSetup();
+  if (!s.error.empty()) {
+    state.SkipWithError(s.error.c_str());
+    return;
+  }
+  TrainingGraphOptions graph;
+  graph.loss.kind = LossKind::kCrossEntropy;
+  auto models = BuildTrainingModels(*s.model, graph);
+  if (!models.ok()) {
+    state.SkipWithError(models.status().ToString().c_str());
+    return;
+  }
+  TrainerOptions options;
+  options.num_threads = static_cast<int>(state.range(0));
+  auto trainer = Trainer::Create(*models, options);
+  if (!trainer.ok()) {
+    state.SkipWithError(trainer.status().ToString().c_str());
+    return;
+  }
+  for (auto _ : state) {
+    auto loss = (*trainer)->TrainStep(s.batch);
+    if (!loss.ok()) state.SkipWithError(loss.status().ToString().c_str());
+  }
+}
+
+BENCHMARK(ModelForward)->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond);
+BENCHMARK(ModelTrainStep)->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace qat
+
+BENCHMARK_MAIN();

@@ -1,0 +1,70 @@
+// Depthwise convolution (Conv with one input and one output channel per
+// group) and its adjoint (the ConvTranspose of the same shape, which is
+// Conv's data gradient) over a whole batch: one task per image and channel,
+// each a plane of kernels/depthwise_conv.h on the selected kernel variant.
+// The bits do not depend on the thread count.
+#ifndef QAT_LIB_EXEC_OPS_DEPTHWISE_PLANES_H_
+#define QAT_LIB_EXEC_OPS_DEPTHWISE_PLANES_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "exec/ops/spatial.h"
+#include "kernels/sgemm_variants.h"
+#include "qat/thread_pool.h"
+
+namespace qat {
+namespace exec {
+
+// `w` is the Conv's window (for ConvTranspose: the window of the Conv it is
+// the adjoint of, whose `in` is ConvTranspose's output).  Forward reads
+// planes of w.in and writes planes of w.out, then adds the bias (may be
+// null); transpose reads planes of w.out and writes planes of w.in, starting
+// every sum at the bias.  Plane t of `in` and `out` is image t / channels,
+// channel t % channels.
+inline void DepthwisePlanes(ThreadPool* pool, const Window& w, bool transpose, const float* in,
+                            const float* weights, const float* bias, int64_t batch,
+                            int64_t channels, float* out) {
+  const kernels::SgemmKernels& kernel = kernels::SelectedSgemmKernels();
+  const int64_t in_plane = transpose ? w.out_size() : w.in_size();
+  const int64_t out_plane = transpose ? w.in_size() : w.out_size();
+  const int64_t taps = w.kernel_size();
+  ParallelFor(pool, batch * channels, [&](int64_t task) {
+    const int64_t c = task % channels;
+    kernels::DepthwiseConv d{};
+    d.in_h = w.in[0];
+    d.in_w = w.in[1];
+    d.out_h = w.out[0];
+    d.out_w = w.out[1];
+    d.kernel_h = w.kernel[0];
+    d.kernel_w = w.kernel[1];
+    d.stride_h = w.strides[0];
+    d.stride_w = w.strides[1];
+    d.dilation_h = w.dilations[0];
+    d.dilation_w = w.dilations[1];
+    d.pad_top = w.pad_begin[0];
+    d.pad_left = w.pad_begin[1];
+    d.w = weights + c * taps;
+    d.in = in + task * in_plane;
+    d.out = out + task * out_plane;
+    d.bias = transpose && bias != nullptr ? bias[c] : 0.0f;
+    thread_local std::vector<float> scratch;
+    scratch.resize(static_cast<size_t>(kernels::DepthwiseScratchFloats(d)));
+    d.scratch = scratch.data();
+    if (transpose) {
+      kernel.depthwise_conv_transpose(d);
+    } else {
+      kernel.depthwise_conv(d);
+      // After the sum, as the GEMM path adds it.
+      if (bias != nullptr) {
+        const float b = bias[c];
+        for (int64_t p = 0; p < out_plane; ++p) d.out[p] += b;
+      }
+    }
+  });
+}
+
+}  // namespace exec
+}  // namespace qat
+
+#endif  // QAT_LIB_EXEC_OPS_DEPTHWISE_PLANES_H_
