@@ -137,7 +137,7 @@ int QuantizeCommand(int argc, char** argv) {
   if (!ParseArgs(argc, argv,
                  {"--table", "--out", "--weight-bits", "--activation-type", "--exclude",
                   "--include", "--op-types", "--activation-bits", "--bits", "--weight-range",
-                  "--activation-range", "--block-size"},
+                  "--activation-range", "--block-size", "--embedding-bits", "--calibration"},
                  {"--per-channel", "--weights-as-int8", "--symmetric-activations",
                   "--reduce-range", "--unsigned-weights", "--affine-weights"},
                  &args, &error)) {
@@ -165,6 +165,26 @@ int QuantizeCommand(int argc, char** argv) {
     if (!IntFlag(args, "--block-size", 1, &options.block_size) || options.weight_bits != 4) {
       return Usage("--block-size needs a positive block size and --weight-bits 4");
     }
+  }
+  if (args.Has("--embedding-bits")) {
+    // Gather embeddings: 4-bit, block-wise along the embedding dimension.
+    int64_t bits = 0;
+    if (!IntFlag(args, "--embedding-bits", 4, &bits) || bits != 4) {
+      return Usage("--embedding-bits takes 4 (block-wise INT4 at opset 21)");
+    }
+    options.embedding_bits = 4;
+  }
+  if (args.Has("--calibration")) {
+    // How block-wise weights (--block-size, --embedding-bits) get their ranges.
+    const std::string method = args.Get("--calibration", "");
+    if (method != "minmax" && method != "mse") {
+      return Usage("--calibration must be minmax or mse (the block-wise weights' ranges)");
+    }
+    if (options.block_size == 0 && options.embedding_bits == 0) {
+      return Usage("--calibration applies to block-wise weights: give --block-size or "
+                   "--embedding-bits");
+    }
+    options.mse_block_weights = method == "mse";
   }
   auto type = qat::ParseQuantType(args.Get("--activation-type", "uint8"));
   if (!type.ok()) return Usage(std::string(type.status().message()));
