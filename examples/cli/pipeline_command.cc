@@ -78,8 +78,10 @@ absl::Status WriteCurves(const std::string& out, PipelineReport* report) {
     PlotSeries acc{c.name}, train{c.name + " train"}, test{c.name + " test"};
     test.dashed = true;
     for (const EpochPoint& p : c.points) {
-      acc.x.push_back(p.epoch);
-      acc.y.push_back(100 * p.test_accuracy);
+      if (p.test_accuracy >= 0) {  // -1: a distilled stage has no accuracy
+        acc.x.push_back(p.epoch);
+        acc.y.push_back(100 * p.test_accuracy);
+      }
       test.x.push_back(p.epoch);
       test.y.push_back(p.test_loss);
       if (p.train_loss >= 0) {
@@ -180,9 +182,12 @@ absl::Status RunPipeline(const PipelineOptions& o) {
     bar->Update(r.step_in_epoch + 1, absl::StrFormat("loss %.4f", s.step.epoch_mean_loss));
   };
   hooks.on_epoch = [&](const qat::PipelineEpoch& e) {
-    std::fprintf(stderr, "%s epoch %lld: train loss %.4f, test loss %.4f, test accuracy %.2f%%\n",
-                 e.stage.c_str(), static_cast<long long>(e.epoch), e.point.train_loss,
-                 e.point.test_loss, 100 * e.point.test_accuracy);
+    std::fprintf(stderr, "%s epoch %lld: train loss %.4f, test loss %.4f%s\n", e.stage.c_str(),
+                 static_cast<long long>(e.epoch), e.point.train_loss, e.point.test_loss,
+                 e.point.test_accuracy < 0  // a distilled stage has no accuracy
+                     ? ""
+                     : absl::StrFormat(", test accuracy %.2f%%", 100 * e.point.test_accuracy)
+                           .c_str());
   };
   hooks.on_graph = [&](const qat::PipelineGraph& g) {
     return WriteDot(*g.model, o.out, g.name, g.title);
@@ -190,6 +195,7 @@ absl::Status RunPipeline(const PipelineOptions& o) {
   QAT_ASSIGN_OR_RETURN(qat::PipelineResult result, qat::RunPipeline(o, hooks));
   report.artifacts = result.artifacts;
   report.curves = result.curves;
+  report.labelled = result.labelled;
 
   // Pictures: curves, the activation histogram.
   QAT_RETURN_IF_ERROR(WriteCurves(o.out, &report));
@@ -204,7 +210,11 @@ absl::Status RunPipeline(const PipelineOptions& o) {
   const std::string script_dir = o.use_ort ? FindOrtScriptDir(o.ort_script_dir) : "";
   for (const qat::PipelineRow& r : result.rows) {
     ModelRow row(r);
-    if (o.use_ort) {
+    if (!result.labelled) {
+      // ort_eval.js measures accuracy on labels; compare outputs with
+      // tests/ort/ort_compare.js instead.
+      row.ort.reason = "the data has no labels (ONNX Runtime's column measures accuracy)";
+    } else if (o.use_ort) {
       row.ort = MeasureInOrt(script_dir, absl::StrCat(o.out, "/", row.file), o.data,
                              result.example_shape, o.batch, o.test_limit);
     } else {

@@ -49,7 +49,7 @@ absl::Status WriteText(const std::string& path, const std::string& text) {
 std::vector<std::string> TargetChecks(const PipelineReport& report) {
   std::vector<std::string> checks;
   const ModelRow* fp32 = FindRow(report, "fp32");
-  if (fp32 == nullptr) return checks;
+  if (fp32 == nullptr || !report.labelled) return checks;  // the targets are accuracies
   const char* by = fp32->ort.available ? "ONNX Runtime" : "libqat executor (no ONNX Runtime)";
   const double base = Judged(*fp32);
   checks.push_back(absl::StrFormat("fp32 %s >= 88.50%%: %s (%s)", Pct(base),
@@ -71,11 +71,24 @@ std::vector<std::string> TargetChecks(const PipelineReport& report) {
 }
 
 std::string TableText(const PipelineReport& report, bool markdown) {
-  const std::vector<std::string> header = {"model", "accuracy (libqat)", "accuracy (ORT)",
-                                           "file size", "latency/batch (libqat)",
-                                           "latency/batch (ORT)", "file"};
+  std::vector<std::string> header = {"model", "accuracy (libqat)", "accuracy (ORT)",
+                                     "file size", "latency/batch (libqat)",
+                                     "latency/batch (ORT)", "file"};
+  if (!report.labelled) {
+    // Against fp32, the first output's (report.json has every output's).
+    header = {"model", "relative L2", "SQNR", "cosine", "argmax agreement",
+              "file size", "latency/batch (libqat)", "file"};
+  }
   std::vector<std::vector<std::string>> cells;
   for (const ModelRow& r : report.rows) {
+    if (!report.labelled) {
+      const qat::OutputMetrics m = r.metrics.empty() ? qat::OutputMetrics() : r.metrics[0];
+      cells.push_back({r.name, absl::StrFormat("%.4g", m.relative_l2),
+                       absl::StrFormat("%.2f dB", m.sqnr_db), absl::StrFormat("%.5f", m.cosine),
+                       m.argmax_agreement >= 0 ? Pct(m.argmax_agreement) : "n/a", Size(r.bytes),
+                       absl::StrFormat("%.3f ms", r.latency_ms), r.file});
+      continue;
+    }
     cells.push_back({r.name, Pct(r.accuracy), r.ort.available ? Pct(r.ort.accuracy) : "n/a",
                      Size(r.bytes), absl::StrFormat("%.3f ms", r.latency_ms),
                      r.ort.available ? absl::StrFormat("%.3f ms", r.ort.latency_ms) : "n/a",
@@ -117,7 +130,25 @@ absl::Status WriteReports(const std::string& dir, const PipelineReport& report) 
     const ModelRow& r = report.rows[i];
     absl::StrAppend(&json, i ? "," : "", "\n    {\"model\": ", JsonString(r.name),
                     ", \"file\": ", JsonString(r.file), ", \"recipe\": ", JsonString(r.recipe),
-                    ", \"accuracy\": ", absl::StrFormat("%.4f", r.accuracy));
+                    ", \"accuracy\": ",
+                    report.labelled ? absl::StrFormat("%.4f", r.accuracy) : "null");
+    if (!report.labelled) {
+      // Against fp32 on the test data, per output (qat::OutputMetrics).
+      json += ", \"metrics\": {";
+      for (size_t k = 0; k < r.metrics.size(); ++k) {
+        const qat::OutputMetrics& m = r.metrics[k];
+        absl::StrAppend(&json, k ? ", " : "", JsonString(m.name),
+                        absl::StrFormat(": {\"relative_l2\": %.6g, \"sqnr_db\": %.4f, "
+                                        "\"max_abs_error\": %.6g, \"cosine\": %.6f",
+                                        m.relative_l2, m.sqnr_db, m.max_abs_error, m.cosine));
+        if (m.argmax_agreement >= 0) {
+          absl::StrAppend(&json, absl::StrFormat(", \"argmax_agreement\": %.4f",
+                                                 m.argmax_agreement));
+        }
+        json += "}";
+      }
+      json += "}";
+    }
     if (r.start_accuracy >= 0) {
       absl::StrAppend(&json, ", \"accuracy_before_qat\": ",
                       absl::StrFormat("%.4f", r.start_accuracy));
@@ -139,7 +170,9 @@ absl::Status WriteReports(const std::string& dir, const PipelineReport& report) 
       absl::StrAppend(&json, k ? ", " : "", "{\"epoch\": ", p.epoch, ", \"train_loss\": ",
                       p.train_loss >= 0 ? absl::StrFormat("%.5f", p.train_loss) : "null",
                       ", \"test_loss\": ", absl::StrFormat("%.5f", p.test_loss),
-                      ", \"test_accuracy\": ", absl::StrFormat("%.4f", p.test_accuracy), "}");
+                      ", \"test_accuracy\": ",
+                      p.test_accuracy >= 0 ? absl::StrFormat("%.4f", p.test_accuracy) : "null",
+                      "}");
     }
     json += "]";
   }
@@ -163,7 +196,12 @@ absl::Status WriteReports(const std::string& dir, const PipelineReport& report) 
                                 report.latency_batch,
                                 " test images, one thread, in libqat's executor and in ONNX "
                                 "Runtime (default graph optimizations).\n\n",
+                                report.labelled ? "" :
+                                "The data has no labels: QAT distilled from the fp32 model, "
+                                "and each row is measured against fp32's outputs on the test "
+                                "data (first output; report.json has every output's).\n\n",
                                 TableText(report, true), "\n## Targets\n\n");
+  if (!report.labelled) md += "- none: the accuracy targets need labels\n";
   for (const std::string& c : checks) absl::StrAppend(&md, "- ", c, "\n");
   for (const ModelRow& r : report.rows) {
     if (!r.ort.available) {

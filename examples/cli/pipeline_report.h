@@ -29,6 +29,9 @@ struct PipelineReport {
   std::string data;
   int64_t latency_batch = 64;
   std::string settings;  // the flags that shaped the run, as JSON object text
+  // false: the data had no labels; rows are measured against fp32
+  // (PipelineRow::metrics) and the accuracy targets do not apply.
+  bool labelled = true;
   std::vector<ModelRow> rows;
   std::vector<StageCurve> curves;
   std::vector<std::string> artifacts;

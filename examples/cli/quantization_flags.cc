@@ -54,7 +54,7 @@ bool RangeFlag(const Args& args, const std::string& flag, qat::QuantRangeMode* m
 const std::vector<std::string> kQuantizeFlags = {
     "--weight-bits", "--activation-type", "--exclude",          "--include",
     "--op-types",    "--activation-bits", "--bits",             "--weight-range",
-    "--activation-range", "--block-size"};
+    "--activation-range", "--block-size", "--embedding-bits", "--calibration"};
 const std::vector<std::string> kQuantizeSwitches = {
     "--per-channel",  "--weights-as-int8",  "--symmetric-activations",
     "--reduce-range", "--unsigned-weights", "--affine-weights"};
@@ -89,6 +89,29 @@ bool QuantizeFlags(const Args& args, qat::QuantizeOptions* options, std::string*
       *error = "--block-size needs a positive block size and --weight-bits 4";
       return false;
     }
+  }
+  if (args.Has("--embedding-bits")) {
+    // Gather embeddings: 4-bit, block-wise along the embedding dimension.
+    int64_t bits = 0;
+    if (!IntFlag(args, "--embedding-bits", 4, &bits) || bits != 4) {
+      *error = "--embedding-bits takes 4 (block-wise INT4 at opset 21)";
+      return false;
+    }
+    options->embedding_bits = 4;
+  }
+  if (args.Has("--calibration")) {
+    // How block-wise weights (--block-size, --embedding-bits) get their ranges.
+    const std::string method = args.Get("--calibration", "");
+    if (method != "minmax" && method != "mse") {
+      *error = "--calibration must be minmax or mse (the block-wise weights' ranges)";
+      return false;
+    }
+    if (options->block_size == 0 && options->embedding_bits == 0) {
+      *error = "--calibration applies to block-wise weights: give --block-size or "
+               "--embedding-bits";
+      return false;
+    }
+    options->mse_block_weights = method == "mse";
   }
   auto type = qat::ParseQuantType(args.Get("--activation-type", "uint8"));
   if (!type.ok()) {

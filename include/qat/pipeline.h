@@ -12,6 +12,13 @@
 //   -> Evaluate every model's accuracy, its file size, and its latency on
 //      the executor (one thread, one batch, the median of repeated runs).
 //
+// Data without labels (a folder of .npy inputs, an .npz, FEATURES.npy): the
+// model is taken as trained (no fp32 training, whatever `epochs` says), QAT
+// distills from it (the fp32 model is the teacher: MSE on every output,
+// qat/loss.h), and each row is measured against it on the test data
+// (EvaluateOutputs: relative L2, SQNR, max abs error, cosine, argmax
+// agreement) instead of by accuracy.
+//
 // Every artifact lands in `out` (created if needed): untrained.onnx,
 // fp32/ (a training folder), fp32.onnx, calibration.json
 // [calibration_qat.json], ptq_int8.onnx, qdq_int8.onnx, qat_int8/,
@@ -41,6 +48,7 @@
 #include "qat/api.h"
 #include "qat/calibration_table.h"
 #include "qat/dataset.h"
+#include "qat/evaluate.h"
 #include "qat/lr_schedule.h"
 #include "qat/model.h"
 #include "qat/observer.h"
@@ -114,7 +122,10 @@ struct PipelineRow {
   std::string name;    // "fp32", "ptq int8", "qat int8", "qat w4a8"
   std::string file;    // relative to the output folder
   std::string recipe;  // how it was made, in a few words
-  double accuracy = 0.0;       // our executor, test set
+  double accuracy = 0.0;       // our executor, test set (labelled data only)
+  // Unlabelled data: the row's outputs against the fp32 model's on the test
+  // set (EvaluateOutputs); empty for labelled data.
+  std::vector<OutputMetrics> metrics;
   double start_accuracy = -1;  // QAT rows: before QAT (the fake-quantized start)
   size_t bytes = 0;            // the file's size
   double latency_ms = 0.0;     // our executor, one thread, one batch
@@ -130,6 +141,7 @@ struct ActivationValues {
 };
 
 struct PipelineResult {
+  bool labelled = true;  // false: QAT distilled, rows carry metrics (see above)
   std::vector<PipelineRow> rows;
   std::vector<Model> models;  // rows[i]'s model
   std::vector<StageCurve> curves;

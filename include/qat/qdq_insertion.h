@@ -20,6 +20,8 @@
 
 namespace qat {
 
+inline constexpr int64_t kEmbeddingBlockSize = 32;
+
 struct QdqInsertionConfig {
   std::vector<std::string> op_types = {"MatMul", "Gemm", "Conv"};
   // Node names to skip; when `include_nodes` is not empty, only those.
@@ -47,6 +49,16 @@ struct QdqInsertionConfig {
   // raises the model to opset 21, and with weights_as_int8 stores them as
   // packed INT4).  Ranges are the blocks' min/max.  0: off.
   int64_t block_size = 0;
+  // Block-wise weights: each block's range is the one whose FakeQuant
+  // error on the block's values is least (MSE; candidates k/100 of the
+  // min/max range) instead of its min/max.
+  bool mse_block_weights = false;
+  // 4: the tables of Gather embeddings (axis 0, a rank-2 float initializer)
+  // as 4-bit weights, per block along the embedding dimension (axis 1) of
+  // block_size, or kEmbeddingBlockSize when block_size is 0; opset 21 (the
+  // quantize stage raises the model to it), packed INT4 with
+  // weights_as_int8.  The Gather's output is not quantized.  0: off.
+  int embedding_bits = 0;
 };
 
 }  // namespace qat

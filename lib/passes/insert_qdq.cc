@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "core/int4_packing.h"
@@ -12,6 +13,7 @@
 #include "graph/graph_index.h"
 #include "passes/node_selection.h"
 #include "passes/stored_weights.h"
+#include "qat/kernels/fake_quant_reference.h"
 #include "qat/observer.h"
 #include "qat/status_macros.h"
 #include "qat/quant_params.h"
@@ -82,13 +84,46 @@ int64_t ReductionAxis(const std::string& op_type, bool trans_b) {
   return -1;
 }
 
-// Per-block symmetric grids of a 2-D weight from its blocks' min and max.
-absl::Status FillBlockGrid(const Tensor& w, bool symmetric, Grid* grid) {
+// The range of one block of weights that gives the least squared FakeQuant
+// error on its own values: candidate k in 1..kBlockMseCandidates scales
+// [lo, hi] by k / n (as MseRange does), the error summed exactly over the
+// values (a block holds 32..128 of them: a histogram would be coarser than
+// the values themselves).  The wider candidate wins a tie.
+constexpr int kBlockMseCandidates = 100;
+absl::StatusOr<std::pair<float, float>> BlockMseRange(const std::vector<float>& values, float lo,
+                                                      float hi, QuantRange range,
+                                                      bool symmetric) {
+  std::pair<float, float> best{lo, hi};
+  double best_error = -1.0;
+  for (int k = kBlockMseCandidates; k >= 1; --k) {
+    const float f = static_cast<float>(k) / kBlockMseCandidates;
+    QAT_ASSIGN_OR_RETURN(QuantParams p, ComputeQuantParams(f * lo, f * hi, range, symmetric));
+    const kernels::FakeQuantGrid g{p.scale, static_cast<float>(p.zero_point),
+                                   static_cast<float>(range.quant_min),
+                                   static_cast<float>(range.quant_max)};
+    double error = 0.0;
+    for (float v : values) {
+      bool inside = false;
+      const double d = static_cast<double>(kernels::FakeQuantElement(v, g, &inside)) - v;
+      error += d * d;
+    }
+    if (best_error < 0 || error < best_error) {
+      best_error = error;
+      best = {f * lo, f * hi};
+    }
+  }
+  return best;
+}
+
+// Per-block grids of a 2-D weight from its blocks' min and max, or (mse)
+// from the range that quantizes each block's values with the least error.
+absl::Status FillBlockGrid(const Tensor& w, bool symmetric, bool mse, Grid* grid) {
   QAT_ASSIGN_OR_RETURN(grid->block_shape,
                        BlockedParamShape(w.shape(), grid->axis, grid->block_size));
   const int64_t rows = w.dim(0), cols = w.dim(1);
   std::vector<float> lo(grid->block_shape[0] * grid->block_shape[1], 0.0f);
   std::vector<float> hi(lo.size(), 0.0f);
+  std::vector<std::vector<float>> blocks(mse ? lo.size() : 0);
   const auto v = w.values<float>();
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t c = 0; c < cols; ++c) {
@@ -96,9 +131,14 @@ absl::Status FillBlockGrid(const Tensor& w, bool symmetric, Grid* grid) {
                                         : r * grid->block_shape[1] + c / grid->block_size;
       lo[e] = std::min(lo[e], v[r * cols + c]);
       hi[e] = std::max(hi[e], v[r * cols + c]);
+      if (mse) blocks[e].push_back(v[r * cols + c]);
     }
   }
   for (size_t e = 0; e < lo.size(); ++e) {
+    if (mse) {
+      QAT_ASSIGN_OR_RETURN(std::tie(lo[e], hi[e]),
+                           BlockMseRange(blocks[e], lo[e], hi[e], grid->range, symmetric));
+    }
     QAT_ASSIGN_OR_RETURN(QuantParams p, ComputeQuantParams(lo[e], hi[e], grid->range, symmetric));
     grid->scale.push_back(p.scale);
     grid->zero_point.push_back(p.zero_point);
@@ -213,6 +253,11 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
         "stage upgrades to it); got block_size ", options_.block_size, ", ",
         options_.weight_bits, "-bit weights, opset ", g.opset()));
   }
+  if (options_.embedding_bits != 0 && (options_.embedding_bits != 4 || g.opset() < 21)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "embedding weights take 4 bits, block-wise at opset 21 (the quantize stage upgrades to "
+        "it); got ", options_.embedding_bits, " bits, opset ", g.opset()));
+  }
   if (options_.activation_type != QuantType::kUInt8 &&
       options_.activation_type != QuantType::kInt8) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -285,7 +330,8 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
     if (options_.block_size > 0 && bits == 4 && block_axis >= 0 && value.rank() == 2) {
       grid.axis = block_axis;
       grid.block_size = options_.block_size;
-      QAT_RETURN_IF_ERROR(FillBlockGrid(value, options_.symmetric_weights, &grid));
+      QAT_RETURN_IF_ERROR(FillBlockGrid(value, options_.symmetric_weights,
+                                        options_.mse_block_weights, &grid));
       return grid;
     }
     // A weight entry of the table wins when it matches the requested form.
@@ -342,18 +388,10 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
     return read;
   };
 
-  auto quantize_weight = [&](const std::string& w, int64_t axis,
-                             int bits, int64_t block_axis) -> absl::StatusOr<std::string> {
-    const std::string key = absl::StrCat(w, "#", options_.per_channel ? axis : -1, "#", bits, "#",
-                                         options_.block_size > 0 ? block_axis : -1);
-    if (auto it = done_weights.find(key); it != done_weights.end()) return it->second;
-    QAT_ASSIGN_OR_RETURN(Tensor value, TensorFromProto(*index.FindInitializer(w)));
-    if (value.dtype() != DataType::kFloat32) return w;  // not a float weight
-    if (options_.per_channel && (axis < 0 || axis >= value.rank())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "weight '", w, "' of rank ", value.rank(), " has no channel axis ", axis));
-    }
-    QAT_ASSIGN_OR_RETURN(Grid grid, weight_grid(w, value, axis, bits, block_axis));
+  // The weight `w` (value `value`) on `grid`: Q -> [Clip] -> DQ on the float
+  // weight, or the stored integers -> DQ; returns the DQ output.
+  auto emit_weight = [&](const std::string& w, const Tensor& value,
+                         const Grid& grid) -> absl::StatusOr<std::string> {
     const std::string out = g.FreshName(w + "_dequantized");
     if (!options_.weights_as_int8) {
       EmitPair(g, w, grid, out);
@@ -371,6 +409,22 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
       const auto [scale, zp] = GridInitializers(g, grid, w, storage.packed_4bit);
       g.AddNode("DequantizeLinear", "", {qname, scale, zp}, {out}, AxisAttr(grid));
     }
+    return out;
+  };
+
+  auto quantize_weight = [&](const std::string& w, int64_t axis,
+                             int bits, int64_t block_axis) -> absl::StatusOr<std::string> {
+    const std::string key = absl::StrCat(w, "#", options_.per_channel ? axis : -1, "#", bits, "#",
+                                         options_.block_size > 0 ? block_axis : -1);
+    if (auto it = done_weights.find(key); it != done_weights.end()) return it->second;
+    QAT_ASSIGN_OR_RETURN(Tensor value, TensorFromProto(*index.FindInitializer(w)));
+    if (value.dtype() != DataType::kFloat32) return w;  // not a float weight
+    if (options_.per_channel && (axis < 0 || axis >= value.rank())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "weight '", w, "' of rank ", value.rank(), " has no channel axis ", axis));
+    }
+    QAT_ASSIGN_OR_RETURN(Grid grid, weight_grid(w, value, axis, bits, block_axis));
+    QAT_ASSIGN_OR_RETURN(const std::string out, emit_weight(w, value, grid));
     done_weights[key] = out;
     return out;
   };
@@ -400,6 +454,41 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
       QAT_RETURN_IF_ERROR(quantize_activation(node.output(0)).status());
     }
     changed = true;
+  }
+  // Embeddings: the table of a Gather (axis 0, a rank-2 float initializer)
+  // at embedding_bits, per block along the embedding dimension (axis 1).
+  if (options_.embedding_bits != 0) {
+    const std::set<std::string> skipped(exclude.begin(), exclude.end());
+    const int64_t block = options_.block_size > 0 ? options_.block_size : kEmbeddingBlockSize;
+    for (int k = 0; k < graph->node_size(); ++k) {
+      const onnx::NodeProto node = graph->node(k);
+      if (node.op_type() != "Gather" || !node.domain().empty() || node.input_size() < 1 ||
+          skipped.count(node.name()) > 0 || training::GetAttrInt(node, "axis", 0) != 0 ||
+          !index.IsInitializer(node.input(0))) {
+        continue;
+      }
+      const std::string& w = node.input(0);
+      const std::string key = absl::StrCat(w, "#embedding");
+      std::string read;
+      if (auto it = done_weights.find(key); it != done_weights.end()) {
+        read = it->second;
+      } else {
+        QAT_ASSIGN_OR_RETURN(Tensor value, TensorFromProto(*index.FindInitializer(w)));
+        if (value.dtype() != DataType::kFloat32 || value.rank() != 2) continue;
+        Grid grid;
+        grid.type = options_.weight_signed ? QuantType::kInt8 : QuantType::kUInt8;
+        grid.range = QuantRangeForBits(options_.weight_signed, options_.embedding_bits,
+                                       options_.symmetric_weights, false, options_.weight_range);
+        grid.axis = 1;
+        grid.block_size = block;
+        QAT_RETURN_IF_ERROR(FillBlockGrid(value, options_.symmetric_weights,
+                                          options_.mse_block_weights, &grid));
+        QAT_ASSIGN_OR_RETURN(read, emit_weight(w, value, grid));
+        done_weights[key] = read;
+      }
+      graph->mutable_node(k)->set_input(0, read);
+      changed = true;
+    }
   }
   QAT_RETURN_IF_ERROR(training::TopologicalSort(graph));
   return changed;

@@ -40,9 +40,9 @@ absl::StatusOr<double> LatencyMs(const Model& model, const Dataset& test, int64_
   QAT_ASSIGN_OR_RETURN(auto exec, Executor::Create(model, options));
   std::vector<int64_t> indices(static_cast<size_t>(std::min(batch, test.size())));
   for (size_t i = 0; i < indices.size(); ++i) indices[i] = static_cast<int64_t>(i);
-  Tensor x, y;
-  test.Gather(indices, &x, &y);
-  const std::map<std::string, Tensor> feeds = {{model.inputs()[0].name, x}};
+  QAT_ASSIGN_OR_RETURN(const InputBinding binding, test.Bind(model.inputs(), false));
+  std::map<std::string, Tensor> feeds;
+  QAT_RETURN_IF_ERROR(test.Gather(indices, binding, &feeds));
   for (int i = 0; i < 5; ++i) QAT_RETURN_IF_ERROR(exec->Run(feeds).status());
   std::vector<double> times;
   const double begin = Now();
@@ -86,15 +86,16 @@ absl::StatusOr<std::vector<float>> CollectActivation(const Model& model,
   ExecutorOptions options;
   options.num_threads = threads;
   QAT_ASSIGN_OR_RETURN(auto exec, Executor::Create(probe, options));
-  const std::string input = probe.inputs()[0].name;
+  QAT_ASSIGN_OR_RETURN(const InputBinding binding, data.Bind(probe.inputs(), false));
   const int64_t n = std::min(samples, data.size());
   const std::vector<int64_t> order = EpochOrder(data.size(), 0, 0, false);
   std::vector<float> values;
-  Tensor x, y;
+  std::map<std::string, Tensor> batch;
   for (int64_t begin = 0; begin < n; begin += kEvalBatch) {
     const int64_t end = std::min(n, begin + kEvalBatch);
-    data.Gather(absl::MakeConstSpan(order).subspan(begin, end - begin), &x, &y);
-    QAT_ASSIGN_OR_RETURN(auto out, exec->Run({{input, x}}));
+    QAT_RETURN_IF_ERROR(
+        data.Gather(absl::MakeConstSpan(order).subspan(begin, end - begin), binding, &batch));
+    QAT_ASSIGN_OR_RETURN(auto out, exec->Run(batch));
     const Tensor& t = out.at(tensor);
     const float* p = t.data<float>();
     values.insert(values.end(), p, p + t.num_elements());
@@ -143,6 +144,9 @@ class Recipe {
   absl::StatusOr<PipelineRow> RunQat(const std::string& name, const std::string& stem,
                                      const QatSpec& spec, double first_epoch, Model* exported);
   absl::Status RunLowBitRows(double first_epoch);
+  // The row's accuracy on the test set, or without labels its outputs
+  // against the fp32 model's (PipelineRow::metrics).
+  absl::Status Measure(const Model& model, PipelineRow* row) const;
 
   const PipelineOptions& o_;
   const PipelineHooks& hooks_;
@@ -150,6 +154,20 @@ class Recipe {
   std::unique_ptr<Dataset> train_, test_;
   std::vector<CalibrationTable> low_bit_tables_;
 };
+
+absl::Status Recipe::Measure(const Model& model, PipelineRow* row) const {
+  if (result_.labelled) {
+    QAT_ASSIGN_OR_RETURN(row->accuracy, Accuracy(model, *test_, o_.threads));
+    return absl::OkStatus();
+  }
+  EvaluateOptions options;
+  options.batch_size = kEvalBatch;
+  options.num_threads = o_.threads;
+  QAT_ASSIGN_OR_RETURN(ModelMetrics m,
+                       EvaluateOutputs(model, *test_, &result_.models[0], options));
+  row->metrics = std::move(m.outputs);
+  return absl::OkStatus();
+}
 
 absl::Status Recipe::Train(const std::string& folder,
                            const std::vector<std::pair<int64_t, float>>& phases, uint64_t seed,
@@ -210,6 +228,8 @@ absl::StatusOr<PipelineRow> Recipe::RunQat(const std::string& name, const std::s
   QAT_RETURN_IF_ERROR(SaveArtifact(qdq, absl::StrCat("qdq_", stem.substr(4), ".onnx")));
   PrepareOptions po;
   po.graph.learn_quant_params = o_.learn_quant_params;
+  // No labels: distill from the fp32 model (MSE on every output).
+  if (!result_.labelled) po.graph.teacher = &fp32;
   const std::string folder = Path(stem);
   QAT_RETURN_IF_ERROR(Prepare(qdq, folder, po).status());
   result_.artifacts.push_back(stem + "/");
@@ -238,11 +258,12 @@ absl::StatusOr<PipelineRow> Recipe::RunQat(const std::string& name, const std::s
   PipelineRow row(name, file);
   const QuantRange wr = QuantRangeForBits(true, weight_bits, true, false);
   row.recipe = absl::StrFormat(
-      "%s calibration, %d-bit per-channel weights, %s activations; QAT %lld epoch(s) AdamW "
+      "%s calibration, %d-bit per-channel weights, %s activations; QAT%s %lld epoch(s) AdamW "
       "lr %g (%s), quantization parameters %s; exported as QDQ%s",
       CalibrationMethodName(spec.method), weight_bits,
       spec.activation_bits == 8 ? std::string("uint8")
                                 : absl::StrFormat("%d-bit unsigned", spec.activation_bits),
+      result_.labelled ? "" : " by distillation (no labels: MSE to the fp32 model's outputs)",
       static_cast<long long>(spec.epochs), spec.lr, LrScheduleKindName(o_.qat_schedule),
       o_.learn_quant_params ? "learned (LSQ)" : "fixed",
       weight_bits < 8 || spec.activation_bits < 8
@@ -254,7 +275,7 @@ absl::StatusOr<PipelineRow> Recipe::RunQat(const std::string& name, const std::s
     row.start_accuracy = curve.points.front().test_accuracy;
     result_.curves.push_back(curve);
   }
-  QAT_ASSIGN_OR_RETURN(row.accuracy, Accuracy(exported, *test_, o_.threads));
+  QAT_RETURN_IF_ERROR(Measure(exported, &row));
   row.seconds = Now() - t0;
   *exported_out = exported;
   return row;
@@ -294,7 +315,7 @@ absl::Status Recipe::RunLowBitRows(double first_epoch) {
         "%d-bit unsigned activations",
         CalibrationMethodName(o_.low_bit_method), wbits, abits,
         static_cast<long long>(o_.calibration_samples), wbits, abits);
-    QAT_ASSIGN_OR_RETURN(ptq_row.accuracy, Accuracy(ptq, *test_, o_.threads));
+    QAT_RETURN_IF_ERROR(Measure(ptq, &ptq_row));
     ptq_row.seconds = Now() - t0;
     result_.rows.push_back(ptq_row);
     result_.models.push_back(ptq);
@@ -345,14 +366,16 @@ absl::StatusOr<PipelineResult> Recipe::Run() {
   QAT_ASSIGN_OR_RETURN(Dataset test, LoadDataSpec(o_.data, model, test_spec));
   train_ = std::make_unique<Dataset>(std::move(train));
   test_ = std::make_unique<Dataset>(std::move(test));
+  result_.labelled = train_->has_labels() && test_->has_labels();
   result_.example_shape = test_->features().shape();
   result_.example_shape.erase(result_.example_shape.begin());
   QAT_RETURN_IF_ERROR(SaveArtifact(model, "untrained.onnx"));
 
-  // 2. fp32 training: AdamW 1e-3 for `epochs`, then one epoch at 1e-4.
+  // 2. fp32 training: AdamW 1e-3 for `epochs`, then one epoch at 1e-4
+  // (labelled data only: without labels the model is the teacher as given).
   double t0 = Now();
   result_.models.push_back(model);
-  if (o_.epochs > 0) {
+  if (o_.epochs > 0 && result_.labelled) {
     QAT_RETURN_IF_ERROR(Prepare(model, Path("fp32")).status());
     result_.artifacts.push_back("fp32/");
     StageCurve curve{"fp32"};
@@ -366,13 +389,15 @@ absl::StatusOr<PipelineResult> Recipe::Run() {
   QAT_RETURN_IF_ERROR(SaveArtifact(fp32, "fp32.onnx"));
   QAT_RETURN_IF_ERROR(ShowGraph("graph_fp32", "fp32 model", fp32));
   PipelineRow fp32_row("fp32", "fp32.onnx");
-  fp32_row.recipe = o_.epochs > 0
+  fp32_row.recipe = !result_.labelled ? "as given (the data has no labels: the model is the "
+                                        "teacher and the reference of every row)"
+                    : o_.epochs > 0
                         ? absl::StrFormat("AdamW lr 1e-3 for %lld epoch(s), then 1 epoch at 1e-4, "
                                           "batch %lld",
                                           static_cast<long long>(o_.epochs),
                                           static_cast<long long>(o_.batch))
                         : "as given (--epochs 0)";
-  QAT_ASSIGN_OR_RETURN(fp32_row.accuracy, Accuracy(fp32, *test_, o_.threads));
+  QAT_RETURN_IF_ERROR(Measure(fp32, &fp32_row));
   fp32_row.seconds = Now() - t0;
   result_.rows.push_back(fp32_row);
 
@@ -395,7 +420,7 @@ absl::StatusOr<PipelineResult> Recipe::Run() {
   ptq_row.recipe = absl::StrFormat(
       "%s calibration on %lld training samples, int8 per-channel weights, uint8 activations",
       CalibrationMethodName(o_.ptq_method), static_cast<long long>(o_.calibration_samples));
-  QAT_ASSIGN_OR_RETURN(ptq_row.accuracy, Accuracy(ptq, *test_, o_.threads));
+  QAT_RETURN_IF_ERROR(Measure(ptq, &ptq_row));
   ptq_row.seconds = Now() - t0;
   result_.rows.push_back(ptq_row);
   result_.models.push_back(ptq);

@@ -99,7 +99,7 @@ absl::StatusOr<Model> QuantizeModel(const Model& model, const CalibrationTable& 
   passes::PassPipeline pipeline(pipeline_options);
   const passes::OpsetUpgradePass& upgrade = passes::AddUpgradePasses(&pipeline);
   // Block-wise weights exist from opset 21 on (DequantizeLinear's block_size).
-  if (options.block_size > 0) pipeline.Add(std::make_unique<passes::Opset21UpgradePass>());
+  if (options.block_size > 0 || options.embedding_bits != 0) pipeline.Add(std::make_unique<passes::Opset21UpgradePass>());
   pipeline.Add(std::make_unique<passes::FoldConstantsPass>());
   pipeline.Add(std::make_unique<passes::FoldBatchNormPass>());
   pipeline.Add(std::make_unique<passes::InsertQdqPass>(table, options));
