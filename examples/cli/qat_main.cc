@@ -71,7 +71,7 @@ void PrintHelp(std::FILE* out) {
                "              --label-weight W adds W x the labelled --loss\n"
                "  train DIR --data DATA [--epochs E] [--batch B] [--optimizer adamw|sgd]\n"
                "       [--lr X] [--schedule constant|linear|cosine] [--seed S]\n"
-               "       [--threads T] [--observe-steps N] [--resume]\n"
+               "       [--threads T] [--observe-steps N] [--freeze-bn-steps N] [--resume]\n"
                "              train from DIR/checkpoint and update it; without --lr:\n"
                "              1e-4 with cosine decay for a folder prepared from a QDQ\n"
                "              model, 1e-3 constant for an fp32 one (--schedule defaults\n"

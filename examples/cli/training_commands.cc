@@ -165,7 +165,7 @@ int TrainCommand(int argc, char** argv) {
   if (!ParseArgs(argc, argv,
                  {"--data", "--epochs", "--batch", "--optimizer", "--lr", "--schedule",
                   "--warmup", "--momentum", "--weight-decay", "--max-grad-norm", "--seed",
-                  "--threads", "--limit", "--save-every", "--observe-steps"},
+                  "--threads", "--limit", "--save-every", "--observe-steps", "--freeze-bn-steps"},
                  {"--resume", "--nesterov"}, &args, &error)) {
     return Usage(error);
   }
@@ -194,6 +194,7 @@ int TrainCommand(int argc, char** argv) {
   int_flag("--limit", 0, &options.limit);
   int_flag("--seed", 0, &seed);
   int_flag("--observe-steps", 0, &options.observe_steps);
+  int_flag("--freeze-bn-steps", 0, &options.freeze_bn_steps);
   float_flag("--lr", 0.0, &options.lr);
   float_flag("--momentum", 0.0, &options.momentum);
   float_flag("--weight-decay", 0.0, &options.weight_decay);

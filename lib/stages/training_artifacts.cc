@@ -80,6 +80,7 @@ std::map<std::string, Tensor> ExportedParameters(const Checkpoint& checkpoint) {
   std::map<std::string, Tensor> params(checkpoint.parameters.begin(),
                                        checkpoint.parameters.end());
   params.insert(checkpoint.quant_params.begin(), checkpoint.quant_params.end());
+  params.insert(checkpoint.running_stats.begin(), checkpoint.running_stats.end());
   return params;
 }
 
