@@ -24,7 +24,7 @@ using training::GetAttrInt;
 using training::GraphEditor;
 using training::IsDefaultOp;
 
-int64_t DefaultOpset(const onnx::ModelProto& model) {
+int64_t ImportedOpset(const onnx::ModelProto& model) {
   for (const auto& o : model.opset_import()) {
     if (o.domain().empty() || o.domain() == "ai.onnx") return o.version();
   }
@@ -131,7 +131,7 @@ std::vector<int64_t> ChannelShape(int64_t rank, int axis, int64_t channels) {
 }  // namespace
 
 bool HasTrainingBatchNorm(const onnx::ModelProto& model) {
-  const int64_t opset = DefaultOpset(model);
+  const int64_t opset = ImportedOpset(model);
   return std::any_of(model.graph().node().begin(), model.graph().node().end(),
                      [&](const onnx::NodeProto& n) { return InTrainingMode(n, opset); });
 }
@@ -163,7 +163,7 @@ void AddRunningStatisticOutputs(onnx::ModelProto* model) {
 }
 
 absl::StatusOr<bool> FoldBatchNormQatPass::RunImpl(onnx::ModelProto* model) {
-  const int64_t opset = DefaultOpset(*model);
+  const int64_t opset = ImportedOpset(*model);
   GraphEditor g(model);
   onnx::GraphProto* graph = &g.graph();
   bool changed = false;
