@@ -188,6 +188,19 @@ std::vector<std::string> RunningStatistics(const Model& training,
   return names;
 }
 
+// Observe mode: `model` also returning the activations the observer reads
+// (those that are not inputs already).
+absl::StatusOr<Model> ReturningObserved(const Model& model,
+                                        const training::QuantParamObserver& observer) {
+  std::set<std::string> inputs;
+  for (const ValueInfo& v : model.inputs()) inputs.insert(v.name);
+  std::vector<std::string> seen;
+  for (const std::string& x : observer.activation_names()) {
+    if (inputs.count(x) == 0) seen.push_back(x);
+  }
+  return model.WithOutputs(seen);
+}
+
 // InvalidArgument unless `stored` holds `names`, in that order, with the
 // shapes and types of `mine`.
 absl::Status CheckStoredTensors(const std::string& what,
@@ -262,13 +275,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   }
   state->params = std::move(train.values);
   if (state->observer) {
-    std::set<std::string> inputs;
-    for (const ValueInfo& v : train.model.inputs()) inputs.insert(v.name);
-    std::vector<std::string> seen;
-    for (const std::string& x : state->observer->activation_names()) {
-      if (inputs.count(x) == 0) seen.push_back(x);
-    }
-    QAT_ASSIGN_OR_RETURN(train.model, train.model.WithOutputs(seen));
+    QAT_ASSIGN_OR_RETURN(train.model, ReturningObserved(train.model, *state->observer));
   }
   FindQuantParams(models.training, state->params, &state->scales, &state->zero_points);
   QAT_RETURN_IF_ERROR(CheckThreadCount(options.num_threads, "TrainerOptions::num_threads"));
@@ -282,13 +289,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
     QAT_ASSIGN_OR_RETURN(training::DetachedParameters detached_frozen,
                          training::DetachParameters(frozen, detached));
     if (state->observer) {
-      std::set<std::string> inputs;
-      for (const ValueInfo& v : detached_frozen.model.inputs()) inputs.insert(v.name);
-      std::vector<std::string> seen;
-      for (const std::string& x : state->observer->activation_names()) {
-        if (inputs.count(x) == 0) seen.push_back(x);
-      }
-      QAT_ASSIGN_OR_RETURN(detached_frozen.model, detached_frozen.model.WithOutputs(seen));
+      QAT_ASSIGN_OR_RETURN(detached_frozen.model,
+                           ReturningObserved(detached_frozen.model, *state->observer));
     }
     QAT_ASSIGN_OR_RETURN(state->frozen_bn, Executor::Create(detached_frozen.model, exec));
   }
@@ -389,10 +391,29 @@ absl::StatusOr<float> Trainer::Step(const std::map<std::string, Tensor>* batch) 
     for (float& v : s.params.at(name).values<float>()) v = std::max(v, 1e-8f);
   }
   ++s.progress.global_step;
-  // BatchNormalization: the running statistics this step computed.
-  if (batch != nullptr && !frozen) {
-    for (const std::string& name : s.stat_names) {
-      s.stats[name] = outputs.at(name + passes::kRunningStatSuffix);
+  // BatchNormalization: the running statistics this step computed.  Data-
+  // parallel ranks average theirs, weighted by their examples, so that they
+  // keep one model (the statistics scale the folded weights).
+  if (!frozen && !s.stat_names.empty()) {
+    if (batch != nullptr) {
+      for (const std::string& name : s.stat_names) {
+        s.stats[name] = outputs.at(name + passes::kRunningStatSuffix);
+      }
+    }
+    if (s.collective) {
+      const float examples = batch != nullptr ? static_cast<float>(BatchExamples(*batch)) : 0.0f;
+      std::vector<float>& buffer = s.reduced;
+      buffer.assign({examples});
+      for (const std::string& name : s.stat_names) {
+        for (float v : s.stats.at(name).values<float>()) buffer.push_back(examples * v);
+      }
+      QAT_RETURN_IF_ERROR(s.collective->Allreduce(absl::MakeSpan(buffer), ReduceOp::kSum));
+      if (buffer[0] > 0) {
+        size_t at = 1;
+        for (const std::string& name : s.stat_names) {
+          for (float& v : s.stats.at(name).values<float>()) v = buffer[at++] / buffer[0];
+        }
+      }
     }
   }
   // Observe mode: the activations this step saw, the weights it produced.
