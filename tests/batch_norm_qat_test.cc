@@ -179,7 +179,10 @@ TEST(BatchNormQatFolderTest, ResumeIsBitIdenticalWithRunningStatistics) {
   settings.lr = 0.05;
   settings.seed = 4;
   settings.threads = 1;
-  ASSERT_TRUE(TrainFolder(straight, data, settings).ok());
+  {
+    auto run = TrainFolder(straight, data, settings);
+    ASSERT_TRUE(run.ok()) << run.status();
+  }
   TrainFolderHooks hooks;
   int seen = 0;
   hooks.on_step = [&](const TrainFolderStep&) {

@@ -272,7 +272,8 @@ absl::StatusOr<bool> FoldBatchNormQatPass::RunImpl(onnx::ModelProto* model) {
       if (index.FindInitializer(stat) == nullptr || index.IsGraphInput(stat)) continue;
       const std::string next = stat + kRunningStatSuffix;
       if (bn->output(i) == next) continue;
-      if (bn->output(i).empty()) {
+      const std::string& named = bn->output(i);
+      if (named.empty() || (index.NumUses(named) == 0 && !index.IsGraphOutput(named))) {
         bn->set_output(i, next);
       } else {
         g.AddNode("Identity", "", {bn->output(i)}, {next}).set_name(next);

@@ -100,9 +100,13 @@ std::string BatchNorm(GraphEditor& g, const std::string& x, int64_t channels,
   };
   const std::string gamma = filled("weight", 1.0f), beta = filled("bias", 0.0f);
   const std::string mean = filled("running_mean", 0.0f), var = filled("running_var", 1.0f);
-  return g.Add("BatchNormalization", {x, gamma, beta, mean, var}, name + "_out",
-               {training::AttrFloat("epsilon", 1e-5f), training::AttrFloat("momentum", 0.9f),
-                AttrInt("training_mode", 1)});
+  // Training mode has the running-statistics outputs (ONNX requires them).
+  const std::string y = g.FreshName(name + "_out");
+  g.AddNode("BatchNormalization", "", {x, gamma, beta, mean, var},
+            {y, g.FreshName(name + ".running_mean_out"), g.FreshName(name + ".running_var_out")},
+            {training::AttrFloat("epsilon", 1e-5f), training::AttrFloat("momentum", 0.9f),
+             AttrInt("training_mode", 1)});
+  return y;
 }
 
 std::string ConvBn(GraphEditor& g, UniformInit& init, const std::string& x, int64_t in,
