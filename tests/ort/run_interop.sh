@@ -176,7 +176,7 @@ case "$mode" in
       "$qat" train prep --data "data_$name/features.npy,data_$name/labels.npy" --epochs 1 \
         --batch 32 --lr 1e-3 --freeze-bn-steps 6 > /dev/null 2>&1
       "$qat" export prep -o exported.onnx > /dev/null
-      if python3 -c 'import onnx,sys; m=onnx.load(sys.argv[1]); sys.exit(any(n.op_type == "BatchNormalization" for n in m.graph.node))' exported.onnx; then :; else
+      if /usr/bin/python3 -c 'import onnx,sys; m=onnx.load(sys.argv[1]); sys.exit(any(n.op_type == "BatchNormalization" for n in m.graph.node))' exported.onnx; then :; else
         echo "FAILED: $name's export has a BatchNormalization"; failed=1
       fi
       "$qat" run exported.onnx "input=in_$name/input.npy" --out ours > /dev/null
