@@ -955,6 +955,7 @@ static absl::StatusOr<qat::TrainFolderOptions> ToTrainFolderOptions(
   set_int(o.warmup, &t.warmup);
   set_int(o.limit, &t.limit);
   set_int(o.observe_steps, &t.observe_steps);
+  if (o.version >= 3) set_int(o.freeze_bn_steps, &t.freeze_bn_steps);  // came with version 3
   set_double(o.lr, &t.lr);
   set_double(o.momentum, &t.momentum);
   set_double(o.weight_decay, &t.weight_decay);

@@ -294,7 +294,9 @@ int PipelineCommand(int argc, char** argv) {
   if (args.Has("--model") && args.Has("--zoo")) return Usage("give --model or --zoo, not both");
   o.model_path = args.Get("--model", "");
   o.zoo = args.Get("--zoo", "mlp");
-  if (o.zoo != "mlp" && o.zoo != "lenet5") return Usage("--zoo must be mlp or lenet5");
+  if (o.zoo != "mlp" && o.zoo != "lenet5" && o.zoo != "resnet8" && o.zoo != "mobilenetv2") {
+    return Usage("--zoo must be mlp, lenet5, resnet8 or mobilenetv2");
+  }
   o.out = args.Get("--out", "qat-pipeline");
   o.data = args.Get("--data", qat::kFashionMnistDir);
   o.use_ort = !args.On("--no-ort");

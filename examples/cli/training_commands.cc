@@ -25,9 +25,12 @@ int ZooCommand(int argc, char** argv) {
   if (!ParseArgs(argc, argv, {"--out", "--seed", "--opset"}, {}, &args, &error)) {
     return Usage(error);
   }
-  if (args.positional.size() != 1) return Usage("zoo needs a model name: mlp or lenet5");
+  if (args.positional.size() != 1) {
+    return Usage("zoo needs a model name: mlp, lenet5, resnet8 or mobilenetv2");
+  }
   if (!args.Has("--out")) return Usage("zoo needs -o OUT.onnx");
-  int64_t seed = 0, opset = 13;
+  const bool batch_norm = args.positional[0] == "resnet8" || args.positional[0] == "mobilenetv2";
+  int64_t seed = 0, opset = batch_norm ? 15 : 13;
   if (!IntFlag(args, "--seed", 0, &seed) || !IntFlag(args, "--opset", 1, &opset)) {
     return Usage("bad --seed or --opset");
   }
@@ -39,8 +42,19 @@ int ZooCommand(int argc, char** argv) {
     model = qat::MakeMlp(spec);
   } else if (args.positional[0] == "lenet5") {
     model = qat::MakeLeNet5({static_cast<uint64_t>(seed), opset});
+  } else if (args.positional[0] == "resnet8") {
+    qat::ResNet8Spec spec;
+    spec.seed = static_cast<uint64_t>(seed);
+    spec.opset = opset;
+    model = qat::MakeResNet8(spec);
+  } else if (args.positional[0] == "mobilenetv2") {
+    qat::MobileNetV2Spec spec;
+    spec.seed = static_cast<uint64_t>(seed);
+    spec.opset = opset;
+    model = qat::MakeMobileNetV2(spec);
   } else {
-    return Usage(absl::StrCat("unknown zoo model '", args.positional[0], "'; mlp or lenet5"));
+    return Usage(absl::StrCat("unknown zoo model '", args.positional[0],
+                              "'; mlp, lenet5, resnet8 or mobilenetv2"));
   }
   if (!model.ok()) return Fail(model.status());
   if (absl::Status s = model->Save(args.Get("--out", "")); !s.ok()) return Fail(s);
@@ -165,7 +179,7 @@ int TrainCommand(int argc, char** argv) {
   if (!ParseArgs(argc, argv,
                  {"--data", "--epochs", "--batch", "--optimizer", "--lr", "--schedule",
                   "--warmup", "--momentum", "--weight-decay", "--max-grad-norm", "--seed",
-                  "--threads", "--limit", "--save-every", "--observe-steps"},
+                  "--threads", "--limit", "--save-every", "--observe-steps", "--freeze-bn-steps"},
                  {"--resume", "--nesterov"}, &args, &error)) {
     return Usage(error);
   }
@@ -194,6 +208,7 @@ int TrainCommand(int argc, char** argv) {
   int_flag("--limit", 0, &options.limit);
   int_flag("--seed", 0, &seed);
   int_flag("--observe-steps", 0, &options.observe_steps);
+  int_flag("--freeze-bn-steps", 0, &options.freeze_bn_steps);
   float_flag("--lr", 0.0, &options.lr);
   float_flag("--momentum", 0.0, &options.momentum);
   float_flag("--weight-decay", 0.0, &options.weight_decay);

@@ -48,6 +48,10 @@ struct Checkpoint {
   std::vector<std::pair<std::string, Tensor>> quant_params;
   std::map<std::string, Tensor> observer_state;
   int64_t observed_steps = 0;
+  // The running mean and variance of training-mode BatchNormalizations,
+  // by name, as the last step left them (format version 3; empty for a
+  // model without them).  The export writes them over the model's.
+  std::vector<std::pair<std::string, Tensor>> running_stats;
 };
 
 QAT_API absl::Status SaveCheckpoint(const std::string& path,

@@ -2,7 +2,7 @@
 // benchmarks and Fashion-MNIST pipeline train, so that no model file has to
 // be downloaded.
 //
-// Both are laid out as PyTorch's exporter writes the same torch.nn modules
+// They are laid out as PyTorch's exporter writes the same torch.nn modules
 // (Linear -> Gemm with transB=1, Conv2d -> Conv, Flatten), and initialized
 // like them: weights and biases uniform in [-1/sqrt(fan_in), 1/sqrt(fan_in)]
 // (PyTorch's Kaiming-uniform default), drawn from a seeded generator that
@@ -41,6 +41,44 @@ struct LeNet5Spec {
   int64_t opset = 13;
 };
 QAT_API absl::StatusOr<Model> MakeLeNet5(const LeNet5Spec& spec = {});
+
+// Models with BatchNormalization in training mode (training_mode=1, as
+// PyTorch exports a module in train mode), for QAT's BatchNorm folding:
+// Conv (no bias, Kaiming-uniform) -> BatchNormalization (scale 1, bias 0,
+// mean 0, variance 1, epsilon 1e-5, momentum 0.9: PyTorch's 0.1) -> ReLU.
+// Opset 14 to 17.
+//
+// ResNet-8: input [N, channels_in, image, image] -> conv3x3(width) -> BN ->
+// ReLU -> three stages of one basic block each (conv3x3 -> BN -> ReLU ->
+// conv3x3 -> BN, plus the input, or a strided conv1x1 -> BN shortcut when
+// the shape changes, -> ReLU) at width, 2·width (stride 2), 4·width
+// (stride 2) -> GlobalAveragePool -> Flatten -> Linear(classes).
+struct ResNet8Spec {
+  int64_t channels_in = 1;
+  int64_t image = 28;
+  int64_t width = 16;
+  int64_t classes = 10;
+  uint64_t seed = 0;
+  int64_t opset = 15;
+};
+QAT_API absl::StatusOr<Model> MakeResNet8(const ResNet8Spec& spec = {});
+
+// A MobileNetV2-style net: conv3x3(width, stride 1) -> BN -> ReLU, then
+// inverted residual blocks (conv1x1 expand x6 -> BN -> ReLU -> depthwise
+// conv3x3 (group = channels) -> BN -> ReLU -> conv1x1 project -> BN, plus
+// the input when the shape is kept) at width (stride 1), 2·width
+// (stride 2), 2·width (stride 1), 4·width (stride 2) -> GlobalAveragePool
+// -> Flatten -> Linear(classes).  ReLU where MobileNetV2 has ReLU6.
+struct MobileNetV2Spec {
+  int64_t channels_in = 1;
+  int64_t image = 28;
+  int64_t width = 8;
+  int64_t expansion = 6;
+  int64_t classes = 10;
+  uint64_t seed = 0;
+  int64_t opset = 15;
+};
+QAT_API absl::StatusOr<Model> MakeMobileNetV2(const MobileNetV2Spec& spec = {});
 
 }  // namespace qat
 

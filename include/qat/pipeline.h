@@ -57,7 +57,9 @@
 namespace qat {
 
 struct PipelineOptions {
-  std::string zoo = "mlp";  // "mlp" or "lenet5", when model_path is empty
+  // "mlp", "lenet5", or with BatchNorm "resnet8" or "mobilenetv2"
+  // (qat/model_zoo.h), when model_path is empty
+  std::string zoo = "mlp";
   std::string model_path;
   std::string data = kFashionMnistDir;  // a data spec (qat/data_spec.h)
   std::string out = "qat-pipeline";

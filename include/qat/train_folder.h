@@ -94,6 +94,8 @@ struct TrainFolderOptions {
   std::optional<std::string> data;         // stored; the data spec
   std::optional<int64_t> limit;            // stored; 0: every training example
   std::optional<int64_t> observe_steps;    // stored "observe-steps"; -1: never freeze
+  // stored "freeze-bn-steps"; -1: never (TrainerOptions::freeze_bn_steps)
+  std::optional<int64_t> freeze_bn_steps;
   // Not stored.
   int threads = 0;          // 0: one per core
   int64_t save_every = 100;  // >= 1
@@ -122,6 +124,7 @@ struct TrainSettings {
   std::string data;  // "" when none was given
   int64_t limit = 0;
   int64_t observe_steps = -1;
+  int64_t freeze_bn_steps = -1;
   int threads = 0;
   int64_t save_every = 100;
   bool resume = false;

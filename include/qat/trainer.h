@@ -59,6 +59,11 @@ struct TrainerOptions {
   OptimizerOptions optimizer;
   ObserveOptions observe;
   LrSchedule schedule;
+  // Training-mode BatchNormalization: from this global step on, the
+  // running statistics stay as they are and normalize in training too
+  // (PyTorch's freeze_bn_stats), counted in the run's global steps (a
+  // resumed run counts on; a chained run starts at 0).  -1: never.
+  int64_t freeze_bn_steps = -1;
   int num_threads = 0;  // 0: one per core; at most kMaxThreads (qat/thread_pool.h)
   uint64_t seed = 0;    // shuffling (and dropout)
   bool shuffle = true;

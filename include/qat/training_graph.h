@@ -6,7 +6,12 @@
 //   QAT_ASSIGN_OR_RETURN(TrainingModels m, BuildTrainingModels(model, options));
 //
 // The training model takes the model's inputs plus `labels` and returns the
-// loss, then <param>_grad for every trainable parameter, in m.params order.
+// loss, then <param>_grad for every trainable parameter, in m.params order,
+// then <statistic>_next for each running mean and variance of a training-
+// mode BatchNormalization (its update from the batch: the Trainer writes it
+// back).  Behind a quantized Conv such a BatchNormalization is folded as QAT
+// simulates it, and in the eval model as it is deployed
+// (docs/quantization.md, "BatchNormalization folding for QAT").
 // The eval model takes the same inputs and returns the loss, then the
 // model's own outputs; Dropout and BatchNormalization run in inference mode.
 // Both use standard ONNX ops only (plus the FakeQuant ops the model already

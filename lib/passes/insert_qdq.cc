@@ -279,7 +279,7 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
                                      n.input().begin() +
                                          std::min(quantization::NodeSelection::kDataInputs,
                                                   n.input_size()));
-    if (n.output_size() > 0) touched.push_back(n.output(0));
+    if (n.output_size() > 0) touched.push_back(quantization::NodeSelection::Output(index, n));
     for (const std::string& t : touched) {
       int& b = activation_bits[t];
       b = std::max(b, node_bits(n, false));
@@ -451,7 +451,8 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
       graph->mutable_node(k)->set_input(i, read);
     }
     if (node.output_size() > 0) {
-      QAT_RETURN_IF_ERROR(quantize_activation(node.output(0)).status());
+      QAT_RETURN_IF_ERROR(
+          quantize_activation(quantization::NodeSelection::Output(index, node)).status());
     }
     changed = true;
   }

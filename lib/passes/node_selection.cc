@@ -52,9 +52,30 @@ NodeSelection::Tensors NodeSelection::Collect(const onnx::GraphProto& graph) con
   for (const auto& n : graph.node()) {
     if (!Selects(n)) continue;
     for (int i = 0; i < std::min(kDataInputs, n.input_size()); ++i) add(n.input(i));
-    if (n.output_size() > 0) add(n.output(0));
+    if (n.output_size() > 0) add(Output(index, n));
   }
   return out;
+}
+
+std::string NodeSelection::Output(const graph::GraphIndex& index, const onnx::NodeProto& node) {
+  if (node.output_size() == 0) return "";
+  const std::string& y = node.output(0);
+  if (node.op_type() != "Conv" || index.NumUses(y) != 1 || index.IsGraphOutput(y)) return y;
+  const std::vector<int>& readers = index.Consumers(y);
+  if (readers.size() != 1) return y;
+  const onnx::NodeProto& bn = index.graph().node(readers[0]);
+  if (bn.op_type() != "BatchNormalization" || bn.input(0) != y || bn.output_size() == 0) return y;
+  // Training mode: training_mode = 1 (opset 14 on), or the running
+  // statistics' outputs named (before).
+  bool training = false, attribute = false;
+  for (const auto& a : bn.attribute()) {
+    if (a.name() == "training_mode") {
+      attribute = true;
+      training = a.i() != 0;
+    }
+  }
+  for (int i = 1; !attribute && i < bn.output_size(); ++i) training |= !bn.output(i).empty();
+  return training ? bn.output(0) : y;
 }
 
 }  // namespace quantization

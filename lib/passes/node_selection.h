@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "graph/graph_index.h"
 #include "onnx/onnx_pb.h"
 
 namespace qat {
@@ -37,6 +38,13 @@ class NodeSelection {
     std::vector<std::string> weights;
   };
   Tensors Collect(const onnx::GraphProto& graph) const;
+
+  // The tensor that stands for a selected node's output: its output 0, or,
+  // for a Conv whose output only a training-mode BatchNormalization reads,
+  // that BatchNormalization's output.  QAT folds that BatchNormalization
+  // into the Conv (passes/fold_batch_norm_qat.h), so the deployed layer's
+  // output is the normalized one: it is calibrated and quantized there.
+  static std::string Output(const graph::GraphIndex& index, const onnx::NodeProto& node);
 
  private:
   absl::flat_hash_set<std::string> op_types_, include_, exclude_;

@@ -75,6 +75,48 @@ std::string Conv(GraphEditor& g, UniformInit& init, const std::string& x,
                 AttrInt("group", 1)});
 }
 
+// Conv2d(bias=False) with the given stride and groups, as a ResNet or
+// MobileNet has them before a BatchNormalization.
+std::string ConvNoBias(GraphEditor& g, UniformInit& init, const std::string& x, int64_t in,
+                       int64_t out, int64_t k, int64_t stride, int64_t groups,
+                       const std::string& name) {
+  const int64_t per_group = in / groups;
+  const double bound = 1.0 / std::sqrt(static_cast<double>(per_group * k * k));
+  const std::string w = g.Initializer(MakeFloatTensor(
+      name + ".weight", {out, per_group, k, k}, init.Draw(out * per_group * k * k, bound)));
+  const int64_t pad = k / 2;
+  return g.Add("Conv", {x, w}, name + "_out",
+               {AttrInts("kernel_shape", {k, k}), AttrInts("pads", {pad, pad, pad, pad}),
+                AttrInts("strides", {stride, stride}), AttrInts("dilations", {1, 1}),
+                AttrInt("group", groups)});
+}
+
+// BatchNormalization in training mode, freshly initialized.
+std::string BatchNorm(GraphEditor& g, const std::string& x, int64_t channels,
+                      const std::string& name) {
+  auto filled = [&](const std::string& what, float v) {
+    return g.Initializer(MakeFloatTensor(name + "." + what, {channels},
+                                         std::vector<float>(static_cast<size_t>(channels), v)));
+  };
+  const std::string gamma = filled("weight", 1.0f), beta = filled("bias", 0.0f);
+  const std::string mean = filled("running_mean", 0.0f), var = filled("running_var", 1.0f);
+  // Training mode has the running-statistics outputs (ONNX requires them).
+  const std::string y = g.FreshName(name + "_out");
+  g.AddNode("BatchNormalization", "", {x, gamma, beta, mean, var},
+            {y, g.FreshName(name + ".running_mean_out"), g.FreshName(name + ".running_var_out")},
+            {training::AttrFloat("epsilon", 1e-5f), training::AttrFloat("momentum", 0.9f),
+             AttrInt("training_mode", 1)});
+  return y;
+}
+
+std::string ConvBn(GraphEditor& g, UniformInit& init, const std::string& x, int64_t in,
+                   int64_t out, int64_t k, int64_t stride, int64_t groups, bool relu,
+                   const std::string& name) {
+  std::string y = BatchNorm(g, ConvNoBias(g, init, x, in, out, k, stride, groups, name + ".conv"),
+                            out, name + ".bn");
+  return relu ? g.Add("Relu", {y}, name + ".relu") : y;
+}
+
 std::string MaxPool2(GraphEditor& g, const std::string& x,
                      const std::string& name) {
   return g.Add("MaxPool", {x}, name + "_out",
@@ -96,6 +138,17 @@ absl::StatusOr<Model> Finish(onnx::ModelProto& m, const std::string& logits,
     }
   }
   return ModelAccess::FromProto(std::move(m), name);
+}
+
+absl::Status CheckBatchNormSpec(int64_t opset, std::vector<int64_t> sizes) {
+  if (opset < 14 || opset > 17) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the model zoo writes BatchNorm models at opset 14 to 17, not ", opset));
+  }
+  for (int64_t v : sizes) {
+    if (v <= 0) return absl::InvalidArgumentError("model sizes must be positive");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CheckOpset(int64_t opset) {
@@ -156,6 +209,66 @@ absl::StatusOr<Model> MakeLeNet5(const LeNet5Spec& spec) {
   x = g.Add("Relu", {Linear(g, init, x, 120, 84, "fc2")}, "relu4");
   x = Linear(g, init, x, 84, 10, "fc3");
   return Finish(m, x, 10, "lenet5");
+}
+
+namespace {
+
+// The classifier head of the BatchNorm models.
+std::string PoolAndClassify(GraphEditor& g, UniformInit& init, const std::string& x,
+                            int64_t channels, int64_t classes) {
+  std::string y = g.Add("GlobalAveragePool", {x}, "pool");
+  y = g.Add("Flatten", {y}, "flatten", {AttrInt("axis", 1)});
+  return Linear(g, init, y, channels, classes, "fc");
+}
+
+}  // namespace
+
+absl::StatusOr<Model> MakeResNet8(const ResNet8Spec& spec) {
+  QAT_RETURN_IF_ERROR(CheckBatchNormSpec(
+      spec.opset, {spec.channels_in, spec.image, spec.width, spec.classes}));
+  onnx::ModelProto m = NewModel(spec.opset, "resnet8");
+  AddBatchInput(m, {spec.channels_in, spec.image, spec.image});
+  GraphEditor g(&m);
+  UniformInit init(spec.seed);
+  std::string x = ConvBn(g, init, "input", spec.channels_in, spec.width, 3, 1, 1, true, "stem");
+  int64_t in = spec.width;
+  for (int stage = 0; stage < 3; ++stage) {
+    const int64_t out = spec.width << stage;
+    const int64_t stride = stage == 0 ? 1 : 2;
+    const std::string name = absl::StrCat("layer", stage + 1);
+    std::string y = ConvBn(g, init, x, in, out, 3, stride, 1, true, name + ".0");
+    y = ConvBn(g, init, y, out, out, 3, 1, 1, false, name + ".1");
+    const std::string shortcut =
+        stride == 1 && in == out
+            ? x
+            : ConvBn(g, init, x, in, out, 1, stride, 1, false, name + ".downsample");
+    x = g.Add("Relu", {g.Add("Add", {y, shortcut}, name + ".add")}, name + ".relu");
+    in = out;
+  }
+  return Finish(m, PoolAndClassify(g, init, x, in, spec.classes), spec.classes, "resnet8");
+}
+
+absl::StatusOr<Model> MakeMobileNetV2(const MobileNetV2Spec& spec) {
+  QAT_RETURN_IF_ERROR(CheckBatchNormSpec(spec.opset, {spec.channels_in, spec.image, spec.width,
+                                                      spec.expansion, spec.classes}));
+  onnx::ModelProto m = NewModel(spec.opset, "mobilenetv2");
+  AddBatchInput(m, {spec.channels_in, spec.image, spec.image});
+  GraphEditor g(&m);
+  UniformInit init(spec.seed);
+  std::string x = ConvBn(g, init, "input", spec.channels_in, spec.width, 3, 1, 1, true, "stem");
+  int64_t in = spec.width;
+  const int64_t widths[] = {spec.width, 2 * spec.width, 2 * spec.width, 4 * spec.width};
+  const int64_t strides[] = {1, 2, 1, 2};
+  for (int b = 0; b < 4; ++b) {
+    const int64_t out = widths[b], hidden = in * spec.expansion;
+    const std::string name = absl::StrCat("block", b + 1);
+    std::string y = ConvBn(g, init, x, in, hidden, 1, 1, 1, true, name + ".expand");
+    y = ConvBn(g, init, y, hidden, hidden, 3, strides[b], hidden, true, name + ".depthwise");
+    y = ConvBn(g, init, y, hidden, out, 1, 1, 1, false, name + ".project");
+    x = strides[b] == 1 && in == out ? g.Add("Add", {y, x}, name + ".add") : y;
+    in = out;
+  }
+  return Finish(m, PoolAndClassify(g, init, x, in, spec.classes), spec.classes, "mobilenetv2");
 }
 
 }  // namespace qat

@@ -5,10 +5,14 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/model_internal.h"
+#include "core/onnx_tensor.h"
+#include "passes/fold_batch_norm_qat.h"
+#include "qat/checkpoint.h"
 #include "qat/calibrate.h"
 #include "qat/data_spec.h"
 #include "qat/evaluate.h"
@@ -153,6 +157,12 @@ class Recipe {
   PipelineResult result_;
   std::unique_ptr<Dataset> train_, test_;
   std::vector<CalibrationTable> low_bit_tables_;
+  // A model with training-mode BatchNormalization: itself with the fp32
+  // run's parameters and running statistics, which QAT quantizes (so that
+  // prepare folds its BatchNorms as QAT simulates them) with a table
+  // calibrated on it; the PTQ rows quantize the fp32 export, whose
+  // BatchNorms are in inference mode and fold before quantization.
+  std::optional<Model> qat_source_;
 };
 
 absl::Status Recipe::Measure(const Model& model, PipelineRow* row) const {
@@ -167,6 +177,17 @@ absl::Status Recipe::Measure(const Model& model, PipelineRow* row) const {
                        EvaluateOutputs(model, *test_, &result_.models[0], options));
   row->metrics = std::move(m.outputs);
   return absl::OkStatus();
+}
+
+// `model` with the initializers that `params` names replaced.
+absl::StatusOr<Model> WithParameters(const Model& model,
+                                     const std::map<std::string, Tensor>& params) {
+  ArenaModelProto proto = ModelAccess::CopyProto(model);
+  for (auto& t : *proto->mutable_graph()->mutable_initializer()) {
+    auto it = params.find(t.name());
+    if (it != params.end()) MoveTensorProto(TensorToProto(it->second, t.name()), &t);
+  }
+  return ModelAccess::FromProto(std::move(proto), model.source() + " (trained)");
 }
 
 absl::Status Recipe::Train(const std::string& folder,
@@ -218,7 +239,7 @@ absl::StatusOr<PipelineRow> Recipe::RunQat(const std::string& name, const std::s
                                            const QatSpec& spec, double first_epoch,
                                            Model* exported_out) {
   const double t0 = Now();
-  const Model fp32 = result_.models[0];
+  const Model fp32 = qat_source_ ? *qat_source_ : result_.models[0];
   const int weight_bits = spec.weight_bits;
   QuantizeOptions qo;
   qo.per_channel = true;
@@ -285,7 +306,7 @@ absl::StatusOr<PipelineRow> Recipe::RunQat(const std::string& name, const std::s
 // calibrated at its own bits.
 absl::Status Recipe::RunLowBitRows(double first_epoch) {
   const Model fp32 = result_.models[0];
-  low_bit_tables_.reserve(3);  // RunQat keeps a pointer to each
+  low_bit_tables_.reserve(6);  // RunQat keeps a pointer to each
   for (const auto& [wbits, abits] : {std::pair<int, int>{4, 4}, {2, 8}, {3, 3}}) {
     const std::string tag = absl::StrFormat("w%da%d", wbits, abits);
     double t0 = Now();
@@ -301,12 +322,17 @@ absl::Status Recipe::RunLowBitRows(double first_epoch) {
     QAT_RETURN_IF_ERROR(table.Save(Path(table_file)));
     result_.artifacts.push_back(table_file);
     low_bit_tables_.push_back(std::move(table));
+    const CalibrationTable* ptq_table = &low_bit_tables_.back();
+    if (qat_source_) {  // QAT quantizes the training-mode model
+      QAT_ASSIGN_OR_RETURN(CalibrationTable qat_table, Calibrate(*qat_source_, *train_, co));
+      low_bit_tables_.push_back(std::move(qat_table));
+    }
     QuantizeOptions qo;
     qo.per_channel = true;
     qo.weights_as_int8 = true;
     qo.weight_bits = wbits;
     qo.activation_bits = abits;
-    QAT_ASSIGN_OR_RETURN(Model ptq, QuantizeModel(fp32, low_bit_tables_.back(), qo));
+    QAT_ASSIGN_OR_RETURN(Model ptq, QuantizeModel(fp32, *ptq_table, qo));
     const std::string ptq_file = absl::StrCat("ptq_", tag, ".onnx");
     QAT_RETURN_IF_ERROR(SaveArtifact(ptq, ptq_file));
     PipelineRow ptq_row(absl::StrCat("ptq ", tag), ptq_file);
@@ -353,9 +379,13 @@ absl::StatusOr<PipelineResult> Recipe::Run() {
     QAT_ASSIGN_OR_RETURN(loaded, MakeMlp());
   } else if (o_.zoo == "lenet5") {
     QAT_ASSIGN_OR_RETURN(loaded, MakeLeNet5());
+  } else if (o_.zoo == "resnet8") {
+    QAT_ASSIGN_OR_RETURN(loaded, MakeResNet8());
+  } else if (o_.zoo == "mobilenetv2") {
+    QAT_ASSIGN_OR_RETURN(loaded, MakeMobileNetV2());
   } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown zoo model '", o_.zoo, "'; mlp or lenet5"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown zoo model '", o_.zoo, "'; mlp, lenet5, resnet8 or mobilenetv2"));
   }
   const Model& model = *loaded;
   DataSpecOptions train_spec, test_spec;
@@ -383,6 +413,14 @@ absl::StatusOr<PipelineResult> Recipe::Run() {
                               false, LrScheduleKind::kConstant, &curve));
     QAT_ASSIGN_OR_RETURN(result_.models[0], ExportFolder(Path("fp32")));
     result_.curves.push_back(curve);
+  }
+  if (passes::HasTrainingBatchNorm(ModelAccess::Proto(model))) {
+    qat_source_ = model;
+    if (o_.epochs > 0) {
+      QAT_ASSIGN_OR_RETURN(Checkpoint trained,
+                           LoadCheckpoint(Path("fp32") + "/" + kCheckpointFile));
+      QAT_ASSIGN_OR_RETURN(qat_source_, WithParameters(model, ExportedParameters(trained)));
+    }
   }
   const Model fp32 = result_.models[0];  // result_.models grows below
   const double fp32_epochs = result_.curves.empty() ? 0.0 : result_.curves[0].points.back().epoch;
@@ -427,7 +465,12 @@ absl::StatusOr<PipelineResult> Recipe::Run() {
 
   // 4. QAT int8 and W4A8, from the QAT calibration table.
   result_.qat_table = result_.ptq_table;
-  if (o_.qat_method != o_.ptq_method) {
+  if (qat_source_) {
+    co.method = o_.qat_method;
+    QAT_ASSIGN_OR_RETURN(result_.qat_table, Calibrate(*qat_source_, *train_, co));
+    QAT_RETURN_IF_ERROR(result_.qat_table.Save(Path("calibration_qat.json")));
+    result_.artifacts.push_back("calibration_qat.json");
+  } else if (o_.qat_method != o_.ptq_method) {
     co.method = o_.qat_method;
     QAT_ASSIGN_OR_RETURN(result_.qat_table, Calibrate(fp32, *train_, co));
     QAT_RETURN_IF_ERROR(result_.qat_table.Save(Path("calibration_qat.json")));

@@ -14,6 +14,7 @@
 #include "graph/graph_editor.h"
 #include "qat/status_macros.h"
 #include "qat/training_artifacts.h"
+#include "stages/evaluate_folded_weights.h"
 #include "stages/fuse_qdq_pairs.h"
 
 namespace qat {
@@ -38,7 +39,8 @@ absl::StatusOr<Model> FuseQdqToFakeQuant(const Model& model,
 
 // The export pipeline, after the training-only parts are gone
 // (ExportInferenceModel: no loss, labels or gradients, so no FakeQuant mask
-// is read): fake_quant_to_qdq, which stores weights as integers unless
+// is read) and the folded BatchNorm weights are constants
+// (EvaluateFoldedWeights): fake_quant_to_qdq, which stores weights as integers unless
 // keep_float_weights, and prunes the float weights it replaced.
 namespace {
 
@@ -77,6 +79,8 @@ absl::StatusOr<Model> ExportQuantizedModel(const Model& eval,
   }
   QAT_ASSIGN_OR_RETURN(Model inference, ExportInferenceModel(eval, params));
   ArenaModelProto proto = ModelAccess::CopyProto(inference);
+  // BatchNorm folded in QAT: the folded weights and biases become constants.
+  QAT_RETURN_IF_ERROR(EvaluateFoldedWeights(proto.get()));
   passes::FakeQuantToQdqConfig config;
   config.int8_weights = !options.keep_float_weights;
   config.opset = ChooseExportOpset(*proto, options);

@@ -113,6 +113,7 @@ const std::vector<StoredSetting>& StoredSettings() {
       Stored("data", &TrainFolderOptions::data),
       Stored("limit", &TrainFolderOptions::limit),
       Stored("observe-steps", &TrainFolderOptions::observe_steps),
+      Stored("freeze-bn-steps", &TrainFolderOptions::freeze_bn_steps),
   };
   return *settings;
 }
@@ -201,6 +202,7 @@ absl::StatusOr<Run> Open(const std::string& folder, const TrainFolderOptions& gi
   t.data = o.data.value_or(t.data);
   t.limit = o.limit.value_or(t.limit);
   t.observe_steps = o.observe_steps.value_or(t.observe_steps);
+  t.freeze_bn_steps = o.freeze_bn_steps.value_or(t.freeze_bn_steps);
   t.threads = o.threads;
   t.save_every = o.save_every;
   t.resume = o.resume;
@@ -213,6 +215,7 @@ absl::StatusOr<Run> Open(const std::string& folder, const TrainFolderOptions& gi
   QAT_RETURN_IF_ERROR(CheckAtLeast("limit", t.limit, 0));
   QAT_RETURN_IF_ERROR(CheckAtLeast("save-every", t.save_every, 1));
   QAT_RETURN_IF_ERROR(CheckAtLeast("observe-steps", t.observe_steps, -1));
+  QAT_RETURN_IF_ERROR(CheckAtLeast("freeze-bn-steps", t.freeze_bn_steps, -1));
   QAT_RETURN_IF_ERROR(CheckAtLeast("lr", t.lr, 0));
   if (!std::isfinite(t.lr)) return SettingError(absl::StrCat("--lr must be finite, got ", t.lr));
   QAT_RETURN_IF_ERROR(CheckAtLeast("momentum", t.momentum, 0));
@@ -229,7 +232,8 @@ absl::StatusOr<Run> Open(const std::string& folder, const TrainFolderOptions& gi
 }
 
 // A new run starting from a checkpoint's parameters.  The observed
-// quantization parameters belong to the model too; the observed-step count
+// quantization parameters and the BatchNorm running statistics belong to
+// the model too; the observed-step count
 // carries over, so freezing holds across runs.
 Checkpoint NewRunStart(Checkpoint checkpoint, uint64_t seed) {
   Checkpoint start;
@@ -237,6 +241,7 @@ Checkpoint NewRunStart(Checkpoint checkpoint, uint64_t seed) {
   start.quant_params = std::move(checkpoint.quant_params);
   start.observer_state = std::move(checkpoint.observer_state);
   start.observed_steps = checkpoint.observed_steps;
+  start.running_stats = std::move(checkpoint.running_stats);
   start.progress.seed = seed;
   return start;
 }
@@ -258,6 +263,7 @@ absl::StatusOr<TrainFolderResult> Train(Run& run, int64_t steps_per_epoch,
   options.num_threads = t.threads;
   options.seed = t.seed;
   options.observe.freeze_after_steps = t.observe_steps;
+  options.freeze_bn_steps = t.freeze_bn_steps;
   options.collective = run.collective;
   int64_t total_steps = 0;
   if (__builtin_mul_overflow(t.epochs, steps_per_epoch, &total_steps)) {

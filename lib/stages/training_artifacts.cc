@@ -13,6 +13,7 @@
 #include "core/onnx_tensor.h"
 #include "graph/graph_index.h"
 #include "graph/rearrange.h"
+#include "passes/fold_batch_norm_qat.h"
 #include "qat/status_macros.h"
 
 namespace qat {
@@ -62,6 +63,8 @@ absl::StatusOr<TrainingModels> LoadTrainingModels(const std::string& dir) {
         "output is not '", kLossOutput, "'"));
   }
   for (size_t i = 1; i < outputs.size(); ++i) {
+    // BatchNormalization running statistics, after the gradients.
+    if (!params.empty() && absl::EndsWith(outputs[i].name, passes::kRunningStatSuffix)) continue;
     if (!absl::EndsWith(outputs[i].name, "_grad")) {
       return absl::InvalidArgumentError(absl::StrCat(
           "'", training.source(), "' output '", outputs[i].name,
@@ -80,6 +83,7 @@ std::map<std::string, Tensor> ExportedParameters(const Checkpoint& checkpoint) {
   std::map<std::string, Tensor> params(checkpoint.parameters.begin(),
                                        checkpoint.parameters.end());
   params.insert(checkpoint.quant_params.begin(), checkpoint.quant_params.end());
+  params.insert(checkpoint.running_stats.begin(), checkpoint.running_stats.end());
   return params;
 }
 

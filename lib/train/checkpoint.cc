@@ -17,10 +17,11 @@ namespace {
 // File layout: magic (8 bytes) | payload length (u64 LE) | payload |
 // FNV-1a 64 of the payload (u64 LE).
 constexpr char kMagic[8] = {'Q', 'A', 'T', 'C', 'K', 'P', 'T', '1'};
-// Version 2 added the observed quantization parameters; a checkpoint
-// without them is still written as version 1, so older readers keep
-// reading what they understand.
-constexpr int32_t kFormatVersion = 2;
+// Version 2 added the observed quantization parameters, version 3 the
+// BatchNormalization running statistics; a checkpoint is written with the
+// lowest version that holds what it has, so older readers keep reading
+// what they understand.
+constexpr int32_t kFormatVersion = 3;
 constexpr size_t kHeaderSize = sizeof(kMagic) + sizeof(uint64_t);
 
 uint64_t Fnv1a64(absl::string_view bytes) {
@@ -76,7 +77,7 @@ absl::Status SaveCheckpoint(const std::string& path, const Checkpoint& c) {
   checkpoint_proto::Checkpoint p;
   const bool observed = !c.quant_params.empty() || !c.observer_state.empty() ||
                         c.observed_steps != 0;
-  p.set_format_version(observed ? 2 : 1);
+  p.set_format_version(!c.running_stats.empty() ? 3 : observed ? 2 : 1);
   p.set_producer(absl::StrCat("libqat ", QAT_VERSION_STRING));
   for (const auto& [name, t] : c.parameters) Store(name, t, p.add_parameters());
   p.set_optimizer(c.optimizer);
@@ -90,6 +91,7 @@ absl::Status SaveCheckpoint(const std::string& path, const Checkpoint& c) {
   p.set_seed(c.progress.seed);
   for (const auto& [k, v] : c.metadata) (*p.mutable_metadata())[k] = v;
   for (const auto& [name, t] : c.quant_params) Store(name, t, p.add_quant_params());
+  for (const auto& [name, t] : c.running_stats) Store(name, t, p.add_running_stats());
   for (const auto& [name, t] : c.observer_state) Store(name, t, p.add_observer_state());
   p.set_observed_steps(c.observed_steps);
   // Deterministic: the metadata map's entries in key order, so that the same
@@ -154,6 +156,10 @@ absl::StatusOr<Checkpoint> LoadCheckpoint(const std::string& path) {
   for (const auto& s : p.quant_params()) {
     QAT_ASSIGN_OR_RETURN(Tensor t, Restore(s, path));
     c.quant_params.emplace_back(s.name(), std::move(t));
+  }
+  for (const auto& s : p.running_stats()) {
+    QAT_ASSIGN_OR_RETURN(Tensor t, Restore(s, path));
+    c.running_stats.emplace_back(s.name(), std::move(t));
   }
   for (const auto& s : p.observer_state()) {
     QAT_ASSIGN_OR_RETURN(Tensor t, Restore(s, path));

@@ -12,7 +12,9 @@
 #include "core/model_internal.h"
 #include "qat/fake_quant.h"
 #include "train/classification.h"
+#include "passes/fold_batch_norm_qat.h"
 #include "train/parameters.h"
+#include "train/training_graph_build.h"
 #include "train/quant_param_observer.h"
 
 namespace qat {
@@ -23,6 +25,9 @@ struct Trainer::State {
   std::map<std::string, Tensor> params;
   std::unique_ptr<Executor> train;
   std::unique_ptr<Executor> eval;
+  // With TrainerOptions::freeze_bn_steps: the training model whose
+  // BatchNorms use the running statistics.
+  std::unique_ptr<Executor> frozen_bn;
   std::unique_ptr<Optimizer> optimizer;
   // The last training step's outputs; their tensors are the next step's
   // buffers (Executor::Run swaps them), so a step allocates nothing.
@@ -43,6 +48,10 @@ struct Trainer::State {
   std::vector<std::string> quant_names;
   std::map<std::string, Tensor> quant;
   int64_t observed_steps = 0;
+  // BatchNormalization running statistics (not trained: each step's
+  // <name>_next output replaces them), fed to both models.
+  std::vector<std::string> stat_names;
+  std::map<std::string, Tensor> stats;
   // Data-parallel: the reduction over the ranks, whether the loss is a sum
   // over the examples (else a mean: shards weigh by their examples), and
   // the buffer the gradients are reduced in.
@@ -53,14 +62,16 @@ struct Trainer::State {
 
 namespace {
 
-// The inputs of a model other than labels, parameters and observed
-// quantization parameters.
+// The inputs of a model other than labels, parameters, observed
+// quantization parameters and running statistics.
 std::vector<std::string> DataInputs(const Model& model,
                                     const std::map<std::string, Tensor>& params,
-                                    const std::map<std::string, Tensor>& observed) {
+                                    const std::map<std::string, Tensor>& observed,
+                                    const std::map<std::string, Tensor>& stats) {
   std::vector<std::string> names;
   for (const ValueInfo& v : model.inputs()) {
-    if (v.name != kLabelsInput && params.count(v.name) == 0 && observed.count(v.name) == 0) {
+    if (v.name != kLabelsInput && params.count(v.name) == 0 && observed.count(v.name) == 0 &&
+        stats.count(v.name) == 0) {
       names.push_back(v.name);
     }
   }
@@ -98,11 +109,13 @@ void FindQuantParams(const Model& training, const std::map<std::string, Tensor>&
 
 // The inputs of a step: the batch and the parameters, read in place, except
 // learned zero points, which the graphs see rounded (copies kept in
-// *rounded), and the observed scales and zero points (observe mode).
+// *rounded), the observed scales and zero points (observe mode) and the
+// running statistics.
 std::map<std::string, const Tensor*> StepInputs(
     const std::map<std::string, Tensor>& batch, const std::map<std::string, Tensor>& params,
     const std::map<std::string, QuantRange>& zero_points,
-    const std::map<std::string, Tensor>& observed, std::map<std::string, Tensor>* rounded) {
+    const std::map<std::string, Tensor>& observed, const std::map<std::string, Tensor>& stats,
+    std::map<std::string, Tensor>* rounded) {
   std::map<std::string, const Tensor*> inputs;
   for (const auto& [name, value] : batch) inputs[name] = &value;
   for (const auto& [name, value] : params) inputs[name] = &value;
@@ -112,6 +125,7 @@ std::map<std::string, const Tensor*> StepInputs(
     inputs[name] = &z;
   }
   for (const auto& [name, value] : observed) inputs.emplace(name, &value);
+  for (const auto& [name, value] : stats) inputs.emplace(name, &value);
   return inputs;
 }
 
@@ -149,6 +163,42 @@ int64_t BatchExamples(const std::map<std::string, Tensor>& batch) {
   if (it == batch.end()) it = batch.begin();
   if (it == batch.end() || it->second.shape().empty()) return 1;
   return it->second.dim(0);
+}
+
+// The running statistics of the training model's BatchNormalizations: the
+// initializers X, not trained, that it returns as X_next.
+std::vector<std::string> RunningStatistics(const Model& training,
+                                           const std::vector<std::string>& params) {
+  const auto& graph = ModelAccess::Proto(training).graph();
+  std::set<std::string> initializers;
+  for (const auto& t : graph.initializer()) initializers.insert(t.name());
+  const std::string suffix = passes::kRunningStatSuffix;
+  std::vector<std::string> names;
+  for (const auto& o : graph.output()) {
+    if (o.name().size() <= suffix.size() ||
+        o.name().compare(o.name().size() - suffix.size(), suffix.size(), suffix) != 0) {
+      continue;
+    }
+    const std::string stat = o.name().substr(0, o.name().size() - suffix.size());
+    if (initializers.count(stat) != 0 &&
+        std::find(params.begin(), params.end(), stat) == params.end()) {
+      names.push_back(stat);
+    }
+  }
+  return names;
+}
+
+// Observe mode: `model` also returning the activations the observer reads
+// (those that are not inputs already).
+absl::StatusOr<Model> ReturningObserved(const Model& model,
+                                        const training::QuantParamObserver& observer) {
+  std::set<std::string> inputs;
+  for (const ValueInfo& v : model.inputs()) inputs.insert(v.name);
+  std::vector<std::string> seen;
+  for (const std::string& x : observer.activation_names()) {
+    if (inputs.count(x) == 0) seen.push_back(x);
+  }
+  return model.WithOutputs(seen);
 }
 
 // InvalidArgument unless `stored` holds `names`, in that order, with the
@@ -209,6 +259,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
     state->quant_names = state->observer->quant_param_names();
     detached.insert(detached.end(), state->quant_names.begin(), state->quant_names.end());
   }
+  state->stat_names = RunningStatistics(models.training, models.params);
+  detached.insert(detached.end(), state->stat_names.begin(), state->stat_names.end());
   QAT_ASSIGN_OR_RETURN(training::DetachedParameters train,
                        training::DetachParameters(models.training, detached));
   QAT_ASSIGN_OR_RETURN(training::DetachedParameters eval,
@@ -217,15 +269,13 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
     state->quant[name] = std::move(train.values.at(name));
     train.values.erase(name);
   }
+  for (const std::string& name : state->stat_names) {
+    state->stats[name] = std::move(train.values.at(name));
+    train.values.erase(name);
+  }
   state->params = std::move(train.values);
   if (state->observer) {
-    std::set<std::string> inputs;
-    for (const ValueInfo& v : train.model.inputs()) inputs.insert(v.name);
-    std::vector<std::string> seen;
-    for (const std::string& x : state->observer->activation_names()) {
-      if (inputs.count(x) == 0) seen.push_back(x);
-    }
-    QAT_ASSIGN_OR_RETURN(train.model, train.model.WithOutputs(seen));
+    QAT_ASSIGN_OR_RETURN(train.model, ReturningObserved(train.model, *state->observer));
   }
   FindQuantParams(models.training, state->params, &state->scales, &state->zero_points);
   QAT_RETURN_IF_ERROR(CheckThreadCount(options.num_threads, "TrainerOptions::num_threads"));
@@ -234,11 +284,21 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   exec.seed = options.seed;
   QAT_ASSIGN_OR_RETURN(state->train, Executor::Create(train.model, exec));
   QAT_ASSIGN_OR_RETURN(state->eval, Executor::Create(eval.model, exec));
+  if (options.freeze_bn_steps >= 0 && !state->stat_names.empty()) {
+    QAT_ASSIGN_OR_RETURN(Model frozen, training::BuildFrozenBatchNormTraining(models));
+    QAT_ASSIGN_OR_RETURN(training::DetachedParameters detached_frozen,
+                         training::DetachParameters(frozen, detached));
+    if (state->observer) {
+      QAT_ASSIGN_OR_RETURN(detached_frozen.model,
+                           ReturningObserved(detached_frozen.model, *state->observer));
+    }
+    QAT_ASSIGN_OR_RETURN(state->frozen_bn, Executor::Create(detached_frozen.model, exec));
+  }
   QAT_ASSIGN_OR_RETURN(state->optimizer, Optimizer::Create(options.optimizer));
   state->progress.seed = options.seed;
   state->collective = options.collective;
   state->loss_is_sum = LossIsSum(models.training);
-  const std::vector<std::string> data = DataInputs(train.model, state->params, state->quant);
+  const std::vector<std::string> data = DataInputs(train.model, state->params, state->quant, state->stats);
   if (data.size() == 1) state->data_input = data[0];
   for (const ValueInfo& v : train.model.inputs()) {
     if (std::find(data.begin(), data.end(), v.name) != data.end()) state->data_inputs.push_back(v);
@@ -275,14 +335,16 @@ absl::StatusOr<float> Trainer::TrainStep(const std::map<std::string, Tensor>& ba
 absl::StatusOr<float> Trainer::Step(const std::map<std::string, Tensor>* batch) {
   State& s = *state_;
   std::map<std::string, Tensor>& outputs = s.outputs;
+  const bool frozen = s.frozen_bn != nullptr && s.progress.global_step >= s.options.freeze_bn_steps;
   float loss = 0.0f;
   if (batch != nullptr) {
     if (auto it = batch->find(kLabelsInput); it != batch->end()) {
       QAT_RETURN_IF_ERROR(CheckLabels(it->second, s.num_classes));
     }
     std::map<std::string, Tensor> rounded;
-    QAT_RETURN_IF_ERROR(s.train->Run(
-        StepInputs(*batch, s.params, s.zero_points, s.quant, &rounded), &outputs));
+    Executor* model = frozen ? s.frozen_bn.get() : s.train.get();
+    QAT_RETURN_IF_ERROR(model->Run(
+        StepInputs(*batch, s.params, s.zero_points, s.quant, s.stats, &rounded), &outputs));
     loss = outputs.at(kLossOutput).values<float>()[0];
   }
   if (s.collective) {
@@ -329,6 +391,31 @@ absl::StatusOr<float> Trainer::Step(const std::map<std::string, Tensor>* batch) 
     for (float& v : s.params.at(name).values<float>()) v = std::max(v, 1e-8f);
   }
   ++s.progress.global_step;
+  // BatchNormalization: the running statistics this step computed.  Data-
+  // parallel ranks average theirs, weighted by their examples, so that they
+  // keep one model (the statistics scale the folded weights).
+  if (!frozen && !s.stat_names.empty()) {
+    if (batch != nullptr) {
+      for (const std::string& name : s.stat_names) {
+        s.stats[name] = outputs.at(name + passes::kRunningStatSuffix);
+      }
+    }
+    if (s.collective) {
+      const float examples = batch != nullptr ? static_cast<float>(BatchExamples(*batch)) : 0.0f;
+      std::vector<float>& buffer = s.reduced;
+      buffer.assign({examples});
+      for (const std::string& name : s.stat_names) {
+        for (float v : s.stats.at(name).values<float>()) buffer.push_back(examples * v);
+      }
+      QAT_RETURN_IF_ERROR(s.collective->Allreduce(absl::MakeSpan(buffer), ReduceOp::kSum));
+      if (buffer[0] > 0) {
+        size_t at = 1;
+        for (const std::string& name : s.stat_names) {
+          for (float& v : s.stats.at(name).values<float>()) v = buffer[at++] / buffer[0];
+        }
+      }
+    }
+  }
   // Observe mode: the activations this step saw, the weights it produced.
   const int64_t freeze = s.options.observe.freeze_after_steps;
   if (s.observer && (freeze < 0 || s.observed_steps < freeze)) {
@@ -366,7 +453,8 @@ absl::StatusOr<std::map<std::string, Tensor>> Trainer::EvalStep(
     const std::map<std::string, Tensor>& batch) {
   std::map<std::string, Tensor> rounded, outputs;
   QAT_RETURN_IF_ERROR(state_->eval->Run(
-      StepInputs(batch, state_->params, state_->zero_points, state_->quant, &rounded),
+      StepInputs(batch, state_->params, state_->zero_points, state_->quant, state_->stats,
+                 &rounded),
       &outputs));
   return outputs;
 }
@@ -519,6 +607,7 @@ Checkpoint Trainer::MakeCheckpoint() const {
   c.optimizer_step = s.optimizer->step_count();
   c.optimizer_state = s.optimizer->state();
   c.progress = s.progress;
+  for (const std::string& name : s.stat_names) c.running_stats.emplace_back(name, s.stats.at(name));
   if (s.observer) {
     for (const std::string& name : s.quant_names) c.quant_params.emplace_back(name, s.quant.at(name));
     c.observer_state = s.observer->state();
@@ -545,12 +634,19 @@ absl::Status Trainer::RestoreCheckpoint(const Checkpoint& c) {
     QAT_RETURN_IF_ERROR(CheckStoredTensors("quantization parameter", c.quant_params,
                                            s.quant_names, s.quant));
   }
+  // A checkpoint from before running statistics were kept (format 1-2)
+  // holds none: the model's own values stay.
+  if (!c.running_stats.empty()) {
+    QAT_RETURN_IF_ERROR(
+        CheckStoredTensors("running statistic", c.running_stats, s.stat_names, s.stats));
+  }
   std::optional<training::QuantParamObserver> observer = s.observer;
   if (observer) QAT_RETURN_IF_ERROR(observer->RestoreState(c.observer_state));
   QAT_RETURN_IF_ERROR(s.optimizer->Restore(c.optimizer_step, c.optimizer_state));
   s.observer = std::move(observer);
   for (const auto& [name, value] : c.parameters) s.params[name] = value;
   for (const auto& [name, value] : c.quant_params) s.quant[name] = value;
+  for (const auto& [name, value] : c.running_stats) s.stats[name] = value;
   s.observed_steps = c.observed_steps;
   s.progress = c.progress;
   return absl::OkStatus();

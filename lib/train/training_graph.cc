@@ -16,6 +16,7 @@
 #include "graph/pass_pipeline.h"
 #include "passes/add_loss.h"
 #include "passes/add_teacher.h"
+#include "passes/fold_batch_norm_qat.h"
 #include "passes/fold_shapes.h"
 #include "passes/gradient_builder.h"
 #include "passes/inline_control_flow.h"
@@ -70,10 +71,29 @@ absl::StatusOr<TrainingModels> BuildTrainingModelsFromProto(
                        training::ChooseParameters(
                            eval->graph(), kLossOutput,
                            {options.trainable, frozen, options.learn_quant_params}));
+  // Training-mode BatchNormalization (chosen parameters first, so that the
+  // running statistics never train): the training forward folds it as
+  // QAT simulates it, the eval model as it is deployed (fold_batch_norm_qat.h).
+  std::optional<ArenaModelProto> training_forward;
+  if (passes::HasTrainingBatchNorm(*eval)) {
+    training_forward.emplace(*eval);
+    passes::PassPipeline train_fold, eval_fold;
+    train_fold.Add(std::make_unique<passes::FoldBatchNormQatPass>(
+        passes::BatchNormFoldMode::kTraining));
+    eval_fold.Add(std::make_unique<passes::FoldBatchNormQatPass>(passes::BatchNormFoldMode::kEval));
+    QAT_RETURN_IF_ERROR(train_fold.Run(training_forward->get()).status());
+    QAT_RETURN_IF_ERROR(eval_fold.Run(eval.get()).status());
+    (*training_forward)->mutable_graph()->clear_value_info();
+  }
   eval->mutable_graph()->clear_value_info();  // inferred anew for the new graph
   QAT_ASSIGN_OR_RETURN(Model eval_model,
                        ModelAccess::FromProto(std::move(eval), source + " (eval)"));
   ArenaModelProto training = ModelAccess::CopyProto(eval_model);
+  if (training_forward) {  // checked and shape-inferred, as the rules need
+    QAT_ASSIGN_OR_RETURN(Model forward, ModelAccess::FromProto(std::move(*training_forward),
+                                                               source + " (training)"));
+    training = ModelAccess::CopyProto(forward);
+  }
   passes::PassPipeline gradients;
   // Shape computations the model fixes become constants first, so that
   // the rules see them (the batch may stay symbolic).
@@ -81,6 +101,7 @@ absl::StatusOr<TrainingModels> BuildTrainingModelsFromProto(
   gradients.Add(std::make_unique<training::BuildGradientsPass>(training::BuildGradientsConfig{
       kLossOutput, params, options.accumulate_gradients}));
   QAT_RETURN_IF_ERROR(gradients.Run(training.get()).status());
+  passes::AddRunningStatisticOutputs(training.get());
   if (options.observe_quant_params) {
     onnx::StringStringEntryProto* entry = training->add_metadata_props();
     entry->set_key(kQuantParamsMetadataKey);
@@ -94,6 +115,25 @@ absl::StatusOr<TrainingModels> BuildTrainingModelsFromProto(
                                               checked_as_invariant));
   return TrainingModels{std::move(training_model), std::move(eval_model),
                         std::move(params), options.observe_quant_params};
+}
+
+absl::StatusOr<Model> BuildFrozenBatchNormTraining(const TrainingModels& models) {
+  bool accumulate = false;
+  for (const ValueInfo& v : models.training.inputs()) {
+    accumulate = accumulate || v.name == "lazy_reset_grad";
+  }
+  ArenaModelProto training = ModelAccess::CopyProto(models.eval);
+  passes::PassPipeline gradients;
+  gradients.Add(std::make_unique<passes::FoldShapesPass>());
+  gradients.Add(std::make_unique<training::BuildGradientsPass>(
+      training::BuildGradientsConfig{kLossOutput, models.params, accumulate}));
+  QAT_RETURN_IF_ERROR(gradients.Run(training.get()).status());
+  ModelLoadOptions checked_as_invariant;
+  checked_as_invariant.check = false;
+  checked_as_invariant.infer_shapes = false;
+  return ModelAccess::FromProto(std::move(training),
+                                models.eval.source() + " (training, BatchNorm frozen)",
+                                checked_as_invariant);
 }
 
 }  // namespace training

@@ -20,6 +20,15 @@ namespace training {
 absl::StatusOr<TrainingModels> BuildTrainingModelsFromProto(
     ArenaModelProto model, const std::string& source, const TrainingGraphOptions& options);
 
+// The training model with BatchNormalization frozen (PyTorch's
+// freeze_bn_stats): the gradients of the eval model, whose BatchNorms use
+// the running statistics (folded as deployed where the QAT folding applies:
+// for a Conv, FakeQuant(W·f) with f = γ/σ_running and bias β + (b - μ)·f is
+// PyTorch's frozen ConvBn2d, conv/f + b normalized by the running
+// statistics, written out), and which returns no running statistics.
+// Loss first, then <param>_grad for models.params, as the training model.
+absl::StatusOr<Model> BuildFrozenBatchNormTraining(const TrainingModels& models);
+
 }  // namespace training
 }  // namespace qat
 

@@ -11,8 +11,9 @@
       loss.npy and every *_grad.npy are finite, and some gradient is non-zero
   compare.py export MODEL.onnx
       the export's opset and its int8 weights: initializers of type int8
-      feeding DequantizeLinear (needs at least one, opset >= 13, and the
-      input's batch dimension still dynamic)
+      feeding DequantizeLinear (needs at least one, opset >= 13, the input's
+      batch dimension still dynamic, and no BatchNormalization left: it
+      folds before quantization, or in QAT for a training-mode export)
   compare.py qdq MODEL.onnx
       the number of QuantizeLinear and DequantizeLinear nodes
   compare.py field MODEL_DIR KEY
@@ -94,8 +95,12 @@ def export(path):
     weights = sum(1 for n in m.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in int8)
     batch = m.graph.input[0].type.tensor_type.shape.dim[0] if m.graph.input else None
     dynamic = batch is not None and (batch.dim_param != "" or not batch.HasField("dim_value"))
-    text = f"opset {opset}, {weights} int8 weights" + ("" if dynamic else ", static batch")
-    return text, opset >= 13 and weights > 0 and dynamic
+    # BatchNormalization folds: before quantization (inference mode) or, for
+    # a training-mode export, as QAT simulates it (issue 15).
+    bn = sum(n.op_type == "BatchNormalization" for n in m.graph.node)
+    text = (f"opset {opset}, {weights} int8 weights" + ("" if dynamic else ", static batch") +
+            (f", {bn} BatchNormalization" if bn else ""))
+    return text, opset >= 13 and weights > 0 and dynamic and bn == 0
 
 
 def qdq(path):

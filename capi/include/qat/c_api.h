@@ -477,12 +477,16 @@ typedef struct QatTrainFolderOptions {
   int32_t num_ranks;
   const void* mpi_comm;
   double mpi_timeout_seconds; /* 0: 20 s */
+  /* Version 3, stored: training-mode BatchNormalization uses and keeps its
+   * running statistics from this step of the run on [-1: never]. */
+  int64_t freeze_bn_steps;
 } QatTrainFolderOptions;
-#define QAT_TRAIN_FOLDER_OPTIONS_VERSION 2
+#define QAT_TRAIN_FOLDER_OPTIONS_VERSION 3
 #define QAT_TRAIN_FOLDER_OPTIONS_INIT                                                     \
   { QAT_TRAIN_FOLDER_OPTIONS_VERSION, QAT_UNSET, QAT_UNSET, QAT_UNSET, QAT_UNSET,         \
     QAT_UNSET, QAT_UNSET, QAT_UNSET, QAT_UNSET, QAT_UNSET, QAT_UNSET, QAT_UNSET, NULL,    \
-    QAT_UNSET, QAT_UNSET, 0, 0, false, NULL, NULL, NULL, NULL, 0, 0, NULL, 0.0 }
+    QAT_UNSET, QAT_UNSET, 0, 0, false, NULL, NULL, NULL, NULL, 0, 0, NULL, 0.0,          \
+    QAT_UNSET }
 
 typedef struct QatTrainResult {
   uint32_t version;
