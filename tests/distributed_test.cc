@@ -273,7 +273,8 @@ TEST(DistributedTest, TrainingModeBatchNormNeedsOneWholeBatch) {
   g.Initializer("var", Tensor::FromValues<float>({2}, {1.0f, 1.0f}));
   g.Initializer("flat", Tensor::FromValues<int64_t>({2}, {-1, 8}));
   g.Node("Conv", {"input", "w"}, {"conv"});
-  SetInt(g.Node("BatchNormalization", {"conv", "scale", "bias", "mean", "var"}, {"bn"}),
+  SetInt(g.Node("BatchNormalization", {"conv", "scale", "bias", "mean", "var"},
+                {"bn", "running_mean", "running_var"}),
          "training_mode", 1);
   g.Node("Reshape", {"bn", "flat"}, {"flat_bn"});
   SetInt(g.Node("Gemm", {"flat_bn", "fc"}, {"logits"}), "transB", 1);

@@ -56,6 +56,7 @@ struct Trainer::State {
   std::map<std::string, Tensor> shard_batch;
   std::vector<std::map<std::string, Tensor>> shard_outputs;
   std::vector<float> contribution;
+  std::vector<bool> shard_ran;  // this step's shards that held examples
 };
 
 namespace {
@@ -414,10 +415,12 @@ absl::StatusOr<float> Trainer::Step(const std::map<std::string, Tensor>* batch) 
     // (((b0 + b1) + b2) + ..., Collective::Allreduce): the same floats, the
     // same additions, so the same bits as batch_shards ranks.
     const int64_t n = BatchExamples(*batch);
+    s.shard_ran.assign(static_cast<size_t>(s.batch_shards), false);
     for (int k = 0; k < s.batch_shards; ++k) {
       const Shard shard = ShardOf(n, k, s.batch_shards);
       std::map<std::string, Tensor>* out = k == 0 ? &outputs : &s.shard_outputs[k - 1];
       const bool empty = shard.end == shard.begin;
+      s.shard_ran[k] = !empty;
       float shard_loss = 0.0f;
       if (!empty) {
         QAT_RETURN_IF_ERROR(SliceBatch(*batch, shard.begin, shard.end, &s.shard_batch));
@@ -478,11 +481,12 @@ absl::StatusOr<float> Trainer::Step(const std::map<std::string, Tensor>* batch) 
         if (auto it = batch->find(name); it != batch->end()) return &it->second;
         std::vector<const Tensor*> parts;
         for (int k = 0; k < s.batch_shards; ++k) {
+          if (!s.shard_ran[k]) continue;  // an empty shard saw nothing, as an idle rank
           const auto& out = k == 0 ? outputs : s.shard_outputs[k - 1];
           auto it = out.find(name);
           if (it != out.end() && it->second.rank() > 0) parts.push_back(&it->second);
         }
-        if (parts.empty()) return nullptr;
+        if (parts.empty()) return kNothing;
         return &(stacked[name] = StackRows(parts));
       }
       using Values = const std::map<std::string, Tensor>*;
