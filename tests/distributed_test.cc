@@ -6,12 +6,14 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <random>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "graph_builder.h"
 #include "qat/calibrate.h"
 #include "qat/collective.h"
 #include "qat/histogram.h"
@@ -177,6 +179,144 @@ INSTANTIATE_TEST_SUITE_P(Ranks, DistributedTest,
                          ::testing::Combine(::testing::Values(2, 3),
                                             ::testing::Values(Mode::kFloat, Mode::kObserve,
                                                               Mode::kLearn)));
+
+// One process with batch_shards N computes each batch as N ranks do, shard
+// by shard, summed in rank order: the same bits, where a whole-batch step
+// differs in the last bits (above).  For every mode, LSQ included (its
+// drift came only from that rounding), over all 27 steps.
+TEST_P(DistributedTest, BatchShardsInOneProcessEqualTheRanksBitForBit) {
+  const auto [ranks, mode] = GetParam();
+  const TrainingModels models = Models(mode);
+  const Dataset data = Blobs(145, 1);
+  const int64_t batch = ranks == 3 ? 18 : 16;
+  TrainerOptions sharded = Options();
+  sharded.batch_shards = ranks;
+  const RankRun one = TrainOn(models, sharded, data, 3, batch, nullptr);
+  const std::vector<RankRun> many = TrainOnRanks(ranks, models, Options(), data, 3, batch);
+  EXPECT_TRUE(BitIdentical(one.state, many[0].state)) << MaxDifference(one.state, many[0].state);
+  EXPECT_EQ(one.losses, many[0].losses);
+  // The ranks' option may say the same.
+  TrainerOptions same = Options();
+  same.batch_shards = ranks;
+  const std::vector<RankRun> again = TrainOnRanks(ranks, models, same, data, 3, batch);
+  EXPECT_TRUE(BitIdentical(again[0].state, many[0].state));
+}
+
+// The same on LeNet-5 (convolutions, MaxPool), where whole-batch steps
+// part from the ranks' after about 50 steps (docs/training.md).
+TEST(DistributedTest, BatchShardsEqualTheRanksOnLeNet5) {
+  const TrainingModels models = *BuildTrainingModels(*MakeLeNet5({3, 13}), {});
+  std::mt19937 rng(5);
+  std::normal_distribution<float> noise(0.0f, 1.0f);
+  const int64_t n = 64;
+  Tensor x(DataType::kFloat32, {n, 1, 28, 28});
+  Tensor y(DataType::kInt64, {n});
+  for (float& v : x.values<float>()) v = noise(rng);
+  for (int64_t i = 0; i < n; ++i) y.data<int64_t>()[i] = i % 10;
+  const Dataset data = *Dataset::Create(std::move(x), std::move(y));
+  TrainerOptions o = Options();
+  o.schedule.lr = 1e-2f;
+  TrainerOptions sharded = o;
+  sharded.batch_shards = 2;
+  const RankRun whole = TrainOn(models, o, data, 3, 16, nullptr);
+  const RankRun one = TrainOn(models, sharded, data, 3, 16, nullptr);
+  const std::vector<RankRun> two = TrainOnRanks(2, models, o, data, 3, 16);
+  EXPECT_TRUE(BitIdentical(one.state, two[0].state)) << MaxDifference(one.state, two[0].state);
+  EXPECT_EQ(one.losses, two[0].losses);
+  // A whole-batch step is another association of the same sums.
+  EXPECT_FALSE(BitIdentical(whole.state, two[0].state));
+  EXPECT_LT(MaxDifference(whole.state, two[0].state), 1e-4f);
+}
+
+// Each rank evaluates its share of the batches; the gathered sums give one
+// process's accuracy exactly (a rank that evaluated everything would count
+// each example N times).
+TEST(DistributedTest, EvaluationIsShardedAndReduced) {
+  const TrainingModels models = Models(Mode::kFloat);
+  const Dataset data = Blobs(145, 6);
+  auto one = Trainer::Create(models, Options());
+  ASSERT_TRUE(one.ok());
+  ASSERT_TRUE((*one)->TrainEpochs(data, 1, 16).ok());
+  const Checkpoint trained = (*one)->MakeCheckpoint();
+  auto expected = (*one)->Evaluate(data, 16);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  ASSERT_GT(expected->accuracy, 0.5);
+  for (int ranks : {2, 3, 20}) {  // 20 ranks: more than the 10 batches
+    RunRanks(ranks, [&](int rank, std::shared_ptr<Collective> c) {
+      TrainerOptions o = Options();
+      o.collective = c;
+      auto t = Trainer::Create(models, o);
+      ASSERT_TRUE(t.ok());
+      ASSERT_TRUE((*t)->RestoreCheckpoint(trained).ok());
+      auto m = (*t)->Evaluate(data, 16);
+      ASSERT_TRUE(m.ok()) << m.status();
+      EXPECT_EQ(m->accuracy, expected->accuracy) << ranks << " ranks, rank " << rank;
+      EXPECT_EQ(m->examples, expected->examples);
+      EXPECT_NEAR(m->loss, expected->loss, 1e-12 * expected->loss);
+    });
+  }
+}
+
+// Conv -> BatchNormalization in training mode -> Flatten -> Gemm: without
+// synchronized statistics a shard would normalize by its own, so batch
+// shards (which promise the ranks' bits in one process) refuse it; ranks
+// train it with their own batch statistics, as PyTorch's DDP does without
+// SyncBatchNorm.
+TEST(DistributedTest, TrainingModeBatchNormNeedsOneWholeBatch) {
+  GraphBuilder g;
+  g.Input("input", kFloat, {-1, 1, 4, 4}).Output("logits", kFloat, {-1, 3});
+  Tensor w(DataType::kFloat32, {2, 1, 3, 3}), fc(DataType::kFloat32, {3, 8});
+  for (int64_t i = 0; i < w.num_elements(); ++i) w.values<float>()[i] = 0.1f * (i % 7) - 0.3f;
+  for (int64_t i = 0; i < fc.num_elements(); ++i) fc.values<float>()[i] = 0.05f * (i % 5) - 0.1f;
+  g.Initializer("w", w).Initializer("fc", fc);
+  g.Initializer("scale", Tensor::FromValues<float>({2}, {1.0f, 1.0f}));
+  g.Initializer("bias", Tensor::FromValues<float>({2}, {0.0f, 0.0f}));
+  g.Initializer("mean", Tensor::FromValues<float>({2}, {0.0f, 0.0f}));
+  g.Initializer("var", Tensor::FromValues<float>({2}, {1.0f, 1.0f}));
+  g.Initializer("flat", Tensor::FromValues<int64_t>({2}, {-1, 8}));
+  g.Node("Conv", {"input", "w"}, {"conv"});
+  SetInt(g.Node("BatchNormalization", {"conv", "scale", "bias", "mean", "var"},
+                {"bn", "running_mean", "running_var"}),
+         "training_mode", 1);
+  g.Node("Reshape", {"bn", "flat"}, {"flat_bn"});
+  SetInt(g.Node("Gemm", {"flat_bn", "fc"}, {"logits"}), "transB", 1);
+  auto model = g.Build();
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto models = BuildTrainingModels(*model, {});
+  ASSERT_TRUE(models.ok()) << models.status();
+  TrainerOptions o = Options();
+  EXPECT_TRUE(Trainer::Create(*models, o).ok());
+  o.batch_shards = 2;
+  const absl::Status sharded = Trainer::Create(*models, o).status();
+  EXPECT_EQ(sharded.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(sharded.message()), HasSubstr("synchronized BatchNorm"));
+  RunRanks(2, [&](int, std::shared_ptr<Collective> c) {
+    TrainerOptions on_ranks = Options();
+    on_ranks.collective = c;
+    EXPECT_TRUE(Trainer::Create(*models, on_ranks).ok());
+  });
+}
+
+TEST(DistributedTest, BadBatchShardsAreErrors) {
+  const TrainingModels models = Models(Mode::kFloat);
+  TrainerOptions o = Options();
+  o.batch_shards = 0;
+  EXPECT_EQ(Trainer::Create(models, o).status().code(), absl::StatusCode::kInvalidArgument);
+  o.batch_shards = 3;
+  auto trainer = Trainer::Create(models, o);
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  const absl::Status uneven = (*trainer)->TrainEpochs(Blobs(40, 1), 1, 16);
+  EXPECT_EQ(uneven.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(uneven.message()), HasSubstr("does not split evenly into 3 shards"));
+  RunRanks(2, [&](int, std::shared_ptr<Collective> c) {
+    TrainerOptions on_ranks = Options();
+    on_ranks.collective = c;
+    on_ranks.batch_shards = 3;
+    const absl::Status s = Trainer::Create(models, on_ranks).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(s.message()), HasSubstr("each rank computes one shard"));
+  });
+}
 
 TEST(DistributedTest, AdamWMatchesOneProcessToo) {
   const TrainingModels models = Models(Mode::kFloat);

@@ -179,7 +179,8 @@ int TrainCommand(int argc, char** argv) {
   if (!ParseArgs(argc, argv,
                  {"--data", "--epochs", "--batch", "--optimizer", "--lr", "--schedule",
                   "--warmup", "--momentum", "--weight-decay", "--max-grad-norm", "--seed",
-                  "--threads", "--limit", "--save-every", "--observe-steps", "--freeze-bn-steps"},
+                  "--threads", "--limit", "--save-every", "--observe-steps", "--freeze-bn-steps",
+                  "--batch-shards"},
                  {"--resume", "--nesterov"}, &args, &error)) {
     return Usage(error);
   }
@@ -213,10 +214,12 @@ int TrainCommand(int argc, char** argv) {
   float_flag("--momentum", 0.0, &options.momentum);
   float_flag("--weight-decay", 0.0, &options.weight_decay);
   float_flag("--max-grad-norm", 0.0, &options.max_grad_norm);
-  int64_t save_every = options.save_every;
-  numbers_ok = numbers_ok && IntFlag(args, "--save-every", 1, &save_every);
+  int64_t save_every = options.save_every, batch_shards = options.batch_shards;
+  numbers_ok = numbers_ok && IntFlag(args, "--save-every", 1, &save_every) &&
+               IntFlag(args, "--batch-shards", 1, &batch_shards) && batch_shards <= 1 << 20;
   if (!numbers_ok) return Usage("a numeric option is out of range or does not parse");
   options.save_every = save_every;
+  options.batch_shards = static_cast<int>(batch_shards);
   if (seed) options.seed = static_cast<uint64_t>(*seed);
   if (threads) options.threads = static_cast<int>(*threads);
   if (args.Has("--optimizer")) {

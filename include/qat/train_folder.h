@@ -100,6 +100,10 @@ struct TrainFolderOptions {
   int threads = 0;          // 0: one per core
   int64_t save_every = 100;  // >= 1
   bool resume = false;
+  // TrainerOptions::batch_shards: one process computing each batch as that
+  // many ranks would (bit for bit); 1 under mpirun (the ranks are the
+  // shards) or the rank count.
+  int batch_shards = 1;
   // Data-parallel training (qat/collective.h, TrainerOptions::collective):
   // every rank calls TrainFolder on the same folder and data; `batch` is the
   // global batch and must divide by the rank count.  Rank 0 alone writes the
@@ -128,6 +132,7 @@ struct TrainSettings {
   int threads = 0;
   int64_t save_every = 100;
   bool resume = false;
+  int batch_shards = 1;
 };
 
 // After every optimizer step.

@@ -78,6 +78,18 @@ struct TrainerOptions {
   // global batch up to float rounding (docs/training.md).  TrainStep called
   // directly takes this rank's shard.
   std::shared_ptr<Collective> collective;
+  // One process only (no collective): compute each batch's gradient as N
+  // ranks would, from `batch_shards` shards (ShardOf), run one after the
+  // other and summed in shard order with the ranks' weights.  The float
+  // sums then associate as on N = batch_shards ranks, so one process with
+  // batch_shards N equals N ranks bit for bit (for one thread count), where
+  // a whole-batch step (1, the default) differs in the last bits
+  // (docs/training.md).  Costs the speed of smaller GEMMs (measured there).
+  // InvalidArgument: < 1, or set with a collective of another size.  A
+  // model with BatchNormalization in training mode would need synchronized
+  // statistics, which are not implemented: FailedPrecondition with more
+  // than one shard or rank.
+  int batch_shards = 1;
 };
 
 struct EvalMetrics {
@@ -146,7 +158,11 @@ class QAT_API Trainer {
   absl::Status TrainEpochs(const BatchSource& next, int64_t steps_per_epoch, int64_t epochs,
                            const StepCallback& on_step = {});
 
-  // Mean loss and accuracy over a dataset, with the eval model.
+  // Mean loss and accuracy over a dataset, with the eval model.  With a
+  // collective every rank calls it with the same data: each evaluates its
+  // share of the batches (ShardOf over the batch count) and the sums are
+  // gathered, so every rank returns one process's accuracy exactly and its
+  // loss up to the association of a double sum.
   absl::StatusOr<EvalMetrics> Evaluate(const Dataset& data, int64_t batch_size);
 
   // The parameters, optimizer state and progress, and back; in observe mode
@@ -165,6 +181,9 @@ class QAT_API Trainer {
   // TrainStep on this rank's shard; null: a rank without examples in this
   // (last, short) batch, which still takes part in the reductions.
   absl::StatusOr<float> Step(const std::map<std::string, Tensor>* batch);
+  // The training graph on `batch` (labels checked) into *outputs.
+  absl::Status RunTrainingGraph(const std::map<std::string, Tensor>& batch,
+                                std::map<std::string, Tensor>* outputs, float* loss);
   // The epoch loop of both TrainEpochs: `next` fills the named inputs of
   // step `step` of epoch `epoch` (no examples: this rank sits the step out).
   using NamedBatchSource = std::function<absl::Status(

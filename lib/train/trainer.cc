@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <optional>
 #include <set>
 
@@ -58,6 +59,13 @@ struct Trainer::State {
   std::shared_ptr<Collective> collective;
   bool loss_is_sum = false;
   std::vector<float> reduced;
+  // One process with TrainerOptions::batch_shards > 1: shard k's batch and
+  // its outputs (shard 0's are `outputs`), and a shard's reduction buffer.
+  int batch_shards = 1;
+  std::map<std::string, Tensor> shard_batch;
+  std::vector<std::map<std::string, Tensor>> shard_outputs;
+  std::vector<float> contribution;
+  std::vector<bool> shard_ran;  // this step's shards that held examples
 };
 
 namespace {
@@ -201,6 +209,56 @@ absl::StatusOr<Model> ReturningObserved(const Model& model,
   return model.WithOutputs(seen);
 }
 
+// Whether a BatchNormalization of the training model computes batch
+// statistics (training mode: the attribute since opset 14, before it the
+// running-statistics outputs).
+bool HasTrainingBatchNorm(const Model& training) {
+  for (const auto& n : ModelAccess::Proto(training).graph().node()) {
+    if (n.op_type() != "BatchNormalization") continue;
+    bool training_mode = n.output_size() > 1 && !n.output(1).empty();
+    for (const auto& a : n.attribute()) {
+      if (a.name() == "training_mode") training_mode = a.i() != 0;
+    }
+    if (training_mode) return true;
+  }
+  return false;
+}
+
+// Rows [begin, end) of every tensor of `batch` (each [N, ...]) into *shard.
+absl::Status SliceBatch(const std::map<std::string, Tensor>& batch, int64_t begin, int64_t end,
+                        std::map<std::string, Tensor>* shard) {
+  for (const auto& [name, whole] : batch) {
+    if (whole.rank() == 0 || whole.dim(0) < end) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "batch shards cut every input along its first axis at ", end, "; '", name,
+          "' is ", ShapeToString(whole.shape())));
+    }
+    std::vector<int64_t> shape = whole.shape();
+    const size_t row = whole.num_bytes() / static_cast<size_t>(shape[0]);
+    shape[0] = end - begin;
+    Tensor& part = (*shard)[name];
+    part.Resize(whole.dtype(), std::move(shape));
+    std::memcpy(part.raw_data(), static_cast<const char*>(whole.raw_data()) + begin * row,
+                part.num_bytes());
+  }
+  return absl::OkStatus();
+}
+
+// `parts` (each [n_k, ...], the same trailing dimensions) stacked along
+// the first axis: a value the batch's shards computed, for the observer.
+Tensor StackRows(const std::vector<const Tensor*>& parts) {
+  std::vector<int64_t> shape = parts[0]->shape();
+  shape[0] = 0;
+  for (const Tensor* p : parts) shape[0] += p->dim(0);
+  Tensor all(parts[0]->dtype(), std::move(shape));
+  char* at = static_cast<char*>(all.raw_data());
+  for (const Tensor* p : parts) {
+    std::memcpy(at, p->raw_data(), p->num_bytes());
+    at += p->num_bytes();
+  }
+  return all;
+}
+
 // InvalidArgument unless `stored` holds `names`, in that order, with the
 // shapes and types of `mine`.
 absl::Status CheckStoredTensors(const std::string& what,
@@ -298,6 +356,26 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   state->progress.seed = options.seed;
   state->collective = options.collective;
   state->loss_is_sum = LossIsSum(models.training);
+  const int ranks = options.collective ? options.collective->size() : 1;
+  if (options.batch_shards < 1 || (ranks > 1 && options.batch_shards != 1 &&
+                                   options.batch_shards != ranks)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "TrainerOptions::batch_shards must be >= 1, and with ", ranks,
+        " ranks 1 or ", ranks, " (each rank computes one shard); got ", options.batch_shards));
+  }
+  state->batch_shards = ranks > 1 ? 1 : options.batch_shards;
+  // A shard's BatchNormalization would normalize with the shard's own
+  // statistics: a different model from the whole batch's, so batch shards,
+  // which promise the ranks' result in one process, refuse it.  Ranks do
+  // train it, each with its own batch statistics (no synchronized BN yet;
+  // the running statistics are averaged after each step).
+  if (state->batch_shards > 1 && HasTrainingBatchNorm(models.training)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "BatchNormalization in training mode computes its statistics over the batch, and ",
+        state->batch_shards, " shards would each see only their shard: synchronized "
+        "BatchNorm is not implemented yet (train with batch_shards 1)"));
+  }
+  state->shard_outputs.resize(static_cast<size_t>(state->batch_shards - 1));
   const std::vector<std::string> data = DataInputs(train.model, state->params, state->quant, state->stats);
   if (data.size() == 1) state->data_input = data[0];
   for (const ValueInfo& v : train.model.inputs()) {
@@ -332,46 +410,102 @@ absl::StatusOr<float> Trainer::TrainStep(const std::map<std::string, Tensor>& ba
   return Step(&batch);
 }
 
+namespace {
+
+// A shard's (or a rank's) part of a step's reduction, appended to *buffer:
+// [examples, loss, every gradient], the loss and gradients multiplied by the
+// examples for a mean loss.  No batch: zeros (a rank without examples).
+absl::Status AppendContribution(const std::vector<std::string>& names,
+                                const std::map<std::string, Tensor>& params, bool loss_is_sum,
+                                const std::map<std::string, Tensor>* batch, float loss,
+                                std::map<std::string, Tensor>* outputs,
+                                std::vector<float>* buffer) {
+  const int64_t examples = batch != nullptr ? BatchExamples(*batch) : 0;
+  const float weight = loss_is_sum ? 1.0f : static_cast<float>(examples);
+  buffer->assign({static_cast<float>(examples), batch != nullptr ? weight * loss : 0.0f});
+  for (const std::string& name : names) {
+    Tensor& g = (*outputs)[name + "_grad"];
+    const Tensor& p = params.at(name);
+    if (batch == nullptr) g = Tensor(p.dtype(), p.shape());  // zeros
+    if (g.dtype() != DataType::kFloat32 || g.shape() != p.shape()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "data-parallel training reduces float gradients; '", name, "_grad' is ",
+          ShapeToString(g.shape()), " for a parameter of ", ShapeToString(p.shape())));
+    }
+    for (float v : g.values<float>()) buffer->push_back(batch != nullptr ? weight * v : 0.0f);
+  }
+  return absl::OkStatus();
+}
+
+// The reduced [examples, loss, gradients] back into the gradients of
+// *outputs; returns the global batch's loss.
+float TakeReduced(const std::vector<std::string>& names, bool loss_is_sum,
+                  const std::vector<float>& buffer, std::map<std::string, Tensor>* outputs) {
+  const float total = loss_is_sum ? 1.0f : buffer[0];
+  size_t at = 2;
+  for (const std::string& name : names) {
+    for (float& v : outputs->at(name + "_grad").values<float>()) v = buffer[at++] / total;
+  }
+  return buffer[1] / total;
+}
+
+}  // namespace
+
+absl::Status Trainer::RunTrainingGraph(const std::map<std::string, Tensor>& batch,
+                                       std::map<std::string, Tensor>* outputs, float* loss) {
+  State& s = *state_;
+  if (auto it = batch.find(kLabelsInput); it != batch.end()) {
+    QAT_RETURN_IF_ERROR(CheckLabels(it->second, s.num_classes));
+  }
+  std::map<std::string, Tensor> rounded;
+  const bool frozen = s.frozen_bn != nullptr && s.progress.global_step >= s.options.freeze_bn_steps;
+  Executor* model = frozen ? s.frozen_bn.get() : s.train.get();
+  QAT_RETURN_IF_ERROR(
+      model->Run(StepInputs(batch, s.params, s.zero_points, s.quant, s.stats, &rounded), outputs));
+  *loss = outputs->at(kLossOutput).values<float>()[0];
+  return absl::OkStatus();
+}
+
 absl::StatusOr<float> Trainer::Step(const std::map<std::string, Tensor>* batch) {
   State& s = *state_;
   std::map<std::string, Tensor>& outputs = s.outputs;
   const bool frozen = s.frozen_bn != nullptr && s.progress.global_step >= s.options.freeze_bn_steps;
   float loss = 0.0f;
-  if (batch != nullptr) {
-    if (auto it = batch->find(kLabelsInput); it != batch->end()) {
-      QAT_RETURN_IF_ERROR(CheckLabels(it->second, s.num_classes));
-    }
-    std::map<std::string, Tensor> rounded;
-    Executor* model = frozen ? s.frozen_bn.get() : s.train.get();
-    QAT_RETURN_IF_ERROR(model->Run(
-        StepInputs(*batch, s.params, s.zero_points, s.quant, s.stats, &rounded), &outputs));
-    loss = outputs.at(kLossOutput).values<float>()[0];
-  }
-  if (s.collective) {
-    // One buffer: [examples, loss, every gradient], summed in rank order;
-    // a mean loss weighs each shard by its examples.  A non-finite loss on
-    // any rank makes the sum non-finite, so every rank stops together.
-    const int64_t examples = batch != nullptr ? BatchExamples(*batch) : 0;
-    const float weight = s.loss_is_sum ? 1.0f : static_cast<float>(examples);
-    std::vector<float>& buffer = s.reduced;
-    buffer.assign({static_cast<float>(examples), batch != nullptr ? weight * loss : 0.0f});
-    for (const std::string& name : s.names) {
-      Tensor& g = outputs[name + "_grad"];
-      const Tensor& p = s.params.at(name);
-      if (batch == nullptr) g = Tensor(p.dtype(), p.shape());  // zeros
-      if (g.dtype() != DataType::kFloat32 || g.shape() != p.shape()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "data-parallel training reduces float gradients; '", name, "_grad' is ",
-            ShapeToString(g.shape()), " for a parameter of ", ShapeToString(p.shape())));
+  if (s.batch_shards > 1 && batch != nullptr) {
+    // Shard by shard, summed in shard order as the ranks' buffers are
+    // (((b0 + b1) + b2) + ..., Collective::Allreduce): the same floats, the
+    // same additions, so the same bits as batch_shards ranks.
+    const int64_t n = BatchExamples(*batch);
+    s.shard_ran.assign(static_cast<size_t>(s.batch_shards), false);
+    for (int k = 0; k < s.batch_shards; ++k) {
+      const Shard shard = ShardOf(n, k, s.batch_shards);
+      std::map<std::string, Tensor>* out = k == 0 ? &outputs : &s.shard_outputs[k - 1];
+      const bool empty = shard.end == shard.begin;
+      s.shard_ran[k] = !empty;
+      float shard_loss = 0.0f;
+      if (!empty) {
+        QAT_RETURN_IF_ERROR(SliceBatch(*batch, shard.begin, shard.end, &s.shard_batch));
+        QAT_RETURN_IF_ERROR(RunTrainingGraph(s.shard_batch, out, &shard_loss));
       }
-      for (float v : g.values<float>()) buffer.push_back(batch != nullptr ? weight * v : 0.0f);
+      std::vector<float>& mine = k == 0 ? s.reduced : s.contribution;
+      QAT_RETURN_IF_ERROR(AppendContribution(s.names, s.params, s.loss_is_sum,
+                                             empty ? nullptr : &s.shard_batch, shard_loss, out,
+                                             &mine));
+      if (k > 0) {
+        for (size_t i = 0; i < mine.size(); ++i) s.reduced[i] += mine[i];
+      }
     }
-    QAT_RETURN_IF_ERROR(s.collective->Allreduce(absl::MakeSpan(buffer), ReduceOp::kSum));
-    const float total = s.loss_is_sum ? 1.0f : buffer[0];
-    loss = buffer[1] / total;
-    size_t at = 2;
-    for (const std::string& name : s.names) {
-      for (float& v : outputs.at(name + "_grad").values<float>()) v = buffer[at++] / total;
+    loss = TakeReduced(s.names, s.loss_is_sum, s.reduced, &outputs);
+  } else {
+    if (batch != nullptr) QAT_RETURN_IF_ERROR(RunTrainingGraph(*batch, &outputs, &loss));
+    if (s.collective) {
+      // One buffer: [examples, loss, every gradient], summed in rank order;
+      // a mean loss weighs each shard by its examples.  A non-finite loss on
+      // any rank makes the sum non-finite, so every rank stops together.
+      QAT_RETURN_IF_ERROR(AppendContribution(s.names, s.params, s.loss_is_sum, batch, loss,
+                                             &outputs, &s.reduced));
+      QAT_RETURN_IF_ERROR(s.collective->Allreduce(absl::MakeSpan(s.reduced), ReduceOp::kSum));
+      loss = TakeReduced(s.names, s.loss_is_sum, s.reduced, &outputs);
     }
   }
   if (!std::isfinite(loss)) {
@@ -421,9 +555,26 @@ absl::StatusOr<float> Trainer::Step(const std::map<std::string, Tensor>* batch) 
   if (s.observer && (freeze < 0 || s.observed_steps < freeze)) {
     // A rank without examples saw no activations: empty ones.
     static const Tensor* const kNothing = new Tensor(DataType::kFloat32, {0});
+    std::map<std::string, Tensor> stacked;
     auto value_of = [&](const std::string& name) -> const Tensor* {
       if (auto it = s.params.find(name); it != s.params.end()) return &it->second;
       if (batch == nullptr) return kNothing;
+      if (s.batch_shards > 1) {
+        // The whole batch's value, from its shards' (the batch's own inputs
+        // are whole already).
+        auto whole = stacked.find(name);
+        if (whole != stacked.end()) return &whole->second;
+        if (auto it = batch->find(name); it != batch->end()) return &it->second;
+        std::vector<const Tensor*> parts;
+        for (int k = 0; k < s.batch_shards; ++k) {
+          if (!s.shard_ran[k]) continue;  // an empty shard saw nothing, as an idle rank
+          const auto& out = k == 0 ? outputs : s.shard_outputs[k - 1];
+          auto it = out.find(name);
+          if (it != out.end() && it->second.rank() > 0) parts.push_back(&it->second);
+        }
+        if (parts.empty()) return kNothing;
+        return &(stacked[name] = StackRows(parts));
+      }
       using Values = const std::map<std::string, Tensor>*;
       for (Values m : {Values{&outputs}, Values{batch}}) {
         if (auto it = m->find(name); it != m->end()) return &it->second;
@@ -491,6 +642,11 @@ absl::Status Trainer::TrainEpochs(const Dataset& data, int64_t epochs,
     return absl::InvalidArgumentError(absl::StrCat(
         "the global batch of ", batch_size, " examples does not split evenly over ", ranks,
         " ranks: choose a batch size that divides by ", ranks));
+  }
+  if (batch_size % s.batch_shards != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the batch of ", batch_size, " examples does not split evenly into ", s.batch_shards,
+        " shards: choose a batch size that divides by ", s.batch_shards));
   }
   // The order of an epoch, made when its first batch is asked for.
   std::vector<int64_t> order;
@@ -577,7 +733,13 @@ absl::StatusOr<EvalMetrics> Trainer::Evaluate(const Dataset& data, int64_t batch
   const std::vector<ValueInfo> outs = s.eval->outputs();
   const std::string logits = outs.size() > 1 ? outs[1].name : "";
   std::map<std::string, Tensor> batch;
-  for (int64_t begin = 0; begin < data.size(); begin += batch_size) {
+  // Data-parallel: each rank evaluates a contiguous share of the batches
+  // (the batches of one process, so the same per-batch results).
+  QAT_ASSIGN_OR_RETURN(const int64_t batches, StepsPerEpoch(data.size(), batch_size));
+  const Shard mine = s.collective ? ShardOf(batches, s.collective->rank(), s.collective->size())
+                                  : Shard{0, batches};
+  for (int64_t b = mine.begin; b < mine.end; ++b) {
+    const int64_t begin = b * batch_size;
     const int64_t end = std::min(data.size(), begin + batch_size);
     QAT_RETURN_IF_ERROR(
         data.Gather(absl::MakeConstSpan(order).subspan(begin, end - begin), binding, &batch));
@@ -589,6 +751,22 @@ absl::StatusOr<EvalMetrics> Trainer::Evaluate(const Dataset& data, int64_t batch
     if (s.classification && !logits.empty()) {
       const Tensor& z = out.at(logits);
       correct += CountCorrect(z.data<float>(), n, z.dim(1), batch.at(kLabelsInput).data<int64_t>());
+    }
+  }
+  if (s.collective) {
+    // The ranks' sums, exactly (a double's bits and a count as words),
+    // added in rank order: the correct count is one process's, the loss sum
+    // associates otherwise in the last bits of a double.
+    uint64_t words[2] = {0, static_cast<uint64_t>(correct)};
+    std::memcpy(&words[0], &loss_sum, sizeof(double));
+    QAT_ASSIGN_OR_RETURN(const auto all, AllgatherWords(*s.collective, words));
+    loss_sum = 0.0;
+    correct = 0;
+    for (const std::vector<uint64_t>& w : all) {
+      double part = 0.0;
+      std::memcpy(&part, &w[0], sizeof(double));
+      loss_sum += part;
+      correct += static_cast<int64_t>(w[1]);
     }
   }
   m.examples = data.size();
