@@ -101,15 +101,33 @@ check() {
   if text=$(compare "$@" 2>&1); then record "$name" pass "$text" ""
   else record "$name" FAIL "$text" "$text"; fi
 }
-# ort_check STAGE MODEL EXPECTED_DIR REL_L2: ONNX Runtime on the batch against
-# EXPECTED_DIR's outputs; records the worst output's relative L2 error.
+# ort_check STAGE MODEL EXPECTED_DIR REL_L2 [STEPS]: ONNX Runtime on the batch
+# against EXPECTED_DIR's outputs; records the worst output's relative L2 error.
+# With STEPS, an int8 export whose outputs come from a DequantizeLinear also
+# passes when every output element is within STEPS of its quantization steps:
+# the two runtimes sum convolutions in different orders, so a value on a
+# rounding boundary can quantize one step apart and a deep net carries such
+# flips forward; on an untrained model's small logits a step is a large part
+# of the L2 norm.
 ort_check() {
-  local log="$r/$1.ort.log" text
+  local log="$r/$1.ort.log" text step
   node "$here/../ort/ort_compare.js" "$2" "$m/in" "$3" --rel-l2 "$4" > "$log" 2>&1
   local rc=$?
   text=$(grep -o 'relative L2 error [^ ]*' "$log" | sort -g -k4 | tail -1)
-  if [ $rc = 0 ]; then record "$1" pass "${text#relative L2 error }" ""
-  else record "$1" FAIL "${text#relative L2 error }" "$(grep -v ' passed, ' "$log" | head -1)"; fi
+  text=${text#relative L2 error }
+  if [ $rc != 0 ] && [ -n "${5:-}" ] && step=$("$python" "$here/output_step.py" "$2") &&
+     [ -n "$step" ]; then
+    local atol
+    atol=$("$python" -c "import sys; print(float(sys.argv[1]) * float(sys.argv[2]) * (1 + 1e-6))" \
+           "$5" "$step")
+    if node "$here/../ort/ort_compare.js" "$2" "$m/in" "$3" --rtol 0 --atol "$atol" \
+         >> "$log" 2>&1; then
+      rc=0
+      text="$text (within $5 output steps of $step)"
+    fi
+  fi
+  if [ $rc = 0 ]; then record "$1" pass "$text" ""
+  else record "$1" FAIL "$text" "$(grep -v ' passed, ' "$log" | head -1)"; fi
 }
 
 failed=0
@@ -175,7 +193,7 @@ for model in "$@"; do
   if [ -z "${ok[export]:-}" ]; then blocked ort
   elif ! have_ort; then record ort FAIL "" "ONNX Runtime is not installed (.ci/install-ort.sh)"
   elif stage ort "$qat" run "$r/int8.onnx" "${inputs[@]}" --out "$r/qat_int8"; then
-    ort_check ort "$r/int8.onnx" "$r/qat_int8" 1e-2
+    ort_check ort "$r/int8.onnx" "$r/qat_int8" 1e-2 2
   fi
 done
 
