@@ -7,16 +7,7 @@
 # --reference` shows a smaller error against fp32 after QAT than after PTQ.
 # Run by ctest; exit 77 (skipped) without Debian's python3 with onnx+numpy.
 #   distill.sh QAT_BINARY WORK_DIR
-set -euo pipefail
-qat=$1 work=$2
-here=$(cd "$(dirname "$0")" && pwd)
-py=/usr/bin/python3
-if ! "$py" -c 'import onnx, numpy' 2> /dev/null; then
-  echo "SKIPPED: $py has no onnx or numpy"
-  exit 77
-fi
-rm -rf "$work" && mkdir -p "$work" && cd "$work"
-fail() { echo "FAILED: $*"; exit 1; }
+source "$(dirname "$0")/python_prologue.sh" "$@"
 
 "$py" "$here/make_two_input_model.py" .
 "$qat" calibrate model.onnx --data data -o table.json 2> /dev/null
