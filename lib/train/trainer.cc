@@ -209,21 +209,6 @@ absl::StatusOr<Model> ReturningObserved(const Model& model,
   return model.WithOutputs(seen);
 }
 
-// Whether a BatchNormalization of the training model computes batch
-// statistics (training mode: the attribute since opset 14, before it the
-// running-statistics outputs).
-bool HasTrainingBatchNorm(const Model& training) {
-  for (const auto& n : ModelAccess::Proto(training).graph().node()) {
-    if (n.op_type() != "BatchNormalization") continue;
-    bool training_mode = n.output_size() > 1 && !n.output(1).empty();
-    for (const auto& a : n.attribute()) {
-      if (a.name() == "training_mode") training_mode = a.i() != 0;
-    }
-    if (training_mode) return true;
-  }
-  return false;
-}
-
 // Rows [begin, end) of every tensor of `batch` (each [N, ...]) into *shard.
 absl::Status SliceBatch(const std::map<std::string, Tensor>& batch, int64_t begin, int64_t end,
                         std::map<std::string, Tensor>* shard) {
@@ -369,7 +354,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   // which promise the ranks' result in one process, refuse it.  Ranks do
   // train it, each with its own batch statistics (no synchronized BN yet;
   // the running statistics are averaged after each step).
-  if (state->batch_shards > 1 && HasTrainingBatchNorm(models.training)) {
+  if (state->batch_shards > 1 && passes::HasTrainingBatchNorm(ModelAccess::Proto(models.training))) {
     return absl::FailedPreconditionError(absl::StrCat(
         "BatchNormalization in training mode computes its statistics over the batch, and ",
         state->batch_shards, " shards would each see only their shard: synchronized "
