@@ -87,7 +87,7 @@ const char* FillFor(const onnx::NodeProto& node) {
 
 }  // namespace
 
-absl::StatusOr<std::string> ModelToDot(const qat::Model& model, const std::string& title) {
+absl::StatusOr<DotGraph> ModelToDot(const qat::Model& model, const std::string& title) {
   onnx::ModelProto proto;
   if (!proto.ParseFromString(model.Serialize())) {
     return absl::InternalError(absl::StrCat("cannot reparse '", model.source(), "'"));
@@ -163,7 +163,7 @@ absl::StatusOr<std::string> ModelToDot(const qat::Model& model, const std::strin
     auto it = producer.find(out.name());
     if (it != producer.end()) absl::StrAppend(&dot, "  ", it->second, " -> ", id, ";\n");
   }
-  return dot + "}\n";
+  return DotGraph{dot + "}\n", graph.node_size()};
 }
 
 bool HaveGraphviz() { return std::system("command -v dot > /dev/null 2>&1") == 0; }

@@ -21,8 +21,13 @@
 
 namespace qat_cli {
 
-// The model's main graph as a DOT digraph titled `title`.
-absl::StatusOr<std::string> ModelToDot(const qat::Model& model, const std::string& title);
+// The model's main graph as a DOT digraph titled `title`, and how many op
+// nodes it draws (Graphviz's layout time grows faster than that count).
+struct DotGraph {
+  std::string text;
+  int nodes = 0;
+};
+absl::StatusOr<DotGraph> ModelToDot(const qat::Model& model, const std::string& title);
 
 // True when Graphviz's `dot` is on PATH.
 bool HaveGraphviz();
