@@ -2,6 +2,7 @@
 // paddle2onnx writes at opsets 9-11: the executor gives the same outputs
 // before (old semantics) and after (opset 13); then the same kind of model
 // through the quantize and prepare stages, which upgrade it themselves.
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -11,12 +12,14 @@
 #include "graph/graph_index.h"
 #include "gtest/gtest.h"
 #include "pass_tester.h"
+#include "passes/opset21_downgrade.h"
 #include "passes/opset_upgrade.h"
 #include "passes/promote_constants.h"
 #include "qat/calibrate.h"
 #include "qat/executor.h"
 #include "qat/prepare.h"
 #include "qat/quantize.h"
+#include "qat/status_macros.h"
 #include "qat/trainer.h"
 #include "synthetic_data.h"
 
@@ -315,6 +318,64 @@ TEST(OpsetUpgradeStructure, Opset13IsLeftAlone) {
   PassTester t(13);
   t.Input("x", {2, 3}).Node("Softmax", {"x"}, {"y"}, {AttrInt("axis", 0)}).Output("y", {2, 3});
   t.Apply(Upgrade).ExpectChanged(false).ExpectNodeDelta(0);
+}
+
+// Opset21DowngradePass undoes Opset21UpgradePass: 13 -> 21 -> 17 gives the
+// opset-13 graph's nodes back (Reduce axes as attributes, no num_outputs),
+// without the axes constants, and the same outputs.
+TEST(Opset21DowngradeTest, UndoesTheOpset21Upgrade) {
+  PassTester t(13);
+  t.Input("x", {2, 4, 6}, kFloat, -3, 3)
+      .Node("ReduceMean", {"x"}, {"m"}, {AttrInts("axes", {-1})})
+      .Node("Sub", {"x", "m"}, {"c"})
+      .Node("Split", {"c"}, {"a", "b"}, {AttrInt("axis", 1)})
+      .Node("ReduceMax", {"a"}, {"y"}, {AttrInts("axes", {1}), AttrInt("keepdims", 0)})
+      .Node("Add", {"b", "b"}, {"z"})
+      .Output("y", {2, 6})
+      .Output("z", {2, 2, 6});
+  t.Apply([](onnx::ModelProto* m) -> absl::StatusOr<bool> {
+     QAT_RETURN_IF_ERROR(passes::Opset21UpgradePass().Run(m).status());
+     EXPECT_EQ(passes::DefaultOpset(*m), passes::kInt4ExportOpset);
+     EXPECT_EQ(FindOp(*m, "ReduceMean")->input_size(), 2);
+     return passes::Opset21DowngradePass().Run(m);
+   })
+      .ExpectChanged(true)
+      .ExpectNodeDelta(0)
+      .ExpectOutputsNear(0, 0);
+  ASSERT_TRUE(t.Ok());
+  EXPECT_EQ(OpsetOf(t.after()), passes::kDowngradeTargetOpset);
+  EXPECT_EQ(t.after().graph().initializer_size(), t.before().graph().initializer_size());
+  auto attributes_sorted = [](onnx::NodeProto n) {  // their order may change
+    std::sort(n.mutable_attribute()->begin(), n.mutable_attribute()->end(),
+              [](const auto& x, const auto& y) { return x.name() < y.name(); });
+    return n.SerializeAsString();
+  };
+  for (int i = 0; i < t.before().graph().node_size(); ++i) {
+    EXPECT_EQ(attributes_sorted(t.after().graph().node(i)),
+              attributes_sorted(t.before().graph().node(i)))
+        << t.before().graph().node(i).op_type();
+  }
+}
+
+// A model whose opset-21 form has no opset-17 spelling is refused
+// (FailedPrecondition, naming the node) and left exactly as it was.
+TEST(Opset21DowngradeTest, RefusesRunTimeAxesAndLeavesTheModelAlone) {
+  PassTester t(13);
+  t.Input("x", {2, 3}).Initializer("k", Tensor::FromValues<int64_t>({1}, {1}));
+  t.Node("Add", {"k", "k"}, {"axes"})
+      .Node("ReduceMean", {"x"}, {"y"})
+      .Output("y", {1, 1});
+  t.Apply([](onnx::ModelProto* m) -> absl::StatusOr<bool> {
+     QAT_RETURN_IF_ERROR(passes::Opset21UpgradePass().Run(m).status());
+     // The axes come from a node: run-time axes.
+     m->mutable_graph()->mutable_node(1)->add_input("axes");
+     const std::string upgraded = m->SerializeAsString();
+     absl::StatusOr<bool> changed = passes::Opset21DowngradePass().Run(m);
+     EXPECT_EQ(m->SerializeAsString(), upgraded);
+     return changed;
+   })
+      .ExpectError("'axes' are computed at run time");
+  EXPECT_EQ(t.changed().status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST(PromoteConstantsTest, FloatConstantsBecomeInitializersShapesStay) {

@@ -40,12 +40,18 @@ absl::StatusOr<bool> AddTeacherPass::RunImpl(onnx::ModelProto* model) {
         "distillation needs student and teacher at opset 13 or later; they import ",
         student_opset, " and ", teacher_opset));
   }
+  // To opset 21 by Opset21UpgradePass: RaiseOpset only relabels, which
+  // would leave Reduce* reading their opset-13 axes attributes.
+  auto raise = [](onnx::ModelProto* lower, int64_t version) -> absl::Status {
+    if (version == passes::kInt4ExportOpset) {
+      return passes::Opset21UpgradePass().Run(lower).status();
+    }
+    return GraphEditor(lower).RaiseOpset(version);
+  };
   if (teacher_opset < student_opset) {
-    GraphEditor raise(&teacher);
-    QAT_RETURN_IF_ERROR(raise.RaiseOpset(student_opset));
+    QAT_RETURN_IF_ERROR(raise(&teacher, student_opset));
   } else if (student_opset < teacher_opset) {
-    GraphEditor raise(model);
-    QAT_RETURN_IF_ERROR(raise.RaiseOpset(teacher_opset));
+    QAT_RETURN_IF_ERROR(raise(model, teacher_opset));
   }
   // Names: the student's own must not start with the prefix.
   std::set<std::string> student_inputs;

@@ -18,7 +18,8 @@
 //     inlined first, as the student's are);
 //  4. both import the default domain at opset 13 or later (a teacher at
 //     7-12 is upgraded to 13 first, as prepare upgrades the student); the
-//     lower one is raised to the higher (GraphEditor::RaiseOpset).
+//     lower one is raised to the higher (GraphEditor::RaiseOpset; to 21 by
+//     passes::Opset21UpgradePass, which rewrites the Reduce* axes).
 #ifndef QAT_LIB_PASSES_ADD_TEACHER_H_
 #define QAT_LIB_PASSES_ADD_TEACHER_H_
 

@@ -1,11 +1,13 @@
 #include "qat/prepare.h"
 
 #include <algorithm>
+#include <memory>
 
 #include "core/checked_size.h"
 #include "core/model_internal.h"
 #include "graph/graph_index.h"
 #include "graph/pass_pipeline.h"
+#include "passes/opset21_downgrade.h"
 #include "passes/opset_upgrade.h"
 #include "passes/promote_constants.h"
 #include "absl/strings/str_cat.h"
@@ -40,6 +42,24 @@ absl::StatusOr<TrainingModels> PrepareModels(const Model& model, const PrepareOp
   QAT_RETURN_IF_ERROR(FuseQdqPairs(proto.get(), warnings));
   if (warnings != nullptr) {  // the fusion's warnings replace the list's contents
     warnings->insert(warnings->begin(), upgrade_warnings.begin(), upgrade_warnings.end());
+  }
+  // Block-wise models come from quantize at opset 21, where ONNX 1.12
+  // infers no shapes; fused, their blocks live in FakeQuant, so they train
+  // at opset 17 with inferred shapes, and export raises them to 21 again.
+  // A graph with no opset-17 form trains at 21 as it is (the gradient
+  // rules that need shapes then fail, naming the value).
+  if (passes::DefaultOpset(*proto) == passes::kInt4ExportOpset) {
+    passes::PassPipelineOptions pipeline_options;
+    pipeline_options.disabled = options.disabled_passes;
+    passes::PassPipeline downgrade(pipeline_options);
+    downgrade.Add(std::make_unique<passes::Opset21DowngradePass>());
+    // A refused model is left as it was (the pass checks before it edits).
+    absl::Status status = downgrade.Run(proto.get()).status();
+    if (!status.ok() && status.code() != absl::StatusCode::kFailedPrecondition) return status;
+    if (!status.ok() && warnings != nullptr) {
+      warnings->push_back(absl::StrCat("'", model.source(), "' trains at opset 21, without ",
+                                       "inferred shapes: ", status.message()));
+    }
   }
   return training::BuildTrainingModelsFromProto(std::move(proto), model.source() + " (fused)",
                                                 options.graph);
