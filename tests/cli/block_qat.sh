@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Block-wise W4 QAT of a MatMul-heavy graph (issue 18): the tiny transformer
 # of make_tiny_transformer.py goes through quantize --block-size 32 (opset
-# 21), prepare with distillation (the training graphs at opset 17, where the
-# Gemm's and the broadcasting ops' gradient rules get inferred shapes), a
-# few train steps and export at opset 21 (packed INT4 behind block-wise
-# DequantizeLinear-21); ONNX Runtime with optimizations off agrees with
-# `qat run` on the export.  Exit 77 without Debian's python3 with onnx+numpy.
+# 21), prepare with distillation from the opset-13 fp32 model (the training
+# graphs at opset 17, where ONNX 1.12 infers the shapes that gradient rules
+# such as Gemm's and the broadcasting ops' need; the teacher raised to 17
+# keeps its Reduce* axes attributes), a few train steps and export at opset
+# 21 (packed INT4 behind block-wise DequantizeLinear-21); ONNX Runtime with
+# optimizations off agrees with `qat run` on the export.  Before the fix the
+# folder stayed at opset 21 with no inferred shapes, and training failed in
+# the teacher's Gemm.  Exit 77 without Debian's python3 with onnx+numpy.
 #   block_qat.sh QAT_BINARY WORK_DIR
 source "$(dirname "$0")/python_prologue.sh" "$@"
 
@@ -25,6 +28,7 @@ def opset(m):
 for f in ("qat/training.onnx", "qat/eval.onnx"):
     m = onnx.load(f)
     assert opset(m) == 17, (f, opset(m))
+    assert len(m.graph.value_info) > 0, (f, "no inferred shapes")
     blocks = [n for n in m.graph.node if n.op_type == "FakeQuant" and
               any(a.name == "block_size" and a.i == 32 for a in n.attribute)]
     assert len(blocks) >= 7, (f, len(blocks))   # Wq Wk Wv Wo W1 W2 Whead
