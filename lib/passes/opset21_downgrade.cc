@@ -39,13 +39,6 @@ bool DropIfDefault(onnx::NodeProto* node, const std::string& name, int64_t value
   return true;
 }
 
-bool IsAxesInputReduce(const std::string& op) {
-  static const std::set<std::string> kOps = {
-      "ReduceMean", "ReduceMax",    "ReduceMin",       "ReduceProd",     "ReduceL1",
-      "ReduceL2",   "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"};
-  return kOps.count(op) != 0;
-}
-
 // Float8 (17-20) and 4-bit (21, 22) types came after opset 17.
 bool NewerThanOpset17Type(int32_t type) { return type > onnx::TensorProto::BFLOAT16; }
 
@@ -56,7 +49,7 @@ std::string Refusal(const onnx::NodeProto& node, const graph::GraphIndex& index)
   if (op == "GridSample" || op == "DFT" || op == "GroupNormalization") {
     return "its opset-21 form differs from opset 17's";
   }
-  if (IsAxesInputReduce(op)) {
+  if (ReduceAxesBecameInputAt18(op)) {
     if (node.input_size() > 1 && !node.input(1).empty() && !index.IsConstant(node.input(1))) {
       return absl::StrCat("its axes '", node.input(1), "' are computed at run time");
     }
@@ -111,7 +104,8 @@ absl::StatusOr<bool> Opset21DowngradePass::RunImpl(onnx::ModelProto* model) {
         return absl::FailedPreconditionError(
             absl::StrCat(DescribeNode(node), " stays at opset 21: ", why));
       }
-      if (IsAxesInputReduce(node.op_type()) && node.input_size() > 1 && !node.input(1).empty()) {
+      if (ReduceAxesBecameInputAt18(node.op_type()) && node.input_size() > 1 &&
+          !node.input(1).empty()) {
         QAT_ASSIGN_OR_RETURN(Tensor t, index.ConstantValue(node.input(1)));
         if (t.dtype() != DataType::kInt64) {
           return absl::InvalidArgumentError(absl::StrCat(
@@ -127,7 +121,7 @@ absl::StatusOr<bool> Opset21DowngradePass::RunImpl(onnx::ModelProto* model) {
     onnx::NodeProto* node = graph->mutable_node(i);
     if (!(node->domain().empty() || node->domain() == "ai.onnx")) continue;
     const std::string& op = node->op_type();
-    if (IsAxesInputReduce(op)) {
+    if (ReduceAxesBecameInputAt18(op)) {
       RemoveAttr(node, "noop_with_empty_axes");
       if (node->input_size() > 1) {
         if (!node->input(1).empty()) axes_inputs.insert(node->input(1));

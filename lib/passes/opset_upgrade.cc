@@ -307,6 +307,16 @@ absl::StatusOr<bool> OpsetUpgradePass::RunImpl(onnx::ModelProto* model) {
   return true;
 }
 
+bool ReduceAxesBecameInputAt18(const std::string& op) {
+  static const char* const kOps[] = {
+      "ReduceMean", "ReduceMax",       "ReduceMin",      "ReduceProd",     "ReduceL1",
+      "ReduceL2",   "ReduceLogSum",    "ReduceLogSumExp", "ReduceSumSquare"};
+  for (const char* o : kOps) {
+    if (op == o) return true;
+  }
+  return false;
+}
+
 absl::StatusOr<bool> Opset21UpgradePass::RunImpl(onnx::ModelProto* model) {
   const int64_t from = DefaultOpset(*model);
   if (from == kInt4ExportOpset) return false;
@@ -315,18 +325,13 @@ absl::StatusOr<bool> Opset21UpgradePass::RunImpl(onnx::ModelProto* model) {
         "upgrading to opset 21 needs a model at opset 13 to 17, this one imports ", from));
   }
   GraphEditor editor(model);
-  static const char* const kAxesBecameInput[] = {
-      "ReduceMean", "ReduceMax",       "ReduceMin",      "ReduceProd",     "ReduceL1",
-      "ReduceL2",   "ReduceLogSum",    "ReduceLogSumExp", "ReduceSumSquare"};
   for (auto& node : *model->mutable_graph()->mutable_node()) {
     if (!(node.domain().empty() || node.domain() == "ai.onnx")) continue;
     if (node.op_type() == "If" || node.op_type() == "Loop" || node.op_type() == "Scan") {
       return absl::UnimplementedError(absl::StrCat(
           training::DescribeNode(node), ": opset-21 export does not rewrite subgraphs yet"));
     }
-    for (const char* op : kAxesBecameInput) {
-      if (node.op_type() == op) IntsAttrToInput(editor, &node, "axes", 1);
-    }
+    if (ReduceAxesBecameInputAt18(node.op_type())) IntsAttrToInput(editor, &node, "axes", 1);
     if (node.op_type() == "Split" && (node.input_size() < 2 || node.input(1).empty())) {
       SetAttr(&node, training::AttrInt("num_outputs", node.output_size()));
     }

@@ -82,6 +82,10 @@ class OpsetUpgradePass : public GraphPass {
 // Loop are not rewritten (the pass refuses a model that has them).
 inline constexpr int64_t kInt4ExportOpset = 21;
 
+// The Reduce ops whose `axes` became an input at opset 18 (ReduceSum's
+// did at 13): Opset21UpgradePass's rule 1, undone by Opset21DowngradePass.
+bool ReduceAxesBecameInputAt18(const std::string& op);
+
 class Opset21UpgradePass : public GraphPass {
  public:
   absl::string_view name() const override { return "opset21_upgrade"; }
