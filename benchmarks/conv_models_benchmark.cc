@@ -85,6 +85,7 @@ void ModelForward(benchmark::State& state) {
   }
   ExecutorOptions options;
   options.num_threads = static_cast<int>(state.range(0));
+  options.fuse_conv_activations = state.range(1) != 0;  // fuse:0 measures what fusion saves
   auto exec = Executor::Create(*s.model, options);
   if (!exec.ok()) {
     state.SkipWithError(exec.status().ToString().c_str());
@@ -141,7 +142,10 @@ void ModelQatTrainStep(benchmark::State& state) {
                 static_cast<int>(state.range(1)));
 }
 
-BENCHMARK(ModelForward)->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond);
+BENCHMARK(ModelForward)
+    ->ArgsProduct({{1, 2}, {1, 0}})
+    ->ArgNames({"threads", "fuse"})
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(ModelTrainStep)->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond);
 BENCHMARK(ModelQatTrainStep)
     ->ArgsProduct({{kFixed, kObserve, kLearn}, {1, 2}})

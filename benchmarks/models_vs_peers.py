@@ -178,7 +178,7 @@ def run_child(what):
     return run_rss([PY, os.path.abspath(__file__), "--child"] + what)
 
 
-def libqat_times(bench, model_dir, name, batch, threads, reps, min_time, errors, train):
+def libqat_times(bench, model_dir, name, batch, threads, reps, min_time, errors):
     kind, shape, _ = MODELS[name]
     env = {"QAT_BENCH_MODEL": os.path.join(model_dir, "model.onnx"),
            "QAT_BENCH_SHAPE": "x".join(map(str, (batch,) + shape)),
@@ -187,8 +187,8 @@ def libqat_times(bench, model_dir, name, batch, threads, reps, min_time, errors,
         env["QAT_BENCH_IDS"] = str(VOCAB)
     os.environ.pop("QAT_BENCH_IDS", None)
     os.environ.update(env)  # the benchmark reads its model from the environment
-    pattern = f"Model(Forward|TrainStep|QatTrainStep/mode:[0-9])/threads:{threads}$" if train \
-        else f"ModelForward/threads:{threads}$"
+    pattern = (f"Model(Forward/threads:{threads}/fuse:1|TrainStep/threads:{threads}"
+               f"|QatTrainStep/mode:[0-9]/threads:{threads})$")
     out = {}
     for bname, ms in best_times_ms(bench, pattern, repetitions=reps, min_time=min_time,
                                    errors=errors).items():
@@ -281,7 +281,7 @@ def main():
                         best[key] = min(best.get(key, float("inf")), value)
                 for _ in range(args.rounds):
                     for key, ms in libqat_times(args.bench, mdir, name, args.batch, threads,
-                                                reps, min_time, errors, True).items():
+                                                reps, min_time, errors).items():
                         keep(key, ms)
                     if have_node.returncode == 0:
                         cmd = ["node", os.path.join(HERE, "ort_forward_time.js"),
@@ -310,6 +310,9 @@ def main():
                             keep("torch_rss", rss)
                 keep("qat_rss", qat_train_rss(args.qat, mdir, args.batch, threads, mdir,
                                               errors, label))
+                # As it goes, so that a long run interrupted keeps its rows.
+                print(f"# {label}: " + json.dumps({k: round(v, 2) for k, v in best.items()}),
+                      flush=True)
     report(results, names, threads_list, args, torch_version, skipped, errors)
     return 1 if errors else 0
 
