@@ -77,12 +77,18 @@ const Setup& GetSetup() {
   return *setup;
 }
 
-void ModelForward(benchmark::State& state) {
+// The setup, or nullptr after skipping the benchmark with its error.
+const Setup* SetupOrSkip(benchmark::State& state) {
   const Setup& s = GetSetup();
-  if (!s.error.empty()) {
-    state.SkipWithError(s.error.c_str());
-    return;
-  }
+  if (s.error.empty()) return &s;
+  state.SkipWithError(s.error.c_str());
+  return nullptr;
+}
+
+void ModelForward(benchmark::State& state) {
+  const Setup* setup = SetupOrSkip(state);
+  if (setup == nullptr) return;
+  const Setup& s = *setup;
   ExecutorOptions options;
   options.num_threads = static_cast<int>(state.range(0));
   options.fuse_conv_activations = state.range(1) != 0;  // fuse:0 measures what fusion saves
@@ -120,22 +126,18 @@ void TimeTrainStep(benchmark::State& state, const absl::StatusOr<TrainingModels>
 }
 
 void ModelTrainStep(benchmark::State& state) {
-  const Setup& s = GetSetup();
-  if (!s.error.empty()) {
-    state.SkipWithError(s.error.c_str());
-    return;
-  }
+  const Setup* setup = SetupOrSkip(state);
+  if (setup == nullptr) return;
+  const Setup& s = *setup;
   TrainingGraphOptions graph;
   graph.loss.kind = LossKind::kCrossEntropy;
   TimeTrainStep(state, BuildTrainingModels(*s.model, graph), static_cast<int>(state.range(0)));
 }
 
 void ModelQatTrainStep(benchmark::State& state) {
-  const Setup& s = GetSetup();
-  if (!s.error.empty()) {
-    state.SkipWithError(s.error.c_str());
-    return;
-  }
+  const Setup* setup = SetupOrSkip(state);
+  if (setup == nullptr) return;
+  const Setup& s = *setup;
   TimeTrainStep(state,
                 QatTrainingModels(*s.model, s.batch.at(s.input), s.batch.at("labels"),
                                   static_cast<QuantParamMode>(state.range(0))),

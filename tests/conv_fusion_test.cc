@@ -40,20 +40,6 @@ Tensor Scalar(float v) {
   return t;
 }
 
-void SetInts(onnx::NodeProto& node, const std::string& name, const std::vector<int64_t>& v) {
-  auto* a = node.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::INTS);
-  for (int64_t x : v) a->add_ints(x);
-}
-
-void SetFloat(onnx::NodeProto& node, const std::string& name, float v) {
-  auto* a = node.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::FLOAT);
-  a->set_f(v);
-}
-
 struct Shape {
   std::vector<int64_t> x, w;
   int64_t group;
