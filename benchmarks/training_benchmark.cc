@@ -11,12 +11,9 @@
 #include <string>
 
 #include "benchmark/benchmark.h"
-#include "qat/calibrate.h"
-#include "qat/dataset.h"
+#include "qat_training_models.h"
 #include "qat/executor.h"
 #include "qat/model_zoo.h"
-#include "qat/prepare.h"
-#include "qat/quantize.h"
 #include "qat/trainer.h"
 
 namespace qat {
@@ -45,29 +42,12 @@ void TrainStep(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * 64);
 }
 
-// How a QAT training graph treats its scales and zero points.
-enum QuantParamMode : int64_t { kFixed = 0, kObserve = 1, kLearn = 2 };
-
-// The MLP calibrated on `batch`, quantized (int8 per-channel weights, uint8
-// activations), fused into FakeQuant and turned into training graphs.
+// The MLP calibrated on `batch` and turned into QAT training graphs.
 absl::StatusOr<TrainingModels> QatMlp(const std::map<std::string, Tensor>& batch,
                                       QuantParamMode mode) {
   auto mlp = MakeMlp();
   if (!mlp.ok()) return mlp.status();
-  auto data = Dataset::Create(batch.at("input"), batch.at("labels"));
-  if (!data.ok()) return data.status();
-  CalibrateOptions calibrate;
-  calibrate.per_channel_weights = true;
-  auto table = Calibrate(*mlp, *data, calibrate);
-  if (!table.ok()) return table.status();
-  QuantizeOptions quantize;
-  quantize.per_channel = true;
-  auto qdq = QuantizeModel(*mlp, *table, quantize);
-  if (!qdq.ok()) return qdq.status();
-  PrepareOptions options;
-  options.graph.learn_quant_params = mode == kLearn;
-  options.graph.observe_quant_params = mode == kObserve;
-  return PrepareModels(*qdq, options);
+  return QatTrainingModels(*mlp, batch.at("input"), batch.at("labels"), mode);
 }
 
 void QatTrainStep(benchmark::State& state) {

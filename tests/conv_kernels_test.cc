@@ -40,13 +40,6 @@ Tensor RandomTensor(std::vector<int64_t> shape, uint32_t seed) {
   return t;
 }
 
-void SetInts(onnx::NodeProto& node, const std::string& name, const std::vector<int64_t>& v) {
-  auto* a = node.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::INTS);
-  for (int64_t x : v) a->add_ints(x);
-}
-
 int64_t OutSize(int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe) {
   return (in + pb + pe - ((k - 1) * d + 1)) / s + 1;
 }

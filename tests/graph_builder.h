@@ -93,6 +93,21 @@ inline void SetInt(onnx::NodeProto& node, const std::string& name, int64_t value
   a->set_i(value);
 }
 
+inline void SetInts(onnx::NodeProto& node, const std::string& name,
+                    const std::vector<int64_t>& values) {
+  auto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INTS);
+  for (int64_t v : values) a->add_ints(v);
+}
+
+inline void SetFloat(onnx::NodeProto& node, const std::string& name, float value) {
+  auto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::FLOAT);
+  a->set_f(value);
+}
+
 constexpr int kFloat = onnx::TensorProto::FLOAT;
 constexpr int kBool = onnx::TensorProto::BOOL;
 constexpr int kUint8 = onnx::TensorProto::UINT8;

@@ -48,6 +48,11 @@ struct ExecutorOptions {
   // Seeds random ops that have no seed attribute (Dropout in training mode).
   // Each run draws new numbers: run k of an executor always draws the same.
   uint64_t seed = 0;
+  // Applies a Relu, or a Clip with constant bounds, inside the Conv it reads
+  // when it is that Conv's only reader (no separate pass or buffer; the
+  // same bits).  false runs every node on its own: the reference the tests
+  // compare with.
+  bool fuse_conv_activations = true;
 };
 
 class QAT_API Executor {

@@ -119,9 +119,13 @@ absl::Status GradPow(GradContext& ctx) {
 }
 
 absl::Status GradRelu(GradContext& ctx) {
-  // Zero gradient at x = 0, as PyTorch.
+  // Zero gradient at x = 0, as PyTorch.  relu(x) > 0 exactly when x > 0
+  // (NaN and -0.0 included), so the mask reads the output: the input then
+  // has the Relu as its only reader, and the executor fuses a Conv feeding
+  // it (conv_activation.h) in training graphs too, without keeping the
+  // Conv's output for backward.
   const std::string pos =
-      ctx.g().Add("Greater", {ctx.input(0), Zero(ctx)}, ctx.Hint("pos"));
+      ctx.g().Add("Greater", {ctx.output(0), Zero(ctx)}, ctx.Hint("pos"));
   ctx.SetInputGrad(0, ctx.g().Add("Where", {pos, ctx.output_grad(0), Zero(ctx)},
                                   ctx.Hint("x")));
   return absl::OkStatus();

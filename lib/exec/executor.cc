@@ -5,6 +5,7 @@
 #include <exception>
 #include <mutex>
 #include <functional>
+#include <limits>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -16,6 +17,7 @@
 #include "core/catch_exceptions.h"
 #include "core/model_internal.h"
 #include "core/onnx_tensor.h"
+#include "exec/ops/conv_activation.h"
 #include "exec/ops/registry.h"
 #include "qat/status_macros.h"
 #include "qat/thread_pool.h"
@@ -44,6 +46,8 @@ struct Step {
   // Stand-ins for outputs the node does not name (at least one output).
   std::vector<Tensor> scratch;
   bool random = false;  // draws random numbers (Dropout in training mode...)
+  int node = -1;        // index of the node in its graph
+  int64_t opset = 0;    // of the node's domain
 };
 
 // Ops whose result depends on the run's seed: never folded into constants.
@@ -160,6 +164,7 @@ struct GraphPlan {
   std::vector<Step> steps;        // in topological order
 
   void FoldConstantSteps(ThreadPool* pool);
+  absl::Status FuseConvActivations(const onnx::GraphProto& graph);
   void AssignBuffers();
 
   const Tensor* Read(int slot_id, const Tensor* const* given,
@@ -190,15 +195,15 @@ struct GraphPlan {
 absl::StatusOr<std::unique_ptr<GraphPlan>> CompileGraph(
     const onnx::GraphProto& graph, const std::vector<std::string>& formal_inputs,
     const std::unordered_map<std::string, int>& outer, const OpsetOf& opset_of,
-    const std::string& source, ThreadPool* pool);
+    const std::string& source, ThreadPool* pool, bool fuse);
 
 // The executor's SubgraphCompiler for one node: the subgraph's outer names
 // are looked up among the node's implicit inputs.
 class NodeSubgraphCompiler : public exec::SubgraphCompiler {
  public:
   NodeSubgraphCompiler(const std::vector<std::string>* implicit, const OpsetOf* opset_of,
-                       const std::string* source, ThreadPool* pool)
-      : implicit_(implicit), opset_of_(opset_of), source_(source), pool_(pool) {}
+                       const std::string* source, ThreadPool* pool, bool fuse)
+      : implicit_(implicit), opset_of_(opset_of), source_(source), pool_(pool), fuse_(fuse) {}
 
   absl::StatusOr<std::unique_ptr<exec::Subgraph>> Compile(
       const onnx::GraphProto& graph) const override;
@@ -208,6 +213,7 @@ class NodeSubgraphCompiler : public exec::SubgraphCompiler {
   const OpsetOf* opset_of_;
   const std::string* source_;
   ThreadPool* pool_;
+  bool fuse_;
 };
 
 class CompiledSubgraph : public exec::Subgraph {
@@ -254,7 +260,7 @@ absl::StatusOr<std::unique_ptr<exec::Subgraph>> NodeSubgraphCompiler::Compile(
   std::vector<std::string> formal;
   for (const auto& v : graph.input()) formal.push_back(v.name());
   QAT_ASSIGN_OR_RETURN(auto plan,
-                       CompileGraph(graph, formal, outer, *opset_of_, *source_, pool_));
+                       CompileGraph(graph, formal, outer, *opset_of_, *source_, pool_, fuse_));
   return std::unique_ptr<exec::Subgraph>(new CompiledSubgraph(std::move(plan)));
 }
 
@@ -316,6 +322,83 @@ void GraphPlan::FoldConstantSteps(ThreadPool* pool) {
     }
   }
   steps = std::move(kept);
+}
+
+// Fuses a Relu, or a Clip whose bounds are constants, into the Conv it
+// reads when it is that Conv's only reader and the Conv's output is no graph
+// output: the Conv's step writes the activation's output and the
+// activation's step goes.  Runs after folding, so that computed bounds are
+// constants too.  In a training graph the Relu's output stays (its gradient
+// reads it), but a Conv output that backward also reads has two readers and
+// is left alone.
+absl::Status GraphPlan::FuseConvActivations(const onnx::GraphProto& graph) {
+  std::vector<int> readers(slots.size(), 0), reader_step(slots.size(), -1);
+  for (size_t s = 0; s < steps.size(); ++s) {
+    for (int id : steps[s].inputs) {
+      if (id < 0) continue;
+      ++readers[id];
+      reader_step[id] = static_cast<int>(s);
+    }
+  }
+  for (int id : output_slots) readers[id] += 2;  // a graph output is never fused away
+  std::vector<bool> fused_away(steps.size(), false);
+  for (size_t s = 0; s < steps.size(); ++s) {
+    Step& conv = steps[s];
+    const onnx::NodeProto& node = graph.node(conv.node);
+    if (node.op_type() != "Conv" || !node.domain().empty() || conv.outputs.size() != 1 ||
+        conv.outputs[0] < 0 || readers[conv.outputs[0]] != 1) {
+      continue;
+    }
+    const int c = reader_step[conv.outputs[0]];
+    const Step& act_step = steps[c];
+    const onnx::NodeProto& act_node = graph.node(act_step.node);
+    if (!act_node.domain().empty() || act_step.inputs.empty() ||
+        act_step.inputs[0] != conv.outputs[0] || act_step.outputs.size() != 1 ||
+        act_step.outputs[0] < 0) {
+      continue;
+    }
+    exec::ConvActivation act;
+    if (act_node.op_type() == "Relu") {
+      act.kind = exec::ConvActivation::Kind::kRelu;
+    } else if (act_node.op_type() == "Clip") {
+      act.kind = exec::ConvActivation::Kind::kClip;
+      const exec::NodeView view(act_node, act_step.opset);
+      bool constant = true;
+      if (act_step.opset < 11) {
+        act.has_lo = act.has_hi = true;
+        act.lo = view.GetFloat("min", std::numeric_limits<float>::lowest());
+        act.hi = view.GetFloat("max", std::numeric_limits<float>::max());
+      }
+      for (size_t i = 1; i < act_step.inputs.size() && act_step.opset >= 11; ++i) {
+        const int id = act_step.inputs[i];
+        if (id < 0) continue;
+        const bool scalar = slots[id].kind == SlotKind::kInitializer &&
+                            constants[slots[id].index].dtype() == DataType::kFloat32 &&
+                            constants[slots[id].index].num_elements() == 1;
+        constant = constant && scalar && i <= 2;
+        if (!constant) break;
+        const float v = constants[slots[id].index].data<float>()[0];
+        (i == 1 ? act.has_lo : act.has_hi) = true;
+        (i == 1 ? act.lo : act.hi) = v;
+        act.float_tensor_bounds = true;
+      }
+      if (!constant) continue;
+    } else {
+      continue;
+    }
+    auto kernel = exec::MakeConvWithActivation(exec::NodeView(node, conv.opset), act);
+    if (!kernel.ok()) return kernel.status();
+    conv.kernel = *std::move(kernel);
+    conv.description = absl::StrCat(conv.description, " fused with ", act_step.description);
+    conv.outputs[0] = act_step.outputs[0];
+    fused_away[c] = true;
+  }
+  std::vector<Step> kept;
+  for (size_t s = 0; s < steps.size(); ++s) {
+    if (!fused_away[s]) kept.push_back(std::move(steps[s]));
+  }
+  steps = std::move(kept);
+  return absl::OkStatus();
 }
 
 // Gives every node output a buffer, sharing buffers between values whose
@@ -420,7 +503,7 @@ void GraphPlan::TakeOutputs(const Tensor* const* given, const Tensor* const* out
 absl::StatusOr<std::unique_ptr<GraphPlan>> CompileGraph(
     const onnx::GraphProto& graph, const std::vector<std::string>& formal_inputs,
     const std::unordered_map<std::string, int>& outer, const OpsetOf& opset_of,
-    const std::string& source, ThreadPool* pool) {
+    const std::string& source, ThreadPool* pool, bool fuse) {
   auto plan = std::make_unique<GraphPlan>();
   std::unordered_map<std::string, int> slot_of;
   auto add_slot = [&](const std::string& name, SlotKind kind, int index) {
@@ -530,7 +613,7 @@ absl::StatusOr<std::unique_ptr<GraphPlan>> CompileGraph(
           domain.empty() ? "ai.onnx" : domain, "', opset ", opset, ") of ",
           description, " in '", source, "' is not supported"));
     }
-    NodeSubgraphCompiler compiler(&implicit[n], &opset_of, &source, pool);
+    NodeSubgraphCompiler compiler(&implicit[n], &opset_of, &source, pool, fuse);
     auto kernel = entry->factory(exec::NodeView(node, opset, &compiler));
     if (!kernel.ok()) {
       return absl::Status(kernel.status().code(),
@@ -555,6 +638,8 @@ absl::StatusOr<std::unique_ptr<GraphPlan>> CompileGraph(
     }
     step.scratch.resize(std::max<size_t>(1, step.outputs.size()));
     step.random = DrawsRandomNumbers(node);
+    step.node = n;
+    step.opset = opset;
     plan->steps.push_back(std::move(step));
   }
 
@@ -569,6 +654,7 @@ absl::StatusOr<std::unique_ptr<GraphPlan>> CompileGraph(
     plan->output_names.push_back(output.name());
   }
   plan->FoldConstantSteps(pool);
+  if (fuse) QAT_RETURN_IF_ERROR(plan->FuseConvActivations(graph));
   plan->AssignBuffers();
   return plan;
 }
@@ -606,7 +692,8 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
   // The main graph's outputs are model.outputs(), which the graph's output
   // list declares in the same order.
   QAT_ASSIGN_OR_RETURN(plan->graph, CompileGraph(proto.graph(), formal_inputs, {}, opset_of,
-                                                 model.source(), plan->pool.get()));
+                                                 model.source(), plan->pool.get(),
+                                                 options.fuse_conv_activations));
   plan->outputs = model.outputs();
   return std::unique_ptr<Executor>(new Executor(std::move(plan)));
 }

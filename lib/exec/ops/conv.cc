@@ -24,12 +24,18 @@
 //   times it give [out_channels_per_group x (images * out_positions)], which
 //   is copied into the NCHW output while the bias is added.
 // Other types take im2col + GEMM.
+//
+// The executor may fuse the Conv's only consumer, a Relu or a Clip with
+// constant bounds, into it (MakeConvWithActivation): every path then applies
+// the activation where it adds the bias, on a row still in cache, and the
+// separate pass and its buffer disappear.
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
 #include <vector>
 
 #include "kernels/target_clones.h"
+#include "exec/ops/conv_activation.h"
 #include "exec/ops/depthwise_planes.h"
 #include "exec/ops/gemm.h"
 #include "exec/ops/op_util.h"
@@ -260,7 +266,7 @@ bool SmallOutputFits(const Window& w, int64_t cg, int64_t mg) {
 // Small-output Conv, one task per image and group, then the bias.
 void SmallOutputConvAll(ThreadPool* pool, const Window& w, const float* x, const float* weights,
                         const float* bias, int64_t batch, int64_t groups, int64_t cg,
-                        float* y) {
+                        const ConvActivation& act, float* y) {
   const kernels::SgemmKernels& kernel = kernels::SelectedSgemmKernels();
   const int64_t in_size = w.in_size(), P = w.out_size(), K = w.kernel_size();
   ParallelFor(pool, batch * groups, [&](int64_t task) {
@@ -270,7 +276,7 @@ void SmallOutputConvAll(ThreadPool* pool, const Window& w, const float* x, const
     s.w = weights + g * cg * K;
     s.y = y + task * P;
     kernel.small_output_conv(s);
-    for (int64_t p = 0; bias != nullptr && p < P; ++p) s.y[p] += bias[g];
+    act.Apply(s.y, P, bias != nullptr, bias != nullptr ? bias[g] : 0.0f);
   });
 }
 
@@ -287,15 +293,14 @@ ConvPath ChooseConvPath(const Window& w, int64_t groups, int64_t cg, int64_t mg)
 // one task per image and group, then the bias.
 void PointwiseConvAll(ThreadPool* pool, int64_t P, const float* x, const float* weights,
                       const float* bias, int64_t batch, int64_t groups, int64_t cg, int64_t mg,
-                      float* y) {
+                      const ConvActivation& act, float* y) {
   const GemmShape shape{mg, cg, P, /*trans_a=*/false, /*trans_b=*/false};
   ParallelFor(pool, batch * groups, [&](int64_t task) {
     const int64_t n = task / groups, g = task % groups;
     float* out = y + (n * groups + g) * mg * P;
     Gemm<float>(nullptr, shape, weights + g * mg * cg, x + (n * groups + g) * cg * P, out);
-    for (int64_t j = 0; bias != nullptr && j < mg; ++j) {
-      const float b = bias[g * mg + j];
-      for (int64_t p = 0; p < P; ++p) out[j * P + p] += b;
+    for (int64_t j = 0; (bias != nullptr || !act.none()) && j < mg; ++j) {
+      act.Apply(out + j * P, P, bias != nullptr, bias != nullptr ? bias[g * mg + j] : 0.0f);
     }
   });
 }
@@ -304,7 +309,7 @@ void PointwiseConvAll(ThreadPool* pool, int64_t P, const float* x, const float* 
 // (added after the sum, as the GEMM path adds it).
 void DirectConvAll(ThreadPool* pool, const Window& w, const float* x, const float* weights,
                    const float* bias, int64_t batch, int64_t groups, int64_t cg, int64_t mg,
-                   float* y) {
+                   const ConvActivation& act, float* y) {
   const kernels::SgemmKernels& kernel = kernels::SelectedSgemmKernels();
   const int64_t in_size = w.in_size(), P = w.out_size(), depth = cg * w.kernel_size();
   // Each group's weights as depth x mg (see DirectConv::w_transposed).
@@ -324,9 +329,8 @@ void DirectConvAll(ThreadPool* pool, const Window& w, const float* x, const floa
     d.w_transposed = transposed.data() + g * depth * mg;
     d.y = y + (n * groups + g) * mg * P;
     kernel.direct_conv(d);
-    for (int64_t j = 0; bias != nullptr && j < mg; ++j) {
-      const float b = bias[g * mg + j];
-      for (int64_t p = 0; p < P; ++p) d.y[j * P + p] += b;
+    for (int64_t j = 0; (bias != nullptr || !act.none()) && j < mg; ++j) {
+      act.Apply(d.y + j * P, P, bias != nullptr, bias != nullptr ? bias[g * mg + j] : 0.0f);
     }
   });
 }
@@ -334,6 +338,11 @@ void DirectConvAll(ThreadPool* pool, const Window& w, const float* x, const floa
 }  // namespace
 
 absl::StatusOr<Kernel> MakeConv(const NodeView& node) {
+  return MakeConvWithActivation(node, ConvActivation{});
+}
+
+absl::StatusOr<Kernel> MakeConvWithActivation(const NodeView& node,
+                                              const ConvActivation& act) {
   const WindowAttrs attrs = WindowAttrs::FromNode(node);
   const int64_t groups = node.GetInt("group", 1);
   if (groups < 1) return absl::InvalidArgumentError("group must be positive");
@@ -378,24 +387,28 @@ absl::StatusOr<Kernel> MakeConv(const NodeView& node) {
       y.Resize(x.dtype(), out_shape);
       const int64_t cg = in_channels / groups, mg = out_channels / groups;
       const int64_t P = w.out_size(), K = w.kernel_size(), in_size = w.in_size();
+      if (!std::is_same_v<T, float> && act.float_tensor_bounds) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "the fused Clip's min and max are float32, X is ", DataTypeName(x.dtype())));
+      }
       if constexpr (std::is_same_v<T, float>) {
         const float* b = bias != nullptr ? bias->data<float>() : nullptr;
         switch (ChooseConvPath(w, groups, cg, mg)) {
           case ConvPath::kPointwise:
             PointwiseConvAll(ctx.pool, P, x.data<float>(), weights.data<float>(), b, batch,
-                             groups, cg, mg, y.data<float>());
+                             groups, cg, mg, act, y.data<float>());
             return absl::OkStatus();
           case ConvPath::kDepthwise:
             DepthwisePlanes(ctx.pool, w, /*transpose=*/false, x.data<float>(),
-                            weights.data<float>(), b, batch, groups, y.data<float>());
+                            weights.data<float>(), b, batch, groups, y.data<float>(), act);
             return absl::OkStatus();
           case ConvPath::kSmallOutput:
             SmallOutputConvAll(ctx.pool, w, x.data<float>(), weights.data<float>(), b, batch,
-                               groups, cg, y.data<float>());
+                               groups, cg, act, y.data<float>());
             return absl::OkStatus();
           case ConvPath::kDirect:
             DirectConvAll(ctx.pool, w, x.data<float>(), weights.data<float>(), b, batch, groups,
-                          cg, mg, y.data<float>());
+                          cg, mg, act, y.data<float>());
             return absl::OkStatus();
           case ConvPath::kIm2col:
             break;
@@ -428,6 +441,7 @@ absl::StatusOr<Kernel> MakeConv(const NodeView& node) {
             T* out = y.data<T>() + ((first + n) * out_channels + g * mg + j) * P;
             const T* in = product + j * (images * P) + n * P;
             for (int64_t p = 0; p < P; ++p) out[p] = in[p] + b;
+            act.Apply(out, P, /*has_bias=*/false, T(0));  // the row is still in L1
           });
         }
       }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "exec/ops/conv_activation.h"
 #include "exec/ops/spatial.h"
 #include "kernels/sgemm_variants.h"
 #include "qat/thread_pool.h"
@@ -21,10 +22,11 @@ namespace exec {
 // planes of w.in and writes planes of w.out, then adds the bias (may be
 // null); transpose reads planes of w.out and writes planes of w.in, starting
 // every sum at the bias.  Plane t of `in` and `out` is image t / channels,
-// channel t % channels.
+// channel t % channels.  Forward applies `act` with the bias (a fused Relu
+// or Clip, conv_activation.h).
 inline void DepthwisePlanes(ThreadPool* pool, const Window& w, bool transpose, const float* in,
                             const float* weights, const float* bias, int64_t batch,
-                            int64_t channels, float* out) {
+                            int64_t channels, float* out, const ConvActivation& act = {}) {
   const kernels::SgemmKernels& kernel = kernels::SelectedSgemmKernels();
   const int64_t in_plane = transpose ? w.out_size() : w.in_size();
   const int64_t out_plane = transpose ? w.in_size() : w.out_size();
@@ -56,10 +58,7 @@ inline void DepthwisePlanes(ThreadPool* pool, const Window& w, bool transpose, c
     } else {
       kernel.depthwise_conv(d);
       // After the sum, as the GEMM path adds it.
-      if (bias != nullptr) {
-        const float b = bias[c];
-        for (int64_t p = 0; p < out_plane; ++p) d.out[p] += b;
-      }
+      act.Apply(d.out, out_plane, bias != nullptr, bias != nullptr ? bias[c] : 0.0f);
     }
   });
 }

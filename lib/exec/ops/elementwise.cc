@@ -5,6 +5,7 @@
 #include <memory>
 #include <type_traits>
 
+#include "exec/ops/conv_activation.h"
 #include "exec/ops/op_util.h"
 #include "qat/status_macros.h"
 
@@ -158,7 +159,7 @@ absl::StatusOr<Kernel> MakeRound(const NodeView&) {
   return MakeUnary(FloatTypes{}, [](auto v) { return std::nearbyint(v); });
 }
 absl::StatusOr<Kernel> MakeRelu(const NodeView&) {
-  return MakeUnary(NumericTypes{}, [](auto v) { return v > 0 ? v : decltype(v)(0); });
+  return MakeUnary(NumericTypes{}, [](auto v) { return ReluValue(v); });
 }
 absl::StatusOr<Kernel> MakeSigmoid(const NodeView&) {
   return MakeUnary(FloatTypes{}, [](auto v) { return Sigmoid(v); });
@@ -202,11 +203,7 @@ absl::StatusOr<Kernel> MakeClip(const NodeView& node) {
         }
         (i == 1 ? lo : hi) = bound.data<T>()[0];
       }
-      MapUnary<T, T>(ctx.pool, x, ctx.output(0), [lo, hi](T v) {
-        // Apply max then min, so that min > max gives max, as ONNX says.
-        const T clipped = v < lo ? lo : v;
-        return clipped > hi ? hi : clipped;
-      });
+      MapUnary<T, T>(ctx.pool, x, ctx.output(0), [lo, hi](T v) { return ClipValue(v, lo, hi); });
       return absl::OkStatus();
     });
   });
