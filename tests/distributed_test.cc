@@ -305,7 +305,7 @@ TEST(DistributedTest, TrainingModeBatchNormShardsNeedSynchronizedStatistics) {
   });
 }
 
-// A BatchNorm CNN's data: 48 examples of [1, image, image] noise.
+// A BatchNorm CNN's data: n examples of [channels, image, image] noise.
 Dataset ImageNoise(int64_t n, int64_t channels, int64_t image, int64_t classes) {
   std::mt19937 rng(11);
   std::normal_distribution<float> noise(0.5f, 1.0f);

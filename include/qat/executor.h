@@ -46,13 +46,15 @@ namespace qat {
 // Synchronized BatchNorm (docs/training.md): the batch reductions of a
 // training-mode BatchNormalization and of its gradient's ai.libqat
 // BatchMean nodes, over every data-parallel rank.  `values` is [count,
-// per-channel sums...] of this rank's batch; the reducer replaces it by the
-// sum over the ranks, in rank order.  kStatistic: the forward's mean and
+// per-channel sums...] of this rank's batch, in double; the reducer
+// replaces it by the sum over the ranks, in rank order (the trainer moves
+// the doubles exactly, AllgatherWords: a per-channel sum can cancel, and
+// float partial sums would lose what the whole batch's double sum keeps).  kStatistic: the forward's mean and
 // variance (plain sums); kGradient: the batch means in the gradient rule,
 // whose terms each rank computes as the gradient of its own loss (the
 // trainer weighs them as it weighs the ranks' gradients).
 enum class BatchReduction { kStatistic = 0, kGradient = 1 };
-using BatchReducer = std::function<absl::Status(absl::Span<float> values, BatchReduction kind)>;
+using BatchReducer = std::function<absl::Status(absl::Span<double> values, BatchReduction kind)>;
 
 struct ExecutorOptions {
   // Threads used by the kernels, counting the caller; 0 means one per core.

@@ -81,6 +81,21 @@ class ThreadGroup {
   bool aborted_ = false;
 };
 
+// Rank `rank` of a ThreadGroup as a Collective.
+class ThreadGroupMember final : public Collective {
+ public:
+  ThreadGroupMember(ThreadGroup* group, int rank) : group_(group), rank_(rank) {}
+  int rank() const override { return rank_; }
+  int size() const override { return group_->size(); }
+  absl::Status Allreduce(absl::Span<float> values, ReduceOp op) override {
+    return group_->Allreduce(rank_, values, op);
+  }
+
+ private:
+  ThreadGroup* group_;
+  int rank_;
+};
+
 }  // namespace qat
 
 #endif  // QAT_LIB_TRAIN_THREAD_GROUP_H_

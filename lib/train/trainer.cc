@@ -75,6 +75,7 @@ struct Trainer::State {
   // weight of each shard's (or this rank's) gradient terms: its loss weight.
   bool sync_bn = false;
   std::shared_ptr<ThreadGroup> shard_group;
+  std::vector<std::unique_ptr<ThreadGroupMember>> shard_members;
   std::vector<std::unique_ptr<Executor>> shard_train;
   std::vector<float> sync_weight;
 };
@@ -194,23 +195,31 @@ bool HasBatchMeans(const Model& training) {
   return false;
 }
 
-// Synchronized BatchNorm's reducer over `allreduce` (a rank-order sum):
-// statistics are summed as they are; gradient terms, each the gradient of
+// Synchronized BatchNorm's reducer over `collective`: the ranks' double
+// sums, gathered exactly (AllgatherWords) and added in rank order.
+// Statistics are summed as they are; gradient terms, each the gradient of
 // its rank's own loss, are weighted as the ranks' gradients are (the rank's
 // loss weight *weight, its examples for a mean loss) and unweighted after
 // the sum, so that once the trainer weighs this rank's gradients they are
 // the global batch's.
-BatchReducer SyncBatchReducer(std::function<absl::Status(absl::Span<float>)> allreduce,
-                              const float* weight) {
-  return [allreduce = std::move(allreduce), weight](absl::Span<float> values,
-                                                     BatchReduction kind) -> absl::Status {
+BatchReducer SyncBatchReducer(Collective* collective, const float* weight) {
+  return [collective, weight](absl::Span<double> values,
+                              BatchReduction kind) -> absl::Status {
     const bool gradient = kind == BatchReduction::kGradient;
-    if (gradient) {
-      for (size_t i = 1; i < values.size(); ++i) values[i] *= *weight;
+    std::vector<uint64_t> words(values.size());
+    for (size_t i = 0; i < values.size(); ++i) {
+      const double v = gradient && i > 0 ? values[i] * *weight : values[i];
+      std::memcpy(&words[i], &v, sizeof(double));
     }
-    QAT_RETURN_IF_ERROR(allreduce(values));
-    if (gradient) {
-      for (size_t i = 1; i < values.size(); ++i) values[i] /= *weight;
+    QAT_ASSIGN_OR_RETURN(const auto all, AllgatherWords(*collective, words));
+    for (size_t i = 0; i < values.size(); ++i) {
+      double sum = 0.0;
+      for (const std::vector<uint64_t>& rank : all) {
+        double v = 0.0;
+        std::memcpy(&v, &rank[i], sizeof(double));
+        sum += v;
+      }
+      values[i] = gradient && i > 0 ? sum / *weight : sum;
     }
     return absl::OkStatus();
   };
@@ -400,18 +409,16 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   if (state->sync_bn) {
     state->sync_weight.assign(static_cast<size_t>(parts), 1.0f);
     if (ranks > 1) {
-      Collective* world = options.collective.get();
-      train_exec.batch_reducer = SyncBatchReducer(
-          [world](absl::Span<float> v) { return world->Allreduce(v, ReduceOp::kSum); },
-          &state->sync_weight[0]);
+      train_exec.batch_reducer =
+          SyncBatchReducer(options.collective.get(), &state->sync_weight[0]);
     } else {
       state->shard_group = std::make_shared<ThreadGroup>(parts);
       for (int k = 0; k < parts; ++k) {
-        ThreadGroup* group = state->shard_group.get();
+        state->shard_members.push_back(
+            std::make_unique<ThreadGroupMember>(state->shard_group.get(), k));
         ExecutorOptions shard_exec = exec;
-        shard_exec.batch_reducer = SyncBatchReducer(
-            [group, k](absl::Span<float> v) { return group->Allreduce(k, v, ReduceOp::kSum); },
-            &state->sync_weight[k]);
+        shard_exec.batch_reducer =
+            SyncBatchReducer(state->shard_members.back().get(), &state->sync_weight[k]);
         if (k == 0) {
           train_exec = shard_exec;
         } else {

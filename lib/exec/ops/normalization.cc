@@ -40,7 +40,7 @@ void ChannelSums(const T* px, int64_t batch, int64_t channels, int64_t spatial,
 
 // The per-channel means of x (or of (x - centre)^2) over the batch and the
 // spatial axes, and with a batch reducer over every rank's batch: the
-// ranks' float sums and counts are added (in rank order), then divided.
+// ranks' sums and counts are added (in rank order), then divided.
 template <typename T>
 absl::Status BatchMeans(const KernelContext& ctx, BatchReduction kind, const T* px,
                         int64_t batch, int64_t channels, int64_t spatial, const double* centre,
@@ -49,9 +49,9 @@ absl::Status BatchMeans(const KernelContext& ctx, BatchReduction kind, const T* 
   ChannelSums(px, batch, channels, spatial, centre, sums.data());
   double count = static_cast<double>(batch * spatial);
   if (ctx.batch_reducer != nullptr) {
-    std::vector<float> buffer(static_cast<size_t>(channels) + 1);
-    buffer[0] = static_cast<float>(count);
-    for (int64_t c = 0; c < channels; ++c) buffer[c + 1] = static_cast<float>(sums[c]);
+    std::vector<double> buffer(static_cast<size_t>(channels) + 1);
+    buffer[0] = count;
+    for (int64_t c = 0; c < channels; ++c) buffer[c + 1] = sums[c];
     QAT_RETURN_IF_ERROR((*ctx.batch_reducer)(absl::MakeSpan(buffer), kind));
     count = buffer[0];
     for (int64_t c = 0; c < channels; ++c) sums[c] = buffer[c + 1];
