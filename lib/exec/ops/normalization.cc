@@ -18,6 +18,19 @@ namespace exec {
 
 namespace {
 
+// x as [batch, channels, spatial...]: InvalidArgument below rank 2.
+absl::Status ChannelLayout(const Tensor& x, int64_t* batch, int64_t* channels,
+                           int64_t* spatial) {
+  if (x.rank() < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "X must be [N, C, ...], got ", ShapeToString(x.shape())));
+  }
+  *batch = x.dim(0);
+  *channels = x.dim(1);
+  *spatial = Product(x.shape(), 2, x.shape().size());
+  return absl::OkStatus();
+}
+
 // Per channel of x [batch, channels, spatial]: the sum of x (centre null)
 // or of (x - centre[c])^2, in double, in a fixed order.
 template <typename T>
@@ -80,12 +93,8 @@ absl::StatusOr<Kernel> MakeBatchNormalization(const NodeView& node) {
   return Kernel([=](KernelContext& ctx) -> absl::Status {
     QAT_RETURN_IF_ERROR(RequireInputs(ctx, 5));
     const Tensor& x = ctx.input(0);
-    if (x.rank() < 2) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "X must be [N, C, ...], got ", ShapeToString(x.shape())));
-    }
-    const int64_t batch = x.dim(0), channels = x.dim(1);
-    const int64_t spatial = Product(x.shape(), 2, x.shape().size());
+    int64_t batch = 0, channels = 0, spatial = 0;
+    QAT_RETURN_IF_ERROR(ChannelLayout(x, &batch, &channels, &spatial));
     for (int i = 1; i < 5; ++i) {
       QAT_RETURN_IF_ERROR(RequireSameType(x, ctx.input(i)));
       if (ctx.input(i).num_elements() != channels) {
@@ -162,12 +171,8 @@ absl::StatusOr<Kernel> MakeBatchMean(const NodeView& node) {
   return Kernel([=](KernelContext& ctx) -> absl::Status {
     QAT_RETURN_IF_ERROR(RequireInput(ctx, 0));
     const Tensor& x = ctx.input(0);
-    if (x.rank() < 2) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "X must be [N, C, ...], got ", ShapeToString(x.shape())));
-    }
-    const int64_t batch = x.dim(0), channels = x.dim(1);
-    const int64_t spatial = Product(x.shape(), 2, x.shape().size());
+    int64_t batch = 0, channels = 0, spatial = 0;
+    QAT_RETURN_IF_ERROR(ChannelLayout(x, &batch, &channels, &spatial));
     std::vector<int64_t> shape(x.shape().size(), 1);
     shape[1] = channels;
     return VisitFloat(x.dtype(), [&](auto tag) -> absl::Status {
