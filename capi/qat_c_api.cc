@@ -992,6 +992,10 @@ static absl::StatusOr<qat::TrainFolderOptions> ToTrainFolderOptions(
   t.threads = o.num_threads;
   if (o.save_every != 0) t.save_every = o.save_every;
   t.resume = o.resume;
+  if (o.version >= 4) {  // came with version 4
+    t.batch_shards = o.batch_shards;
+    t.sync_batch_norm = o.sync_batch_norm;
+  }
   return t;
 }
 

@@ -1308,6 +1308,36 @@ TEST(CApiDistributedTest, HookRanksShareAFolderAndResumeExactly) {
   EXPECT_LT(worst, 1e-4f);
   EXPECT_EQ(x->progress.global_step, y->progress.global_step);
 
+  // batch_shards (version 4): one process computing each batch as the 2
+  // ranks do ends with their export byte for byte.  A version-3 caller's
+  // struct ends before it, so the field is not read (7 shards would not
+  // divide the batch): that run is the whole-batch one.
+  const std::string sharded = TempFolder("ranks_sharded"), v3 = TempFolder("ranks_v3");
+  for (const std::string& f : {sharded, v3}) {
+    ASSERT_EQ(qat_prepare(model, f.c_str(), nullptr), nullptr);
+  }
+  QatTrainFolderOptions shards = one;
+  shards.batch_shards = 2;
+  ASSERT_EQ(qat_train_folder(nullptr, sharded.c_str(), data, &shards), nullptr);
+  shards.version = 3;
+  shards.batch_shards = 7;
+  ASSERT_EQ(qat_train_folder(nullptr, v3.c_str(), data, &shards), nullptr);
+  QatModel* from_shards = nullptr;
+  QatModel* from_v3 = nullptr;
+  QatModel* from_single = nullptr;
+  ASSERT_EQ(qat_export_folder(&from_shards, sharded.c_str(), &keep), nullptr);
+  ASSERT_EQ(qat_export_folder(&from_v3, v3.c_str(), &keep), nullptr);
+  ASSERT_EQ(qat_export_folder(&from_single, single.c_str(), &keep), nullptr);
+  EXPECT_EQ(Bytes(from_shards), Bytes(a));
+  EXPECT_EQ(Bytes(from_v3), Bytes(from_single));
+  EXPECT_NE(Bytes(from_v3), Bytes(a));
+  shards.version = 4;
+  EXPECT_THAT(Take(qat_train_folder(nullptr, v3.c_str(), data, &shards)),
+              HasSubstr("does not split evenly into 7 shards"));
+  qat_model_free(from_shards);
+  qat_model_free(from_v3);
+  qat_model_free(from_single);
+
   // A hook that fails stops the run with its code; a rank out of range and
   // a batch that does not divide are errors before any step.
   QatTrainFolderOptions bad = QAT_TRAIN_FOLDER_OPTIONS_INIT;

@@ -4,6 +4,7 @@
 // quantization parameters and LSQ scales follow; bad settings and a failing
 // transport are errors.  The same over MPI: tests/mpi/.
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <random>
@@ -257,12 +258,8 @@ TEST(DistributedTest, EvaluationIsShardedAndReduced) {
   }
 }
 
-// Conv -> BatchNormalization in training mode -> Flatten -> Gemm: without
-// synchronized statistics a shard would normalize by its own, so batch
-// shards (which promise the ranks' bits in one process) refuse it; ranks
-// train it with their own batch statistics, as PyTorch's DDP does without
-// SyncBatchNorm.
-TEST(DistributedTest, TrainingModeBatchNormNeedsOneWholeBatch) {
+// Conv -> BatchNormalization in training mode -> Flatten -> Gemm.
+TrainingModels TinyBatchNormModels() {
   GraphBuilder g;
   g.Input("input", kFloat, {-1, 1, 4, 4}).Output("logits", kFloat, {-1, 3});
   Tensor w(DataType::kFloat32, {2, 1, 3, 3}), fc(DataType::kFloat32, {3, 8});
@@ -281,20 +278,198 @@ TEST(DistributedTest, TrainingModeBatchNormNeedsOneWholeBatch) {
   g.Node("Reshape", {"bn", "flat"}, {"flat_bn"});
   SetInt(g.Node("Gemm", {"flat_bn", "fc"}, {"logits"}), "transB", 1);
   auto model = g.Build();
-  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_TRUE(model.ok()) << model.status();
   auto models = BuildTrainingModels(*model, {});
-  ASSERT_TRUE(models.ok()) << models.status();
+  EXPECT_TRUE(models.ok()) << models.status();
+  return *std::move(models);
+}
+
+// Without synchronized statistics a shard would normalize by its own, so
+// batch shards (which promise the ranks' bits in one process) refuse it;
+// ranks train it with their own batch statistics, as PyTorch's DDP does
+// without SyncBatchNorm.
+TEST(DistributedTest, TrainingModeBatchNormShardsNeedSynchronizedStatistics) {
+  const TrainingModels models = TinyBatchNormModels();
   TrainerOptions o = Options();
-  EXPECT_TRUE(Trainer::Create(*models, o).ok());
+  EXPECT_TRUE(Trainer::Create(models, o).ok());
   o.batch_shards = 2;
-  const absl::Status sharded = Trainer::Create(*models, o).status();
+  const absl::Status sharded = Trainer::Create(models, o).status();
   EXPECT_EQ(sharded.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(sharded.message()), HasSubstr("synchronized BatchNorm"));
+  o.sync_batch_norm = true;
+  EXPECT_TRUE(Trainer::Create(models, o).ok());
   RunRanks(2, [&](int, std::shared_ptr<Collective> c) {
     TrainerOptions on_ranks = Options();
     on_ranks.collective = c;
-    EXPECT_TRUE(Trainer::Create(*models, on_ranks).ok());
+    EXPECT_TRUE(Trainer::Create(models, on_ranks).ok());
   });
+}
+
+// A BatchNorm CNN's data: n examples of [channels, image, image] noise.
+Dataset ImageNoise(int64_t n, int64_t channels, int64_t image, int64_t classes) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> noise(0.5f, 1.0f);
+  Tensor x(DataType::kFloat32, {n, channels, image, image});
+  Tensor y(DataType::kInt64, {n});
+  for (float& v : x.values<float>()) v = noise(rng);
+  for (int64_t i = 0; i < n; ++i) y.data<int64_t>()[i] = (i * 7) % classes;
+  return *Dataset::Create(std::move(x), std::move(y));
+}
+
+// Parameters and running statistics, by name.
+std::map<std::string, Tensor> StateWithStatistics(const Trainer& t) {
+  const Checkpoint c = t.MakeCheckpoint();
+  std::map<std::string, Tensor> all(c.parameters.begin(), c.parameters.end());
+  for (const auto& [name, value] : c.running_stats) all[name] = value;
+  return all;
+}
+
+RankRun TrainWithStatistics(const TrainingModels& models, TrainerOptions options,
+                            const Dataset& data, int64_t epochs, int64_t batch,
+                            std::shared_ptr<Collective> collective) {
+  options.collective = std::move(collective);
+  auto trainer = Trainer::Create(models, options);
+  EXPECT_TRUE(trainer.ok()) << trainer.status();
+  RankRun run;
+  EXPECT_TRUE((*trainer)
+                  ->TrainEpochs(data, epochs, batch,
+                                [&](const StepReport& r) {
+                                  run.losses.push_back(r.loss);
+                                  return absl::OkStatus();
+                                })
+                  .ok());
+  run.state = StateWithStatistics(**trainer);
+  return run;
+}
+
+// The zoo's ResNet-8 (training-mode BatchNorm everywhere), small: with
+// synchronized BatchNorm 2 ranks and one process with batch_shards 2 agree
+// bit for bit, parameters and running statistics, and both stay close to
+// one process on whole batches; without it the ranks are another model.
+TEST(DistributedTest, SyncBatchNormShardsEqualTheRanksAndTrackTheWholeBatch) {
+  ResNet8Spec spec;
+  spec.image = 8;
+  spec.width = 4;
+  spec.classes = 3;
+  spec.seed = 2;
+  const TrainingModels models = *BuildTrainingModels(*MakeResNet8(spec), {});
+  const Dataset data = ImageNoise(48, 1, 8, 3);
+  TrainerOptions o = Options();
+  o.schedule.lr = 2e-2f;
+  TrainerOptions sync = o;
+  sync.sync_batch_norm = true;
+  TrainerOptions sharded = sync;
+  sharded.batch_shards = 2;
+  const RankRun whole = TrainWithStatistics(models, o, data, 2, 16, nullptr);
+  const RankRun one = TrainWithStatistics(models, sharded, data, 2, 16, nullptr);
+  std::vector<RankRun> two(2), unsynced(2);
+  RunRanks(2, [&](int rank, std::shared_ptr<Collective> c) {
+    two[rank] = TrainWithStatistics(models, sync, data, 2, 16, c);
+  });
+  RunRanks(2, [&](int rank, std::shared_ptr<Collective> c) {
+    unsynced[rank] = TrainWithStatistics(models, o, data, 2, 16, c);
+  });
+  ASSERT_EQ(whole.losses.size(), 6u);
+  EXPECT_TRUE(BitIdentical(two[0].state, two[1].state));
+  EXPECT_TRUE(BitIdentical(one.state, two[0].state)) << MaxDifference(one.state, two[0].state);
+  EXPECT_EQ(one.losses, two[0].losses);
+  // Step 1 starts from the same parameters: the loss is the whole batch's
+  // up to rounding, and so, after 6 steps, is every parameter and running
+  // statistic; the ranks' own statistics give another model.
+  EXPECT_NEAR(two[0].losses[0], whole.losses[0], 1e-6f * std::fabs(whole.losses[0]));
+  const float synced = MaxDifference(whole.state, two[0].state);
+  const float own = MaxDifference(whole.state, unsynced[0].state);
+  EXPECT_LT(synced, 1e-5f);
+  EXPECT_GT(own, 100 * synced);
+  std::printf("after 6 steps, largest difference from whole batches: synchronized %g, "
+              "each rank's own statistics %g\n", synced, own);
+}
+
+// Rows [begin, end) of a dataset's examples as a batch.
+std::map<std::string, Tensor> Rows(const Dataset& data, int64_t begin, int64_t end,
+                                   const TrainingModels& models) {
+  std::vector<int64_t> order;
+  for (int64_t i = begin; i < end; ++i) order.push_back(i);
+  std::vector<ValueInfo> inputs;
+  for (const ValueInfo& v : models.eval.inputs()) inputs.push_back(v);
+  auto binding = data.Bind({inputs[0]}, true);
+  EXPECT_TRUE(binding.ok()) << binding.status();
+  std::map<std::string, Tensor> batch;
+  EXPECT_TRUE(data.Gather(order, *binding, &batch).ok());
+  return batch;
+}
+
+// At step 1 the gradient (plain SGD with lr 1: the parameters move by
+// it) under synchronized BatchNorm is the whole batch's within float
+// rounding, for a mean loss and unequal shards: 2 ranks taking 9 and 7 of
+// 16 examples, 3 batch shards taking 6, 5 and 5.
+TEST(DistributedTest, SyncBatchNormGradientIsTheWholeBatchs) {
+  const TrainingModels models = TinyBatchNormModels();
+  const Dataset data = ImageNoise(16, 1, 4, 3);
+  TrainerOptions o = Options();
+  o.optimizer.momentum = 0.0f;
+  o.schedule.lr = 1.0f;
+  o.sync_batch_norm = true;
+  struct Stepped {
+    std::map<std::string, Tensor> state;
+    float loss = 0.0f;
+  };
+  auto step = [&](const TrainerOptions& options, int64_t begin, int64_t end) {
+    auto t = Trainer::Create(models, options);
+    EXPECT_TRUE(t.ok()) << t.status();
+    Stepped r;
+    auto loss = (*t)->TrainStep(Rows(data, begin, end, models));
+    EXPECT_TRUE(loss.ok()) << loss.status();
+    r.loss = loss.ok() ? *loss : 0.0f;
+    r.state = StateWithStatistics(**t);
+    return r;
+  };
+  auto start = Trainer::Create(models, o);
+  ASSERT_TRUE(start.ok());
+  const std::map<std::string, Tensor> before = StateWithStatistics(**start);
+  const Stepped whole = step(o, 0, 16);
+  std::vector<Stepped> two(2);
+  RunRanks(2, [&](int rank, std::shared_ptr<Collective> c) {
+    TrainerOptions on_rank = o;
+    on_rank.collective = c;
+    two[rank] = rank == 0 ? step(on_rank, 0, 9) : step(on_rank, 9, 16);
+  });
+  TrainerOptions sharded = o;
+  sharded.batch_shards = 3;
+  const Stepped three = step(sharded, 0, 16);
+  EXPECT_TRUE(BitIdentical(two[0].state, two[1].state));
+  for (const Stepped* run : {static_cast<const Stepped*>(&two[0]), &three}) {
+    float worst = 0.0f, largest = 0.0f;
+    for (const auto& [name, p] : before) {
+      for (size_t i = 0; i < p.values<float>().size(); ++i) {
+        const float g_whole = p.values<float>()[i] - whole.state.at(name).values<float>()[i];
+        const float g = p.values<float>()[i] - run->state.at(name).values<float>()[i];
+        worst = std::max(worst, std::fabs(g - g_whole));
+        largest = std::max(largest, std::fabs(g_whole));
+      }
+    }
+    EXPECT_GT(largest, 1e-3f);
+    EXPECT_LT(worst, 1e-6f * std::max(1.0f, largest)) << "largest step " << largest;
+    std::printf("step-1 gradient against the whole batch's (%s): largest %g, difference %g\n",
+                run == &three ? "3 shards" : "2 ranks", largest, worst);
+    // The rank's loss is its own shard's; the sum the trainer reports is in
+    // TrainEpochs.  The shards' weighted sum is the whole batch's.
+    if (run == &three) EXPECT_NEAR(run->loss, whole.loss, 1e-6f * std::fabs(whole.loss));
+  }
+}
+
+// Every rank exchanges statistics mid-graph, so a last batch that leaves a
+// rank (or shard) without examples is refused before the first step.
+TEST(DistributedTest, SyncBatchNormNeedsExamplesOnEveryShard) {
+  const TrainingModels models = TinyBatchNormModels();
+  TrainerOptions o = Options();
+  o.sync_batch_norm = true;
+  o.batch_shards = 4;
+  auto trainer = Trainer::Create(models, o);
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  const absl::Status short_last = (*trainer)->TrainEpochs(ImageNoise(18, 1, 4, 3), 1, 16);
+  EXPECT_EQ(short_last.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(short_last.message()), HasSubstr("the last batch of an epoch of 18"));
 }
 
 TEST(DistributedTest, BadBatchShardsAreErrors) {

@@ -137,11 +137,13 @@ absl::StatusOr<Model> TrainingModel(const OpCase& c) {
   auto changed = training::BuildGradientsPass("loss", c.params).Run(&proto);
   if (!changed.ok()) return changed.status();
   // The backward graph uses standard ops only, but for the LSQ gradient of
-  // learnable quantization parameters, which has its own documented op.
+  // learnable quantization parameters, Resize and training-mode
+  // BatchNormalization (BatchMean), which have their own documented ops.
   for (int i = 2 + 1; i < proto.graph().node_size(); ++i) {
     const auto& n = proto.graph().node(i);
     const bool lsq = n.domain() == "ai.libqat" &&
-                     (n.op_type() == "FakeQuantLsqGrad" || n.op_type() == "ResizeGrad");
+                     (n.op_type() == "FakeQuantLsqGrad" || n.op_type() == "ResizeGrad" ||
+                      n.op_type() == "BatchMean");
     if (!(n.domain().empty() || n.domain() == "ai.onnx" || lsq)) {
       return absl::InternalError("backward node " + n.op_type() +
                                  " is not a standard ONNX op");

@@ -4,59 +4,16 @@
 #ifndef QAT_TESTS_THREAD_COLLECTIVE_H_
 #define QAT_TESTS_THREAD_COLLECTIVE_H_
 
-#include <algorithm>
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "qat/collective.h"
+#include "train/thread_group.h"
 
 namespace qat {
-
-// What the ranks share: one slot per rank and a generation barrier.
-class ThreadGroup {
- public:
-  explicit ThreadGroup(int size) : slots_(size) {}
-  int size() const { return static_cast<int>(slots_.size()); }
-
-  absl::Status Allreduce(int rank, absl::Span<float> values, ReduceOp op) {
-    slots_[rank].assign(values.begin(), values.end());
-    Barrier();
-    for (size_t i = 0; i < values.size(); ++i) {
-      float v = slots_[0][i];
-      for (int r = 1; r < size(); ++r) {
-        const float w = slots_[r][i];
-        v = op == ReduceOp::kSum ? v + w : op == ReduceOp::kMin ? std::min(v, w)
-                                                                 : std::max(v, w);
-      }
-      values[i] = v;
-    }
-    Barrier();  // nobody overwrites a slot another rank still reads
-    return absl::OkStatus();
-  }
-
- private:
-  void Barrier() {
-    std::unique_lock<std::mutex> lock(mu_);
-    const int generation = generation_;
-    if (++waiting_ == size()) {
-      waiting_ = 0;
-      ++generation_;
-      cv_.notify_all();
-    } else {
-      cv_.wait(lock, [&] { return generation_ != generation; });
-    }
-  }
-
-  std::vector<std::vector<float>> slots_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int waiting_ = 0, generation_ = 0;
-};
 
 class ThreadCollective final : public Collective {
  public:

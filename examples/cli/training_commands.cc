@@ -181,7 +181,7 @@ int TrainCommand(int argc, char** argv) {
                   "--warmup", "--momentum", "--weight-decay", "--max-grad-norm", "--seed",
                   "--threads", "--limit", "--save-every", "--observe-steps", "--freeze-bn-steps",
                   "--batch-shards"},
-                 {"--resume", "--nesterov"}, &args, &error)) {
+                 {"--resume", "--nesterov", "--sync-bn"}, &args, &error)) {
     return Usage(error);
   }
   if (args.positional.size() != 1) return Usage("train needs the folder that prepare wrote");
@@ -190,6 +190,7 @@ int TrainCommand(int argc, char** argv) {
   // stored settings with --resume (qat/train_folder.h).
   qat::TrainFolderOptions options;
   options.resume = args.On("--resume");
+  options.sync_batch_norm = args.On("--sync-bn");
   bool numbers_ok = true;
   auto int_flag = [&](const char* flag, int64_t min, std::optional<int64_t>* out) {
     int64_t v = 0;

@@ -29,17 +29,32 @@
 #define QAT_EXECUTOR_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "qat/api.h"
 #include "qat/model.h"
 #include "qat/tensor.h"
 
 namespace qat {
+
+// Synchronized BatchNorm (docs/training.md): the batch reductions of a
+// training-mode BatchNormalization and of its gradient's ai.libqat
+// BatchMean nodes, over every data-parallel rank.  `values` is [count,
+// per-channel sums...] of this rank's batch, in double; the reducer
+// replaces it by the sum over the ranks, in rank order (the trainer moves
+// the doubles exactly, AllgatherWords: a per-channel sum can cancel, and
+// float partial sums would lose what the whole batch's double sum keeps).  kStatistic: the forward's mean and
+// variance (plain sums); kGradient: the batch means in the gradient rule,
+// whose terms each rank computes as the gradient of its own loss (the
+// trainer weighs them as it weighs the ranks' gradients).
+enum class BatchReduction { kStatistic = 0, kGradient = 1 };
+using BatchReducer = std::function<absl::Status(absl::Span<double> values, BatchReduction kind)>;
 
 struct ExecutorOptions {
   // Threads used by the kernels, counting the caller; 0 means one per core.
@@ -53,6 +68,8 @@ struct ExecutorOptions {
   // same bits).  false runs every node on its own: the reference the tests
   // compare with.
   bool fuse_conv_activations = true;
+  // Empty (one process): batch statistics are the local batch's.
+  BatchReducer batch_reducer;
 };
 
 class QAT_API Executor {

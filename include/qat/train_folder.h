@@ -104,6 +104,9 @@ struct TrainFolderOptions {
   // many ranks would (bit for bit); 1 under mpirun (the ranks are the
   // shards) or the rank count.
   int batch_shards = 1;
+  // TrainerOptions::sync_batch_norm: synchronized BatchNorm over the ranks
+  // or batch shards (pass it again on resume).
+  bool sync_batch_norm = false;
   // Data-parallel training (qat/collective.h, TrainerOptions::collective):
   // every rank calls TrainFolder on the same folder and data; `batch` is the
   // global batch and must divide by the rank count.  Rank 0 alone writes the
@@ -133,6 +136,7 @@ struct TrainSettings {
   int64_t save_every = 100;
   bool resume = false;
   int batch_shards = 1;
+  bool sync_batch_norm = false;
 };
 
 // After every optimizer step.

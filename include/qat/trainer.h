@@ -86,10 +86,23 @@ struct TrainerOptions {
   // a whole-batch step (1, the default) differs in the last bits
   // (docs/training.md).  Costs the speed of smaller GEMMs (measured there).
   // InvalidArgument: < 1, or set with a collective of another size.  A
-  // model with BatchNormalization in training mode would need synchronized
-  // statistics, which are not implemented: FailedPrecondition with more
-  // than one shard or rank.
+  // model with BatchNormalization in training mode needs sync_batch_norm
+  // with more than one shard (FailedPrecondition without); its shards then
+  // run at once, as threads (one training executor per shard).
   int batch_shards = 1;
+  // Synchronized BatchNorm over the ranks (or the batch shards): a
+  // training-mode BatchNormalization normalizes with the global batch's
+  // mean and variance, and its gradient's batch means are the global
+  // batch's too, so a step is the whole batch's up to float rounding, and
+  // every rank keeps the same running statistics (no averaging).  Off (as
+  // PyTorch's DDP without SyncBatchNorm): each rank normalizes with its own
+  // shard's statistics and the running statistics are averaged after each
+  // step.  Costs two reductions of C + 1 floats per BatchNormalization in
+  // the forward and four in the backward.  Every rank must get examples in
+  // every batch: a last batch shorter than the rank (or shard) count is
+  // InvalidArgument.  Not stored in checkpoints: a resumed run passes it
+  // again.  No effect in one process with one shard.
+  bool sync_batch_norm = false;
 };
 
 struct EvalMetrics {
@@ -181,9 +194,11 @@ class QAT_API Trainer {
   // TrainStep on this rank's shard; null: a rank without examples in this
   // (last, short) batch, which still takes part in the reductions.
   absl::StatusOr<float> Step(const std::map<std::string, Tensor>* batch);
-  // The training graph on `batch` (labels checked) into *outputs.
+  // The training graph on `batch` (labels checked) into *outputs; `shard`
+  // > 0: on that shard's executor (synchronized BatchNorm's batch shards).
   absl::Status RunTrainingGraph(const std::map<std::string, Tensor>& batch,
-                                std::map<std::string, Tensor>* outputs, float* loss);
+                                std::map<std::string, Tensor>* outputs, float* loss,
+                                int shard = 0);
   // The epoch loop of both TrainEpochs: `next` fills the named inputs of
   // step `step` of epoch `epoch` (no examples: this rank sits the step out).
   using NamedBatchSource = std::function<absl::Status(

@@ -484,7 +484,12 @@ absl::Status GradBatchNormalization(GradContext& ctx) {
   //   dX = inv_std * (d - mean(d) - xhat * mean(d * xhat)),
   // the means over every axis but the channel.  Either way
   //   dScale = sum(g * xhat), dB = sum(g).
-  // The running-statistics outputs carry no gradient.
+  // The running-statistics outputs carry no gradient.  The four batch
+  // means of training mode are ai.libqat BatchMean nodes: under
+  // synchronized BatchNorm the executor reduces them over the ranks (the
+  // statistics as the forward does, mean(d) and mean(d * xhat) as gradient
+  // terms), so that dX is the whole batch's; dScale and dB are parameter
+  // gradients, which the trainer sums over the ranks anyway.
   QAT_ASSIGN_OR_RETURN(ValueShape x, ctx.Shape(ctx.input(0)));
   if (x.rank() < 2) return ctx.Unsupported("BatchNormalization of rank < 2");
   bool training = false;
@@ -502,12 +507,18 @@ absl::Status GradBatchNormalization(GradContext& ctx) {
     return e.Reshape(v, per_channel, ctx.Hint(what));
   };
   const std::string& g = ctx.output_grad(0);
+  // kind 0: a batch statistic, 1: a gradient term (lib/exec/ops/normalization.cc).
+  auto batch_mean = [&](const std::string& v, int64_t kind, const std::string& what) {
+    e.EnsureOpset("ai.libqat", 1);
+    const std::string out = e.FreshName(ctx.Hint(what));
+    e.AddNode("BatchMean", "ai.libqat", {v}, {out}, {AttrInt("kind", kind)});
+    return out;
+  };
   std::string mean, var;
   if (training) {
-    mean = e.ReduceMean(ctx.input(0), axes, true, ctx.Hint("batch_mean"));
+    mean = batch_mean(ctx.input(0), 0, "batch_mean");
     const std::string centred = e.Add("Sub", {ctx.input(0), mean}, ctx.Hint("batch_centred"));
-    var = e.ReduceMean(e.Add("Mul", {centred, centred}, ctx.Hint("batch_sq")), axes, true,
-                       ctx.Hint("batch_var"));
+    var = batch_mean(e.Add("Mul", {centred, centred}, ctx.Hint("batch_sq")), 0, "batch_var");
   } else {
     mean = channel(ctx.input(3), "mean");
     var = channel(ctx.input(4), "var");
@@ -525,9 +536,9 @@ absl::Status GradBatchNormalization(GradContext& ctx) {
   if (ctx.wants(0)) {
     const std::string d = e.Add("Mul", {g, channel(ctx.input(1), "scale")}, ctx.Hint("d"));
     if (training) {
-      const std::string mean_d = e.ReduceMean(d, axes, true, ctx.Hint("mean_d"));
-      const std::string mean_dx = e.ReduceMean(
-          e.Add("Mul", {d, xhat}, ctx.Hint("d_xhat")), axes, true, ctx.Hint("mean_d_xhat"));
+      const std::string mean_d = batch_mean(d, 1, "mean_d");
+      const std::string mean_dx =
+          batch_mean(e.Add("Mul", {d, xhat}, ctx.Hint("d_xhat")), 1, "mean_d_xhat");
       const std::string inner = e.Add(
           "Sub",
           {e.Add("Sub", {d, mean_d}, ctx.Hint("d_centred")),

@@ -162,6 +162,7 @@ struct GraphPlan {
   std::vector<Tensor> buffers;    // node outputs, kept across runs and shared
                                   // by values whose lifetimes do not overlap
   std::vector<Step> steps;        // in topological order
+  const BatchReducer* batch_reducer = nullptr;  // the main graph's, if set
 
   void FoldConstantSteps(ThreadPool* pool);
   absl::Status FuseConvActivations(const onnx::GraphProto& graph);
@@ -449,6 +450,7 @@ absl::Status GraphPlan::RunSteps(const Tensor* const* given, const Tensor* const
                                  ThreadPool* pool, uint64_t seed) {
   exec::KernelContext ctx;
   ctx.pool = pool;
+  ctx.batch_reducer = batch_reducer;
   size_t s = 0;
   try {
     for (; s < steps.size(); ++s) {
@@ -694,6 +696,7 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
   QAT_ASSIGN_OR_RETURN(plan->graph, CompileGraph(proto.graph(), formal_inputs, {}, opset_of,
                                                  model.source(), plan->pool.get(),
                                                  options.fuse_conv_activations));
+  if (plan->options.batch_reducer) plan->graph->batch_reducer = &plan->options.batch_reducer;
   plan->outputs = model.outputs();
   return std::unique_ptr<Executor>(new Executor(std::move(plan)));
 }

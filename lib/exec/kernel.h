@@ -30,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "onnx/onnx_pb.h"
+#include "qat/executor.h"
 #include "qat/tensor.h"
 #include "qat/thread_pool.h"
 
@@ -119,6 +120,9 @@ struct KernelContext {
   std::vector<bool> output_requested;
   ThreadPool* pool = nullptr;
   uint64_t seed = 0;  // for random ops: depends on the options' seed, the node and the run
+  // ExecutorOptions::batch_reducer of the main graph; nullptr in one
+  // process and in subgraphs.
+  const BatchReducer* batch_reducer = nullptr;
 
   int num_inputs() const { return static_cast<int>(inputs.size()); }
   bool has_input(int i) const { return i < num_inputs() && inputs[i] != nullptr; }

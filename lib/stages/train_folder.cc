@@ -205,6 +205,7 @@ absl::StatusOr<Run> Open(const std::string& folder, const TrainFolderOptions& gi
   t.freeze_bn_steps = o.freeze_bn_steps.value_or(t.freeze_bn_steps);
   t.threads = o.threads;
   t.batch_shards = o.batch_shards;
+  t.sync_batch_norm = o.sync_batch_norm;
   t.save_every = o.save_every;
   t.resume = o.resume;
   run.metadata["run.epochs"] = Format(t.epochs);
@@ -263,6 +264,7 @@ absl::StatusOr<TrainFolderResult> Train(Run& run, int64_t steps_per_epoch,
   options.optimizer.max_grad_norm = static_cast<float>(t.max_grad_norm);
   options.num_threads = t.threads;
   options.batch_shards = t.batch_shards;
+  options.sync_batch_norm = t.sync_batch_norm;
   options.seed = t.seed;
   options.observe.freeze_after_steps = t.observe_steps;
   options.freeze_bn_steps = t.freeze_bn_steps;

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "qat/executor.h"
@@ -17,6 +18,7 @@
 #include "train/parameters.h"
 #include "train/training_graph_build.h"
 #include "train/quant_param_observer.h"
+#include "train/thread_group.h"
 
 namespace qat {
 
@@ -62,10 +64,20 @@ struct Trainer::State {
   // One process with TrainerOptions::batch_shards > 1: shard k's batch and
   // its outputs (shard 0's are `outputs`), and a shard's reduction buffer.
   int batch_shards = 1;
-  std::map<std::string, Tensor> shard_batch;
+  std::vector<std::map<std::string, Tensor>> shard_batches;
   std::vector<std::map<std::string, Tensor>> shard_outputs;
   std::vector<float> contribution;
   std::vector<bool> shard_ran;  // this step's shards that held examples
+  // Synchronized BatchNorm (TrainerOptions::sync_batch_norm, with a
+  // training-mode BatchNormalization): the executors reduce the batch
+  // statistics over the ranks, or over the shards, which then run at once
+  // as threads of `shard_group`, shard k > 0 on shard_train[k - 1].  The
+  // weight of each shard's (or this rank's) gradient terms: its loss weight.
+  bool sync_bn = false;
+  std::shared_ptr<ThreadGroup> shard_group;
+  std::vector<std::unique_ptr<ThreadGroupMember>> shard_members;
+  std::vector<std::unique_ptr<Executor>> shard_train;
+  std::vector<float> sync_weight;
 };
 
 namespace {
@@ -171,6 +183,46 @@ int64_t BatchExamples(const std::map<std::string, Tensor>& batch) {
   if (it == batch.end()) it = batch.begin();
   if (it == batch.end() || it->second.shape().empty()) return 1;
   return it->second.dim(0);
+}
+
+// Whether the training model's BatchNorm gradients take their batch means
+// with ai.libqat BatchMean nodes (graphs built before them used ReduceMean,
+// which synchronized BatchNorm cannot reduce over the ranks).
+bool HasBatchMeans(const Model& training) {
+  for (const auto& n : ModelAccess::Proto(training).graph().node()) {
+    if (n.op_type() == "BatchMean" && n.domain() == "ai.libqat") return true;
+  }
+  return false;
+}
+
+// Synchronized BatchNorm's reducer over `collective`: the ranks' double
+// sums, gathered exactly (AllgatherWords) and added in rank order.
+// Statistics are summed as they are; gradient terms, each the gradient of
+// its rank's own loss, are weighted as the ranks' gradients are (the rank's
+// loss weight *weight, its examples for a mean loss) and unweighted after
+// the sum, so that once the trainer weighs this rank's gradients they are
+// the global batch's.
+BatchReducer SyncBatchReducer(Collective* collective, const float* weight) {
+  return [collective, weight](absl::Span<double> values,
+                              BatchReduction kind) -> absl::Status {
+    const bool gradient = kind == BatchReduction::kGradient;
+    std::vector<uint64_t> words(values.size());
+    for (size_t i = 0; i < values.size(); ++i) {
+      const double v = gradient && i > 0 ? values[i] * *weight : values[i];
+      std::memcpy(&words[i], &v, sizeof(double));
+    }
+    QAT_ASSIGN_OR_RETURN(const auto all, AllgatherWords(*collective, words));
+    for (size_t i = 0; i < values.size(); ++i) {
+      double sum = 0.0;
+      for (const std::vector<uint64_t>& rank : all) {
+        double v = 0.0;
+        std::memcpy(&v, &rank[i], sizeof(double));
+        sum += v;
+      }
+      values[i] = gradient && i > 0 ? sum / *weight : sum;
+    }
+    return absl::OkStatus();
+  };
 }
 
 // The running statistics of the training model's BatchNormalizations: the
@@ -325,7 +377,59 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   ExecutorOptions exec;
   exec.num_threads = options.num_threads;
   exec.seed = options.seed;
-  QAT_ASSIGN_OR_RETURN(state->train, Executor::Create(train.model, exec));
+  const int ranks = options.collective ? options.collective->size() : 1;
+  if (options.batch_shards < 1 || (ranks > 1 && options.batch_shards != 1 &&
+                                   options.batch_shards != ranks)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "TrainerOptions::batch_shards must be >= 1, and with ", ranks,
+        " ranks 1 or ", ranks, " (each rank computes one shard); got ", options.batch_shards));
+  }
+  state->batch_shards = ranks > 1 ? 1 : options.batch_shards;
+  state->loss_is_sum = LossIsSum(models.training);
+  const bool training_bn = passes::HasTrainingBatchNorm(ModelAccess::Proto(models.training));
+  const int parts = std::max(ranks, state->batch_shards);
+  // Without synchronized statistics a shard's BatchNormalization would
+  // normalize with the shard's own statistics: a different model from the
+  // whole batch's, so batch shards, which promise the ranks' result in one
+  // process, refuse it.  Ranks do train it, each with its own batch
+  // statistics (the running statistics are averaged after each step).
+  if (state->batch_shards > 1 && training_bn && !options.sync_batch_norm) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "BatchNormalization in training mode computes its statistics over the batch, and ",
+        state->batch_shards, " shards would each see only their shard: train with "
+        "synchronized BatchNorm (sync_batch_norm, --sync-bn) or batch_shards 1"));
+  }
+  state->sync_bn = options.sync_batch_norm && training_bn && parts > 1;
+  if (state->sync_bn && !HasBatchMeans(models.training)) {
+    return absl::FailedPreconditionError(
+        "synchronized BatchNorm needs a training model whose BatchNorm gradients use "
+        "ai.libqat BatchMean nodes; this one was built by an older libqat: prepare it again");
+  }
+  ExecutorOptions train_exec = exec;
+  if (state->sync_bn) {
+    state->sync_weight.assign(static_cast<size_t>(parts), 1.0f);
+    if (ranks > 1) {
+      train_exec.batch_reducer =
+          SyncBatchReducer(options.collective.get(), &state->sync_weight[0]);
+    } else {
+      state->shard_group = std::make_shared<ThreadGroup>(parts);
+      for (int k = 0; k < parts; ++k) {
+        state->shard_members.push_back(
+            std::make_unique<ThreadGroupMember>(state->shard_group.get(), k));
+        ExecutorOptions shard_exec = exec;
+        shard_exec.batch_reducer =
+            SyncBatchReducer(state->shard_members.back().get(), &state->sync_weight[k]);
+        if (k == 0) {
+          train_exec = shard_exec;
+        } else {
+          QAT_ASSIGN_OR_RETURN(std::unique_ptr<Executor> shard,
+                               Executor::Create(train.model, shard_exec));
+          state->shard_train.push_back(std::move(shard));
+        }
+      }
+    }
+  }
+  QAT_ASSIGN_OR_RETURN(state->train, Executor::Create(train.model, train_exec));
   QAT_ASSIGN_OR_RETURN(state->eval, Executor::Create(eval.model, exec));
   if (options.freeze_bn_steps >= 0 && !state->stat_names.empty()) {
     QAT_ASSIGN_OR_RETURN(Model frozen, training::BuildFrozenBatchNormTraining(models));
@@ -340,26 +444,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   QAT_ASSIGN_OR_RETURN(state->optimizer, Optimizer::Create(options.optimizer));
   state->progress.seed = options.seed;
   state->collective = options.collective;
-  state->loss_is_sum = LossIsSum(models.training);
-  const int ranks = options.collective ? options.collective->size() : 1;
-  if (options.batch_shards < 1 || (ranks > 1 && options.batch_shards != 1 &&
-                                   options.batch_shards != ranks)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "TrainerOptions::batch_shards must be >= 1, and with ", ranks,
-        " ranks 1 or ", ranks, " (each rank computes one shard); got ", options.batch_shards));
-  }
-  state->batch_shards = ranks > 1 ? 1 : options.batch_shards;
-  // A shard's BatchNormalization would normalize with the shard's own
-  // statistics: a different model from the whole batch's, so batch shards,
-  // which promise the ranks' result in one process, refuse it.  Ranks do
-  // train it, each with its own batch statistics (no synchronized BN yet;
-  // the running statistics are averaged after each step).
-  if (state->batch_shards > 1 && passes::HasTrainingBatchNorm(ModelAccess::Proto(models.training))) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "BatchNormalization in training mode computes its statistics over the batch, and ",
-        state->batch_shards, " shards would each see only their shard: synchronized "
-        "BatchNorm is not implemented yet (train with batch_shards 1)"));
-  }
+  state->shard_batches.resize(static_cast<size_t>(state->batch_shards));
   state->shard_outputs.resize(static_cast<size_t>(state->batch_shards - 1));
   const std::vector<std::string> data = DataInputs(train.model, state->params, state->quant, state->stats);
   if (data.size() == 1) state->data_input = data[0];
@@ -437,7 +522,8 @@ float TakeReduced(const std::vector<std::string>& names, bool loss_is_sum,
 }  // namespace
 
 absl::Status Trainer::RunTrainingGraph(const std::map<std::string, Tensor>& batch,
-                                       std::map<std::string, Tensor>* outputs, float* loss) {
+                                       std::map<std::string, Tensor>* outputs, float* loss,
+                                       int shard) {
   State& s = *state_;
   if (auto it = batch.find(kLabelsInput); it != batch.end()) {
     QAT_RETURN_IF_ERROR(CheckLabels(it->second, s.num_classes));
@@ -445,6 +531,7 @@ absl::Status Trainer::RunTrainingGraph(const std::map<std::string, Tensor>& batc
   std::map<std::string, Tensor> rounded;
   const bool frozen = s.frozen_bn != nullptr && s.progress.global_step >= s.options.freeze_bn_steps;
   Executor* model = frozen ? s.frozen_bn.get() : s.train.get();
+  if (shard > 0 && !frozen) model = s.shard_train[shard - 1].get();
   QAT_RETURN_IF_ERROR(
       model->Run(StepInputs(batch, s.params, s.zero_points, s.quant, s.stats, &rounded), outputs));
   *loss = outputs->at(kLossOutput).values<float>()[0];
@@ -456,32 +543,72 @@ absl::StatusOr<float> Trainer::Step(const std::map<std::string, Tensor>* batch) 
   std::map<std::string, Tensor>& outputs = s.outputs;
   const bool frozen = s.frozen_bn != nullptr && s.progress.global_step >= s.options.freeze_bn_steps;
   float loss = 0.0f;
+  if (s.sync_bn && !frozen && (batch == nullptr || BatchExamples(*batch) < s.batch_shards)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "synchronized BatchNorm needs examples on every rank and shard; step ",
+        s.progress.global_step + 1, " gives this ", s.collective ? "rank" : "process",
+        batch == nullptr ? " none" : absl::StrCat(BatchExamples(*batch), " for ",
+                                                   s.batch_shards, " shards")));
+  }
   if (s.batch_shards > 1 && batch != nullptr) {
     // Shard by shard, summed in shard order as the ranks' buffers are
     // (((b0 + b1) + b2) + ..., Collective::Allreduce): the same floats, the
     // same additions, so the same bits as batch_shards ranks.
     const int64_t n = BatchExamples(*batch);
     s.shard_ran.assign(static_cast<size_t>(s.batch_shards), false);
+    std::vector<float> shard_loss(static_cast<size_t>(s.batch_shards), 0.0f);
+    auto output_of = [&](int k) { return k == 0 ? &outputs : &s.shard_outputs[k - 1]; };
     for (int k = 0; k < s.batch_shards; ++k) {
       const Shard shard = ShardOf(n, k, s.batch_shards);
-      std::map<std::string, Tensor>* out = k == 0 ? &outputs : &s.shard_outputs[k - 1];
-      const bool empty = shard.end == shard.begin;
-      s.shard_ran[k] = !empty;
-      float shard_loss = 0.0f;
-      if (!empty) {
-        QAT_RETURN_IF_ERROR(SliceBatch(*batch, shard.begin, shard.end, &s.shard_batch));
-        QAT_RETURN_IF_ERROR(RunTrainingGraph(s.shard_batch, out, &shard_loss));
+      s.shard_ran[k] = shard.end != shard.begin;
+      if (s.shard_ran[k]) {
+        QAT_RETURN_IF_ERROR(SliceBatch(*batch, shard.begin, shard.end, &s.shard_batches[k]));
       }
+    }
+    if (s.sync_bn && !frozen) {
+      // The shards exchange their batch statistics mid-graph, so they run
+      // at once, each on its executor, as ranks do.
+      for (int k = 0; k < s.batch_shards; ++k) {
+        s.sync_weight[k] =
+            s.loss_is_sum ? 1.0f : static_cast<float>(BatchExamples(s.shard_batches[k]));
+      }
+      s.shard_group->Reset();
+      std::vector<absl::Status> status(static_cast<size_t>(s.batch_shards));
+      auto run = [&](int k) {
+        status[k] = RunTrainingGraph(s.shard_batches[k], output_of(k), &shard_loss[k], k);
+        if (!status[k].ok()) s.shard_group->Abort();
+      };
+      std::vector<std::thread> threads;
+      for (int k = 1; k < s.batch_shards; ++k) threads.emplace_back(run, k);
+      run(0);
+      for (std::thread& t : threads) t.join();
+      // The first failure, not the others' Cancelled that it caused.
+      for (const absl::Status& st : status) {
+        if (!st.ok() && !absl::IsCancelled(st)) return st;
+      }
+      for (const absl::Status& st : status) QAT_RETURN_IF_ERROR(st);
+    } else {
+      for (int k = 0; k < s.batch_shards; ++k) {
+        if (s.shard_ran[k]) {
+          QAT_RETURN_IF_ERROR(
+              RunTrainingGraph(s.shard_batches[k], output_of(k), &shard_loss[k]));
+        }
+      }
+    }
+    for (int k = 0; k < s.batch_shards; ++k) {
       std::vector<float>& mine = k == 0 ? s.reduced : s.contribution;
       QAT_RETURN_IF_ERROR(AppendContribution(s.names, s.params, s.loss_is_sum,
-                                             empty ? nullptr : &s.shard_batch, shard_loss, out,
-                                             &mine));
+                                             s.shard_ran[k] ? &s.shard_batches[k] : nullptr,
+                                             shard_loss[k], output_of(k), &mine));
       if (k > 0) {
         for (size_t i = 0; i < mine.size(); ++i) s.reduced[i] += mine[i];
       }
     }
     loss = TakeReduced(s.names, s.loss_is_sum, s.reduced, &outputs);
   } else {
+    if (s.sync_bn && batch != nullptr) {
+      s.sync_weight[0] = s.loss_is_sum ? 1.0f : static_cast<float>(BatchExamples(*batch));
+    }
     if (batch != nullptr) QAT_RETURN_IF_ERROR(RunTrainingGraph(*batch, &outputs, &loss));
     if (s.collective) {
       // One buffer: [examples, loss, every gradient], summed in rank order;
@@ -512,14 +639,15 @@ absl::StatusOr<float> Trainer::Step(const std::map<std::string, Tensor>* batch) 
   ++s.progress.global_step;
   // BatchNormalization: the running statistics this step computed.  Data-
   // parallel ranks average theirs, weighted by their examples, so that they
-  // keep one model (the statistics scale the folded weights).
+  // keep one model (the statistics scale the folded weights); synchronized,
+  // they computed the same ones.
   if (!frozen && !s.stat_names.empty()) {
     if (batch != nullptr) {
       for (const std::string& name : s.stat_names) {
         s.stats[name] = outputs.at(name + passes::kRunningStatSuffix);
       }
     }
-    if (s.collective) {
+    if (s.collective && !s.sync_bn) {
       const float examples = batch != nullptr ? static_cast<float>(BatchExamples(*batch)) : 0.0f;
       std::vector<float>& buffer = s.reduced;
       buffer.assign({examples});
@@ -632,6 +760,18 @@ absl::Status Trainer::TrainEpochs(const Dataset& data, int64_t epochs,
     return absl::InvalidArgumentError(absl::StrCat(
         "the batch of ", batch_size, " examples does not split evenly into ", s.batch_shards,
         " shards: choose a batch size that divides by ", s.batch_shards));
+  }
+  if (s.sync_bn) {
+    // Every rank exchanges batch statistics mid-graph: one without examples
+    // would leave the others waiting, so all refuse before the first step.
+    const int parts = std::max(ranks, s.batch_shards);
+    const int64_t last = data.size() % batch_size;
+    if (last != 0 && last < parts) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "synchronized BatchNorm needs examples on every one of the ", parts,
+          " ranks or shards, and the last batch of an epoch of ", data.size(), " holds ", last,
+          ": choose a batch size or a --limit that leaves at least ", parts));
+    }
   }
   // The order of an epoch, made when its first batch is asked for.
   std::vector<int64_t> order;

@@ -14,6 +14,13 @@
 #       sums associate otherwise (docs/training.md); the MLP's stays within
 #       1e-3 of the ranks' and within 0.2 points of their accuracy, LeNet-5's
 #       parts after about 50 steps and is only printed
+#   sync-bn-resnet8
+#       the zoo's ResNet-8 (training-mode BatchNorm) with --sync-bn: 10 steps
+#       of global batch 64 under `mpirun -np 2` and in one process with
+#       --batch-shards 2 give the same export byte for byte; after one step
+#       the 2 ranks' parameters are within 1e-5 of one process on whole
+#       batches, while ranks with their own batch statistics (no --sync-bn)
+#       are more than 1e-4 away; the 10-step differences are printed
 #   calibrate
 #       `qat calibrate` of LeNet-5 on 1000 samples, one process against 2
 #       ranks: the same table byte for byte for minmax, percentile, entropy
@@ -106,6 +113,34 @@ case $mode in
         /usr/bin/python3 -c "import sys; sys.exit(0 if abs($a - $b) <= 0.002 else 1)"
       fi
     fi
+    ;;
+  sync-bn-resnet8)
+    resnet_flags=(--data "$data" --batch 64 --epochs 1 --optimizer sgd --momentum 0.9 --lr 0.05
+                  --seed 1 --threads 1)
+    for steps in 1 10; do
+      prepare resnet8 "whole$steps" "sharded$steps" "two$steps" "own$steps"
+      flags=("${resnet_flags[@]}" --limit $((64 * steps)))
+      "$qat" train "whole$steps" "${flags[@]}" > "whole$steps.log" 2>&1
+      mpi "$qat" train "two$steps" "${flags[@]}" --sync-bn > "two$steps.log" 2>&1
+      mpi "$qat" train "own$steps" "${flags[@]}" > "own$steps.log" 2>&1
+      runs="whole$steps two$steps own$steps"
+      if [ "$steps" = 10 ]; then
+        "$qat" train "sharded$steps" "${flags[@]}" --batch-shards 2 --sync-bn > "sharded$steps.log" 2>&1
+        runs="$runs sharded$steps"
+      fi
+      for run in $runs; do
+        grep -q "\"steps\": $steps" "$run.log"
+        "$qat" export "$run" -o "$run.onnx" --keep-float-weights > /dev/null
+      done
+      synced=$(max_difference "whole$steps.onnx" "two$steps.onnx")
+      own=$(max_difference "whole$steps.onnx" "own$steps.onnx")
+      echo "resnet8, $steps step(s): largest difference from 1 process on whole batches: 2 ranks with --sync-bn $synced, without $own"
+      if [ "$steps" = 1 ]; then
+        /usr/bin/python3 -c "import sys; sys.exit(0 if float('$synced') < 1e-5 < 1e-4 < float('$own') else 1)"
+      fi
+    done
+    cmp sharded10.onnx two10.onnx
+    echo "resnet8: 2 ranks and 1 process with --batch-shards 2, both with --sync-bn, give the same export"
     ;;
   calibrate)
     "$qat" zoo lenet5 -o lenet5.onnx --seed 3

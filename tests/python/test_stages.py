@@ -306,3 +306,18 @@ def test_progress_true_draws_a_tqdm_bar(mlp, tmp_path, monkeypatch, capsys):
     trainer.fit(data, epochs=2, progress=True)
     err = capsys.readouterr().err
     assert "epoch 1/2: mean loss" in err and "epoch 2/2: mean loss" in err
+
+
+def test_fit_batch_shards_and_sync_bn_reach_the_library(mlp, tmp_path, npy_spec):
+    # QatTrainFolderOptions v4: batch_shards=2 computes each batch as 2 ranks
+    # would (other sums than whole batches: other bits); 3 shards do not
+    # split a batch of 64; sync_bn is accepted (the MLP has no BatchNorm).
+    settings = dict(epochs=1, batch=64, optimizer="sgd", lr=0.05, limit=128, seed=1)
+    keep = dict(keep_float_weights=True)
+    whole = _fresh(mlp, tmp_path, "whole_batches")
+    whole.fit(npy_spec, **settings)
+    sharded = _fresh(mlp, tmp_path, "two_shards")
+    assert sharded.fit(npy_spec, batch_shards=2, sync_bn=True, **settings).steps == 2
+    assert sharded.export(**keep).to_bytes() != whole.export(**keep).to_bytes()
+    with pytest.raises(libqat.InvalidArgument, match="does not split evenly into 3 shards"):
+        _fresh(mlp, tmp_path, "three_shards").fit(npy_spec, batch_shards=3, **settings)

@@ -480,13 +480,21 @@ typedef struct QatTrainFolderOptions {
   /* Version 3, stored: training-mode BatchNormalization uses and keeps its
    * running statistics from this step of the run on [-1: never]. */
   int64_t freeze_bn_steps;
+  /* Version 4, per call (docs/training.md): batch_shards, one process
+   * computing each batch as that many ranks would, bit for bit (1: whole
+   * batches; with ranks: 1 or the rank count); sync_batch_norm:
+   * training-mode BatchNormalization normalizes with the statistics of the
+   * whole batch over every rank or shard, and its gradient is the whole
+   * batch's (needed for batch_shards > 1 on such a model). */
+  int32_t batch_shards;
+  bool sync_batch_norm;
 } QatTrainFolderOptions;
-#define QAT_TRAIN_FOLDER_OPTIONS_VERSION 3
+#define QAT_TRAIN_FOLDER_OPTIONS_VERSION 4
 #define QAT_TRAIN_FOLDER_OPTIONS_INIT                                                     \
   { QAT_TRAIN_FOLDER_OPTIONS_VERSION, QAT_UNSET, QAT_UNSET, QAT_UNSET, QAT_UNSET,         \
     QAT_UNSET, QAT_UNSET, QAT_UNSET, QAT_UNSET, QAT_UNSET, QAT_UNSET, QAT_UNSET, NULL,    \
     QAT_UNSET, QAT_UNSET, 0, 0, false, NULL, NULL, NULL, NULL, 0, 0, NULL, 0.0,          \
-    QAT_UNSET }
+    QAT_UNSET, 1, false }
 
 typedef struct QatTrainResult {
   uint32_t version;

@@ -106,14 +106,23 @@ RUN_SETTINGS = [("epochs", C.c_int64), ("batch", C.c_int64), ("optimizer", C.c_i
 class TrainFolderOptions(C.Structure):
     _fields_ = [("version", C.c_uint32)] + RUN_SETTINGS + [
         ("num_threads", C.c_int), ("save_every", C.c_int64), ("resume", C.c_bool),
-        ("progress", TrainCallback), ("user_data", P)]
+        ("progress", TrainCallback), ("user_data", P),
+        # version 2: data parallel (left unset from Python)
+        ("allreduce", P), ("allreduce_user_data", P), ("rank", C.c_int32),
+        ("num_ranks", C.c_int32), ("mpi_comm", P), ("mpi_timeout_seconds", C.c_double),
+        # version 3
+        ("freeze_bn_steps", C.c_int64),
+        # version 4
+        ("batch_shards", C.c_int32), ("sync_batch_norm", C.c_bool)]
 
     @classmethod
     def init(cls):
         s = cls()
-        s.version = 1
+        s.version = 4
         for name, ctype in RUN_SETTINGS:  # QAT_TRAIN_FOLDER_OPTIONS_INIT
             setattr(s, name, None if ctype is C.c_char_p else QAT_UNSET)
+        s.freeze_bn_steps = QAT_UNSET
+        s.batch_shards = 1
         return s
 
 

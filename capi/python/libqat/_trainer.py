@@ -150,7 +150,7 @@ class Trainer:
     def fit(self, data, epochs=None, lr=None, batch=None, optimizer=None, schedule=None,
             warmup=None, momentum=None, nesterov=None, weight_decay=None,
             max_grad_norm=None, seed=None, limit=None, observe_steps=None, save_every=0,
-            resume=False, steps_per_epoch=None, progress=None):
+            resume=False, steps_per_epoch=None, progress=None, batch_shards=1, sync_bn=False):
         """Trains the folder; returns TrainResult(epochs, steps) of the run.
 
         data: a data spec as `qat train --data` takes it (its train split,
@@ -171,7 +171,11 @@ class Trainer:
         Unset settings (None) take the default for a new run and the stored
         value with resume=True, as `qat train` does.  progress: a callable
         taking a libqat.Progress after every step, or True for a tqdm bar
-        (a line per epoch without tqdm).
+        (a line per epoch without tqdm).  batch_shards=K computes each batch
+        as K data-parallel ranks would, bit for bit; sync_bn=True normalizes
+        training-mode BatchNorm with the statistics of the whole batch over
+        the shards (docs/training.md).  Neither is stored: pass them again
+        with resume=True.
         """
         self._sync()
         options = _ffi.TrainFolderOptions.init()
@@ -190,6 +194,8 @@ class Trainer:
         options.num_threads = self.num_threads
         options.save_every = save_every
         options.resume = resume
+        options.batch_shards = batch_shards
+        options.sync_batch_norm = bool(sync_bn)
 
         stored = _Stored()
         hook, close = _progress_hook(progress)

@@ -1,4 +1,5 @@
-// BatchNormalization (inference and training mode), Dropout (inference
+// BatchNormalization (inference and training mode) and ai.libqat BatchMean
+// (its gradient's batch means), Dropout (inference
 // and training mode, with a seeded counter-based RNG), LayerNormalization,
 // InstanceNormalization, LRN and MeanVarianceNormalization.
 //
@@ -15,10 +16,71 @@
 namespace qat {
 namespace exec {
 
+namespace {
+
+// x as [batch, channels, spatial...]: InvalidArgument below rank 2.
+absl::Status ChannelLayout(const Tensor& x, int64_t* batch, int64_t* channels,
+                           int64_t* spatial) {
+  if (x.rank() < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "X must be [N, C, ...], got ", ShapeToString(x.shape())));
+  }
+  *batch = x.dim(0);
+  *channels = x.dim(1);
+  *spatial = Product(x.shape(), 2, x.shape().size());
+  return absl::OkStatus();
+}
+
+// Per channel of x [batch, channels, spatial]: the sum of x (centre null)
+// or of (x - centre[c])^2, in double, in a fixed order.
+template <typename T>
+void ChannelSums(const T* px, int64_t batch, int64_t channels, int64_t spatial,
+                 const double* centre, double* sums) {
+  for (int64_t c = 0; c < channels; ++c) {
+    double sum = 0;
+    const double m = centre != nullptr ? centre[c] : 0.0;
+    for (int64_t n = 0; n < batch; ++n) {
+      const T* p = px + (n * channels + c) * spatial;
+      if (centre == nullptr) {
+        for (int64_t i = 0; i < spatial; ++i) sum += p[i];
+      } else {
+        for (int64_t i = 0; i < spatial; ++i) sum += (p[i] - m) * (p[i] - m);
+      }
+    }
+    sums[c] = sum;
+  }
+}
+
+// The per-channel means of x (or of (x - centre)^2) over the batch and the
+// spatial axes, and with a batch reducer over every rank's batch: the
+// ranks' sums and counts are added (in rank order), then divided.
+template <typename T>
+absl::Status BatchMeans(const KernelContext& ctx, BatchReduction kind, const T* px,
+                        int64_t batch, int64_t channels, int64_t spatial, const double* centre,
+                        std::vector<double>* means) {
+  std::vector<double> sums(static_cast<size_t>(channels));
+  ChannelSums(px, batch, channels, spatial, centre, sums.data());
+  double count = static_cast<double>(batch * spatial);
+  if (ctx.batch_reducer != nullptr) {
+    std::vector<double> buffer(static_cast<size_t>(channels) + 1);
+    buffer[0] = count;
+    for (int64_t c = 0; c < channels; ++c) buffer[c + 1] = sums[c];
+    QAT_RETURN_IF_ERROR((*ctx.batch_reducer)(absl::MakeSpan(buffer), kind));
+    count = buffer[0];
+    for (int64_t c = 0; c < channels; ++c) sums[c] = buffer[c + 1];
+  }
+  means->resize(static_cast<size_t>(channels));
+  for (int64_t c = 0; c < channels; ++c) (*means)[c] = count > 0 ? sums[c] / count : 0.0;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 // Training mode: the `training_mode` attribute since opset 14; before, asking
 // for the running-statistics outputs.  In training mode Y uses the batch's
 // mean and (population) variance, and the running statistics are updated as
-// running = input * momentum + batch * (1 - momentum).
+// running = input * momentum + batch * (1 - momentum).  With a batch
+// reducer (synchronized BatchNorm) the batch is every rank's.
 absl::StatusOr<Kernel> MakeBatchNormalization(const NodeView& node) {
   // Opset 6 to 8 could also normalize per element (spatial=0).
   if (node.opset() < 9 && node.GetInt("spatial", 1) == 0) {
@@ -31,12 +93,8 @@ absl::StatusOr<Kernel> MakeBatchNormalization(const NodeView& node) {
   return Kernel([=](KernelContext& ctx) -> absl::Status {
     QAT_RETURN_IF_ERROR(RequireInputs(ctx, 5));
     const Tensor& x = ctx.input(0);
-    if (x.rank() < 2) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "X must be [N, C, ...], got ", ShapeToString(x.shape())));
-    }
-    const int64_t batch = x.dim(0), channels = x.dim(1);
-    const int64_t spatial = Product(x.shape(), 2, x.shape().size());
+    int64_t batch = 0, channels = 0, spatial = 0;
+    QAT_RETURN_IF_ERROR(ChannelLayout(x, &batch, &channels, &spatial));
     for (int i = 1; i < 5; ++i) {
       QAT_RETURN_IF_ERROR(RequireSameType(x, ctx.input(i)));
       if (ctx.input(i).num_elements() != channels) {
@@ -46,7 +104,7 @@ absl::StatusOr<Kernel> MakeBatchNormalization(const NodeView& node) {
       }
     }
     const bool training = opset >= 14 ? training_attr : ctx.has_output(1);
-    return VisitFloat(x.dtype(), [&](auto tag) {
+    return VisitFloat(x.dtype(), [&](auto tag) -> absl::Status {
       using T = decltype(tag);
       const T* px = x.data<T>();
       const T* scale = ctx.input(1).data<T>();
@@ -56,20 +114,14 @@ absl::StatusOr<Kernel> MakeBatchNormalization(const NodeView& node) {
       std::vector<T> mean(in_mean, in_mean + channels);
       std::vector<T> var(in_var, in_var + channels);
       if (training) {
-        const double count = static_cast<double>(batch * spatial);
+        std::vector<double> m, v;
+        QAT_RETURN_IF_ERROR(BatchMeans(ctx, BatchReduction::kStatistic, px, batch, channels,
+                                       spatial, nullptr, &m));
+        QAT_RETURN_IF_ERROR(BatchMeans(ctx, BatchReduction::kStatistic, px, batch, channels,
+                                       spatial, m.data(), &v));
         for (int64_t c = 0; c < channels; ++c) {
-          double sum = 0, sum_sq = 0;
-          for (int64_t n = 0; n < batch; ++n) {
-            const T* p = px + (n * channels + c) * spatial;
-            for (int64_t i = 0; i < spatial; ++i) sum += p[i];
-          }
-          const double m = count > 0 ? sum / count : 0.0;
-          for (int64_t n = 0; n < batch; ++n) {
-            const T* p = px + (n * channels + c) * spatial;
-            for (int64_t i = 0; i < spatial; ++i) sum_sq += (p[i] - m) * (p[i] - m);
-          }
-          mean[c] = static_cast<T>(m);
-          var[c] = static_cast<T>(count > 0 ? sum_sq / count : 0.0);
+          mean[c] = static_cast<T>(m[c]);
+          var[c] = static_cast<T>(v[c]);
         }
         const T mom = static_cast<T>(momentum);
         for (int i = 1; i <= 2; ++i) {
@@ -100,6 +152,37 @@ absl::StatusOr<Kernel> MakeBatchNormalization(const NodeView& node) {
           py[plane * spatial + i] = px[plane * spatial + i] * a + b;
         }
       });
+      return absl::OkStatus();
+    });
+  });
+}
+
+// ai.libqat BatchMean(X [N, C, ...]) -> [1, C, 1, ...]: the per-channel
+// mean over every axis but the channel, which training-mode
+// BatchNormalization's gradient rule takes; with a batch reducer over
+// every rank's batch (attribute `kind`: 0 the forward's statistics, 1 a
+// gradient term), so that synchronized BatchNorm's gradient is the whole
+// batch's.
+absl::StatusOr<Kernel> MakeBatchMean(const NodeView& node) {
+  const int64_t kind = node.GetInt("kind", 0);
+  if (kind != 0 && kind != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("kind must be 0 or 1, got ", kind));
+  }
+  return Kernel([=](KernelContext& ctx) -> absl::Status {
+    QAT_RETURN_IF_ERROR(RequireInput(ctx, 0));
+    const Tensor& x = ctx.input(0);
+    int64_t batch = 0, channels = 0, spatial = 0;
+    QAT_RETURN_IF_ERROR(ChannelLayout(x, &batch, &channels, &spatial));
+    std::vector<int64_t> shape(x.shape().size(), 1);
+    shape[1] = channels;
+    return VisitFloat(x.dtype(), [&](auto tag) -> absl::Status {
+      using T = decltype(tag);
+      std::vector<double> means;
+      QAT_RETURN_IF_ERROR(BatchMeans(ctx, static_cast<BatchReduction>(kind), x.data<T>(), batch,
+                                     channels, spatial, nullptr, &means));
+      Tensor& y = ctx.output(0);
+      y.Resize(x.dtype(), shape);
+      for (int64_t c = 0; c < channels; ++c) y.data<T>()[c] = static_cast<T>(means[c]);
       return absl::OkStatus();
     });
   });

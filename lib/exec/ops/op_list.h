@@ -87,6 +87,7 @@ QAT_OP("", "MaxUnpool", 9, MakeMaxUnpool)
 
 // lib/exec/ops/normalization.cc
 QAT_OP("", "BatchNormalization", 6, MakeBatchNormalization)
+QAT_OP("ai.libqat", "BatchMean", 1, MakeBatchMean)
 QAT_OP("", "Dropout", 7, MakeDropout)
 QAT_OP("", "LayerNormalization", 17, MakeLayerNormalization)
 QAT_OP("", "InstanceNormalization", 6, MakeInstanceNormalization)
