@@ -702,5 +702,39 @@ TEST(DecomposeTest, LeNetTrainingGraphsGiveTheSameLossAndGradients) {
   for (bool learn : {false, true}) ExpectSameTraining("lenet5", fused, {4, 1, 28, 28}, learn);
 }
 
+// Training-mode BatchNormalization's gradient uses ai.libqat BatchMean
+// (reduced over the ranks under synchronized BatchNorm); decomposed, it is
+// ReduceMean in float against the kernel's double sums: every output within
+// a small relative error, and no custom op left.
+TEST(DecomposeTest, BatchNormTrainingGraphBatchMeansBecomeReduceMean) {
+  ResNet8Spec spec;
+  spec.image = 8;
+  spec.width = 4;
+  auto resnet = MakeResNet8(spec);
+  ASSERT_TRUE(resnet.ok()) << resnet.status();
+  auto models = BuildTrainingModels(*resnet, {});
+  ASSERT_TRUE(models.ok()) << models.status();
+  ASSERT_GT(CountNodes(models->training, "BatchMean"), 0);
+  const Model d = Decompose(models->training);
+  EXPECT_EQ(CountNodes(d, "BatchMean"), 0);
+  EXPECT_GT(CountNodes(d, "ReduceMean"), 0);
+  const std::map<std::string, Tensor> in = {{"input", RandomTensor({4, 1, 8, 8}, 3, -1.0f, 2.0f)},
+                                            {"labels", Labels(4)}};
+  auto want = RunModel(models->training, in);
+  auto got = RunModel(d, in);
+  ASSERT_EQ(want.size(), got.size());
+  for (const auto& [output, value] : want) {
+    const Tensor& other = got.at(output);
+    ASSERT_EQ(value.shape(), other.shape()) << output;
+    double diff = 0, norm = 0;
+    for (int64_t i = 0; i < value.num_elements(); ++i) {
+      const double w = value.values<float>()[i], g = other.values<float>()[i];
+      diff += (w - g) * (w - g);
+      norm += w * w;
+    }
+    EXPECT_LE(std::sqrt(diff), 1e-4 * std::sqrt(norm) + 1e-6) << output;
+  }
+}
+
 }  // namespace
 }  // namespace qat

@@ -101,6 +101,38 @@ OpSchema FakeQuantLsqGradSchema() {
   return s;
 }
 
+// Y is [1, C, 1, ...] for X [N, C, ...].
+void InferBatchMean(onnx::InferenceContext& ctx) {
+  onnx::propagateElemTypeFromInputToOutput(ctx, 0, 0);
+  if (!onnx::hasInputShape(ctx, 0)) return;
+  const onnx::TensorShapeProto& x = onnx::getInputShape(ctx, 0);
+  if (x.dim_size() < 2) fail_shape_inference("BatchMean needs X of rank >= 2");
+  onnx::TensorShapeProto* y = onnx::getOutputShape(ctx, 0);
+  for (int i = 0; i < x.dim_size(); ++i) {
+    if (i == 1) {
+      *y->add_dim() = x.dim(1);
+    } else {
+      y->add_dim()->set_dim_value(1);
+    }
+  }
+}
+
+OpSchema BatchMeanSchema() {
+  OpSchema s;
+  s.SetName("BatchMean").SetDomain(kLibqatDomain).SinceVersion(1)
+      .SetDoc("Per-channel mean over every axis but 1, as training-mode "
+              "BatchNormalization's gradient takes it; under synchronized BatchNorm "
+              "over every rank's batch (libqat).")
+      .Input(0, "X", "input [N, C, ...]", "T")
+      .Output(0, "Y", "the means, [1, C, 1, ...]", "T")
+      .Attr("kind", "0: a batch statistic, 1: a gradient term", AttributeProto::INT,
+            static_cast<int64_t>(0))
+      .TypeConstraint("T", {"tensor(float)", "tensor(double)", "tensor(float16)"},
+                      "float tensors")
+      .TypeAndShapeInferenceFunction(InferBatchMean);
+  return s;
+}
+
 void AddDomain(const char* domain) {
   auto& ranges = onnx::OpSchemaRegistry::DomainToVersionRange::Instance();
   // ONNX's own registry may already know com.microsoft in some builds.
@@ -125,6 +157,7 @@ void RegisterOpSchemas() {
     RegisterIfAbsent(FakeQuantSchema(kLibqatDomain, true));
     RegisterIfAbsent(FakeQuantGradSchema());
     RegisterIfAbsent(FakeQuantLsqGradSchema());
+    RegisterIfAbsent(BatchMeanSchema());
   });
 }
 

@@ -31,7 +31,9 @@ using training::ValueShape;
 
 constexpr int64_t kMinimumOpset = 13;
 
-enum class CustomOp { kNone, kFakeQuant, kFakeQuantPerChannel, kFakeQuantGrad, kLsqGrad };
+enum class CustomOp {
+  kNone, kFakeQuant, kFakeQuantPerChannel, kFakeQuantGrad, kLsqGrad, kBatchMean
+};
 
 CustomOp Classify(const onnx::NodeProto& n) {
   if (n.domain() == kMicrosoftDomain) {
@@ -40,6 +42,7 @@ CustomOp Classify(const onnx::NodeProto& n) {
   } else if (n.domain() == kLibqatDomain) {
     if (n.op_type() == "FakeQuant") return CustomOp::kFakeQuantPerChannel;
     if (n.op_type() == "FakeQuantLsqGrad") return CustomOp::kLsqGrad;
+    if (n.op_type() == "BatchMean") return CustomOp::kBatchMean;
   }
   return CustomOp::kNone;
 }
@@ -70,6 +73,7 @@ class Decomposer {
       case CustomOp::kFakeQuantPerChannel: s = FakeQuant(node, true); break;
       case CustomOp::kFakeQuantGrad: s = FakeQuantGrad(node); break;
       case CustomOp::kLsqGrad: s = LsqGrad(node); break;
+      case CustomOp::kBatchMean: s = BatchMean(node); break;
       case CustomOp::kNone: break;
     }
     if (s.ok()) return s;
@@ -85,6 +89,21 @@ class Decomposer {
     if (out.empty()) return g_.Add(op, std::move(inputs), hint, std::move(attrs));
     g_.AddNode(op, "", std::move(inputs), {out}, std::move(attrs));
     return out;
+  }
+
+  // ai.libqat BatchMean (training-mode BatchNormalization's gradient rule)
+  // over one process's batch: ReduceMean over every axis but the channel.
+  // The kernel sums in double, ReduceMean in float: equal up to rounding.
+  absl::Status BatchMean(const onnx::NodeProto& n) {
+    if (n.input_size() < 1 || n.output_size() < 1) {
+      return absl::InvalidArgumentError("BatchMean needs one input and one output");
+    }
+    QAT_ASSIGN_OR_RETURN(ValueShape x, KnownShape(n.input(0), "X"));
+    if (x.rank() < 2) return absl::InvalidArgumentError("BatchMean needs X of rank >= 2");
+    std::vector<int64_t> axes = {0};
+    for (int64_t a = 2; a < x.rank(); ++a) axes.push_back(a);
+    Op("Identity", {g_.ReduceMean(n.input(0), axes, true, "batch_mean")}, "", n.output(0));
+    return absl::OkStatus();
   }
 
   // Scalar constants (or shaped [1], for a per-tensor parameter stored as a
@@ -468,6 +487,8 @@ absl::Status InferShapes(onnx::ModelProto* model) {
     onnx::ShapeInferenceOptions options;
     options.check_type = false;
     options.error_mode = 0;  // keep what can be inferred
+    // Training graphs reshape gradients to Shape(x) computed at run time.
+    options.enable_data_propagation = true;
     onnx::shape_inference::InferShapes(*model, onnx::OpSchemaRegistry::Instance(), options);
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("shape inference failed: ", e.what()));

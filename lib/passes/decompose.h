@@ -18,8 +18,13 @@
 //                       Cast(dY), 0))), Neg(Cast(s))), g))
 //          with Cast to float64 and back (DecomposeConfig::lsq_sums_in_double).
 //
+// Before:  X ─> BatchMean ─> Y                          (ai.libqat)
+// After:   ReduceMean(X, every axis but 1, keepdims) ─> Identity ─> Y
+//          (one process's batch; float sums against the kernel's double, so
+//          equal up to rounding; needs X's rank, as condition 3 says)
+//
 // Conditions:
-//  1. only nodes of the four custom ops are rewritten; a graph without any is
+//  1. only nodes of the five custom ops are rewritten; a graph without any is
 //     left as it is (Run returns false);
 //  2. the default domain must be imported at opset 13 or newer (the ops above
 //     with these spellings and semantics); a graph that imports no default
