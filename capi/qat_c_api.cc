@@ -319,13 +319,7 @@ QatStatus* qat_model_zoo(QatModel** out, const char* name, uint64_t seed) {
   QAT_CHECK_PTR(out, "out");
   *out = nullptr;
   QAT_CHECK_PTR(name, "name");
-  if (std::strcmp(name, "mlp") == 0) {
-    qat::MlpSpec spec;
-    spec.seed = seed;
-    return WrapModel(out, qat::MakeMlp(spec));
-  }
-  if (std::strcmp(name, "lenet5") == 0) return WrapModel(out, qat::MakeLeNet5({seed, 13}));
-  return Invalid(absl::StrCat("unknown zoo model '", name, "'; expected mlp or lenet5"));
+  return WrapModel(out, qat::MakeZooModel(name, seed));
   QAT_C_API_END
 }
 

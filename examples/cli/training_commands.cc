@@ -29,33 +29,13 @@ int ZooCommand(int argc, char** argv) {
     return Usage("zoo needs a model name: mlp, lenet5, resnet8 or mobilenetv2");
   }
   if (!args.Has("--out")) return Usage("zoo needs -o OUT.onnx");
-  const bool batch_norm = args.positional[0] == "resnet8" || args.positional[0] == "mobilenetv2";
-  int64_t seed = 0, opset = batch_norm ? 15 : 13;
+  int64_t seed = 0, opset = 0;  // 0: the model's own default opset
   if (!IntFlag(args, "--seed", 0, &seed) || !IntFlag(args, "--opset", 1, &opset)) {
     return Usage("bad --seed or --opset");
   }
-  absl::StatusOr<qat::Model> model;
-  if (args.positional[0] == "mlp") {
-    qat::MlpSpec spec;
-    spec.seed = static_cast<uint64_t>(seed);
-    spec.opset = opset;
-    model = qat::MakeMlp(spec);
-  } else if (args.positional[0] == "lenet5") {
-    model = qat::MakeLeNet5({static_cast<uint64_t>(seed), opset});
-  } else if (args.positional[0] == "resnet8") {
-    qat::ResNet8Spec spec;
-    spec.seed = static_cast<uint64_t>(seed);
-    spec.opset = opset;
-    model = qat::MakeResNet8(spec);
-  } else if (args.positional[0] == "mobilenetv2") {
-    qat::MobileNetV2Spec spec;
-    spec.seed = static_cast<uint64_t>(seed);
-    spec.opset = opset;
-    model = qat::MakeMobileNetV2(spec);
-  } else {
-    return Usage(absl::StrCat("unknown zoo model '", args.positional[0],
-                              "'; mlp, lenet5, resnet8 or mobilenetv2"));
-  }
+  absl::StatusOr<qat::Model> model =
+      qat::MakeZooModel(args.positional[0], static_cast<uint64_t>(seed), opset);
+  if (absl::IsInvalidArgument(model.status())) return Usage(std::string(model.status().message()));
   if (!model.ok()) return Fail(model.status());
   if (absl::Status s = model->Save(args.Get("--out", "")); !s.ok()) return Fail(s);
   return 0;

@@ -13,6 +13,7 @@
 #define QAT_MODEL_ZOO_H_
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -79,6 +80,13 @@ struct MobileNetV2Spec {
   int64_t opset = 15;
 };
 QAT_API absl::StatusOr<Model> MakeMobileNetV2(const MobileNetV2Spec& spec = {});
+
+// The zoo model called `name` ("mlp", "lenet5", "resnet8" or
+// "mobilenetv2"; the one list that the CLI, the pipeline and the C ABI
+// accept), with `seed`, at `opset` (0: its spec's default, 13 or 15).
+// InvalidArgument naming the known models for another name.
+QAT_API absl::StatusOr<Model> MakeZooModel(const std::string& name, uint64_t seed = 0,
+                                           int64_t opset = 0);
 
 }  // namespace qat
 

@@ -271,4 +271,19 @@ absl::StatusOr<Model> MakeMobileNetV2(const MobileNetV2Spec& spec) {
   return Finish(m, PoolAndClassify(g, init, x, in, spec.classes), spec.classes, "mobilenetv2");
 }
 
+absl::StatusOr<Model> MakeZooModel(const std::string& name, uint64_t seed, int64_t opset) {
+  // Each spec's own default opset unless one is given.
+  auto with = [&](auto spec) {
+    spec.seed = seed;
+    if (opset != 0) spec.opset = opset;
+    return spec;
+  };
+  if (name == "mlp") return MakeMlp(with(MlpSpec{}));
+  if (name == "lenet5") return MakeLeNet5(with(LeNet5Spec{}));
+  if (name == "resnet8") return MakeResNet8(with(ResNet8Spec{}));
+  if (name == "mobilenetv2") return MakeMobileNetV2(with(MobileNetV2Spec{}));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown zoo model '", name, "'; mlp, lenet5, resnet8 or mobilenetv2"));
+}
+
 }  // namespace qat

@@ -375,17 +375,8 @@ absl::StatusOr<PipelineResult> Recipe::Run() {
   std::optional<Model> loaded;
   if (!o_.model_path.empty()) {
     QAT_ASSIGN_OR_RETURN(loaded, Model::Load(o_.model_path));
-  } else if (o_.zoo == "mlp") {
-    QAT_ASSIGN_OR_RETURN(loaded, MakeMlp());
-  } else if (o_.zoo == "lenet5") {
-    QAT_ASSIGN_OR_RETURN(loaded, MakeLeNet5());
-  } else if (o_.zoo == "resnet8") {
-    QAT_ASSIGN_OR_RETURN(loaded, MakeResNet8());
-  } else if (o_.zoo == "mobilenetv2") {
-    QAT_ASSIGN_OR_RETURN(loaded, MakeMobileNetV2());
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unknown zoo model '", o_.zoo, "'; mlp, lenet5, resnet8 or mobilenetv2"));
+    QAT_ASSIGN_OR_RETURN(loaded, MakeZooModel(o_.zoo));
   }
   const Model& model = *loaded;
   DataSpecOptions train_spec, test_spec;

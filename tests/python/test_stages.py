@@ -1,6 +1,8 @@
 """The stages from Python: calibrate, quantize, prepare, Trainer (fit, step,
 evaluate, export) and eval, with data as specs, data sets, arrays and
 Python iterables, and iterators that raise."""
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -321,3 +323,24 @@ def test_fit_batch_shards_and_sync_bn_reach_the_library(mlp, tmp_path, npy_spec)
     assert sharded.export(**keep).to_bytes() != whole.export(**keep).to_bytes()
     with pytest.raises(libqat.InvalidArgument, match="does not split evenly into 3 shards"):
         _fresh(mlp, tmp_path, "three_shards").fit(npy_spec, batch_shards=3, **settings)
+
+
+def test_fit_freeze_bn_steps_equals_the_cli(tmp_path, qat_cli):
+    # QatTrainFolderOptions v3: from step 0 on the zoo ResNet-8's BatchNorm
+    # statistics stay; the checkpoint is byte for byte `qat train
+    # --freeze-bn-steps 0`'s, and differs from a run whose statistics move.
+    rng = np.random.RandomState(3)
+    np.save(tmp_path / "x.npy", rng.rand(64, 1, 28, 28).astype(np.float32))
+    np.save(tmp_path / "y.npy", (np.arange(64) % 10).astype(np.int64))
+    spec = f"{tmp_path / 'x.npy'},{tmp_path / 'y.npy'}"
+    r8 = libqat.Model.zoo("resnet8", seed=0)
+    settings = dict(epochs=1, batch=32, optimizer="sgd", lr=0.01, seed=1)
+    _fresh(r8, tmp_path, "moving").fit(spec, **settings)
+    _fresh(r8, tmp_path, "frozen").fit(spec, freeze_bn_steps=0, **settings)
+    _fresh(r8, tmp_path, "cli")
+    subprocess.run([qat_cli, "train", str(tmp_path / "cli"), "--data", spec, "--epochs", "1",
+                    "--batch", "32", "--optimizer", "sgd", "--lr", "0.01", "--seed", "1",
+                    "--threads", "1", "--freeze-bn-steps", "0"], check=True, capture_output=True)
+    frozen = (tmp_path / "frozen" / "checkpoint").read_bytes()
+    assert frozen == (tmp_path / "cli" / "checkpoint").read_bytes()
+    assert frozen != (tmp_path / "moving" / "checkpoint").read_bytes()

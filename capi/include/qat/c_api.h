@@ -121,7 +121,8 @@ QAT_API void qat_model_free(QatModel* model);
 /* Frees memory the library returned through a void** out parameter. */
 QAT_API void qat_free(void* data);
 
-/* A reference model: "mlp" (784-500-10) or "lenet5", PyTorch-initialized. */
+/* A reference model, PyTorch-initialized: "mlp" (784-500-10), "lenet5", or
+   "resnet8" and "mobilenetv2" (training-mode BatchNormalization, opset 15). */
 QAT_API QatStatus* qat_model_zoo(QatModel** out, const char* name, uint64_t seed);
 
 /* ---- Executor -------------------------------------------------------------

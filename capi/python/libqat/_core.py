@@ -111,7 +111,8 @@ class Model(_Handle):
 
     @classmethod
     def zoo(cls, name, seed=0):
-        """A reference model: "mlp" (784-500-10) or "lenet5", PyTorch-initialized."""
+        """A reference model, PyTorch-initialized: "mlp" (784-500-10), "lenet5",
+        or "resnet8" and "mobilenetv2" (training-mode BatchNormalization)."""
         out = _ffi.P()
         _ffi.lib().check(_ffi.lib().qat_model_zoo(C.byref(out), name.encode(), seed))
         return cls(out)

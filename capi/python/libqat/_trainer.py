@@ -150,7 +150,8 @@ class Trainer:
     def fit(self, data, epochs=None, lr=None, batch=None, optimizer=None, schedule=None,
             warmup=None, momentum=None, nesterov=None, weight_decay=None,
             max_grad_norm=None, seed=None, limit=None, observe_steps=None, save_every=0,
-            resume=False, steps_per_epoch=None, progress=None, batch_shards=1, sync_bn=False):
+            resume=False, steps_per_epoch=None, progress=None, batch_shards=1, sync_bn=False,
+            freeze_bn_steps=None):
         """Trains the folder; returns TrainResult(epochs, steps) of the run.
 
         data: a data spec as `qat train --data` takes it (its train split,
@@ -175,7 +176,9 @@ class Trainer:
         as K data-parallel ranks would, bit for bit; sync_bn=True normalizes
         training-mode BatchNorm with the statistics of the whole batch over
         the shards (docs/training.md).  Neither is stored: pass them again
-        with resume=True.
+        with resume=True.  freeze_bn_steps=N: from global step N of the run
+        on, training-mode BatchNorm keeps its running statistics and
+        normalizes with them (`qat train --freeze-bn-steps`).
         """
         self._sync()
         options = _ffi.TrainFolderOptions.init()
@@ -196,6 +199,8 @@ class Trainer:
         options.resume = resume
         options.batch_shards = batch_shards
         options.sync_batch_norm = bool(sync_bn)
+        if freeze_bn_steps is not None:
+            options.freeze_bn_steps = freeze_bn_steps
 
         stored = _Stored()
         hook, close = _progress_hook(progress)
