@@ -111,9 +111,7 @@ absl::Status GraphEditor::RaiseOpset(int64_t version) {
     while (n.output_size() > 3) n.mutable_output()->RemoveLast();
     if (training) *n.add_attribute() = AttrInt("training_mode", 1);
   }
-  for (auto& op : *model_->mutable_opset_import()) {
-    if (op.domain().empty() || op.domain() == "ai.onnx") op.set_version(version);
-  }
+  SetDefaultOpsetVersion(model_, version);
   if (model_->ir_version() < 8) model_->set_ir_version(8);
   opset_ = version;
   return absl::OkStatus();
@@ -507,6 +505,12 @@ bool IsDefaultDomain(const onnx::NodeProto& node) {
 
 bool IsDefaultOp(const onnx::NodeProto& node, const char* op_type) {
   return node.op_type() == op_type && IsDefaultDomain(node);
+}
+
+void SetDefaultOpsetVersion(onnx::ModelProto* model, int64_t version) {
+  for (auto& op : *model->mutable_opset_import()) {
+    if (op.domain().empty() || op.domain() == "ai.onnx") op.set_version(version);
+  }
 }
 
 std::string DescribeNode(const onnx::NodeProto& node) {

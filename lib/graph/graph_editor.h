@@ -187,6 +187,10 @@ std::string DescribeNode(const onnx::NodeProto& node);
 bool IsDefaultDomain(const onnx::NodeProto& node);
 bool IsDefaultOp(const onnx::NodeProto& node, const char* op_type);
 
+// Sets the version of the model's default-domain opset import ("" or
+// "ai.onnx"); other domains' imports stay.
+void SetDefaultOpsetVersion(onnx::ModelProto* model, int64_t version);
+
 }  // namespace training
 }  // namespace qat
 

@@ -148,9 +148,7 @@ absl::StatusOr<bool> Opset21DowngradePass::RunImpl(onnx::ModelProto* model) {
       inits->DeleteSubrange(i, 1);
     }
   }
-  for (auto& op : *model->mutable_opset_import()) {
-    if (op.domain().empty() || op.domain() == "ai.onnx") op.set_version(kDowngradeTargetOpset);
-  }
+  training::SetDefaultOpsetVersion(model, kDowngradeTargetOpset);
   model->set_ir_version(8);
   return true;
 }

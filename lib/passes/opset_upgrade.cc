@@ -299,9 +299,7 @@ absl::StatusOr<bool> OpsetUpgradePass::RunImpl(onnx::ModelProto* model) {
   // Initializers the upgrader added were appended to the graph; the nodes
   // go back in their new order.
   model->mutable_graph()->mutable_node()->Swap(&out);
-  for (auto& op : *model->mutable_opset_import()) {
-    if (op.domain().empty() || op.domain() == "ai.onnx") op.set_version(kUpgradeTargetOpset);
-  }
+  training::SetDefaultOpsetVersion(model, kUpgradeTargetOpset);
   if (model->ir_version() < 7) model->set_ir_version(7);
   upgraded_from_ = from;
   return true;
@@ -341,9 +339,7 @@ absl::StatusOr<bool> Opset21UpgradePass::RunImpl(onnx::ModelProto* model) {
           "opset-", node.op_type() == "DFT" ? "17" : "16", " form; export with --opset 13"));
     }
   }
-  for (auto& op : *model->mutable_opset_import()) {
-    if (op.domain().empty() || op.domain() == "ai.onnx") op.set_version(kInt4ExportOpset);
-  }
+  training::SetDefaultOpsetVersion(model, kInt4ExportOpset);
   model->set_ir_version(10);
   return true;
 }
