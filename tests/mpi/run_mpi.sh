@@ -165,16 +165,32 @@ case $mode in
       if [ killed/checkpoint -nt started ]; then sleep 0.5; break; fi
       sleep 0.1
     done
-    rank=$(ps -o pid= --ppid "$launcher" | head -1 | tr -d ' ')
-    [ -n "$rank" ]
+    # $launcher is the subshell running mpi(); its child is mpirun, whose
+    # children are the ranks.  (Killing mpirun instead would orphan ranks
+    # that go on writing the folder while --resume runs.)
+    mpirun_pid=$(ps -o pid= --ppid "$launcher" | head -1 | tr -d ' ')
+    [ -n "$mpirun_pid" ] || { cat killed.log; echo "no mpirun under $launcher"; exit 1; }
+    ranks=$(ps -o pid= --ppid "$mpirun_pid" | tr -d ' ')
+    rank=$(head -1 <<< "$ranks")
+    [ -n "$rank" ] || { cat killed.log; echo "no rank under mpirun $mpirun_pid"; exit 1; }
     start=$(date +%s)
     kill -9 "$rank"
     status=0
     wait "$launcher" || status=$?
     took=$(( $(date +%s) - start ))
-    echo "killed rank pid $rank: mpirun exited with $status after ${took} s"
-    [ "$status" -ne 0 ]
-    [ "$took" -le 30 ]
+    echo "killed rank pid $rank ($(cat /proc/"$rank"/comm 2> /dev/null || echo gone)):" \
+         "mpirun exited with $status after ${took} s"
+    [ "$status" -ne 0 ] || { cat killed.log; echo "mpirun exited with 0"; exit 1; }
+    [ "$took" -le 30 ] || { cat killed.log; echo "mpirun took ${took} s"; exit 1; }
+    # No rank of the killed run may outlive it (it would go on writing the
+    # folder that --resume reads).
+    for pid in $ranks; do
+      for _ in $(seq 100); do
+        kill -0 "$pid" 2> /dev/null || break
+        sleep 0.1
+      done
+      ! kill -0 "$pid" 2> /dev/null || { echo "rank pid $pid outlived mpirun"; exit 1; }
+    done
     "$qat" export killed -o /dev/null > /dev/null  # the checkpoint loads
     mpi "$qat" train killed --resume --threads 1 > resumed.log
     "$qat" export whole -o whole.onnx --keep-float-weights > /dev/null
