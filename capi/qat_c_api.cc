@@ -783,6 +783,7 @@ QatStatus* qat_quantize(QatModel** out, const QatModel* model, const QatCalibrat
     }
   }
   if (options->version >= 3) q.block_size = options->block_size;  // came with version 3
+  if (options->version >= 4) q.uint8_block_scales = options->uint8_block_scales;
   return WrapModel(out, qat::QuantizeModel(model->model, table->table, q));
   QAT_C_API_END
 }
@@ -1092,6 +1093,7 @@ static qat::ExportOptions ToExportOptions(const QatExportOptions* options) {
   if (options != nullptr) {
     e.keep_float_weights = options->keep_float_weights;
     if (options->version >= 2) e.opset = options->opset;  // came with version 2
+    if (options->version >= 3) e.uint8_block_scales = options->uint8_block_scales;
   }
   return e;
 }

@@ -1,13 +1,15 @@
 // Packed 4-bit tensors (INT4 / UINT4) and opset-21 models: packing round
 // trips, libqat's own opset-21 checks, and DequantizeLinear-21 with blocks
-// in the executor.
+// in the executor, uint8 block scales.
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "core/int4_packing.h"
 #include "core/onnx_tensor.h"
+#include "core/uint8_block_scales.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "qat/executor.h"
@@ -262,7 +264,8 @@ namespace {
 
 // x -> FakeQuant(uint8, per tensor) -> MatMul(., FakeQuant(W; 4-bit, axis 0,
 // block_size)) -> y: what prepare's eval model holds for a 4-bit weight.
-Model FakeQuantMatMul(int64_t k, int64_t n, int64_t block) {
+Model FakeQuantMatMul(int64_t k, int64_t n, int64_t block,
+                      const std::vector<float>& scales = {}) {
   onnx::ModelProto m;
   m.set_ir_version(8);
   for (const auto& [domain, version] :
@@ -287,6 +290,7 @@ Model FakeQuantMatMul(int64_t k, int64_t n, int64_t block) {
   for (int64_t d : ps) count *= d;
   std::vector<float> s(count), z(count, 0.0f);
   for (int64_t e = 0; e < count; ++e) s[e] = 0.02f + 0.01f * static_cast<float>(e % 5);
+  if (!scales.empty()) s = scales;
   *g->add_initializer() = TensorToProto(Tensor::FromValues<float>(ps, s), "W_scale");
   *g->add_initializer() = TensorToProto(Tensor::FromValues<float>(ps, z), "W_zp");
   *g->add_initializer() = TensorToProto(Tensor::Scalar<float>(0.02f), "x_scale");
@@ -373,6 +377,136 @@ TEST(Int4ExportTest, FourBitWeightsExportPackedAtOpset21AndRunAsTrained) {
       ASSERT_EQ(want.data<float>()[i], got.data<float>()[i]) << i;
     }
   }
+}
+
+// The DequantizeLinear that computes a block DequantizeLinear's scale from
+// uint8 codes, or nullptr.
+const onnx::NodeProto* ScaleDequantizer(const onnx::ModelProto& m) {
+  for (const auto& n : m.graph().node()) {
+    if (n.op_type() != "DequantizeLinear") continue;
+    for (const auto& t : m.graph().initializer()) {
+      if (t.name() == n.input(0) && t.data_type() == onnx::TensorProto::UINT8) return &n;
+    }
+  }
+  return nullptr;
+}
+
+void ExpectSameOutputs(const Model& a, const Model& b, int64_t k) {
+  const Tensor want = RunY(a, k);
+  const Tensor got = RunY(b, k);
+  ASSERT_EQ(want.num_elements(), got.num_elements());
+  for (int64_t i = 0; i < want.num_elements(); ++i) {
+    ASSERT_EQ(want.data<float>()[i], got.data<float>()[i]) << i;
+  }
+}
+
+TEST(Uint8BlockScalesTest, SnapsToCodesTimesAPowerOfTwoStepPerChannelIdempotently) {
+  // [3 blocks, 4 channels] blocked along axis 0: one step per column.
+  std::vector<float> s(12);
+  for (int i = 0; i < 12; ++i) s[i] = 0.013f * (1.0f + std::fabs(std::sin(1.7f * i))) * (1 + i % 4);
+  auto snapped = SnapToUint8BlockScales(s, 3, 4, /*block_axis=*/0);
+  ASSERT_TRUE(snapped.ok()) << snapped.status();
+  EXPECT_EQ(snapped->axis, 1);
+  ASSERT_EQ(snapped->steps.size(), 4u);
+  for (int c = 0; c < 4; ++c) {
+    int e = 0;
+    EXPECT_EQ(std::frexp(snapped->steps[c], &e), 0.5f) << "a power of two";
+    int top = 0;
+    float max_s = 0.0f;
+    for (int r = 0; r < 3; ++r) {
+      top = std::max<int>(top, snapped->codes[r * 4 + c]);
+      max_s = std::max(max_s, s[r * 4 + c]);
+    }
+    EXPECT_GE(top, 128);  // the least power of two: the largest code is >= 128
+    EXPECT_GE(snapped->steps[c] * 255.0f, max_s);
+  }
+  const std::vector<float> back = DequantizeBlockScales(*snapped, 3, 4);
+  for (int i = 0; i < 12; ++i) {
+    EXPECT_NEAR(back[i], s[i], snapped->steps[i % 4] / 2) << i;  // nearest code
+  }
+  // Snapped scales are recognized, with the same codes; raw floats are not.
+  auto exact = ExactUint8BlockScales(back, 3, 4, 0);
+  ASSERT_TRUE(exact.has_value());
+  EXPECT_EQ(exact->codes, snapped->codes);
+  EXPECT_EQ(exact->steps, snapped->steps);
+  EXPECT_FALSE(ExactUint8BlockScales(s, 3, 4, 0).has_value());
+  // Blocked along axis 1: one step per row.
+  auto rows = SnapToUint8BlockScales(s, 3, 4, /*block_axis=*/1);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_EQ(rows->axis, 0);
+  EXPECT_EQ(rows->steps.size(), 3u);
+}
+
+TEST(Uint8BlockScalesTest, IgnoredBlocksDoNotSetTheStepAndBadScalesAreRejected) {
+  // Channel 0 holds an all-zero block whose scale (1) is arbitrary.
+  const std::vector<float> s = {1.0f, 0.5f, 0.01f, 0.5f};
+  auto snapped = SnapToUint8BlockScales(s, 2, 2, 0, {true, false, false, false});
+  ASSERT_TRUE(snapped.ok()) << snapped.status();
+  // Column 0's step comes from 0.01 alone: the least power of two >= 0.01 /
+  // 255 is 2^-14, and 0.01 / 2^-14 = 163.84 rounds to 164.
+  EXPECT_EQ(snapped->steps[0], std::ldexp(1.0f, -14));
+  EXPECT_EQ(snapped->codes[0], 1);
+  EXPECT_EQ(snapped->codes[2], 164);
+  EXPECT_EQ(snapped->steps[1], std::ldexp(1.0f, -8));  // 0.5 / 255 > 2^-9
+  EXPECT_EQ(snapped->codes[1], 128);
+  for (const std::vector<float>& bad : {std::vector<float>{0.1f, 0.0f, 0.1f, 0.1f},
+                                        std::vector<float>{0.1f, -1.0f, 0.1f, 0.1f},
+                                        std::vector<float>{0.1f, NAN, 0.1f, 0.1f},
+                                        std::vector<float>{1e-40f, 1e-40f, 1e-40f, 1e-40f}}) {
+    auto r = SnapToUint8BlockScales(bad, 2, 2, 0);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  }
+  EXPECT_FALSE(SnapToUint8BlockScales(s, 3, 2, 0).ok());  // 4 scales are not [3, 2]
+  EXPECT_FALSE(SnapToUint8BlockScales(s, 2, 2, 2).ok());  // no axis 2
+}
+
+TEST(Int4ExportTest, Uint8BlockScalesExportAsCodesBehindADequantizeLinearExactly) {
+  // Scales that are already uint8 codes times a step (quantize's
+  // uint8_block_scales, fixed in training): written as codes without an
+  // option, the symmetric weight without a zero point, and the file computes
+  // exactly what the FakeQuant model computed.
+  const int64_t k = 10, n = 3, block = 4;  // blocks [3, 3]
+  std::vector<float> raw(9);
+  for (int i = 0; i < 9; ++i) raw[i] = 0.02f + 0.003f * static_cast<float>(i);
+  auto snapped = SnapToUint8BlockScales(raw, 3, 3, 0);
+  ASSERT_TRUE(snapped.ok());
+  const std::vector<float> on_grid = DequantizeBlockScales(*snapped, 3, 3);
+  const Model eval = FakeQuantMatMul(k, n, block, on_grid);
+  auto exported = ExportQuantizedModel(eval);
+  ASSERT_TRUE(exported.ok()) << exported.status();
+  onnx::ModelProto proto;
+  ASSERT_TRUE(proto.ParseFromString(exported->Serialize()));
+  const onnx::NodeProto* sdq = ScaleDequantizer(proto);
+  ASSERT_NE(sdq, nullptr) << "no uint8 codes";
+  for (const auto& node : proto.graph().node()) {
+    if (node.op_type() == "DequantizeLinear" && node.output(0) != sdq->output(0) &&
+        node.input(1) == sdq->output(0)) {
+      EXPECT_EQ(node.input_size(), 2) << "a symmetric INT4 weight needs no zero point";
+    }
+  }
+  auto reloaded = Model::FromBytes(exported->Serialize(), "exported.onnx");
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  ExpectSameOutputs(eval, *reloaded, k);
+
+  // Scales off that form: floats as before, unless the export snaps them;
+  // then the file is the FakeQuant model with the snapped scales.
+  const Model moved = FakeQuantMatMul(k, n, block, raw);
+  auto plain = ExportQuantizedModel(moved);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  ASSERT_TRUE(proto.ParseFromString(plain->Serialize()));
+  EXPECT_EQ(ScaleDequantizer(proto), nullptr);
+  ExportOptions options;
+  options.uint8_block_scales = true;
+  auto forced = ExportQuantizedModel(moved, {}, options);
+  ASSERT_TRUE(forced.ok()) << forced.status();
+  ASSERT_TRUE(proto.ParseFromString(forced->Serialize()));
+  EXPECT_NE(ScaleDequantizer(proto), nullptr);
+  // (On 9 scales the extra node outweighs the bytes saved; the MLP's and
+  // the transformer's exports are smaller: test_int4.py, cli.block_qat.)
+  auto forced_loaded = Model::FromBytes(forced->Serialize(), "forced.onnx");
+  ASSERT_TRUE(forced_loaded.ok()) << forced_loaded.status();
+  ExpectSameOutputs(eval, *forced_loaded, k);
 }
 
 TEST(Int4ExportTest, Opset13KeepsTheClipFormAndRefusesBlocks) {

@@ -57,7 +57,7 @@ const std::vector<std::string> kQuantizeFlags = {
     "--activation-range", "--block-size", "--embedding-bits", "--calibration"};
 const std::vector<std::string> kQuantizeSwitches = {
     "--per-channel",  "--weights-as-int8",  "--symmetric-activations",
-    "--reduce-range", "--unsigned-weights", "--affine-weights"};
+    "--reduce-range", "--unsigned-weights", "--affine-weights", "--uint8-block-scales"};
 const std::vector<std::string> kCalibrateMethodFlags = {"--method", "--samples", "--batch",
                                                         "--threads", "--percentile", "--bins"};
 
@@ -98,6 +98,15 @@ bool QuantizeFlags(const Args& args, qat::QuantizeOptions* options, std::string*
       return false;
     }
     options->embedding_bits = 4;
+  }
+  if (args.On("--uint8-block-scales")) {
+    // Block scales as uint8 codes times a power-of-two step per channel.
+    if (options->block_size == 0 && options->embedding_bits == 0) {
+      *error = "--uint8-block-scales applies to block-wise weights: give --block-size or "
+               "--embedding-bits";
+      return false;
+    }
+    options->uint8_block_scales = true;
   }
   if (args.Has("--calibration")) {
     // How block-wise weights (--block-size, --embedding-bits) get their ranges.

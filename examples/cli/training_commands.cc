@@ -273,13 +273,16 @@ int GradCommand(int argc, char** argv) {
 int ExportCommand(int argc, char** argv) {
   Args args;
   std::string error;
-  if (!ParseArgs(argc, argv, {"--out", "--opset"}, {"--keep-float-weights"}, &args, &error)) {
+  if (!ParseArgs(argc, argv, {"--out", "--opset"}, {"--keep-float-weights", "--uint8-block-scales"},
+                 &args, &error)) {
     return Usage(error);
   }
   if (args.positional.size() != 1) return Usage("export needs the folder that prepare wrote");
   if (!args.Has("--out")) return Usage("export needs -o OUT.onnx");
   qat::ExportOptions options;
   options.keep_float_weights = args.On("--keep-float-weights");
+  // Snap block scales that training moved to uint8 codes times a step.
+  options.uint8_block_scales = args.On("--uint8-block-scales");
   // Default: 21 for 4-bit or block-wise weights (packed INT4), 13 otherwise.
   if (args.Has("--opset")) {
     int64_t opset = 0;

@@ -49,6 +49,13 @@ struct ExportOptions {
   // the rest of the graph upgraded, see docs/formats.md).  0 picks 21 when
   // some weight is stored with a 4-bit range or is block-wise, 13 otherwise.
   int opset = 0;
+  // Block-wise packed weights: snap block scales to uint8 codes times a
+  // power-of-two step per output channel, stored as such (a quarter of the
+  // scales' bytes; lossy for scales that training moved off that form: the
+  // weight is stored on the snapped grid).  Scales already of that form
+  // (quantize's uint8_block_scales, fixed in training) are written so
+  // without this, exactly.
+  bool uint8_block_scales = false;
 };
 
 // The folder that Prepare wrote and TrainFolder trained.

@@ -53,6 +53,11 @@ struct QdqInsertionConfig {
   // error on the block's values is least (MSE; candidates k/100 of the
   // min/max range) instead of its min/max.
   bool mse_block_weights = false;
+  // Block-wise weights: each block's scale snapped to a uint8 code times a
+  // power-of-two step per output channel (docs/formats.md), so that the
+  // export stores the scales in a quarter of the bytes, exactly.  The zero
+  // points of affine weights are recomputed for the snapped scales.
+  bool uint8_block_scales = false;
   // 4: the tables of Gather embeddings (axis 0, a rank-2 float initializer)
   // as 4-bit weights, per block along the embedding dimension (axis 1) of
   // block_size, or kEmbeddingBlockSize when block_size is 0; opset 21 (the

@@ -1,6 +1,7 @@
 #include "core/opset21_check.h"
 
 #include <map>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -79,8 +80,11 @@ std::string Describe(const onnx::NodeProto& n) {
 }
 
 // Rule 5 for one Q/DQ node with constant inputs where they are known.
+// `dequantized`: the shapes of DequantizeLinear outputs whose x is an
+// initializer (a block scale stored as uint8 codes behind its own DQ).
 absl::Status CheckBlocks(const onnx::NodeProto& n,
-                         const std::map<std::string, const onnx::TensorProto*>& inits) {
+                         const std::map<std::string, const onnx::TensorProto*>& inits,
+                         const std::map<std::string, std::vector<int64_t>>& dequantized) {
   const int64_t block = IntAttr(n, "block_size", 0);
   if (block < 0) {
     return absl::InvalidArgumentError(
@@ -105,9 +109,18 @@ absl::Status CheckBlocks(const onnx::NodeProto& n,
         "' have different types (", x->data_type(), " and ", zp->data_type(), ")"));
   }
   if (block == 0) return absl::OkStatus();
-  if (scale == nullptr) {
+  std::optional<std::vector<int64_t>> scale_dims;
+  if (scale != nullptr) {
+    scale_dims.emplace(scale->dims().begin(), scale->dims().end());
+  } else if (n.input_size() > 1) {
+    if (auto it = dequantized.find(n.input(1)); it != dequantized.end()) {
+      scale_dims = it->second;
+    }
+  }
+  if (!scale_dims.has_value()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        Describe(n), " is block-wise; libqat needs its scale to be an initializer"));
+        Describe(n), " is block-wise; libqat needs its scale to be an initializer or "
+        "a DequantizeLinear of one"));
   }
   if (x == nullptr) return absl::OkStatus();  // shape known only at run time
   const std::vector<int64_t> xd(x->dims().begin(), x->dims().end());
@@ -116,13 +129,14 @@ absl::Status CheckBlocks(const onnx::NodeProto& n,
   if (!want.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(Describe(n), ": ", want.status().message()));
   }
-  for (const onnx::TensorProto* t : {scale, zp}) {
-    if (t == nullptr) continue;
-    const std::vector<int64_t> got(t->dims().begin(), t->dims().end());
+  std::vector<std::pair<std::string, std::vector<int64_t>>> params = {
+      {n.input(1), *scale_dims}};
+  if (zp != nullptr) params.push_back({zp->name(), {zp->dims().begin(), zp->dims().end()}});
+  for (const auto& [name, got] : params) {
     if (got != *want) {
       return absl::InvalidArgumentError(absl::StrCat(
           Describe(n), ": block_size ", block, " along axis ", axis, " of '", x->name(),
-          "' ", ShapeToString(xd), " needs '", t->name(), "' of shape ",
+          "' ", ShapeToString(xd), " needs '", name, "' of shape ",
           ShapeToString(*want), ", got ", ShapeToString(got),
           " (the block size does not fit the parameters)"));
     }
@@ -151,6 +165,7 @@ absl::Status CheckOpset21Model(const onnx::ModelProto& model, const std::string&
   // Rule 3, and the initializers by name.
   std::set<std::string> known;
   std::map<std::string, const onnx::TensorProto*> inits;
+  std::map<std::string, std::vector<int64_t>> dequantized;  // CheckBlocks
   for (const auto& t : g.initializer()) {
     if (!inits.emplace(t.name(), &t).second) {
       return fail(absl::StrCat("initializer '", t.name(), "' is defined twice"));
@@ -192,8 +207,13 @@ absl::Status CheckOpset21Model(const onnx::ModelProto& model, const std::string&
         }
       }
       if (IsQdq(n)) {
-        absl::Status s = CheckBlocks(n, inits);
+        absl::Status s = CheckBlocks(n, inits, dequantized);
         if (!s.ok()) return fail(std::string(s.message()));
+        if (n.op_type() == "DequantizeLinear" && n.output_size() > 0) {
+          if (auto it = inits.find(n.input(0)); it != inits.end()) {
+            dequantized[n.output(0)] = {it->second->dims().begin(), it->second->dims().end()};
+          }
+        }
       }
     }
     for (const auto& o : n.output()) {

@@ -15,7 +15,8 @@
 //     ceil(n / 2) bytes (core/int4_packing.h), read only as input 0 or 2 of
 //     DequantizeLinear;
 //  5. every QuantizeLinear / DequantizeLinear with block_size > 0 has a
-//     constant scale (and zero point) of the blocked shape
+//     constant scale (an initializer, or a DequantizeLinear of one: uint8
+//     block scales) and zero point (optional) of the blocked shape
 //     (BlockedParamShape) for its constant input, and a zero point of the
 //     input's type.
 #ifndef QAT_LIB_CORE_OPSET21_CHECK_H_

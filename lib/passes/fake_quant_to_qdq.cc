@@ -1,9 +1,13 @@
 #include "passes/fake_quant_to_qdq.h"
 
+#include <algorithm>
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "core/int4_packing.h"
 #include "core/onnx_tensor.h"
 #include "core/op_schemas.h"
+#include "core/uint8_block_scales.h"
 #include "graph/graph_editor.h"
 #include "graph/graph_index.h"
 #include "passes/prune_unused_initializers.h"
@@ -73,9 +77,46 @@ absl::StatusOr<bool> FakeQuantToQdqPass::RunImpl(onnx::ModelProto* model) {
       else zp.data<uint8_t>()[c] = static_cast<uint8_t>(z);
     }
     const std::string x = n.input(0);
-    const std::string s_name = g.Initializer(TensorToProto(scale, x + "_scale"));
+    // A packed block-wise weight's 2-D scales as uint8 codes times a step
+    // per output channel: when they already are exactly of that form, or
+    // snapped to it when the config asks (the weight is then stored on the
+    // snapped grid).
+    std::optional<Uint8BlockScales> codes;
+    if (packed && block != 0 && scale.rank() == 2) {
+      const int64_t a = axis < 0 ? axis + 2 : axis;
+      codes = ExactUint8BlockScales(scale.values<float>(), scale.dim(0), scale.dim(1), a);
+      if (!codes.has_value() && config_.uint8_block_scales) {
+        absl::StatusOr<Uint8BlockScales> snapped =
+            SnapToUint8BlockScales(scale.values<float>(), scale.dim(0), scale.dim(1), a);
+        if (!snapped.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(DescribeNode(n), ": ", snapped.status().message()));
+        }
+        codes = *std::move(snapped);
+        const std::vector<float> back = DequantizeBlockScales(*codes, scale.dim(0), scale.dim(1));
+        std::copy(back.begin(), back.end(), scale.values<float>().begin());
+      }
+    }
+    std::string s_name;
+    if (codes.has_value()) {
+      Tensor c(DataType::kUInt8, scale.shape());
+      std::copy(codes->codes.begin(), codes->codes.end(), c.data<uint8_t>());
+      const std::string c_name = g.Initializer(TensorToProto(c, x + "_scale_codes"));
+      const std::string step_name = g.Initializer(training::MakeFloatTensor(
+          x + "_scale_step", {static_cast<int64_t>(codes->steps.size())}, codes->steps));
+      s_name = g.Add("DequantizeLinear", {c_name, step_name}, x + "_scale",
+                     {AttrInt("axis", codes->axis)});
+    } else {
+      s_name = g.Initializer(TensorToProto(scale, x + "_scale"));
+    }
+    // DequantizeLinear's zero point is optional (0): a packed signed weight
+    // with an all-zero one (symmetric) leaves it out.
+    bool zero_zp = packed && is_signed;
+    for (int64_t c = 0; zero_zp && c < zp.num_elements(); ++c) zero_zp = zp.data<int8_t>()[c] == 0;
     std::string z_name;
-    if (packed) {
+    if (zero_zp) {
+      // no zero point
+    } else if (packed) {
       QAT_ASSIGN_OR_RETURN(onnx::TensorProto z4, TensorToInt4Proto(zp, x + "_zero_point"));
       z_name = g.Initializer(std::move(z4));
     } else {
@@ -96,7 +137,9 @@ absl::StatusOr<bool> FakeQuantToQdqPass::RunImpl(onnx::ModelProto* model) {
       grid.block_size = block;
       grid.packed_4bit = packed;
       QAT_ASSIGN_OR_RETURN(const std::string q, AddStoredWeight(g, w, grid, x));
-      g.AddNode("DequantizeLinear", "", {q, s_name, z_name}, {n.output(0)}, attrs);
+      std::vector<std::string> dq_inputs = {q, s_name};
+      if (!z_name.empty()) dq_inputs.push_back(z_name);
+      g.AddNode("DequantizeLinear", "", dq_inputs, {n.output(0)}, attrs);
     } else {
       std::string qv = g.Add("QuantizeLinear", {x, s_name, z_name}, x + "_quantized", attrs);
       if (range.quant_min != storage.quant_min || range.quant_max != storage.quant_max) {

@@ -18,7 +18,10 @@
 // (config.opset), 4-bit stored weights are packed two per byte and the
 // per-block grids of ai.libqat FakeQuant(block_size) carry over as
 // QuantizeLinear / DequantizeLinear-21's block_size; at 13 a block-wise
-// FakeQuant is Unimplemented.
+// FakeQuant is Unimplemented.  A packed weight's 2-D block scales that are
+// uint8 codes times a power-of-two step per output channel are written so:
+// uint8 codes -> DequantizeLinear(step, axis) -> the block DequantizeLinear's
+// scale; a packed signed weight with an all-zero zero point has none.
 #ifndef QAT_LIB_PASSES_FAKE_QUANT_TO_QDQ_H_
 #define QAT_LIB_PASSES_FAKE_QUANT_TO_QDQ_H_
 
@@ -35,6 +38,11 @@ struct FakeQuantToQdqConfig {
   // point), and block-wise FakeQuant (which needs 21) becomes
   // DequantizeLinear-21 with block_size.
   int64_t opset = 13;
+  // Packed block-wise weights (opset 21): snap 2-D block scales that are not
+  // yet uint8 codes times a power-of-two step per output channel to that
+  // form (core/uint8_block_scales.h; lossy: the weight is stored on the
+  // snapped grid).  Scales already of that form are written so either way.
+  bool uint8_block_scales = false;
 };
 
 class FakeQuantToQdqPass : public GraphPass {

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/int4_packing.h"
 #include "core/onnx_tensor.h"
+#include "core/uint8_block_scales.h"
 #include "graph/graph_editor.h"
 #include "graph/graph_index.h"
 #include "passes/node_selection.h"
@@ -117,7 +118,10 @@ absl::StatusOr<std::pair<float, float>> BlockMseRange(const std::vector<float>& 
 
 // Per-block grids of a 2-D weight from its blocks' min and max, or (mse)
 // from the range that quantizes each block's values with the least error.
-absl::Status FillBlockGrid(const Tensor& w, bool symmetric, bool mse, Grid* grid) {
+// uint8_scales: the scales snapped to uint8 codes times a power-of-two step
+// per output channel (core/uint8_block_scales.h); `name` is for errors.
+absl::Status FillBlockGrid(const std::string& name, const Tensor& w, bool symmetric, bool mse,
+                           bool uint8_scales, Grid* grid) {
   QAT_ASSIGN_OR_RETURN(grid->block_shape,
                        BlockedParamShape(w.shape(), grid->axis, grid->block_size));
   const int64_t rows = w.dim(0), cols = w.dim(1);
@@ -142,6 +146,27 @@ absl::Status FillBlockGrid(const Tensor& w, bool symmetric, bool mse, Grid* grid
     QAT_ASSIGN_OR_RETURN(QuantParams p, ComputeQuantParams(lo[e], hi[e], grid->range, symmetric));
     grid->scale.push_back(p.scale);
     grid->zero_point.push_back(p.zero_point);
+  }
+  if (!uint8_scales) return absl::OkStatus();
+  // All-zero blocks got scale 1 (any scale is exact for them): they must not
+  // set their channel's step.
+  std::vector<bool> zero_block(lo.size());
+  for (size_t e = 0; e < lo.size(); ++e) zero_block[e] = lo[e] == 0.0f && hi[e] == 0.0f;
+  absl::StatusOr<Uint8BlockScales> snapped =
+      SnapToUint8BlockScales(grid->scale, grid->block_shape[0], grid->block_shape[1],
+                             grid->axis, zero_block);
+  if (!snapped.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("weight '", name, "': ", snapped.status().message()));
+  }
+  grid->scale = DequantizeBlockScales(*snapped, grid->block_shape[0], grid->block_shape[1]);
+  if (symmetric) return absl::OkStatus();  // the zero point is the range's middle
+  for (size_t e = 0; e < lo.size(); ++e) {
+    // Affine: the zero point that puts lo on the grid of the snapped scale.
+    const double z = std::nearbyint(grid->range.quant_min -
+                                    static_cast<double>(lo[e]) / grid->scale[e]);
+    grid->zero_point[e] = static_cast<int32_t>(std::min<double>(
+        grid->range.quant_max, std::max<double>(grid->range.quant_min, z)));
   }
   return absl::OkStatus();
 }
@@ -253,6 +278,10 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
         "stage upgrades to it); got block_size ", options_.block_size, ", ",
         options_.weight_bits, "-bit weights, opset ", g.opset()));
   }
+  if (options_.uint8_block_scales && options_.block_size == 0 && options_.embedding_bits == 0) {
+    return absl::InvalidArgumentError(
+        "uint8 block scales apply to block-wise weights: set block_size or embedding_bits");
+  }
   if (options_.embedding_bits != 0 && (options_.embedding_bits != 4 || g.opset() < 21)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "embedding weights take 4 bits, block-wise at opset 21 (the quantize stage upgrades to "
@@ -330,8 +359,9 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
     if (options_.block_size > 0 && bits == 4 && block_axis >= 0 && value.rank() == 2) {
       grid.axis = block_axis;
       grid.block_size = options_.block_size;
-      QAT_RETURN_IF_ERROR(FillBlockGrid(value, options_.symmetric_weights,
-                                        options_.mse_block_weights, &grid));
+      QAT_RETURN_IF_ERROR(FillBlockGrid(w, value, options_.symmetric_weights,
+                                        options_.mse_block_weights,
+                                        options_.uint8_block_scales, &grid));
       return grid;
     }
     // A weight entry of the table wins when it matches the requested form.
@@ -482,8 +512,9 @@ absl::StatusOr<bool> InsertQdqPass::RunImpl(onnx::ModelProto* model) {
                                        options_.symmetric_weights, false, options_.weight_range);
         grid.axis = 1;
         grid.block_size = block;
-        QAT_RETURN_IF_ERROR(FillBlockGrid(value, options_.symmetric_weights,
-                                          options_.mse_block_weights, &grid));
+        QAT_RETURN_IF_ERROR(FillBlockGrid(w, value, options_.symmetric_weights,
+                                          options_.mse_block_weights,
+                                          options_.uint8_block_scales, &grid));
         QAT_ASSIGN_OR_RETURN(read, emit_weight(w, value, grid));
         done_weights[key] = read;
       }

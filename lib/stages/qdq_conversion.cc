@@ -84,6 +84,7 @@ absl::StatusOr<Model> ExportQuantizedModel(const Model& eval,
   passes::FakeQuantToQdqConfig config;
   config.int8_weights = !options.keep_float_weights;
   config.opset = ChooseExportOpset(*proto, options);
+  config.uint8_block_scales = options.uint8_block_scales;
   passes::PassPipeline pipeline;
   if (config.opset == passes::kInt4ExportOpset) {
     pipeline.Add(std::make_unique<passes::Opset21UpgradePass>());

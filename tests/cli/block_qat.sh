@@ -6,9 +6,10 @@
 # such as Gemm's and the broadcasting ops' need; the teacher raised to 17
 # keeps its Reduce* axes attributes), a few train steps and export at opset
 # 21 (packed INT4 behind block-wise DequantizeLinear-21); ONNX Runtime with
-# optimizations off agrees with `qat run` on the export.  Before the fix the
-# folder stayed at opset 21 with no inferred shapes, and training failed in
-# the teacher's Gemm.  Exit 77 without Debian's python3 with onnx+numpy.
+# optimizations off agrees with `qat run` on the export, and on the export
+# with --uint8-block-scales (scales as uint8 codes behind a
+# DequantizeLinear).  Before the fix the folder stayed at opset 21 with no
+# inferred shapes, and training failed in the teacher's Gemm.  Exit 77 without Debian's python3 with onnx+numpy.
 #   block_qat.sh QAT_BINARY WORK_DIR
 source "$(dirname "$0")/python_prologue.sh" "$@"
 
@@ -45,11 +46,33 @@ for n in block_dq:
 # ReduceMean took its axes back as an input at opset 21.
 assert all(len(n.input) == 2 for n in m.graph.node if n.op_type == "ReduceMean")
 PY
-"$qat" run exported.onnx in/ids.npy --out expected > /dev/null
-if command -v node > /dev/null; then
-  node "$here/../ort/ort_compare.js" exported.onnx in expected --rtol 1e-4 --atol 1e-5 \
-    --optimizations disabled || fail "ONNX Runtime differs from qat run on the block-wise QAT export"
-else
-  echo "note: node is not installed; the ONNX Runtime check was skipped"
-fi
+# The learned block scales left any uint8 form; export --uint8-block-scales
+# snaps them: uint8 codes -> DequantizeLinear(step) -> the block scale, and
+# no zero point for the symmetric INT4 weights.
+"$qat" export qat -o exported_u8.onnx --uint8-block-scales > /dev/null
+"$py" - <<'PY' || fail "the --uint8-block-scales export is not as expected"
+import os, onnx
+m = onnx.load("exported_u8.onnx")
+inits = {i.name: i for i in m.graph.initializer}
+produced = {o: n for n in m.graph.node for o in n.output}
+block_dq = [n for n in m.graph.node if n.op_type == "DequantizeLinear" and
+            any(a.name == "block_size" and a.i == 32 for a in n.attribute)]
+assert len(block_dq) == 7, len(block_dq)
+for n in block_dq:
+    assert len(n.input) == 2, (n.name, "a symmetric INT4 weight keeps a zero point")
+    s = produced[n.input[1]]
+    assert s.op_type == "DequantizeLinear", (n.name, "scale is not dequantized codes")
+    assert inits[s.input[0]].data_type == 2, (n.name, "codes are not uint8")
+assert os.path.getsize("exported_u8.onnx") < os.path.getsize("exported.onnx")
+PY
+for f in exported exported_u8; do
+  rm -rf "expected_$f"
+  "$qat" run "$f.onnx" in/ids.npy --out "expected_$f" > /dev/null
+  if command -v node > /dev/null; then
+    node "$here/../ort/ort_compare.js" "$f.onnx" in "expected_$f" --rtol 1e-4 --atol 1e-5 \
+      --optimizations disabled || fail "ONNX Runtime differs from qat run on $f.onnx"
+  else
+    echo "note: node is not installed; the ONNX Runtime check was skipped"
+  fi
+done
 echo "block_qat: OK"

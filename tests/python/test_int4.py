@@ -48,6 +48,25 @@ def test_block_wise_4bit_through_the_python_api(mlp, tmp_path):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+def test_uint8_block_scales_shrink_the_export_and_keep_its_outputs(mlp, tmp_path):
+    x = examples(256)[0]
+    table = libqat.calibrate(mlp, x)
+    u8 = libqat.prepare(libqat.quantize(mlp, table, weight_bits=4, block_size=32,
+                                        uint8_block_scales=True), tmp_path / "u8")
+    f32 = libqat.prepare(libqat.quantize(mlp, table, weight_bits=4, block_size=32),
+                         tmp_path / "f32")
+    small, large = u8.export(), f32.export()
+    assert len(small.to_bytes()) < 0.9 * len(large.to_bytes())
+    # Fixed parameters keep the snapped scales: the codes export exactly.
+    want = libqat.run(u8.export(keep_float_weights=True), {"input": x[:8]})["logits"]
+    np.testing.assert_allclose(libqat.run(small, {"input": x[:8]})["logits"], want,
+                               rtol=1e-5, atol=1e-5)
+    # Float scales are snapped at export only when asked.
+    assert len(f32.export(uint8_block_scales=True).to_bytes()) < 0.9 * len(large.to_bytes())
+    with pytest.raises(libqat.InvalidArgument, match="block"):
+        libqat.quantize(mlp, table, weight_bits=4, uint8_block_scales=True)
+
+
 def test_per_channel_4bit_opset_21_is_smaller_than_opset_13(mlp, tmp_path):
     x = examples(256)[0]
     w4 = libqat.quantize(mlp, libqat.calibrate(mlp, x, per_channel=True), weight_bits=4,

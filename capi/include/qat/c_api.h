@@ -320,11 +320,15 @@ typedef struct QatQuantizeOptions {
    * --block-size`; the model is raised to opset 21); needs weight_bits 4.
    * 0: per tensor or per channel. */
   int64_t block_size;
+  /* Version 4: block scales snapped to uint8 codes times a power-of-two
+   * step per output channel (`qat quantize --uint8-block-scales`), which
+   * the export stores in a quarter of the bytes; needs block_size > 0. */
+  bool uint8_block_scales;
 } QatQuantizeOptions;
-#define QAT_QUANTIZE_OPTIONS_VERSION 3
+#define QAT_QUANTIZE_OPTIONS_VERSION 4
 #define QAT_QUANTIZE_OPTIONS_INIT                                                  \
   { QAT_QUANTIZE_OPTIONS_VERSION, 8, QAT_UINT8, false, false, false, NULL, 0, 8, \
-    false, false, QAT_RANGE_AUTO, QAT_RANGE_AUTO, NULL, 0, 0 }
+    false, false, QAT_RANGE_AUTO, QAT_RANGE_AUTO, NULL, 0, 0, false }
 
 QAT_API QatStatus* qat_quantize(QatModel** out, const QatModel* model,
                                 const QatCalibrationTable* table,
@@ -550,9 +554,14 @@ typedef struct QatExportOptions {
    * DequantizeLinear-21, blocks as its block_size); 0 picks 21 when a weight
    * is 4-bit or block-wise, else 13. */
   int opset;
+  /* Version 3: snap block scales that training moved to uint8 codes times
+   * a power-of-two step per output channel (`qat export
+   * --uint8-block-scales`; lossy for them); scales already of that form are
+   * stored so without it. */
+  bool uint8_block_scales;
 } QatExportOptions;
-#define QAT_EXPORT_OPTIONS_VERSION 2
-#define QAT_EXPORT_OPTIONS_INIT { QAT_EXPORT_OPTIONS_VERSION, false, 0 }
+#define QAT_EXPORT_OPTIONS_VERSION 3
+#define QAT_EXPORT_OPTIONS_INIT { QAT_EXPORT_OPTIONS_VERSION, false, 0, false }
 
 /* The export stage: the folder's eval model with its checkpoint's
  * parameters, as the inference model (int8 QDQ when it was quantized).

@@ -53,11 +53,13 @@ class QuantizeOptions(C.Structure):
                 ("activation_range", C.c_int), ("node_overrides", P),
                 ("num_node_overrides", C.c_size_t),
                 # version 3
-                ("block_size", C.c_int64)]
+                ("block_size", C.c_int64),
+                # version 4
+                ("uint8_block_scales", C.c_bool)]
 
     @classmethod
     def init(cls):
-        return _versioned(cls, 3, weight_bits=8, activation_type=UINT8, activation_bits=8)
+        return _versioned(cls, 4, weight_bits=8, activation_type=UINT8, activation_bits=8)
 
 
 class PrepareOptions(C.Structure):
@@ -135,11 +137,13 @@ class TrainResult(C.Structure):
 
 
 class ExportOptions(C.Structure):
-    _fields_ = [("version", C.c_uint32), ("keep_float_weights", C.c_bool), ("opset", C.c_int)]
+    _fields_ = [("version", C.c_uint32), ("keep_float_weights", C.c_bool), ("opset", C.c_int),
+                # version 3
+                ("uint8_block_scales", C.c_bool)]
 
     @classmethod
     def init(cls):
-        return _versioned(cls, 2)
+        return _versioned(cls, 3)
 
 
 class EvaluateOptions(C.Structure):

@@ -96,14 +96,17 @@ def calibrate(model, data, method="minmax", per_channel=False, symmetric_activat
 
 def quantize(model, table, weight_bits=8, activation_type="uint8", per_channel=False,
              weights_as_int8=False, symmetric_activations=False, exclude_nodes=(),
-             block_size=0):
+             block_size=0, uint8_block_scales=False):
     """The quantize stage: QuantizeLinear/DequantizeLinear pairs with the
     table's ranges -> the QDQ Model (runs in ONNX Runtime as it is).
 
     block_size > 0 (with weight_bits=4): the weights of MatMul and Gemm are
     quantized per block of that many along the reduction axis, one scale
     per block (`qat quantize --block-size`; the model is raised to opset
-    21, and exports default to opset 21 with packed INT4 weights)."""
+    21, and exports default to opset 21 with packed INT4 weights).
+    uint8_block_scales: the block scales snapped to uint8 codes times a
+    power-of-two step per output channel, which exports store in a quarter
+    of the bytes (`qat quantize --uint8-block-scales`)."""
     if not isinstance(table, CalibrationTable):
         table = CalibrationTable.load(table)
     options = _ffi.QuantizeOptions.init()
@@ -115,6 +118,7 @@ def quantize(model, table, weight_bits=8, activation_type="uint8", per_channel=F
     names, count = _ffi.strings(exclude_nodes)
     options.exclude_nodes, options.num_exclude_nodes = names, count
     options.block_size = block_size
+    options.uint8_block_scales = uint8_block_scales
     out = _ffi.P()
     model = as_model(model)  # alive until the call returns
     _ffi.lib().check(_ffi.lib().qat_quantize(C.byref(out), model.handle,

@@ -318,18 +318,22 @@ class Trainer:
 
     # -- export and evaluate ----------------------------------------------------------
 
-    def export(self, path=None, keep_float_weights=False, opset=None):
+    def export(self, path=None, keep_float_weights=False, opset=None, uint8_block_scales=False):
         """The export stage: the inference model (int8 QDQ when quantized);
         written to `path` (atomically) when given.  Returns the Model.
 
         opset: 13, or 21 (4-bit weights packed two per byte as INT4 behind
         DequantizeLinear-21, block-wise ones with its block_size), as `qat
         export --opset`; None picks 21 when a weight is 4-bit or block-wise,
-        else 13."""
+        else 13.  uint8_block_scales: snap block scales that training moved
+        to uint8 codes times a power-of-two step (`qat export
+        --uint8-block-scales`; scales already of that form are stored so
+        without it)."""
         self._sync()
         options = _ffi.ExportOptions.init()
         options.keep_float_weights = keep_float_weights
         options.opset = opset or 0
+        options.uint8_block_scales = uint8_block_scales
         out = _ffi.P()
         _ffi.lib().check(_ffi.lib().qat_export_folder(C.byref(out), os.fsencode(self.folder),
                                                       C.byref(options)))
