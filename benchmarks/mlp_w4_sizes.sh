@@ -5,7 +5,7 @@
 # disabled).  docs/quantization.md has a table of one run.
 #   benchmarks/mlp_w4_sizes.sh [BUILD_DIR] [WORK_DIR]
 # Needs the Fashion-MNIST package (dataset-fashion-mnist) and, for the ORT
-# columns, .ci/install-ort.sh.  About 2 minutes on 1 thread.
+# columns, .ci/install-ort.sh.  About a minute on 1 thread.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 Q=$(cd "${1:-$repo/build}" && pwd)/examples/qat
@@ -21,10 +21,10 @@ ort() {  # accuracy in ONNX Runtime, or n/a
 if [ ! -f fp32.onnx ]; then
   $Q zoo mlp -o mlp.onnx > /dev/null
   $Q prepare mlp.onnx -o fp32 > /dev/null
-  $Q train fp32 --data $D --epochs 3 --batch 64 --lr 1e-3 --threads 1 > /dev/null
+  $Q train fp32 --data $D --epochs 3 --batch 64 --lr 1e-3 --threads 1 > /dev/null 2>&1
   $Q export fp32 -o fp32.onnx > /dev/null
-  $Q calibrate fp32.onnx --data $D -o table.json --samples 1000 > /dev/null
-  $Q calibrate fp32.onnx --data $D -o table_pc.json --samples 1000 --per-channel > /dev/null
+  $Q calibrate fp32.onnx --data $D -o table.json --samples 1000 > /dev/null 2>&1
+  $Q calibrate fp32.onnx --data $D -o table_pc.json --samples 1000 --per-channel > /dev/null 2>&1
 fi
 fp32=$(stat -c %s fp32.onnx)
 echo "fp32: $fp32 bytes"
@@ -36,7 +36,7 @@ row() {  # NAME QUANTIZE_FLAGS MODE EXPORT_FLAGS
   if [ ! -d "qat_$n" ]; then
     $Q quantize fp32.onnx --table $table -o "q_$n.onnx" --weight-bits 4 $qflags > /dev/null
     $Q prepare "q_$n.onnx" -o "qat_$n" --quant-params $mode > /dev/null
-    $Q train "qat_$n" --data $D --epochs 1 --batch 64 --lr 1e-4 --threads 1 > /dev/null
+    $Q train "qat_$n" --data $D --epochs 1 --batch 64 --lr 1e-4 --threads 1 > /dev/null 2>&1
   fi
   $Q export "qat_$n" -o "e_$n$eflags.onnx" $eflags > /dev/null
   local e="e_$n$eflags.onnx" size acc
