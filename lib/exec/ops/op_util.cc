@@ -1,5 +1,7 @@
 #include "exec/ops/op_util.h"
 
+#include <cstring>
+
 #include "absl/strings/str_join.h"
 #include "core/checked_size.h"
 #include "qat/status_macros.h"
@@ -125,7 +127,18 @@ void StridedCopy(ThreadPool* pool, const Tensor& src, int64_t base,
     using U = decltype(tag);
     const U* s = static_cast<const U*>(src.raw_data()) + base;
     U* d = static_cast<U*>(dst.raw_data());
-    ForEachBroadcast<1>(pool, dst.shape(), {strides},
+    const std::array<std::vector<int64_t>, 1> st = {strides};
+    if (const BroadcastRows<1> rows = RowsOfBroadcast<1>(dst.shape(), st);
+        rows.inner >= kMinBroadcastRow && rows.contiguous[0]) {
+      // Rows that are contiguous in src too (a Transpose that keeps the
+      // last axis, a Slice, an Expand of rows): one memcpy each.
+      ForEachRow(pool, rows.outer, rows.inner, [&](int64_t r) {
+        std::memcpy(d + r * rows.inner, s + RowOffset(rows, dst.shape(), strides, r),
+                    static_cast<size_t>(rows.inner) * sizeof(U));
+      });
+      return;
+    }
+    ForEachBroadcast<1>(pool, dst.shape(), st,
                         [&](int64_t i, const std::array<int64_t, 1>& o) { d[i] = s[o[0]]; });
   };
   switch (DataTypeSize(src.dtype())) {

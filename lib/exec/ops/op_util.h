@@ -236,13 +236,83 @@ void ForEachIndex(ThreadPool* pool, int64_t n, F&& fn) {
   });
 }
 
+// Runs fn(r) for the rows r in [0, rows) of `inner` elements each, about
+// kElementsPerTask elements per task, over the pool.
+template <typename F>
+void ForEachRow(ThreadPool* pool, int64_t rows, int64_t inner, F&& fn) {
+  const int64_t rows_per_task = std::max<int64_t>(1, kElementsPerTask / std::max<int64_t>(1, inner));
+  ParallelFor(pool, (rows + rows_per_task - 1) / rows_per_task, [&](int64_t task) {
+    const int64_t last = std::min(rows, (task + 1) * rows_per_task);
+    for (int64_t r = task * rows_per_task; r < last; ++r) fn(r);
+  });
+}
+
 // dst[i] = src[base + sum(idx[d] * strides[d])] for every index of dst's
 // shape; strides may be negative or 0 (a repeat).  Copies by element size,
 // so it works for every dtype; dst must already have src's dtype.
 void StridedCopy(ThreadPool* pool, const Tensor& src, int64_t base,
                  const std::vector<int64_t>& strides, Tensor& dst);
 
+// A broadcast read as rows: the innermost dimensions over which each input
+// is either contiguous (it has those dimensions) or constant (it broadcasts
+// over all of them) form rows of `inner` elements, `outer` of them, as in
+// x + bias ([N, T, C] + [C]) or x - mean ([N, T, C] - [N, T, 1]).
+template <size_t N>
+struct BroadcastRows {
+  int64_t outer = 1, inner = 1;
+  int outer_rank = 0;                 // the dimensions that index the rows
+  std::array<bool, N> contiguous{};  // per input: stride 1 (true) or 0 in a row
+};
+template <size_t N>
+BroadcastRows<N> RowsOfBroadcast(const std::vector<int64_t>& out_shape,
+                                 const std::array<std::vector<int64_t>, N>& strides) {
+  BroadcastRows<N> rows;
+  const int rank = static_cast<int>(out_shape.size());
+  const std::vector<int64_t> contiguous = ContiguousStrides(out_shape);
+  // Per input: still contiguous / still constant over dimensions [d, rank).
+  std::array<bool, N> full, constant;
+  full.fill(true);
+  constant.fill(true);
+  int d = rank;
+  for (; d > 0; --d) {
+    const int e = d - 1;
+    if (out_shape[e] == 1) continue;  // read at index 0 only
+    std::array<bool, N> f = full, c = constant;
+    bool ok = true;
+    for (size_t k = 0; k < N; ++k) {
+      f[k] = f[k] && strides[k][e] == contiguous[e];
+      c[k] = c[k] && strides[k][e] == 0;
+      ok = ok && (f[k] || c[k]);
+    }
+    if (!ok) break;
+    full = f;
+    constant = c;
+  }
+  rows.outer_rank = d;
+  for (int e = 0; e < rank; ++e) (e < d ? rows.outer : rows.inner) *= out_shape[e];
+  rows.contiguous = full;
+  return rows;
+}
+
+// The flat offset into an input with `strides` of the first element of row
+// r of `rows` over `out_shape`.
+template <size_t N>
+int64_t RowOffset(const BroadcastRows<N>& rows, const std::vector<int64_t>& out_shape,
+                  const std::vector<int64_t>& strides, int64_t r) {
+  int64_t offset = 0;
+  for (int64_t d = rows.outer_rank - 1; d >= 0; --d) {
+    offset += (r % out_shape[d]) * strides[d];
+    r /= out_shape[d];
+  }
+  return offset;
+}
+
+// Rows shorter than this go through ForEachBroadcast's element walk.
+inline constexpr int64_t kMinBroadcastRow = 16;
+
 // out = op(a, b) with broadcasting; a holds A, b holds B, out gets Out.
+// Each element is op of its two inputs whatever the path, so the row loops
+// (which the compiler vectorizes) give the element walk's bits.
 template <typename A, typename B, typename Out, typename Op>
 absl::Status BroadcastBinary(ThreadPool* pool, const Tensor& a, const Tensor& b,
                              Tensor& out, Op op) {
@@ -254,6 +324,27 @@ absl::Status BroadcastBinary(ThreadPool* pool, const Tensor& a, const Tensor& b,
   const A* pa = a.data<A>();
   const B* pb = b.data<B>();
   Out* po = out.data<Out>();
+  const BroadcastRows<2> rows = RowsOfBroadcast<2>(*shape, strides);
+  if (rows.inner >= kMinBroadcastRow) {
+    const int64_t inner = rows.inner;
+    ForEachRow(pool, rows.outer, inner, [&](int64_t r) {
+        const A* x = pa + RowOffset(rows, *shape, strides[0], r);
+        const B* y = pb + RowOffset(rows, *shape, strides[1], r);
+        Out* z = po + r * inner;
+        if (rows.contiguous[0] && rows.contiguous[1]) {
+          for (int64_t j = 0; j < inner; ++j) z[j] = op(x[j], y[j]);
+        } else if (rows.contiguous[0]) {
+          const B v = y[0];
+          for (int64_t j = 0; j < inner; ++j) z[j] = op(x[j], v);
+        } else if (rows.contiguous[1]) {
+          const A u = x[0];
+          for (int64_t j = 0; j < inner; ++j) z[j] = op(u, y[j]);
+        } else {
+          std::fill(z, z + inner, op(x[0], y[0]));
+        }
+    });
+    return absl::OkStatus();
+  }
   ForEachBroadcast<2>(pool, *shape, strides,
                       [&](int64_t i, const std::array<int64_t, 2>& o) {
                         po[i] = op(pa[o[0]], pb[o[1]]);

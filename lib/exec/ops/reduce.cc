@@ -51,24 +51,61 @@ T IdentityOf(Accumulate acc) {
 // Folds the elements of `x` into `out` (already holding the identity) along
 // `out_strides`; `map` turns an element (and its output index) into what is
 // accumulated.
+template <typename T>
+void AccumulateInto(Accumulate acc, T& a, T v) {
+  if (acc == Accumulate::kMax) {
+    // NaN wins, as in numpy.
+    if (v > a || v != v) a = v;
+  } else if (acc == Accumulate::kMin) {
+    if (v < a || v != v) a = v;
+  } else if (acc == Accumulate::kProd) {
+    a = static_cast<T>(a * v);
+  } else {
+    a = static_cast<T>(a + v);
+  }
+}
+
+// When every reduced axis comes after every kept one (LayerNorm's mean over
+// the last axis, a global pool), output o folds x's elements
+// [o * len, (o + 1) * len): returns len, else 0.
+int64_t TrailingReductionLength(const std::vector<int64_t>& shape,
+                                const std::vector<int64_t>& out_strides) {
+  int d = static_cast<int>(shape.size());
+  int64_t len = 1;
+  for (; d > 0 && (out_strides[d - 1] == 0 || shape[d - 1] == 1); --d) len *= shape[d - 1];
+  const std::vector<int64_t> contiguous = ContiguousStrides(shape);
+  for (int e = 0; e < d; ++e) {
+    if (shape[e] != 1 && out_strides[e] * len != contiguous[e]) return 0;
+  }
+  return len;
+}
+
 template <typename T, typename Map>
 void Fold(const Tensor& x, const std::vector<int64_t>& out_strides, Accumulate acc,
           T* po, Map map) {
   const T* px = x.data<T>();
+  if (const int64_t len = TrailingReductionLength(x.shape(), out_strides); len > 0) {
+    // The element walk's order (flat index order per output) row by row,
+    // without the index walk: the same bits.
+    const int64_t rows = x.num_elements() / len;
+    for (int64_t o = 0; o < rows; ++o) {
+      T a = po[o];
+      const T* row = px + o * len;
+      switch (acc) {
+        case Accumulate::kSum:
+          for (int64_t j = 0; j < len; ++j) a = static_cast<T>(a + map(row[j], o));
+          break;
+        default:
+          for (int64_t j = 0; j < len; ++j) AccumulateInto(acc, a, map(row[j], o));
+          break;
+      }
+      po[o] = a;
+    }
+    return;
+  }
   ForEachBroadcast<1>(nullptr, x.shape(), {out_strides},
                       [&](int64_t i, const std::array<int64_t, 1>& o) {
-                        T& a = po[o[0]];
-                        const T v = map(px[i], o[0]);
-                        if (acc == Accumulate::kMax) {
-                          // NaN wins, as in numpy.
-                          if (v > a || v != v) a = v;
-                        } else if (acc == Accumulate::kMin) {
-                          if (v < a || v != v) a = v;
-                        } else if (acc == Accumulate::kProd) {
-                          a = static_cast<T>(a * v);
-                        } else {
-                          a = static_cast<T>(a + v);
-                        }
+                        AccumulateInto(acc, po[o[0]], map(px[i], o[0]));
                       });
 }
 
