@@ -46,6 +46,11 @@ struct Step {
   // Stand-ins for outputs the node does not name (at least one output).
   std::vector<Tensor> scratch;
   bool random = false;  // draws random numbers (Dropout in training mode...)
+  // Per input: this step is the last reader of that node output (no graph
+  // output, later step or other input of this step reads it), so the
+  // kernel may take its buffer (KernelContext::takeable).  Set by
+  // AssignBuffers; empty when none is.
+  std::vector<bool> takeable;
   int node = -1;        // index of the node in its graph
   int64_t opset = 0;    // of the node's domain
 };
@@ -436,6 +441,18 @@ void GraphPlan::AssignBuffers() {
         free_buffers.pop_back();
       }
     }
+    Step& mutable_step = plan.steps[s];
+    mutable_step.takeable.clear();
+    for (size_t k = 0; k < step.inputs.size(); ++k) {
+      const int id = step.inputs[k];
+      const bool last = id >= 0 && plan.slots[id].kind == SlotKind::kNodeOutput && !keep[id] &&
+                        last_use[id] == static_cast<int>(s) &&
+                        std::count(step.inputs.begin(), step.inputs.end(), id) == 1;
+      if (last) {
+        mutable_step.takeable.resize(step.inputs.size(), false);
+        mutable_step.takeable[k] = true;
+      }
+    }
     for (int id : step.inputs) {
       if (id >= 0 && last_use[id] == static_cast<int>(s)) release(id);
     }
@@ -457,11 +474,16 @@ absl::Status GraphPlan::RunSteps(const Tensor* const* given, const Tensor* const
       Step& step = steps[s];
       ctx.inputs.clear();
       ctx.input_constant.clear();
+      ctx.takeable.clear();
       ctx.outputs.clear();
       ctx.output_requested.clear();
-      for (int id : step.inputs) {
+      for (size_t k = 0; k < step.inputs.size(); ++k) {
+        const int id = step.inputs[k];
         ctx.inputs.push_back(id < 0 ? nullptr : Read(id, given, outer));
         ctx.input_constant.push_back(id >= 0 && slots[id].kind == SlotKind::kInitializer);
+        if (k < step.takeable.size()) {
+          ctx.takeable.push_back(step.takeable[k] ? &buffers[slots[id].index] : nullptr);
+        }
       }
       for (size_t o = 0; o < step.scratch.size(); ++o) {
         const int id = o < step.outputs.size() ? step.outputs[o] : -1;

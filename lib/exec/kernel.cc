@@ -1,5 +1,8 @@
 #include "exec/kernel.h"
 
+#include <cstring>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 
 namespace qat {
@@ -57,6 +60,18 @@ std::vector<float> NodeView::GetFloats(const std::string& name) const {
   const auto* attr = Find(name);
   if (attr == nullptr) return {};
   return std::vector<float>(attr->floats().begin(), attr->floats().end());
+}
+
+void ForwardInput(KernelContext& ctx, int i, std::vector<int64_t> shape, int o) {
+  Tensor& out = ctx.output(o);
+  if (Tensor* x = ctx.takeable_input(i); x != nullptr) {
+    std::swap(*x, out);  // the input is dead after this node
+    out.Reshape(std::move(shape));
+    return;
+  }
+  const Tensor& x = ctx.input(i);
+  out.Resize(x.dtype(), std::move(shape));
+  if (x.num_bytes() > 0) std::memcpy(out.raw_data(), x.raw_data(), x.num_bytes());
 }
 
 }  // namespace exec

@@ -124,7 +124,16 @@ struct KernelContext {
   // process and in subgraphs.
   const BatchReducer* batch_reducer = nullptr;
 
+  // takeable[i]: input i's buffer when this node is its last reader (a node
+  // output that no graph output, no later node and no other input of this
+  // node reads), else nullptr.  A kernel may move it into an output instead
+  // of copying (ForwardInput); empty when nothing is takeable.
+  std::vector<Tensor*> takeable;
+
   int num_inputs() const { return static_cast<int>(inputs.size()); }
+  Tensor* takeable_input(int i) const {
+    return i < static_cast<int>(takeable.size()) ? takeable[i] : nullptr;
+  }
   bool has_input(int i) const { return i < num_inputs() && inputs[i] != nullptr; }
   const Tensor& input(int i) const { return *inputs[i]; }
   bool is_constant(int i) const {
@@ -145,6 +154,11 @@ struct KernelContext {
   }
   std::deque<Tensor> spare_outputs;  // deque: growing keeps references valid
 };
+
+// Output `o` = input `i` under `shape` (its element count): the input's
+// buffer moves into the output when the node is its last reader, otherwise
+// the elements are copied.  Reshape, Flatten, Squeeze, Unsqueeze, Identity.
+void ForwardInput(KernelContext& ctx, int i, std::vector<int64_t> shape, int o = 0);
 
 // SplitMix64: a cheap, well-mixed 64-bit hash, for deriving seeds and for
 // counter-based random numbers (the same value for the same counter on every

@@ -14,7 +14,7 @@ namespace exec {
 absl::StatusOr<Kernel> MakeIdentity(const NodeView&) {
   return Kernel([](KernelContext& ctx) -> absl::Status {
     QAT_RETURN_IF_ERROR(RequireInput(ctx, 0));
-    ctx.output(0) = ctx.input(0);
+    ForwardInput(ctx, 0, ctx.input(0).shape());
     return absl::OkStatus();
   });
 }

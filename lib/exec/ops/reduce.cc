@@ -135,7 +135,7 @@ absl::StatusOr<Kernel> MakeReduce(const NodeView& node, Reduction kind,
       }
     }
     if (axes.empty() && noop_empty) {
-      ctx.output(0) = x;
+      ForwardInput(ctx, 0, x.shape());
       return absl::OkStatus();
     }
     std::vector<bool> reduced(x.rank(), axes.empty());

@@ -16,12 +16,6 @@ namespace qat {
 namespace exec {
 namespace {
 
-// Copies x's elements into out under a new shape.
-void CopyWithShape(const Tensor& x, std::vector<int64_t> shape, Tensor& out) {
-  out.Resize(x.dtype(), std::move(shape));
-  if (x.num_bytes() > 0) std::memcpy(out.raw_data(), x.raw_data(), x.num_bytes());
-}
-
 // Normalizes and checks a list of axes against `rank`; rejects duplicates.
 absl::StatusOr<std::vector<int64_t>> NormalizeAxes(const std::vector<int64_t>& axes,
                                                    int64_t rank) {
@@ -107,7 +101,7 @@ absl::StatusOr<Kernel> MakeReshape(const NodeView& node) {
           absl::StrCat("cannot reshape ", ShapeToString(x.shape()), " to ",
                        ShapeToString(shape)));
     }
-    CopyWithShape(x, std::move(shape), ctx.output(0));
+    ForwardInput(ctx, 0, std::move(shape));
     return absl::OkStatus();
   });
 }
@@ -124,8 +118,7 @@ absl::StatusOr<Kernel> MakeFlatten(const NodeView& node) {
           absl::StrCat("axis ", axis_attr, " is out of range for rank ", x.rank()));
     }
     const int64_t outer = Product(x.shape(), 0, axis);
-    CopyWithShape(x, {outer, Product(x.shape(), axis, x.shape().size())},
-                  ctx.output(0));
+    ForwardInput(ctx, 0, {outer, Product(x.shape(), axis, x.shape().size())});
     return absl::OkStatus();
   });
 }
@@ -175,7 +168,7 @@ absl::StatusOr<Kernel> MakeSqueeze(const NodeView& node) {
       if (listed || (axes.empty() && x.dim(d) == 1)) continue;
       shape.push_back(x.dim(d));
     }
-    CopyWithShape(x, std::move(shape), ctx.output(0));
+    ForwardInput(ctx, 0, std::move(shape));
     return absl::OkStatus();
   });
 }
@@ -196,7 +189,7 @@ absl::StatusOr<Kernel> MakeUnsqueeze(const NodeView& node) {
       const bool listed = std::find(axes.begin(), axes.end(), d) != axes.end();
       shape.push_back(listed ? 1 : x.dim(next++));
     }
-    CopyWithShape(x, std::move(shape), ctx.output(0));
+    ForwardInput(ctx, 0, std::move(shape));
     return absl::OkStatus();
   });
 }
