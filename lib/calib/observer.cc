@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <utility>
+#include <vector>
 
 #include "absl/base/casts.h"
 #include "absl/strings/str_cat.h"
@@ -287,15 +288,30 @@ absl::Status Observer::Observe(absl::Span<const int64_t> shape,
   }
   if (size == 0) return absl::OkStatus();
 
+  // Channels last (runs of one value, a MatMul weight along N): every
+  // channel's extremes in one pass over the rows, the same values in the
+  // same order as the per-run loop below.
+  std::vector<float> column_lo, column_hi;
+  if (channels > 1 && whole.run_length == 1) {
+    column_lo.resize(static_cast<size_t>(channels));
+    column_hi.resize(static_cast<size_t>(channels));
+    kernels::MinMaxColumns(whole.base, whole.runs, channels, column_lo.data(),
+                           column_hi.data());
+  }
   for (int64_t c = 0; c < channels; ++c) {
     const ChannelSlice slice{whole.base + c * whole.run_length, whole.runs,
                              whole.run_length, whole.stride};
     float lo = slice.base[0], hi = slice.base[0];
-    for (int64_t r = 0; r < slice.runs; ++r) {
-      float run_lo, run_hi;
-      kernels::MinMax(slice.run(r).data(), slice.run_length, &run_lo, &run_hi);
-      lo = std::min(lo, run_lo);
-      hi = std::max(hi, run_hi);
+    if (!column_lo.empty()) {
+      lo = column_lo[c];
+      hi = column_hi[c];
+    } else {
+      for (int64_t r = 0; r < slice.runs; ++r) {
+        float run_lo, run_hi;
+        kernels::MinMax(slice.run(r).data(), slice.run_length, &run_lo, &run_hi);
+        lo = std::min(lo, run_lo);
+        hi = std::max(hi, run_hi);
+      }
     }
     QAT_RETURN_IF_ERROR(channels_[c]->Update(slice, lo, hi));
     data_min_[c] = seen_[c] == 0 ? lo : std::min(data_min_[c], lo);

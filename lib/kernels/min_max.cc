@@ -40,6 +40,20 @@ QAT_TARGET_CLONES void MinMaxClones(const float* __restrict p, int64_t n, float*
   *max = b;
 }
 
+QAT_TARGET_CLONES void MinMaxColumnsClones(const float* __restrict p, int64_t rows,
+                                           int64_t columns, float* __restrict min,
+                                           float* __restrict max) {
+  for (int64_t c = 0; c < columns; ++c) min[c] = max[c] = p[c];
+  for (int64_t r = 1; r < rows; ++r) {
+    const float* row = p + r * columns;
+    for (int64_t c = 0; c < columns; ++c) {
+      const float v = row[c];
+      min[c] = v < min[c] ? v : min[c];
+      max[c] = max[c] < v ? v : max[c];
+    }
+  }
+}
+
 QAT_TARGET_CLONES bool AllFiniteClones(const float* __restrict p, int64_t n) {
   int bad[kLanes] = {};
   int64_t i = 0;
@@ -55,6 +69,10 @@ QAT_TARGET_CLONES bool AllFiniteClones(const float* __restrict p, int64_t n) {
 }  // namespace
 
 void MinMax(const float* p, int64_t n, float* min, float* max) { MinMaxClones(p, n, min, max); }
+
+void MinMaxColumns(const float* p, int64_t rows, int64_t columns, float* min, float* max) {
+  MinMaxColumnsClones(p, rows, columns, min, max);
+}
 
 bool AllFinite(const float* p, int64_t n) { return AllFiniteClones(p, n); }
 

@@ -14,6 +14,12 @@ namespace kernels {
 // first in memory).
 void MinMax(const float* p, int64_t n, float* min, float* max);
 
+// Per column of a row-major [rows, columns] matrix (rows >= 1): min[c] and
+// max[c] of p[r * columns + c] over r, taken in row order, so that a zero
+// extreme keeps the sign of the first in memory (as std::min / std::max over
+// the column would).  For data without NaN.
+void MinMaxColumns(const float* p, int64_t rows, int64_t columns, float* min, float* max);
+
 // True when no value in p[0, n) is NaN or infinite.
 bool AllFinite(const float* p, int64_t n);
 
