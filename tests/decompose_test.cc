@@ -105,16 +105,6 @@ uint32_t Bits(float v) {
   return b;
 }
 
-// Distance in float ulps (0 for equal values and for two NaNs).
-int64_t Ulps(float a, float b) {
-  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b) ? 0 : INT64_MAX;
-  const auto ordered = [](float v) {
-    const int64_t b = static_cast<int32_t>(Bits(v));
-    return b < 0 ? int64_t{INT32_MIN} - b : b;  // monotonic; +0 and -0 both map to 0
-  };
-  return std::llabs(ordered(a) - ordered(b));
-}
-
 // Float tensors equal bit for bit (NaN matches NaN); bool tensors equal.
 void ExpectSameBits(const Tensor& want, const Tensor& got, const std::string& name) {
   ASSERT_EQ(want.shape(), got.shape()) << name;
@@ -130,20 +120,6 @@ void ExpectSameBits(const Tensor& want, const Tensor& got, const std::string& na
     if (std::isnan(w) && std::isnan(g)) continue;
     ASSERT_EQ(Bits(w), Bits(g)) << name << "[" << i << "]: want " << w << " got " << g;
   }
-}
-
-// Within `ulps` float ulps; returns how many elements are bit-identical.
-int64_t ExpectWithinUlps(const Tensor& want, const Tensor& got, int64_t ulps,
-                         const std::string& name) {
-  EXPECT_EQ(want.shape(), got.shape()) << name;
-  if (want.shape() != got.shape()) return 0;
-  int64_t same = 0;
-  for (int64_t i = 0; i < want.num_elements(); ++i) {
-    const float w = want.values<float>()[i], g = got.values<float>()[i];
-    EXPECT_LE(Ulps(w, g), ulps) << name << "[" << i << "]: want " << w << " got " << g;
-    same += Ulps(w, g) == 0 && (std::isnan(w) || Bits(w) == Bits(g));
-  }
-  return same;
 }
 
 Tensor Floats(std::vector<int64_t> shape, std::vector<float> v) {
