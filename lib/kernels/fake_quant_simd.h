@@ -17,8 +17,9 @@
 //
 // This header must only be included with V in an anonymous namespace of a
 // translation unit compiled for V's instruction set: no non-template inline
-// function is defined or called here, so no code built for one instruction
-// set can be linked into a caller built for another.
+// function is defined or called here (the reference's AddLsqTerm is called
+// as AddLsqTerm<V>, its own copy), so no code built for one instruction set
+// can be linked into a caller built for another.
 #ifndef QAT_LIB_KERNELS_FAKE_QUANT_SIMD_H_
 #define QAT_LIB_KERNELS_FAKE_QUANT_SIMD_H_
 
@@ -153,27 +154,9 @@ struct FakeQuantSimd {
     *outside_term = V::Keep(dy, V::MaskOr(below, above));
   }
 
-  // FoldLsqBlock and AddLsqTerm of the reference, repeated here as members
-  // so that this instruction set's copies are never linked into baseline
-  // callers (see the header comment).
-  static void Fold(LsqLanes* a) {
-    for (int l = 0; l < kLsqLanes; ++l) {
-      a->scale[l] += a->block_scale[l];
-      a->outside[l] += a->block_outside[l];
-      a->block_scale[l] = 0.0f;
-      a->block_outside[l] = 0.0f;
-    }
-  }
-  static void AddTerm(int64_t k, float scale_term, float outside_term,
-                      LsqLanes* a) {
-    const int lane = static_cast<int>(k % kLsqLanes);
-    a->block_scale[lane] += scale_term;
-    a->block_outside[lane] += outside_term;
-    if ((k + 1) % kLsqBlock == 0) Fold(a);
-  }
-
   // `count` elements, terms k, k + 1, ... of the chunk, all in one lane
-  // group (k % kLsqLanes + count <= kLsqLanes), through AddTerm.
+  // group (k % kLsqLanes + count <= kLsqLanes), through the reference's
+  // AddLsqTerm (its copy for V).
   static void LsqPartialGroup(int count, const float* x, const float* dy,
                               float* dx, const FakeQuantGrid& g, int64_t k,
                               LsqLanes* lanes) {
@@ -196,7 +179,7 @@ struct FakeQuantSimd {
     }
     for (int j = 0; j < count; ++j) {
       const int l = lane_begin + j;
-      AddTerm(k + j, ts[l], to[l], lanes);
+      AddLsqTerm<V>(k + j, ts[l], to[l], lanes);
       if (dx != nullptr) dx[j] = dxb[l];
     }
   }

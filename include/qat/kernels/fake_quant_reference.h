@@ -71,6 +71,11 @@ struct LsqLanes {
 };
 
 // Adds the current block into the lane totals and restarts it from +0.
+// The ISA template parameter only gives each SIMD variant its own copy
+// (instantiated with a type of its translation unit's anonymous namespace,
+// so no copy built for a wider instruction set is linked into baseline
+// code); the reference uses the default.
+template <class Isa = void>
 inline void FoldLsqBlock(LsqLanes* a) {
   for (int l = 0; l < kLsqLanes; ++l) {
     a->scale[l] += a->block_scale[l];
@@ -82,12 +87,13 @@ inline void FoldLsqBlock(LsqLanes* a) {
 
 // Term k of a chunk (0 <= k < kLsqChunk): the scale term and the outside
 // term (dy outside the range, else +0).
+template <class Isa = void>
 inline void AddLsqTerm(int64_t k, float scale_term, float outside_term,
                        LsqLanes* a) {
   const int lane = static_cast<int>(k % kLsqLanes);
   a->block_scale[lane] += scale_term;
   a->block_outside[lane] += outside_term;
-  if ((k + 1) % kLsqBlock == 0) FoldLsqBlock(a);
+  if ((k + 1) % kLsqBlock == 0) FoldLsqBlock<Isa>(a);
 }
 
 inline float CombineLsqLanes(const float (&l)[kLsqLanes]) {
@@ -104,7 +110,7 @@ struct LsqSums {
   // Folds the chunk's last block (always: an empty block adds +0) and adds
   // the chunk's combined lanes.
   void AddChunk(LsqLanes lanes) {
-    FoldLsqBlock(&lanes);
+    FoldLsqBlock<>(&lanes);
     scale += static_cast<double>(CombineLsqLanes(lanes.scale));
     outside += static_cast<double>(CombineLsqLanes(lanes.outside));
   }
@@ -163,7 +169,7 @@ inline float LsqElement(float x, float dy, const FakeQuantGrid& g, int64_t k,
                         LsqLanes* acc) {
   float ts, to;
   const float dx = LsqElementTerms(x, dy, g, &ts, &to);
-  AddLsqTerm(k, ts, to, acc);
+  AddLsqTerm<>(k, ts, to, acc);
   return dx;
 }
 
