@@ -122,6 +122,28 @@ void LsqBackward(benchmark::State& state, const FakeQuantKernels* k) {
   state.SetBytesProcessed(state.iterations() * b.size * 12);
 }
 
+// LSQ per channel of a [rows, cols] weight along `axis` (1: channels last,
+// a MatMul weight [K, N]; 0: a Gemm transB weight [N, K]).
+void LsqPerChannel(benchmark::State& state, const FakeQuantKernels* k) {
+  const std::vector<int64_t> shape = {state.range(0), state.range(1)};
+  const int64_t axis = state.range(2);
+  const size_t n = static_cast<size_t>(shape[0] * shape[1]);
+  std::vector<float> x = RandomInputs(n), dy = RandomInputs(n), dx(n);
+  const size_t channels = static_cast<size_t>(shape[axis]);
+  std::vector<float> scales(channels, 0.01f), zps(channels, 0.0f);
+  std::vector<float> sg(channels), zg(channels);
+  const PerChannelFakeQuantParams params{scales, zps, axis, QuantRange::Int8Narrow()};
+  for (auto _ : state) {
+    auto st = internal::FakeQuantLsqGradPerChannel(*k, shape, x, dy, absl::MakeSpan(dx),
+                                                   absl::MakeSpan(sg), absl::MakeSpan(zg),
+                                                   params, 1.0f, nullptr);
+    if (!st.ok()) state.SkipWithError(st.ToString().c_str());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+  state.SetBytesProcessed(state.iterations() * n * 12);
+}
+
 void RegisterAll() {
   const int64_t kSmall = int64_t{1} << 20, kLarge = int64_t{1} << 24;
   benchmark::RegisterBenchmark("memcpy", BM_Memcpy)
@@ -136,9 +158,12 @@ void RegisterAll() {
     benchmark::RegisterBenchmark(("per_channel_axis0/" + v).c_str(),
                                  PerChannel, k)
         ->Args({500, 784})->Args({4096, 4096})->UseRealTime();
+    // 64 x 784: the MLP's input batch (in cache); 2^24: streaming.
     benchmark::RegisterBenchmark(("lsq_backward/" + v).c_str(), LsqBackward,
                                  k)
-        ->Arg(kLarge)->UseRealTime();
+        ->Arg(64 * 784)->Arg(kLarge)->UseRealTime();
+    benchmark::RegisterBenchmark(("lsq_per_channel/" + v).c_str(), LsqPerChannel, k)
+        ->Args({784, 500, 1})->Args({500, 784, 0})->UseRealTime();
     benchmark::RegisterBenchmark(("forward/" + v + "/threads:2").c_str(),
                                  Forward, k, 2)
         ->Arg(kLarge)->UseRealTime();

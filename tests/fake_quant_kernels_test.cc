@@ -2,6 +2,7 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "fake_quant_tester.h"
@@ -154,11 +155,12 @@ TEST_P(FakeQuantKernelsTest, NanInfDenormalsAndNegativeZero) {
 
 TEST_P(FakeQuantKernelsTest, SizesAroundVectorWidthAndThreadSplit) {
   ThreadPool pool(3);
-  // Below, at and above every vector width (4, 8, 16 with unrolling), the
-  // LSQ chunk (8192) and the parallel threshold (65536).
-  const std::vector<size_t> sizes = {0,    1,    3,    4,    5,     7,
-                                     8,    9,    15,   16,   17,    31,
-                                     33,   8191, 8192, 8193, 65535, 65536,
+  // Below, at and above every vector width (4, 8, 16, 32 with unrolling),
+  // the LSQ block (256) and chunk (4096), and the parallel threshold (65536).
+  const std::vector<size_t> sizes = {0,     1,     3,     4,     5,    7,
+                                     8,     9,     15,    16,    17,   31,
+                                     32,    33,    255,   256,   257,  4095,
+                                     4096,  4097,  8193,  65535, 65536,
                                      65537, 3 * 65536 + 77};
   for (size_t n : sizes) {
     SCOPED_TRACE(absl::StrFormat("n = %d", n));
@@ -215,6 +217,13 @@ TEST_P(FakeQuantKernelsTest, PerChannelLsqAcrossChunks) {
   PerChannelTester().shape({3, 9000}).axis(0).Test(kernels());
   PerChannelTester().shape({2800, 4, 3}).axis(1).Test(kernels());
   PerChannelTester().shape({700, 2, 13}).axis(1).Test(kernels());
+  // Channels last (the rows kernel): rows across blocks and chunks, column
+  // counts below, at and above the vector widths and the column tile (64).
+  PerChannelTester().shape({9000, 5}).axis(1).Test(kernels());
+  PerChannelTester().shape({300, 16}).axis(-1).Test(kernels());
+  PerChannelTester().shape({257, 17}).axis(1).Test(kernels());
+  PerChannelTester().shape({784, 130}).axis(1).Test(kernels());
+  PerChannelTester().shape({2, 3, 65}).axis(2).Test(kernels());
 }
 
 TEST_P(FakeQuantKernelsTest, PerBlockDividingAndPartialLastBlock) {
@@ -258,6 +267,25 @@ TEST_P(FakeQuantKernelsTest, PerBlockBitIdenticalForAnyThreadCount) {
 std::string VariantName(
     const ::testing::TestParamInfo<const FakeQuantKernels*>& info) {
   return info.param->name;
+}
+
+// The AVX-512 variant runs every case above when this CPU has AVX-512F; the
+// skip says so plainly when it does not.
+TEST(FakeQuantVariantsTest, Avx512RunsWhereTheCpuHasIt) {
+  bool listed = false;
+  for (const FakeQuantKernels* k : kernels::SupportedFakeQuantVariants()) {
+    listed = listed || std::string(k->name) == "avx512";
+  }
+#if defined(QAT_HAVE_AVX2_KERNELS)
+  if (!kernels::CpuSupports(kernels::Isa::kAvx512)) {
+    EXPECT_FALSE(listed);
+    GTEST_SKIP() << "this CPU has no AVX-512F: the avx512 FakeQuant variant was not tested";
+  }
+  EXPECT_TRUE(listed) << "the CPU has AVX-512F but the avx512 variant is not supported";
+#else
+  EXPECT_FALSE(listed);
+  GTEST_SKIP() << "built without the x86 SIMD variants (QAT_ENABLE_AVX2=OFF): no avx512 variant";
+#endif
 }
 
 INSTANTIATE_TEST_SUITE_P(AllVariants, FakeQuantKernelsTest,

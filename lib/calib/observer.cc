@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <utility>
+#include <vector>
 
 #include "absl/base/casts.h"
 #include "absl/strings/str_cat.h"
@@ -266,9 +267,6 @@ absl::Status Observer::Observe(absl::Span<const int64_t> shape,
     return absl::InvalidArgumentError(absl::StrCat(
         "the batch has ", batch.size(), " values, its shape says ", size));
   }
-  // Check everything before changing anything, so a bad batch is harmless.
-  QAT_RETURN_IF_ERROR(CheckFinite(batch));
-
   ChannelSlice whole{batch.data(), 1, size, size};
   int64_t channels = 1;
   if (options_.axis.has_value()) {
@@ -283,20 +281,38 @@ absl::Status Observer::Observe(absl::Span<const int64_t> shape,
     for (int64_t i = 0; i < axis; ++i) outer *= shape[i];
     for (int64_t i = axis + 1; i < rank; ++i) inner *= shape[i];
     whole = ChannelSlice{batch.data(), outer, inner, channels * inner};
-    QAT_RETURN_IF_ERROR(ResizeChannels(channels));
   }
+  // Every channel's extremes, in the same pass as the finiteness check, and
+  // both before anything changes, so a bad batch is harmless.  Channels
+  // last (runs of one value, a MatMul weight along N) take one pass over the
+  // rows, the same values in the same order as one channel at a time.
+  std::vector<float> lows(static_cast<size_t>(channels)), highs(static_cast<size_t>(channels));
+  bool finite = true;
+  if (size > 0 && channels > 1 && whole.run_length == 1) {
+    finite = kernels::MinMaxColumns(whole.base, whole.runs, channels, lows.data(), highs.data());
+  } else if (size > 0) {
+    for (int64_t c = 0; c < channels; ++c) {
+      const ChannelSlice slice{whole.base + c * whole.run_length, whole.runs,
+                               whole.run_length, whole.stride};
+      float lo = slice.base[0], hi = slice.base[0];
+      for (int64_t r = 0; r < slice.runs; ++r) {
+        float run_lo, run_hi;
+        finite &= kernels::MinMax(slice.run(r).data(), slice.run_length, &run_lo, &run_hi);
+        lo = std::min(lo, run_lo);
+        hi = std::max(hi, run_hi);
+      }
+      lows[c] = lo;
+      highs[c] = hi;
+    }
+  }
+  if (!finite) QAT_RETURN_IF_ERROR(CheckFinite(batch));  // names the first bad value
+  if (options_.axis.has_value()) QAT_RETURN_IF_ERROR(ResizeChannels(channels));
   if (size == 0) return absl::OkStatus();
 
   for (int64_t c = 0; c < channels; ++c) {
     const ChannelSlice slice{whole.base + c * whole.run_length, whole.runs,
                              whole.run_length, whole.stride};
-    float lo = slice.base[0], hi = slice.base[0];
-    for (int64_t r = 0; r < slice.runs; ++r) {
-      float run_lo, run_hi;
-      kernels::MinMax(slice.run(r).data(), slice.run_length, &run_lo, &run_hi);
-      lo = std::min(lo, run_lo);
-      hi = std::max(hi, run_hi);
-    }
+    const float lo = lows[c], hi = highs[c];
     QAT_RETURN_IF_ERROR(channels_[c]->Update(slice, lo, hi));
     data_min_[c] = seen_[c] == 0 ? lo : std::min(data_min_[c], lo);
     data_max_[c] = seen_[c] == 0 ? hi : std::max(data_max_[c], hi);

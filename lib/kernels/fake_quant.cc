@@ -15,7 +15,7 @@ namespace {
 using kernels::FakeQuantGrid;
 using kernels::FakeQuantKernels;
 using kernels::kLsqChunk;
-using kernels::kLsqLanes;
+using kernels::LsqColumns;
 using kernels::LsqLanes;
 using kernels::LsqSums;
 
@@ -220,7 +220,7 @@ LsqSums LsqChannelSums(const FakeQuantKernels& k, const ChannelLayout& layout,
       const int64_t m = std::min(layout.inner - i, kLsqChunk - in_chunk);
       k.lsq_accumulate(m, x + base + i, dy + base + i,
                        dx == nullptr ? nullptr : dx + base + i, grid,
-                       static_cast<int>(in_chunk % kLsqLanes), &lanes);
+                       in_chunk, &lanes);
       i += m;
       in_chunk += m;
       if (in_chunk == kLsqChunk) {
@@ -232,6 +232,28 @@ LsqSums LsqChannelSums(const FakeQuantKernels& k, const ChannelLayout& layout,
   }
   if (in_chunk != 0) sums.AddChunk(lanes);
   return sums;
+}
+
+// LSQ sums of the columns [c0, c0 + columns) of a tensor whose channels are
+// its last axis (`stride` of them per row, `rows` rows): each chunk of rows
+// through lsq_accumulate_rows, then every column's chunk into its sums.
+// The same terms in the same order as LsqChannelSums, without one kernel
+// call per element.
+void LsqColumnSums(const FakeQuantKernels& k, int64_t rows, int64_t stride,
+                   int64_t c0, int64_t columns, const float* x, const float* dy,
+                   float* dx, const float* scales, const float* zero_points,
+                   float qmin, float qmax, LsqSums* sums) {
+  std::vector<float> acc(static_cast<size_t>(LsqColumns::Floats(columns)));
+  for (int64_t r0 = 0; r0 < rows; r0 += kLsqChunk) {
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    const int64_t at = r0 * stride + c0;
+    k.lsq_accumulate_rows(std::min(kLsqChunk, rows - r0), columns, stride, x + at, dy + at,
+                          dx == nullptr ? nullptr : dx + at, scales + c0, zero_points + c0,
+                          qmin, qmax, acc.data());
+    for (int64_t c = 0; c < columns; ++c) {
+      sums[c].AddChunk(LsqColumns::Lanes(acc.data(), columns, c));
+    }
+  }
 }
 
 // LSQ of one block entry whose terms are strided `inner` apart: gathered
@@ -391,6 +413,30 @@ absl::Status FakeQuantLsqGradPerChannel(
                                 layout.channels));
   const std::vector<FakeQuantGrid> grids = MakeGrids(params.scales, params.zero_points, params.range);
   float* dxp = dx.empty() ? nullptr : dx.data();
+  if (layout.inner == 1 && layout.outer > 1) {
+    // Channels are the last axis (a MatMul weight [K, N] along N): rows of
+    // every channel at once, in tiles of columns that are the parallel work.
+    constexpr int64_t kTile = 64;
+    const int64_t channels = layout.channels;
+    const int64_t tiles = (channels + kTile - 1) / kTile;
+    std::vector<LsqSums> sums(static_cast<size_t>(channels));
+    auto run_tile = [&](int64_t t) {
+      const int64_t c0 = t * kTile;
+      LsqColumnSums(k, layout.outer, channels, c0, std::min(kTile, channels - c0), x.data(),
+                    dy.data(), dxp, params.scales.data(), params.zero_points.data(),
+                    grids[0].quant_min, grids[0].quant_max, sums.data() + c0);
+    };
+    if (layout.size() >= kMinParallelElements) {
+      ParallelFor(pool, tiles, run_tile);
+    } else {
+      for (int64_t t = 0; t < tiles; ++t) run_tile(t);
+    }
+    for (int64_t c = 0; c < channels; ++c) {
+      scale_grads[c] = kernels::LsqScaleGrad(sums[c], grad_scale);
+      zero_point_grads[c] = kernels::LsqZeroPointGrad(sums[c], grids[c], grad_scale);
+    }
+    return absl::OkStatus();
+  }
   auto run_channel = [&](int64_t c) {
     const LsqSums sums =
         LsqChannelSums(k, layout, c, x.data(), dy.data(), dxp, grids[c]);

@@ -19,13 +19,40 @@ void ForwardRow(int64_t n, const float* x, float* y, bool* mask,
 }
 
 void LsqAccumulate(int64_t n, const float* x, const float* dy, float* dx,
-                   const FakeQuantGrid& grid, int first_lane,
-                   LsqLanes* lanes) {
+                   const FakeQuantGrid& grid, int64_t first, LsqLanes* lanes) {
   for (int64_t i = 0; i < n; ++i) {
-    const float g = LsqElement(x[i], dy[i], grid,
-                               static_cast<int>((first_lane + i) % kLsqLanes),
-                               lanes);
+    const float g = LsqElement(x[i], dy[i], grid, first + i, lanes);
     if (dx != nullptr) dx[i] = g;
+  }
+}
+
+// The reference's per-element steps (LsqElementTerms, then AddLsqTerm's
+// lane and fold) on the lane-major accumulators of LsqColumns.
+void LsqAccumulateRows(int64_t rows, int64_t columns, int64_t stride,
+                       const float* x, const float* dy, float* dx,
+                       const float* scales, const float* zero_points,
+                       float quant_min, float quant_max, float* acc) {
+  const int64_t plane = kLsqLanes * columns;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t lane_at = (r % kLsqLanes) * columns;
+    for (int64_t c = 0; c < columns; ++c) {
+      const FakeQuantGrid grid = {scales[c], zero_points[c], quant_min,
+                                  quant_max};
+      float ts, to;
+      const float g =
+          LsqElementTerms(x[r * stride + c], dy[r * stride + c], grid, &ts, &to);
+      acc[2 * plane + lane_at + c] += ts;
+      acc[3 * plane + lane_at + c] += to;
+      if (dx != nullptr) dx[r * stride + c] = g;
+    }
+    if ((r + 1) % kLsqBlock == 0) {
+      for (int64_t e = 0; e < plane; ++e) {
+        acc[e] += acc[2 * plane + e];
+        acc[plane + e] += acc[3 * plane + e];
+        acc[2 * plane + e] = 0.0f;
+        acc[3 * plane + e] = 0.0f;
+      }
+    }
   }
 }
 
@@ -33,7 +60,7 @@ void LsqAccumulate(int64_t n, const float* x, const float* dy, float* dx,
 
 const FakeQuantKernels kFakeQuant_scalar = {
     "scalar", Isa::kScalar, FakeQuantReference, ForwardRow,
-    FakeQuantGradReference, LsqAccumulate};
+    FakeQuantGradReference, LsqAccumulate, LsqAccumulateRows};
 
 }  // namespace kernels
 }  // namespace qat

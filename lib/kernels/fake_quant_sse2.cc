@@ -12,9 +12,8 @@ namespace {
 
 struct Sse2 {
   using F = __m128;
-  using D = __m128d;
+  using M = __m128;  // all-ones lanes where true
   static constexpr int kWidth = 4;
-  static constexpr int kAccRegs = kLsqLanes / 2;
 
   static F Load(const float* p) { return _mm_loadu_ps(p); }
   static void Store(float* p, F v) { _mm_storeu_ps(p, v); }
@@ -25,8 +24,10 @@ struct Sse2 {
   static F Div(F a, F b) { return _mm_div_ps(a, b); }
   static F Min(F a, F b) { return _mm_min_ps(a, b); }
   static F Max(F a, F b) { return _mm_max_ps(a, b); }
-  static F And(F a, F b) { return _mm_and_ps(a, b); }
-  static F Or(F a, F b) { return _mm_or_ps(a, b); }
+  static F Zero() { return _mm_setzero_ps(); }
+  static M MaskAnd(M a, M b) { return _mm_and_ps(a, b); }
+  static M MaskOr(M a, M b) { return _mm_or_ps(a, b); }
+  static F Keep(F v, M m) { return _mm_and_ps(v, m); }  // v where m, else +0
   static F CmpLe(F a, F b) { return _mm_cmple_ps(a, b); }
   static F CmpLt(F a, F b) { return _mm_cmplt_ps(a, b); }
   static F Select(F m, F a, F b) {
@@ -61,32 +62,6 @@ struct Sse2 {
     v = _mm_unpacklo_epi16(_mm_unpacklo_epi8(v, zero), zero);
     return _mm_castsi128_ps(_mm_cmpgt_epi32(v, zero));
   }
-
-  // Lanes 4h .. 4h+3 of the block live in acc[2h] and acc[2h + 1].
-  static void LoadAcc(D* acc, const double* lanes) {
-    for (int k = 0; k < kAccRegs; ++k) acc[k] = _mm_loadu_pd(lanes + 2 * k);
-  }
-  static void StoreAcc(double* lanes, const D* acc) {
-    for (int k = 0; k < kAccRegs; ++k) _mm_storeu_pd(lanes + 2 * k, acc[k]);
-  }
-  static D Low(F v) { return _mm_cvtps_pd(v); }
-  static D High(F v) { return _mm_cvtps_pd(_mm_movehl_ps(v, v)); }
-  static void AccumulateProducts(D* acc, int h, F a, F b) {
-    acc[2 * h] = _mm_add_pd(acc[2 * h], _mm_mul_pd(Low(a), Low(b)));
-    acc[2 * h + 1] = _mm_add_pd(acc[2 * h + 1], _mm_mul_pd(High(a), High(b)));
-  }
-  static void AccumulateWidened(D* acc, int h, F a) {
-    acc[2 * h] = _mm_add_pd(acc[2 * h], Low(a));
-    acc[2 * h + 1] = _mm_add_pd(acc[2 * h + 1], High(a));
-  }
-  static void StoreProducts(double* p, F a, F b) {
-    _mm_storeu_pd(p, _mm_mul_pd(Low(a), Low(b)));
-    _mm_storeu_pd(p + 2, _mm_mul_pd(High(a), High(b)));
-  }
-  static void StoreWidened(double* p, F a) {
-    _mm_storeu_pd(p, Low(a));
-    _mm_storeu_pd(p + 2, High(a));
-  }
 };
 
 using Kernels = simd::FakeQuantSimd<Sse2>;
@@ -95,7 +70,8 @@ using Kernels = simd::FakeQuantSimd<Sse2>;
 
 const FakeQuantKernels kFakeQuant_sse2 = {
     "sse2", Isa::kSse2,     Kernels::Forward,
-    Kernels::ForwardRow, Kernels::SteBackward, Kernels::LsqAccumulate};
+    Kernels::ForwardRow, Kernels::SteBackward, Kernels::LsqAccumulate,
+    Kernels::LsqAccumulateRows};
 
 }  // namespace kernels
 }  // namespace qat

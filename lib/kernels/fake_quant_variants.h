@@ -13,6 +13,25 @@
 namespace qat {
 namespace kernels {
 
+// The accumulators of `columns` channels for lsq_accumulate_rows: four
+// arrays of kLsqLanes x columns floats (lane l of column c at l * columns +
+// c), in LsqLanes' order: scale, outside, block_scale, block_outside.
+struct LsqColumns {
+  static int64_t Floats(int64_t columns) { return 4 * kLsqLanes * columns; }
+  // Column c's accumulators as an LsqLanes.
+  static LsqLanes Lanes(const float* acc, int64_t columns, int64_t c) {
+    LsqLanes l;
+    const int64_t plane = kLsqLanes * columns;
+    for (int k = 0; k < kLsqLanes; ++k) {
+      l.scale[k] = acc[k * columns + c];
+      l.outside[k] = acc[plane + k * columns + c];
+      l.block_scale[k] = acc[2 * plane + k * columns + c];
+      l.block_outside[k] = acc[3 * plane + k * columns + c];
+    }
+    return l;
+  }
+};
+
 struct FakeQuantKernels {
   const char* name;
   Isa isa;
@@ -27,11 +46,21 @@ struct FakeQuantKernels {
   // dx = mask ? dy : 0.
   void (*ste_backward)(int64_t n, const float* dy, const bool* mask,
                        float* dx);
-  // LSQ terms of n consecutive elements of one chunk, the first going to lane
-  // first_lane; writes dx when it is not null.
+  // LSQ terms of n consecutive elements of one chunk, the first being term
+  // `first` of the chunk (first + n <= kLsqChunk); writes dx when it is not
+  // null.
   void (*lsq_accumulate)(int64_t n, const float* x, const float* dy,
-                         float* dx, const FakeQuantGrid& grid, int first_lane,
+                         float* dx, const FakeQuantGrid& grid, int64_t first,
                          LsqLanes* lanes);
+  // LSQ terms of `rows` rows (rows <= kLsqChunk) of `columns` channels that
+  // are the last axis of a tensor: element (r, c), at x[r * stride + c], is
+  // term r of channel c's chunk, on the grid scales[c], zero_points[c].
+  // `acc` holds the lanes of every column, lane-major (LsqColumns); it starts
+  // from zeros and receives the chunk's accumulators, not yet folded.
+  void (*lsq_accumulate_rows)(int64_t rows, int64_t columns, int64_t stride,
+                              const float* x, const float* dy, float* dx,
+                              const float* scales, const float* zero_points,
+                              float quant_min, float quant_max, float* acc);
 };
 
 // The manifest.  X(name) for every variant compiled into this build;
@@ -46,7 +75,13 @@ struct FakeQuantKernels {
 #else
 #define QAT_AVX2_VARIANT_(X)
 #endif
-#define QAT_FAKE_QUANT_VARIANTS(X) X(scalar) QAT_X86_VARIANT_(X) QAT_AVX2_VARIANT_(X)
+#if defined(QAT_HAVE_AVX2_KERNELS)
+#define QAT_AVX512_VARIANT_(X) X(avx512)
+#else
+#define QAT_AVX512_VARIANT_(X)
+#endif
+#define QAT_FAKE_QUANT_VARIANTS(X) \
+  X(scalar) QAT_X86_VARIANT_(X) QAT_AVX2_VARIANT_(X) QAT_AVX512_VARIANT_(X)
 
 #define QAT_DECLARE_FAKE_QUANT_VARIANT_(name) \
   extern const FakeQuantKernels kFakeQuant_##name;

@@ -52,14 +52,13 @@
 //    results, NaN and ±Inf included (NaN fails both comparisons and ±Inf
 //    one, so the mask is false).  FakeQuantGrad is a Where, not a Mul by the
 //    mask, so that dX is +0 outside even for an infinite or negative dY.
-//  - LSQ: the reference forms each product dY * local exactly in double and
-//    sums in double; the decomposition does the same with Cast, Mul and
-//    ReduceSum in float64, in the runtime's summation order, and multiplies
-//    by g (and -s) in the reference's order.  Two double sums of n terms
-//    differ by at most about n * 2^-53 * sum|terms|, far below one float ulp
-//    unless the sum cancels almost to nothing, so dScale and dZeroPoint are
-//    almost always bit-identical after the Cast back to float (the tests
-//    measure it: bit-identical on the zoo models).  With lsq_sums_in_double
+//  - LSQ: the reference sums float products in a fixed float tree
+//    (qat/kernels/fake_quant_reference.h); the decomposition forms each
+//    product exactly in double with Cast and Mul, sums with ReduceSum in
+//    float64, in the runtime's summation order, and multiplies by g (and -s)
+//    in the reference's order.  The two differ within the kernel tree's
+//    bound, about 41 * 2^-24 * g * sum|terms| (the tests check it from each
+//    node's terms; most elements come out bit-identical).  With lsq_sums_in_double
 //    = false (a runtime without float64 kernels) the products are rounded to
 //    float and the sum runs in float: the error is then within the
 //    recursive-summation bound (n + 2) * 2^-24 * g * sum|terms| for n terms

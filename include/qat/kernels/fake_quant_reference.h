@@ -21,13 +21,20 @@
 //   scale_grad = g * sum(dy * dy/ds)      zero_point_grad = g * sum(dy * dy/dz).
 //
 // Summation order.  Sums are part of the result, so the order is fixed here
-// and every variant follows it: each product dy * (dy/ds) is formed exactly in
-// double; a sequence of terms is cut into chunks of kLsqChunk terms; inside a
-// chunk, term k goes to lane k % kLsqLanes; a chunk's lanes are combined as a
-// balanced tree; chunk sums are added in order, starting from 0.  The
-// zero-point sum adds dy (or 0 inside the range) the same way and multiplies
-// by -s at the end.  Per channel, a channel's terms are taken in the order
-// of its elements in memory; per block, likewise a block's.
+// and every variant follows it.  Everything on the per-element path is float:
+// each term dy * (dy/ds) is one float product; a sequence of terms is cut into
+// chunks of kLsqChunk terms, and a chunk into blocks of kLsqBlock terms;
+// term k of a chunk goes to lane k % kLsqLanes of its block, each lane
+// adding its terms in order starting from +0; at the end of each block (and
+// at the end of the chunk) every lane adds its block sum to the lane's
+// total, and the block's lanes restart from +0; a chunk's lane totals are
+// combined as a balanced tree in float.  Chunk sums (one per kLsqChunk
+// terms, off the per-element path) are added in order, in double, starting
+// from 0.  The zero-point sum adds dy (or +0 inside the range) the same way
+// and multiplies by -s at the end.  Per channel, a channel's terms are taken
+// in the order of its elements in memory; per block, likewise a block's.
+// The blocks bound the float error: a lane adds at most kLsqBlock /
+// kLsqLanes terms before folding, and kLsqChunk / kLsqBlock block sums.
 //
 // NaN results are NaN, but their sign and payload are unspecified (IEEE 754
 // leaves them open, and compilers swap the operands of a commutative add).
@@ -50,18 +57,49 @@ struct FakeQuantGrid {
   float quant_max;
 };
 
-inline constexpr int kLsqLanes = 8;
-inline constexpr int64_t kLsqChunk = 8192;
+inline constexpr int kLsqLanes = 16;
+inline constexpr int64_t kLsqBlock = 256;   // 16 terms per lane
+inline constexpr int64_t kLsqChunk = 4096;  // 16 blocks
 
-// Accumulators of one chunk in the canonical order.
+// Accumulators of one chunk in the canonical order: the current block's
+// lanes and the lane totals of the blocks already folded.
 struct LsqLanes {
-  double scale[kLsqLanes] = {};
-  double outside[kLsqLanes] = {};
+  float scale[kLsqLanes] = {};
+  float outside[kLsqLanes] = {};
+  float block_scale[kLsqLanes] = {};
+  float block_outside[kLsqLanes] = {};
 };
 
-inline double CombineLsqLanes(const double (&lane)[kLsqLanes]) {
-  return ((lane[0] + lane[1]) + (lane[2] + lane[3])) +
-         ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+// Adds the current block into the lane totals and restarts it from +0.
+// The ISA template parameter only gives each SIMD variant its own copy
+// (instantiated with a type of its translation unit's anonymous namespace,
+// so no copy built for a wider instruction set is linked into baseline
+// code); the reference uses the default.
+template <class Isa = void>
+inline void FoldLsqBlock(LsqLanes* a) {
+  for (int l = 0; l < kLsqLanes; ++l) {
+    a->scale[l] += a->block_scale[l];
+    a->outside[l] += a->block_outside[l];
+    a->block_scale[l] = 0.0f;
+    a->block_outside[l] = 0.0f;
+  }
+}
+
+// Term k of a chunk (0 <= k < kLsqChunk): the scale term and the outside
+// term (dy outside the range, else +0).
+template <class Isa = void>
+inline void AddLsqTerm(int64_t k, float scale_term, float outside_term,
+                       LsqLanes* a) {
+  const int lane = static_cast<int>(k % kLsqLanes);
+  a->block_scale[lane] += scale_term;
+  a->block_outside[lane] += outside_term;
+  if ((k + 1) % kLsqBlock == 0) FoldLsqBlock<Isa>(a);
+}
+
+inline float CombineLsqLanes(const float (&l)[kLsqLanes]) {
+  return (((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))) +
+         (((l[8] + l[9]) + (l[10] + l[11])) +
+          ((l[12] + l[13]) + (l[14] + l[15])));
 }
 
 // Running totals of the chunks seen so far.
@@ -69,9 +107,12 @@ struct LsqSums {
   double scale = 0.0;
   double outside = 0.0;
 
-  void AddChunk(const LsqLanes& lanes) {
-    scale += CombineLsqLanes(lanes.scale);
-    outside += CombineLsqLanes(lanes.outside);
+  // Folds the chunk's last block (always: an empty block adds +0) and adds
+  // the chunk's combined lanes.
+  void AddChunk(LsqLanes lanes) {
+    FoldLsqBlock<>(&lanes);
+    scale += static_cast<double>(CombineLsqLanes(lanes.scale));
+    outside += static_cast<double>(CombineLsqLanes(lanes.outside));
   }
 };
 
@@ -104,9 +145,10 @@ inline float FakeQuantElement(float x, const FakeQuantGrid& g, bool* inside) {
   return (QuantizeElement(x, g, inside) - g.zero_point) * g.scale;
 }
 
-// LSQ terms for one element; accumulates into lane `lane` and returns dx.
-inline float LsqElement(float x, float dy, const FakeQuantGrid& g, int lane,
-                        LsqLanes* acc) {
+// The LSQ terms of one element: *scale_term = dy * (dy/ds) and
+// *outside_term = dy outside the range, else +0.  Returns dx.
+inline float LsqElementTerms(float x, float dy, const FakeQuantGrid& g,
+                             float* scale_term, float* outside_term) {
   const float u = x / g.scale;
   const float r = std::nearbyint(u);
   const float v = r + g.zero_point;
@@ -116,9 +158,19 @@ inline float LsqElement(float x, float dy, const FakeQuantGrid& g, int lane,
   float local = r - u;  // inside the range (and NaN for NaN input)
   if (below) local = g.quant_min - g.zero_point;
   if (above) local = g.quant_max - g.zero_point;
-  acc->scale[lane] += static_cast<double>(dy) * static_cast<double>(local);
-  acc->outside[lane] += (below || above) ? static_cast<double>(dy) : 0.0;
+  *scale_term = dy * local;
+  *outside_term = (below || above) ? dy : 0.0f;
   return inside ? dy : 0.0f;
+}
+
+// LSQ terms for one element, term k of its chunk; accumulates them and
+// returns dx.
+inline float LsqElement(float x, float dy, const FakeQuantGrid& g, int64_t k,
+                        LsqLanes* acc) {
+  float ts, to;
+  const float dx = LsqElementTerms(x, dy, g, &ts, &to);
+  AddLsqTerm<>(k, ts, to, acc);
+  return dx;
 }
 
 // y = FakeQuant(x) over n elements; mask may be null.
@@ -189,9 +241,8 @@ inline void LsqBackwardPerChannelReference(int64_t outer, int64_t channels,
     for (int64_t o = 0; o < outer; ++o) {
       for (int64_t i = 0; i < inner; ++i, ++k) {
         const int64_t at = (o * channels + c) * inner + i;
-        const float g = LsqElement(x[at], dy[at], grids[c],
-                                   static_cast<int>(k % kLsqChunk % kLsqLanes),
-                                   &lanes);
+        const float g =
+            LsqElement(x[at], dy[at], grids[c], k % kLsqChunk, &lanes);
         if (dx != nullptr) dx[at] = g;
         if ((k + 1) % kLsqChunk == 0) {
           total.AddChunk(lanes);
@@ -224,8 +275,7 @@ inline void LsqBackwardPerBlockReference(int64_t outer, int64_t n,
         for (int64_t j = b * block_size; j < end; ++j, ++k) {
           const int64_t at = (o * n + j) * inner + i;
           const float g =
-              LsqElement(x[at], dy[at], grids[entry],
-                         static_cast<int>(k % kLsqChunk % kLsqLanes), &lanes);
+              LsqElement(x[at], dy[at], grids[entry], k % kLsqChunk, &lanes);
           if (dx != nullptr) dx[at] = g;
           if ((k + 1) % kLsqChunk == 0) {
             total.AddChunk(lanes);
