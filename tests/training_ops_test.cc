@@ -116,6 +116,52 @@ TEST(ConvTransposeTest, GemmMatchesTheReferenceDouble) {
 }
 
 // 1-D, stride 2, by hand: x[i] lands on y[2i .. 2i+2].
+// The 2-D col2im loop gives the bits of the general one: a 2-D problem and
+// the same problem with a leading spatial dimension of 1 (kernel 1, stride 1,
+// no padding), which takes the general loop, agree bit for bit.
+TEST(ConvTransposeTest, TwoDimensionalCol2ImMatchesTheGeneralLoopBitForBit) {
+  std::mt19937 rng(99);
+  int checked = 0;
+  for (int c = 0; c < 300 && checked < 40; ++c) {
+    Problem p = RandomProblem(rng);
+    if (p.x_shape.size() != 4) continue;
+    auto shape = exec::ComputeConvTransposeShape(p.attrs, p.x_shape, p.w_shape);
+    if (!shape.ok()) continue;
+    Problem q = p;
+    q.x_shape.insert(q.x_shape.begin() + 2, 1);
+    q.w_shape.insert(q.w_shape.begin() + 2, 1);
+    auto& w3 = q.attrs.window;
+    w3.strides.insert(w3.strides.begin(), 1);
+    w3.dilations.insert(w3.dilations.begin(), 1);
+    if (!w3.pads.empty()) {
+      w3.pads.insert(w3.pads.begin() + 2, 0);
+      w3.pads.insert(w3.pads.begin(), 0);
+    }
+    q.attrs.output_padding.insert(q.attrs.output_padding.begin(), 0);
+    if (!q.attrs.output_shape.empty()) q.attrs.output_shape.insert(q.attrs.output_shape.begin(), 1);
+    auto shape3 = exec::ComputeConvTransposeShape(q.attrs, q.x_shape, q.w_shape);
+    ASSERT_TRUE(shape3.ok()) << shape3.status();
+    std::uniform_real_distribution<float> uniform(-1, 1);
+    std::vector<float> x(NumElements(p.x_shape)), w(NumElements(p.w_shape));
+    std::vector<float> bias(shape->out_channels);
+    for (float& v : x) v = uniform(rng);
+    for (float& v : w) v = uniform(rng);
+    for (float& v : bias) v = uniform(rng);
+    const int64_t n = NumElements(shape->OutputShape());
+    ASSERT_EQ(n, NumElements(shape3->OutputShape()));
+    std::vector<float> two(n, 1e30f), three(n, -1e30f);
+    Tensor scratch;
+    const float* b = p.bias ? bias.data() : nullptr;
+    exec::ConvTransposeGemm<float>(nullptr, *shape, x.data(), w.data(), b, two.data(), scratch);
+    exec::ConvTransposeGemm<float>(nullptr, *shape3, x.data(), w.data(), b, three.data(),
+                                   scratch);
+    ASSERT_EQ(std::memcmp(two.data(), three.data(), n * sizeof(float)), 0)
+        << "X " << ShapeToString(p.x_shape) << ", W " << ShapeToString(p.w_shape);
+    ++checked;
+  }
+  EXPECT_GE(checked, 20);
+}
+
 TEST(ConvTransposeTest, ReferenceByHand) {
   exec::ConvTransposeAttrs attrs;
   attrs.window.strides = {2};

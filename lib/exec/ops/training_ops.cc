@@ -280,6 +280,28 @@ void ConvTransposeGemm(ThreadPool* pool, const ConvTransposeShape& s, const T* x
       const int64_t n = nj / mg, j = nj % mg;
       T* plane = y + (n * s.out_channels + g * mg + j) * out_size;
       std::fill(plane, plane + out_size, bias != nullptr ? bias[g * mg + j] : T(0));
+      if (dims == 2) {
+        // The loop below with 2-D index arithmetic: the same additions in
+        // the same order (p, then kernel rows, then kernel columns).
+        const int64_t H = win.in[0], W = win.in[1];
+        const int64_t KH = win.kernel[0], KW = win.kernel[1];
+        const int64_t DH = win.dilations[0], DW = win.dilations[1];
+        for (int64_t p = 0; p < in_size; ++p) {
+          const int64_t h0 = corners[p * 2], w0 = corners[p * 2 + 1];
+          const T* col = cols + (n * in_size + p) * row + j * K;
+          for (int64_t kh = 0; kh < KH; ++kh) {
+            const int64_t h = h0 + kh * DH;
+            if (h < 0 || h >= H) continue;
+            T* line = plane + h * W;
+            const T* c = col + kh * KW;
+            for (int64_t kw = 0; kw < KW; ++kw) {
+              const int64_t w_pos = w0 + kw * DW;
+              if (w_pos >= 0 && w_pos < W) line[w_pos] += c[kw];
+            }
+          }
+        }
+        return;
+      }
       for (int64_t p = 0; p < in_size; ++p) {
         const int64_t* corner = &corners[p * dims];  // where x[p]'s kernel starts in y
         const T* col = cols + (n * in_size + p) * row + j * K;
