@@ -86,6 +86,21 @@ inline absl::StatusOr<std::map<std::string, Tensor>> RunGraph(
   return (*executor)->Run(feed);
 }
 
+// Loads `proto` without the checker and shape inference (a hand-built graph
+// whose outputs have no declared shape) and runs it once on `feed`.
+inline absl::StatusOr<std::map<std::string, Tensor>> RunUncheckedProto(
+    const onnx::ModelProto& proto, const std::string& source,
+    const std::map<std::string, Tensor>& feed = {}) {
+  ModelLoadOptions options;
+  options.check = false;
+  options.infer_shapes = false;
+  auto model = Model::FromBytes(proto.SerializeAsString(), source, options);
+  if (!model.ok()) return model.status();
+  auto executor = Executor::Create(*model);
+  if (!executor.ok()) return executor.status();
+  return (*executor)->Run(feed);
+}
+
 inline void SetInt(onnx::NodeProto& node, const std::string& name, int64_t value) {
   auto* a = node.add_attribute();
   a->set_name(name);
