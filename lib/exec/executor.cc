@@ -431,7 +431,7 @@ void GraphPlan::AssignBuffers() {
     free_buffers.push_back(slot.index);
   };
   for (size_t s = 0; s < plan.steps.size(); ++s) {
-    const Step& step = plan.steps[s];
+    Step& step = plan.steps[s];
     for (int id : step.outputs) {
       if (id < 0) continue;
       if (free_buffers.empty()) {
@@ -441,16 +441,15 @@ void GraphPlan::AssignBuffers() {
         free_buffers.pop_back();
       }
     }
-    Step& mutable_step = plan.steps[s];
-    mutable_step.takeable.clear();
+    step.takeable.clear();
     for (size_t k = 0; k < step.inputs.size(); ++k) {
       const int id = step.inputs[k];
       const bool last = id >= 0 && plan.slots[id].kind == SlotKind::kNodeOutput && !keep[id] &&
                         last_use[id] == static_cast<int>(s) &&
                         std::count(step.inputs.begin(), step.inputs.end(), id) == 1;
       if (last) {
-        mutable_step.takeable.resize(step.inputs.size(), false);
-        mutable_step.takeable[k] = true;
+        step.takeable.resize(step.inputs.size(), false);
+        step.takeable[k] = true;
       }
     }
     for (int id : step.inputs) {

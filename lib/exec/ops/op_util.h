@@ -240,7 +240,8 @@ void ForEachIndex(ThreadPool* pool, int64_t n, F&& fn) {
 // kElementsPerTask elements per task, over the pool.
 template <typename F>
 void ForEachRow(ThreadPool* pool, int64_t rows, int64_t inner, F&& fn) {
-  const int64_t rows_per_task = std::max<int64_t>(1, kElementsPerTask / std::max<int64_t>(1, inner));
+  const int64_t rows_per_task =
+      std::max<int64_t>(1, kElementsPerTask / std::max<int64_t>(1, inner));
   ParallelFor(pool, (rows + rows_per_task - 1) / rows_per_task, [&](int64_t task) {
     const int64_t last = std::min(rows, (task + 1) * rows_per_task);
     for (int64_t r = task * rows_per_task; r < last; ++r) fn(r);
@@ -328,20 +329,20 @@ absl::Status BroadcastBinary(ThreadPool* pool, const Tensor& a, const Tensor& b,
   if (rows.inner >= kMinBroadcastRow) {
     const int64_t inner = rows.inner;
     ForEachRow(pool, rows.outer, inner, [&](int64_t r) {
-        const A* x = pa + RowOffset(rows, *shape, strides[0], r);
-        const B* y = pb + RowOffset(rows, *shape, strides[1], r);
-        Out* z = po + r * inner;
-        if (rows.contiguous[0] && rows.contiguous[1]) {
-          for (int64_t j = 0; j < inner; ++j) z[j] = op(x[j], y[j]);
-        } else if (rows.contiguous[0]) {
-          const B v = y[0];
-          for (int64_t j = 0; j < inner; ++j) z[j] = op(x[j], v);
-        } else if (rows.contiguous[1]) {
-          const A u = x[0];
-          for (int64_t j = 0; j < inner; ++j) z[j] = op(u, y[j]);
-        } else {
-          std::fill(z, z + inner, op(x[0], y[0]));
-        }
+      const A* x = pa + RowOffset(rows, *shape, strides[0], r);
+      const B* y = pb + RowOffset(rows, *shape, strides[1], r);
+      Out* z = po + r * inner;
+      if (rows.contiguous[0] && rows.contiguous[1]) {
+        for (int64_t j = 0; j < inner; ++j) z[j] = op(x[j], y[j]);
+      } else if (rows.contiguous[0]) {
+        const B v = y[0];
+        for (int64_t j = 0; j < inner; ++j) z[j] = op(x[j], v);
+      } else if (rows.contiguous[1]) {
+        const A u = x[0];
+        for (int64_t j = 0; j < inner; ++j) z[j] = op(u, y[j]);
+      } else {
+        std::fill(z, z + inner, op(x[0], y[0]));
+      }
     });
     return absl::OkStatus();
   }

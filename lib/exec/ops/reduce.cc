@@ -48,9 +48,7 @@ T IdentityOf(Accumulate acc) {
   return T(0);
 }
 
-// Folds the elements of `x` into `out` (already holding the identity) along
-// `out_strides`; `map` turns an element (and its output index) into what is
-// accumulated.
+// a = acc(a, v).
 template <typename T>
 void AccumulateInto(Accumulate acc, T& a, T v) {
   if (acc == Accumulate::kMax) {
@@ -80,6 +78,9 @@ int64_t TrailingReductionLength(const std::vector<int64_t>& shape,
   return len;
 }
 
+// Folds the elements of `x` into `out` (already holding the identity) along
+// `out_strides`; `map` turns an element (and its output index) into what is
+// accumulated.
 template <typename T, typename Map>
 void Fold(const Tensor& x, const std::vector<int64_t>& out_strides, Accumulate acc,
           T* po, Map map) {
@@ -91,14 +92,7 @@ void Fold(const Tensor& x, const std::vector<int64_t>& out_strides, Accumulate a
     for (int64_t o = 0; o < rows; ++o) {
       T a = po[o];
       const T* row = px + o * len;
-      switch (acc) {
-        case Accumulate::kSum:
-          for (int64_t j = 0; j < len; ++j) a = static_cast<T>(a + map(row[j], o));
-          break;
-        default:
-          for (int64_t j = 0; j < len; ++j) AccumulateInto(acc, a, map(row[j], o));
-          break;
-      }
+      for (int64_t j = 0; j < len; ++j) AccumulateInto(acc, a, map(row[j], o));
       po[o] = a;
     }
     return;
