@@ -243,6 +243,40 @@ TEST(Opset21Test, BadFilesAreRejectedWithAClearError) {
     ExpectRejected(m, "node 'split' (Split) uses a num_outputs other than its number of outputs");
   }
   {
+    // A block scale computed from uint8 codes: the codes' shape must be the
+    // blocked one, and only a DequantizeLinear of an initializer may compute it.
+    for (const bool wrong_shape : {true, false}) {
+      onnx::ModelProto m = MakeInt4Model({70, 3, 0, 32, true, true, {2, 3}});
+      auto* g = m.mutable_graph();
+      for (auto& t : *g->mutable_initializer()) {
+        if (t.name() == "w_scale") t.set_name("w_scale_source");
+      }
+      Tensor codes(DataType::kUInt8, {2, 3});
+      *g->add_initializer() = TensorToProto(codes, "w_codes");
+      *g->add_initializer() =
+          TensorToProto(Tensor::FromValues<float>({3}, {0.5f, 0.5f, 0.5f}), "w_step");
+      onnx::NodeProto scale_node;
+      scale_node.set_name("scale");
+      if (wrong_shape) {
+        scale_node.set_op_type("DequantizeLinear");
+        scale_node.add_input("w_codes");
+        scale_node.add_input("w_step");
+        AddInt(&scale_node, "axis", 1);
+      } else {
+        scale_node.set_op_type("Identity");  // computed, but not by a DequantizeLinear
+        scale_node.add_input("w_scale_source");
+      }
+      scale_node.add_output("w_scale");
+      auto* nodes = g->mutable_node();
+      nodes->Add()->Swap(&scale_node);
+      for (int i = nodes->size() - 1; i > 0; --i) nodes->SwapElements(i, i - 1);
+      ExpectRejected(m, wrong_shape
+                            ? "needs 'w_scale' of shape [3,3], got [2,3]"
+                            : "libqat needs its scale to be an initializer or a "
+                              "DequantizeLinear of one");
+    }
+  }
+  {
     onnx::ModelProto m = MakeInt4Model({});
     m.set_ir_version(11);
     ExpectRejected(m, "ir_version 11");
