@@ -1339,7 +1339,7 @@ QatStatus* qat_trainer_save_checkpoint(const QatTrainer* trainer, const char* pa
   QAT_CHECK_HANDLE(trainer, "trainer");
   QAT_CHECK_PTR(path, "path");
   QAT_ENTER(trainer, "the trainer");
-  return ToStatus(qat::SaveCheckpoint(path, trainer->trainer->MakeCheckpoint()));
+  return ToStatus(trainer->trainer->SaveCheckpoint(path, trainer->trainer->progress(), {}));
   QAT_C_API_END
 }
 

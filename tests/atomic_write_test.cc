@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/file_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "qat/calibration_table.h"
@@ -356,6 +357,73 @@ TEST(AtomicWrite, AFullDiskIsResourceExhaustedAndKeepsThePreviousFile) {
   EXPECT_THAT(std::string(s.message()), HasSubstr(std::strerror(ENOSPC)));
   EXPECT_EQ(after, before);
   EXPECT_THAT(temps, IsEmpty());
+}
+
+// ---- Files written in pieces, and whole-file reads ---------------------------------------
+
+TEST(AtomicWrite, PiecesMakeOneFileAndAProducersErrorKeepsThePreviousOne) {
+  const std::string dir = FreshDir("pieces");
+  const std::string out = dir + "/f";
+  ASSERT_TRUE(WriteFileAtomicallyInPieces(out, [](WritePiece write) -> absl::Status {
+                for (absl::string_view piece : {"ab", "", "cde"}) {
+                  if (absl::Status s = write(piece); !s.ok()) return s;
+                }
+                return absl::OkStatus();
+              }).ok());
+  EXPECT_EQ(Read(out), "abcde");
+  const absl::Status s = WriteFileAtomicallyInPieces(out, [](WritePiece write) {
+    EXPECT_TRUE(write("half of a new version").ok());
+    return absl::CancelledError("the producer stopped");
+  });
+  EXPECT_EQ(s.code(), absl::StatusCode::kCancelled) << s;
+  EXPECT_EQ(Read(out), "abcde");
+  EXPECT_THAT(Temps(dir), IsEmpty());
+}
+
+TEST(AtomicWrite, ACheckpointOnAFullDiskIsResourceExhaustedAndKeepsThePreviousFile) {
+  const std::string dir = FreshDir("full_disk_checkpoint");
+  if (mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=256k") != 0) {
+    GTEST_SKIP() << "cannot mount a 256 KB tmpfs at " << dir << ": " << std::strerror(errno)
+                 << " (the test needs root or CAP_SYS_ADMIN)";
+  }
+  const std::string out = dir + "/checkpoint";
+  Checkpoint small, large;
+  small.parameters.emplace_back("w", Tensor::FromValues<float>({4}, {1, 2, 3, 4}));
+  large.parameters.emplace_back("w", Tensor(DataType::kFloat32, {512, 1024}));  // 2 MB
+  const absl::Status first = SaveCheckpoint(out, small);
+  const std::string before = Read(out);
+  const absl::Status s = SaveCheckpoint(out, large);
+  const std::string after = Read(out);
+  const std::vector<std::string> temps = Temps(dir);
+  umount2(dir.c_str(), MNT_DETACH);
+  ASSERT_TRUE(first.ok()) << first;
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr(out));
+  EXPECT_EQ(after, before);
+  EXPECT_THAT(temps, IsEmpty());
+}
+
+TEST(ReadFileToString, ReadsRegularEmptyAndSizelessFiles) {
+  const std::string dir = FreshDir("read");
+  std::string bytes(3 * 1000 * 1000 + 7, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 131 % 251);
+  WritePlain(dir + "/big", bytes);
+  WritePlain(dir + "/empty", "");
+  auto big = ReadFileToString(dir + "/big");
+  ASSERT_TRUE(big.ok()) << big.status();
+  EXPECT_EQ(*big, bytes);
+  auto empty = ReadFileToString(dir + "/empty");
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(*empty, "");
+  // /proc files report a size of 0 and still have contents.
+  auto status = ReadFileToString("/proc/self/status");
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_THAT(*status, HasSubstr("VmRSS"));
+  auto missing = ReadFileToString(dir + "/missing");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr(dir + "/missing"));
+  auto folder = ReadFileToString(dir);
+  EXPECT_EQ(folder.status().code(), absl::StatusCode::kDataLoss) << folder.status();
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // QAT end to end: QDQ -> FakeQuant fusion, training with quantization, and
 // the int8 export, checked bit for bit where the arithmetic promises it.
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -422,6 +423,36 @@ std::map<std::string, Tensor> GrowingBatch(int step) {
   Tensor x = d.features();
   for (float& v : x.values<float>()) v *= 1.0f + 0.5f * step;
   return {{"input", x}, {"labels", d.labels()}};
+}
+
+// Trainer::SaveCheckpoint writes the state from where it lies; the file is
+// the one SaveCheckpoint writes for MakeCheckpoint's copy, byte for byte
+// (observed parameters, observer state and optimizer slots included).
+TEST(ObserveTest, TrainerSavesTheBytesOfItsCheckpointCopy) {
+  const TrainingModels models = ObservedModels(/*per_channel=*/true);
+  TrainerOptions options = ObservingTrainerOptions();
+  options.optimizer.kind = OptimizerKind::kAdamW;
+  auto trainer = Trainer::Create(models, options);
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  for (int step = 0; step < 2; ++step) ASSERT_TRUE((*trainer)->TrainStep(GrowingBatch(step)).ok());
+  TrainingProgress progress = (*trainer)->progress();
+  progress.epoch = 3;
+  const std::map<std::string, std::string> metadata = {{"run.lr", "0.05"}, {"a", "b"}};
+  const std::string direct = ::testing::TempDir() + "/trainer_direct.ckpt";
+  const std::string copied = ::testing::TempDir() + "/trainer_copied.ckpt";
+  ASSERT_TRUE((*trainer)->SaveCheckpoint(direct, progress, metadata).ok());
+  Checkpoint c = (*trainer)->MakeCheckpoint();
+  ASSERT_FALSE(c.observer_state.empty());
+  ASSERT_FALSE(c.optimizer_state.empty());
+  c.progress = progress;
+  c.metadata = metadata;
+  ASSERT_TRUE(SaveCheckpoint(copied, c).ok());
+  auto bytes = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  EXPECT_GT(bytes(direct).size(), 1000u);
+  EXPECT_EQ(bytes(direct), bytes(copied));
 }
 
 TEST(ObserveTest, ScalesFollowAReferenceMovingAverageAndTheWeights) {

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <functional>
 #include <limits>
+#include <map>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -169,9 +170,27 @@ struct GraphPlan {
   std::vector<Step> steps;        // in topological order
   const BatchReducer* batch_reducer = nullptr;  // the main graph's, if set
 
+  // Per slot: the last step that reads it (-1: none), and whether it keeps
+  // its buffer to the end of a run (a graph output).  Set by AssignBuffers.
+  std::vector<int> last_use;
+  std::vector<bool> kept;
+  // Per slot: the most bytes the value has needed in a run so far, and the
+  // bytes the current buffer assignment was planned for.
+  std::vector<size_t> value_bytes;
+  std::vector<size_t> planned_bytes;
+  // Until the sizes are known the buffers are assigned without them, and a
+  // run frees each value's memory after its last reader; after a run that
+  // measured a value larger than planned, SizeBuffers plans again.
+  bool sized = false;
+  bool resize_pending = false;
+
   void FoldConstantSteps(ThreadPool* pool);
   absl::Status FuseConvActivations(const onnx::GraphProto& graph);
   void AssignBuffers();
+  void SizeBuffers();
+  // Frees the memory of the values whose last reader is step `s` (and of
+  // its outputs that nothing reads).
+  void ReleaseDeadValues(int s);
 
   const Tensor* Read(int slot_id, const Tensor* const* given,
                      const Tensor* const* outer) const {
@@ -411,40 +430,37 @@ absl::Status GraphPlan::FuseConvActivations(const onnx::GraphProto& graph) {
 // lifetimes do not overlap: a value's buffer is free again once the last
 // step that reads it has run (graph outputs keep theirs).  A step's outputs
 // are placed before its inputs are released, so no kernel ever writes into
-// a buffer it is reading.
+// a buffer it is reading.  The sizes are not known yet: buffers are reused
+// in the order they are freed (SizeBuffers plans with sizes).
 void GraphPlan::AssignBuffers() {
-  GraphPlan& plan = *this;
-  std::vector<int> last_use(plan.slots.size(), -1);
-  for (size_t s = 0; s < plan.steps.size(); ++s) {
-    for (int id : plan.steps[s].inputs) {
+  last_use.assign(slots.size(), -1);
+  for (size_t s = 0; s < steps.size(); ++s) {
+    for (int id : steps[s].inputs) {
       if (id >= 0) last_use[id] = static_cast<int>(s);
     }
   }
-  std::vector<bool> keep(plan.slots.size(), false);
-  for (int id : plan.output_slots) keep[id] = true;
+  kept.assign(slots.size(), false);
+  for (int id : output_slots) kept[id] = true;
+  value_bytes.assign(slots.size(), 0);
+  planned_bytes.assign(slots.size(), 0);
+  std::vector<bool> released(slots.size(), false);
   std::vector<int> free_buffers;
   int num_buffers = 0;
-  auto release = [&](int id) {
-    Slot& slot = plan.slots[id];
-    if (slot.kind != SlotKind::kNodeOutput || keep[id]) return;
-    keep[id] = true;  // release once, even if read twice by the last step
-    free_buffers.push_back(slot.index);
-  };
-  for (size_t s = 0; s < plan.steps.size(); ++s) {
-    Step& step = plan.steps[s];
+  for (size_t s = 0; s < steps.size(); ++s) {
+    Step& step = steps[s];
     for (int id : step.outputs) {
       if (id < 0) continue;
       if (free_buffers.empty()) {
-        plan.slots[id].index = num_buffers++;
+        slots[id].index = num_buffers++;
       } else {
-        plan.slots[id].index = free_buffers.back();
+        slots[id].index = free_buffers.back();
         free_buffers.pop_back();
       }
     }
     step.takeable.clear();
     for (size_t k = 0; k < step.inputs.size(); ++k) {
       const int id = step.inputs[k];
-      const bool last = id >= 0 && plan.slots[id].kind == SlotKind::kNodeOutput && !keep[id] &&
+      const bool last = id >= 0 && slots[id].kind == SlotKind::kNodeOutput && !kept[id] &&
                         last_use[id] == static_cast<int>(s) &&
                         std::count(step.inputs.begin(), step.inputs.end(), id) == 1;
       if (last) {
@@ -452,6 +468,11 @@ void GraphPlan::AssignBuffers() {
         step.takeable[k] = true;
       }
     }
+    auto release = [&](int id) {
+      if (slots[id].kind != SlotKind::kNodeOutput || kept[id] || released[id]) return;
+      released[id] = true;  // once, even if read twice by the last step
+      free_buffers.push_back(slots[id].index);
+    };
     for (int id : step.inputs) {
       if (id >= 0 && last_use[id] == static_cast<int>(s)) release(id);
     }
@@ -459,11 +480,78 @@ void GraphPlan::AssignBuffers() {
       if (id >= 0 && last_use[id] < 0) release(id);  // never read
     }
   }
-  plan.buffers.resize(static_cast<size_t>(num_buffers));
+  buffers.resize(static_cast<size_t>(num_buffers));
+}
+
+// Plans the buffers again with the sizes the runs have measured, largest
+// value first: each goes into the smallest buffer that is big enough and
+// free for its whole lifetime (from the step that writes it to its last
+// reader, both included), or into a new one.  Every buffer then stays as
+// large as the first value placed in it, and a training step allocates
+// nothing once it has run (greedy by size, as arena planners do).
+void GraphPlan::SizeBuffers() {
+  constexpr int kToTheEnd = std::numeric_limits<int>::max();
+  std::vector<int> first(slots.size(), -1);
+  std::vector<int> values;
+  for (size_t s = 0; s < steps.size(); ++s) {
+    for (int id : steps[s].outputs) {
+      if (id < 0 || first[id] >= 0) continue;
+      first[id] = static_cast<int>(s);
+      values.push_back(id);
+    }
+  }
+  auto end = [&](int id) {
+    return kept[id] ? kToTheEnd : std::max(first[id], last_use[id]);
+  };
+  std::stable_sort(values.begin(), values.end(), [&](int a, int b) {
+    return value_bytes[a] > value_bytes[b];
+  });
+  std::vector<std::map<int, int>> busy;  // per buffer: first step -> last step
+  std::vector<size_t> capacity;
+  for (int id : values) {
+    const int from = first[id], to = end(id);
+    int best = -1;
+    for (size_t b = 0; b < busy.size(); ++b) {
+      // The lifetimes in a buffer do not overlap: only the latest one that
+      // starts by `to` can reach `from`.
+      auto it = busy[b].upper_bound(to);
+      if (it != busy[b].begin() && std::prev(it)->second >= from) continue;
+      if (best < 0 || capacity[b] < capacity[best]) best = static_cast<int>(b);
+    }
+    if (best < 0) {
+      best = static_cast<int>(busy.size());
+      busy.emplace_back();
+      capacity.push_back(value_bytes[id]);
+    }
+    busy[best][from] = to;
+    slots[id].index = best;
+  }
+  // The old buffers go: their memory was sized for the old assignment.
+  buffers = std::vector<Tensor>(busy.size());
+  planned_bytes = value_bytes;
+  sized = true;
+}
+
+void GraphPlan::ReleaseDeadValues(int s) {
+  auto release = [&](int id) {
+    if (id >= 0 && slots[id].kind == SlotKind::kNodeOutput && !kept[id]) {
+      buffers[slots[id].index] = Tensor();
+    }
+  };
+  for (int id : steps[s].inputs) {
+    if (id >= 0 && last_use[id] == s) release(id);
+  }
+  for (int id : steps[s].outputs) {
+    if (id >= 0 && last_use[id] < 0) release(id);
+  }
 }
 
 absl::Status GraphPlan::RunSteps(const Tensor* const* given, const Tensor* const* outer,
                                  ThreadPool* pool, uint64_t seed) {
+  if (resize_pending) {
+    SizeBuffers();
+    resize_pending = false;
+  }
   exec::KernelContext ctx;
   ctx.pool = pool;
   ctx.batch_reducer = batch_reducer;
@@ -496,6 +584,13 @@ absl::Status GraphPlan::RunSteps(const Tensor* const* given, const Tensor* const
         return absl::Status(status.code(), absl::StrCat(step.description, ": ",
                                                         status.message()));
       }
+      for (int id : step.outputs) {
+        if (id < 0) continue;
+        const size_t bytes = buffers[slots[id].index].num_bytes();
+        value_bytes[id] = std::max(value_bytes[id], bytes);
+        resize_pending = resize_pending || bytes > planned_bytes[id];
+      }
+      if (!sized) ReleaseDeadValues(static_cast<int>(s));
     }
   } catch (const std::exception&) {
     // Allocation (a shape too large for memory) and Tensor's checks (a

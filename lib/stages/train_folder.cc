@@ -282,6 +282,14 @@ absl::StatusOr<TrainFolderResult> Train(Run& run, int64_t steps_per_epoch,
     QAT_RETURN_IF_ERROR(
         trainer->RestoreCheckpoint(NewRunStart(std::move(run.checkpoint), options.seed)));
   }
+  {
+    // The trainer holds copies of all it needs; the models' initializers
+    // and a resumed checkpoint would stay in memory for the whole run (for
+    // resnet18, 90 MB and 134 MB).  Nothing reads `run` from here on but
+    // its settings, metadata, path and collective.
+    TrainingModels models = std::move(run.models);
+    Checkpoint checkpoint = std::move(run.checkpoint);
+  }
 
   TrainFolderResult result;
   result.settings = t;
@@ -296,13 +304,12 @@ absl::StatusOr<TrainFolderResult> Train(Run& run, int64_t steps_per_epoch,
   const bool writer = run.collective == nullptr || run.collective->rank() == 0;
   auto save = [&](bool epoch_end) {
     if (!writer) return absl::OkStatus();
-    Checkpoint c = trainer->MakeCheckpoint();
+    TrainingProgress progress = trainer->progress();
     if (epoch_end) {
-      ++c.progress.epoch;
-      c.progress.step_in_epoch = 0;
+      ++progress.epoch;
+      progress.step_in_epoch = 0;
     }
-    c.metadata = run.metadata;
-    return SaveCheckpoint(run.checkpoint_path, c);
+    return trainer->SaveCheckpoint(run.checkpoint_path, progress, run.metadata);
   };
   double loss_sum = 0.0;
   int64_t loss_count = 0;

@@ -1,5 +1,7 @@
 #include "qat/checkpoint.h"
 
+#include "train/checkpoint_refs.h"
+
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -24,8 +26,9 @@ constexpr char kMagic[8] = {'Q', 'A', 'T', 'C', 'K', 'P', 'T', '1'};
 constexpr int32_t kFormatVersion = 3;
 constexpr size_t kHeaderSize = sizeof(kMagic) + sizeof(uint64_t);
 
-uint64_t Fnv1a64(absl::string_view bytes) {
-  uint64_t h = 0xcbf29ce484222325ULL;
+constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ULL;
+
+uint64_t Fnv1a64(absl::string_view bytes, uint64_t h = kFnvOffset) {
   for (unsigned char c : bytes) {
     h ^= c;
     h *= 0x100000001b3ULL;
@@ -43,12 +46,132 @@ uint64_t ReadU64(const char* p) {
   return v;
 }
 
-void Store(const std::string& name, const Tensor& t,
-           checkpoint_proto::StoredTensor* out) {
-  out->set_name(name);
-  out->set_data_type(static_cast<int32_t>(t.dtype()));
-  for (int64_t d : t.shape()) out->add_dims(d);
-  out->set_data(static_cast<const char*>(t.raw_data()), t.num_bytes());
+void AppendVarint(std::string* out, uint64_t v) {
+  for (; v >= 0x80; v >>= 7) out->push_back(static_cast<char>(v | 0x80));
+  out->push_back(static_cast<char>(v));
+}
+
+// The key of a length-delimited field (wire type 2).
+uint32_t BytesKey(int field) { return (static_cast<uint32_t>(field) << 3) | 2; }
+
+// Deterministic: the metadata map's entries in key order, so that the same
+// training state always gives the same bytes.
+std::string Serialize(const google::protobuf::MessageLite& m) {
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    m.SerializeToCodedStream(&coded);
+  }
+  return out;
+}
+
+// A StoredTensor's fields but its data (field 4, the last, so that the
+// pieces concatenate to the message's own serialization).
+std::string TensorHead(const std::string& name, const Tensor& t) {
+  checkpoint_proto::StoredTensor head;
+  head.set_name(name);
+  head.set_data_type(static_cast<int32_t>(t.dtype()));
+  for (int64_t d : t.shape()) head.add_dims(d);
+  return Serialize(head);
+}
+
+// The payload in pieces, in field order: the bytes of a Checkpoint
+// message's deterministic serialization, with each tensor's data passed
+// from the tensor itself.  Without a WritePiece it only counts them.
+class PayloadWriter {
+ public:
+  explicit PayloadWriter(const WritePiece* write) : write_(write) {}
+
+  absl::Status Message(const checkpoint_proto::Checkpoint& fields) {
+    return Small(Serialize(fields));
+  }
+  // Repeated StoredTensor field number `field`.
+  absl::Status Tensors(int field, const CheckpointRefs::Tensors& tensors) {
+    for (const auto& [name, t] : tensors) {
+      const std::string head = TensorHead(*name, *t);
+      const size_t data = t->num_bytes();
+      std::string data_key;  // proto3 leaves out an empty field
+      if (data > 0) {
+        AppendVarint(&data_key, BytesKey(4));
+        AppendVarint(&data_key, data);
+      }
+      std::string key;
+      AppendVarint(&key, BytesKey(field));
+      AppendVarint(&key, head.size() + data_key.size() + data);
+      QAT_RETURN_IF_ERROR(Small(key));
+      QAT_RETURN_IF_ERROR(Small(head));
+      QAT_RETURN_IF_ERROR(Small(data_key));
+      QAT_RETURN_IF_ERROR(
+          Large(absl::string_view(static_cast<const char*>(t->raw_data()), data)));
+    }
+    return absl::OkStatus();
+  }
+  absl::Status Flush() {
+    const std::string pending = std::move(pending_);
+    pending_.clear();
+    return Pass(pending);
+  }
+  uint64_t size() const { return size_; }
+  uint64_t checksum() const { return checksum_; }
+
+ private:
+  static constexpr size_t kBuffer = size_t{1} << 20;
+
+  absl::Status Small(absl::string_view bytes) {
+    pending_.append(bytes.data(), bytes.size());
+    return pending_.size() >= kBuffer ? Flush() : absl::OkStatus();
+  }
+  absl::Status Large(absl::string_view bytes) {
+    if (bytes.size() < kBuffer) return Small(bytes);
+    QAT_RETURN_IF_ERROR(Flush());
+    return Pass(bytes);
+  }
+  absl::Status Pass(absl::string_view bytes) {
+    size_ += bytes.size();
+    if (write_ == nullptr || bytes.empty()) return absl::OkStatus();
+    checksum_ = Fnv1a64(bytes, checksum_);
+    return (*write_)(bytes);
+  }
+
+  const WritePiece* write_;
+  std::string pending_;
+  uint64_t size_ = 0;
+  uint64_t checksum_ = kFnvOffset;
+};
+
+// The fields in their numbers' order, scalars as partial messages (proto3
+// leaves out the fields they do not set).
+absl::Status WritePayload(const CheckpointRefs& c, PayloadWriter& out) {
+  const bool observed = !c.quant_params.empty() || !c.observer_state.empty() ||
+                        c.observed_steps != 0;
+  checkpoint_proto::Checkpoint head;
+  head.set_format_version(!c.running_stats.empty() ? 3 : observed ? 2 : 1);
+  head.set_producer(absl::StrCat("libqat ", QAT_VERSION_STRING));
+  QAT_RETURN_IF_ERROR(out.Message(head));
+  QAT_RETURN_IF_ERROR(out.Tensors(3, c.parameters));
+  checkpoint_proto::Checkpoint optimizer;
+  optimizer.set_optimizer(c.optimizer);
+  optimizer.set_optimizer_step(c.optimizer_step);
+  QAT_RETURN_IF_ERROR(out.Message(optimizer));
+  QAT_RETURN_IF_ERROR(out.Tensors(6, c.optimizer_state));
+  checkpoint_proto::Checkpoint progress;
+  progress.set_epoch(c.progress.epoch);
+  progress.set_step_in_epoch(c.progress.step_in_epoch);
+  progress.set_global_step(c.progress.global_step);
+  progress.set_seed(c.progress.seed);
+  if (c.metadata != nullptr) {
+    for (const auto& [k, v] : *c.metadata) (*progress.mutable_metadata())[k] = v;
+  }
+  QAT_RETURN_IF_ERROR(out.Message(progress));
+  QAT_RETURN_IF_ERROR(out.Tensors(12, c.quant_params));
+  QAT_RETURN_IF_ERROR(out.Tensors(13, c.observer_state));
+  checkpoint_proto::Checkpoint observed_steps;
+  observed_steps.set_observed_steps(c.observed_steps);
+  QAT_RETURN_IF_ERROR(out.Message(observed_steps));
+  QAT_RETURN_IF_ERROR(out.Tensors(15, c.running_stats));
+  return out.Flush();
 }
 
 absl::StatusOr<Tensor> Restore(const checkpoint_proto::StoredTensor& s,
@@ -73,52 +196,61 @@ absl::StatusOr<Tensor> Restore(const checkpoint_proto::StoredTensor& s,
 
 }  // namespace
 
+CheckpointRefs RefsOf(const Checkpoint& c) {
+  auto refs = [](const auto& named) {
+    CheckpointRefs::Tensors out;
+    for (const auto& [name, t] : named) out.emplace_back(&name, &t);
+    return out;
+  };
+  CheckpointRefs r;
+  r.parameters = refs(c.parameters);
+  r.optimizer = c.optimizer;
+  r.optimizer_step = c.optimizer_step;
+  r.optimizer_state = refs(c.optimizer_state);
+  r.progress = c.progress;
+  r.metadata = &c.metadata;
+  r.quant_params = refs(c.quant_params);
+  r.observer_state = refs(c.observer_state);
+  r.observed_steps = c.observed_steps;
+  r.running_stats = refs(c.running_stats);
+  return r;
+}
+
+Checkpoint CopyOf(const CheckpointRefs& r) {
+  auto copy = [](const CheckpointRefs::Tensors& refs, auto* out) {
+    for (const auto& [name, t] : refs) out->insert(out->end(), {*name, *t});
+  };
+  Checkpoint c;
+  copy(r.parameters, &c.parameters);
+  c.optimizer = r.optimizer;
+  c.optimizer_step = r.optimizer_step;
+  copy(r.optimizer_state, &c.optimizer_state);
+  c.progress = r.progress;
+  if (r.metadata != nullptr) c.metadata = *r.metadata;
+  copy(r.quant_params, &c.quant_params);
+  copy(r.observer_state, &c.observer_state);
+  c.observed_steps = r.observed_steps;
+  copy(r.running_stats, &c.running_stats);
+  return c;
+}
+
+absl::Status SaveCheckpointRefs(const std::string& path, const CheckpointRefs& refs) {
+  PayloadWriter counter(nullptr);  // the header announces the payload's length
+  QAT_RETURN_IF_ERROR(WritePayload(refs, counter));
+  return WriteFileAtomicallyInPieces(path, [&](WritePiece write) -> absl::Status {
+    std::string header(kMagic, sizeof(kMagic));
+    AppendU64(&header, counter.size());
+    QAT_RETURN_IF_ERROR(write(header));
+    PayloadWriter payload(&write);
+    QAT_RETURN_IF_ERROR(WritePayload(refs, payload));
+    std::string trailer;
+    AppendU64(&trailer, payload.checksum());
+    return write(trailer);
+  });
+}
+
 absl::Status SaveCheckpoint(const std::string& path, const Checkpoint& c) {
-  checkpoint_proto::Checkpoint p;
-  const bool observed = !c.quant_params.empty() || !c.observer_state.empty() ||
-                        c.observed_steps != 0;
-  p.set_format_version(!c.running_stats.empty() ? 3 : observed ? 2 : 1);
-  p.set_producer(absl::StrCat("libqat ", QAT_VERSION_STRING));
-  for (const auto& [name, t] : c.parameters) Store(name, t, p.add_parameters());
-  p.set_optimizer(c.optimizer);
-  p.set_optimizer_step(c.optimizer_step);
-  for (const auto& [name, t] : c.optimizer_state) {
-    Store(name, t, p.add_optimizer_state());
-  }
-  p.set_epoch(c.progress.epoch);
-  p.set_step_in_epoch(c.progress.step_in_epoch);
-  p.set_global_step(c.progress.global_step);
-  p.set_seed(c.progress.seed);
-  for (const auto& [k, v] : c.metadata) (*p.mutable_metadata())[k] = v;
-  for (const auto& [name, t] : c.quant_params) Store(name, t, p.add_quant_params());
-  for (const auto& [name, t] : c.running_stats) Store(name, t, p.add_running_stats());
-  for (const auto& [name, t] : c.observer_state) Store(name, t, p.add_observer_state());
-  p.set_observed_steps(c.observed_steps);
-  // Deterministic: the metadata map's entries in key order, so that the same
-  // training state always gives the same bytes.  The payload is serialized
-  // straight after the header, and the message freed before the checksum:
-  // no separate payload string, whose copy was the peak of `qat train`'s
-  // memory (issue 16).
-  std::string file(kMagic, sizeof(kMagic));
-  AppendU64(&file, 0);  // the payload length, set below
-  file.reserve(kHeaderSize + p.ByteSizeLong() + sizeof(uint64_t));
-  bool serialized = false;
-  {
-    google::protobuf::io::StringOutputStream stream(&file);  // appends
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    serialized = p.SerializeToCodedStream(&coded) && !coded.HadError();
-  }
-  if (!serialized) {
-    return absl::InternalError(absl::StrCat("cannot serialize checkpoint '", path, "'"));
-  }
-  p = checkpoint_proto::Checkpoint();
-  const size_t length = file.size() - kHeaderSize;
-  std::string length_bytes;
-  AppendU64(&length_bytes, length);
-  file.replace(sizeof(kMagic), sizeof(uint64_t), length_bytes);
-  AppendU64(&file, Fnv1a64(absl::string_view(file.data() + kHeaderSize, length)));
-  return WriteFileAtomically(path, file);
+  return SaveCheckpointRefs(path, RefsOf(c));
 }
 
 absl::StatusOr<Checkpoint> LoadCheckpoint(const std::string& path) {

@@ -13,6 +13,7 @@
 #include "qat/thread_pool.h"
 #include "core/model_internal.h"
 #include "qat/fake_quant.h"
+#include "train/checkpoint_refs.h"
 #include "train/classification.h"
 #include "passes/fold_batch_norm_qat.h"
 #include "train/parameters.h"
@@ -902,21 +903,36 @@ absl::StatusOr<EvalMetrics> Trainer::Evaluate(const Dataset& data, int64_t batch
   return m;
 }
 
-Checkpoint Trainer::MakeCheckpoint() const {
+CheckpointRefs Trainer::Refs() const {
   const State& s = *state_;
-  Checkpoint c;
-  for (const std::string& name : s.names) c.parameters.emplace_back(name, s.params.at(name));
+  auto refs = [](const std::vector<std::string>& names, const std::map<std::string, Tensor>& in) {
+    CheckpointRefs::Tensors out;
+    for (const std::string& name : names) out.emplace_back(&name, &in.at(name));
+    return out;
+  };
+  CheckpointRefs c;
+  c.parameters = refs(s.names, s.params);
   c.optimizer = OptimizerKindName(s.optimizer->options().kind);
   c.optimizer_step = s.optimizer->step_count();
-  c.optimizer_state = s.optimizer->state();
+  for (const auto& [name, t] : s.optimizer->state()) c.optimizer_state.emplace_back(&name, &t);
   c.progress = s.progress;
-  for (const std::string& name : s.stat_names) c.running_stats.emplace_back(name, s.stats.at(name));
+  c.running_stats = refs(s.stat_names, s.stats);
   if (s.observer) {
-    for (const std::string& name : s.quant_names) c.quant_params.emplace_back(name, s.quant.at(name));
-    c.observer_state = s.observer->state();
+    c.quant_params = refs(s.quant_names, s.quant);
+    for (const auto& [name, t] : s.observer->state()) c.observer_state.emplace_back(&name, &t);
     c.observed_steps = s.observed_steps;
   }
   return c;
+}
+
+Checkpoint Trainer::MakeCheckpoint() const { return CopyOf(Refs()); }
+
+absl::Status Trainer::SaveCheckpoint(const std::string& path, const TrainingProgress& progress,
+                                     const std::map<std::string, std::string>& metadata) const {
+  CheckpointRefs c = Refs();
+  c.progress = progress;
+  c.metadata = &metadata;
+  return SaveCheckpointRefs(path, c);
 }
 
 absl::Status Trainer::RestoreCheckpoint(const Checkpoint& c) {
