@@ -388,6 +388,90 @@ TEST(ExecutorTest, ResultsAreBitIdenticalAcrossThreadCounts) {
   }
 }
 
+// Batched MatMul takes three paths: one B for a contiguous batch of A is
+// one product with the batch in its rows (a constant B packed ahead, or an
+// input); products of one tile each run one per task (attention's scores);
+// larger ones one after another.  Each gives SgemmReference's bits for every
+// product, at 1 and 2 threads.
+TEST(GemmTest, BatchedMatMulGivesEachProductsReferenceBits) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> uniform(-2.0f, 2.0f);
+  auto random = [&](std::vector<int64_t> shape) {
+    Tensor t(DataType::kFloat32, std::move(shape));
+    for (float& v : t.values<float>()) v = uniform(rng);
+    return t;
+  };
+  // [3, 37, 300] x [300, 70]: folded into one [111 x 300] product.
+  // [6, 20, 16] x [6, 16, 20]: one tile per product.
+  // [2, 1, 70, 40] x [3, 40, 150]: broadcast batch, two tiles per product.
+  const Tensor a1 = random({3, 37, 300}), w = random({300, 70});
+  const Tensor a2 = random({6, 20, 16}), b2 = random({6, 16, 20});
+  const Tensor a3 = random({2, 1, 70, 40}), b3 = random({3, 40, 150});
+  GraphBuilder g;
+  g.Input("a1", kFloat, {3, 37, 300}).Input("w_in", kFloat, {300, 70});
+  g.Input("a2", kFloat, {6, 20, 16}).Input("b2", kFloat, {6, 16, 20});
+  g.Input("a3", kFloat, {2, 1, 70, 40}).Input("b3", kFloat, {3, 40, 150});
+  g.Output("folded", kFloat, {3, 37, 70}).Output("folded_in", kFloat, {3, 37, 70});
+  g.Output("small", kFloat, {6, 20, 20}).Output("broadcast", kFloat, {2, 3, 70, 150});
+  g.Initializer("w", w);
+  g.Node("MatMul", {"a1", "w"}, {"folded"});
+  g.Node("MatMul", {"a1", "w_in"}, {"folded_in"});
+  g.Node("MatMul", {"a2", "b2"}, {"small"});
+  g.Node("MatMul", {"a3", "b3"}, {"broadcast"});
+  // C of one m x k by k x n product, by the reference kernel.
+  auto reference = [](const float* a, const float* b, int64_t m, int64_t k, int64_t n) {
+    std::vector<float> c(m * n);
+    kernels::SgemmTile t{};
+    t.rows = m;
+    t.cols = n;
+    t.depth = k;
+    t.a = a;
+    t.a_row = k;
+    t.a_col = 1;
+    t.b = b;
+    t.b_row = n;
+    t.b_col = 1;
+    t.c = c.data();
+    t.ldc = n;
+    kernels::SgemmReference(t);
+    return c;
+  };
+  auto expect_product = [&](const Tensor& c, int64_t index, const float* a, const float* b,
+                            int64_t m, int64_t k, int64_t n, const char* name) {
+    const std::vector<float> want = reference(a, b, m, k, n);
+    EXPECT_EQ(std::memcmp(c.data<float>() + index * m * n, want.data(), want.size() * 4), 0)
+        << name << " product " << index;
+  };
+  for (int threads : {1, 2}) {
+    SCOPED_TRACE(::testing::Message() << threads << " threads");
+    ExecutorOptions options;
+    options.num_threads = threads;
+    auto executor = MustCreate(g.Build(), options);
+    ASSERT_NE(executor, nullptr);
+    for (int run = 0; run < 2; ++run) {  // the second run reuses the packed B
+      auto out = executor->Run(
+          {{"a1", a1}, {"w_in", w}, {"a2", a2}, {"b2", b2}, {"a3", a3}, {"b3", b3}});
+      ASSERT_TRUE(out.ok()) << out.status();
+      for (int64_t i = 0; i < 3; ++i) {
+        for (const char* name : {"folded", "folded_in"}) {
+          expect_product(out->at(name), i, a1.data<float>() + i * 37 * 300, w.data<float>(), 37,
+                         300, 70, name);
+        }
+      }
+      for (int64_t i = 0; i < 6; ++i) {
+        expect_product(out->at("small"), i, a2.data<float>() + i * 20 * 16,
+                       b2.data<float>() + i * 16 * 20, 20, 16, 20, "small");
+      }
+      for (int64_t i = 0; i < 2; ++i) {
+        for (int64_t j = 0; j < 3; ++j) {
+          expect_product(out->at("broadcast"), i * 3 + j, a3.data<float>() + i * 70 * 40,
+                         b3.data<float>() + j * 40 * 150, 70, 40, 150, "broadcast");
+        }
+      }
+    }
+  }
+}
+
 // Float MatMul (B constant and packed ahead, or an input) and Conv (rows
 // that the SIMD direct kernel takes, and rows too wide for it, which go
 // through im2col) give the bits of SgemmReference and DirectConvReference,

@@ -61,6 +61,10 @@ inline kernels::SgemmTile MakeSgemmTile(const GemmShape& s, int64_t row, int64_t
 }
 
 inline int64_t NumColTiles(const GemmShape& s) { return (s.n + kColsPerTask - 1) / kColsPerTask; }
+// The tasks Gemm() cuts C into.
+inline int64_t NumGemmTasks(const GemmShape& s) {
+  return (s.m + kRowsPerTask - 1) / kRowsPerTask * NumColTiles(s);
+}
 
 // op(B) packed ahead for one SIMD kernel and one shape, for a B that stays
 // the same across runs (constant weights): Gemm() then skips packing it.

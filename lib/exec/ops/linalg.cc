@@ -63,7 +63,28 @@ absl::StatusOr<Kernel> MakeMatMul(const NodeView&) {
       T* pc = out.data<T>();
       const GemmShape shape{m, k, n, false, false};
       PackedGemmB* cache = ctx.is_constant(1) && batch_b.empty() ? b_cache.get() : nullptr;
-      // The batch loop is sequential; each product spreads over the pool.
+      // Every element of C is the same chain of products over k whatever
+      // the tiling (ops/gemm.h), so these three ways give the same bits.
+      // One B for a whole, contiguous batch of A (a linear layer on [N, T,
+      // D] activations): one product with the batch in its rows, whose
+      // tiles spread over the pool instead of T rows at a time.
+      const int64_t products = NumElements(batch);
+      if (products > 1 && batch_b.empty() && stride_a == ContiguousStrides(batch)) {
+        Gemm(ctx.pool, GemmShape{products * m, k, n, false, false}, pa, pb, pc, cache);
+        return absl::OkStatus();
+      }
+      // Products of one tile each (attention's): one task per product.
+      if (products > 1 && NumGemmTasks(shape) == 1) {
+        std::vector<std::array<int64_t, 2>> offsets(products);
+        ForEachBroadcast<2>(nullptr, batch, {stride_a, stride_b},
+                            [&](int64_t i, const std::array<int64_t, 2>& o) { offsets[i] = o; });
+        ParallelFor(ctx.pool, products, [&](int64_t i) {
+          Gemm<T>(nullptr, shape, pa + offsets[i][0] * m * k, pb + offsets[i][1] * k * n,
+                  pc + i * m * n);
+        });
+        return absl::OkStatus();
+      }
+      // Larger products run one after another, each spread over the pool.
       ForEachBroadcast<2>(nullptr, batch, {stride_a, stride_b},
                           [&](int64_t i, const std::array<int64_t, 2>& o) {
                             Gemm(ctx.pool, shape, pa + o[0] * m * k, pb + o[1] * k * n,
