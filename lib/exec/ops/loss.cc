@@ -125,7 +125,7 @@ absl::StatusOr<Kernel> MakeSoftmaxCrossEntropyLoss(const NodeView& node) {
       const T* px = scores.data<T>();
       T* py = lp.data<T>();
       if (classes > 0) {
-        ForEachIndex(ctx.pool, scores.dim(0) * inner, [&](int64_t lane) {
+        ForEachRow(ctx.pool, scores.dim(0) * inner, classes, [&](int64_t lane) {
           const int64_t base = (lane / inner) * classes * inner + lane % inner;
           NormalizeLane(px + base, py + base, classes, inner, /*log=*/true);
         });

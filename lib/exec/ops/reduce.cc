@@ -82,19 +82,20 @@ int64_t TrailingReductionLength(const std::vector<int64_t>& shape,
 // `out_strides`; `map` turns an element (and its output index) into what is
 // accumulated.
 template <typename T, typename Map>
-void Fold(const Tensor& x, const std::vector<int64_t>& out_strides, Accumulate acc,
-          T* po, Map map) {
+void Fold(ThreadPool* pool, const Tensor& x, const std::vector<int64_t>& out_strides,
+          Accumulate acc, T* po, Map map) {
   const T* px = x.data<T>();
   if (const int64_t len = TrailingReductionLength(x.shape(), out_strides); len > 0) {
     // The element walk's order (flat index order per output) row by row,
-    // without the index walk: the same bits.
+    // without the index walk: the same bits.  Rows are independent, so
+    // they spread over the pool.
     const int64_t rows = x.num_elements() / len;
-    for (int64_t o = 0; o < rows; ++o) {
+    ForEachRow(pool, rows, len, [&](int64_t o) {
       T a = po[o];
       const T* row = px + o * len;
       for (int64_t j = 0; j < len; ++j) AccumulateInto(acc, a, map(row[j], o));
       po[o] = a;
-    }
+    });
     return;
   }
   ForEachBroadcast<1>(nullptr, x.shape(), {out_strides},
@@ -155,23 +156,23 @@ absl::StatusOr<Kernel> MakeReduce(const NodeView& node, Reduction kind,
       std::fill(po, po + n, IdentityOf<T>(acc));
       switch (kind) {
         case Reduction::kL1:
-          Fold<T>(x, out_strides, acc, po, [](T v, int64_t) { return Abs(v); });
+          Fold<T>(ctx.pool, x, out_strides, acc, po, [](T v, int64_t) { return Abs(v); });
           break;
         case Reduction::kL2:
         case Reduction::kSumSquare:
-          Fold<T>(x, out_strides, acc, po,
+          Fold<T>(ctx.pool, x, out_strides, acc, po,
                   [](T v, int64_t) { return static_cast<T>(v * v); });
           break;
         case Reduction::kLogSumExp: {
           // log(sum(exp(x - m))) + m with m the maximum, so that exp stays
           // finite; m = 0 where the maximum is infinite (or nothing).
           std::vector<T> shift(n, IdentityOf<T>(Accumulate::kMax));
-          Fold<T>(x, out_strides, Accumulate::kMax, shift.data(),
+          Fold<T>(ctx.pool, x, out_strides, Accumulate::kMax, shift.data(),
                   [](T v, int64_t) { return v; });
           for (T& m : shift) {
             if (!std::isfinite(static_cast<double>(m))) m = T(0);
           }
-          Fold<T>(x, out_strides, acc, po, [&](T v, int64_t o) {
+          Fold<T>(ctx.pool, x, out_strides, acc, po, [&](T v, int64_t o) {
             return static_cast<T>(std::exp(static_cast<double>(v) - shift[o]));
           });
           for (int64_t i = 0; i < n; ++i) {
@@ -180,7 +181,7 @@ absl::StatusOr<Kernel> MakeReduce(const NodeView& node, Reduction kind,
           return absl::OkStatus();
         }
         default:
-          Fold<T>(x, out_strides, acc, po, [](T v, int64_t) { return v; });
+          Fold<T>(ctx.pool, x, out_strides, acc, po, [](T v, int64_t) { return v; });
           break;
       }
       for (int64_t i = 0; i < n; ++i) {

@@ -32,7 +32,7 @@ absl::StatusOr<Kernel> MakeSoftmaxKernel(const NodeView& node, bool log) {
       if (x.num_elements() == 0) return absl::OkStatus();
       const T* px = x.data<T>();
       T* py = y.data<T>();
-      ForEachIndex(ctx.pool, outer * inner, [&](int64_t lane) {
+      ForEachRow(ctx.pool, outer * inner, n, [&](int64_t lane) {
         const int64_t base = (lane / inner) * n * inner + lane % inner;
         NormalizeLane(px + base, py + base, n, inner, log);
       });
