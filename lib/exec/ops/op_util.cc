@@ -121,24 +121,56 @@ absl::StatusOr<std::vector<int64_t>> BroadcastShapes(
   return out;
 }
 
+namespace {
+
+// `shape` (dst's, contiguous) and `strides` (src's) with the dimensions of
+// size 1 dropped and each dimension merged into the next where src steps
+// over both as one (its stride is the next one's times that one's size): the
+// same copy over fewer, longer dimensions.  A Transpose of [C_in, C_out, 3,
+// 3] weights walks rows of 9 instead of 3.
+void MergeDimensions(std::vector<int64_t>* shape, std::vector<int64_t>* strides) {
+  std::vector<int64_t> merged_shape, merged_strides;
+  for (size_t d = 0; d < shape->size(); ++d) {
+    if ((*shape)[d] == 1) continue;
+    if (!merged_shape.empty() &&
+        merged_strides.back() == (*strides)[d] * (*shape)[d]) {
+      merged_shape.back() *= (*shape)[d];
+      merged_strides.back() = (*strides)[d];
+      continue;
+    }
+    merged_shape.push_back((*shape)[d]);
+    merged_strides.push_back((*strides)[d]);
+  }
+  if (merged_shape.empty()) {  // one element
+    merged_shape.push_back(1);
+    merged_strides.push_back(0);
+  }
+  *shape = std::move(merged_shape);
+  *strides = std::move(merged_strides);
+}
+
+}  // namespace
+
 void StridedCopy(ThreadPool* pool, const Tensor& src, int64_t base,
                  const std::vector<int64_t>& strides, Tensor& dst) {
+  std::vector<int64_t> shape = dst.shape(), src_strides = strides;
+  if (dst.num_elements() > 0) MergeDimensions(&shape, &src_strides);
   auto copy = [&](auto tag) {
     using U = decltype(tag);
     const U* s = static_cast<const U*>(src.raw_data()) + base;
     U* d = static_cast<U*>(dst.raw_data());
-    const std::array<std::vector<int64_t>, 1> st = {strides};
-    if (const BroadcastRows<1> rows = RowsOfBroadcast<1>(dst.shape(), st);
+    const std::array<std::vector<int64_t>, 1> st = {src_strides};
+    if (const BroadcastRows<1> rows = RowsOfBroadcast<1>(shape, st);
         rows.inner >= kMinBroadcastRow && rows.contiguous[0]) {
       // Rows that are contiguous in src too (a Transpose that keeps the
       // last axis, a Slice, an Expand of rows): one memcpy each.
       ForEachRow(pool, rows.outer, rows.inner, [&](int64_t r) {
-        std::memcpy(d + r * rows.inner, s + RowOffset(rows, dst.shape(), strides, r),
+        std::memcpy(d + r * rows.inner, s + RowOffset(rows, shape, src_strides, r),
                     static_cast<size_t>(rows.inner) * sizeof(U));
       });
       return;
     }
-    ForEachBroadcast<1>(pool, dst.shape(), st,
+    ForEachBroadcast<1>(pool, shape, st,
                         [&](int64_t i, const std::array<int64_t, 1>& o) { d[i] = s[o[0]]; });
   };
   switch (DataTypeSize(src.dtype())) {
