@@ -435,7 +435,7 @@ absl::StatusOr<Kernel> MakeConvWithActivation(const NodeView& node,
                  in_channels * in_size, cg, cols);
           Gemm(ctx.pool, shape, weights.data<T>() + g * mg * cg * K, cols, product);
           // product[j, n * P + p] -> y[first + n, g * mg + j, p], plus the bias.
-          ForEachIndex(ctx.pool, images * mg, [&](int64_t nj) {
+          ForEachRow(ctx.pool, images * mg, P, [&](int64_t nj) {
             const int64_t n = nj / mg, j = nj % mg;
             const T b = bias != nullptr ? bias->data<T>()[g * mg + j] : T(0);
             T* out = y.data<T>() + ((first + n) * out_channels + g * mg + j) * P;

@@ -144,7 +144,7 @@ absl::StatusOr<Kernel> MakeBatchNormalization(const NodeView& node) {
       Tensor& y = ctx.output(0);
       y.Resize(x.dtype(), x.shape());
       T* py = y.data<T>();
-      ForEachIndex(ctx.pool, batch * channels, [&](int64_t plane) {
+      ForEachRow(ctx.pool, batch * channels, spatial, [&](int64_t plane) {
         const int64_t c = plane % channels;
         const T a = scale[c] / std::sqrt(var[c] + static_cast<T>(epsilon));
         const T b = bias[c] - mean[c] * a;
@@ -407,7 +407,7 @@ absl::StatusOr<Kernel> MakeLRN(const NodeView& node) {
       Tensor& y = ctx.output(0);
       y.Resize(x.dtype(), x.shape());
       T* py = y.data<T>();
-      ForEachIndex(ctx.pool, x.dim(0) * channels, [&](int64_t plane) {
+      ForEachRow(ctx.pool, x.dim(0) * channels, spatial * size, [&](int64_t plane) {
         const int64_t n = plane / channels, c = plane % channels;
         const int64_t lo = std::max<int64_t>(0, c - before);
         const int64_t hi = std::min(channels - 1, c + after);

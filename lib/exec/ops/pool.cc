@@ -253,7 +253,7 @@ absl::StatusOr<Kernel> MakeGlobalPool(GlobalKind kind) {
       y.Resize(x.dtype(), out_shape);
       const T* px = x.data<T>();
       T* py = y.data<T>();
-      ForEachIndex(ctx.pool, x.dim(0) * x.dim(1), [&](int64_t plane) {
+      ForEachRow(ctx.pool, x.dim(0) * x.dim(1), in_size, [&](int64_t plane) {
         const T* p = px + plane * in_size;
         if (kind == GlobalKind::kMax) {
           // A NaN, once taken, stays (as MaxPool's select does).
