@@ -30,8 +30,12 @@ QAT_ALWAYS_INLINE void FloatLane(const float* x, float* y, int64_t n, int64_t in
     const float v = x[j * inner];
     lane_max[l] = lane_max[l] < v ? v : lane_max[l];
   }
+  // Lanes past n still hold x[0], and blocks' accumulators past their
+  // count +0, which change neither the maximum nor the sum (>= +0): short
+  // lanes skip them.
+  const int used = n < kLanes ? static_cast<int>(n) : kLanes;
   float max = lane_max[0];
-  for (int l = 1; l < kLanes; ++l) max = max < lane_max[l] ? lane_max[l] : max;
+  for (int l = 1; l < used; ++l) max = max < lane_max[l] ? lane_max[l] : max;
 
   double sum = 0;
   for (j = 0; j < n;) {
@@ -49,7 +53,7 @@ QAT_ALWAYS_INLINE void FloatLane(const float* x, float* y, int64_t n, int64_t in
       if (!kLog) y[j * inner] = e;
       acc[l] += e;
     }
-    for (int l = 0; l < kLanes; ++l) sum += static_cast<double>(acc[l]);
+    for (int l = 0; l < used; ++l) sum += static_cast<double>(acc[l]);
   }
 
   if (kLog) {
