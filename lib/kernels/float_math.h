@@ -12,8 +12,9 @@
 // clones against the scalar code bit for bit.
 //
 //   ExpFloat(x): within 1 ULP of exp(x) rounded to float, for every x,
-//                subnormal results included; +inf past 88.7228394
-//                (the first float whose exp overflows), 0 far below,
+//                subnormal results included; +inf from 88.7228394
+//                (0x42b17218, the first float whose exp overflows), 0 far
+//                below,
 //                exp(-inf) = 0, exp(+inf) = +inf, NaN -> NaN.
 //   ErfFloat(x): within 1 ULP of erf(x) rounded to float (ULPs of the result,
 //                so relative near 0: erf(x) ~ 2/sqrt(pi) x for tiny and
