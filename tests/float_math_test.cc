@@ -8,7 +8,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -23,16 +22,8 @@ namespace {
 constexpr int64_t kExpMaxUlp = 1;
 constexpr int64_t kErfMaxUlp = 1;
 
-float FromBits(uint32_t b) {
-  float f;
-  std::memcpy(&f, &b, sizeof f);
-  return f;
-}
-uint32_t Bits(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, sizeof b);
-  return b;
-}
+using float_math_internal::Bits;
+using float_math_internal::FromBits;
 
 // Floats in order as integers, so that the difference counts ULPs (and
 // +0 and -0 are the same point).
