@@ -3,16 +3,20 @@
 // points) and dense sweeps of the edges (subnormal results, the overflow
 // boundary, tiny arguments, where erf reaches 1), within the bounds the
 // header states; and the array loops, which run the clone for this CPU,
-// against the scalar code called one element at a time, bit for bit.
+// against the scalar code called one element at a time, bit for bit; and
+// the executor's Exp and Erf on float tensors, which give those bits.
 #include "kernels/float_math.h"
 
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "graph_builder.h"
 #include "gtest/gtest.h"
+#include "qat/executor.h"
 
 namespace qat {
 namespace kernels {
@@ -174,6 +178,40 @@ TEST(FloatMathTest, ClonesMatchScalarBitForBit) {
     for (size_t i = 0; i < x.size(); ++i) {
       ASSERT_EQ(Bits(in_place[i]), Bits(fn.scalar(x[i])))
           << fn.name << " in place, i " << i << " x bits 0x" << std::hex << Bits(x[i]);
+    }
+  }
+}
+
+// The executor's Exp and Erf on float tensors give the kernels' bits, for
+// sizes below and above a pool task, on 1 and 2 threads.
+TEST(FloatMathTest, ExpAndErfOpsGiveTheKernelBits) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  for (const char* op : {"Exp", "Erf"}) {
+    for (int64_t rows : {1, 32, 64, 5000}) {
+      for (int threads : {1, 2}) {
+        GraphBuilder b;
+        b.Input("x", kFloat, {-1, 10});
+        b.Node(op, {"x"}, {"y"});
+        b.Output("y", kFloat, {-1, 10});
+        auto model = b.Build();
+        ASSERT_TRUE(model.ok()) << model.status();
+        ExecutorOptions options;
+        options.num_threads = threads;
+        auto exec = Executor::Create(*model, options);
+        ASSERT_TRUE(exec.ok()) << exec.status();
+        std::vector<float> x(static_cast<size_t>(rows * 10));
+        for (float& v : x) v = normal(rng);
+        auto out = (*exec)->Run({{"x", Tensor::FromValues<float>({rows, 10}, x)}});
+        ASSERT_TRUE(out.ok()) << out.status();
+        const auto y = out->at("y").values<float>();
+        ASSERT_EQ(y.size(), x.size());
+        for (size_t i = 0; i < x.size(); ++i) {
+          const float want = std::string(op) == "Exp" ? ScalarExp(x[i]) : ScalarErf(x[i]);
+          ASSERT_EQ(Bits(y[i]), Bits(want)) << op << " rows " << rows << " threads " << threads
+                                            << " i " << i << " x " << x[i];
+        }
+      }
     }
   }
 }

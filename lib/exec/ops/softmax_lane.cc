@@ -30,9 +30,9 @@ QAT_ALWAYS_INLINE void FloatLane(const float* x, float* y, int64_t n, int64_t in
     const float v = x[j * inner];
     lane_max[l] = lane_max[l] < v ? v : lane_max[l];
   }
-  // Lanes past n still hold x[0], and blocks' accumulators past their
-  // count +0, which change neither the maximum nor the sum (>= +0): short
-  // lanes skip them.
+  // A lane shorter than 16 leaves lanes l >= n at x[0] and their
+  // accumulators at +0, which change neither the maximum nor the sum (of
+  // values >= +0): it skips them, the same bits for less work.
   const int used = n < kLanes ? static_cast<int>(n) : kLanes;
   float max = lane_max[0];
   for (int l = 1; l < used; ++l) max = max < lane_max[l] ? lane_max[l] : max;
