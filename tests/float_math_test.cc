@@ -138,6 +138,54 @@ TEST(FloatMathTest, ErfSpecialValues) {
   for (float v : {0.1f, 0.7f, 1.3f, 2.2f, 3.5f}) EXPECT_EQ(Bits(ErfFloat(-v)), Bits(-ErfFloat(v)));
 }
 
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__clang__)
+// The loop compiled here for each instruction set the library clones for,
+// so that every variant is checked on a CPU that has it (the library's
+// own ExpFloats runs only the clone for this CPU).
+#define QAT_TEST_ISA_LOOPS(isa, suffix)                                                   \
+  __attribute__((target(isa))) void ExpLoop##suffix(const float* x, float* y, int64_t n) { \
+    for (int64_t i = 0; i < n; ++i) y[i] = ExpFloat(x[i]);                                 \
+  }                                                                                        \
+  __attribute__((target(isa))) void ErfLoop##suffix(const float* x, float* y, int64_t n) { \
+    for (int64_t i = 0; i < n; ++i) y[i] = ErfFloat(x[i]);                                 \
+  }
+QAT_TEST_ISA_LOOPS("sse2", Sse2)  // the baseline clone's instruction set
+QAT_TEST_ISA_LOOPS("avx2", Avx2)
+QAT_TEST_ISA_LOOPS("avx512f", Avx512)
+#undef QAT_TEST_ISA_LOOPS
+
+TEST(FloatMathTest, EveryIsaLoopMatchesScalarBitForBit) {
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<uint32_t> any_bits;
+  std::normal_distribution<float> normal(0.0f, 4.0f);
+  std::vector<float> x(1 << 16);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = i % 2 == 0 ? FromBits(any_bits(rng)) : normal(rng);
+  struct Loop {
+    const char* isa;
+    bool supported;
+    void (*exp)(const float*, float*, int64_t);
+    void (*erf)(const float*, float*, int64_t);
+  };
+  const Loop loops[] = {{"sse2", __builtin_cpu_supports("sse2") != 0, ExpLoopSse2, ErfLoopSse2},
+                        {"avx2", __builtin_cpu_supports("avx2") != 0, ExpLoopAvx2, ErfLoopAvx2},
+                        {"avx512f", __builtin_cpu_supports("avx512f") != 0, ExpLoopAvx512,
+                         ErfLoopAvx512}};
+  int ran = 0;
+  for (const Loop& loop : loops) {
+    if (!loop.supported) continue;
+    ++ran;
+    std::vector<float> e(x.size()), f(x.size());
+    loop.exp(x.data(), e.data(), static_cast<int64_t>(x.size()) - 3);
+    loop.erf(x.data(), f.data(), static_cast<int64_t>(x.size()) - 3);
+    for (size_t i = 0; i + 3 < x.size(); ++i) {
+      ASSERT_EQ(Bits(e[i]), Bits(ScalarExp(x[i]))) << loop.isa << " exp, x bits 0x" << std::hex << Bits(x[i]);
+      ASSERT_EQ(Bits(f[i]), Bits(ScalarErf(x[i]))) << loop.isa << " erf, x bits 0x" << std::hex << Bits(x[i]);
+    }
+  }
+  if (ran < 3) GTEST_SKIP() << "this CPU runs only " << ran << " of the 3 vector variants";
+}
+#endif
+
 // The array loops (the AVX-512 or AVX2 clone on such a CPU) against the
 // scalar code, over lengths below, at and above the vector widths (odd
 // tails), at unaligned starts, and in place.
