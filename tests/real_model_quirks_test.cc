@@ -59,6 +59,33 @@ TEST_P(SoftmaxNumericsTest, LongAxisMatchesDoubleWithin1e6) {
 
 INSTANTIATE_TEST_SUITE_P(Spreads, SoftmaxNumericsTest, ::testing::Values(0.05f, 2.0f));
 
+// The float lane's summation tree depends on n only: a strided lane (the
+// scalar loops) gives the bits of the same values laid out contiguously
+// (the vectorized loops), for lengths around the 16 accumulators and the
+// 256-value blocks, in place too.
+TEST(SoftmaxNumericsTest, StridedLaneMatchesContiguousBitForBit) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 4.0f);
+  constexpr int64_t kInner = 3;
+  for (int64_t n : {1, 2, 15, 16, 17, 255, 256, 257, 1000, 6625}) {
+    for (bool log : {false, true}) {
+      std::vector<float> x(static_cast<size_t>(n)), y(x.size());
+      for (float& v : x) v = normal(rng);
+      std::vector<float> strided(static_cast<size_t>(n * kInner), 7.0f), ys(strided.size());
+      for (int64_t j = 0; j < n; ++j) strided[static_cast<size_t>(j * kInner + 1)] = x[j];
+      exec::NormalizeLane(x.data(), y.data(), n, 1, log);
+      exec::NormalizeLane(strided.data() + 1, ys.data() + 1, n, kInner, log);
+      std::vector<float> in_place = x;
+      exec::NormalizeLane(in_place.data(), in_place.data(), n, 1, log);
+      for (int64_t j = 0; j < n; ++j) {
+        const size_t k = static_cast<size_t>(j);
+        ASSERT_EQ(y[k], ys[static_cast<size_t>(j * kInner + 1)]) << "n " << n << " j " << j << " log " << log;
+        ASSERT_EQ(y[k], in_place[k]) << "in place, n " << n << " j " << j << " log " << log;
+      }
+    }
+  }
+}
+
 // ONNX Runtime runs a model whose output declares a type but no shape.
 TEST(ShapelessOutputTest, LoadsAndRuns) {
   GraphBuilder b;

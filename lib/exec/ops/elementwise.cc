@@ -7,6 +7,7 @@
 
 #include "exec/ops/conv_activation.h"
 #include "exec/ops/op_util.h"
+#include "kernels/float_math.h"
 #include "qat/status_macros.h"
 
 namespace qat {
@@ -154,7 +155,8 @@ absl::StatusOr<Kernel> MakeSqrt(const NodeView&) {
   return MakeUnary(FloatTypes{}, [](auto v) { return std::sqrt(v); });
 }
 absl::StatusOr<Kernel> MakeExp(const NodeView&) {
-  return MakeUnary(FloatTypes{}, [](auto v) { return std::exp(v); });
+  // float: kernels::ExpFloat (within 1 ULP, vectorized); double: std::exp.
+  return MakeUnary(FloatTypes{}, [](auto v) { return std::exp(v); }, kernels::ExpFloats);
 }
 absl::StatusOr<Kernel> MakeLog(const NodeView&) {
   return MakeUnary(FloatTypes{}, [](auto v) { return std::log(v); });

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "exec/ops/op_util.h"
+#include "kernels/float_math.h"
 #include "qat/status_macros.h"
 
 namespace qat {
@@ -125,7 +126,8 @@ T Remainder(T a, T b, bool truncated) {
 }  // namespace
 
 absl::StatusOr<Kernel> MakeErf(const NodeView&) {
-  return MakeUnary(FloatTypes{}, [](auto v) { return std::erf(v); });
+  // float: kernels::ErfFloat (within 1 ULP, vectorized); double: std::erf.
+  return MakeUnary(FloatTypes{}, [](auto v) { return std::erf(v); }, kernels::ErfFloats);
 }
 absl::StatusOr<Kernel> MakeFloor(const NodeView&) {
   return MakeUnary(FloatTypes{}, [](auto v) { return std::floor(v); });

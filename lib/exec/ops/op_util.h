@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -373,14 +374,30 @@ struct NumericTypes {
 };
 
 // Builds a kernel that maps input 0 through fn, for the types Visit accepts.
+// With a float_kernel, float tensors go through float_kernel(x, y, n)
+// instead: an array loop that vectorizes (kernels/float_math.h), run chunk
+// by chunk over the pool.
 template <typename Visit, typename Fn>
-absl::StatusOr<Kernel> MakeUnary(Visit visit, Fn fn) {
-  return Kernel([visit, fn](KernelContext& ctx) -> absl::Status {
+absl::StatusOr<Kernel> MakeUnary(Visit visit, Fn fn,
+                                 void (*float_kernel)(const float*, float*, int64_t) = nullptr) {
+  return Kernel([visit, fn, float_kernel](KernelContext& ctx) -> absl::Status {
     absl::Status status = RequireInput(ctx, 0);
     if (!status.ok()) return status;
     const Tensor& x = ctx.input(0);
     return visit(x.dtype(), [&](auto tag) {
       using T = decltype(tag);
+      if constexpr (std::is_same_v<T, float>) {
+        if (float_kernel != nullptr) {
+          Tensor& out = ctx.output(0);
+          out.Resize(DataTypeOf<float>(), x.shape());
+          const float* px = x.data<float>();
+          float* po = out.data<float>();
+          ForEachChunk(ctx.pool, x.num_elements(), [&](int64_t begin, int64_t count) {
+            float_kernel(px + begin, po + begin, count);
+          });
+          return absl::OkStatus();
+        }
+      }
       MapUnary<T, T>(ctx.pool, x, ctx.output(0),
                      [&](T v) { return static_cast<T>(fn(v)); });
       return absl::OkStatus();

@@ -10,13 +10,12 @@
 namespace qat {
 namespace exec {
 
-// Subtracts the lane's maximum first so that exp never overflows.  The sum
-// of the exponentials is accumulated in double: a float running sum drifts
-// over long lanes (6,625 classes), while the double sum leaves each output
-// within ~6e-7 relative of a double-precision softmax (the error of float
-// exp), at a few percent more time (benchmarks/softmax_benchmark.cc).
-// Softmax then multiplies by the sum's reciprocal: one rounding more than a
-// division, in a loop that vectorizes.
+// The plain lane, for double (and the reference the float lane is checked
+// against).  Subtracts the lane's maximum first so that exp never
+// overflows; the sum of the exponentials is accumulated in double (a float
+// running sum drifts over long lanes, 6,625 classes).  Softmax then
+// multiplies by the sum's reciprocal: one rounding more than a division, in
+// a loop that vectorizes.
 template <typename T>
 void NormalizeLane(const T* x, T* y, int64_t n, int64_t inner, bool log) {
   T max = x[0];
@@ -35,6 +34,19 @@ void NormalizeLane(const T* x, T* y, int64_t n, int64_t inner, bool log) {
     for (int64_t j = 0; j < n; ++j) y[j * inner] *= inv;
   }
 }
+
+// The float lane (softmax_lane.cc), vectorized and cloned per instruction
+// set with the same bits: the maximum over 16 interleaved lanes (exact, so
+// the order changes nothing), exp by kernels::ExpFloat (within 1 ULP), and
+// the sum by a fixed tree: value j goes to float accumulator j % 16 within
+// blocks of 256 values, and each block's 16 accumulators are added into a
+// double in order.  The tree depends on n only, not on `inner` nor on the
+// instruction set, so a strided lane (inner > 1, scalar) gives the bits of
+// the same values laid out contiguously (inner = 1, vectorized).  Each output
+// stays within 1e-6 relative of a double-precision softmax (log-softmax:
+// 1e-6 of max(1, |value|)) on 6,625-class lanes
+// (tests/real_model_quirks_test.cc).  y may be x.
+void NormalizeLane(const float* x, float* y, int64_t n, int64_t inner, bool log);
 
 }  // namespace exec
 }  // namespace qat
