@@ -10,10 +10,12 @@
 #       momentum) with `mpirun --oversubscribe -np 2` and in one process
 #       with --batch-shards 2: the same export byte for byte, so the same
 #       accuracy in ONNX Runtime (when node is installed).  One process on
-#       whole batches (the default) is reported beside them: its gradient
-#       sums associate otherwise (docs/training.md); the MLP's stays within
-#       1e-3 of the ranks' and within 0.2 points of their accuracy, LeNet-5's
-#       parts after about 50 steps and is only printed
+#       whole batches (the default) associates its gradient sums otherwise
+#       (docs/training.md): after one step its parameters are within 1e-5
+#       of the 2 ranks'; after 200 steps the difference and the accuracies
+#       are only printed, since training amplifies a last-bit difference
+#       chaotically (the MLP's 200-step difference moved from 7e-4 to 0.24
+#       with a 1-ULP change of exp, and to 0.14 with lr 0.0499 for 0.05)
 #   sync-bn-resnet8
 #       the zoo's ResNet-8 (training-mode BatchNorm) with --sync-bn: 10 steps
 #       of global batch 64 under `mpirun -np 2` and in one process with
@@ -86,7 +88,17 @@ case $mode in
     name=${mode#equivalence-}
     shape=784
     [ "$name" = lenet5 ] && shape=1,28,28
-    prepare "$name" whole sharded two
+    prepare "$name" whole sharded two whole1 two1
+    one_step=("${train_flags[@]}" --limit 64)
+    "$qat" train whole1 "${one_step[@]}" > whole1.log
+    mpi "$qat" train two1 "${one_step[@]}" > two1.log
+    for run in whole1 two1; do
+      grep -q '"steps": 1,' $run.log
+      "$qat" export $run -o $run.onnx --keep-float-weights > /dev/null
+    done
+    diff1=$(max_difference whole1.onnx two1.onnx)
+    echo "$name: largest parameter difference after 1 step, 1 process on whole batches vs 2 ranks: $diff1"
+    /usr/bin/python3 -c "import sys; sys.exit(0 if float('$diff1') < 1e-5 else 1)"
     "$qat" train whole "${train_flags[@]}" > whole.log
     "$qat" train sharded "${train_flags[@]}" --batch-shards 2 > sharded.log
     mpi "$qat" train two "${train_flags[@]}" > two.log
@@ -97,10 +109,7 @@ case $mode in
     cmp sharded.onnx two.onnx
     echo "$name: 2 ranks and 1 process with --batch-shards 2 give the same export"
     diff=$(max_difference whole.onnx two.onnx)
-    echo "$name: largest parameter difference, 1 process on whole batches vs 2 ranks: $diff"
-    if [ "$name" = mlp ]; then
-      /usr/bin/python3 -c "import sys; sys.exit(0 if float('$diff') < 1e-3 else 1)"
-    fi
+    echo "$name: largest parameter difference after 200 steps, 1 process on whole batches vs 2 ranks: $diff"
     if command -v node > /dev/null; then
       ort="$here/../ort/ort_eval.js"
       accuracy() {  # MODEL.onnx
@@ -109,9 +118,6 @@ case $mode in
       }
       a=$(accuracy whole.onnx) b=$(accuracy two.onnx)
       echo "$name: ONNX Runtime accuracy, 1 process on whole batches $a, 2 ranks (and 1 process with --batch-shards 2) $b"
-      if [ "$name" = mlp ]; then
-        /usr/bin/python3 -c "import sys; sys.exit(0 if abs($a - $b) <= 0.002 else 1)"
-      fi
     fi
     ;;
   sync-bn-resnet8)
