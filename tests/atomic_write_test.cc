@@ -338,12 +338,16 @@ TEST(AtomicWrite, SigkillAtRandomPointsLeavesOneVersionAndNoPileOfTemps) {
 
 // ---- A full disk ----------------------------------------------------------------------
 
+// Mounts a 256 KB tmpfs at `dir`: "" on success, else why it could not.
+std::string MountTinyTmpfs(const std::string& dir) {
+  if (mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=256k") == 0) return "";
+  return absl::StrCat("cannot mount a 256 KB tmpfs at ", dir, ": ", std::strerror(errno),
+                      " (the test needs root or CAP_SYS_ADMIN)");
+}
+
 TEST(AtomicWrite, AFullDiskIsResourceExhaustedAndKeepsThePreviousFile) {
   const std::string dir = FreshDir("full_disk");
-  if (mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=256k") != 0) {
-    GTEST_SKIP() << "cannot mount a 256 KB tmpfs at " << dir << ": " << std::strerror(errno)
-                 << " (the test needs root or CAP_SYS_ADMIN)";
-  }
+  if (const std::string why = MountTinyTmpfs(dir); !why.empty()) GTEST_SKIP() << why;
   const std::string out = dir + "/checkpoint";
   const std::string before = Version(1, 100 * 1024);
   absl::Status first = WriteFileAtomically(out, before);
@@ -382,10 +386,7 @@ TEST(AtomicWrite, PiecesMakeOneFileAndAProducersErrorKeepsThePreviousOne) {
 
 TEST(AtomicWrite, ACheckpointOnAFullDiskIsResourceExhaustedAndKeepsThePreviousFile) {
   const std::string dir = FreshDir("full_disk_checkpoint");
-  if (mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=256k") != 0) {
-    GTEST_SKIP() << "cannot mount a 256 KB tmpfs at " << dir << ": " << std::strerror(errno)
-                 << " (the test needs root or CAP_SYS_ADMIN)";
-  }
+  if (const std::string why = MountTinyTmpfs(dir); !why.empty()) GTEST_SKIP() << why;
   const std::string out = dir + "/checkpoint";
   Checkpoint small, large;
   small.parameters.emplace_back("w", Tensor::FromValues<float>({4}, {1, 2, 3, 4}));

@@ -388,6 +388,26 @@ TEST(ExecutorTest, ResultsAreBitIdenticalAcrossThreadCounts) {
   }
 }
 
+// C of one row-major m x k by k x n product, by the reference kernel.
+std::vector<float> ReferenceProduct(const float* a, const float* b, int64_t m, int64_t k,
+                                    int64_t n) {
+  std::vector<float> c(m * n);
+  kernels::SgemmTile t{};
+  t.rows = m;
+  t.cols = n;
+  t.depth = k;
+  t.a = a;
+  t.a_row = k;
+  t.a_col = 1;
+  t.b = b;
+  t.b_row = n;
+  t.b_col = 1;
+  t.c = c.data();
+  t.ldc = n;
+  kernels::SgemmReference(t);
+  return c;
+}
+
 // Batched MatMul takes three paths: one B for a contiguous batch of A is
 // one product with the batch in its rows (a constant B packed ahead, or an
 // input); products of one tile each run one per task (attention's scores);
@@ -418,27 +438,9 @@ TEST(GemmTest, BatchedMatMulGivesEachProductsReferenceBits) {
   g.Node("MatMul", {"a1", "w_in"}, {"folded_in"});
   g.Node("MatMul", {"a2", "b2"}, {"small"});
   g.Node("MatMul", {"a3", "b3"}, {"broadcast"});
-  // C of one m x k by k x n product, by the reference kernel.
-  auto reference = [](const float* a, const float* b, int64_t m, int64_t k, int64_t n) {
-    std::vector<float> c(m * n);
-    kernels::SgemmTile t{};
-    t.rows = m;
-    t.cols = n;
-    t.depth = k;
-    t.a = a;
-    t.a_row = k;
-    t.a_col = 1;
-    t.b = b;
-    t.b_row = n;
-    t.b_col = 1;
-    t.c = c.data();
-    t.ldc = n;
-    kernels::SgemmReference(t);
-    return c;
-  };
   auto expect_product = [&](const Tensor& c, int64_t index, const float* a, const float* b,
                             int64_t m, int64_t k, int64_t n, const char* name) {
-    const std::vector<float> want = reference(a, b, m, k, n);
+    const std::vector<float> want = ReferenceProduct(a, b, m, k, n);
     EXPECT_EQ(std::memcmp(c.data<float>() + index * m * n, want.data(), want.size() * 4), 0)
         << name << " product " << index;
   };
@@ -511,20 +513,7 @@ TEST(GemmTest, FloatMatMulAndConvGiveTheReferenceBits) {
     auto out = executor->Run({{"a", a}, {"b_in", b}, {"x1", x1}, {"x2", x2}});
     ASSERT_TRUE(out.ok()) << out.status();
 
-    std::vector<float> c(7 * 70);
-    kernels::SgemmTile t{};
-    t.rows = 7;
-    t.cols = 70;
-    t.depth = 300;
-    t.a = a.data<float>();
-    t.a_row = 300;
-    t.a_col = 1;
-    t.b = b.data<float>();
-    t.b_row = 70;
-    t.b_col = 1;
-    t.c = c.data();
-    t.ldc = 70;
-    kernels::SgemmReference(t);
+    const std::vector<float> c = ReferenceProduct(a.data<float>(), b.data<float>(), 7, 300, 70);
     for (const char* name : {"packed", "unpacked"}) {
       EXPECT_EQ(std::memcmp(out->at(name).raw_data(), c.data(), c.size() * sizeof(float)), 0)
           << name << " with " << kernels::SelectedSgemmKernels().name;
