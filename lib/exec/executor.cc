@@ -188,9 +188,20 @@ struct GraphPlan {
   absl::Status FuseConvActivations(const onnx::GraphProto& graph);
   void AssignBuffers();
   void SizeBuffers();
-  // Frees the memory of the values whose last reader is step `s` (and of
-  // its outputs that nothing reads).
-  void ReleaseDeadValues(int s);
+  // Calls fn(id) for each value that dies at step `s`: a node output, not
+  // a graph output, whose last reader is `s` (once per input that reads
+  // it), or an output of `s` that nothing reads.
+  template <typename F>
+  void ForEachValueDyingAt(int s, F&& fn) const {
+    for (int id : steps[s].inputs) {
+      if (id >= 0 && last_use[id] == s && slots[id].kind == SlotKind::kNodeOutput && !kept[id]) {
+        fn(id);
+      }
+    }
+    for (int id : steps[s].outputs) {
+      if (id >= 0 && last_use[id] < 0 && !kept[id]) fn(id);
+    }
+  }
 
   const Tensor* Read(int slot_id, const Tensor* const* given,
                      const Tensor* const* outer) const {
@@ -468,17 +479,11 @@ void GraphPlan::AssignBuffers() {
         step.takeable[k] = true;
       }
     }
-    auto release = [&](int id) {
-      if (slots[id].kind != SlotKind::kNodeOutput || kept[id] || released[id]) return;
-      released[id] = true;  // once, even if read twice by the last step
+    ForEachValueDyingAt(static_cast<int>(s), [&](int id) {
+      if (released[id]) return;  // once, even if read twice by the last step
+      released[id] = true;
       free_buffers.push_back(slots[id].index);
-    };
-    for (int id : step.inputs) {
-      if (id >= 0 && last_use[id] == static_cast<int>(s)) release(id);
-    }
-    for (int id : step.outputs) {
-      if (id >= 0 && last_use[id] < 0) release(id);  // never read
-    }
+    });
   }
   buffers.resize(static_cast<size_t>(num_buffers));
 }
@@ -532,20 +537,6 @@ void GraphPlan::SizeBuffers() {
   sized = true;
 }
 
-void GraphPlan::ReleaseDeadValues(int s) {
-  auto release = [&](int id) {
-    if (id >= 0 && slots[id].kind == SlotKind::kNodeOutput && !kept[id]) {
-      buffers[slots[id].index] = Tensor();
-    }
-  };
-  for (int id : steps[s].inputs) {
-    if (id >= 0 && last_use[id] == s) release(id);
-  }
-  for (int id : steps[s].outputs) {
-    if (id >= 0 && last_use[id] < 0) release(id);
-  }
-}
-
 absl::Status GraphPlan::RunSteps(const Tensor* const* given, const Tensor* const* outer,
                                  ThreadPool* pool, uint64_t seed) {
   if (resize_pending) {
@@ -590,7 +581,10 @@ absl::Status GraphPlan::RunSteps(const Tensor* const* given, const Tensor* const
         value_bytes[id] = std::max(value_bytes[id], bytes);
         resize_pending = resize_pending || bytes > planned_bytes[id];
       }
-      if (!sized) ReleaseDeadValues(static_cast<int>(s));
+      if (!sized) {  // the first run: free each value after its last reader
+        ForEachValueDyingAt(static_cast<int>(s),
+                            [&](int id) { buffers[slots[id].index] = Tensor(); });
+      }
     }
   } catch (const std::exception&) {
     // Allocation (a shape too large for memory) and Tensor's checks (a
