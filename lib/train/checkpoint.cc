@@ -56,20 +56,22 @@ uint32_t BytesKey(int field) { return (static_cast<uint32_t>(field) << 3) | 2; }
 
 // Deterministic: the metadata map's entries in key order, so that the same
 // training state always gives the same bytes.
-std::string Serialize(const google::protobuf::MessageLite& m) {
+absl::StatusOr<std::string> Serialize(const google::protobuf::MessageLite& m) {
   std::string out;
+  bool serialized = false;
   {
     google::protobuf::io::StringOutputStream stream(&out);
     google::protobuf::io::CodedOutputStream coded(&stream);
     coded.SetSerializationDeterministic(true);
-    m.SerializeToCodedStream(&coded);
+    serialized = m.SerializeToCodedStream(&coded) && !coded.HadError();
   }
+  if (!serialized) return absl::InternalError("a part of it does not serialize");
   return out;
 }
 
 // A StoredTensor's fields but its data (field 4, the last, so that the
 // pieces concatenate to the message's own serialization).
-std::string TensorHead(const std::string& name, const Tensor& t) {
+absl::StatusOr<std::string> TensorHead(const std::string& name, const Tensor& t) {
   checkpoint_proto::StoredTensor head;
   head.set_name(name);
   head.set_data_type(static_cast<int32_t>(t.dtype()));
@@ -85,12 +87,13 @@ class PayloadWriter {
   explicit PayloadWriter(const WritePiece* write) : write_(write) {}
 
   absl::Status Message(const checkpoint_proto::Checkpoint& fields) {
-    return Small(Serialize(fields));
+    QAT_ASSIGN_OR_RETURN(const std::string bytes, Serialize(fields));
+    return Small(bytes);
   }
   // Repeated StoredTensor field number `field`.
   absl::Status Tensors(int field, const CheckpointRefs::Tensors& tensors) {
     for (const auto& [name, t] : tensors) {
-      const std::string head = TensorHead(*name, *t);
+      QAT_ASSIGN_OR_RETURN(const std::string head, TensorHead(*name, *t));
       const size_t data = t->num_bytes();
       std::string data_key;  // proto3 leaves out an empty field
       if (data > 0) {
@@ -236,7 +239,10 @@ Checkpoint CopyOf(const CheckpointRefs& r) {
 
 absl::Status SaveCheckpointRefs(const std::string& path, const CheckpointRefs& refs) {
   PayloadWriter counter(nullptr);  // the header announces the payload's length
-  QAT_RETURN_IF_ERROR(WritePayload(refs, counter));
+  if (absl::Status counted = WritePayload(refs, counter); !counted.ok()) {
+    return absl::Status(counted.code(), absl::StrCat("cannot serialize checkpoint '", path,
+                                                     "': ", counted.message()));
+  }
   return WriteFileAtomicallyInPieces(path, [&](WritePiece write) -> absl::Status {
     std::string header(kMagic, sizeof(kMagic));
     AppendU64(&header, counter.size());
