@@ -338,29 +338,51 @@ TEST(AtomicWrite, SigkillAtRandomPointsLeavesOneVersionAndNoPileOfTemps) {
 
 // ---- A full disk ----------------------------------------------------------------------
 
-// Mounts a 256 KB tmpfs at `dir`: "" on success, else why it could not.
-std::string MountTinyTmpfs(const std::string& dir) {
-  if (mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=256k") == 0) return "";
-  return absl::StrCat("cannot mount a 256 KB tmpfs at ", dir, ": ", std::strerror(errno),
-                      " (the test needs root or CAP_SYS_ADMIN)");
+// On a 256 KB tmpfs: a small file written by `small`, then `large` (too big
+// for the disk) written over it.  Each returns its status; `skipped` says
+// why the tmpfs could not be mounted.
+struct FullDiskRun {
+  std::string skipped, out;
+  absl::Status small, large;
+  std::string before, after;  // the file after `small`, and after `large`
+  std::vector<std::string> temps;
+};
+template <typename Small, typename Large>
+FullDiskRun OnAFullDisk(const std::string& name, Small small, Large large) {
+  FullDiskRun run;
+  const std::string dir = FreshDir(name);
+  if (mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=256k") != 0) {
+    run.skipped = absl::StrCat("cannot mount a 256 KB tmpfs at ", dir, ": ",
+                               std::strerror(errno), " (the test needs root or CAP_SYS_ADMIN)");
+    return run;
+  }
+  run.out = dir + "/file";
+  run.small = small(run.out);
+  run.before = Read(run.out);
+  run.large = large(run.out);
+  run.after = Read(run.out);
+  run.temps = Temps(dir);
+  umount2(dir.c_str(), MNT_DETACH);
+  return run;
+}
+
+void ExpectResourceExhaustedAndThePreviousFile(const FullDiskRun& run) {
+  ASSERT_TRUE(run.small.ok()) << run.small;
+  EXPECT_EQ(run.large.code(), absl::StatusCode::kResourceExhausted) << run.large;
+  EXPECT_THAT(std::string(run.large.message()), HasSubstr(run.out));
+  EXPECT_THAT(std::string(run.large.message()), HasSubstr(std::strerror(ENOSPC)));
+  EXPECT_EQ(run.after, run.before);
+  EXPECT_THAT(run.temps, IsEmpty());
 }
 
 TEST(AtomicWrite, AFullDiskIsResourceExhaustedAndKeepsThePreviousFile) {
-  const std::string dir = FreshDir("full_disk");
-  if (const std::string why = MountTinyTmpfs(dir); !why.empty()) GTEST_SKIP() << why;
-  const std::string out = dir + "/checkpoint";
   const std::string before = Version(1, 100 * 1024);
-  absl::Status first = WriteFileAtomically(out, before);
-  const absl::Status s = WriteFileAtomically(out, Version(2, 1 << 20));
-  const std::string after = Read(out);
-  const std::vector<std::string> temps = Temps(dir);
-  umount2(dir.c_str(), MNT_DETACH);
-  ASSERT_TRUE(first.ok()) << first;
-  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
-  EXPECT_THAT(std::string(s.message()), HasSubstr(out));
-  EXPECT_THAT(std::string(s.message()), HasSubstr(std::strerror(ENOSPC)));
-  EXPECT_EQ(after, before);
-  EXPECT_THAT(temps, IsEmpty());
+  const FullDiskRun run = OnAFullDisk(
+      "full_disk", [&](const std::string& out) { return WriteFileAtomically(out, before); },
+      [](const std::string& out) { return WriteFileAtomically(out, Version(2, 1 << 20)); });
+  if (!run.skipped.empty()) GTEST_SKIP() << run.skipped;
+  EXPECT_EQ(run.before, before);
+  ExpectResourceExhaustedAndThePreviousFile(run);
 }
 
 // ---- Files written in pieces, and whole-file reads ---------------------------------------
@@ -385,23 +407,14 @@ TEST(AtomicWrite, PiecesMakeOneFileAndAProducersErrorKeepsThePreviousOne) {
 }
 
 TEST(AtomicWrite, ACheckpointOnAFullDiskIsResourceExhaustedAndKeepsThePreviousFile) {
-  const std::string dir = FreshDir("full_disk_checkpoint");
-  if (const std::string why = MountTinyTmpfs(dir); !why.empty()) GTEST_SKIP() << why;
-  const std::string out = dir + "/checkpoint";
   Checkpoint small, large;
   small.parameters.emplace_back("w", Tensor::FromValues<float>({4}, {1, 2, 3, 4}));
   large.parameters.emplace_back("w", Tensor(DataType::kFloat32, {512, 1024}));  // 2 MB
-  const absl::Status first = SaveCheckpoint(out, small);
-  const std::string before = Read(out);
-  const absl::Status s = SaveCheckpoint(out, large);
-  const std::string after = Read(out);
-  const std::vector<std::string> temps = Temps(dir);
-  umount2(dir.c_str(), MNT_DETACH);
-  ASSERT_TRUE(first.ok()) << first;
-  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
-  EXPECT_THAT(std::string(s.message()), HasSubstr(out));
-  EXPECT_EQ(after, before);
-  EXPECT_THAT(temps, IsEmpty());
+  const FullDiskRun run = OnAFullDisk(
+      "full_disk_checkpoint", [&](const std::string& out) { return SaveCheckpoint(out, small); },
+      [&](const std::string& out) { return SaveCheckpoint(out, large); });
+  if (!run.skipped.empty()) GTEST_SKIP() << run.skipped;
+  ExpectResourceExhaustedAndThePreviousFile(run);
 }
 
 TEST(ReadFileToString, ReadsRegularEmptyAndSizelessFiles) {
