@@ -108,7 +108,9 @@ check() {
 # the two runtimes sum convolutions in different orders, so a value on a
 # rounding boundary can quantize one step apart and a deep net carries such
 # flips forward; on an untrained model's small logits a step is a large part
-# of the L2 norm.
+# of the L2 norm.  Three steps: on an AVX2 machine (no AVX-512) ONNX
+# Runtime's float Conv order put one of resnet18_train's logits three steps
+# from libqat's.
 ort_check() {
   local log="$r/$1.ort.log" text step
   node "$here/../ort/ort_compare.js" "$2" "$m/in" "$3" --rel-l2 "$4" > "$log" 2>&1
@@ -193,7 +195,7 @@ for model in "$@"; do
   if [ -z "${ok[export]:-}" ]; then blocked ort
   elif ! have_ort; then record ort FAIL "" "ONNX Runtime is not installed (.ci/install-ort.sh)"
   elif stage ort "$qat" run "$r/int8.onnx" "${inputs[@]}" --out "$r/qat_int8"; then
-    ort_check ort "$r/int8.onnx" "$r/qat_int8" 1e-2 2
+    ort_check ort "$r/int8.onnx" "$r/qat_int8" 1e-2 3
   fi
 done
 
