@@ -57,6 +57,10 @@ TEST(DepthwiseKernelTest, EveryVariantMatchesTheReferenceBitForBit) {
       {2, 2, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},     {7, 19, 1, 7, 1, 1, 1, 1, 0, 3, 0, 3},
       {8, 8, 7, 7, 1, 1, 1, 1, 3, 3, 3, 3},     {6, 70, 3, 3, 1, 2, 1, 3, 0, 0, 0, 0},
       {12, 12, 3, 3, 1, 1, 1, 1, -1, -1, 0, 0},  // ConvTranspose's output_shape
+      // MobileNet's late maps: 4x4 and 2x2, and the stride-2 layers into them.
+      {4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},     {8, 8, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+      {2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},     {4, 4, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1},
+      {5, 3, 3, 3, 1, 1, 3, 2, 3, 2, 3, 2},     {3, 9, 2, 4, 3, 1, 1, 2, -1, 1, 0, -2},
   };
   for (const Case& c : cases) {
     kernels::DepthwiseConv d{};
@@ -74,35 +78,43 @@ TEST(DepthwiseKernelTest, EveryVariantMatchesTheReferenceBitForBit) {
     d.out_w = OutSize(c.in_w, c.kw, c.sw, c.dw, c.pl, c.pr);
     ASSERT_GT(d.out_h, 0);
     ASSERT_GT(d.out_w, 0);
-    const std::vector<float> x = Random(c.in_h * c.in_w, 3);
-    const std::vector<float> g = Random(d.out_h * d.out_w, 4);
-    const std::vector<float> w = Random(c.kh * c.kw, 5);
-    d.w = w.data();
-    for (float bias : {0.75f, -0.0f}) {
-      d.bias = bias;
-      std::vector<float> forward(g.size()), backward(x.size());
-      d.in = x.data();
-      d.out = forward.data();
-      kernels::DepthwiseConvReference(d);
-      d.in = g.data();
-      d.out = backward.data();
-      kernels::DepthwiseConvTransposeReference(d);
-      for (const kernels::SgemmKernels* kernel : kernels::SupportedSgemmVariants()) {
-        std::vector<float> scratch(kernels::DepthwiseScratchFloats(d), 1e30f);
-        d.scratch = scratch.data();
-        std::vector<float> y(forward.size(), -7.0f), dx(backward.size(), -7.0f);
+    // A lone plane, runs shorter and longer than a vector, and a full run.
+    for (int64_t channels : {1, 5, 11, 16, 21}) {
+      d.channels = channels;
+      const std::vector<float> x = Random(channels * c.in_h * c.in_w, 3);
+      const std::vector<float> g = Random(channels * d.out_h * d.out_w, 4);
+      const std::vector<float> w = Random(channels * c.kh * c.kw, 5);
+      std::vector<float> biases(static_cast<size_t>(channels));
+      for (int64_t i = 0; i < channels; ++i) biases[i] = i % 2 == 0 ? 0.75f - i : -0.0f;
+      d.w = w.data();
+      for (const float* bias : {static_cast<const float*>(biases.data()), static_cast<const float*>(nullptr)}) {
+        d.bias = bias;
+        std::vector<float> forward(g.size()), backward(x.size());
         d.in = x.data();
-        d.out = y.data();
-        kernel->depthwise_conv(d);
-        EXPECT_EQ(std::memcmp(y.data(), forward.data(), y.size() * sizeof(float)), 0)
-            << kernel->name << " forward, in " << c.in_h << "x" << c.in_w << " kernel " << c.kh
-            << "x" << c.kw << " stride " << c.sh << "," << c.sw;
+        d.out = forward.data();
+        kernels::DepthwiseConvReference(d);
         d.in = g.data();
-        d.out = dx.data();
-        kernel->depthwise_conv_transpose(d);
-        EXPECT_EQ(std::memcmp(dx.data(), backward.data(), dx.size() * sizeof(float)), 0)
-            << kernel->name << " transpose, in " << c.in_h << "x" << c.in_w << " kernel "
-            << c.kh << "x" << c.kw << " stride " << c.sh << "," << c.sw;
+        d.out = backward.data();
+        kernels::DepthwiseConvTransposeReference(d);
+        for (const kernels::SgemmKernels* kernel : kernels::SupportedSgemmVariants()) {
+          std::vector<float> scratch(kernels::DepthwiseScratchFloats(d), 1e30f);
+          d.scratch = scratch.data();
+          std::vector<float> y(forward.size(), -7.0f), dx(backward.size(), -7.0f);
+          d.in = x.data();
+          d.out = y.data();
+          kernel->depthwise_conv(d);
+          EXPECT_EQ(std::memcmp(y.data(), forward.data(), y.size() * sizeof(float)), 0)
+              << kernel->name << " forward, " << channels << " channels, in " << c.in_h << "x"
+              << c.in_w << " kernel " << c.kh << "x" << c.kw << " stride " << c.sh << ","
+              << c.sw;
+          d.in = g.data();
+          d.out = dx.data();
+          kernel->depthwise_conv_transpose(d);
+          EXPECT_EQ(std::memcmp(dx.data(), backward.data(), dx.size() * sizeof(float)), 0)
+              << kernel->name << " transpose, " << channels << " channels, in " << c.in_h
+              << "x" << c.in_w << " kernel " << c.kh << "x" << c.kw << " stride " << c.sh
+              << "," << c.sw;
+        }
       }
     }
   }

@@ -2,28 +2,31 @@
 // written once over an instruction-set traits class V and instantiated by
 // sgemm_avx2.cc and sgemm_avx512.cc.
 //
-// Both split the rows of the input plane by column phase: phase r of a row
-// holds columns r, r + stride_w, r + 2 * stride_w, ... (counted from the
-// padding's start), so that kernel column kx of the outputs ox, ox + 1, ...
-// reads (or, for the adjoint, writes) consecutive values of phase
-// (kx * dilation_w) % stride_w from (kx * dilation_w) / stride_w on: plain
-// vector loads for any stride and dilation.
+// Both vectorize across channels: V::kWidth consecutive planes are
+// interleaved into scratch, one channel per lane, so that a vector holds one
+// spatial position of every channel and any plane size, stride and dilation
+// fills whole vectors (MobileNet's late layers have 4x4 and 2x2 maps, which
+// a vector along a row would mostly waste).  Channels past the run's end are
+// zero lanes that are never written back.
 //
-// Forward: the phases are a zero-padded copy of the input, and each vector
-// of outputs is one chain of Fma over the taps, as the reference.
-// Transpose: the phases start at the bias and collect the products in the
-// reference's order (output rows ascending; for one output row, each kernel
-// row writes a different input row, and its kernel columns go in decreasing
-// order, so that every input position receives its products with the output
-// column ascending); then they are copied into the input plane.
+// Forward: the input planes are interleaved (8 x 8 transposes, V's
+// Transpose8x8) and copied into the reached input with the padding as zeros;
+// each output vector is one chain of Fma over the taps from zero, as the
+// reference; then the lanes go back to their planes.
+// Transpose: the reached input starts at the bias and collects the products
+// in the reference's order (output rows ascending; for one output row, each
+// kernel row writes a different input row, and there the output columns go
+// in increasing order); then its rows inside the input, and the bias for
+// input positions that no window reaches, go back to their planes.
 //
-// Besides the GEMM traits, V provides Add, Mul, M, Range, MaskStore.  Include
+// Besides the GEMM traits, V provides Add, Mul and Transpose8x8.  Include
 // only with V in an anonymous namespace of a translation unit built for V's
 // instruction set (see sgemm_simd.h).
 #ifndef QAT_LIB_KERNELS_DEPTHWISE_CONV_SIMD_H_
 #define QAT_LIB_KERNELS_DEPTHWISE_CONV_SIMD_H_
 
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/depthwise_conv.h"
 
@@ -34,135 +37,167 @@ namespace simd {
 template <class V>
 struct DepthwiseConvSimd {
   using F = typename V::F;
+  static constexpr int64_t L = V::kWidth;
+  static_assert(L <= kDepthwiseLanes, "the scratch holds kDepthwiseLanes lanes per position");
   static constexpr int kBlock = 4;  // independent output vectors at a time
 
-  // The phase buffers: `phases` of `rows` x `width` floats; row r is input row
-  // r - pad_top, entry j of phase p is input column j * stride_w + p - pad_left.
-  struct Layout {
-    int64_t rows, width, vectors;
-    static Layout Of(const DepthwiseConv& a) {
-      Layout l;
-      l.vectors = (a.out_w + V::kWidth - 1) / V::kWidth;
-      l.rows = (a.out_h - 1) * a.stride_h + (a.kernel_h - 1) * a.dilation_h + 1;
-      l.width = l.vectors * V::kWidth + (a.kernel_w - 1) * a.dilation_w / a.stride_w + 1;
-      return l;
+  // The interleaved buffers in scratch, for the channels [c0, c0 + n).
+  struct Block {
+    int64_t c0, n, rows, cols, taps;
+    float* reach;    // rows x cols x L: the reached input
+    float* output;   // out_h x out_w x L: the output (forward) or its gradient
+    float* input;    // in_h x in_w x L: the input (forward) or its gradient
+    float* weights;  // taps x L
+    static Block Of(const DepthwiseConv& a, int64_t c0) {
+      Block b;
+      b.c0 = c0;
+      b.n = a.channels - c0 < L ? a.channels - c0 : L;
+      b.rows = DepthwiseReachRows(a);
+      b.cols = DepthwiseReachCols(a);
+      b.taps = a.kernel_h * a.kernel_w;
+      b.reach = a.scratch;
+      b.output = b.reach + b.rows * b.cols * L;
+      b.input = b.output + a.out_h * a.out_w * L;
+      b.weights = b.input + a.in_h * a.in_w * L;
+      for (int64_t t = 0; t < b.taps; ++t) {
+        for (int64_t l = 0; l < L; ++l) {
+          b.weights[t * L + l] = l < b.n ? a.w[(c0 + l) * b.taps + t] : 0.0f;
+        }
+      }
+      return b;
     }
-    int64_t Index(int64_t phase, int64_t row, int64_t j) const {
-      return (phase * rows + row) * width + j;
+    // Lane l of the `count` positions of `dst` from plane c0 + l of `planes`
+    // (planes of `count` floats); lanes past n are zero.
+    void Interleave(const float* planes, int64_t count, float* dst) const {
+      if (n < L) std::memset(dst, 0, static_cast<size_t>(count * L) * sizeof(float));
+      const float* src = planes + c0 * count;
+      int64_t l = 0;
+      for (; l + 8 <= n; l += 8) {
+        int64_t p = 0;
+        for (; p + 8 <= count; p += 8) V::Transpose8x8(src + l * count + p, count, dst + p * L + l, L);
+        for (; p < count; ++p) {
+          for (int64_t i = l; i < l + 8; ++i) dst[p * L + i] = src[i * count + p];
+        }
+      }
+      for (; l < n; ++l) {
+        for (int64_t p = 0; p < count; ++p) dst[p * L + l] = src[l * count + p];
+      }
+    }
+    // The inverse: plane c0 + l of `planes` from lane l of `src`, for l < n.
+    void Deinterleave(const float* src, int64_t count, float* planes) const {
+      float* dst = planes + c0 * count;
+      int64_t l = 0;
+      for (; l + 8 <= n; l += 8) {
+        int64_t p = 0;
+        for (; p + 8 <= count; p += 8) V::Transpose8x8(src + p * L + l, L, dst + l * count + p, count);
+        for (; p < count; ++p) {
+          for (int64_t i = l; i < l + 8; ++i) dst[i * count + p] = src[p * L + i];
+        }
+      }
+      for (; l < n; ++l) {
+        for (int64_t p = 0; p < count; ++p) dst[l * count + p] = src[p * L + l];
+      }
     }
   };
 
   template <int kUsed>
-  static void ForwardBlock(const DepthwiseConv& a, const Layout& l, const int64_t* job_row, const int64_t* job_col) {
+  static void ForwardBlock(const DepthwiseConv& a, const Block& b, int64_t oy, int64_t ox) {
     F acc[kUsed];
 #pragma GCC unroll 4
-    for (int b = 0; b < kUsed; ++b) acc[b] = V::Zero();
+    for (int u = 0; u < kUsed; ++u) acc[u] = V::Zero();
     for (int64_t ky = 0; ky < a.kernel_h; ++ky) {
+      const float* row = b.reach + (oy * a.stride_h + ky * a.dilation_h) * b.cols * L;
       for (int64_t kx = 0; kx < a.kernel_w; ++kx) {
-        const int64_t phase = kx * a.dilation_w % a.stride_w, shift = kx * a.dilation_w / a.stride_w;
-        const F w = V::Set1(a.w[ky * a.kernel_w + kx]);
+        const F w = V::Load(b.weights + (ky * a.kernel_w + kx) * L);
+        const float* x = row + (ox * a.stride_w + kx * a.dilation_w) * L;
 #pragma GCC unroll 4
-        for (int b = 0; b < kUsed; ++b) {
-          const int64_t row = job_row[b] * a.stride_h + ky * a.dilation_h;
-          acc[b] = V::Fma(w, V::Load(a.scratch + l.Index(phase, row, job_col[b] + shift)), acc[b]);
-        }
+        for (int u = 0; u < kUsed; ++u) acc[u] = V::Fma(w, V::Load(x + u * a.stride_w * L), acc[u]);
       }
     }
 #pragma GCC unroll 4
-    for (int b = 0; b < kUsed; ++b) {
-      const int64_t valid = a.out_w - job_col[b];
-      float* out = a.out + job_row[b] * a.out_w + job_col[b];
-      if (valid >= V::kWidth) {
-        V::Store(out, acc[b]);
-      } else {
-        V::MaskStore(out, V::Range(0, static_cast<int>(valid)), acc[b]);
-      }
-    }
+    for (int u = 0; u < kUsed; ++u) V::Store(b.output + (oy * a.out_w + ox + u) * L, acc[u]);
+  }
+
+  // Columns [lo, hi) of the reached input lie inside the input rows.
+  static void InsideColumns(const DepthwiseConv& a, const Block& b, int64_t* lo, int64_t* hi) {
+    *lo = a.pad_left < 0 ? 0 : a.pad_left < b.cols ? a.pad_left : b.cols;
+    const int64_t end = a.in_w + a.pad_left;
+    *hi = end < *lo ? *lo : end < b.cols ? end : b.cols;
   }
 
   static void Forward(const DepthwiseConv& a) {
-    const Layout l = Layout::Of(a);
-    for (int64_t p = 0; p < a.stride_w; ++p) {
-      // Entries [lo, hi) of this phase lie inside the row: j * stride_w + p -
-      // pad_left in [0, in_w).
-      const int64_t first = a.pad_left - p, last = a.in_w + a.pad_left - p;
-      int64_t lo = first <= 0 ? 0 : (first + a.stride_w - 1) / a.stride_w;
-      int64_t hi = last <= 0 ? 0 : (last + a.stride_w - 1) / a.stride_w;
-      lo = lo < l.width ? lo : l.width;
-      hi = hi < lo ? lo : hi < l.width ? hi : l.width;
-      for (int64_t r = 0; r < l.rows; ++r) {
+    for (int64_t c0 = 0; c0 < a.channels; c0 += L) {
+      const Block b = Block::Of(a, c0);
+      b.Interleave(a.in, a.in_h * a.in_w, b.input);
+      int64_t lo, hi;
+      InsideColumns(a, b, &lo, &hi);
+      for (int64_t r = 0; r < b.rows; ++r) {
         const int64_t iy = r - a.pad_top;
-        float* dst = a.scratch + l.Index(p, r, 0);
-        if (iy < 0 || iy >= a.in_h) {
-          for (int64_t j = 0; j < l.width; ++j) dst[j] = 0.0f;
+        float* dst = b.reach + r * b.cols * L;
+        if (iy < 0 || iy >= a.in_h || hi == lo) {
+          std::memset(dst, 0, static_cast<size_t>(b.cols * L) * sizeof(float));
           continue;
         }
-        const float* src = a.in + iy * a.in_w + p - a.pad_left;
-        for (int64_t j = 0; j < lo; ++j) dst[j] = 0.0f;
-        if (a.stride_w == 1) {
-          for (int64_t j = lo; j < hi; ++j) dst[j] = src[j];
-        } else {
-          for (int64_t j = lo; j < hi; ++j) dst[j] = src[j * a.stride_w];
+        std::memset(dst, 0, static_cast<size_t>(lo * L) * sizeof(float));
+        std::memcpy(dst + lo * L, b.input + (iy * a.in_w + lo - a.pad_left) * L,
+                    static_cast<size_t>((hi - lo) * L) * sizeof(float));
+        std::memset(dst + hi * L, 0, static_cast<size_t>((b.cols - hi) * L) * sizeof(float));
+      }
+      for (int64_t oy = 0; oy < a.out_h; ++oy) {
+        int64_t ox = 0;
+        for (; ox + kBlock <= a.out_w; ox += kBlock) ForwardBlock<kBlock>(a, b, oy, ox);
+        switch (a.out_w - ox) {
+          case 3: ForwardBlock<3>(a, b, oy, ox); break;
+          case 2: ForwardBlock<2>(a, b, oy, ox); break;
+          case 1: ForwardBlock<1>(a, b, oy, ox); break;
+          default: break;
         }
-        for (int64_t j = hi; j < l.width; ++j) dst[j] = 0.0f;
       }
-    }
-    // Jobs: (output row, first column of a vector), kBlock at a time.
-    const int64_t jobs = a.out_h * l.vectors;
-    for (int64_t first = 0; first < jobs; first += kBlock) {
-      int64_t job_row[kBlock], job_col[kBlock];
-      const int used = static_cast<int>(jobs - first < kBlock ? jobs - first : kBlock);
-      for (int b = 0; b < used; ++b) {
-        job_row[b] = (first + b) / l.vectors;
-        job_col[b] = (first + b) % l.vectors * V::kWidth;
-      }
-      switch (used) {
-        case 4: ForwardBlock<4>(a, l, job_row, job_col); break;
-        case 3: ForwardBlock<3>(a, l, job_row, job_col); break;
-        case 2: ForwardBlock<2>(a, l, job_row, job_col); break;
-        default: ForwardBlock<1>(a, l, job_row, job_col); break;
-      }
+      b.Deinterleave(b.output, a.out_h * a.out_w, a.out);
     }
   }
 
   static void Transpose(const DepthwiseConv& a) {
-    const Layout l = Layout::Of(a);
-    const int64_t total = a.stride_w * l.rows * l.width;
-    for (int64_t i = 0; i < total; ++i) a.scratch[i] = a.bias;
     const F zero = V::Zero();
-    for (int64_t oy = 0; oy < a.out_h; ++oy) {
-      const float* g = a.in + oy * a.out_w;
-      for (int64_t ky = 0; ky < a.kernel_h; ++ky) {
-        const int64_t row = oy * a.stride_h + ky * a.dilation_h;
-        for (int64_t kx = a.kernel_w - 1; kx >= 0; --kx) {
-          const int64_t phase = kx * a.dilation_w % a.stride_w, shift = kx * a.dilation_w / a.stride_w;
-          const F w = V::Set1(a.w[ky * a.kernel_w + kx]);
-          float* acc = a.scratch + l.Index(phase, row, shift);
-          for (int64_t ox = 0; ox < a.out_w; ox += V::kWidth) {
-            const int64_t valid = a.out_w - ox;
-            if (valid >= V::kWidth) {
+    for (int64_t c0 = 0; c0 < a.channels; c0 += L) {
+      const Block b = Block::Of(a, c0);
+      float bias[L];
+      for (int64_t l = 0; l < L; ++l) bias[l] = l < b.n && a.bias != nullptr ? a.bias[c0 + l] : 0.0f;
+      const F bias_v = V::Load(bias);
+      for (int64_t i = 0; i < b.rows * b.cols; ++i) V::Store(b.reach + i * L, bias_v);
+      b.Interleave(a.in, a.out_h * a.out_w, b.output);
+      for (int64_t oy = 0; oy < a.out_h; ++oy) {
+        for (int64_t ky = 0; ky < a.kernel_h; ++ky) {
+          float* row = b.reach + (oy * a.stride_h + ky * a.dilation_h) * b.cols * L;
+          for (int64_t ox = 0; ox < a.out_w; ++ox) {
+            const F g = V::Load(b.output + (oy * a.out_w + ox) * L);
+            float* acc = row + ox * a.stride_w * L;
+            for (int64_t kx = 0; kx < a.kernel_w; ++kx) {
               // + 0: the reference's g * w + 0 (the GEMM's fma(g, w, +0)).
-              const F product = V::Add(V::Mul(V::Load(g + ox), w), zero);
-              V::Store(acc + ox, V::Add(V::Load(acc + ox), product));
-            } else {
-              // Lanes past the row's end must not touch the sums.
-              const typename V::M m = V::Range(0, static_cast<int>(valid));
-              const F product = V::Add(V::Mul(V::MaskLoad(g + ox, m), w), zero);
-              V::MaskStore(acc + ox, m, V::Add(V::Load(acc + ox), product));
+              const F w = V::Load(b.weights + (ky * a.kernel_w + kx) * L);
+              float* p = acc + kx * a.dilation_w * L;
+              V::Store(p, V::Add(V::Load(p), V::Add(V::Mul(g, w), zero)));
             }
           }
         }
       }
-    }
-    // Input positions no window reaches keep the bias.
-    for (int64_t iy = 0; iy < a.in_h; ++iy) {
-      const int64_t r = iy + a.pad_top;
-      for (int64_t ix = 0; ix < a.in_w; ++ix) {
-        const int64_t c = ix + a.pad_left;
-        const int64_t p = c % a.stride_w, j = c / a.stride_w;
-        const bool covered = r >= 0 && r < l.rows && c >= 0 && j < l.width;
-        a.out[iy * a.in_w + ix] = covered ? a.scratch[l.Index(p, r, j)] : a.bias;
+      int64_t lo, hi;
+      InsideColumns(a, b, &lo, &hi);
+      for (int64_t iy = 0; iy < a.in_h; ++iy) {
+        const int64_t r = iy + a.pad_top;
+        const bool covered_row = r >= 0 && r < b.rows;
+        // Input columns [lo - pad_left, hi - pad_left) are covered.
+        float* dst = b.input + iy * a.in_w * L;
+        for (int64_t ix = 0; ix < a.in_w; ++ix) {
+          const int64_t j = ix + a.pad_left;
+          if (covered_row && j >= lo && j < hi) {
+            std::memcpy(dst + ix * L, b.reach + (r * b.cols + j) * L, sizeof(float) * L);
+          } else {
+            V::Store(dst + ix * L, bias_v);
+          }
+        }
       }
+      b.Deinterleave(b.input, a.in_h * a.in_w, a.out);
     }
   }
 };

@@ -1,11 +1,12 @@
 // Depthwise convolution (Conv with one input and one output channel per
 // group) and its adjoint (the ConvTranspose of the same shape, which is
-// Conv's data gradient) over a whole batch: one task per image and channel,
-// each a plane of kernels/depthwise_conv.h on the selected kernel variant.
-// The bits do not depend on the thread count.
+// Conv's data gradient) over a whole batch: one task per image and run of
+// kernels::kDepthwiseLanes channels, each on the selected kernel variant of
+// kernels/depthwise_conv.h.  The bits do not depend on the thread count.
 #ifndef QAT_LIB_EXEC_OPS_DEPTHWISE_PLANES_H_
 #define QAT_LIB_EXEC_OPS_DEPTHWISE_PLANES_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -31,9 +32,13 @@ inline void DepthwisePlanes(ThreadPool* pool, const Window& w, bool transpose, c
   const int64_t in_plane = transpose ? w.out_size() : w.in_size();
   const int64_t out_plane = transpose ? w.in_size() : w.out_size();
   const int64_t taps = w.kernel_size();
-  ParallelFor(pool, batch * channels, [&](int64_t task) {
-    const int64_t c = task % channels;
+  const int64_t runs = (channels + kernels::kDepthwiseLanes - 1) / kernels::kDepthwiseLanes;
+  ParallelFor(pool, batch * runs, [&](int64_t task) {
+    const int64_t n = task / runs, c0 = task % runs * kernels::kDepthwiseLanes;
+    const int64_t count = std::min(kernels::kDepthwiseLanes, channels - c0);
+    const int64_t plane = n * channels + c0;  // the run's first plane
     kernels::DepthwiseConv d{};
+    d.channels = count;
     d.in_h = w.in[0];
     d.in_w = w.in[1];
     d.out_h = w.out[0];
@@ -46,10 +51,10 @@ inline void DepthwisePlanes(ThreadPool* pool, const Window& w, bool transpose, c
     d.dilation_w = w.dilations[1];
     d.pad_top = w.pad_begin[0];
     d.pad_left = w.pad_begin[1];
-    d.w = weights + c * taps;
-    d.in = in + task * in_plane;
-    d.out = out + task * out_plane;
-    d.bias = transpose && bias != nullptr ? bias[c] : 0.0f;
+    d.w = weights + c0 * taps;
+    d.in = in + plane * in_plane;
+    d.out = out + plane * out_plane;
+    d.bias = transpose && bias != nullptr ? bias + c0 : nullptr;
     thread_local std::vector<float> scratch;
     scratch.resize(static_cast<size_t>(kernels::DepthwiseScratchFloats(d)));
     d.scratch = scratch.data();
@@ -58,7 +63,10 @@ inline void DepthwisePlanes(ThreadPool* pool, const Window& w, bool transpose, c
     } else {
       kernel.depthwise_conv(d);
       // After the sum, as the GEMM path adds it.
-      act.Apply(d.out, out_plane, bias != nullptr, bias != nullptr ? bias[c] : 0.0f);
+      for (int64_t c = 0; c < count; ++c) {
+        act.Apply(d.out + c * out_plane, out_plane, bias != nullptr,
+                  bias != nullptr ? bias[c0 + c] : 0.0f);
+      }
     }
   });
 }
