@@ -3,7 +3,8 @@
 // ConvTranspose's pointwise and depthwise shortcuts) against plain
 // references, bit for bit: odd sizes, padding, strides, dilations, groups,
 // batches above one, and 1 and 2 threads.  Every kernel variant's depthwise
-// planes against DepthwiseConvReference and DepthwiseConvTransposeReference,
+// planes (and the SIMD kernel at 16 portable lanes) against
+// DepthwiseConvReference and DepthwiseConvTransposeReference,
 // and its small-output convolution against SmallOutputConvReference.
 // ctest runs this binary again with QAT_KERNEL_VARIANT=scalar.
 #include <cmath>
@@ -16,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "graph_builder.h"
 #include "exec/ops/training_ops.h"
+#include "kernels/depthwise_conv_simd.h"
 #include "kernels/sgemm_variants.h"
 #include "qat/executor.h"
 #include "qat/model.h"
@@ -45,6 +47,56 @@ int64_t OutSize(int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t
 }
 
 // ---- the depthwise planes of every variant ----------------------------------
+
+// A portable stand-in for an instruction set with AVX-512's 16 lanes, so that
+// a machine without AVX-512 still checks the SIMD kernel's logic at that
+// width (two 8 x 8 transposes per run of channels, partial runs).
+struct Portable16 {
+  struct F {
+    float v[16];
+  };
+  static constexpr int kWidth = 16;
+  static F Zero() { return F{}; }
+  static F Load(const float* p) {
+    F r;
+    std::memcpy(r.v, p, sizeof(r.v));
+    return r;
+  }
+  static void Store(float* p, F a) { std::memcpy(p, a.v, sizeof(a.v)); }
+  static F Fma(F a, F b, F c) {
+    for (int i = 0; i < kWidth; ++i) c.v[i] = std::fma(a.v[i], b.v[i], c.v[i]);
+    return c;
+  }
+  static F Add(F a, F b) {
+    for (int i = 0; i < kWidth; ++i) a.v[i] += b.v[i];
+    return a;
+  }
+  static F Mul(F a, F b) {
+    for (int i = 0; i < kWidth; ++i) a.v[i] *= b.v[i];
+    return a;
+  }
+  static void Transpose8x8(const float* src, int64_t src_stride, float* dst, int64_t dst_stride) {
+    for (int i = 0; i < 8; ++i) {
+      for (int j = 0; j < 8; ++j) dst[j * dst_stride + i] = src[i * src_stride + j];
+    }
+  }
+};
+
+struct DepthwiseKernel {
+  std::string name;
+  void (*forward)(const kernels::DepthwiseConv&);
+  void (*transpose)(const kernels::DepthwiseConv&);
+};
+
+std::vector<DepthwiseKernel> DepthwiseKernels() {
+  std::vector<DepthwiseKernel> all;
+  for (const kernels::SgemmKernels* kernel : kernels::SupportedSgemmVariants()) {
+    all.push_back({kernel->name, kernel->depthwise_conv, kernel->depthwise_conv_transpose});
+  }
+  using Portable = kernels::simd::DepthwiseConvSimd<Portable16>;
+  all.push_back({"portable16", Portable::Forward, Portable::Transpose});
+  return all;
+}
 
 TEST(DepthwiseKernelTest, EveryVariantMatchesTheReferenceBitForBit) {
   struct Case {
@@ -96,22 +148,22 @@ TEST(DepthwiseKernelTest, EveryVariantMatchesTheReferenceBitForBit) {
         d.in = g.data();
         d.out = backward.data();
         kernels::DepthwiseConvTransposeReference(d);
-        for (const kernels::SgemmKernels* kernel : kernels::SupportedSgemmVariants()) {
+        for (const DepthwiseKernel& kernel : DepthwiseKernels()) {
           std::vector<float> scratch(kernels::DepthwiseScratchFloats(d), 1e30f);
           d.scratch = scratch.data();
           std::vector<float> y(forward.size(), -7.0f), dx(backward.size(), -7.0f);
           d.in = x.data();
           d.out = y.data();
-          kernel->depthwise_conv(d);
+          kernel.forward(d);
           EXPECT_EQ(std::memcmp(y.data(), forward.data(), y.size() * sizeof(float)), 0)
-              << kernel->name << " forward, " << channels << " channels, in " << c.in_h << "x"
+              << kernel.name << " forward, " << channels << " channels, in " << c.in_h << "x"
               << c.in_w << " kernel " << c.kh << "x" << c.kw << " stride " << c.sh << ","
               << c.sw;
           d.in = g.data();
           d.out = dx.data();
-          kernel->depthwise_conv_transpose(d);
+          kernel.transpose(d);
           EXPECT_EQ(std::memcmp(dx.data(), backward.data(), dx.size() * sizeof(float)), 0)
-              << kernel->name << " transpose, " << channels << " channels, in " << c.in_h
+              << kernel.name << " transpose, " << channels << " channels, in " << c.in_h
               << "x" << c.in_w << " kernel " << c.kh << "x" << c.kw << " stride " << c.sh
               << "," << c.sw;
         }
