@@ -287,6 +287,9 @@ TEST(ConvPathTest, EveryShapeGivesTheReferenceBits) {
       {{1, 12, 16, 16}, {3, 4, 8, 8}, 3, {1, 1}, {2, 2}, {1, 1, 1, 1}, false, "dw s2 w-grad"},
       {{2, 12, 9, 9}, {4, 3, 7, 7}, 4, {1, 1}, {1, 1}, {1, 1, 1, 1}, true, "small output"},
       {{3, 3, 32, 32}, {64, 3, 7, 7}, 1, {2, 2}, {1, 1}, {3, 3, 3, 3}, true, "ResNet stem"},
+      {{40, 32, 8, 8}, {24, 32, 8, 8}, 1, {1, 1}, {1, 1}, {0, 0, 0, 0}, false, "1x1 w-grad"},
+      {{6, 20, 1, 1}, {12, 20, 1, 1}, 1, {1, 1}, {1, 1}, {0, 0, 0, 0}, true, "1x1 map"},
+      {{5, 7, 3, 5}, {9, 7, 3, 5}, 1, {2, 2}, {1, 1}, {0, 0, 1, 1}, true, "whole window"},
   };
   for (const ConvCase& c : cases) {
     const int64_t OH = OutSize(c.x[2], c.w[2], c.strides[0], c.dilations[0], c.pads[0], c.pads[2]);

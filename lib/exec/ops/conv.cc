@@ -7,8 +7,13 @@
 // - pointwise (1x1 kernel, stride 1, no padding, maps of at least
 //   kPointwiseMinPositions): per image and group, W [mg x cg] times the
 //   image's X [cg x positions] straight into Y, no im2col;
+// - whole window (one group, a kernel exactly the size of the unpadded
+//   input, so one output position: a pointwise layer's weight gradient, whose
+//   "images" are input channels and whose kernel is the output gradient):
+//   Y [batch x out_channels] = X [batch x (channels * kernel)] times W^T,
+//   one GEMM, no im2col, the same depth order as im2col's;
 // - depthwise (one input and one output channel per group, 2-D):
-//   kernels/depthwise_conv.h, one task per image and channel;
+//   kernels/depthwise_conv.h, one task per image and run of 16 channels;
 // - small output (2-D, one output channel per group, horizontal stride 1, a
 //   kernel larger than the output map of a few rows of one vector: a
 //   depthwise layer's weight gradient): kernels/small_output_conv.h, one task
@@ -233,7 +238,32 @@ constexpr int64_t kMinGemmColumns = 256;
 // (ResNet's 64 and more).  The threshold is a rule of thumb, not tuned.
 constexpr int64_t kDirectMaxOutChannels = 32;
 
-enum class ConvPath { kPointwise, kDepthwise, kSmallOutput, kDirect, kIm2col };
+enum class ConvPath { kPointwise, kWholeWindow, kDepthwise, kSmallOutput, kDirect, kIm2col };
+
+// The only window covers the whole input, unpadded and undilated, so that
+// im2col would copy each image into one column in its own order.
+bool IsWholeWindow(const Window& w, int64_t groups) {
+  bool whole = groups == 1 && w.out_size() == 1;
+  for (size_t d = 0; d < w.in.size(); ++d) {
+    whole = whole && w.kernel[d] == w.in[d] && w.pad_begin[d] == 0 && w.dilations[d] == 1;
+  }
+  return whole;
+}
+
+// Whole-window Conv: Y [batch x M] = X [batch x depth] * W^T ([M x depth]
+// stored), then the bias and activation of each output.
+void WholeWindowConv(ThreadPool* pool, int64_t depth, const float* x, const float* weights,
+                     const float* bias, int64_t batch, int64_t out_channels,
+                     const ConvActivation& act, float* y) {
+  const GemmShape shape{batch, depth, out_channels, /*trans_a=*/false, /*trans_b=*/true};
+  Gemm<float>(pool, shape, x, weights, y);
+  if (bias == nullptr && act.none()) return;
+  ForEachRow(pool, batch, out_channels, [&](int64_t n) {
+    for (int64_t j = 0; j < out_channels; ++j) {
+      act.Apply(y + n * out_channels + j, 1, bias != nullptr, bias != nullptr ? bias[j] : 0.0f);
+    }
+  });
+}
 
 // The small-output kernel's description of one image and group.
 kernels::SmallOutputConv SmallOutputConvOf(const Window& w, int64_t channels) {
@@ -283,6 +313,7 @@ void SmallOutputConvAll(ThreadPool* pool, const Window& w, const float* x, const
 // The float path for a layer (see the top of this file).
 ConvPath ChooseConvPath(const Window& w, int64_t groups, int64_t cg, int64_t mg) {
   if (IsPointwise(w) && w.out_size() >= kPointwiseMinPositions) return ConvPath::kPointwise;
+  if (IsWholeWindow(w, groups)) return ConvPath::kWholeWindow;
   if (cg == 1 && mg == 1 && groups > 1 && w.in.size() == 2) return ConvPath::kDepthwise;
   if (SmallOutputFits(w, cg, mg)) return ConvPath::kSmallOutput;
   if (mg <= kDirectMaxOutChannels && DirectConvFits(w, cg, mg)) return ConvPath::kDirect;
@@ -397,6 +428,10 @@ absl::StatusOr<Kernel> MakeConvWithActivation(const NodeView& node,
           case ConvPath::kPointwise:
             PointwiseConvAll(ctx.pool, P, x.data<float>(), weights.data<float>(), b, batch,
                              groups, cg, mg, act, y.data<float>());
+            return absl::OkStatus();
+          case ConvPath::kWholeWindow:
+            WholeWindowConv(ctx.pool, cg * K, x.data<float>(), weights.data<float>(), b, batch,
+                            out_channels, act, y.data<float>());
             return absl::OkStatus();
           case ConvPath::kDepthwise:
             DepthwisePlanes(ctx.pool, w, /*transpose=*/false, x.data<float>(),
