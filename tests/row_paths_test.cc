@@ -132,26 +132,38 @@ Tensor RunReduce(const std::string& op, const Tensor& x, const std::vector<int64
 }
 
 TEST(RowPathsTest, ReductionsFoldInFlatOrder) {
-  // Trailing axes (the row path), a leading and a middle axis (the walk):
+  // Trailing axes (the row path), a leading and a middle axis (the walk), and
+  // trailing axes behind a kept one (the blocks path: BatchNorm's per-channel
+  // sums, with fewer and with more outputs than blocks folded side by side):
   // each output is its elements folded in increasing flat index order.
-  const Tensor x = RandomTensor({3, 4, 50}, 11);
-  for (const std::vector<int64_t>& axes : {std::vector<int64_t>{2}, std::vector<int64_t>{1, 2},
-                                           std::vector<int64_t>{-1}, std::vector<int64_t>{0},
-                                           std::vector<int64_t>{1}}) {
-    std::vector<bool> reduced(3, false);
-    for (int64_t a : axes) reduced[(a + 3) % 3] = true;
-    const std::vector<int64_t> dims = {3, 4, 50};
+  struct Case {
+    std::vector<int64_t> dims, axes;
+  };
+  const Case cases[] = {{{3, 4, 50}, {2}},    {{3, 4, 50}, {1, 2}}, {{3, 4, 50}, {-1}},
+                        {{3, 4, 50}, {0}},    {{3, 4, 50}, {1}},    {{3, 4, 50}, {0, 2}},
+                        {{2, 12, 5}, {0, 2}}, {{4, 3, 2, 6}, {0, 2, 3}}, {{5, 3, 1, 7}, {1, 3}}};
+  for (const Case& c : cases) {
+    const int rank = static_cast<int>(c.dims.size());
+    const Tensor x = RandomTensor(c.dims, 11);
+    std::vector<bool> reduced(rank, false);
+    for (int64_t a : c.axes) reduced[(a + rank) % rank] = true;
     for (const std::string op : {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceSumSquare"}) {
-      SCOPED_TRACE(op + " over " + std::to_string(axes.size()) + " axes from " +
-                   std::to_string(axes[0]));
-      const Tensor y = RunReduce(op, x, axes);
+      SCOPED_TRACE(op + " over " + std::to_string(c.axes.size()) + " axes from " +
+                   std::to_string(c.axes[0]) + " of a rank-" + std::to_string(rank) + " tensor");
+      const Tensor y = RunReduce(op, x, c.axes);
       std::vector<float> want(y.num_elements(), op == "ReduceMax" ? -INFINITY : 0.0f);
       int64_t count = 1;
-      for (int d = 0; d < 3; ++d) count *= reduced[d] ? dims[d] : 1;
+      for (int d = 0; d < rank; ++d) count *= reduced[d] ? c.dims[d] : 1;
       for (int64_t i = 0; i < x.num_elements(); ++i) {
-        const int64_t idx[3] = {i / 200, (i / 50) % 4, i % 50};
-        int64_t o = 0;
-        for (int d = 0; d < 3; ++d) o = o * (reduced[d] ? 1 : dims[d]) + (reduced[d] ? 0 : idx[d]);
+        int64_t o = 0, rest = i, scale = 1;
+        for (int d = rank - 1; d >= 0; --d) {
+          const int64_t idx = rest % c.dims[d];
+          rest /= c.dims[d];
+          if (!reduced[d]) {
+            o += idx * scale;
+            scale *= c.dims[d];
+          }
+        }
         const float v = x.data<float>()[i];
         if (op == "ReduceMax") {
           want[o] = std::max(want[o], v);

@@ -9,9 +9,11 @@
 // identity (0, 1, the type's extremes) before the final step, as opset 18
 // specifies.  The accumulation runs in input order on one thread, so it is
 // deterministic.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include "exec/ops/op_util.h"
 #include "qat/status_macros.h"
@@ -78,6 +80,90 @@ int64_t TrailingReductionLength(const std::vector<int64_t>& shape,
   return len;
 }
 
+// Folds `count` blocks of `len` elements into their distinct outputs, one
+// element of each in turn (kCount, when not 0, is count known at compile
+// time); the accumulation is dispatched once, outside the loop.
+template <int kCount, typename T, typename Map>
+void FoldSideBySide(Accumulate acc, int64_t len, int64_t count, const int64_t* target,
+                    const T* const* rows, T* po, Map& map) {
+  auto fold = [&](auto kind) {
+    constexpr Accumulate kAcc = decltype(kind)::value;
+    const int64_t n = kCount != 0 ? kCount : count;
+    T a[8];
+    for (int64_t g = 0; g < n; ++g) a[g] = po[target[g]];
+    for (int64_t j = 0; j < len; ++j) {
+#pragma GCC unroll 8
+      for (int64_t g = 0; g < n; ++g) AccumulateInto(kAcc, a[g], map(rows[g][j], target[g]));
+    }
+    for (int64_t g = 0; g < n; ++g) po[target[g]] = a[g];
+  };
+  switch (acc) {
+    case Accumulate::kSum: fold(std::integral_constant<Accumulate, Accumulate::kSum>{}); break;
+    case Accumulate::kMax: fold(std::integral_constant<Accumulate, Accumulate::kMax>{}); break;
+    case Accumulate::kMin: fold(std::integral_constant<Accumulate, Accumulate::kMin>{}); break;
+    case Accumulate::kProd: fold(std::integral_constant<Accumulate, Accumulate::kProd>{}); break;
+  }
+}
+
+// When the trailing axes are reduced but some kept axis comes before a
+// reduced one (a per-channel sum over [N, C, H, W]: BatchNorm's dScale and
+// dB), x is a run of blocks of `len` contiguous elements that each fold into
+// one output.  Blocks fold in flat order, so each output receives its
+// elements in the element walk's order: the same bits.  Up to kSideBySide
+// blocks with distinct outputs fold together (independent chains instead of
+// one latency-bound one), and the outputs are split over the pool.  Returns
+// false when the shape does not fit.
+template <typename T, typename Map>
+bool FoldTrailingBlocks(ThreadPool* pool, const Tensor& x, const std::vector<int64_t>& out_strides,
+                        Accumulate acc, T* po, Map map) {
+  constexpr int kSideBySide = 8;  // FoldSideBySide's most
+  const std::vector<int64_t>& shape = x.shape();
+  size_t lead = shape.size();
+  int64_t len = 1;
+  for (; lead > 0 && (out_strides[lead - 1] == 0 || shape[lead - 1] == 1); --lead) {
+    len *= shape[lead - 1];
+  }
+  if (len < 4 || lead == 0 || x.num_elements() == 0) return false;
+  const int64_t blocks = x.num_elements() / len;
+  int64_t outputs = 1;
+  for (size_t a = 0; a < lead; ++a) outputs += (shape[a] - 1) * out_strides[a];
+  const int64_t parts = std::min<int64_t>(outputs, 8);
+  const T* px = x.data<T>();
+  ParallelFor(pool, parts, [&](int64_t part) {
+    const int64_t lo = outputs * part / parts, hi = outputs * (part + 1) / parts;
+    int64_t pending = 0, target[kSideBySide];
+    const T* rows[kSideBySide];
+    auto flush = [&] {
+      if (pending == kSideBySide) {
+        FoldSideBySide<kSideBySide>(acc, len, kSideBySide, target, rows, po, map);
+      } else {
+        FoldSideBySide<0>(acc, len, pending, target, rows, po, map);
+      }
+      pending = 0;
+    };
+    // The blocks' output offsets, by an odometer over the leading axes.
+    std::vector<int64_t> index(lead, 0);
+    int64_t offset = 0;
+    for (int64_t b = 0; b < blocks; ++b) {
+      if (offset >= lo && offset < hi) {
+        bool clash = pending == kSideBySide;
+        for (int64_t g = 0; g < pending && !clash; ++g) clash = target[g] == offset;
+        if (clash) flush();
+        target[pending] = offset;
+        rows[pending++] = px + b * len;
+      }
+      for (size_t a = lead; a-- > 0;) {
+        offset += out_strides[a];
+        if (++index[a] < shape[a]) break;
+        offset -= out_strides[a] * shape[a];
+        index[a] = 0;
+      }
+    }
+    flush();
+  });
+  return true;
+}
+
 // Folds the elements of `x` into `out` (already holding the identity) along
 // `out_strides`; `map` turns an element (and its output index) into what is
 // accumulated.
@@ -98,6 +184,7 @@ void Fold(ThreadPool* pool, const Tensor& x, const std::vector<int64_t>& out_str
     });
     return;
   }
+  if (FoldTrailingBlocks(pool, x, out_strides, acc, po, map)) return;
   ForEachBroadcast<1>(nullptr, x.shape(), {out_strides},
                       [&](int64_t i, const std::array<int64_t, 1>& o) {
                         AccumulateInto(acc, po[o[0]], map(px[i], o[0]));
