@@ -82,18 +82,25 @@ TEST(SgemmTest, EveryVariantMatchesTheReferenceBitForBit) {
   }
 }
 
-// Many tiles in both directions, and the same bits for 1, 2 and 3 threads.
+// Many tiles in both directions, and the same bits for 1, 2 and 3 threads,
+// for every transpose (Gemm() transposes a stored A^T and packs a stored
+// B^T once ahead when several tiles would each pack them).
 TEST(SgemmTest, GemmIsTheSameForEveryThreadCount) {
-  const exec::GemmShape s{130, 300, 700, false, true};
-  const std::vector<float> a = Random(s.m * s.k, 3), b = Random(s.k * s.n, 4);
-  const std::vector<float> ref = Reference(s, a.data(), b.data());
-  for (int threads : {1, 2, 3}) {
-    ThreadPool pool(threads);
-    std::vector<float> c(s.m * s.n);
-    exec::PackedGemmB cache;
-    exec::Gemm(&pool, s, a.data(), b.data(), c.data(), threads == 3 ? &cache : nullptr);
-    EXPECT_EQ(std::memcmp(c.data(), ref.data(), c.size() * sizeof(float)), 0)
-        << threads << " threads, " << kernels::SelectedSgemmKernels().name;
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      const exec::GemmShape s{130, 300, 700, ta, tb};
+      const std::vector<float> a = Random(s.m * s.k, 3), b = Random(s.k * s.n, 4);
+      const std::vector<float> ref = Reference(s, a.data(), b.data());
+      for (int threads : {1, 2, 3}) {
+        ThreadPool pool(threads);
+        std::vector<float> c(s.m * s.n);
+        exec::PackedGemmB cache;
+        exec::Gemm(&pool, s, a.data(), b.data(), c.data(), threads == 3 ? &cache : nullptr);
+        EXPECT_EQ(std::memcmp(c.data(), ref.data(), c.size() * sizeof(float)), 0)
+            << threads << " threads, ta=" << ta << " tb=" << tb << ", "
+            << kernels::SelectedSgemmKernels().name;
+      }
+    }
   }
 }
 

@@ -133,7 +133,31 @@ void Gemm(ThreadPool* pool, const GemmShape& s, const T* a, const T* b, T* c,
     if (b_cache != nullptr && !b_cache->Matches(&kernel, b, s)) {
       PackGemmB(pool, kernel, s, b, b_cache);
     }
-    SgemmTiles(pool, kernel, s, a, b, c, b_cache);
+    // Every tile packs its rows of a transposed A and its columns of B, so a
+    // transposed A is packed once per column tile and B once per row tile,
+    // element by element when it is transposed (weight gradients, ConvTranspose).
+    // Transposing A once and packing B once ahead reads the same values in
+    // the same order: the same bits.
+    GemmShape shape = s;
+    std::vector<float> a_rows;
+    if (s.trans_a && NumColTiles(s) > 1) {
+      a_rows.resize(static_cast<size_t>(s.m * s.k));
+      // Blocks of rows: contiguous reads along each stored row of A.
+      ParallelFor(pool, (s.m + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t block) {
+        const int64_t first = block * kRowsPerTask, last = std::min(s.m, first + kRowsPerTask);
+        for (int64_t p = 0; p < s.k; ++p) {
+          for (int64_t i = first; i < last; ++i) a_rows[i * s.k + p] = a[p * s.m + i];
+        }
+      });
+      a = a_rows.data();
+      shape.trans_a = false;
+    }
+    PackedGemmB b_packed;
+    if (b_cache == nullptr && s.trans_b && s.m > kRowsPerTask) {
+      PackGemmB(pool, kernel, shape, b, &b_packed);
+      b_cache = &b_packed;
+    }
+    SgemmTiles(pool, kernel, shape, a, b, c, b_cache);
     return;
   }
   const int64_t row_tiles = (s.m + kRowsPerTask - 1) / kRowsPerTask;
