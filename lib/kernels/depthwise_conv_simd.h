@@ -15,9 +15,10 @@
 // reference; then the lanes go back to their planes.
 // Transpose: the reached input starts at the bias and collects the products
 // in the reference's order (output rows ascending; for one output row, each
-// kernel row writes a different input row, and there the output columns go
-// in increasing order); then its rows inside the input, and the bias for
-// input positions that no window reaches, go back to their planes.
+// kernel row writes a different input row, and there each input column gets
+// its products with the output column ascending, from kernel columns in
+// decreasing order); then its rows inside the input, and the bias for input
+// positions that no window reaches, go back to their planes.
 //
 // Besides the GEMM traits, V provides Add, Mul and Transpose8x8.  Include
 // only with V in an anonymous namespace of a translation unit built for V's
@@ -169,14 +170,17 @@ struct DepthwiseConvSimd {
       for (int64_t oy = 0; oy < a.out_h; ++oy) {
         for (int64_t ky = 0; ky < a.kernel_h; ++ky) {
           float* row = b.reach + (oy * a.stride_h + ky * a.dilation_h) * b.cols * L;
-          for (int64_t ox = 0; ox < a.out_w; ++ox) {
-            const F g = V::Load(b.output + (oy * a.out_w + ox) * L);
-            float* acc = row + ox * a.stride_w * L;
-            for (int64_t kx = 0; kx < a.kernel_w; ++kx) {
+          const float* g = b.output + oy * a.out_w * L;
+          // Kernel columns in decreasing order, each a pass along the row:
+          // an input column then receives its products with the output
+          // column ascending, and no pass adds twice to one position.
+          for (int64_t kx = a.kernel_w - 1; kx >= 0; --kx) {
+            const F w = V::Load(b.weights + (ky * a.kernel_w + kx) * L);
+            float* acc = row + kx * a.dilation_w * L;
+            for (int64_t ox = 0; ox < a.out_w; ++ox) {
               // + 0: the reference's g * w + 0 (the GEMM's fma(g, w, +0)).
-              const F w = V::Load(b.weights + (ky * a.kernel_w + kx) * L);
-              float* p = acc + kx * a.dilation_w * L;
-              V::Store(p, V::Add(V::Load(p), V::Add(V::Mul(g, w), zero)));
+              float* p = acc + ox * a.stride_w * L;
+              V::Store(p, V::Add(V::Load(p), V::Add(V::Mul(V::Load(g + ox * L), w), zero)));
             }
           }
         }
