@@ -177,6 +177,17 @@ void Im2Col(ThreadPool* pool, const Window& w, const T* x, int64_t batch,
     r.hi = inside.hi;
     r.run_offsets = &run_offsets[kk * runs];
     r.dst = cols + row * batch * P;
+    // Runs that are whole input rows, one after another (a 1x1 kernel,
+    // stride 1, no padding: small-map pointwise layers), are one run of P.
+    bool adjacent = r.stride == 1 && r.lo == 0 && r.hi == out_last && out_last == in_last;
+    for (int64_t q = 0; adjacent && q < runs; ++q) {
+      adjacent = r.run_offsets[q] == r.run_offsets[0] + q * in_last && r.run_offsets[0] >= 0;
+    }
+    if (adjacent) {
+      r.runs = 1;
+      r.out_last = P;
+      r.hi = P;
+    }
     if constexpr (std::is_same_v<T, float>) {
       FillIm2ColRowFloat(r);
     } else {
