@@ -60,12 +60,12 @@ struct Sgemm {
     float* out = t.pack_a;
     for (int64_t i0 = 0; i0 < t.rows; i0 += kRows) {
       const int64_t rows = Min(kRows, t.rows - i0);
-      for (int64_t i = 0; i < rows; ++i) {
-        const float* src = t.a + (i0 + i) * t.a_row + p0 * t.a_col;
-        for (int64_t p = 0; p < depth; ++p) out[p * kRows + i] = src[p * t.a_col];
-      }
-      for (int64_t i = rows; i < kRows; ++i) {
-        for (int64_t p = 0; p < depth; ++p) out[p * kRows + i] = 0.0f;
+      // Along p outside: a transposed A (the only one packed) holds a
+      // panel's rows side by side, so each p reads one short contiguous run.
+      const float* src = t.a + i0 * t.a_row + p0 * t.a_col;
+      for (int64_t p = 0; p < depth; ++p) {
+        for (int64_t i = 0; i < rows; ++i) out[p * kRows + i] = src[p * t.a_col + i * t.a_row];
+        for (int64_t i = rows; i < kRows; ++i) out[p * kRows + i] = 0.0f;
       }
       out += depth * kRows;
     }

@@ -134,10 +134,11 @@ void Gemm(ThreadPool* pool, const GemmShape& s, const T* a, const T* b, T* c,
       PackGemmB(pool, kernel, s, b, b_cache);
     }
     // Every tile packs its rows of a transposed A and its columns of B, so a
-    // transposed A is packed once per column tile and B once per row tile,
-    // element by element when it is transposed (weight gradients, ConvTranspose).
-    // Transposing A once and packing B once ahead reads the same values in
-    // the same order: the same bits.
+    // transposed A is packed once per column tile and B once per row tile
+    // (element by element when it is transposed: weight gradients,
+    // ConvTranspose; and pointwise layers with hundreds of output channels
+    // pack each image's B a dozen times).  Transposing A once and packing B
+    // once ahead reads the same values in the same order: the same bits.
     GemmShape shape = s;
     std::vector<float> a_rows;
     if (s.trans_a && NumColTiles(s) > 1) {
@@ -153,7 +154,7 @@ void Gemm(ThreadPool* pool, const GemmShape& s, const T* a, const T* b, T* c,
       shape.trans_a = false;
     }
     PackedGemmB b_packed;
-    if (b_cache == nullptr && s.trans_b && s.m > kRowsPerTask) {
+    if (b_cache == nullptr && s.m > kRowsPerTask) {
       PackGemmB(pool, kernel, shape, b, &b_packed);
       b_cache = &b_packed;
     }

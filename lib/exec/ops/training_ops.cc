@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "exec/ops/depthwise_planes.h"
 #include "exec/ops/gemm.h"
@@ -468,11 +469,19 @@ bool ConvTransposeByShape(ThreadPool* pool, const ConvTransposeShape& s, const f
     // col2im GEMM's chain over the input channels, then the bias (col2im
     // starts from it: b + chain is chain + b).
     const int64_t P = win.in_size();
-    const GemmShape shape{mg, cg, P, /*trans_a=*/true, /*trans_b=*/false};
+    // w_g^T once, not once per image: the GEMM reads it in place (the same
+    // values in the same order as packing w_g transposed: the same bits).
+    std::vector<float> w_t(static_cast<size_t>(s.groups * mg * cg));
+    for (int64_t g = 0; g < s.groups; ++g) {
+      for (int64_t c = 0; c < cg; ++c) {
+        for (int64_t j = 0; j < mg; ++j) w_t[(g * mg + j) * cg + c] = w[(g * cg + c) * mg + j];
+      }
+    }
+    const GemmShape shape{mg, cg, P, /*trans_a=*/false, /*trans_b=*/false};
     ParallelFor(pool, s.batch * s.groups, [&](int64_t task) {
       const int64_t n = task / s.groups, g = task % s.groups;
       float* out = y + (n * s.groups + g) * mg * P;
-      Gemm<float>(nullptr, shape, w + g * cg * mg, x + (n * s.groups + g) * cg * P, out);
+      Gemm<float>(nullptr, shape, w_t.data() + g * mg * cg, x + (n * s.groups + g) * cg * P, out);
       for (int64_t j = 0; bias != nullptr && j < mg; ++j) {
         const float b = bias[g * mg + j];
         for (int64_t p = 0; p < P; ++p) out[j * P + p] += b;
