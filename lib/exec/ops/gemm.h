@@ -139,8 +139,12 @@ void Gemm(ThreadPool* pool, const GemmShape& s, const T* a, const T* b, T* c,
     // ConvTranspose; and pointwise layers with hundreds of output channels
     // pack each image's B a dozen times).  Transposing A once and packing B
     // once ahead reads the same values in the same order: the same bits.
+    // Kept per thread across calls: fresh buffers this large are fresh pages,
+    // and faulting them in cost a tenth of a training step.  No Gemm() runs
+    // inside another on one thread (nested pool calls run inline).
+    thread_local std::vector<float> a_rows;
+    thread_local PackedGemmB b_packed;
     GemmShape shape = s;
-    std::vector<float> a_rows;
     if (s.trans_a && NumColTiles(s) > 1) {
       a_rows.resize(static_cast<size_t>(s.m * s.k));
       // Blocks of rows: contiguous reads along each stored row of A.
@@ -153,7 +157,6 @@ void Gemm(ThreadPool* pool, const GemmShape& s, const T* a, const T* b, T* c,
       a = a_rows.data();
       shape.trans_a = false;
     }
-    PackedGemmB b_packed;
     if (b_cache == nullptr && s.m > kRowsPerTask) {
       PackGemmB(pool, kernel, shape, b, &b_packed);
       b_cache = &b_packed;
