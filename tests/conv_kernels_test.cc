@@ -290,6 +290,9 @@ TEST(ConvPathTest, EveryShapeGivesTheReferenceBits) {
       {{40, 32, 8, 8}, {24, 32, 8, 8}, 1, {1, 1}, {1, 1}, {0, 0, 0, 0}, false, "1x1 w-grad"},
       {{6, 20, 1, 1}, {12, 20, 1, 1}, 1, {1, 1}, {1, 1}, {0, 0, 0, 0}, true, "1x1 map"},
       {{5, 7, 3, 5}, {9, 7, 3, 5}, 1, {2, 2}, {1, 1}, {0, 0, 1, 1}, true, "whole window"},
+      {{2, 16, 4, 4}, {48, 16, 3, 3}, 1, {1, 1}, {1, 1}, {1, 1, 1, 1}, true, "4x4 map"},
+      {{3, 8, 3, 2}, {40, 8, 3, 3}, 1, {2, 1}, {1, 1}, {1, 0, 1, 1}, false, "short rows"},
+      {{2, 6, 9, 7}, {36, 6, 3, 3}, 1, {2, 2}, {2, 1}, {2, 1, 0, 1}, true, "short strided"},
   };
   for (const ConvCase& c : cases) {
     const int64_t OH = OutSize(c.x[2], c.w[2], c.strides[0], c.dilations[0], c.pads[0], c.pads[2]);

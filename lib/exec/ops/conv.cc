@@ -129,6 +129,9 @@ QAT_ALWAYS_INLINE void FillIm2ColRow(const Im2ColRow<T>& r) {
 // clone writes the same bits.
 QAT_TARGET_CLONES void FillIm2ColRowFloat(const Im2ColRow<float>& r) { FillIm2ColRow(r); }
 
+// Output rows up to this long take im2col by a gather table.
+constexpr int64_t kShortRun = 4;
+
 // Fills cols[(c * K + kk) * (batch * P) + n * P + p] for channels
 // [0, channels) of every image: row (c, kk) holds, for every output
 // position, the input value under kernel position kk.  Image n starts at
@@ -160,6 +163,34 @@ void Im2Col(ThreadPool* pool, const Window& w, const T* x, int64_t batch,
       }
       run_offsets[kk * runs + q] = inside ? offset : -1;
     }
+  }
+  if (out_last <= kShortRun) {
+    // Rows of a few outputs (ResNet's 4x4, 2x2 and 1x1 maps): runs of 1 to
+    // 4 values cost more in bookkeeping than in copying, so each kernel
+    // position gets a table of the input offset every output reads (-1:
+    // padding), and each image of a row is one pass over it.
+    std::vector<int64_t> gather(K * P);
+    for (int64_t kk = 0; kk < K; ++kk) {
+      const int64_t start = kernel_offsets[kk * dims + last] - w.pad_begin[last];
+      for (int64_t q = 0; q < runs; ++q) {
+        const int64_t offset = run_offsets[kk * runs + q];
+        for (int64_t o = 0; o < out_last; ++o) {
+          const int64_t pos = start + o * w.strides[last];
+          const bool inside = offset >= 0 && pos >= 0 && pos < in_last;
+          gather[kk * P + q * out_last + o] = inside ? offset + pos : -1;
+        }
+      }
+    }
+    ParallelFor(pool, channels * K, [&](int64_t row) {
+      const int64_t c = row / K, kk = row % K;
+      const int64_t* from = &gather[kk * P];
+      T* dst = cols + row * batch * P;
+      for (int64_t n = 0; n < batch; ++n) {
+        const T* src = x + c * in_size + n * image_stride;
+        for (int64_t p = 0; p < P; ++p) dst[n * P + p] = from[p] >= 0 ? src[from[p]] : T(0);
+      }
+    });
+    return;
   }
   ParallelFor(pool, channels * K, [&](int64_t row) {
     const int64_t c = row / K, kk = row % K;
