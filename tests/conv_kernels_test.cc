@@ -139,7 +139,8 @@ TEST(DepthwiseKernelTest, EveryVariantMatchesTheReferenceBitForBit) {
       std::vector<float> biases(static_cast<size_t>(channels));
       for (int64_t i = 0; i < channels; ++i) biases[i] = i % 2 == 0 ? 0.75f - i : -0.0f;
       d.w = w.data();
-      for (const float* bias : {static_cast<const float*>(biases.data()), static_cast<const float*>(nullptr)}) {
+      const float* no_bias = nullptr;
+      for (const float* bias : {static_cast<const float*>(biases.data()), no_bias}) {
         d.bias = bias;
         std::vector<float> forward(g.size()), backward(x.size());
         d.in = x.data();

@@ -67,36 +67,38 @@ struct DepthwiseConvSimd {
       }
       return b;
     }
-    // Lane l of the `count` positions of `dst` from plane c0 + l of `planes`
-    // (planes of `count` floats); lanes past n are zero.
-    void Interleave(const float* planes, int64_t count, float* dst) const {
-      if (n < L) std::memset(dst, 0, static_cast<size_t>(count * L) * sizeof(float));
-      const float* src = planes + c0 * count;
+    // Between plane c0 + l of the planes (of `count` floats each) and lane l
+    // of the interleaved positions, for l < n: kToLanes copies planes ->
+    // lanes (and zeroes the lanes past n), else lanes -> planes.  Blocks of
+    // 8 channels x 8 positions go through V::Transpose8x8.
+    template <bool kToLanes>
+    void Move(const float* src, int64_t count, float* dst) const {
+      if (kToLanes && n < L) std::memset(dst, 0, static_cast<size_t>(count * L) * sizeof(float));
+      if (kToLanes) {
+        src += c0 * count;
+      } else {
+        dst += c0 * count;
+      }
+      // Strides by lane and by position on each side.
+      const int64_t src_lane = kToLanes ? count : 1, src_pos = kToLanes ? 1 : L;
+      const int64_t dst_lane = kToLanes ? 1 : count, dst_pos = kToLanes ? L : 1;
       int64_t l = 0;
       for (; l + 8 <= n; l += 8) {
         int64_t p = 0;
-        for (; p + 8 <= count; p += 8) V::Transpose8x8(src + l * count + p, count, dst + p * L + l, L);
+        for (; p + 8 <= count; p += 8) {
+          V::Transpose8x8(src + l * src_lane + p * src_pos, kToLanes ? src_lane : src_pos,
+                          dst + l * dst_lane + p * dst_pos, kToLanes ? dst_pos : dst_lane);
+        }
         for (; p < count; ++p) {
-          for (int64_t i = l; i < l + 8; ++i) dst[p * L + i] = src[i * count + p];
+          for (int64_t i = l; i < l + 8; ++i) {
+            dst[i * dst_lane + p * dst_pos] = src[i * src_lane + p * src_pos];
+          }
         }
       }
       for (; l < n; ++l) {
-        for (int64_t p = 0; p < count; ++p) dst[p * L + l] = src[l * count + p];
-      }
-    }
-    // The inverse: plane c0 + l of `planes` from lane l of `src`, for l < n.
-    void Deinterleave(const float* src, int64_t count, float* planes) const {
-      float* dst = planes + c0 * count;
-      int64_t l = 0;
-      for (; l + 8 <= n; l += 8) {
-        int64_t p = 0;
-        for (; p + 8 <= count; p += 8) V::Transpose8x8(src + p * L + l, L, dst + l * count + p, count);
-        for (; p < count; ++p) {
-          for (int64_t i = l; i < l + 8; ++i) dst[i * count + p] = src[p * L + i];
+        for (int64_t p = 0; p < count; ++p) {
+          dst[l * dst_lane + p * dst_pos] = src[l * src_lane + p * src_pos];
         }
-      }
-      for (; l < n; ++l) {
-        for (int64_t p = 0; p < count; ++p) dst[l * count + p] = src[p * L + l];
       }
     }
   };
@@ -129,7 +131,7 @@ struct DepthwiseConvSimd {
   static void Forward(const DepthwiseConv& a) {
     for (int64_t c0 = 0; c0 < a.channels; c0 += L) {
       const Block b = Block::Of(a, c0);
-      b.Interleave(a.in, a.in_h * a.in_w, b.input);
+      b.template Move<true>(a.in, a.in_h * a.in_w, b.input);
       int64_t lo, hi;
       InsideColumns(a, b, &lo, &hi);
       for (int64_t r = 0; r < b.rows; ++r) {
@@ -154,7 +156,7 @@ struct DepthwiseConvSimd {
           default: break;
         }
       }
-      b.Deinterleave(b.output, a.out_h * a.out_w, a.out);
+      b.template Move<false>(b.output, a.out_h * a.out_w, a.out);
     }
   }
 
@@ -163,10 +165,12 @@ struct DepthwiseConvSimd {
     for (int64_t c0 = 0; c0 < a.channels; c0 += L) {
       const Block b = Block::Of(a, c0);
       float bias[L];
-      for (int64_t l = 0; l < L; ++l) bias[l] = l < b.n && a.bias != nullptr ? a.bias[c0 + l] : 0.0f;
+      for (int64_t l = 0; l < L; ++l) {
+        bias[l] = l < b.n && a.bias != nullptr ? a.bias[c0 + l] : 0.0f;
+      }
       const F bias_v = V::Load(bias);
       for (int64_t i = 0; i < b.rows * b.cols; ++i) V::Store(b.reach + i * L, bias_v);
-      b.Interleave(a.in, a.out_h * a.out_w, b.output);
+      b.template Move<true>(a.in, a.out_h * a.out_w, b.output);
       for (int64_t oy = 0; oy < a.out_h; ++oy) {
         for (int64_t ky = 0; ky < a.kernel_h; ++ky) {
           float* row = b.reach + (oy * a.stride_h + ky * a.dilation_h) * b.cols * L;
@@ -201,7 +205,7 @@ struct DepthwiseConvSimd {
           }
         }
       }
-      b.Deinterleave(b.input, a.in_h * a.in_w, a.out);
+      b.template Move<false>(b.input, a.in_h * a.in_w, a.out);
     }
   }
 };
