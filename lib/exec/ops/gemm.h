@@ -147,14 +147,17 @@ void Gemm(ThreadPool* pool, const GemmShape& s, const T* a, const T* b, T* c,
     GemmShape shape = s;
     if (s.trans_a && NumColTiles(s) > 1) {
       a_rows.resize(static_cast<size_t>(s.m * s.k));
+      // The calling thread's buffer: inside the tasks, a_rows would name
+      // each pool thread's own.
+      float* rows = a_rows.data();
       // Blocks of rows: contiguous reads along each stored row of A.
       ParallelFor(pool, (s.m + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t block) {
         const int64_t first = block * kRowsPerTask, last = std::min(s.m, first + kRowsPerTask);
         for (int64_t p = 0; p < s.k; ++p) {
-          for (int64_t i = first; i < last; ++i) a_rows[i * s.k + p] = a[p * s.m + i];
+          for (int64_t i = first; i < last; ++i) rows[i * s.k + p] = a[p * s.m + i];
         }
       });
-      a = a_rows.data();
+      a = rows;
       shape.trans_a = false;
     }
     if (b_cache == nullptr && s.m > kRowsPerTask) {
