@@ -388,11 +388,7 @@ void DirectConvAll(ThreadPool* pool, const Window& w, const float* x, const floa
   // Each group's weights as depth x mg (see DirectConv::w_transposed).
   std::vector<float> transposed(groups * depth * mg);
   for (int64_t g = 0; g < groups; ++g) {
-    for (int64_t j = 0; j < mg; ++j) {
-      for (int64_t k = 0; k < depth; ++k) {
-        transposed[(g * depth + k) * mg + j] = weights[(g * mg + j) * depth + k];
-      }
-    }
+    TransposeMatrix(pool, depth, mg, weights + g * mg * depth, transposed.data() + g * depth * mg);
   }
   ParallelFor(pool, batch * groups, [&](int64_t task) {
     const int64_t n = task / groups, g = task % groups;

@@ -114,6 +114,19 @@ inline void SgemmTiles(ThreadPool* pool, const kernels::SgemmKernels& kernel,
   });
 }
 
+// dst [rows x cols] = src^T, src stored [cols x rows]: blocks of
+// kRowsPerTask rows over the pool, each reading its stretch of every stored
+// row contiguously.
+inline void TransposeMatrix(ThreadPool* pool, int64_t rows, int64_t cols, const float* src,
+                            float* dst) {
+  ParallelFor(pool, (rows + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t block) {
+    const int64_t first = block * kRowsPerTask, last = std::min(rows, first + kRowsPerTask);
+    for (int64_t j = 0; j < cols; ++j) {
+      for (int64_t i = first; i < last; ++i) dst[i * cols + j] = src[j * rows + i];
+    }
+  });
+}
+
 // C = op(A) * op(B).  `b_cache`, when not null, is where a B that stays the
 // same across calls (constant weights) is kept packed; it is refreshed when
 // the kernel, the shape or b's address changes.
@@ -147,16 +160,10 @@ void Gemm(ThreadPool* pool, const GemmShape& s, const T* a, const T* b, T* c,
     GemmShape shape = s;
     if (s.trans_a && NumColTiles(s) > 1) {
       a_rows.resize(static_cast<size_t>(s.m * s.k));
-      // The calling thread's buffer: inside the tasks, a_rows would name
-      // each pool thread's own.
+      // The calling thread's buffer, by pointer: inside pool tasks, a_rows
+      // would name each pool thread's own.
       float* rows = a_rows.data();
-      // Blocks of rows: contiguous reads along each stored row of A.
-      ParallelFor(pool, (s.m + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t block) {
-        const int64_t first = block * kRowsPerTask, last = std::min(s.m, first + kRowsPerTask);
-        for (int64_t p = 0; p < s.k; ++p) {
-          for (int64_t i = first; i < last; ++i) rows[i * s.k + p] = a[p * s.m + i];
-        }
-      });
+      TransposeMatrix(pool, s.m, s.k, a, rows);
       a = rows;
       shape.trans_a = false;
     }

@@ -80,6 +80,9 @@ int64_t TrailingReductionLength(const std::vector<int64_t>& shape,
   return len;
 }
 
+// The most blocks FoldSideBySide folds together.
+constexpr int kSideBySide = 8;
+
 // Folds `count` blocks of `len` elements into their distinct outputs, one
 // element of each in turn (kCount, when not 0, is count known at compile
 // time); the accumulation is dispatched once, outside the loop.
@@ -89,7 +92,7 @@ void FoldSideBySide(Accumulate acc, int64_t len, int64_t count, const int64_t* t
   auto fold = [&](auto kind) {
     constexpr Accumulate kAcc = decltype(kind)::value;
     const int64_t n = kCount != 0 ? kCount : count;
-    T a[8];
+    T a[kSideBySide];
     for (int64_t g = 0; g < n; ++g) a[g] = po[target[g]];
     for (int64_t j = 0; j < len; ++j) {
 #pragma GCC unroll 8
@@ -116,7 +119,6 @@ void FoldSideBySide(Accumulate acc, int64_t len, int64_t count, const int64_t* t
 template <typename T, typename Map>
 bool FoldTrailingBlocks(ThreadPool* pool, const Tensor& x, const std::vector<int64_t>& out_strides,
                         Accumulate acc, T* po, Map map) {
-  constexpr int kSideBySide = 8;  // FoldSideBySide's most
   const std::vector<int64_t>& shape = x.shape();
   size_t lead = shape.size();
   int64_t len = 1;

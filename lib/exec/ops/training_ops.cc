@@ -473,9 +473,7 @@ bool ConvTransposeByShape(ThreadPool* pool, const ConvTransposeShape& s, const f
     // values in the same order as packing w_g transposed: the same bits).
     std::vector<float> w_t(static_cast<size_t>(s.groups * mg * cg));
     for (int64_t g = 0; g < s.groups; ++g) {
-      for (int64_t c = 0; c < cg; ++c) {
-        for (int64_t j = 0; j < mg; ++j) w_t[(g * mg + j) * cg + c] = w[(g * cg + c) * mg + j];
-      }
+      TransposeMatrix(pool, mg, cg, w + g * cg * mg, w_t.data() + g * mg * cg);
     }
     const GemmShape shape{mg, cg, P, /*trans_a=*/false, /*trans_b=*/false};
     ParallelFor(pool, s.batch * s.groups, [&](int64_t task) {
