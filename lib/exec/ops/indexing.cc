@@ -180,16 +180,17 @@ absl::StatusOr<Kernel> MakeScatterND(const NodeView& node) {
     }
     QAT_ASSIGN_OR_RETURN(const std::vector<int64_t> offsets, TupleOffsets(data, indices_t, 0));
     const int64_t slice = Product(data.shape(), k, data.rank());
+    const DataType dtype = data.dtype();
+    // The output starts as data: its very buffer when this node is data's
+    // last reader (a gradient's zeros), so `data` is not read after this.
+    ForwardInput(ctx, 0, data.shape());
     Tensor& out = ctx.output(0);
-    out = data;
-    return VisitAll(data.dtype(), [&](auto tag) {
+    return VisitAll(dtype, [&](auto tag) {
       using T = decltype(tag);
       T* po = out.data<T>();
       const T* pu = updates.data<T>();
       for (size_t t = 0; t < offsets.size(); ++t) {
-        for (int64_t e = 0; e < slice; ++e) {
-          ScatterOne(reduction, pu[t * slice + e], po[offsets[t] + e]);
-        }
+        ScatterRun(reduction, pu + t * slice, slice, po + offsets[t]);
       }
       return absl::OkStatus();
     });

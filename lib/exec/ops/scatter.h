@@ -41,6 +41,21 @@ void ScatterOne(ScatterReduction reduction, T update, T& target) {
   }
 }
 
+// ScatterOne over `n` consecutive targets (ScatterND's slices), with the
+// reduction chosen once per slice rather than once per element.
+template <typename T>
+void ScatterRun(ScatterReduction reduction, const T* update, int64_t n, T* target) {
+  switch (reduction) {
+    case ScatterReduction::kNone: std::copy(update, update + n, target); break;
+    case ScatterReduction::kAdd:
+      for (int64_t e = 0; e < n; ++e) target[e] = static_cast<T>(target[e] + update[e]);
+      break;
+    default:
+      for (int64_t e = 0; e < n; ++e) ScatterOne(reduction, update[e], target[e]);
+      break;
+  }
+}
+
 // Checks indices against data for GatherElements and ScatterElements: the
 // same rank, and indices no larger than data off the axis.
 inline absl::Status CheckElementIndexShapes(const Tensor& data, const Tensor& indices,

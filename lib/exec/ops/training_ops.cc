@@ -438,11 +438,13 @@ absl::StatusOr<Kernel> MakeScatterElements(const NodeView& node) {
     std::vector<int64_t> strides = ContiguousStrides(data.shape());
     const int64_t axis_stride = strides[axis];
     strides[axis] = 0;
-    return VisitAll(data.dtype(), [&](auto tag) {
+    const DataType dtype = data.dtype();
+    // The output starts as data: its very buffer when this node is data's
+    // last reader (a gradient's zeros), so `data` is not read after this.
+    ForwardInput(ctx, 0, data.shape());
+    return VisitAll(dtype, [&](auto tag) {
       using T = decltype(tag);
-      Tensor& out = ctx.output(0);
-      out = data;
-      T* po = out.data<T>();
+      T* po = ctx.output(0).data<T>();
       const T* pu = updates.data<T>();
       ForEachBroadcast<1>(nullptr, indices_t.shape(), {strides},
                           [&](int64_t i, const std::array<int64_t, 1>& o) {
