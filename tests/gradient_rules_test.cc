@@ -562,6 +562,11 @@ std::vector<RuleCase> Cases() {
       {"x"}});
   fd({"Slice", "", {{"x", R({4, 3}, 172)}, {"s", Int64s({2}, {1, 0})}, {"e", Int64s({2}, {3, 3})}},
       {"x"}});
+  // A run of step 1 (g padded with zeros) after a step-2 axis (scattered).
+  fd({"Slice", "",
+      {{"x", R({5, 6, 3}, 173)}, {"s", Int64s({2}, {0, 2})}, {"e", Int64s({2}, {5, 5})},
+       {"a", Int64s({2}, {0, 1})}, {"st", Int64s({2}, {2, 1})}},
+      {"x"}});
 
   // Convolution: plain, padded and strided, dilated, SAME_UPPER, 1-D.
   fd({"Conv", "", {{"x", R({2, 3, 7, 6}, 70)}, {"w", R({4, 3, 3, 3}, 71)}, {"b", R({4}, 72)}},

@@ -14,6 +14,13 @@ namespace qat {
 namespace training {
 namespace {
 
+// Float zeros of the shape `shape` (a 1-D int64 value), named after `what`.
+std::string ZerosOfShape(GradContext& ctx, const std::string& shape,
+                         const std::string& what = "zeros") {
+  return ctx.g().Add("Expand", {ctx.g().ConstantFloat(0.0f, ctx.Hint("zero")), shape},
+                     ctx.Hint(what));
+}
+
 // Puts `g` back at `positions` (1-D, along `axis`) into zeros of the shape
 // `shape` (a 1-D int64 value: the data's shape, of rank `rank`), added up
 // where a position repeats (`accumulate`: ScatterElements' reduction
@@ -31,8 +38,7 @@ std::string ScatterIntoZeros(GradContext& ctx, const std::string& g, const std::
                 ctx.Hint("index"));
   const std::string index =
       e.Add("Expand", {column, e.Add("Shape", {g}, ctx.Hint("g_dims"))}, ctx.Hint("index_nd"));
-  const std::string zeros =
-      e.Add("Expand", {e.ConstantFloat(0.0f, ctx.Hint("zero")), shape}, ctx.Hint("zeros"));
+  const std::string zeros = ZerosOfShape(ctx, shape);
   std::vector<onnx::AttributeProto> attrs = {AttrInt("axis", axis)};
   if (accumulate) attrs.push_back(AttrString("reduction", "add"));
   return e.Add("ScatterElements", {zeros, index, g}, ctx.Hint("scatter"), attrs);
@@ -131,7 +137,7 @@ absl::Status GradConcat(GradContext& ctx) {
 
 absl::Status GradGather(GradContext& ctx) {
   // dData = zeros with the gradient added back at the gathered positions.
-  // Repeated indices need ScatterElements' reduction "add" (opset 16, to
+  // Repeated indices need the scatter's reduction "add" (opset 16, to
   // which an older training graph is raised); a constant index list without
   // repeats does without (opset 11).  The data's shape may be dynamic.
   QAT_ASSIGN_OR_RETURN(ValueShape x, ctx.Shape(ctx.input(0)));
@@ -152,18 +158,30 @@ absl::Status GradGather(GradContext& ctx) {
   }
   if (repeats) {
     QAT_RETURN_IF_ERROR(ctx.RequireOpset(
-        16, "Gather's gradient adds repeated indices up with ScatterElements' reduction 'add'"));
+        16, "Gather's gradient adds repeated indices up with a scatter's reduction 'add'"));
   } else if (ctx.g().opset() < 11) {
-    return ctx.Unsupported("Gather's gradient before opset 11 (ScatterElements)");
+    return ctx.Unsupported("Gather's gradient before opset 11 (ScatterND, ScatterElements)");
   }
   GraphEditor& e = ctx.g();
   // g [dims before, indices..., dims after] -> [dims before, K, dims after].
   const std::string g = e.Reshape(ctx.output_grad(0), ShapeWith(ctx, ctx.input(0), x, axis, -1),
                                   ctx.Hint("g_flat"));
-  const std::string positions =
-      e.Reshape(ctx.input(1), e.ConstantInt64s({-1}, ctx.Hint("flat")), ctx.Hint("positions"));
   const std::string shape =
       x.fully_known() ? e.ConstantInt64s(x.dims, ctx.Hint("x_dims")) : ctx.RuntimeShape(ctx.input(0));
+  if (axis == 0) {
+    // Whole rows (an embedding's gradient): ScatterND with one index per
+    // row of g, so no index per element is built, and the rows add up in
+    // the order of the positions, as ScatterElements adds them.
+    const std::string rows = e.Reshape(ctx.input(1), e.ConstantInt64s({-1, 1}, ctx.Hint("rows")),
+                                       ctx.Hint("positions"));
+    std::vector<onnx::AttributeProto> attrs;
+    if (repeats) attrs.push_back(AttrString("reduction", "add"));
+    ctx.SetInputGrad(0, e.Add("ScatterND", {ZerosOfShape(ctx, shape), rows, g},
+                              ctx.Hint("scatter"), attrs));
+    return absl::OkStatus();
+  }
+  const std::string positions =
+      e.Reshape(ctx.input(1), e.ConstantInt64s({-1}, ctx.Hint("flat")), ctx.Hint("positions"));
   ctx.SetInputGrad(0, ScatterIntoZeros(ctx, g, positions, shape, rank, axis, repeats));
   return absl::OkStatus();
 }
@@ -220,9 +238,12 @@ absl::Status GradSlice(GradContext& ctx) {
   std::vector<int64_t> current(xs.dims);  // static: the shape of g, axis by axis
   // Per sliced axis: the positions taken (scattered back), or for a dynamic
   // axis the clamped start and the axis' size (g padded with zeros).
+  // A constant run of positions [first, first + length) takes `pads`
+  // instead: g padded with zeros along the axis.
   struct Taken {
     int64_t axis;
     std::string positions, begin, size;
+    std::vector<int64_t> pads;
   };
   std::vector<Taken> kept;
   for (int64_t i = 0; i < count; ++i) {
@@ -259,7 +280,8 @@ absl::Status GradSlice(GradContext& ctx) {
                 {e.Add("Less", {start, zero}, ctx.Hint("negative")),
                  e.Add("Add", {start, size}, ctx.Hint("from_end")), start},
                 ctx.Hint("start"));
-      kept.push_back({axis, "", e.Add("Clip", {wrapped, zero, size}, ctx.Hint("begin")), size});
+      kept.push_back(
+          {axis, "", e.Add("Clip", {wrapped, zero, size}, ctx.Hint("begin")), size, {}});
       runtime = true;
       continue;
     }
@@ -271,7 +293,7 @@ absl::Status GradSlice(GradContext& ctx) {
                             {e.ConstantInt64s(ramp, ctx.Hint("ramp")), entry(0, 0), entry(1, 0),
                              e.ConstantInt64s({0}, ctx.Hint("ramp_axis")), entry(3, 1)},
                             ctx.Hint("positions")),
-                      "", ""});
+                      "", "", {}});
       runtime = true;
       continue;
     }
@@ -281,15 +303,22 @@ absl::Status GradSlice(GradContext& ctx) {
         SlicePositions(d, (*lists[0])[i], (*lists[1])[i], step);
     if (positions.empty()) {  // nothing was taken: the gradient is all zeros
       const std::string shape = e.Add("Shape", {ctx.input(0)}, ctx.Hint("shape"));
-      ctx.SetInputGrad(0, e.Add("Expand", {e.ConstantFloat(0.0f, ctx.Hint("zero")), shape},
-                                ctx.Hint("x")));
+      ctx.SetInputGrad(0, ZerosOfShape(ctx, shape, "x"));
       return absl::OkStatus();
     }
     bool whole = static_cast<int64_t>(positions.size()) == d;
     for (size_t p = 0; whole && p < positions.size(); ++p) whole = positions[p] == int64_t(p);
     if (whole) continue;
     current[axis] = static_cast<int64_t>(positions.size());
-    kept.push_back({axis, e.ConstantInt64s(positions, ctx.Hint("positions")), "", ""});
+    bool run = step == 1;  // the positions of step 1 are consecutive
+    if (run) {
+      std::vector<int64_t> pads(static_cast<size_t>(2 * rank), 0);
+      pads[axis] = positions.front();
+      pads[axis + rank] = d - positions.back() - 1;
+      kept.push_back({axis, "", "", "", std::move(pads)});
+      continue;
+    }
+    kept.push_back({axis, e.ConstantInt64s(positions, ctx.Hint("positions")), "", "", {}});
   }
   std::string grad = ctx.output_grad(0);
   // The shape after putting back the axes so far: x's along them, g's
@@ -300,6 +329,14 @@ absl::Status GradSlice(GradContext& ctx) {
   for (const Taken& t : kept) {
     const int64_t axis = t.axis;
     done.push_back(axis);
+    if (!t.pads.empty()) {
+      // One pass that writes each element once (a Q, K or V slice of an
+      // attention's packed projection), where a scatter builds an index per
+      // element.
+      grad = e.Add("Pad", {grad, e.ConstantInt64s(t.pads, ctx.Hint("pads"))}, ctx.Hint("padded"));
+      current[axis] = xs.dims[axis];
+      continue;
+    }
     if (!t.begin.empty()) {
       // Zeros before (begin) and after (size - begin - g's length).
       const std::string dims = e.Add("Shape", {grad}, ctx.Hint("g_dims"));
@@ -309,10 +346,7 @@ absl::Status GradSlice(GradContext& ctx) {
           e.Add("Sub", {e.Add("Sub", {t.size, t.begin}, ctx.Hint("rest")), length},
                 ctx.Hint("after"));
       auto zeros = [&](const std::string& n, const std::string& what) {
-        return e.Add("Expand",
-                     {e.ConstantFloat(0.0f, ctx.Hint("zero")),
-                      e.Add("Where", {mask, n, dims}, ctx.Hint(what + "_dims"))},
-                     ctx.Hint(what));
+        return ZerosOfShape(ctx, e.Add("Where", {mask, n, dims}, ctx.Hint(what + "_dims")), what);
       };
       grad = e.Add("Concat", {zeros(t.begin, "before"), grad, zeros(after, "after")},
                    ctx.Hint("padded"), {AttrInt("axis", axis)});

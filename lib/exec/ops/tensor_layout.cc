@@ -235,6 +235,27 @@ absl::StatusOr<Kernel> MakeTile(const NodeView& node) {
   });
 }
 
+// Constant padding that only grows (a Slice's gradient puts g between
+// zeros this way): the value everywhere, then each of x's rows copied to
+// its place, as the general path would place them one by one.
+template <typename T>
+void PadGrowing(const Tensor& x, const std::vector<int64_t>& begin,
+                const std::vector<int64_t>& shape, T value, T* po) {
+  const int64_t rank = x.rank();
+  std::fill(po, po + Product(shape, 0, rank), value);
+  const int64_t row = x.dim(rank - 1);
+  if (row == 0 || x.num_elements() == 0) return;
+  const std::vector<int64_t> out_strides = ContiguousStrides(shape);
+  std::vector<int64_t> index(static_cast<size_t>(rank - 1), 0);
+  const T* px = x.data<T>();
+  for (int64_t r = 0, rows = x.num_elements() / row; r < rows; ++r) {
+    int64_t offset = begin[rank - 1];
+    for (int64_t d = 0; d + 1 < rank; ++d) offset += (index[d] + begin[d]) * out_strides[d];
+    std::copy(px + r * row, px + (r + 1) * row, po + offset);
+    for (int64_t d = rank - 2; d >= 0 && ++index[d] == x.dim(d); --d) index[d] = 0;
+  }
+}
+
 absl::StatusOr<Kernel> MakePad(const NodeView& node) {
   QAT_ASSIGN_OR_RETURN(const PadMode mode, ParsePadMode(node.GetString("mode", "constant")));
   const bool from_attr = node.opset() < 11;
@@ -306,6 +327,13 @@ absl::StatusOr<Kernel> MakePad(const NodeView& node) {
       T* po = out.data<T>();
       if (rank == 0) {
         po[0] = px[0];
+        return absl::OkStatus();
+      }
+      const bool growing =
+          mode == PadMode::kConstant && std::all_of(pads.begin(), pads.end(),
+                                                     [](int64_t p) { return p >= 0; });
+      if (growing) {
+        PadGrowing(x, begin, shape, value, po);
         return absl::OkStatus();
       }
       // Axis by axis; `offset` < 0 once a position reads the constant.
