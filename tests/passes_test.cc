@@ -686,6 +686,48 @@ TEST(FoldShapesPassTest, FoldsStaticDimsAndKeepsTheBatch) {
       .ExpectOpCount("Shape", 1);
 }
 
+// PyTorch's attention slices its packed projection [N, T, 3D] at
+// Shape(x)[-1] / 3 * k: the arithmetic on the static dim folds, so the
+// Slice's bounds become constants; on the batch it stays computed, and a
+// division of a negative value (truncating or flooring?) is not folded.
+TEST(FoldShapesPassTest, FoldsArithmeticOnStaticDims) {
+  auto i64 = [](std::vector<int64_t> dims, std::vector<int64_t> v) {
+    return Tensor::FromValues<int64_t>(std::move(dims), std::move(v));
+  };
+  PassTester t;
+  t.Input("x", {-1, 2, 12})
+      .Initializer("last", i64({}, {2}))
+      .Initializer("first", i64({}, {0}))
+      .Initializer("three", i64({}, {3}))
+      .Initializer("two", i64({}, {2}))
+      .Initializer("one", i64({1}, {1}))
+      .Initializer("minus_twenty", i64({}, {-20}))
+      .Initializer("zero", i64({1}, {0}))
+      .Initializer("axis", i64({1}, {-1}))
+      .Node("Shape", {"x"}, {"xs"})
+      .Node("Gather", {"xs", "last"}, {"d3"}, {AttrInt("axis", 0)})    // 12
+      .Node("Div", {"d3", "three"}, {"d"})                                // 4
+      .Node("Mul", {"d", "two"}, {"end"})                                 // 8
+      .Node("Unsqueeze", {"d", "zero"}, {"start1"})
+      .Node("Unsqueeze", {"end", "zero"}, {"end1"})
+      .Node("Slice", {"x", "start1", "end1", "axis"}, {"k"})              // x[..., 4:8]
+      .Node("Gather", {"xs", "first"}, {"n"}, {AttrInt("axis", 0)})     // N
+      .Node("Add", {"n", "one"}, {"n_plus"})                              // N + 1: computed
+      .Node("Add", {"d3", "minus_twenty"}, {"neg"})                       // -8
+      .Node("Div", {"neg", "three"}, {"neg_third"})                       // not folded
+      .Output("k", {-1, 2, 4})
+      .Output("n_plus", {1}, onnx::TensorProto::INT64)
+      .Output("neg_third", {}, onnx::TensorProto::INT64);
+  passes::FoldShapesPass pass;
+  t.Apply(pass)
+      .ExpectChanged(true)
+      .ExpectOutputsNear(0.0, 0.0)
+      .ExpectOpCount("Mul", 0)
+      .ExpectOpCount("Unsqueeze", 0)
+      .ExpectOpCount("Add", 1)   // N + 1
+      .ExpectOpCount("Div", 1);  // -8 / 3
+}
+
 // Raising a training graph to opset 16 (for ScatterElements' reduction):
 // BatchNormalization's opset-13 training form becomes opset 14's, unless
 // something reads saved_mean or saved_var; never from below opset 13.

@@ -195,7 +195,47 @@ class Folder {
       if (!any_tracked) return std::nullopt;  // constants only: not a shape computation
       return out;
     }
+    if ((op == "Add" || op == "Sub" || op == "Mul" || op == "Div") && node.input_size() == 2) {
+      return Arithmetic(op, node.input(0), node.input(1));
+    }
     return std::nullopt;
+  }
+
+  // Add, Sub, Mul or Div of a tracked vector and another or an int64
+  // constant (PyTorch's attention slices its packed projection at
+  // Shape(x)[-1] / 3 * k), element by element, one side of length 1
+  // broadcast.  An element is static when both are and the result is
+  // exact: no overflow, and Div only of non-negative values by positive
+  // ones, where truncation and flooring agree.
+  std::optional<Dims> Arithmetic(const std::string& op, const std::string& a_name,
+                                 const std::string& b_name) const {
+    std::optional<Dims> a = Get(a_name), b = Get(b_name);
+    if (!a || !b || (tracked_.count(a_name) == 0 && tracked_.count(b_name) == 0)) {
+      return std::nullopt;
+    }
+    const size_t na = a->values.size(), nb = b->values.size();
+    if (na != nb && na != 1 && nb != 1) return std::nullopt;
+    Dims out;
+    out.scalar = a->scalar && b->scalar;
+    for (size_t i = 0, n = std::max(na, nb); i < n; ++i) {
+      const size_t ia = na == 1 ? 0 : i, ib = nb == 1 ? 0 : i;
+      const int64_t x = a->values[ia], y = b->values[ib];
+      int64_t v = 0;
+      bool exact = false;
+      if (op == "Add") {
+        exact = !__builtin_add_overflow(x, y, &v);
+      } else if (op == "Sub") {
+        exact = !__builtin_sub_overflow(x, y, &v);
+      } else if (op == "Mul") {
+        exact = !__builtin_mul_overflow(x, y, &v);
+      } else if (x >= 0 && y > 0) {
+        v = x / y;
+        exact = true;
+      }
+      out.values.push_back(exact ? v : -1);
+      out.known.push_back(exact && a->known[ia] && b->known[ib]);
+    }
+    return out;
   }
 
   // A vector this pass tracks (from a Shape), not any constant.
