@@ -728,6 +728,54 @@ TEST(FoldShapesPassTest, FoldsArithmeticOnStaticDims) {
       .ExpectOpCount("Div", 1);  // -8 / 3
 }
 
+// A Reshape to a shape vector with the batch in it (PyTorch's attention:
+// [N * heads, ...]) is a shape ONNX's inference gives up on; the pass
+// declares it, and the next round folds what depends on it: the Shape of
+// a value after that Reshape, sliced and divided (the next layer).
+TEST(FoldShapesPassTest, DeclaresReshapedShapesAndFoldsWhatFollows) {
+  auto i64 = [](std::vector<int64_t> dims, std::vector<int64_t> v) {
+    return Tensor::FromValues<int64_t>(std::move(dims), std::move(v));
+  };
+  PassTester t;
+  t.Input("x", {-1, 2, 12})
+      .Initializer("first", i64({}, {0}))
+      .Initializer("last", i64({}, {1}))
+      .Initializer("two", i64({}, {2}))
+      .Initializer("three", i64({}, {3}))
+      .Initializer("zero", i64({1}, {0}))
+      .Initializer("twelve", i64({1}, {12}))
+      .Initializer("start", i64({1}, {0}))
+      .Initializer("axis", i64({1}, {1}))
+      .Node("Shape", {"x"}, {"xs"})
+      .Node("Gather", {"xs", "first"}, {"n"}, {AttrInt("axis", 0)})
+      .Node("Mul", {"n", "two"}, {"rows"})                               // N * 2
+      .Node("Unsqueeze", {"rows", "zero"}, {"rows1"})
+      .Node("Concat", {"rows1", "twelve"}, {"target"}, {AttrInt("axis", 0)})
+      .Node("Reshape", {"x", "target"}, {"r"})                            // [N * 2, 12]
+      .Node("Relu", {"r"}, {"h"})
+      .Node("Shape", {"h"}, {"hs"})
+      .Node("Gather", {"hs", "last"}, {"width"}, {AttrInt("axis", 0)})  // 12
+      .Node("Div", {"width", "three"}, {"third"})                         // 4
+      .Node("Unsqueeze", {"third", "zero"}, {"end"})
+      .Node("Slice", {"h", "start", "end", "axis"}, {"y"})               // h[:, :4]
+      .Output("y", {-1, 4});
+  passes::FoldShapesPass pass;
+  t.Apply(pass)
+      .ExpectChanged(true)
+      .ExpectOutputsNear(0.0, 0.0)
+      .ExpectOpCount("Div", 0)
+      .ExpectOpCount("Mul", 1);  // the batch's
+  if (!t.Ok()) return;
+  onnx::ModelProto after = t.after();
+  training::GraphEditor editor(&after);
+  const std::optional<training::ValueShape> r = editor.ShapeOf("r");
+  ASSERT_TRUE(r.has_value() && r->rank_known);
+  EXPECT_EQ(r->dims, (std::vector<int64_t>{-1, 12}));
+  int declared = 0;
+  for (const auto& v : after.graph().value_info()) declared += v.name() == "r";
+  EXPECT_EQ(declared, 1);  // r's entry replaced, not another added
+}
+
 // Raising a training graph to opset 16 (for ScatterElements' reduction):
 // BatchNormalization's opset-13 training form becomes opset 14's, unless
 // something reads saved_mean or saved_var; never from below opset 13.

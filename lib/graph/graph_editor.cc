@@ -315,6 +315,16 @@ void GraphEditor::SetShape(const std::string& name, const ValueShape& shape) {
   shapes_[name] = shape;
 }
 
+void GraphEditor::DeclareValueShape(const std::string& name, const ValueShape& shape) {
+  const int k = Find(graph_->value_info(), &value_info_, name);
+  onnx::ValueInfoProto* info =
+      k >= 0 ? graph_->mutable_value_info(k) : graph_->add_value_info();
+  info->set_name(name);
+  info->clear_type();
+  FillType(shape, info);
+  shapes_[name] = shape;
+}
+
 void GraphEditor::AddOutput(const std::string& name, const ValueShape& shape) {
   onnx::ValueInfoProto* out = graph_->add_output();
   out->set_name(name);

@@ -110,6 +110,11 @@ class GraphEditor {
   std::optional<std::vector<int64_t>> ConstantInts(const std::string& name) const;
   // Records the shape of a value the editor created, for later lookups.
   void SetShape(const std::string& name, const ValueShape& shape);
+  // Declares a value's element type and shape in the graph's value_info
+  // (where shape inference could not tell it): its entry there is
+  // replaced, or one added, for later lookups and for shape inference to
+  // go on from.
+  void DeclareValueShape(const std::string& name, const ValueShape& shape);
 
   // Adds a graph output with the given element type and shape.
   void AddOutput(const std::string& name, const ValueShape& shape);

@@ -1,7 +1,6 @@
 #include "passes/decompose.h"
 
 #include <algorithm>
-#include <exception>
 #include <map>
 #include <optional>
 #include <set>
@@ -14,7 +13,7 @@
 #include "core/onnx_tensor.h"
 #include "core/op_schemas.h"
 #include "graph/graph_editor.h"
-#include "onnx/shape_inference/implementation.h"
+#include "graph/shape_inference.h"
 #include "qat/fake_quant.h"
 #include "qat/status_macros.h"
 
@@ -480,22 +479,6 @@ bool NeedsShapes(const onnx::ModelProto& model) {
   return false;
 }
 
-absl::Status InferShapes(onnx::ModelProto* model) {
-  RegisterOpSchemas();
-  // ONNX reports problems by throwing; nothing may escape the library.
-  try {
-    onnx::ShapeInferenceOptions options;
-    options.check_type = false;
-    options.error_mode = 0;  // keep what can be inferred
-    // Training graphs reshape gradients to Shape(x) computed at run time.
-    options.enable_data_propagation = true;
-    onnx::shape_inference::InferShapes(*model, onnx::OpSchemaRegistry::Instance(), options);
-  } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("shape inference failed: ", e.what()));
-  }
-  return absl::OkStatus();
-}
-
 // Condition 6: imports of custom domains no node uses any more.
 void DropUnusedImports(onnx::ModelProto* model) {
   std::set<std::string> used;
@@ -518,7 +501,7 @@ absl::StatusOr<bool> DecomposePass::RunImpl(onnx::ModelProto* model) {
   }
   if (custom.empty()) return false;
   QAT_RETURN_IF_ERROR(RequireOpset(model));
-  if (NeedsShapes(*model)) QAT_RETURN_IF_ERROR(InferShapes(model));
+  if (NeedsShapes(*model)) QAT_RETURN_IF_ERROR(graph::InferShapesLeniently(model));
   {
     Decomposer d(model, config_);
     const int original = model->graph().node_size();

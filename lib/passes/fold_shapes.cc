@@ -9,7 +9,9 @@
 #include "graph/graph_editor.h"
 #include "graph/graph_index.h"
 #include "graph/rearrange.h"
+#include "graph/shape_inference.h"
 #include "passes/prune_unused_initializers.h"
+#include "qat/status_macros.h"
 #include "qat/tensor.h"
 
 namespace qat {
@@ -47,6 +49,7 @@ class Folder {
       const bool standard = node.domain().empty() || node.domain() == "ai.onnx";
       if (!standard || node.output_size() != 1) continue;
       std::optional<Dims> d = Track(node);
+      if (!d.has_value() && DeclareReshaped(node)) shaped_ = true;
       if (!d.has_value()) {
         std::optional<onnx::TensorProto> filled;
         if (!index.IsGraphOutput(node.output(0))) filled = FillConstant(node);
@@ -66,7 +69,7 @@ class Folder {
       *graph.add_initializer() = std::move(t);
       folded[k] = true;
     }
-    if (std::find(folded.begin(), folded.end(), true) == folded.end()) return false;
+    if (std::find(folded.begin(), folded.end(), true) == folded.end()) return shaped_;
     std::vector<int> kept;
     for (int k = 0; k < graph.node_size(); ++k) {
       if (!folded[k]) kept.push_back(k);
@@ -238,6 +241,56 @@ class Folder {
     return out;
   }
 
+  // A Reshape whose output shape inference left unknown, to a shape vector
+  // this pass tracks (PyTorch's attention reshapes to [T, N * heads, d]
+  // from Shape(x)): declares the output's rank and every dimension the
+  // vector fixes, so that inference goes on from there.  A 0 copies the
+  // input's dimension (without allowzero), a -1 is what the others leave
+  // when everything else is static.  False when nothing was declared.
+  bool DeclareReshaped(const onnx::NodeProto& node) {
+    if (node.op_type() != "Reshape" || node.input_size() != 2) return false;
+    const std::string& out = node.output(0);
+    std::optional<training::ValueShape> known_out = g_.ShapeOf(out);
+    if (known_out.has_value() && known_out->rank_known) return false;
+    std::optional<training::ValueShape> in = g_.ShapeOf(node.input(0));
+    std::optional<Dims> target = Get(node.input(1));
+    if (!in || in->elem_type == 0 || !target || target->scalar) return false;
+    const bool allow_zero = g_.opset() >= 14 && training::GetAttrInt(node, "allowzero", 0) != 0;
+    training::ValueShape shape;
+    shape.elem_type = in->elem_type;
+    shape.rank_known = true;
+    int64_t inferred = -1, others = 1;
+    for (size_t i = 0; i < target->values.size(); ++i) {
+      int64_t dim = -1;
+      const int64_t v = target->values[i];
+      if (!target->known[i]) {
+        dim = -1;
+      } else if (v == 0 && !allow_zero) {
+        dim = in->rank_known && static_cast<int64_t>(i) < in->rank() ? in->dims[i] : -1;
+      } else if (v == -1 && inferred < 0) {
+        inferred = static_cast<int64_t>(i);
+      } else if (v < 0) {
+        return false;  // not a valid target: the executor will say so
+      } else {
+        dim = v;
+      }
+      if (static_cast<int64_t>(i) != inferred &&
+          (dim < 0 || __builtin_mul_overflow(others, dim, &others))) {
+        others = -1;
+      }
+      shape.dims.push_back(dim);
+    }
+    if (inferred >= 0 && others > 0 && in->fully_known()) {
+      int64_t total = 1;
+      for (int64_t d : in->dims) {
+        if (__builtin_mul_overflow(total, d, &total)) return false;
+      }
+      if (total % others == 0) shape.dims[inferred] = total / others;
+    }
+    g_.DeclareValueShape(out, shape);
+    return true;
+  }
+
   // A vector this pass tracks (from a Shape), not any constant.
   std::optional<Dims> Tracked(const std::string& name) const {
     if (auto it = tracked_.find(name); it != tracked_.end()) return it->second;
@@ -246,12 +299,25 @@ class Folder {
 
   training::GraphEditor g_;
   absl::flat_hash_map<std::string, Dims> tracked_;
+  bool shaped_ = false;  // a Reshape's output shape was declared
 };
 
 }  // namespace
 
 absl::StatusOr<bool> FoldShapesPass::RunImpl(onnx::ModelProto* model) {
-  return Folder(model).Run();
+  // A fold or a declared Reshape can make later shapes known (the next
+  // attention layer's), and with them the next fold: fold and infer again
+  // until nothing changes.  Each round folds a node or declares a shape,
+  // so the rounds are bounded.  Inference that fails only ends the
+  // folding: what is folded stays correct.
+  bool changed = false;
+  for (int round = 0, rounds = model->graph().node_size(); round <= rounds; ++round) {
+    QAT_ASSIGN_OR_RETURN(const bool progress, Folder(model).Run());
+    if (!progress) break;
+    changed = true;
+    if (!graph::InferShapesLeniently(model).ok()) break;
+  }
+  return changed;
 }
 
 }  // namespace passes
