@@ -518,6 +518,9 @@ std::vector<RuleCase> Cases() {
     fd(middle);
     // Constant indices without repeats need no reduction (opset 13).
     fd({"Gather", "", {{"x", R({4, 3}, 162)}, {"i", Int64s({2}, {3, 1})}}, {"x"}});
+    // A run of constant positions (negative ones wrapped) pads g instead.
+    fd({"Gather", "", {{"x", R({2, 4, 3}, 166)}, {"i", Int64s({2}, {-3, 2})}}, {"x"},
+        {AttrInt("axis", 1)}});
     fd({"Gather", "", {{"x", R({4, 3}, 163)}, {"i", Int64s({}, {2})}}, {"x"},
         {AttrInt("axis", 1)}});
     // Repeats before opset 16: the training graph is raised to opset 16

@@ -21,6 +21,17 @@ std::string ZerosOfShape(GradContext& ctx, const std::string& shape,
                      ctx.Hint(what));
 }
 
+// The gradient of taking the run of positions [first, last] along `axis`
+// (of size d) of a value of rank `rank`: g between zeros, in one pass.
+std::string PadRunWithZeros(GradContext& ctx, const std::string& g, int64_t rank, int64_t axis,
+                            int64_t first, int64_t last, int64_t d) {
+  std::vector<int64_t> pads(static_cast<size_t>(2 * rank), 0);
+  pads[axis] = first;
+  pads[axis + rank] = d - last - 1;
+  return ctx.g().Add("Pad", {g, ctx.g().ConstantInt64s(pads, ctx.Hint("pads"))},
+                     ctx.Hint("padded"));
+}
+
 // Puts `g` back at `positions` (1-D, along `axis`) into zeros of the shape
 // `shape` (a 1-D int64 value: the data's shape, of rank `rank`), added up
 // where a position repeats (`accumulate`: ScatterElements' reduction
@@ -147,13 +158,15 @@ absl::Status GradGather(GradContext& ctx) {
   if (axis < 0) axis += rank;
   QAT_ASSIGN_OR_RETURN(auto constant, ConstantInts(ctx, ctx.input(1)));
   bool repeats = true;
+  const int64_t d = x.dims[axis];
+  std::vector<int64_t> taken;  // the constant positions, wrapped, when d is static
   if (constant.has_value()) {
     std::set<int64_t> seen;
     repeats = false;
-    const int64_t d = x.dims[axis];
     for (int64_t i : *constant) {
       if (i < 0 && d < 0) repeats = true;  // -1 may be any position
       repeats |= !seen.insert(i < 0 ? i + d : i).second;
+      if (d >= 0) taken.push_back(i < 0 ? i + d : i);
     }
   }
   if (repeats) {
@@ -166,6 +179,19 @@ absl::Status GradGather(GradContext& ctx) {
   // g [dims before, indices..., dims after] -> [dims before, K, dims after].
   const std::string g = e.Reshape(ctx.output_grad(0), ShapeWith(ctx, ctx.input(0), x, axis, -1),
                                   ctx.Hint("g_flat"));
+  if (!repeats && !taken.empty()) {
+    // Constant positions in one ascending run (a ViT's class token,
+    // x[:, 0]): g padded with zeros along the axis, in one pass.
+    bool run = taken.front() >= 0 && taken.back() < d;
+    for (size_t k = 1; run && k < taken.size(); ++k) {
+      run = taken[k] == taken.front() + static_cast<int64_t>(k);
+    }
+    if (run) {
+      ctx.SetInputGrad(
+          0, PadRunWithZeros(ctx, g, rank, axis, taken.front(), taken.back(), d));
+      return absl::OkStatus();
+    }
+  }
   const std::string shape =
       x.fully_known() ? e.ConstantInt64s(x.dims, ctx.Hint("x_dims")) : ctx.RuntimeShape(ctx.input(0));
   if (axis == 0) {
@@ -238,12 +264,12 @@ absl::Status GradSlice(GradContext& ctx) {
   std::vector<int64_t> current(xs.dims);  // static: the shape of g, axis by axis
   // Per sliced axis: the positions taken (scattered back), or for a dynamic
   // axis the clamped start and the axis' size (g padded with zeros).
-  // A constant run of positions [first, first + length) takes `pads`
-  // instead: g padded with zeros along the axis.
+  // A constant run of positions of step 1 is `run` [first, last] instead:
+  // g padded with zeros along the axis.
   struct Taken {
     int64_t axis;
     std::string positions, begin, size;
-    std::vector<int64_t> pads;
+    std::optional<std::pair<int64_t, int64_t>> run;
   };
   std::vector<Taken> kept;
   for (int64_t i = 0; i < count; ++i) {
@@ -281,7 +307,8 @@ absl::Status GradSlice(GradContext& ctx) {
                  e.Add("Add", {start, size}, ctx.Hint("from_end")), start},
                 ctx.Hint("start"));
       kept.push_back(
-          {axis, "", e.Add("Clip", {wrapped, zero, size}, ctx.Hint("begin")), size, {}});
+          {axis, "", e.Add("Clip", {wrapped, zero, size}, ctx.Hint("begin")), size,
+           std::nullopt});
       runtime = true;
       continue;
     }
@@ -293,7 +320,7 @@ absl::Status GradSlice(GradContext& ctx) {
                             {e.ConstantInt64s(ramp, ctx.Hint("ramp")), entry(0, 0), entry(1, 0),
                              e.ConstantInt64s({0}, ctx.Hint("ramp_axis")), entry(3, 1)},
                             ctx.Hint("positions")),
-                      "", "", {}});
+                      "", "", std::nullopt});
       runtime = true;
       continue;
     }
@@ -310,15 +337,12 @@ absl::Status GradSlice(GradContext& ctx) {
     for (size_t p = 0; whole && p < positions.size(); ++p) whole = positions[p] == int64_t(p);
     if (whole) continue;
     current[axis] = static_cast<int64_t>(positions.size());
-    bool run = step == 1;  // the positions of step 1 are consecutive
-    if (run) {
-      std::vector<int64_t> pads(static_cast<size_t>(2 * rank), 0);
-      pads[axis] = positions.front();
-      pads[axis + rank] = d - positions.back() - 1;
-      kept.push_back({axis, "", "", "", std::move(pads)});
+    if (step == 1) {  // consecutive positions
+      kept.push_back({axis, "", "", "", std::pair{positions.front(), positions.back()}});
       continue;
     }
-    kept.push_back({axis, e.ConstantInt64s(positions, ctx.Hint("positions")), "", "", {}});
+    kept.push_back(
+        {axis, e.ConstantInt64s(positions, ctx.Hint("positions")), "", "", std::nullopt});
   }
   std::string grad = ctx.output_grad(0);
   // The shape after putting back the axes so far: x's along them, g's
@@ -329,11 +353,11 @@ absl::Status GradSlice(GradContext& ctx) {
   for (const Taken& t : kept) {
     const int64_t axis = t.axis;
     done.push_back(axis);
-    if (!t.pads.empty()) {
+    if (t.run.has_value()) {
       // One pass that writes each element once (a Q, K or V slice of an
       // attention's packed projection), where a scatter builds an index per
       // element.
-      grad = e.Add("Pad", {grad, e.ConstantInt64s(t.pads, ctx.Hint("pads"))}, ctx.Hint("padded"));
+      grad = PadRunWithZeros(ctx, grad, rank, axis, t.run->first, t.run->second, xs.dims[axis]);
       current[axis] = xs.dims[axis];
       continue;
     }
