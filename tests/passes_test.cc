@@ -686,24 +686,26 @@ TEST(FoldShapesPassTest, FoldsStaticDimsAndKeepsTheBatch) {
       .ExpectOpCount("Shape", 1);
 }
 
+// An int64 initializer for the shape computations below.
+Tensor I64(std::vector<int64_t> dims, std::vector<int64_t> values) {
+  return Tensor::FromValues<int64_t>(std::move(dims), std::move(values));
+}
+
 // PyTorch's attention slices its packed projection [N, T, 3D] at
 // Shape(x)[-1] / 3 * k: the arithmetic on the static dim folds, so the
 // Slice's bounds become constants; on the batch it stays computed, and a
 // division of a negative value (truncating or flooring?) is not folded.
 TEST(FoldShapesPassTest, FoldsArithmeticOnStaticDims) {
-  auto i64 = [](std::vector<int64_t> dims, std::vector<int64_t> v) {
-    return Tensor::FromValues<int64_t>(std::move(dims), std::move(v));
-  };
   PassTester t;
   t.Input("x", {-1, 2, 12})
-      .Initializer("last", i64({}, {2}))
-      .Initializer("first", i64({}, {0}))
-      .Initializer("three", i64({}, {3}))
-      .Initializer("two", i64({}, {2}))
-      .Initializer("one", i64({1}, {1}))
-      .Initializer("minus_twenty", i64({}, {-20}))
-      .Initializer("zero", i64({1}, {0}))
-      .Initializer("axis", i64({1}, {-1}))
+      .Initializer("last", I64({}, {2}))
+      .Initializer("first", I64({}, {0}))
+      .Initializer("three", I64({}, {3}))
+      .Initializer("two", I64({}, {2}))
+      .Initializer("one", I64({1}, {1}))
+      .Initializer("minus_twenty", I64({}, {-20}))
+      .Initializer("zero", I64({1}, {0}))
+      .Initializer("axis", I64({1}, {-1}))
       .Node("Shape", {"x"}, {"xs"})
       .Node("Gather", {"xs", "last"}, {"d3"}, {AttrInt("axis", 0)})    // 12
       .Node("Div", {"d3", "three"}, {"d"})                                // 4
@@ -733,19 +735,16 @@ TEST(FoldShapesPassTest, FoldsArithmeticOnStaticDims) {
 // declares it, and the next round folds what depends on it: the Shape of
 // a value after that Reshape, sliced and divided (the next layer).
 TEST(FoldShapesPassTest, DeclaresReshapedShapesAndFoldsWhatFollows) {
-  auto i64 = [](std::vector<int64_t> dims, std::vector<int64_t> v) {
-    return Tensor::FromValues<int64_t>(std::move(dims), std::move(v));
-  };
   PassTester t;
   t.Input("x", {-1, 2, 12})
-      .Initializer("first", i64({}, {0}))
-      .Initializer("last", i64({}, {1}))
-      .Initializer("two", i64({}, {2}))
-      .Initializer("three", i64({}, {3}))
-      .Initializer("zero", i64({1}, {0}))
-      .Initializer("twelve", i64({1}, {12}))
-      .Initializer("start", i64({1}, {0}))
-      .Initializer("axis", i64({1}, {1}))
+      .Initializer("first", I64({}, {0}))
+      .Initializer("last", I64({}, {1}))
+      .Initializer("two", I64({}, {2}))
+      .Initializer("three", I64({}, {3}))
+      .Initializer("zero", I64({1}, {0}))
+      .Initializer("twelve", I64({1}, {12}))
+      .Initializer("start", I64({1}, {0}))
+      .Initializer("axis", I64({1}, {1}))
       .Node("Shape", {"x"}, {"xs"})
       .Node("Gather", {"xs", "first"}, {"n"}, {AttrInt("axis", 0)})
       .Node("Mul", {"n", "two"}, {"rows"})                               // N * 2
