@@ -183,6 +183,18 @@ struct GraphPlan {
   // measured a value larger than planned, SizeBuffers plans again.
   bool sized = false;
   bool resize_pending = false;
+  // The buffers ForwardInput swapped in this run (KernelContext::forwarded).
+  std::vector<std::pair<Tensor*, Tensor*>> forwarded;
+
+  // Undoes this run's swaps, latest first: each buffer holds its own memory
+  // again (the graph outputs were handed out before), so that a buffer's
+  // memory only ever grows to what its own values need.
+  void ReturnForwardedMemory() {
+    for (auto it = forwarded.rbegin(); it != forwarded.rend(); ++it) {
+      std::swap(*it->first, *it->second);
+    }
+    forwarded.clear();
+  }
 
   void FoldConstantSteps(ThreadPool* pool);
   absl::Status FuseConvActivations(const onnx::GraphProto& graph);
@@ -539,11 +551,13 @@ void GraphPlan::SizeBuffers() {
 
 absl::Status GraphPlan::RunSteps(const Tensor* const* given, const Tensor* const* outer,
                                  ThreadPool* pool, uint64_t seed) {
+  ReturnForwardedMemory();  // a run that failed left its swaps
   if (resize_pending) {
     SizeBuffers();
     resize_pending = false;
   }
   exec::KernelContext ctx;
+  ctx.forwarded = &forwarded;
   ctx.pool = pool;
   ctx.batch_reducer = batch_reducer;
   size_t s = 0;
@@ -610,6 +624,7 @@ void GraphPlan::TakeOutputs(const Tensor* const* given, const Tensor* const* out
       dest = *Read(id, given, outer);
     }
   }
+  ReturnForwardedMemory();
 }
 
 absl::StatusOr<std::unique_ptr<GraphPlan>> CompileGraph(

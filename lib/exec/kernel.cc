@@ -63,9 +63,12 @@ std::vector<float> NodeView::GetFloats(const std::string& name) const {
 }
 
 void ForwardInput(KernelContext& ctx, int i, std::vector<int64_t> shape, int o) {
+  // A spare output (past the node's own) lives only as long as ctx.
+  const bool planned = o < static_cast<int>(ctx.outputs.size());
   Tensor& out = ctx.output(o);
   if (Tensor* x = ctx.takeable_input(i); x != nullptr) {
     std::swap(*x, out);  // the input is dead after this node
+    if (planned && ctx.forwarded != nullptr) ctx.forwarded->emplace_back(x, &out);
     out.Reshape(std::move(shape));
     return;
   }

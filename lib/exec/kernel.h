@@ -24,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -129,6 +130,12 @@ struct KernelContext {
   // node reads), else nullptr.  A kernel may move it into an output instead
   // of copying (ForwardInput); empty when nothing is takeable.
   std::vector<Tensor*> takeable;
+  // ForwardInput records each pair of buffers it swaps here (when set), so
+  // that the executor can give every buffer its own memory back after the
+  // run: swapped for good, buffers planned for different sizes would pass
+  // their memory around from run to run, and each would grow to the
+  // largest of them.
+  std::vector<std::pair<Tensor*, Tensor*>>* forwarded = nullptr;
 
   int num_inputs() const { return static_cast<int>(inputs.size()); }
   Tensor* takeable_input(int i) const {
