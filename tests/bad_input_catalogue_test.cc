@@ -129,6 +129,16 @@ TEST(BadInputCatalogue, ZeroStrideOrKernelSize) {
   }
 }
 
+// A Gemm whose B is declared rank 0 made ONNX's Gemm shape inference read
+// a missing dimension (SIGSEGV in libonnx; fuzz_model_pipeline found it in
+// ONNX's own Gemm node test).  It is refused before, naming the input.
+TEST(BadInputCatalogue, GemmOperandOfRankOtherThanTwo) {
+  GraphBuilder g;
+  g.Input("a", kFloat, {3, 7}).Input("b", kFloat, {}).Output("y", kFloat, {3, 3});
+  g.Node("Gemm", {"a", "b"}, {"y"});
+  ExpectError(g.Build().status(), absl::StatusCode::kInvalidArgument, "input 'b' has rank 0");
+}
+
 // Too new: an opset the installed ONNX does not define is refused at load.
 // Too old: opset 1's Relu predates the semantics the kernel implements (6),
 // which the executor reports for that op.

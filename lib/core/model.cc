@@ -87,6 +87,39 @@ absl::Status CheckWindowAttributes(const onnx::GraphProto& graph, const std::str
   return absl::OkStatus();
 }
 
+// Gemm's A and B must be 2-D: ONNX's Gemm shape inference reads their
+// second dimension without checking the rank (a rank-0 B is a SIGSEGV
+// inside libonnx, found by fuzz_model_pipeline), so a declared rank other
+// than 2 is refused first, in subgraphs too.
+absl::Status CheckGemmRanks(const onnx::GraphProto& graph, const std::string& source) {
+  std::map<std::string, int> ranks;  // the ranks the graph declares
+  for (const auto* list : {&graph.input(), &graph.value_info(), &graph.output()}) {
+    for (const onnx::ValueInfoProto& v : *list) {
+      if (v.type().has_tensor_type() && v.type().tensor_type().has_shape()) {
+        ranks.emplace(v.name(), v.type().tensor_type().shape().dim_size());
+      }
+    }
+  }
+  for (const onnx::TensorProto& t : graph.initializer()) ranks[t.name()] = t.dims_size();
+  for (const onnx::NodeProto& node : graph.node()) {
+    const bool gemm =
+        node.op_type() == "Gemm" && (node.domain().empty() || node.domain() == "ai.onnx");
+    for (int i = 0; gemm && i < 2 && i < node.input_size(); ++i) {
+      auto it = ranks.find(node.input(i));
+      if (it != ranks.end() && it->second != 2) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "node '", node.name(), "' (Gemm) in '", source, "': input '", node.input(i),
+            "' has rank ", it->second, "; Gemm's A and B must be 2-D"));
+      }
+    }
+    for (const onnx::AttributeProto& a : node.attribute()) {
+      if (a.has_g()) QAT_RETURN_IF_ERROR(CheckGemmRanks(a.g(), source));
+      for (const onnx::GraphProto& g : a.graphs()) QAT_RETURN_IF_ERROR(CheckGemmRanks(g, source));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // Every tensor stored in the graph (initializers, and the tensors of
 // Constant nodes and other attributes, in subgraphs too) is checked once
 // here, without allocating: dims that overflow, data that is not what the
@@ -145,6 +178,7 @@ absl::Status CheckModelProto(onnx::ModelProto* proto, const std::string& source,
     }
   }
   QAT_RETURN_IF_ERROR(CheckWindowAttributes(proto->graph(), source));
+  QAT_RETURN_IF_ERROR(CheckGemmRanks(proto->graph(), source));
   QAT_RETURN_IF_ERROR(CheckStoredTensors(proto->graph(), source));
   if (opset21) {
     // In place of ONNX's checker and shape inference (which would reject
