@@ -165,8 +165,9 @@ absl::Status GradGather(GradContext& ctx) {
     repeats = false;
     for (int64_t i : *constant) {
       if (i < 0 && d < 0) repeats = true;  // -1 may be any position
-      repeats |= !seen.insert(i < 0 ? i + d : i).second;
-      if (d >= 0) taken.push_back(i < 0 ? i + d : i);
+      const int64_t position = i < 0 ? i + d : i;
+      repeats |= !seen.insert(position).second;
+      if (d >= 0) taken.push_back(position);
     }
   }
   if (repeats) {

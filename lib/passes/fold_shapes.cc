@@ -259,7 +259,8 @@ class Folder {
     training::ValueShape shape;
     shape.elem_type = in->elem_type;
     shape.rank_known = true;
-    int64_t inferred = -1, others = 1;
+    int64_t inferred = -1, others = 1;  // the -1's position; the product of the rest
+    bool others_static = true;
     for (size_t i = 0; i < target->values.size(); ++i) {
       int64_t dim = -1;
       const int64_t v = target->values[i];
@@ -274,13 +275,12 @@ class Folder {
       } else {
         dim = v;
       }
-      if (static_cast<int64_t>(i) != inferred &&
-          (dim < 0 || __builtin_mul_overflow(others, dim, &others))) {
-        others = -1;
+      if (static_cast<int64_t>(i) != inferred) {
+        others_static = others_static && dim >= 0 && !__builtin_mul_overflow(others, dim, &others);
       }
       shape.dims.push_back(dim);
     }
-    if (inferred >= 0 && others > 0 && in->fully_known()) {
+    if (inferred >= 0 && others_static && others > 0 && in->fully_known()) {
       int64_t total = 1;
       for (int64_t d : in->dims) {
         if (__builtin_mul_overflow(total, d, &total)) return false;
