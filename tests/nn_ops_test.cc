@@ -3,6 +3,8 @@
 // node, never a crash or a huge allocation; and their gradients work with a
 // dynamic batch, as real models have.
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -196,6 +198,124 @@ TEST(NnOpsTest, GradientsWorkWithADynamicBatch) {
       norm += std::fabs(gab[i]);
     }
     EXPECT_GT(norm, 0.0f) << p;
+  }
+}
+
+// MaxPool (with Indices, both storage orders) and AveragePool (with and
+// without count_include_pad) against a plain loop over every tap, on 1-, 2-
+// and 3-D windows that reach into the padding in every way: pads on each
+// side, strides, dilations and ceil_mode.
+// Max is exact and the average sums in double in the same order, so the bits
+// must agree.
+TEST(NnOpsTest, PoolingMatchesEveryTapReference) {
+  struct Case {
+    std::vector<int64_t> x, kernel, strides, dilations, pads;
+    bool ceil;
+  };
+  const Case cases[] = {
+      {{2, 3, 7}, {3}, {2}, {1}, {1, 2}, false},
+      {{1, 2, 9, 8}, {3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}, false},  // ResNet's stem pool
+      {{2, 2, 6, 7}, {3, 2}, {1, 2}, {2, 1}, {2, 0, 1, 1}, true},
+      {{1, 3, 5, 5}, {2, 2}, {3, 3}, {1, 1}, {1, 1, 1, 1}, true},
+      {{1, 1, 4, 4}, {2, 2}, {1, 1}, {1, 1}, {1, 1, 1, 1}, false},
+      {{1, 2, 5, 4, 6}, {3, 2, 3}, {2, 1, 2}, {1, 2, 1}, {1, 0, 1, 1, 1, 2}, false},
+  };
+  for (const Case& c : cases) {
+    const size_t dims = c.kernel.size();
+    const Tensor x = RandomTensor(c.x, 31);
+    std::vector<int64_t> in(c.x.begin() + 2, c.x.end());
+    for (const std::string op : {"MaxPool", "AveragePool"}) {
+      for (int variant = 0; variant < 2; ++variant) {
+        // MaxPool: storage_order; AveragePool: count_include_pad.
+        GraphBuilder g;
+        g.Input("x", kFloat, c.x);
+        std::vector<std::string> outputs = {"y"};
+        if (op == "MaxPool") outputs.push_back("i");
+        auto& node = g.Node(op, {"x"}, outputs);
+        SetInts(node, "kernel_shape", c.kernel);
+        SetInts(node, "strides", c.strides);
+        // AveragePool takes dilations from opset 19 on; libqat reads 17.
+        const std::vector<int64_t> dilations =
+            op == "MaxPool" ? c.dilations : std::vector<int64_t>(dims, 1);
+        if (op == "MaxPool") SetInts(node, "dilations", dilations);
+        SetInts(node, "pads", c.pads);
+        SetInt(node, "ceil_mode", c.ceil ? 1 : 0);
+        SetInt(node, op == "MaxPool" ? "storage_order" : "count_include_pad", variant);
+        onnx::ModelProto proto = g.proto();
+        for (const std::string& o : outputs) {  // shapes left to the executor
+          GraphBuilder::Declare(proto.mutable_graph()->add_output(), o,
+                                o == "i" ? onnx::TensorProto::INT64 : kFloat, {});
+          proto.mutable_graph()->mutable_output()->rbegin()->mutable_type()
+              ->mutable_tensor_type()->clear_shape();
+        }
+        auto out = RunUncheckedProto(proto, op + ".onnx", {{"x", x}});
+        ASSERT_TRUE(out.ok()) << op << ": " << out.status();
+        const Tensor& y = out->at("y");
+        ASSERT_EQ(y.rank(), c.x.size());
+        std::vector<int64_t> out_dims(y.shape().begin() + 2, y.shape().end());
+        int64_t P = 1, in_size = 1, K = 1;
+        for (size_t d = 0; d < dims; ++d) {
+          P *= out_dims[d];
+          in_size *= in[d];
+          K *= c.kernel[d];
+        }
+        ASSERT_GT(P, 0);
+        const float* xd = x.data<float>();
+        for (int64_t plane = 0; plane < c.x[0] * c.x[1]; ++plane) {
+          for (int64_t p = 0; p < P; ++p) {
+            std::vector<int64_t> o(dims);
+            for (int64_t rem = p, d = static_cast<int64_t>(dims) - 1; d >= 0; --d) {
+              o[d] = rem % out_dims[d];
+              rem /= out_dims[d];
+            }
+            float best = 0.0f;
+            int64_t best_index = -1, count = 0;
+            double sum = 0.0;
+            for (int64_t kk = 0; kk < K; ++kk) {
+              // The tap's position, and its offset in row-major and in
+              // column-major order (the Indices of storage_order 1).
+              std::vector<int64_t> pos(dims);
+              bool inside = true, inside_padded = true;
+              for (int64_t rem = kk, d = static_cast<int64_t>(dims) - 1; d >= 0; --d) {
+                pos[d] = o[d] * c.strides[d] + (rem % c.kernel[d]) * dilations[d] - c.pads[d];
+                rem /= c.kernel[d];
+                inside = inside && pos[d] >= 0 && pos[d] < in[d];
+                inside_padded = inside_padded && pos[d] < in[d] + c.pads[dims + d];
+              }
+              int64_t row_major = 0, col_major = 0;
+              for (size_t d = 0, stride = 1; d < dims; stride *= in[d], ++d) {
+                row_major = row_major * in[d] + pos[d];
+                col_major += pos[d] * static_cast<int64_t>(stride);
+              }
+              const int64_t offset = row_major, index = variant == 1 ? col_major : row_major;
+              if (op == "AveragePool" && variant == 1 && inside_padded) ++count;
+              if (!inside) continue;
+              const float v = xd[plane * in_size + offset];
+              if (best_index < 0 || v > best) {
+                best = v;
+                best_index = index;
+              }
+              sum += static_cast<double>(v);
+              if (!(op == "AveragePool" && variant == 1)) ++count;
+            }
+            const int64_t at = plane * P + p;
+            if (op == "MaxPool") {
+              if (best_index < 0) best = std::numeric_limits<float>::lowest();
+              EXPECT_EQ(std::memcmp(&y.data<float>()[at], &best, sizeof(float)), 0)
+                  << op << " case " << &c - cases << " output " << at;
+              EXPECT_EQ(out->at("i").data<int64_t>()[at], plane * in_size + best_index)
+                  << op << " case " << &c - cases << " output " << at;
+            } else {
+              const float want =
+                  static_cast<float>(count > 0 ? sum / static_cast<double>(count) : 0.0);
+              EXPECT_EQ(std::memcmp(&y.data<float>()[at], &want, sizeof(float)), 0)
+                  << op << " case " << &c - cases << " output " << at << ": "
+                  << y.data<float>()[at] << " vs " << want;
+            }
+          }
+        }
+      }
+    }
   }
 }
 

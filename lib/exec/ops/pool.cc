@@ -87,41 +87,55 @@ absl::StatusOr<Kernel> MakePool(const NodeView& node, PoolKind kind) {
       const T* px = x.data<T>();
       T* py = y.data<T>();
       // One output, i, whose window starts at `corner` and reaches into the
-      // padding: every position is checked.
+      // padding.  Per dimension, the kernel positions whose tap lies inside
+      // the input are a range, so the taps are visited over those ranges in
+      // the kernel's row-major order, as the whole-window path visits them.
       auto pool_one = [&](const T* src, int64_t plane, int64_t i, const int64_t* corner) {
+        // Dimensions past `dims` have one tap.
+        int64_t lo[3] = {0, 0, 0}, hi[3] = {1, 1, 1};
+        int64_t padded_taps = 1;  // the taps inside the input or its padding
+        for (size_t d = 0; d < dims; ++d) {
+          const int64_t dil = w.dilations[d];
+          // The taps k whose position corner + k * dil lies below `limit`.
+          auto taps_below = [&](int64_t limit) {
+            const int64_t n = limit <= corner[d] ? 0 : (limit - corner[d] + dil - 1) / dil;
+            return std::min(n, w.kernel[d]);
+          };
+          lo[d] = corner[d] >= 0 ? 0 : std::min((-corner[d] + dil - 1) / dil, w.kernel[d]);
+          hi[d] = std::max(lo[d], taps_below(in[d]));
+          padded_taps *= taps_below(in[d] + w.pad_end[d]);
+        }
         T best = std::numeric_limits<T>::lowest();
         int64_t best_index = -1;
         double sum = 0;
-        int64_t count = 0;
-        auto take = [&](T v, int64_t index) {
-          if (kind == PoolKind::kMax) {
-            if (best_index < 0 || v > best) {
-              best = v;
-              best_index = index;
+        for (int64_t k0 = lo[0]; k0 < hi[0]; ++k0) {
+          for (int64_t k1 = lo[1]; k1 < hi[1]; ++k1) {
+            for (int64_t k2 = lo[2]; k2 < hi[2]; ++k2) {
+              const int64_t k[3] = {k0, k1, k2};
+              int64_t offset = 0, index = 0;
+              for (size_t d = 0; d < dims; ++d) {
+                const int64_t pos = corner[d] + k[d] * w.dilations[d];
+                offset += pos * strides[d];
+                index += pos * index_strides[d];
+              }
+              const T v = src[offset];
+              if (kind == PoolKind::kMax) {
+                if (best_index < 0 || v > best) {
+                  best = v;
+                  best_index = index;
+                }
+              } else {
+                sum += static_cast<double>(v);
+              }
             }
-          } else {
-            sum += static_cast<double>(v);
           }
-        };
-        for (int64_t kk = 0; kk < K; ++kk) {
-          int64_t offset = 0, index = 0;
-          bool inside = true, inside_padded = true;
-          for (size_t d = 0; d < dims; ++d) {
-            const int64_t pos = corner[d] + offsets[kk * dims + d];
-            inside = inside && pos >= 0 && pos < in[d];
-            inside_padded = inside_padded && pos < in[d] + w.pad_end[d];
-            offset += pos * strides[d];
-            index += pos * index_strides[d];
-          }
-          if (kind == PoolKind::kAverage && count_include_pad && inside_padded) ++count;
-          if (!inside) continue;
-          take(src[offset], index);
-          if (!count_include_pad) ++count;
         }
         if (kind == PoolKind::kMax) {
           py[i] = best;
           if (indices != nullptr) indices[i] = plane * in_size + best_index;
         } else {
+          int64_t count = count_include_pad ? padded_taps : 1;
+          for (size_t d = 0; d < dims && !count_include_pad; ++d) count *= hi[d] - lo[d];
           py[i] = static_cast<T>(count > 0 ? sum / static_cast<double>(count) : 0.0);
         }
       };
