@@ -129,6 +129,16 @@ QAT_ALWAYS_INLINE void FillIm2ColRow(const Im2ColRow<T>& r) {
 // clone writes the same bits.
 QAT_TARGET_CLONES void FillIm2ColRowFloat(const Im2ColRow<float>& r) { FillIm2ColRow(r); }
 
+// A 1x1 kernel, stride 1 and no padding: im2col would copy X unchanged.
+bool IsPointwise(const Window& w) {
+  for (size_t d = 0; d < w.in.size(); ++d) {
+    if (w.kernel[d] != 1 || w.strides[d] != 1 || w.pad_begin[d] != 0 || w.pad_end[d] != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
 // Output rows up to this long take im2col by a gather table.
 constexpr int64_t kShortRun = 4;
 
@@ -143,6 +153,17 @@ void Im2Col(ThreadPool* pool, const Window& w, const T* x, int64_t batch,
   const int last = dims - 1;
   const int64_t P = w.out_size(), K = w.kernel_size(), in_size = w.in_size();
   const int64_t out_last = w.out[last], in_last = w.in[last];
+  if (IsPointwise(w)) {
+    // Row c holds channel c of each image in turn (small-map pointwise
+    // layers: wider GEMMs than one per image).
+    ParallelFor(pool, channels, [&](int64_t c) {
+      for (int64_t n = 0; n < batch; ++n) {
+        std::memcpy(cols + (c * batch + n) * P, x + c * in_size + n * image_stride,
+                    static_cast<size_t>(P) * sizeof(T));
+      }
+    });
+    return;
+  }
   const std::vector<int64_t> in_strides = ContiguousStrides(w.in);
   const std::vector<int64_t> kernel_offsets = KernelOffsets(w);
   // For each kernel position kk and run q of outputs along the last spatial
@@ -208,8 +229,9 @@ void Im2Col(ThreadPool* pool, const Window& w, const T* x, int64_t batch,
     r.hi = inside.hi;
     r.run_offsets = &run_offsets[kk * runs];
     r.dst = cols + row * batch * P;
-    // Runs that are whole input rows, one after another (a 1x1 kernel,
-    // stride 1, no padding: small-map pointwise layers), are one run of P.
+    // Runs that are whole input rows, one after another (a kernel one tap
+    // wide with unit strides and no padding, such as a k x 1 kernel), are
+    // one run of P.
     bool adjacent = r.stride == 1 && r.lo == 0 && r.hi == out_last && out_last == in_last;
     for (int64_t q = 0; adjacent && q < runs; ++q) {
       adjacent = r.run_offsets[q] == r.run_offsets[0] + q * in_last && r.run_offsets[0] >= 0;
@@ -254,16 +276,6 @@ bool DirectConvFits(const Window& w, int64_t channels, int64_t out_channels) {
     return false;
   }
   return kernels::SelectedSgemmKernels().direct_conv_fits(DirectConvOf(w, channels, out_channels));
-}
-
-// A 1x1 kernel, stride 1 and no padding: im2col would copy X unchanged.
-bool IsPointwise(const Window& w) {
-  for (size_t d = 0; d < w.in.size(); ++d) {
-    if (w.kernel[d] != 1 || w.strides[d] != 1 || w.pad_begin[d] != 0 || w.pad_end[d] != 0) {
-      return false;
-    }
-  }
-  return true;
 }
 
 // Per-image GEMMs narrower than this lose to im2col's images side by side
@@ -404,6 +416,30 @@ void DirectConvAll(ThreadPool* pool, const Window& w, const float* x, const floa
   });
 }
 
+// Rows [row, row + rows) and columns [col, col + cols) of an im2col
+// product (row j: output channel j of the group; column n * P + p: image n,
+// position p), given at tile (row i at tile + i * ld), into the group's NCHW
+// output y (image n, channel j at y + n * image_stride + j * P), each value
+// plus its channel's bias (if any), then the activation, while the row is in
+// L1.
+template <typename T>
+void ScatterProductColumns(const T* tile, int64_t ld, int64_t row, int64_t col, int64_t rows,
+                           int64_t cols, int64_t P, int64_t image_stride, const T* bias,
+                           const ConvActivation& act, T* y) {
+  for (int64_t i = 0; i < rows; ++i) {
+    const int64_t j = row + i;
+    const T b = bias != nullptr ? bias[j] : T(0);
+    const T* in = tile + i * ld;
+    for (int64_t c = col; c < col + cols;) {
+      const int64_t n = c / P, p = c % P, len = std::min(P - p, col + cols - c);
+      T* out = y + n * image_stride + j * P + p;
+      for (int64_t q = 0; q < len; ++q) out[q] = in[c - col + q] + b;
+      act.Apply(out, len, /*has_bias=*/false, T(0));
+      c += len;
+    }
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<Kernel> MakeConv(const NodeView& node) {
@@ -497,24 +533,34 @@ absl::StatusOr<Kernel> MakeConvWithActivation(const NodeView& node,
           std::clamp<int64_t>(std::max(by_bytes, by_width), 1, std::max<int64_t>(batch, 1));
       const int64_t width = chunk * P;
       scratch->cols.Resize(x.dtype(), {cg * K, width});
-      scratch->product.Resize(x.dtype(), {mg, width});
+      // Floats never hold the whole product (SgemmToStore).
+      if (!std::is_same_v<T, float>) scratch->product.Resize(x.dtype(), {mg, width});
       T* cols = scratch->cols.data<T>();
-      T* product = scratch->product.data<T>();
+      T* product = std::is_same_v<T, float> ? nullptr : scratch->product.data<T>();
       for (int64_t first = 0; first < batch; first += chunk) {
         const int64_t images = std::min(chunk, batch - first);
         const GemmShape shape{mg, cg * K, images * P, /*trans_a=*/false, /*trans_b=*/false};
         for (int64_t g = 0; g < groups; ++g) {
           Im2Col(ctx.pool, w, x.data<T>() + (first * in_channels + g * cg) * in_size, images,
                  in_channels * in_size, cg, cols);
-          Gemm(ctx.pool, shape, weights.data<T>() + g * mg * cg * K, cols, product);
           // product[j, n * P + p] -> y[first + n, g * mg + j, p], plus the bias.
+          T* y_group = y.data<T>() + (first * out_channels + g * mg) * P;
+          const T* b_group = bias != nullptr ? bias->data<T>() + g * mg : nullptr;
+          if constexpr (std::is_same_v<T, float>) {
+            // Each tile of the product goes to y while it is in cache.
+            SgemmToStore(ctx.pool, shape, weights.data<float>() + g * mg * cg * K, cols,
+                         [&](int64_t row, int64_t col, int64_t rows, int64_t n_cols,
+                             const float* tile, int64_t ld) {
+                           ScatterProductColumns(tile, ld, row, col, rows, n_cols, P,
+                                                 out_channels * P, b_group, act, y_group);
+                         });
+            continue;
+          }
+          Gemm(ctx.pool, shape, weights.data<T>() + g * mg * cg * K, cols, product);
           ForEachRow(ctx.pool, images * mg, P, [&](int64_t nj) {
             const int64_t n = nj / mg, j = nj % mg;
-            const T b = bias != nullptr ? bias->data<T>()[g * mg + j] : T(0);
-            T* out = y.data<T>() + ((first + n) * out_channels + g * mg + j) * P;
-            const T* in = product + j * (images * P) + n * P;
-            for (int64_t p = 0; p < P; ++p) out[p] = in[p] + b;
-            act.Apply(out, P, /*has_bias=*/false, T(0));  // the row is still in L1
+            ScatterProductColumns(product + j * (images * P) + n * P, images * P, j, n * P, 1,
+                                  P, P, out_channels * P, b_group, act, y_group);
           });
         }
       }

@@ -127,6 +127,90 @@ inline void TransposeMatrix(ThreadPool* pool, int64_t rows, int64_t cols, const 
   });
 }
 
+// A float GEMM's operands as its tiles read them (see Gemm()): a transposed
+// A is transposed once ahead when several column tiles would each pack it,
+// and B is packed once ahead (into `b_cache` when the caller keeps it, else
+// into a per-thread buffer) when several row tiles would each pack it.
+// Transposing once and packing once read the same values in the same order
+// as the tiles would: the same bits.
+struct SgemmOperands {
+  GemmShape shape;
+  const float* a;
+  const PackedGemmB* packed_b;  // null: each tile packs its own B
+};
+
+inline SgemmOperands PrepareSgemmOperands(ThreadPool* pool, const kernels::SgemmKernels& kernel,
+                                          const GemmShape& s, const float* a, const float* b,
+                                          PackedGemmB* b_cache) {
+  if (b_cache != nullptr && !b_cache->Matches(&kernel, b, s)) PackGemmB(pool, kernel, s, b, b_cache);
+  // Kept per thread across calls: fresh buffers this large are fresh pages,
+  // and faulting them in cost a tenth of a training step.  No GEMM runs
+  // inside another on one thread (nested pool calls run inline).
+  thread_local std::vector<float> a_rows;
+  thread_local PackedGemmB b_packed;
+  SgemmOperands op{s, a, b_cache};
+  if (s.trans_a && NumColTiles(s) > 1) {
+    a_rows.resize(static_cast<size_t>(s.m * s.k));
+    // The calling thread's buffer, by pointer: inside pool tasks, a_rows
+    // would name each pool thread's own.
+    float* rows = a_rows.data();
+    TransposeMatrix(pool, s.m, s.k, a, rows);
+    op.a = rows;
+    op.shape.trans_a = false;
+  }
+  // Pointwise layers with hundreds of output channels would otherwise pack
+  // each image's B a dozen times.
+  if (b_cache == nullptr && s.m > kRowsPerTask) {
+    PackGemmB(pool, kernel, op.shape, b, &b_packed);
+    op.packed_b = &b_packed;
+  }
+  return op;
+}
+
+// C = op(A) * op(B) for floats, where C is never written: each finished
+// tile, still in cache, goes to store(row, col, rows, cols, tile, ld) (rows
+// x cols values of C from (row, col), row i at tile + i * ld), on the thread
+// that computed it.  For a caller that would only copy C elsewhere (Conv's
+// im2col path puts it into NCHW order with the bias): the same bits as
+// Gemm() without C's round trip through memory.
+// The running thread's buffer for one tile of C (a function, so that the
+// buffer is made on whichever thread first asks).
+inline float* ThreadTileOfC() {
+  thread_local std::vector<float> tile(kRowsPerTask * kColsPerTask);
+  return tile.data();
+}
+
+template <typename Store>
+void SgemmToStore(ThreadPool* pool, const GemmShape& s, const float* a, const float* b,
+                  Store&& store) {
+  if (s.m == 0 || s.n == 0) return;
+  if (s.k == 0) {
+    float* zeros = ThreadTileOfC();
+    std::fill(zeros, zeros + kRowsPerTask * kColsPerTask, 0.0f);
+    for (int64_t row = 0; row < s.m; row += kRowsPerTask) {
+      for (int64_t col = 0; col < s.n; col += kColsPerTask) {
+        store(row, col, std::min(kRowsPerTask, s.m - row), std::min(kColsPerTask, s.n - col),
+              static_cast<const float*>(zeros), kColsPerTask);
+      }
+    }
+    return;
+  }
+  const kernels::SgemmKernels& kernel = kernels::SelectedSgemmKernels();
+  const SgemmOperands op = PrepareSgemmOperands(pool, kernel, s, a, b, nullptr);
+  const int64_t col_tiles = NumColTiles(op.shape);
+  ParallelFor(pool, NumGemmTasks(op.shape), [&](int64_t task) {
+    const int64_t row = (task / col_tiles) * kRowsPerTask, col = task % col_tiles * kColsPerTask;
+    kernels::SgemmTile t = MakeSgemmTile(op.shape, row, col, op.a, b, nullptr);
+    if (op.packed_b != nullptr) {
+      t.packed_b = op.packed_b->data.data() + op.packed_b->offsets[task % col_tiles];
+    }
+    t.c = ThreadTileOfC();
+    t.ldc = kColsPerTask;
+    kernel.tile(t);
+    store(row, col, t.rows, t.cols, static_cast<const float*>(t.c), kColsPerTask);
+  });
+}
+
 // C = op(A) * op(B).  `b_cache`, when not null, is where a B that stays the
 // same across calls (constant weights) is kept packed; it is refreshed when
 // the kernel, the shape or b's address changes.
@@ -142,36 +226,13 @@ void Gemm(ThreadPool* pool, const GemmShape& s, const T* a, const T* b, T* c,
     return;
   }
   if constexpr (std::is_same_v<T, float>) {
-    const kernels::SgemmKernels& kernel = kernels::SelectedSgemmKernels();
-    if (b_cache != nullptr && !b_cache->Matches(&kernel, b, s)) {
-      PackGemmB(pool, kernel, s, b, b_cache);
-    }
-    // Every tile packs its rows of a transposed A and its columns of B, so a
-    // transposed A is packed once per column tile and B once per row tile
+    // Every tile packs its rows of a transposed A and its columns of B
     // (element by element when it is transposed: weight gradients,
-    // ConvTranspose; and pointwise layers with hundreds of output channels
-    // pack each image's B a dozen times).  Transposing A once and packing B
-    // once ahead reads the same values in the same order: the same bits.
-    // Kept per thread across calls: fresh buffers this large are fresh pages,
-    // and faulting them in cost a tenth of a training step.  No Gemm() runs
-    // inside another on one thread (nested pool calls run inline).
-    thread_local std::vector<float> a_rows;
-    thread_local PackedGemmB b_packed;
-    GemmShape shape = s;
-    if (s.trans_a && NumColTiles(s) > 1) {
-      a_rows.resize(static_cast<size_t>(s.m * s.k));
-      // The calling thread's buffer, by pointer: inside pool tasks, a_rows
-      // would name each pool thread's own.
-      float* rows = a_rows.data();
-      TransposeMatrix(pool, s.m, s.k, a, rows);
-      a = rows;
-      shape.trans_a = false;
-    }
-    if (b_cache == nullptr && s.m > kRowsPerTask) {
-      PackGemmB(pool, kernel, shape, b, &b_packed);
-      b_cache = &b_packed;
-    }
-    SgemmTiles(pool, kernel, shape, a, b, c, b_cache);
+    // ConvTranspose); PrepareSgemmOperands does either once ahead where
+    // several tiles would repeat it.
+    const kernels::SgemmKernels& kernel = kernels::SelectedSgemmKernels();
+    const SgemmOperands op = PrepareSgemmOperands(pool, kernel, s, a, b, b_cache);
+    SgemmTiles(pool, kernel, op.shape, op.a, b, c, op.packed_b);
     return;
   }
   const int64_t row_tiles = (s.m + kRowsPerTask - 1) / kRowsPerTask;
