@@ -158,8 +158,7 @@ void Im2Col(ThreadPool* pool, const Window& w, const T* x, int64_t batch,
     // layers: wider GEMMs than one per image).
     ParallelFor(pool, channels, [&](int64_t c) {
       for (int64_t n = 0; n < batch; ++n) {
-        std::memcpy(cols + (c * batch + n) * P, x + c * in_size + n * image_stride,
-                    static_cast<size_t>(P) * sizeof(T));
+        CopyRun(x + c * in_size + n * image_stride, P, cols + (c * batch + n) * P);
       }
     });
     return;
@@ -375,7 +374,7 @@ ConvPath ChooseConvPath(const Window& w, int64_t groups, int64_t cg, int64_t mg)
 }
 
 // Pointwise Conv: Y[n, group g] = W_g [mg x cg] * X[n, group g] [cg x P],
-// one task per image and group, then the bias.
+// one task per image and group, each tile of Y plus the bias as it is made.
 void PointwiseConvAll(ThreadPool* pool, int64_t P, const float* x, const float* weights,
                       const float* bias, int64_t batch, int64_t groups, int64_t cg, int64_t mg,
                       const ConvActivation& act, float* y) {
@@ -383,10 +382,17 @@ void PointwiseConvAll(ThreadPool* pool, int64_t P, const float* x, const float* 
   ParallelFor(pool, batch * groups, [&](int64_t task) {
     const int64_t n = task / groups, g = task % groups;
     float* out = y + (n * groups + g) * mg * P;
-    Gemm<float>(nullptr, shape, weights + g * mg * cg, x + (n * groups + g) * cg * P, out);
-    for (int64_t j = 0; (bias != nullptr || !act.none()) && j < mg; ++j) {
-      act.Apply(out + j * P, P, bias != nullptr, bias != nullptr ? bias[g * mg + j] : 0.0f);
-    }
+    const float* b = bias != nullptr ? bias + g * mg : nullptr;
+    // Each tile goes to Y with its bias and activation while in cache.
+    SgemmToStore(nullptr, shape, weights + g * mg * cg, x + (n * groups + g) * cg * P,
+                 [&](int64_t row, int64_t col, int64_t rows, int64_t cols, const float* tile,
+                     int64_t ld) {
+                   for (int64_t i = 0; i < rows; ++i) {
+                     float* dst = out + (row + i) * P + col;
+                     std::memcpy(dst, tile + i * ld, static_cast<size_t>(cols) * sizeof(float));
+                     act.Apply(dst, cols, b != nullptr, b != nullptr ? b[row + i] : 0.0f);
+                   }
+                 });
   });
 }
 
@@ -420,24 +426,35 @@ void DirectConvAll(ThreadPool* pool, const Window& w, const float* x, const floa
 // product (row j: output channel j of the group; column n * P + p: image n,
 // position p), given at tile (row i at tile + i * ld), into the group's NCHW
 // output y (image n, channel j at y + n * image_stride + j * P), each value
-// plus its channel's bias (if any), then the activation, while the row is in
-// L1.
+// plus its channel's bias (if any), then the activation.  Image by image:
+// one image's rows of the tile are consecutive in y.
 template <typename T>
-void ScatterProductColumns(const T* tile, int64_t ld, int64_t row, int64_t col, int64_t rows,
-                           int64_t cols, int64_t P, int64_t image_stride, const T* bias,
-                           const ConvActivation& act, T* y) {
-  for (int64_t i = 0; i < rows; ++i) {
-    const int64_t j = row + i;
-    const T b = bias != nullptr ? bias[j] : T(0);
-    const T* in = tile + i * ld;
-    for (int64_t c = col; c < col + cols;) {
-      const int64_t n = c / P, p = c % P, len = std::min(P - p, col + cols - c);
-      T* out = y + n * image_stride + j * P + p;
-      for (int64_t q = 0; q < len; ++q) out[q] = in[c - col + q] + b;
-      act.Apply(out, len, /*has_bias=*/false, T(0));
-      c += len;
+QAT_ALWAYS_INLINE void ScatterProductColumns(const T* tile, int64_t ld, int64_t row, int64_t col,
+                                             int64_t rows, int64_t cols, int64_t P,
+                                             int64_t image_stride, const T* bias,
+                                             const ConvActivation& act, T* y) {
+  int64_t n = col / P, p = col % P;  // where the next run of columns starts
+  for (int64_t done = 0; done < cols; done += P - p, ++n, p = 0) {
+    const int64_t len = std::min(P - p, cols - done);
+    T* out = y + n * image_stride + row * P + p;
+    for (int64_t i = 0; i < rows; ++i) {
+      const T b = bias != nullptr ? bias[row + i] : T(0);
+      const T* in = tile + i * ld + done;
+      T* dst = out + i * P;
+      for (int64_t q = 0; q < len; ++q) dst[q] = in[q] + b;
+      act.Apply(dst, len, /*has_bias=*/false, T(0));
     }
   }
+}
+
+// The float scatter, cloned per instruction set (additions and the
+// activation's selects: every clone writes the same bits).
+QAT_TARGET_CLONES void ScatterProductColumnsFloat(const float* tile, int64_t ld, int64_t row,
+                                                  int64_t col, int64_t rows, int64_t cols,
+                                                  int64_t P, int64_t image_stride,
+                                                  const float* bias, const ConvActivation& act,
+                                                  float* y) {
+  ScatterProductColumns(tile, ld, row, col, rows, cols, P, image_stride, bias, act, y);
 }
 
 }  // namespace
@@ -551,8 +568,8 @@ absl::StatusOr<Kernel> MakeConvWithActivation(const NodeView& node,
             SgemmToStore(ctx.pool, shape, weights.data<float>() + g * mg * cg * K, cols,
                          [&](int64_t row, int64_t col, int64_t rows, int64_t n_cols,
                              const float* tile, int64_t ld) {
-                           ScatterProductColumns(tile, ld, row, col, rows, n_cols, P,
-                                                 out_channels * P, b_group, act, y_group);
+                           ScatterProductColumnsFloat(tile, ld, row, col, rows, n_cols, P,
+                                                      out_channels * P, b_group, act, y_group);
                          });
             continue;
           }

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "exec/kernel.h"
+#include "kernels/target_clones.h"
 
 namespace qat {
 namespace exec {
@@ -41,8 +42,10 @@ struct ConvActivation {
 
   // out[0, n) = activation(out[p] + bias) (no addition when !has_bias, so
   // that -0.0 stays as the unfused Conv leaves it).
+  // Always inlined, so that a caller cloned per instruction set
+  // (QAT_TARGET_CLONES) gets it compiled for each.
   template <typename T>
-  void Apply(T* out, int64_t n, bool has_bias, T bias) const {
+  QAT_ALWAYS_INLINE void Apply(T* out, int64_t n, bool has_bias, T bias) const {
     if (kind == Kind::kRelu) {
       Loop(out, n, has_bias, bias, [](T v) { return ReluValue(v); });
     } else if (kind == Kind::kClip) {
@@ -56,7 +59,7 @@ struct ConvActivation {
 
  private:
   template <typename T, typename F>
-  static void Loop(T* out, int64_t n, bool has_bias, T bias, F f) {
+  QAT_ALWAYS_INLINE static void Loop(T* out, int64_t n, bool has_bias, T bias, F f) {
     if (has_bias) {
       for (int64_t p = 0; p < n; ++p) out[p] = f(out[p] + bias);
     } else {
