@@ -40,6 +40,9 @@ struct Avx2Fma {
   static F Fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
   static F Add(F a, F b) { return _mm256_add_ps(a, b); }
   static F Mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  // a > b ? a : b and a < b ? a : b, lane by lane (b when unordered).
+  static F Max(F a, F b) { return _mm256_max_ps(a, b); }
+  static F Min(F a, F b) { return _mm256_min_ps(a, b); }
   static void Transpose8x8(const float* src, int64_t src_stride, float* dst, int64_t dst_stride) {
     Transpose8x8Avx(src, src_stride, dst, dst_stride);
   }

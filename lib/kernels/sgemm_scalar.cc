@@ -23,13 +23,14 @@ void PackB(const SgemmTile& t, float* out) {
 void Tile(const SgemmTile& t) {
   if (t.packed_b == nullptr) {
     SgemmReference(t);
-    return;
+  } else {
+    SgemmTile packed = t;
+    packed.b = t.packed_b;
+    packed.b_row = 1;
+    packed.b_col = t.depth;
+    SgemmReference(packed);
   }
-  SgemmTile packed = t;
-  packed.b = t.packed_b;
-  packed.b_row = 1;
-  packed.b_col = t.depth;
-  SgemmReference(packed);
+  t.epilogue.Apply(t.c, t.ldc, 0, t.rows, t.cols);
 }
 
 // Convolution goes through im2col and Tile instead: the same bits, and

@@ -10,7 +10,8 @@
 // C, so every element is still one chain of fused multiply-adds in
 // increasing k (see sgemm_variants.h).
 //
-// V provides F (V::kWidth floats), Zero, Load, Store, Set1 and Fma, and for
+// V provides F (V::kWidth floats), Zero, Load, Store, Set1, Fma, and for the
+// epilogue Add, Max and Min, and for
 // transposed operands I (V::kWidth int32 indices), Indices(first, stride)
 // = {first * stride, (first + 1) * stride, ...} and Gather(base, I).  This
 // header must only be included with V in an anonymous namespace of a
@@ -116,9 +117,32 @@ struct Sgemm {
   // for i < kUsed (a tile's last rows may fill only part of a panel).  A is
   // either packed (a_row 1, a_col kRows: kPacked, strides known here) or read
   // in place from a row-major op(A) (a_col 1).
+  // The epilogue on a micro-tile's sums in registers (row_bias from the
+  // micro-tile's first row): the bits of ApplyActivation, since
+  // Max(v, 0) is v > 0 ? v : 0, Max(lo, v) is v < lo ? lo : v and
+  // Min(hi, v) is v > hi ? hi : v.
+  template <int kUsed>
+  static void Epilogue(const SgemmEpilogue& e, const float* row_bias, F (&acc)[kUsed][kVectors]) {
+    const F lo = V::Set1(e.lo), hi = V::Set1(e.hi), zero = V::Zero();
+#pragma GCC unroll 16
+    for (int i = 0; i < kUsed; ++i) {
+      const F bias = V::Set1(row_bias != nullptr ? row_bias[i] : 0.0f);
+#pragma GCC unroll 4
+      for (int v = 0; v < kVectors; ++v) {
+        F x = row_bias != nullptr ? V::Add(acc[i][v], bias) : acc[i][v];
+        if (e.activation == ActivationKind::kRelu) x = V::Max(x, zero);
+        if (e.activation == ActivationKind::kClip) x = V::Min(hi, V::Max(lo, x));
+        acc[i][v] = x;
+      }
+    }
+  }
+
+  // With `epilogue` not null (the last block of depth), the sums go through
+  // it before they are stored.
   template <int kUsed, bool kPacked>
   static void MicroKernel(int64_t depth, const float* a, int64_t a_row, const float* b,
-                          float* c, int64_t ldc, bool accumulate) {
+                          float* c, int64_t ldc, bool accumulate, const SgemmEpilogue* epilogue,
+                          const float* row_bias) {
     if (kPacked) a_row = 1;
     const int64_t a_col = kPacked ? kRows : 1;
     F acc[kUsed][kVectors];
@@ -140,6 +164,7 @@ struct Sgemm {
         for (int v = 0; v < kVectors; ++v) acc[i][v] = V::Fma(av, bv[v], acc[i][v]);
       }
     }
+    if (epilogue != nullptr) Epilogue<kUsed>(*epilogue, row_bias, acc);
 #pragma GCC unroll 16
     for (int i = 0; i < kUsed; ++i) {
 #pragma GCC unroll 4
@@ -148,7 +173,7 @@ struct Sgemm {
   }
 
   using MicroKernelFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t,
-                                 bool);
+                                 bool, const SgemmEpilogue*, const float*);
 
   // The micro-kernel for `rows` rows (1 to kRows).
   template <bool kPacked, int... kIndex>
@@ -174,6 +199,9 @@ struct Sgemm {
     for (int64_t p0 = 0; p0 < t.depth; p0 += kSgemmDepth) {
       const int64_t depth = Min(kSgemmDepth, t.depth - p0);
       const bool accumulate = p0 > 0;
+      // The last block of depth completes C: each micro-tile's sums go
+      // through the epilogue in registers, and C is written once.
+      const bool last = p0 + depth == t.depth && !t.epilogue.empty();
       if (pack_a) PackA(t, p0, depth);
       const float* packed_b = t.packed_b != nullptr ? t.packed_b + p0 * PaddedCols(t.cols)
                                                     : t.pack_b;
@@ -187,8 +215,11 @@ struct Sgemm {
                                   : t.a + i0 * t.a_row + p0;
           float* c = t.c + i0 * t.ldc + j0;
           const MicroKernelFn kernel = ForRows(static_cast<int>(rows), pack_a);
+          const SgemmEpilogue* epilogue = last ? &t.epilogue : nullptr;
+          const float* row_bias =
+              last && t.epilogue.row_bias != nullptr ? t.epilogue.row_bias + i0 : nullptr;
           if (cols == kCols) {
-            kernel(depth, a, t.a_row, b, c, t.ldc, accumulate);
+            kernel(depth, a, t.a_row, b, c, t.ldc, accumulate, epilogue, row_bias);
             continue;
           }
           // The last columns go through a full-width copy.
@@ -198,7 +229,7 @@ struct Sgemm {
               for (int64_t j = 0; j < cols; ++j) block[i * kCols + j] = c[i * t.ldc + j];
             }
           }
-          kernel(depth, a, t.a_row, b, block, kCols, accumulate);
+          kernel(depth, a, t.a_row, b, block, kCols, accumulate, epilogue, row_bias);
           for (int64_t i = 0; i < rows; ++i) {
             for (int64_t j = 0; j < cols; ++j) c[i * t.ldc + j] = block[i * kCols + j];
           }

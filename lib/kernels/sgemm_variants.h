@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/activation.h"
 #include "kernels/depthwise_conv.h"
 #include "kernels/direct_conv.h"
 #include "kernels/isa.h"
@@ -37,12 +38,34 @@ inline constexpr int64_t kSgemmMaxCols = 128;
 inline constexpr int64_t kSgemmPackAFloats = (kSgemmMaxRows + 16) * kSgemmDepth;
 inline constexpr int64_t kSgemmPackBFloats = (kSgemmMaxCols + 32) * kSgemmDepth;
 
+// What a tile does to each element of C once its sum is complete:
+// c = activation(c + row_bias[i]) (no addition without row_bias), as
+// ApplyActivation does, so a fused bias and Relu or Clip give the bits of
+// separate passes.  row_bias is indexed by the tile's own rows.
+struct SgemmEpilogue {
+  const float* row_bias = nullptr;
+  ActivationKind activation = ActivationKind::kNone;
+  float lo = 0.0f, hi = 0.0f;  // Clip's bounds
+
+  bool empty() const { return row_bias == nullptr && activation == ActivationKind::kNone; }
+  // Rows [0, rows) of a block of C at c (row i at c + i * ldc, rows
+  // starting at the tile's row `first`), cols values each.
+  QAT_ALWAYS_INLINE void Apply(float* c, int64_t ldc, int64_t first, int64_t rows,
+                               int64_t cols) const {
+    for (int64_t i = 0; i < rows; ++i) {
+      ApplyActivation(activation, lo, hi, c + i * ldc, cols, row_bias != nullptr,
+                      row_bias != nullptr ? row_bias[first + i] : 0.0f);
+    }
+  }
+};
+
 // One tile: C[i][j] for i < rows, j < cols, with op(A)[i][p] at
 // a[i * a_row + p * a_col] and op(B)[p][j] at b[p * b_row + j * b_col], so
 // transposed operands are just other strides.  pack_a and pack_b are
 // scratch of kSgemmPackAFloats and kSgemmPackBFloats floats.  packed_b, when
 // not null, is op(B) for this tile as the variant's pack_b wrote it; the
-// tile then reads it instead of packing.
+// tile then reads it instead of packing.  The tile applies `epilogue` to C
+// as it finishes each block of it, while the block is in cache.
 struct SgemmTile {
   int64_t rows, cols, depth;
   const float* a;
@@ -54,6 +77,7 @@ struct SgemmTile {
   float* pack_a;
   float* pack_b;
   const float* packed_b;
+  SgemmEpilogue epilogue;
 };
 
 struct SgemmKernels {

@@ -374,25 +374,18 @@ ConvPath ChooseConvPath(const Window& w, int64_t groups, int64_t cg, int64_t mg)
 }
 
 // Pointwise Conv: Y[n, group g] = W_g [mg x cg] * X[n, group g] [cg x P],
-// one task per image and group, each tile of Y plus the bias as it is made.
+// one task per image and group; each GEMM tile adds the bias and applies
+// the activation as it finishes.
 void PointwiseConvAll(ThreadPool* pool, int64_t P, const float* x, const float* weights,
                       const float* bias, int64_t batch, int64_t groups, int64_t cg, int64_t mg,
                       const ConvActivation& act, float* y) {
   const GemmShape shape{mg, cg, P, /*trans_a=*/false, /*trans_b=*/false};
   ParallelFor(pool, batch * groups, [&](int64_t task) {
     const int64_t n = task / groups, g = task % groups;
-    float* out = y + (n * groups + g) * mg * P;
-    const float* b = bias != nullptr ? bias + g * mg : nullptr;
-    // Each tile goes to Y with its bias and activation while in cache.
-    SgemmToStore(nullptr, shape, weights + g * mg * cg, x + (n * groups + g) * cg * P,
-                 [&](int64_t row, int64_t col, int64_t rows, int64_t cols, const float* tile,
-                     int64_t ld) {
-                   for (int64_t i = 0; i < rows; ++i) {
-                     float* dst = out + (row + i) * P + col;
-                     std::memcpy(dst, tile + i * ld, static_cast<size_t>(cols) * sizeof(float));
-                     act.Apply(dst, cols, b != nullptr, b != nullptr ? b[row + i] : 0.0f);
-                   }
-                 });
+    const kernels::SgemmEpilogue epilogue =
+        act.Epilogue(bias != nullptr ? bias + g * mg : nullptr);
+    GemmWithEpilogue(nullptr, shape, weights + g * mg * cg, x + (n * groups + g) * cg * P,
+                     y + (n * groups + g) * mg * P, epilogue);
   });
 }
 

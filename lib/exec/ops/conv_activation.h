@@ -11,25 +11,18 @@
 
 #include "absl/status/statusor.h"
 #include "exec/kernel.h"
+#include "kernels/activation.h"
+#include "kernels/sgemm_variants.h"
 #include "kernels/target_clones.h"
 
 namespace qat {
 namespace exec {
 
-template <typename T>
-inline T ReluValue(T v) {
-  return v > 0 ? v : T(0);
-}
-
-// Max then min, so that min > max gives max, as ONNX says.
-template <typename T>
-inline T ClipValue(T v, T lo, T hi) {
-  const T clipped = v < lo ? lo : v;
-  return clipped > hi ? hi : clipped;
-}
+using kernels::ClipValue;
+using kernels::ReluValue;
 
 struct ConvActivation {
-  enum class Kind { kNone, kRelu, kClip };
+  using Kind = kernels::ActivationKind;
   Kind kind = Kind::kNone;
   // Clip's bounds; an absent one is the type's lowest or largest value.
   bool has_lo = false, has_hi = false;
@@ -40,31 +33,27 @@ struct ConvActivation {
 
   bool none() const { return kind == Kind::kNone; }
 
-  // out[0, n) = activation(out[p] + bias) (no addition when !has_bias, so
-  // that -0.0 stays as the unfused Conv leaves it).
-  // Always inlined, so that a caller cloned per instruction set
-  // (QAT_TARGET_CLONES) gets it compiled for each.
+  // Clip's bounds in T: an absent one is T's lowest or largest value.
   template <typename T>
-  QAT_ALWAYS_INLINE void Apply(T* out, int64_t n, bool has_bias, T bias) const {
-    if (kind == Kind::kRelu) {
-      Loop(out, n, has_bias, bias, [](T v) { return ReluValue(v); });
-    } else if (kind == Kind::kClip) {
-      const T l = has_lo ? static_cast<T>(lo) : std::numeric_limits<T>::lowest();
-      const T h = has_hi ? static_cast<T>(hi) : std::numeric_limits<T>::max();
-      Loop(out, n, has_bias, bias, [l, h](T v) { return ClipValue(v, l, h); });
-    } else if (has_bias) {
-      for (int64_t p = 0; p < n; ++p) out[p] += bias;
-    }
+  T low() const {
+    return has_lo ? static_cast<T>(lo) : std::numeric_limits<T>::lowest();
+  }
+  template <typename T>
+  T high() const {
+    return has_hi ? static_cast<T>(hi) : std::numeric_limits<T>::max();
   }
 
- private:
-  template <typename T, typename F>
-  QAT_ALWAYS_INLINE static void Loop(T* out, int64_t n, bool has_bias, T bias, F f) {
-    if (has_bias) {
-      for (int64_t p = 0; p < n; ++p) out[p] = f(out[p] + bias);
-    } else {
-      for (int64_t p = 0; p < n; ++p) out[p] = f(out[p]);
-    }
+  // out[0, n) = activation(out[p] + bias) (no addition when !has_bias, so
+  // that -0.0 stays as the unfused Conv leaves it).
+  template <typename T>
+  QAT_ALWAYS_INLINE void Apply(T* out, int64_t n, bool has_bias, T bias) const {
+    kernels::ApplyActivation(kind, low<T>(), high<T>(), out, n, has_bias, bias);
+  }
+
+  // The same, for a float GEMM to apply as it stores each tile, with the
+  // bias of each row of C (may be null).
+  kernels::SgemmEpilogue Epilogue(const float* row_bias) const {
+    return {row_bias, kind, low<float>(), high<float>()};
   }
 };
 

@@ -99,17 +99,20 @@ inline void PackGemmB(ThreadPool* pool, const kernels::SgemmKernels& kernel,
 }
 
 // Gemm() for floats on a SIMD kernel; `packed` (may be null) holds B packed
-// ahead by PackGemmB for the same kernel and shape.
+// ahead by PackGemmB for the same kernel and shape; each tile applies
+// `epilogue` (its row_bias indexed by rows of C) to its part of C.
 inline void SgemmTiles(ThreadPool* pool, const kernels::SgemmKernels& kernel,
                        const GemmShape& s, const float* a, const float* b, float* c,
-                       const PackedGemmB* packed = nullptr) {
+                       const PackedGemmB* packed = nullptr,
+                       const kernels::SgemmEpilogue& epilogue = {}) {
   const int64_t row_tiles = (s.m + kRowsPerTask - 1) / kRowsPerTask;
   const int64_t col_tiles = NumColTiles(s);
   ParallelFor(pool, row_tiles * col_tiles, [&](int64_t task) {
-    const int64_t col_tile = task % col_tiles;
-    kernels::SgemmTile t =
-        MakeSgemmTile(s, (task / col_tiles) * kRowsPerTask, col_tile * kColsPerTask, a, b, c);
+    const int64_t col_tile = task % col_tiles, row = (task / col_tiles) * kRowsPerTask;
+    kernels::SgemmTile t = MakeSgemmTile(s, row, col_tile * kColsPerTask, a, b, c);
     if (packed != nullptr) t.packed_b = packed->data.data() + packed->offsets[col_tile];
+    t.epilogue = epilogue;
+    if (epilogue.row_bias != nullptr) t.epilogue.row_bias += row;
     kernel.tile(t);
   });
 }
@@ -257,6 +260,22 @@ void Gemm(ThreadPool* pool, const GemmShape& s, const T* a, const T* b, T* c,
       else c_tile.noalias() = a_stored * b_stored;
     }
   });
+}
+
+// Float C = op(A) * op(B), then c = activation(c + row_bias[i]) for every
+// element (kernels::SgemmEpilogue), applied by each tile as it finishes:
+// the bits of Gemm() followed by that pass, without the pass.
+inline void GemmWithEpilogue(ThreadPool* pool, const GemmShape& s, const float* a,
+                             const float* b, float* c, const kernels::SgemmEpilogue& epilogue) {
+  if (s.m == 0 || s.n == 0) return;
+  if (s.k == 0) {
+    std::fill(c, c + s.m * s.n, 0.0f);
+    epilogue.Apply(c, s.n, 0, s.m, s.n);
+    return;
+  }
+  const kernels::SgemmKernels& kernel = kernels::SelectedSgemmKernels();
+  const SgemmOperands op = PrepareSgemmOperands(pool, kernel, s, a, b, nullptr);
+  SgemmTiles(pool, kernel, op.shape, op.a, b, c, op.packed_b, epilogue);
 }
 
 template <typename T>
