@@ -9,6 +9,7 @@
 // ctest runs this binary again with QAT_KERNEL_VARIANT=scalar.
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <random>
 #include <string>
@@ -57,6 +58,11 @@ struct Portable16 {
   };
   static constexpr int kWidth = 16;
   static F Zero() { return F{}; }
+  static F Set1(float x) {
+    F r;
+    for (int i = 0; i < kWidth; ++i) r.v[i] = x;
+    return r;
+  }
   static F Load(const float* p) {
     F r;
     std::memcpy(r.v, p, sizeof(r.v));
@@ -73,6 +79,15 @@ struct Portable16 {
   }
   static F Mul(F a, F b) {
     for (int i = 0; i < kWidth; ++i) a.v[i] *= b.v[i];
+    return a;
+  }
+  // As x86's max and min: a when a > b (a < b), else b.
+  static F Max(F a, F b) {
+    for (int i = 0; i < kWidth; ++i) a.v[i] = a.v[i] > b.v[i] ? a.v[i] : b.v[i];
+    return a;
+  }
+  static F Min(F a, F b) {
+    for (int i = 0; i < kWidth; ++i) a.v[i] = a.v[i] < b.v[i] ? a.v[i] : b.v[i];
     return a;
   }
   static void Transpose8x8(const float* src, int64_t src_stride, float* dst, int64_t dst_stride) {
@@ -133,15 +148,23 @@ TEST(DepthwiseKernelTest, EveryVariantMatchesTheReferenceBitForBit) {
     // A lone plane, runs shorter and longer than a vector, and a full run.
     for (int64_t channels : {1, 5, 11, 16, 21}) {
       d.channels = channels;
-      const std::vector<float> x = Random(channels * c.in_h * c.in_w, 3);
+      std::vector<float> x = Random(channels * c.in_h * c.in_w, 3);
+      // A NaN, which Relu maps to +0 and Clip keeps.
+      x[x.size() / 2] = std::numeric_limits<float>::quiet_NaN();
       const std::vector<float> g = Random(channels * d.out_h * d.out_w, 4);
       const std::vector<float> w = Random(channels * c.kh * c.kw, 5);
       std::vector<float> biases(static_cast<size_t>(channels));
       for (int64_t i = 0; i < channels; ++i) biases[i] = i % 2 == 0 ? 0.75f - i : -0.0f;
       d.w = w.data();
       const float* no_bias = nullptr;
-      for (const float* bias : {static_cast<const float*>(biases.data()), no_bias}) {
+      // Forward's bias and activation (Clip's bounds cut both ends).
+      using Kind = kernels::ActivationKind;
+      d.lo = -0.5f;
+      d.hi = 1.25f;
+      for (const float* bias : {static_cast<const float*>(biases.data()), no_bias})
+      for (const Kind activation : {Kind::kNone, Kind::kRelu, Kind::kClip}) {
         d.bias = bias;
+        d.activation = activation;
         std::vector<float> forward(g.size()), backward(x.size());
         d.in = x.data();
         d.out = forward.data();
@@ -159,7 +182,7 @@ TEST(DepthwiseKernelTest, EveryVariantMatchesTheReferenceBitForBit) {
           EXPECT_EQ(std::memcmp(y.data(), forward.data(), y.size() * sizeof(float)), 0)
               << kernel.name << " forward, " << channels << " channels, in " << c.in_h << "x"
               << c.in_w << " kernel " << c.kh << "x" << c.kw << " stride " << c.sh << ","
-              << c.sw;
+              << c.sw << " activation " << static_cast<int>(activation);
           d.in = g.data();
           d.out = dx.data();
           kernel.transpose(d);

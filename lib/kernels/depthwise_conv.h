@@ -7,7 +7,8 @@
 //
 // Forward: each output is one chain of fused multiply-adds over (ky, kx) in
 // increasing order, starting from zero, with padding read as zero: the chain
-// of im2col + GEMM, so both paths give the same bits.
+// of im2col + GEMM, so both paths give the same bits; then the bias and the
+// activation, as the GEMM's epilogue applies them.
 //
 // Transpose: the result starts at the channel's bias; then, for output
 // positions in increasing order and, for each, kernel taps in increasing
@@ -20,6 +21,8 @@
 
 #include <cmath>
 #include <cstdint>
+
+#include "kernels/activation.h"
 
 namespace qat {
 namespace kernels {
@@ -37,7 +40,12 @@ struct DepthwiseConv {
   // writes `input`.  Both hold `channels` consecutive planes.
   const float* in;    // what is read: input (forward) or output (transpose)
   float* out;         // what is written: output (forward) or input (transpose)
-  const float* bias;  // Transpose only: per channel, what every sum starts from; null is 0
+  // Per channel (null: none).  Forward adds it to each finished sum, then
+  // applies `activation` (ApplyActivation's bits); Transpose starts every
+  // sum at it.
+  const float* bias;
+  ActivationKind activation;  // Forward only
+  float lo, hi;               // Clip's bounds
   int64_t channels;
   int64_t in_h, in_w, out_h, out_w;
   int64_t kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w;
@@ -81,6 +89,8 @@ inline void DepthwiseConvReference(const DepthwiseConv& a) {
         out[oy * a.out_w + ox] = sum;
       }
     }
+    ApplyActivation(a.activation, a.lo, a.hi, out, a.out_h * a.out_w, a.bias != nullptr,
+                    a.bias != nullptr ? a.bias[c] : 0.0f);
   }
 }
 

@@ -12,7 +12,8 @@
 // Forward: the input planes are interleaved (8 x 8 transposes, V's
 // Transpose8x8) and copied into the reached input with the padding as zeros;
 // each output vector is one chain of Fma over the taps from zero, as the
-// reference; then the lanes go back to their planes.
+// reference, then the bias and activation; then the lanes go back to their
+// planes.
 // Transpose: the reached input starts at the bias and collects the products
 // in the reference's order (output rows ascending; for one output row, each
 // kernel row writes a different input row, and there each input column gets
@@ -20,7 +21,7 @@
 // decreasing order); then its rows inside the input, and the bias for input
 // positions that no window reaches, go back to their planes.
 //
-// Besides the GEMM traits, V provides Add, Mul and Transpose8x8.  Include
+// Besides the GEMM traits, V provides Add, Mul, Max, Min and Transpose8x8.  Include
 // only with V in an anonymous namespace of a translation unit built for V's
 // instruction set (see sgemm_simd.h).
 #ifndef QAT_LIB_KERNELS_DEPTHWISE_CONV_SIMD_H_
@@ -103,8 +104,31 @@ struct DepthwiseConvSimd {
     }
   };
 
+  // The bias and activation of a run of channels, lane by lane.
+  struct Finish {
+    F bias, lo, hi;
+    bool has_bias;
+    ActivationKind activation;
+    static Finish Of(const DepthwiseConv& a, const Block& b) {
+      float bias[L];
+      for (int64_t l = 0; l < L; ++l) {
+        bias[l] = l < b.n && a.bias != nullptr ? a.bias[b.c0 + l] : 0.0f;
+      }
+      return {V::Load(bias), V::Set1(a.lo), V::Set1(a.hi), a.bias != nullptr, a.activation};
+    }
+    // ApplyActivation's bits: Max(v, 0) is v > 0 ? v : 0, Max(lo, v) is
+    // v < lo ? lo : v, Min(hi, v) is v > hi ? hi : v.
+    F operator()(F v) const {
+      if (has_bias) v = V::Add(v, bias);
+      if (activation == ActivationKind::kRelu) v = V::Max(v, V::Zero());
+      if (activation == ActivationKind::kClip) v = V::Min(hi, V::Max(lo, v));
+      return v;
+    }
+  };
+
   template <int kUsed>
-  static void ForwardBlock(const DepthwiseConv& a, const Block& b, int64_t oy, int64_t ox) {
+  static void ForwardBlock(const DepthwiseConv& a, const Block& b, const Finish& finish,
+                           int64_t oy, int64_t ox) {
     F acc[kUsed];
 #pragma GCC unroll 4
     for (int u = 0; u < kUsed; ++u) acc[u] = V::Zero();
@@ -118,7 +142,7 @@ struct DepthwiseConvSimd {
       }
     }
 #pragma GCC unroll 4
-    for (int u = 0; u < kUsed; ++u) V::Store(b.output + (oy * a.out_w + ox + u) * L, acc[u]);
+    for (int u = 0; u < kUsed; ++u) V::Store(b.output + (oy * a.out_w + ox + u) * L, finish(acc[u]));
   }
 
   // Columns [lo, hi) of the reached input lie inside the input rows.
@@ -146,13 +170,14 @@ struct DepthwiseConvSimd {
                     static_cast<size_t>((hi - lo) * L) * sizeof(float));
         std::memset(dst + hi * L, 0, static_cast<size_t>((b.cols - hi) * L) * sizeof(float));
       }
+      const Finish finish = Finish::Of(a, b);
       for (int64_t oy = 0; oy < a.out_h; ++oy) {
         int64_t ox = 0;
-        for (; ox + kBlock <= a.out_w; ox += kBlock) ForwardBlock<kBlock>(a, b, oy, ox);
+        for (; ox + kBlock <= a.out_w; ox += kBlock) ForwardBlock<kBlock>(a, b, finish, oy, ox);
         switch (a.out_w - ox) {
-          case 3: ForwardBlock<3>(a, b, oy, ox); break;
-          case 2: ForwardBlock<2>(a, b, oy, ox); break;
-          case 1: ForwardBlock<1>(a, b, oy, ox); break;
+          case 3: ForwardBlock<3>(a, b, finish, oy, ox); break;
+          case 2: ForwardBlock<2>(a, b, finish, oy, ox); break;
+          case 1: ForwardBlock<1>(a, b, finish, oy, ox); break;
           default: break;
         }
       }

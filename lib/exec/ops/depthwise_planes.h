@@ -21,10 +21,10 @@ namespace exec {
 // `w` is the Conv's window (for ConvTranspose: the window of the Conv it is
 // the adjoint of, whose `in` is ConvTranspose's output).  Forward reads
 // planes of w.in and writes planes of w.out, then adds the bias (may be
-// null); transpose reads planes of w.out and writes planes of w.in, starting
-// every sum at the bias.  Plane t of `in` and `out` is image t / channels,
-// channel t % channels.  Forward applies `act` with the bias (a fused Relu
-// or Clip, conv_activation.h).
+// null) and applies `act` (a fused Relu or Clip, conv_activation.h), both
+// inside the kernel; transpose reads planes of w.out and writes planes of
+// w.in, starting every sum at the bias.  Plane t of `in` and `out` is
+// image t / channels, channel t % channels.
 inline void DepthwisePlanes(ThreadPool* pool, const Window& w, bool transpose, const float* in,
                             const float* weights, const float* bias, int64_t batch,
                             int64_t channels, float* out, const ConvActivation& act = {}) {
@@ -54,19 +54,17 @@ inline void DepthwisePlanes(ThreadPool* pool, const Window& w, bool transpose, c
     d.w = weights + c0 * taps;
     d.in = in + plane * in_plane;
     d.out = out + plane * out_plane;
-    d.bias = transpose && bias != nullptr ? bias + c0 : nullptr;
+    d.bias = bias != nullptr ? bias + c0 : nullptr;
+    d.activation = act.kind;
+    d.lo = act.low<float>();
+    d.hi = act.high<float>();
     thread_local std::vector<float> scratch;
     scratch.resize(static_cast<size_t>(kernels::DepthwiseScratchFloats(d)));
     d.scratch = scratch.data();
     if (transpose) {
       kernel.depthwise_conv_transpose(d);
     } else {
-      kernel.depthwise_conv(d);
-      // After the sum, as the GEMM path adds it.
-      for (int64_t c = 0; c < count; ++c) {
-        act.Apply(d.out + c * out_plane, out_plane, bias != nullptr,
-                  bias != nullptr ? bias[c0 + c] : 0.0f);
-      }
+      kernel.depthwise_conv(d);  // with the bias and activation
     }
   });
 }
