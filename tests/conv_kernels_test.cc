@@ -145,13 +145,32 @@ TEST(DepthwiseKernelTest, EveryVariantMatchesTheReferenceBitForBit) {
     d.out_w = OutSize(c.in_w, c.kw, c.sw, c.dw, c.pl, c.pr);
     ASSERT_GT(d.out_h, 0);
     ASSERT_GT(d.out_w, 0);
-    // A lone plane, runs shorter and longer than a vector, and a full run.
-    for (int64_t channels : {1, 5, 11, 16, 21}) {
+    // A lone plane, runs shorter and longer than a vector, and a full run;
+    // one image, and three with a plane between them.
+    for (int64_t channels : {1, 5, 11, 16, 21})
+    for (int64_t images : {1, 3}) {
       d.channels = channels;
-      std::vector<float> x = Random(channels * c.in_h * c.in_w, 3);
+      d.images = images;
+      const int64_t in_plane = c.in_h * c.in_w, out_plane = d.out_h * d.out_w;
+      // Image strides of the input and output planes; Transpose reads the
+      // output's and writes the input's.
+      const int64_t x_stride = (channels + 1) * in_plane, y_stride = (channels + 1) * out_plane;
+      auto read_x = [&](const float* x, float* y) {
+        d.in = x;
+        d.out = y;
+        d.in_image_stride = x_stride;
+        d.out_image_stride = y_stride;
+      };
+      auto read_y = [&](const float* g, float* dx) {
+        d.in = g;
+        d.out = dx;
+        d.in_image_stride = y_stride;
+        d.out_image_stride = x_stride;
+      };
+      std::vector<float> x = Random(images * x_stride, 3);
       // A NaN, which Relu maps to +0 and Clip keeps.
-      x[x.size() / 2] = std::numeric_limits<float>::quiet_NaN();
-      const std::vector<float> g = Random(channels * d.out_h * d.out_w, 4);
+      x[channels * in_plane / 2] = std::numeric_limits<float>::quiet_NaN();
+      const std::vector<float> g = Random(images * y_stride, 4);
       const std::vector<float> w = Random(channels * c.kh * c.kw, 5);
       std::vector<float> biases(static_cast<size_t>(channels));
       for (int64_t i = 0; i < channels; ++i) biases[i] = i % 2 == 0 ? 0.75f - i : -0.0f;
@@ -165,31 +184,28 @@ TEST(DepthwiseKernelTest, EveryVariantMatchesTheReferenceBitForBit) {
       for (const Kind activation : {Kind::kNone, Kind::kRelu, Kind::kClip}) {
         d.bias = bias;
         d.activation = activation;
-        std::vector<float> forward(g.size()), backward(x.size());
-        d.in = x.data();
-        d.out = forward.data();
+        std::vector<float> forward(g.size(), -7.0f), backward(x.size(), -7.0f);
+        read_x(x.data(), forward.data());
         kernels::DepthwiseConvReference(d);
-        d.in = g.data();
-        d.out = backward.data();
+        read_y(g.data(), backward.data());
         kernels::DepthwiseConvTransposeReference(d);
         for (const DepthwiseKernel& kernel : DepthwiseKernels()) {
           std::vector<float> scratch(kernels::DepthwiseScratchFloats(d), 1e30f);
           d.scratch = scratch.data();
           std::vector<float> y(forward.size(), -7.0f), dx(backward.size(), -7.0f);
-          d.in = x.data();
-          d.out = y.data();
+          read_x(x.data(), y.data());
           kernel.forward(d);
           EXPECT_EQ(std::memcmp(y.data(), forward.data(), y.size() * sizeof(float)), 0)
               << kernel.name << " forward, " << channels << " channels, in " << c.in_h << "x"
               << c.in_w << " kernel " << c.kh << "x" << c.kw << " stride " << c.sh << ","
-              << c.sw << " activation " << static_cast<int>(activation);
-          d.in = g.data();
-          d.out = dx.data();
+              << c.sw << " activation " << static_cast<int>(activation) << ", " << images
+              << " images";
+          read_y(g.data(), dx.data());
           kernel.transpose(d);
           EXPECT_EQ(std::memcmp(dx.data(), backward.data(), dx.size() * sizeof(float)), 0)
               << kernel.name << " transpose, " << channels << " channels, in " << c.in_h
               << "x" << c.in_w << " kernel " << c.kh << "x" << c.kw << " stride " << c.sh
-              << "," << c.sw;
+              << "," << c.sw << ", " << images << " images";
         }
       }
     }

@@ -52,7 +52,21 @@ struct DepthwiseConv {
   int64_t pad_top, pad_left;  // may be negative (ConvTranspose's output_shape)
   // Scratch for the SIMD variants, at least DepthwiseScratchFloats(*this).
   float* scratch;
+  // The same planes of further images: image i's planes of `in` and `out`
+  // start in_image_stride and out_image_stride floats after image 0's.
+  // One call for several images lays the weights out once.
+  int64_t images = 1;
+  int64_t in_image_stride = 0, out_image_stride = 0;
 };
+
+// `a` restricted to image i.
+inline DepthwiseConv DepthwiseImage(const DepthwiseConv& a, int64_t i) {
+  DepthwiseConv one = a;
+  one.in = a.in + i * a.in_image_stride;
+  one.out = a.out + i * a.out_image_stride;
+  one.images = 1;
+  return one;
+}
 
 // The rows and columns of the padded input that the windows reach: row r is
 // input row r - pad_top, column j input column j - pad_left.
@@ -70,8 +84,10 @@ inline int64_t DepthwiseScratchFloats(const DepthwiseConv& a) {
                             a.in_h * a.in_w + a.kernel_h * a.kernel_w);
 }
 
-inline void DepthwiseConvReference(const DepthwiseConv& a) {
-  for (int64_t c = 0; c < a.channels; ++c) {
+inline void DepthwiseConvReference(const DepthwiseConv& all) {
+  for (int64_t image = 0; image < all.images; ++image)
+  for (int64_t c = 0; c < all.channels; ++c) {
+    const DepthwiseConv a = DepthwiseImage(all, image);
     const float* in = a.in + c * a.in_h * a.in_w;
     const float* w = a.w + c * a.kernel_h * a.kernel_w;
     float* out = a.out + c * a.out_h * a.out_w;
@@ -94,8 +110,10 @@ inline void DepthwiseConvReference(const DepthwiseConv& a) {
   }
 }
 
-inline void DepthwiseConvTransposeReference(const DepthwiseConv& a) {
-  for (int64_t c = 0; c < a.channels; ++c) {
+inline void DepthwiseConvTransposeReference(const DepthwiseConv& all) {
+  for (int64_t image = 0; image < all.images; ++image)
+  for (int64_t c = 0; c < all.channels; ++c) {
+    const DepthwiseConv a = DepthwiseImage(all, image);
     const float* g_plane = a.in + c * a.out_h * a.out_w;
     const float* w = a.w + c * a.kernel_h * a.kernel_w;
     float* out = a.out + c * a.in_h * a.in_w;

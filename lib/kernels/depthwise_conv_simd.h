@@ -152,9 +152,18 @@ struct DepthwiseConvSimd {
     *hi = end < *lo ? *lo : end < b.cols ? end : b.cols;
   }
 
-  static void Forward(const DepthwiseConv& a) {
-    for (int64_t c0 = 0; c0 < a.channels; c0 += L) {
-      const Block b = Block::Of(a, c0);
+  static void Forward(const DepthwiseConv& all) {
+    for (int64_t c0 = 0; c0 < all.channels; c0 += L) {
+      const Block b = Block::Of(all, c0);  // the weights once for every image
+      const Finish finish = Finish::Of(all, b);
+      for (int64_t image = 0; image < all.images; ++image) {
+        ForwardImage(DepthwiseImage(all, image), b, finish);
+      }
+    }
+  }
+
+  static void ForwardImage(const DepthwiseConv& a, const Block& b, const Finish& finish) {
+    {
       b.template Move<true>(a.in, a.in_h * a.in_w, b.input);
       int64_t lo, hi;
       InsideColumns(a, b, &lo, &hi);
@@ -170,7 +179,6 @@ struct DepthwiseConvSimd {
                     static_cast<size_t>((hi - lo) * L) * sizeof(float));
         std::memset(dst + hi * L, 0, static_cast<size_t>((b.cols - hi) * L) * sizeof(float));
       }
-      const Finish finish = Finish::Of(a, b);
       for (int64_t oy = 0; oy < a.out_h; ++oy) {
         int64_t ox = 0;
         for (; ox + kBlock <= a.out_w; ox += kBlock) ForwardBlock<kBlock>(a, b, finish, oy, ox);
@@ -185,15 +193,23 @@ struct DepthwiseConvSimd {
     }
   }
 
-  static void Transpose(const DepthwiseConv& a) {
-    const F zero = V::Zero();
-    for (int64_t c0 = 0; c0 < a.channels; c0 += L) {
-      const Block b = Block::Of(a, c0);
+  static void Transpose(const DepthwiseConv& all) {
+    for (int64_t c0 = 0; c0 < all.channels; c0 += L) {
+      const Block b = Block::Of(all, c0);  // the weights once for every image
       float bias[L];
       for (int64_t l = 0; l < L; ++l) {
-        bias[l] = l < b.n && a.bias != nullptr ? a.bias[c0 + l] : 0.0f;
+        bias[l] = l < b.n && all.bias != nullptr ? all.bias[c0 + l] : 0.0f;
       }
       const F bias_v = V::Load(bias);
+      for (int64_t image = 0; image < all.images; ++image) {
+        TransposeImage(DepthwiseImage(all, image), b, bias_v);
+      }
+    }
+  }
+
+  static void TransposeImage(const DepthwiseConv& a, const Block& b, F bias_v) {
+    const F zero = V::Zero();
+    {
       for (int64_t i = 0; i < b.rows * b.cols; ++i) V::Store(b.reach + i * L, bias_v);
       b.template Move<true>(a.in, a.out_h * a.out_w, b.output);
       for (int64_t oy = 0; oy < a.out_h; ++oy) {

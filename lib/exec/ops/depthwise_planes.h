@@ -1,7 +1,7 @@
 // Depthwise convolution (Conv with one input and one output channel per
 // group) and its adjoint (the ConvTranspose of the same shape, which is
-// Conv's data gradient) over a whole batch: one task per image and run of
-// kernels::kDepthwiseLanes channels, each on the selected kernel variant of
+// Conv's data gradient) over a whole batch: one task per few images and run
+// of kernels::kDepthwiseLanes channels, each on the selected kernel variant of
 // kernels/depthwise_conv.h.  The bits do not depend on the thread count.
 #ifndef QAT_LIB_EXEC_OPS_DEPTHWISE_PLANES_H_
 #define QAT_LIB_EXEC_OPS_DEPTHWISE_PLANES_H_
@@ -33,11 +33,19 @@ inline void DepthwisePlanes(ThreadPool* pool, const Window& w, bool transpose, c
   const int64_t out_plane = transpose ? w.in_size() : w.out_size();
   const int64_t taps = w.kernel_size();
   const int64_t runs = (channels + kernels::kDepthwiseLanes - 1) / kernels::kDepthwiseLanes;
-  ParallelFor(pool, batch * runs, [&](int64_t task) {
-    const int64_t n = task / runs, c0 = task % runs * kernels::kDepthwiseLanes;
+  // A task takes a run of channels in several images, so that the kernel
+  // lays the run's weights out once for all of them (on small maps that
+  // took as long as the convolution).
+  constexpr int64_t kImagesPerTask = 8;
+  const int64_t chunks = (batch + kImagesPerTask - 1) / kImagesPerTask;
+  ParallelFor(pool, chunks * runs, [&](int64_t task) {
+    const int64_t n = task / runs * kImagesPerTask, c0 = task % runs * kernels::kDepthwiseLanes;
     const int64_t count = std::min(kernels::kDepthwiseLanes, channels - c0);
     const int64_t plane = n * channels + c0;  // the run's first plane
     kernels::DepthwiseConv d{};
+    d.images = std::min(kImagesPerTask, batch - n);
+    d.in_image_stride = channels * in_plane;
+    d.out_image_stride = channels * out_plane;
     d.channels = count;
     d.in_h = w.in[0];
     d.in_w = w.in[1];
