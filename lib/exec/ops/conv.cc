@@ -415,6 +415,20 @@ void DirectConvAll(ThreadPool* pool, const Window& w, const float* x, const floa
   });
 }
 
+// One image's run of `len` columns (kLen when it is not 0: a constant, so
+// that the copy and the activation unroll into a few vector moves).
+template <int64_t kLen, typename T>
+QAT_ALWAYS_INLINE void ScatterRun(const T* in, int64_t ld, int64_t rows, int64_t len, int64_t P,
+                                  const T* bias, const ConvActivation& act, T* out) {
+  const int64_t n = kLen > 0 ? kLen : len;
+  for (int64_t i = 0; i < rows; ++i) {
+    const T b = bias != nullptr ? bias[i] : T(0);
+    T* dst = out + i * P;
+    for (int64_t q = 0; q < n; ++q) dst[q] = in[i * ld + q] + b;
+    act.Apply(dst, n, /*has_bias=*/false, T(0));
+  }
+}
+
 // Rows [row, row + rows) and columns [col, col + cols) of an im2col
 // product (row j: output channel j of the group; column n * P + p: image n,
 // position p), given at tile (row i at tile + i * ld), into the group's NCHW
@@ -426,16 +440,21 @@ QAT_ALWAYS_INLINE void ScatterProductColumns(const T* tile, int64_t ld, int64_t 
                                              int64_t rows, int64_t cols, int64_t P,
                                              int64_t image_stride, const T* bias,
                                              const ConvActivation& act, T* y) {
+  const T* row_bias = bias != nullptr ? bias + row : nullptr;
   int64_t n = col / P, p = col % P;  // where the next run of columns starts
   for (int64_t done = 0; done < cols; done += P - p, ++n, p = 0) {
     const int64_t len = std::min(P - p, cols - done);
     T* out = y + n * image_stride + row * P + p;
-    for (int64_t i = 0; i < rows; ++i) {
-      const T b = bias != nullptr ? bias[row + i] : T(0);
-      const T* in = tile + i * ld + done;
-      T* dst = out + i * P;
-      for (int64_t q = 0; q < len; ++q) dst[q] = in[q] + b;
-      act.Apply(dst, len, /*has_bias=*/false, T(0));
+    const T* in = tile + done;
+    // Whole runs of the small maps' common sizes (4x4, 2x2, 1x1).
+    if (len == 16) {
+      ScatterRun<16>(in, ld, rows, len, P, row_bias, act, out);
+    } else if (len == 4) {
+      ScatterRun<4>(in, ld, rows, len, P, row_bias, act, out);
+    } else if (len == 1) {
+      ScatterRun<1>(in, ld, rows, len, P, row_bias, act, out);
+    } else {
+      ScatterRun<0>(in, ld, rows, len, P, row_bias, act, out);
     }
   }
 }
