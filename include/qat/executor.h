@@ -85,6 +85,11 @@ class QAT_API Executor {
   const std::vector<ValueInfo>& inputs() const;
   const std::vector<ValueInfo>& outputs() const;
   int num_threads() const;
+  // The bytes allocated for the main graph's intermediate values, which the
+  // executor keeps from one run to the next (outputs handed out excluded).
+  // Runs with the same input shapes leave it unchanged after the first two
+  // (the second plans the buffers with the sizes the first measured).
+  int64_t buffer_bytes() const;
 
   // Runs the model.  `inputs` must hold every graph input, by name; the
   // result holds every graph output, by name.

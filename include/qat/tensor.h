@@ -119,6 +119,9 @@ class QAT_API Tensor {
   size_t num_bytes() const {
     return static_cast<size_t>(num_elements_) * DataTypeSize(dtype_);
   }
+  // The bytes allocated for the values: at least num_bytes(), more after a
+  // Resize() to a smaller shape.
+  size_t capacity_bytes() const { return capacity_; }
 
   // Changes type and shape.  Keeps the allocation when it is large enough;
   // the contents are then unspecified (not zeroed).  Throws as the

@@ -795,6 +795,13 @@ const std::vector<ValueInfo>& Executor::inputs() const { return plan_->inputs; }
 const std::vector<ValueInfo>& Executor::outputs() const { return plan_->outputs; }
 int Executor::num_threads() const { return plan_->pool->num_threads(); }
 
+int64_t Executor::buffer_bytes() const {
+  std::lock_guard<std::mutex> lock(plan_->mutex);
+  int64_t bytes = 0;
+  for (const Tensor& t : plan_->graph->buffers) bytes += static_cast<int64_t>(t.capacity_bytes());
+  return bytes;
+}
+
 absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
     const Model& model, const ExecutorOptions& options) {
   const onnx::ModelProto& proto = ModelAccess::Proto(model);
