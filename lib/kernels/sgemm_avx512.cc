@@ -39,8 +39,10 @@ struct Avx512 {
   static F Add(F a, F b) { return _mm512_add_ps(a, b); }
   static F Mul(F a, F b) { return _mm512_mul_ps(a, b); }
   // a > b ? a : b and a < b ? a : b, lane by lane (b when unordered).
-  static F Max(F a, F b) { return _mm512_max_ps(a, b); }
-  static F Min(F a, F b) { return _mm512_min_ps(a, b); }
+  // Zero-masked with every lane kept: the plain intrinsics pass an undefined
+  // vector that GCC 12 warns about (-Wmaybe-uninitialized).
+  static F Max(F a, F b) { return _mm512_maskz_max_ps(0xffff, a, b); }
+  static F Min(F a, F b) { return _mm512_maskz_min_ps(0xffff, a, b); }
   static void Transpose8x8(const float* src, int64_t src_stride, float* dst, int64_t dst_stride) {
     Transpose8x8Avx(src, src_stride, dst, dst_stride);
   }

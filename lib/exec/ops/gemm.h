@@ -170,12 +170,6 @@ inline SgemmOperands PrepareSgemmOperands(ThreadPool* pool, const kernels::Sgemm
   return op;
 }
 
-// C = op(A) * op(B) for floats, where C is never written: each finished
-// tile, still in cache, goes to store(row, col, rows, cols, tile, ld) (rows
-// x cols values of C from (row, col), row i at tile + i * ld), on the thread
-// that computed it.  For a caller that would only copy C elsewhere (Conv's
-// im2col path puts it into NCHW order with the bias): the same bits as
-// Gemm() without C's round trip through memory.
 // The running thread's buffer for one tile of C (a function, so that the
 // buffer is made on whichever thread first asks).
 inline float* ThreadTileOfC() {
@@ -183,6 +177,12 @@ inline float* ThreadTileOfC() {
   return tile.data();
 }
 
+// C = op(A) * op(B) for floats, where C is never written: each finished
+// tile, still in cache, goes to store(row, col, rows, cols, tile, ld) (rows
+// x cols values of C from (row, col), row i at tile + i * ld), on the thread
+// that computed it.  For a caller that would only copy C elsewhere (Conv's
+// im2col path puts it into NCHW order with the bias): the same bits as
+// Gemm() without C's round trip through memory.
 template <typename Store>
 void SgemmToStore(ThreadPool* pool, const GemmShape& s, const float* a, const float* b,
                   Store&& store) {
