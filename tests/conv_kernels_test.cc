@@ -13,6 +13,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -147,8 +148,11 @@ TEST(DepthwiseKernelTest, EveryVariantMatchesTheReferenceBitForBit) {
     ASSERT_GT(d.out_w, 0);
     // A lone plane, runs shorter and longer than a vector, and a full run;
     // one image, and three with a plane between them.
-    for (int64_t channels : {1, 5, 11, 16, 21})
-    for (int64_t images : {1, 3}) {
+    std::vector<std::pair<int64_t, int64_t>> runs;  // channels, images
+    for (int64_t channels : {1, 5, 11, 16, 21}) {
+      for (int64_t images : {1, 3}) runs.push_back({channels, images});
+    }
+    for (const auto& [channels, images] : runs) {
       d.channels = channels;
       d.images = images;
       const int64_t in_plane = c.in_h * c.in_w, out_plane = d.out_h * d.out_w;
@@ -180,8 +184,13 @@ TEST(DepthwiseKernelTest, EveryVariantMatchesTheReferenceBitForBit) {
       using Kind = kernels::ActivationKind;
       d.lo = -0.5f;
       d.hi = 1.25f;
-      for (const float* bias : {static_cast<const float*>(biases.data()), no_bias})
-      for (const Kind activation : {Kind::kNone, Kind::kRelu, Kind::kClip}) {
+      std::vector<std::pair<const float*, Kind>> finishes;  // bias, activation
+      for (const float* bias : {static_cast<const float*>(biases.data()), no_bias}) {
+        for (const Kind activation : {Kind::kNone, Kind::kRelu, Kind::kClip}) {
+          finishes.push_back({bias, activation});
+        }
+      }
+      for (const auto& [bias, activation] : finishes) {
         d.bias = bias;
         d.activation = activation;
         std::vector<float> forward(g.size(), -7.0f), backward(x.size(), -7.0f);
@@ -257,7 +266,9 @@ TEST(SmallOutputConvTest, EveryVariantMatchesTheReferenceBitForBit) {
     }
   }
   for (const kernels::SgemmKernels* kernel : kernels::SupportedSgemmVariants()) {
-    if (kernel->isa != kernels::Isa::kScalar) EXPECT_GE(checked[kernel->name], 4) << kernel->name;
+    if (kernel->isa != kernels::Isa::kScalar) {
+      EXPECT_GE(checked[kernel->name], 4) << kernel->name;
+    }
   }
 }
 

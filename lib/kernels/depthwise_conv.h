@@ -85,9 +85,9 @@ inline int64_t DepthwiseScratchFloats(const DepthwiseConv& a) {
 }
 
 inline void DepthwiseConvReference(const DepthwiseConv& all) {
-  for (int64_t image = 0; image < all.images; ++image)
-  for (int64_t c = 0; c < all.channels; ++c) {
-    const DepthwiseConv a = DepthwiseImage(all, image);
+  for (int64_t plane = 0; plane < all.images * all.channels; ++plane) {
+    const DepthwiseConv a = DepthwiseImage(all, plane / all.channels);
+    const int64_t c = plane % all.channels;
     const float* in = a.in + c * a.in_h * a.in_w;
     const float* w = a.w + c * a.kernel_h * a.kernel_w;
     float* out = a.out + c * a.out_h * a.out_w;
@@ -111,9 +111,9 @@ inline void DepthwiseConvReference(const DepthwiseConv& all) {
 }
 
 inline void DepthwiseConvTransposeReference(const DepthwiseConv& all) {
-  for (int64_t image = 0; image < all.images; ++image)
-  for (int64_t c = 0; c < all.channels; ++c) {
-    const DepthwiseConv a = DepthwiseImage(all, image);
+  for (int64_t plane = 0; plane < all.images * all.channels; ++plane) {
+    const DepthwiseConv a = DepthwiseImage(all, plane / all.channels);
+    const int64_t c = plane % all.channels;
     const float* g_plane = a.in + c * a.out_h * a.out_w;
     const float* w = a.w + c * a.kernel_h * a.kernel_w;
     float* out = a.out + c * a.in_h * a.in_w;
