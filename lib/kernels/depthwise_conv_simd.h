@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/activation_simd.h"
 #include "kernels/depthwise_conv.h"
 
 namespace qat {
@@ -106,24 +107,17 @@ struct DepthwiseConvSimd {
 
   // The bias and activation of a run of channels, lane by lane.
   struct Finish {
-    F bias, lo, hi;
+    F bias;
     bool has_bias;
-    ActivationKind activation;
+    VectorActivation<V> activation;
     static Finish Of(const DepthwiseConv& a, const Block& b) {
       float bias[L];
       for (int64_t l = 0; l < L; ++l) {
         bias[l] = l < b.n && a.bias != nullptr ? a.bias[b.c0 + l] : 0.0f;
       }
-      return {V::Load(bias), V::Set1(a.lo), V::Set1(a.hi), a.bias != nullptr, a.activation};
+      return {V::Load(bias), a.bias != nullptr, VectorActivation<V>(a.activation, a.lo, a.hi)};
     }
-    // ApplyActivation's bits: Max(v, 0) is v > 0 ? v : 0, Max(lo, v) is
-    // v < lo ? lo : v, Min(hi, v) is v > hi ? hi : v.
-    F operator()(F v) const {
-      if (has_bias) v = V::Add(v, bias);
-      if (activation == ActivationKind::kRelu) v = V::Max(v, V::Zero());
-      if (activation == ActivationKind::kClip) v = V::Min(hi, V::Max(lo, v));
-      return v;
-    }
+    F operator()(F v) const { return activation(has_bias ? V::Add(v, bias) : v); }
   };
 
   template <int kUsed>

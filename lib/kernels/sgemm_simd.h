@@ -23,6 +23,7 @@
 
 #include <cstdint>
 
+#include "kernels/activation_simd.h"
 #include "kernels/sgemm_variants.h"
 
 namespace qat {
@@ -118,21 +119,16 @@ struct Sgemm {
   // either packed (a_row 1, a_col kRows: kPacked, strides known here) or read
   // in place from a row-major op(A) (a_col 1).
   // The epilogue on a micro-tile's sums in registers (row_bias from the
-  // micro-tile's first row): the bits of ApplyActivation, since
-  // Max(v, 0) is v > 0 ? v : 0, Max(lo, v) is v < lo ? lo : v and
-  // Min(hi, v) is v > hi ? hi : v.
+  // micro-tile's first row), with ApplyActivation's bits.
   template <int kUsed>
   static void Epilogue(const SgemmEpilogue& e, const float* row_bias, F (&acc)[kUsed][kVectors]) {
-    const F lo = V::Set1(e.lo), hi = V::Set1(e.hi), zero = V::Zero();
+    const VectorActivation<V> activation(e.activation, e.lo, e.hi);
 #pragma GCC unroll 16
     for (int i = 0; i < kUsed; ++i) {
       const F bias = V::Set1(row_bias != nullptr ? row_bias[i] : 0.0f);
 #pragma GCC unroll 4
       for (int v = 0; v < kVectors; ++v) {
-        F x = row_bias != nullptr ? V::Add(acc[i][v], bias) : acc[i][v];
-        if (e.activation == ActivationKind::kRelu) x = V::Max(x, zero);
-        if (e.activation == ActivationKind::kClip) x = V::Min(hi, V::Max(lo, x));
-        acc[i][v] = x;
+        acc[i][v] = activation(row_bias != nullptr ? V::Add(acc[i][v], bias) : acc[i][v]);
       }
     }
   }
