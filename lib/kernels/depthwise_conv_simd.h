@@ -21,9 +21,9 @@
 // decreasing order); then its rows inside the input, and the bias for input
 // positions that no window reaches, go back to their planes.
 //
-// Besides the GEMM traits, V provides Add, Mul, Max, Min and Transpose8x8.  Include
-// only with V in an anonymous namespace of a translation unit built for V's
-// instruction set (see sgemm_simd.h).
+// Besides the GEMM traits, V provides Add, Mul, Max, Min and Transpose8x8.
+// Include only with V in an anonymous namespace of a translation unit built
+// for V's instruction set (see sgemm_simd.h).
 #ifndef QAT_LIB_KERNELS_DEPTHWISE_CONV_SIMD_H_
 #define QAT_LIB_KERNELS_DEPTHWISE_CONV_SIMD_H_
 
@@ -136,7 +136,9 @@ struct DepthwiseConvSimd {
       }
     }
 #pragma GCC unroll 4
-    for (int u = 0; u < kUsed; ++u) V::Store(b.output + (oy * a.out_w + ox + u) * L, finish(acc[u]));
+    for (int u = 0; u < kUsed; ++u) {
+      V::Store(b.output + (oy * a.out_w + ox + u) * L, finish(acc[u]));
+    }
   }
 
   // Columns [lo, hi) of the reached input lie inside the input rows.
@@ -157,34 +159,32 @@ struct DepthwiseConvSimd {
   }
 
   static void ForwardImage(const DepthwiseConv& a, const Block& b, const Finish& finish) {
-    {
-      b.template Move<true>(a.in, a.in_h * a.in_w, b.input);
-      int64_t lo, hi;
-      InsideColumns(a, b, &lo, &hi);
-      for (int64_t r = 0; r < b.rows; ++r) {
-        const int64_t iy = r - a.pad_top;
-        float* dst = b.reach + r * b.cols * L;
-        if (iy < 0 || iy >= a.in_h || hi == lo) {
-          std::memset(dst, 0, static_cast<size_t>(b.cols * L) * sizeof(float));
-          continue;
-        }
-        std::memset(dst, 0, static_cast<size_t>(lo * L) * sizeof(float));
-        std::memcpy(dst + lo * L, b.input + (iy * a.in_w + lo - a.pad_left) * L,
-                    static_cast<size_t>((hi - lo) * L) * sizeof(float));
-        std::memset(dst + hi * L, 0, static_cast<size_t>((b.cols - hi) * L) * sizeof(float));
+    b.template Move<true>(a.in, a.in_h * a.in_w, b.input);
+    int64_t lo, hi;
+    InsideColumns(a, b, &lo, &hi);
+    for (int64_t r = 0; r < b.rows; ++r) {
+      const int64_t iy = r - a.pad_top;
+      float* dst = b.reach + r * b.cols * L;
+      if (iy < 0 || iy >= a.in_h || hi == lo) {
+        std::memset(dst, 0, static_cast<size_t>(b.cols * L) * sizeof(float));
+        continue;
       }
-      for (int64_t oy = 0; oy < a.out_h; ++oy) {
-        int64_t ox = 0;
-        for (; ox + kBlock <= a.out_w; ox += kBlock) ForwardBlock<kBlock>(a, b, finish, oy, ox);
-        switch (a.out_w - ox) {
-          case 3: ForwardBlock<3>(a, b, finish, oy, ox); break;
-          case 2: ForwardBlock<2>(a, b, finish, oy, ox); break;
-          case 1: ForwardBlock<1>(a, b, finish, oy, ox); break;
-          default: break;
-        }
-      }
-      b.template Move<false>(b.output, a.out_h * a.out_w, a.out);
+      std::memset(dst, 0, static_cast<size_t>(lo * L) * sizeof(float));
+      std::memcpy(dst + lo * L, b.input + (iy * a.in_w + lo - a.pad_left) * L,
+                  static_cast<size_t>((hi - lo) * L) * sizeof(float));
+      std::memset(dst + hi * L, 0, static_cast<size_t>((b.cols - hi) * L) * sizeof(float));
     }
+    for (int64_t oy = 0; oy < a.out_h; ++oy) {
+      int64_t ox = 0;
+      for (; ox + kBlock <= a.out_w; ox += kBlock) ForwardBlock<kBlock>(a, b, finish, oy, ox);
+      switch (a.out_w - ox) {
+        case 3: ForwardBlock<3>(a, b, finish, oy, ox); break;
+        case 2: ForwardBlock<2>(a, b, finish, oy, ox); break;
+        case 1: ForwardBlock<1>(a, b, finish, oy, ox); break;
+        default: break;
+      }
+    }
+    b.template Move<false>(b.output, a.out_h * a.out_w, a.out);
   }
 
   static void Transpose(const DepthwiseConv& all) {
@@ -203,45 +203,43 @@ struct DepthwiseConvSimd {
 
   static void TransposeImage(const DepthwiseConv& a, const Block& b, F bias_v) {
     const F zero = V::Zero();
-    {
-      for (int64_t i = 0; i < b.rows * b.cols; ++i) V::Store(b.reach + i * L, bias_v);
-      b.template Move<true>(a.in, a.out_h * a.out_w, b.output);
-      for (int64_t oy = 0; oy < a.out_h; ++oy) {
-        for (int64_t ky = 0; ky < a.kernel_h; ++ky) {
-          float* row = b.reach + (oy * a.stride_h + ky * a.dilation_h) * b.cols * L;
-          const float* g = b.output + oy * a.out_w * L;
-          // Kernel columns in decreasing order, each a pass along the row:
-          // an input column then receives its products with the output
-          // column ascending, and no pass adds twice to one position.
-          for (int64_t kx = a.kernel_w - 1; kx >= 0; --kx) {
-            const F w = V::Load(b.weights + (ky * a.kernel_w + kx) * L);
-            float* acc = row + kx * a.dilation_w * L;
-            for (int64_t ox = 0; ox < a.out_w; ++ox) {
-              // + 0: the reference's g * w + 0 (the GEMM's fma(g, w, +0)).
-              float* p = acc + ox * a.stride_w * L;
-              V::Store(p, V::Add(V::Load(p), V::Add(V::Mul(V::Load(g + ox * L), w), zero)));
-            }
+    for (int64_t i = 0; i < b.rows * b.cols; ++i) V::Store(b.reach + i * L, bias_v);
+    b.template Move<true>(a.in, a.out_h * a.out_w, b.output);
+    for (int64_t oy = 0; oy < a.out_h; ++oy) {
+      for (int64_t ky = 0; ky < a.kernel_h; ++ky) {
+        float* row = b.reach + (oy * a.stride_h + ky * a.dilation_h) * b.cols * L;
+        const float* g = b.output + oy * a.out_w * L;
+        // Kernel columns in decreasing order, each a pass along the row:
+        // an input column then receives its products with the output
+        // column ascending, and no pass adds twice to one position.
+        for (int64_t kx = a.kernel_w - 1; kx >= 0; --kx) {
+          const F w = V::Load(b.weights + (ky * a.kernel_w + kx) * L);
+          float* acc = row + kx * a.dilation_w * L;
+          for (int64_t ox = 0; ox < a.out_w; ++ox) {
+            // + 0: the reference's g * w + 0 (the GEMM's fma(g, w, +0)).
+            float* p = acc + ox * a.stride_w * L;
+            V::Store(p, V::Add(V::Load(p), V::Add(V::Mul(V::Load(g + ox * L), w), zero)));
           }
         }
       }
-      int64_t lo, hi;
-      InsideColumns(a, b, &lo, &hi);
-      for (int64_t iy = 0; iy < a.in_h; ++iy) {
-        const int64_t r = iy + a.pad_top;
-        const bool covered_row = r >= 0 && r < b.rows;
-        // Input columns [lo - pad_left, hi - pad_left) are covered.
-        float* dst = b.input + iy * a.in_w * L;
-        for (int64_t ix = 0; ix < a.in_w; ++ix) {
-          const int64_t j = ix + a.pad_left;
-          if (covered_row && j >= lo && j < hi) {
-            std::memcpy(dst + ix * L, b.reach + (r * b.cols + j) * L, sizeof(float) * L);
-          } else {
-            V::Store(dst + ix * L, bias_v);
-          }
-        }
-      }
-      b.template Move<false>(b.input, a.in_h * a.in_w, a.out);
     }
+    int64_t lo, hi;
+    InsideColumns(a, b, &lo, &hi);
+    for (int64_t iy = 0; iy < a.in_h; ++iy) {
+      const int64_t r = iy + a.pad_top;
+      const bool covered_row = r >= 0 && r < b.rows;
+      // Input columns [lo - pad_left, hi - pad_left) are covered.
+      float* dst = b.input + iy * a.in_w * L;
+      for (int64_t ix = 0; ix < a.in_w; ++ix) {
+        const int64_t j = ix + a.pad_left;
+        if (covered_row && j >= lo && j < hi) {
+          std::memcpy(dst + ix * L, b.reach + (r * b.cols + j) * L, sizeof(float) * L);
+        } else {
+          V::Store(dst + ix * L, bias_v);
+        }
+      }
+    }
+    b.template Move<false>(b.input, a.in_h * a.in_w, a.out);
   }
 };
 

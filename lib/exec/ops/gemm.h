@@ -145,7 +145,9 @@ struct SgemmOperands {
 inline SgemmOperands PrepareSgemmOperands(ThreadPool* pool, const kernels::SgemmKernels& kernel,
                                           const GemmShape& s, const float* a, const float* b,
                                           PackedGemmB* b_cache) {
-  if (b_cache != nullptr && !b_cache->Matches(&kernel, b, s)) PackGemmB(pool, kernel, s, b, b_cache);
+  if (b_cache != nullptr && !b_cache->Matches(&kernel, b, s)) {
+    PackGemmB(pool, kernel, s, b, b_cache);
+  }
   // Kept per thread across calls: fresh buffers this large are fresh pages,
   // and faulting them in cost a tenth of a training step.  No GEMM runs
   // inside another on one thread (nested pool calls run inline).
