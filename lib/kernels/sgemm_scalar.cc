@@ -30,7 +30,7 @@ void Tile(const SgemmTile& t) {
     packed.b_col = t.depth;
     SgemmReference(packed);
   }
-  t.epilogue.Apply(t.c, t.ldc, 0, t.rows, t.cols);
+  t.epilogue.Apply(t.c, t.ldc, t.rows, t.cols);
 }
 
 // Convolution goes through im2col and Tile instead: the same bits, and

@@ -48,13 +48,11 @@ struct SgemmEpilogue {
   float lo = 0.0f, hi = 0.0f;  // Clip's bounds
 
   bool empty() const { return row_bias == nullptr && activation == ActivationKind::kNone; }
-  // Rows [0, rows) of a block of C at c (row i at c + i * ldc, rows
-  // starting at the tile's row `first`), cols values each.
-  QAT_ALWAYS_INLINE void Apply(float* c, int64_t ldc, int64_t first, int64_t rows,
-                               int64_t cols) const {
+  // The epilogue's tile of C, rows x cols at c (row i at c + i * ldc).
+  QAT_ALWAYS_INLINE void Apply(float* c, int64_t ldc, int64_t rows, int64_t cols) const {
     for (int64_t i = 0; i < rows; ++i) {
       ApplyActivation(activation, lo, hi, c + i * ldc, cols, row_bias != nullptr,
-                      row_bias != nullptr ? row_bias[first + i] : 0.0f);
+                      row_bias != nullptr ? row_bias[i] : 0.0f);
     }
   }
 };

@@ -272,7 +272,7 @@ inline void GemmWithEpilogue(ThreadPool* pool, const GemmShape& s, const float* 
   if (s.m == 0 || s.n == 0) return;
   if (s.k == 0) {
     std::fill(c, c + s.m * s.n, 0.0f);
-    epilogue.Apply(c, s.n, 0, s.m, s.n);
+    epilogue.Apply(c, s.n, s.m, s.n);
     return;
   }
   const kernels::SgemmKernels& kernel = kernels::SelectedSgemmKernels();
