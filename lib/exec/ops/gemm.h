@@ -11,6 +11,7 @@
 #define QAT_LIB_EXEC_OPS_GEMM_H_
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -98,22 +99,34 @@ inline void PackGemmB(ThreadPool* pool, const kernels::SgemmKernels& kernel,
   });
 }
 
+// Where task `task` of NumGemmTasks(s) starts in C: row, then column.
+inline std::array<int64_t, 2> GemmTaskCorner(const GemmShape& s, int64_t task) {
+  return {task / NumColTiles(s) * kRowsPerTask, task % NumColTiles(s) * kColsPerTask};
+}
+
+// The tile of task `task`, reading B from `packed` (may be null: the tile
+// packs its own) and applying `epilogue` (its row_bias indexed by rows of
+// C) to its part of C.
+inline kernels::SgemmTile GemmTaskTile(const GemmShape& s, int64_t task, const float* a,
+                                       const float* b, float* c, const PackedGemmB* packed,
+                                       const kernels::SgemmEpilogue& epilogue) {
+  const auto [row, col] = GemmTaskCorner(s, task);
+  kernels::SgemmTile t = MakeSgemmTile(s, row, col, a, b, c);
+  if (packed != nullptr) t.packed_b = packed->data.data() + packed->offsets[col / kColsPerTask];
+  t.epilogue = epilogue;
+  if (epilogue.row_bias != nullptr) t.epilogue.row_bias += row;
+  return t;
+}
+
 // Gemm() for floats on a SIMD kernel; `packed` (may be null) holds B packed
 // ahead by PackGemmB for the same kernel and shape; each tile applies
-// `epilogue` (its row_bias indexed by rows of C) to its part of C.
+// `epilogue` to its part of C.
 inline void SgemmTiles(ThreadPool* pool, const kernels::SgemmKernels& kernel,
                        const GemmShape& s, const float* a, const float* b, float* c,
                        const PackedGemmB* packed = nullptr,
                        const kernels::SgemmEpilogue& epilogue = {}) {
-  const int64_t row_tiles = (s.m + kRowsPerTask - 1) / kRowsPerTask;
-  const int64_t col_tiles = NumColTiles(s);
-  ParallelFor(pool, row_tiles * col_tiles, [&](int64_t task) {
-    const int64_t col_tile = task % col_tiles, row = (task / col_tiles) * kRowsPerTask;
-    kernels::SgemmTile t = MakeSgemmTile(s, row, col_tile * kColsPerTask, a, b, c);
-    if (packed != nullptr) t.packed_b = packed->data.data() + packed->offsets[col_tile];
-    t.epilogue = epilogue;
-    if (epilogue.row_bias != nullptr) t.epilogue.row_bias += row;
-    kernel.tile(t);
+  ParallelFor(pool, NumGemmTasks(s), [&](int64_t task) {
+    kernel.tile(GemmTaskTile(s, task, a, b, c, packed, epilogue));
   });
 }
 
@@ -202,16 +215,12 @@ void SgemmToStore(ThreadPool* pool, const GemmShape& s, const float* a, const fl
   }
   const kernels::SgemmKernels& kernel = kernels::SelectedSgemmKernels();
   const SgemmOperands op = PrepareSgemmOperands(pool, kernel, s, a, b, nullptr);
-  const int64_t col_tiles = NumColTiles(op.shape);
   ParallelFor(pool, NumGemmTasks(op.shape), [&](int64_t task) {
-    const int64_t row = (task / col_tiles) * kRowsPerTask, col = task % col_tiles * kColsPerTask;
-    kernels::SgemmTile t = MakeSgemmTile(op.shape, row, col, op.a, b, nullptr);
-    if (op.packed_b != nullptr) {
-      t.packed_b = op.packed_b->data.data() + op.packed_b->offsets[task % col_tiles];
-    }
+    kernels::SgemmTile t = GemmTaskTile(op.shape, task, op.a, b, nullptr, op.packed_b, {});
     t.c = ThreadTileOfC();
     t.ldc = kColsPerTask;
     kernel.tile(t);
+    const auto [row, col] = GemmTaskCorner(op.shape, task);
     store(row, col, t.rows, t.cols, static_cast<const float*>(t.c), kColsPerTask);
   });
 }
@@ -240,11 +249,8 @@ void Gemm(ThreadPool* pool, const GemmShape& s, const T* a, const T* b, T* c,
     SgemmTiles(pool, kernel, op.shape, op.a, b, c, op.packed_b);
     return;
   }
-  const int64_t row_tiles = (s.m + kRowsPerTask - 1) / kRowsPerTask;
-  const int64_t col_tiles = (s.n + kColsPerTask - 1) / kColsPerTask;
-  ParallelFor(pool, row_tiles * col_tiles, [&](int64_t task) {
-    const int64_t row = (task / col_tiles) * kRowsPerTask;
-    const int64_t col = (task % col_tiles) * kColsPerTask;
+  ParallelFor(pool, NumGemmTasks(s), [&](int64_t task) {
+    const auto [row, col] = GemmTaskCorner(s, task);
     const int64_t rows = std::min(kRowsPerTask, s.m - row);
     const int64_t cols = std::min(kColsPerTask, s.n - col);
     Eigen::Map<Matrix, 0, Strided> c_tile(c + row * s.n + col, rows, cols, Strided(s.n));
