@@ -87,8 +87,9 @@ class QAT_API Executor {
   int num_threads() const;
   // The bytes allocated for the main graph's intermediate values, which the
   // executor keeps from one run to the next (outputs handed out excluded).
-  // Runs with the same input shapes leave it unchanged after the first two
-  // (the second plans the buffers with the sizes the first measured).
+  // Runs with the same input shapes stop changing it after the first three
+  // (the first frees values early, the next plan the buffers with the sizes
+  // the runs measured).
   int64_t buffer_bytes() const;
 
   // Runs the model.  `inputs` must hold every graph input, by name; the
